@@ -1,0 +1,1 @@
+"""dispatch: an event-sourced work-order dispatch engine for urban grid management."""

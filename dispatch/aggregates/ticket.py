@@ -1,0 +1,417 @@
+"""The Ticket: one incident's work order, from report to close (上报—处理—反馈—评价).
+
+Command methods check the rules and raise a named error before anything happens;
+the ``@event`` methods only record. A replay therefore never re-checks a rule, and
+a refused command leaves the ticket exactly as it was.
+
+Every event carries ``occurred_at`` (the business time, given by the caller),
+``actor`` (who did it) and ``command_id`` (so a redelivered command is refused).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from dispatch.errors import (
+    AlreadyEscalated,
+    CallAlreadyAnswered,
+    DuplicateCommand,
+    IllegalTransition,
+    NotLeadDepartment,
+    NotYourWhistle,
+    TicketClosed,
+    TicketNotDispatched,
+    TicketNotEvaluated,
+    TicketNotHandled,
+    TimeGoesBackwards,
+    TopOfLadder,
+)
+from dispatch.ladder import LEVELS, TOP_RUNG
+
+__all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "TERMINAL", "Ticket", "ticket_id_for"]
+
+# 首问接待: the five ways whoever first receives a request deals with it.
+FIRST_CONTACT_MODES = ("on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain")
+SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
+TERMINAL = ("closed", "cancelled", "duplicate")
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
+
+Actor = dict[str, Any]
+
+
+def ticket_id_for(*, external_ref: str | None = None, channel: str = "", command_id: str | None = None) -> UUID:
+    """A report's ticket id: deterministic from an outside key, so a resubmitted
+    report (same 12345 case number, or the same intake message) reaches the same ticket."""
+    if external_ref:
+        return uuid5(_NAMESPACE, f"ref:{channel}:{external_ref}")
+    if command_id:
+        return uuid5(_NAMESPACE, f"cmd:{command_id}")
+    return uuid4()
+
+
+class Ticket(Aggregate):
+    # ------------------------------------------------------------------ report
+    @event("Reported")
+    def __init__(
+        self,
+        *,
+        id: UUID,
+        occurred_at: datetime,
+        actor: Actor,
+        command_id: str | None,
+        grid: str,
+        community: str,
+        street: str,
+        district: str,
+        category: str,
+        priority: str,
+        channel: str,
+        description: str,
+        location: str | None = None,
+        external_ref: str | None = None,
+    ) -> None:
+        self.grid, self.community, self.street, self.district = grid, community, street, district
+        self.category, self.priority, self.channel = category, priority, channel
+        self.description, self.location, self.external_ref = description, location, external_ref
+        self.reported_at = occurred_at
+        self.status = "reported"
+        self.last_at = occurred_at
+        self.command_ids: list[str] = [command_id] if command_id else []
+        self.dispatch_no = 0
+        self.lead: str | None = None
+        self.calls: dict[str, dict[str, Any]] = {}  # call_id -> call, current dispatch only
+        self.handle_due: datetime | None = None
+        self.feedback_due: datetime | None = None
+        self.handled_by: str | None = None
+        self.satisfaction: str | None = None
+        self.escalations: list[str] = []  # "deadline#rung"
+        self.level = LEVELS[0]
+        self.duplicate_of: str | None = None
+        self.closed_via: str | None = None
+
+    # ------------------------------------------------------------------ guards
+    def _check(self, occurred_at: datetime, command_id: str | None) -> None:
+        if command_id and command_id in self.command_ids:
+            raise DuplicateCommand(f"command {command_id} was already applied to ticket {self.id}")
+        if self.status in TERMINAL:
+            raise TicketClosed(f"ticket {self.id} is {self.status}; nothing more can happen to it")
+        if occurred_at < self.last_at:
+            raise TimeGoesBackwards(
+                f"{occurred_at.isoformat()} is before the ticket's last event at {self.last_at.isoformat()}"
+            )
+
+    def _require(self, allowed: tuple[str, ...], error: type[IllegalTransition], step: str) -> None:
+        if self.status not in allowed:
+            raise error(f"cannot {step} ticket {self.id}: it is {self.status}")
+
+    def _open_call(self, department: str) -> dict[str, Any]:
+        if self.status not in ("dispatched", "in_progress", "awaiting_redispatch", "handled", "feedback_given"):
+            raise TicketNotDispatched(f"cannot answer for ticket {self.id}: it is {self.status}, no whistle is open")
+        for call in self.calls.values():
+            if call["department"] == department:
+                if call["answer"] is not None:
+                    raise CallAlreadyAnswered(
+                        f"{department} already {call['answer']} the call on ticket {self.id}"
+                    )
+                return call
+        raise NotYourWhistle(f"{department} has no call on ticket {self.id}")
+
+    def _remember(self, occurred_at: datetime, command_id: str | None) -> None:
+        self.last_at = occurred_at
+        if command_id:
+            self.command_ids.append(command_id)
+
+    # ------------------------------------------------------------------ commands
+    def accept(self, *, occurred_at: datetime, actor: Actor, command_id: str | None = None, note: str = "") -> None:
+        self._check(occurred_at, command_id)
+        self._require(("reported",), IllegalTransition, "accept")
+        self._accepted(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note)
+
+    def close_at_first_contact(
+        self, *, occurred_at: datetime, actor: Actor, mode: str, command_id: str | None = None, note: str = ""
+    ) -> None:
+        self._check(occurred_at, command_id)
+        self._require(("reported", "accepted"), IllegalTransition, "close at first contact")
+        if mode not in FIRST_CONTACT_MODES:
+            raise IllegalTransition(f"unknown first-contact mode {mode!r}; one of {', '.join(FIRST_CONTACT_MODES)}")
+        self._closed_at_first_contact(
+            occurred_at=occurred_at, actor=actor, command_id=command_id, mode=mode, note=note
+        )
+
+    def dispatch(
+        self,
+        *,
+        occurred_at: datetime,
+        actor: Actor,
+        lead: str,
+        cooperating: list[str],
+        ack_due: datetime,
+        handle_due: datetime,
+        feedback_due: datetime,
+        time_basis: str,
+        escalate_every_minutes: int,
+        command_id: str | None = None,
+        reason: str = "",
+    ) -> None:
+        """Blow the whistle: a call to the lead department and each cooperating one."""
+        self._check(occurred_at, command_id)
+        self._require(("accepted", "reopened", "awaiting_redispatch"), IllegalTransition, "dispatch")
+        if lead in cooperating:
+            raise IllegalTransition(f"{lead} cannot be both lead and cooperating department")
+        if len(set(cooperating)) != len(cooperating):
+            raise IllegalTransition("a cooperating department is named twice")
+        no = self.dispatch_no + 1
+        calls = [
+            {"call_id": f"{no}:{dept}", "department": dept, "role": role, "ack_due": ack_due}
+            for dept, role in [(lead, "lead")] + [(d, "cooperating") for d in cooperating]
+        ]
+        kwargs = dict(
+            occurred_at=occurred_at,
+            actor=actor,
+            command_id=command_id,
+            dispatch_no=no,
+            lead=lead,
+            cooperating=list(cooperating),
+            calls=calls,
+            handle_due=handle_due,
+            feedback_due=feedback_due,
+            time_basis=time_basis,
+            escalate_every_minutes=escalate_every_minutes,
+        )
+        if no == 1:
+            self._dispatched(**kwargs)
+        else:
+            self._redispatched(reason=reason, **kwargs)
+
+    def acknowledge(self, *, occurred_at: datetime, actor: Actor, department: str, command_id: str | None = None) -> None:
+        """报到: the department reports in on its call."""
+        self._check(occurred_at, command_id)
+        call = self._open_call(department)
+        self._acknowledged(
+            occurred_at=occurred_at, actor=actor, command_id=command_id, call_id=call["call_id"], department=department
+        )
+
+    def reject(
+        self, *, occurred_at: datetime, actor: Actor, department: str, reason: str, command_id: str | None = None
+    ) -> None:
+        """退单: "not our responsibility". A rejected lead call waits for a redispatch."""
+        self._check(occurred_at, command_id)
+        call = self._open_call(department)
+        if not reason.strip():
+            raise IllegalTransition("a rejection needs a reason")
+        self._rejected(
+            occurred_at=occurred_at,
+            actor=actor,
+            command_id=command_id,
+            call_id=call["call_id"],
+            department=department,
+            reason=reason,
+        )
+
+    def handle(self, *, occurred_at: datetime, actor: Actor, department: str, result: str, command_id: str | None = None) -> None:
+        """处置: the lead department records that the issue is dealt with."""
+        self._check(occurred_at, command_id)
+        if self.status not in ("dispatched", "in_progress"):
+            raise TicketNotDispatched(f"cannot handle ticket {self.id}: it is {self.status}")
+        call = next((c for c in self.calls.values() if c["department"] == department), None)
+        if call is None:
+            raise NotYourWhistle(f"{department} has no call on ticket {self.id}")
+        if call["role"] != "lead":
+            raise NotLeadDepartment(f"only the lead department {self.lead} records the handling of ticket {self.id}")
+        if call["answer"] != "acknowledged":
+            raise IllegalTransition(f"{department} must report in (acknowledge) before handling ticket {self.id}")
+        self._handled(occurred_at=occurred_at, actor=actor, command_id=command_id, department=department, result=result)
+
+    def give_feedback(
+        self, *, occurred_at: datetime, actor: Actor, message: str, contacted: bool, command_id: str | None = None
+    ) -> None:
+        """反馈: the result is reported back to the reporter."""
+        self._check(occurred_at, command_id)
+        self._require(("handled", "feedback_given"), TicketNotHandled, "give feedback on")
+        self._feedback_given(
+            occurred_at=occurred_at, actor=actor, command_id=command_id, message=message, contacted=contacted
+        )
+
+    def evaluate(
+        self,
+        *,
+        occurred_at: datetime,
+        actor: Actor,
+        satisfaction: str,
+        resolved: bool,
+        contacted: bool,
+        comment: str = "",
+        command_id: str | None = None,
+    ) -> None:
+        """评价: the reporter's verdict on the result."""
+        self._check(occurred_at, command_id)
+        self._require(("handled", "feedback_given"), TicketNotHandled, "evaluate")
+        if satisfaction not in SATISFACTION:
+            raise IllegalTransition(f"unknown satisfaction {satisfaction!r}; one of {', '.join(SATISFACTION)}")
+        self._evaluated(
+            occurred_at=occurred_at,
+            actor=actor,
+            command_id=command_id,
+            satisfaction=satisfaction,
+            resolved=resolved,
+            contacted=contacted,
+            comment=comment,
+        )
+
+    def reopen(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
+        """An unsatisfied result sends the ticket back for another dispatch (返工)."""
+        self._check(occurred_at, command_id)
+        self._require(("evaluated",), TicketNotEvaluated, "reopen")
+        self._reopened(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
+
+    def escalate(
+        self,
+        *,
+        occurred_at: datetime,
+        actor: Actor,
+        deadline: str = "manual",
+        rung: int | None = None,
+        reason: str = "",
+        command_id: str | None = None,
+    ) -> None:
+        """督办: one rung up the ladder. Each rung is reached once per deadline."""
+        self._check(occurred_at, command_id)
+        current = LEVELS.index(self.level)
+        if rung is None:
+            rung = current + 1
+        if rung > TOP_RUNG or (deadline == "manual" and current >= TOP_RUNG):
+            raise TopOfLadder(f"ticket {self.id} is already at the {LEVELS[TOP_RUNG]}")
+        if rung < 1:
+            raise IllegalTransition(f"rung {rung} is not above the grid")
+        if f"{deadline}#{rung}" in self.escalations:
+            raise AlreadyEscalated(f"ticket {self.id} already reached the {LEVELS[rung]} for {deadline}")
+        self._escalated(
+            occurred_at=occurred_at,
+            actor=actor,
+            command_id=command_id,
+            deadline=deadline,
+            rung=rung,
+            from_level=self.level,
+            to_level=LEVELS[max(rung, current)],
+            reason=reason,
+        )
+
+    def mark_duplicate(self, *, occurred_at: datetime, actor: Actor, original_id: str, command_id: str | None = None) -> None:
+        """重复件: this report repeats an earlier ticket."""
+        self._check(occurred_at, command_id)
+        if original_id == str(self.id):
+            raise IllegalTransition("a ticket cannot duplicate itself")
+        self._marked_duplicate(occurred_at=occurred_at, actor=actor, command_id=command_id, original_id=original_id)
+
+    def cancel(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
+        self._check(occurred_at, command_id)
+        if not reason.strip():
+            raise IllegalTransition("a cancellation needs a reason")
+        self._cancelled(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
+
+    def close(self, *, occurred_at: datetime, actor: Actor, note: str = "", command_id: str | None = None) -> None:
+        """办结."""
+        self._check(occurred_at, command_id)
+        self._require(("evaluated",), TicketNotEvaluated, "close")
+        self._closed(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note)
+
+    # ------------------------------------------------------------------ events
+    @event("Accepted")
+    def _accepted(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status = "accepted"
+
+    @event("ClosedAtFirstContact")
+    def _closed_at_first_contact(
+        self, occurred_at: datetime, actor: Actor, command_id: str | None, mode: str, note: str
+    ) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.closed_via = "closed", f"first_contact:{mode}"
+
+    def _apply_dispatch(self, occurred_at: datetime, command_id: str | None, dispatch_no: int, lead: str,
+                        calls: list[dict[str, Any]], handle_due: datetime, feedback_due: datetime) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.dispatch_no, self.lead = "dispatched", dispatch_no, lead
+        self.calls = {c["call_id"]: dict(c, answer=None, answered_at=None, dispatched_at=occurred_at) for c in calls}
+        self.handle_due, self.feedback_due = handle_due, feedback_due
+        self.handled_by = None
+
+    @event("Dispatched")
+    def _dispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
+                    cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
+                    feedback_due: datetime, time_basis: str, escalate_every_minutes: int) -> None:
+        self._apply_dispatch(occurred_at, command_id, dispatch_no, lead, calls, handle_due, feedback_due)
+
+    @event("Redispatched")
+    def _redispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
+                      cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
+                      feedback_due: datetime, time_basis: str, escalate_every_minutes: int, reason: str) -> None:
+        self._apply_dispatch(occurred_at, command_id, dispatch_no, lead, calls, handle_due, feedback_due)
+
+    @event("Acknowledged")
+    def _acknowledged(self, occurred_at: datetime, actor: Actor, command_id: str | None, call_id: str,
+                      department: str) -> None:
+        self._remember(occurred_at, command_id)
+        call = self.calls[call_id]
+        call["answer"], call["answered_at"] = "acknowledged", occurred_at
+        if call["role"] == "lead":
+            self.status = "in_progress"
+
+    @event("Rejected")
+    def _rejected(self, occurred_at: datetime, actor: Actor, command_id: str | None, call_id: str,
+                  department: str, reason: str) -> None:
+        self._remember(occurred_at, command_id)
+        call = self.calls[call_id]
+        call["answer"], call["answered_at"] = "rejected", occurred_at
+        if call["role"] == "lead":
+            self.status = "awaiting_redispatch"
+
+    @event("Handled")
+    def _handled(self, occurred_at: datetime, actor: Actor, command_id: str | None, department: str,
+                 result: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.handled_by = "handled", department
+
+    @event("FeedbackGiven")
+    def _feedback_given(self, occurred_at: datetime, actor: Actor, command_id: str | None, message: str,
+                        contacted: bool) -> None:
+        self._remember(occurred_at, command_id)
+        self.status = "feedback_given"
+
+    @event("Evaluated")
+    def _evaluated(self, occurred_at: datetime, actor: Actor, command_id: str | None, satisfaction: str,
+                   resolved: bool, contacted: bool, comment: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.satisfaction = "evaluated", satisfaction
+
+    @event("Reopened")
+    def _reopened(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.satisfaction = "reopened", None
+
+    @event("Escalated")
+    def _escalated(self, occurred_at: datetime, actor: Actor, command_id: str | None, deadline: str, rung: int,
+                   from_level: str, to_level: str, reason: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.escalations.append(f"{deadline}#{rung}")
+        self.level = to_level
+
+    @event("MarkedDuplicate")
+    def _marked_duplicate(self, occurred_at: datetime, actor: Actor, command_id: str | None,
+                          original_id: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.duplicate_of = "duplicate", original_id
+
+    @event("Cancelled")
+    def _cancelled(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status = "cancelled"
+
+    @event("Closed")
+    def _closed(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str) -> None:
+        self._remember(occurred_at, command_id)
+        self.status, self.closed_via = "closed", "completed"

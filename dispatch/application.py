@@ -1,0 +1,128 @@
+"""The dispatch application: commands in, ticket events out, on eventsourcing.
+
+Every entry point (CLI, Kafka engine, simulation) goes through ``execute_batch``:
+load the tickets a batch touches, apply each command, and record all new events
+— with the source position (a ``Tracking`` record), when there is one — in one
+transaction. A refused command changes nothing and is reported in its ``Outcome``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from dispatch.aggregates import Ticket
+from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
+from dispatch.handlers import HANDLERS
+from dispatch.reference import Reference
+from dispatch.sla import SlaPolicy
+
+__all__ = ["DispatchApp", "Outcome"]
+
+log = structlog.get_logger("dispatch.app")
+
+
+@dataclass
+class Outcome:
+    """What one command did: the ticket it reached, the events it recorded, or the error."""
+
+    command: Any
+    ticket_id: UUID | None = None
+    events: list[str] = field(default_factory=list)
+    error: DispatchError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class _Batch:
+    """The tickets one batch touches, loaded once and saved together."""
+
+    def __init__(self, app: DispatchApp):
+        self.app, self.reference, self.sla = app, app.reference, app.sla
+        self.tickets: dict[UUID, Ticket] = {}
+
+    def get(self, ticket_id: UUID) -> Ticket:
+        ticket = self.tickets.get(ticket_id)
+        if ticket is None:
+            ticket = self.tickets[ticket_id] = self.app.get_ticket(ticket_id)
+        return ticket
+
+    def exists(self, ticket_id: UUID) -> bool:
+        try:
+            self.get(ticket_id)
+        except TicketNotFound:
+            return False
+        return True
+
+    def add(self, ticket: Ticket) -> None:
+        self.tickets[ticket.id] = ticket
+
+
+class DispatchApp(Application[UUID]):
+    name = "dispatch"
+    snapshotting_intervals = {Ticket: 50}
+
+    def __init__(self, env: Mapping[str, str], reference: Reference):
+        self.reference = reference
+        self.sla = SlaPolicy(reference)
+        super().__init__(env)
+
+    def construct_recorder(self) -> Any:
+        # A process recorder keeps Tracking records in the same transaction as events.
+        return self.factory.process_recorder()
+
+    def get_ticket(self, ticket_id: UUID) -> Ticket:
+        try:
+            ticket: Ticket = self.repository.get(ticket_id)
+        except AggregateNotFoundError:
+            raise TicketNotFound(ticket_id) from None
+        return ticket
+
+    def execute(self, command: Any) -> Outcome:
+        """Apply one command; raise its error if it was refused."""
+        outcome = self.execute_batch([command])[0]
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    def execute_batch(self, commands: Iterable[Any], tracking: Tracking | None = None) -> list[Outcome]:
+        """Apply commands in order; record every accepted event and ``tracking`` atomically."""
+        batch = _Batch(self)
+        outcomes = []
+        for command in commands:
+            outcome = Outcome(command, ticket_id=getattr(command, "ticket_id", None))
+            try:
+                ticket = HANDLERS[type(command)](batch, command)
+            except DispatchError as error:
+                outcome.error = error
+                outcome.ticket_id = getattr(error, "ticket_id", outcome.ticket_id)
+            else:
+                outcome.ticket_id = ticket.id
+                outcome.events = [type(ticket.pending_events[-1]).__name__]  # one event per command
+            outcomes.append(outcome)
+        self.record(batch.tickets.values(), tracking)
+        return outcomes
+
+    def record(self, tickets: Iterable[Ticket], tracking: Tracking | None = None) -> None:
+        processing = ProcessingEvent[UUID](tracking)
+        processing.collect_events(*tickets)
+        if not processing.events and tracking is None:
+            return
+        try:
+            self._record(processing)
+        except IntegrityError:
+            raise ConcurrentChange("another process changed these tickets at the same time; try again") from None
+        self._take_snapshots(processing)
+
+    def positions(self, names: Sequence[str]) -> dict[str, int | None]:
+        """The last recorded source position per tracking name (e.g. ``intake:0``)."""
+        return {name: self.recorder.max_tracking_id(name) for name in names}
+

@@ -1,0 +1,197 @@
+"""Time bases for SLA deadlines: plain calendar time, or Chinese working time.
+
+Working time is time inside the working hours on a working day. A day is a
+working day if a user override says so; otherwise ``chinese_calendar`` decides
+(public holidays off, 调休 make-up days on); for years it does not cover,
+Monday–Friday. Working hours are wall-clock times in the calendar's timezone.
+
+``BusinessCalendar.add_minutes(start, n)``:
+
+* ``n == 0`` returns ``start`` unchanged, even outside working time.
+* ``n > 0`` from outside working time starts counting at the next period start.
+* When the n-th minute ends exactly at a period end, that period end is returned.
+* The result carries ``start``'s tzinfo.
+
+``minutes_between(start, end)`` counts working minutes in ``[start, end)`` (negated
+if ``end < start``); it is additive and the exact inverse of ``add_minutes``.
+Neither method reads the machine's clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+__all__ = [
+    "BusinessCalendar",
+    "CalendarTime",
+    "DEFAULT_TZ",
+    "DEFAULT_WORKING_HOURS",
+    "TimeBasis",
+    "parse_working_hours",
+]
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_WORKING_HOURS: tuple[tuple[time, time], ...] = (
+    (time(8, 30), time(12, 0)),
+    (time(13, 30), time(17, 30)),
+)
+
+_MINUTE = timedelta(minutes=1)
+_ONE_DAY = timedelta(days=1)
+_PERIOD_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_Period = tuple[datetime, datetime]
+
+
+@runtime_checkable
+class TimeBasis(Protocol):
+    """What an SLA policy needs from a time basis."""
+
+    def add_minutes(self, start: datetime, minutes: int) -> datetime: ...
+
+    def minutes_between(self, start: datetime, end: datetime) -> float: ...
+
+
+def _require_aware(*moments: datetime) -> None:
+    for moment in moments:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"datetime must be timezone-aware, got naive {moment.isoformat()}")
+
+
+class CalendarTime:
+    """Plain elapsed time: every minute counts."""
+
+    def add_minutes(self, start: datetime, minutes: int) -> datetime:
+        _require_aware(start)
+        return start + timedelta(minutes=minutes)
+
+    def minutes_between(self, start: datetime, end: datetime) -> float:
+        _require_aware(start, end)
+        return (end - start).total_seconds() / 60
+
+
+def _validate_hours(periods: Sequence[tuple[time, time]]) -> tuple[tuple[time, time], ...]:
+    """Return the periods sorted; raise ValueError if empty, inverted or overlapping."""
+    if not periods:
+        raise ValueError("working hours must contain at least one period")
+    for start, end in periods:
+        if start.tzinfo is not None or end.tzinfo is not None:
+            raise ValueError("working hours must be naive wall-clock times")
+        if end <= start:
+            raise ValueError(f"working period {start:%H:%M}-{end:%H:%M} must end after it starts")
+    ordered = tuple(sorted(periods))
+    for (_, prev_end), (next_start, next_end) in zip(ordered, ordered[1:]):
+        if next_start < prev_end:
+            raise ValueError(
+                f"working period {next_start:%H:%M}-{next_end:%H:%M} overlaps one ending at {prev_end:%H:%M}"
+            )
+    return ordered
+
+
+def parse_working_hours(spec: Sequence[str]) -> tuple[tuple[time, time], ...]:
+    """Parse ``["08:30-12:00", "13:30-17:30"]`` into sorted ``(start, end)`` pairs."""
+    if isinstance(spec, str):
+        raise ValueError(f"working hours must be a list of 'HH:MM-HH:MM' strings, not the string {spec!r}")
+    periods: list[tuple[time, time]] = []
+    for item in spec:
+        match = _PERIOD_RE.match(item) if isinstance(item, str) else None
+        if match is None:
+            raise ValueError(f"bad working period {item!r}: expected 'HH:MM-HH:MM'")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        try:
+            periods.append((time(h1, m1), time(h2, m2)))
+        except ValueError:
+            raise ValueError(f"bad working period {item!r}: not a valid time of day") from None
+    return _validate_hours(periods)
+
+
+class BusinessCalendar:
+    """Working time per the Chinese holiday calendar, working hours and overrides."""
+
+    def __init__(
+        self,
+        *,
+        tz: ZoneInfo = DEFAULT_TZ,
+        working_hours: Sequence[tuple[time, time]] = DEFAULT_WORKING_HOURS,
+        overrides: Mapping[date, bool] | None = None,
+    ) -> None:
+        self.tz = tz
+        self.working_hours = _validate_hours(working_hours)
+        self.overrides: Mapping[date, bool] = MappingProxyType(dict(overrides or {}))
+        self._cache: dict[date, tuple[_Period, ...]] = {}
+
+    def is_working_day(self, day: date) -> bool:
+        """Override first, then ``chinese_calendar``; Mon–Fri for uncovered years."""
+        if day in self.overrides:
+            return self.overrides[day]
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:
+            return day.weekday() < 5
+
+    def _periods(self, day: date) -> tuple[_Period, ...]:
+        """The day's working periods as UTC instants (empty on a day off)."""
+        cached = self._cache.get(day)
+        if cached is None:
+            cached = ()
+            if self.is_working_day(day):
+                spans = (
+                    (
+                        datetime.combine(day, s, tzinfo=self.tz).astimezone(timezone.utc),
+                        datetime.combine(day, e, tzinfo=self.tz).astimezone(timezone.utc),
+                    )
+                    for s, e in self.working_hours
+                )
+                cached = tuple((s, e) for s, e in spans if e > s)
+            self._cache[day] = cached
+        return cached
+
+    def add_minutes(self, start: datetime, minutes: int) -> datetime:
+        """The instant at which ``minutes`` working minutes have elapsed since ``start``."""
+        _require_aware(start)
+        if minutes < 0:
+            raise ValueError(f"minutes must be >= 0, got {minutes}")
+        if minutes == 0:
+            return start
+        remaining = minutes * _MINUTE
+        cursor = start.astimezone(timezone.utc)
+        day = start.astimezone(self.tz).date()
+        while True:
+            periods = self._periods(day)
+            if periods and cursor <= periods[0][0]:
+                day_total = sum((e - s for s, e in periods), timedelta())
+                if remaining > day_total:  # skip the whole day arithmetically
+                    remaining -= day_total
+                    day += _ONE_DAY
+                    continue
+            for period_start, period_end in periods:
+                if period_end <= cursor:
+                    continue
+                begin = max(period_start, cursor)
+                available = period_end - begin
+                if remaining <= available:
+                    return (begin + remaining).astimezone(start.tzinfo)
+                remaining -= available
+            day += _ONE_DAY
+
+    def minutes_between(self, start: datetime, end: datetime) -> float:
+        """Working minutes in ``[start, end)``; negative if ``end < start``."""
+        _require_aware(start, end)
+        if end < start:
+            return -self.minutes_between(end, start)
+        lo, hi = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        day, last = start.astimezone(self.tz).date(), end.astimezone(self.tz).date()
+        total = timedelta()
+        while day <= last:
+            for period_start, period_end in self._periods(day):
+                overlap = min(period_end, hi) - max(period_start, lo)
+                if overlap > timedelta():
+                    total += overlap
+            day += _ONE_DAY
+        return total / _MINUTE

@@ -1,0 +1,212 @@
+"""Commands: what field apps, the hotline, departments and the grid centre ask for.
+
+These models *are* the intake wire format (one JSON object per Kafka message,
+``type`` says which command). The CLI builds the same objects, so there is one
+path from any entry point into the aggregates. ``schemas/`` holds their JSON
+Schema, generated from these models by ``dispatch schemas``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from dispatch.errors import InvalidCommand
+
+__all__ = [
+    "CHANNELS",
+    "ROLES",
+    "Accept",
+    "Acknowledge",
+    "Actor",
+    "Cancel",
+    "Close",
+    "Command",
+    "Dispatch",
+    "Escalate",
+    "Evaluate",
+    "Feedback",
+    "FirstContact",
+    "Handle",
+    "MarkDuplicate",
+    "Reject",
+    "Reopen",
+    "Report",
+    "command_json_schema",
+    "parse_command",
+]
+
+ROLES = ("supervisor", "hotline", "resident", "centre", "department", "system", "analyst")
+CHANNELS = ("patrol", "video", "hotline", "online", "visit", "media", "third_party")
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=4000)]
+
+
+class Actor(BaseModel):
+    """Who did it: a role, a person or system id, and where they act from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: Literal["supervisor", "hotline", "resident", "centre", "department", "system", "analyst"]
+    id: Name
+    department: str | None = None
+    grid: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    occurred_at: AwareDatetime = Field(description="business time the step happened, ISO-8601 with offset")
+    actor: Actor
+
+
+class _OnTicket(_Command):
+    ticket_id: UUID
+
+
+class Report(_Command):
+    """上报: an incident in a grid. ``external_ref`` (e.g. a 12345 case number) makes
+    a resubmitted report reach the same ticket."""
+
+    type: Literal["report"] = "report"
+    grid: Name
+    category: Name
+    priority: Name = "normal"
+    channel: Literal["patrol", "video", "hotline", "online", "visit", "media", "third_party"]
+    description: Text
+    location: Text | None = None
+    external_ref: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class Accept(_OnTicket):
+    type: Literal["accept"] = "accept"
+    note: Text = ""
+
+
+class FirstContact(_OnTicket):
+    """首问接待: closed by whoever first received it, in one of the five ways."""
+
+    type: Literal["first_contact"] = "first_contact"
+    mode: Literal["on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain"]
+    note: Text = ""
+
+
+class Dispatch(_OnTicket):
+    """吹哨: a lead department and cooperating ones. Omit ``lead`` to route by category."""
+
+    type: Literal["dispatch"] = "dispatch"
+    lead: Name | None = None
+    cooperating: list[Name] | None = None
+    reason: Text = ""
+
+
+class Acknowledge(_OnTicket):
+    """报到: a department reports in on its call."""
+
+    type: Literal["acknowledge"] = "acknowledge"
+    department: Name
+
+
+class Reject(_OnTicket):
+    """退单: not this department's responsibility."""
+
+    type: Literal["reject"] = "reject"
+    department: Name
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Handle(_OnTicket):
+    type: Literal["handle"] = "handle"
+    department: Name
+    result: Text = ""
+
+
+class Feedback(_OnTicket):
+    type: Literal["feedback"] = "feedback"
+    message: Text = ""
+    contacted: bool = True
+
+
+class Evaluate(_OnTicket):
+    type: Literal["evaluate"] = "evaluate"
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    resolved: bool
+    contacted: bool = True
+    comment: Text = ""
+
+
+class Reopen(_OnTicket):
+    type: Literal["reopen"] = "reopen"
+    reason: Text = ""
+
+
+class Escalate(_OnTicket):
+    """督办: one rung up. The watchdog names the missed deadline and the rung."""
+
+    type: Literal["escalate"] = "escalate"
+    deadline: Annotated[str, Field(min_length=1, max_length=100)] = "manual"
+    rung: Annotated[int, Field(ge=1, le=3)] | None = None
+    reason: Text = ""
+
+
+class MarkDuplicate(_OnTicket):
+    type: Literal["mark_duplicate"] = "mark_duplicate"
+    original_id: UUID
+
+
+class Cancel(_OnTicket):
+    type: Literal["cancel"] = "cancel"
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Close(_OnTicket):
+    type: Literal["close"] = "close"
+    note: Text = ""
+
+
+Command = Annotated[
+    Union[
+        Report, Accept, FirstContact, Dispatch, Acknowledge, Reject, Handle,
+        Feedback, Evaluate, Reopen, Escalate, MarkDuplicate, Cancel, Close,
+    ],
+    Field(discriminator="type"),
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(Command)
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for e in error.errors()[:3]:
+        where = ".".join(str(p) for p in e["loc"] if not isinstance(p, str) or p not in _TYPES) or "message"
+        problems.append(f"{where}: {e['msg']}")
+    return "; ".join(problems)
+
+
+_TYPES = {"report", "accept", "first_contact", "dispatch", "acknowledge", "reject", "handle", "feedback",
+          "evaluate", "reopen", "escalate", "mark_duplicate", "cancel", "close"}
+
+
+def parse_command(data: bytes | str | dict[str, Any]) -> Any:
+    """Validate one command (a JSON document or a dict). Raises ``InvalidCommand``."""
+    try:
+        if isinstance(data, dict):
+            return _adapter.validate_python(data)
+        return _adapter.validate_json(data)
+    except ValidationError as e:
+        raise InvalidCommand(_describe(e)) from None
+
+
+def command_json_schema() -> dict[str, Any]:
+    schema = _adapter.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "dispatch intake command"
+    return schema
+
+
+def command_to_json(command: Any) -> bytes:
+    return json.dumps(command.model_dump(mode="json", exclude_none=True), ensure_ascii=False).encode()

@@ -1,0 +1,181 @@
+"""The exception tree. Every error a user can cause is a ``DispatchError``.
+
+    DispatchError                 a user-caused problem: one clear line, exit 1
+    ├── ReferenceDataError        a reference file is malformed (file, path, problem)
+    ├── UnknownReference          no such grid / department / category / …
+    │   ├── UnknownGrid, UnknownCommunity, UnknownStreet
+    │   ├── UnknownDepartment, UnknownCategory, UnknownPriority
+    ├── TicketNotFound            no ticket with that id
+    ├── InvalidCommand            a command's fields are missing or mistyped
+    ├── DuplicateCommand          a command id seen before: no second effect
+    ├── AlreadyReported           the same outside reference (e.g. 12345 case) again
+    ├── ConcurrentChange          another process changed the ticket meanwhile; retry
+    └── TransitionError           the lifecycle refuses this step; nothing recorded
+        ├── TicketClosed          anything after Closed / Cancelled / Duplicate
+        ├── IllegalTransition     the step is not allowed in the ticket's state
+        │   ├── TicketNotDispatched, TicketNotHandled, …
+        ├── NotYourWhistle        a department acting on a call that is not its own
+        ├── CallAlreadyAnswered   a second acknowledge / reject of the same call
+        ├── NotLeadDepartment     only the lead department may record the handling
+        ├── AlreadyEscalated      this rung was already reached for this deadline
+        ├── TopOfLadder           nothing above the district
+        └── TimeGoesBackwards     a business time earlier than the ticket's last event
+
+Each error's ``code`` is a stable machine-readable name (used in ``--json`` output
+and in dead-letter reasons).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyEscalated",
+    "AlreadyReported",
+    "CallAlreadyAnswered",
+    "ConcurrentChange",
+    "DispatchError",
+    "DuplicateCommand",
+    "IllegalTransition",
+    "InvalidCommand",
+    "NotLeadDepartment",
+    "NotYourWhistle",
+    "ReferenceDataError",
+    "TicketClosed",
+    "TicketNotDispatched",
+    "TicketNotEvaluated",
+    "TicketNotFound",
+    "TicketNotHandled",
+    "TimeGoesBackwards",
+    "TopOfLadder",
+    "TransitionError",
+    "UnknownCategory",
+    "UnknownCommunity",
+    "UnknownDepartment",
+    "UnknownGrid",
+    "UnknownPriority",
+    "UnknownReference",
+    "UnknownStreet",
+]
+
+
+class DispatchError(Exception):
+    """A problem the user caused. ``str(error)`` is one readable line."""
+
+    @property
+    def code(self) -> str:
+        name = type(self).__name__
+        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class ReferenceDataError(DispatchError):
+    """A reference-data file is malformed: names the file, the path inside it, the problem."""
+
+    def __init__(self, file: str, path: str, problem: str):
+        self.file, self.path, self.problem = file, path, problem
+        where = f"{file}: {path}" if path else file
+        super().__init__(f"{where}: {problem}")
+
+
+class UnknownReference(DispatchError):
+    kind = "reference"
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"unknown {self.kind}: {key!r}")
+
+
+class UnknownGrid(UnknownReference):
+    kind = "grid"
+
+
+class UnknownCommunity(UnknownReference):
+    kind = "community"
+
+
+class UnknownStreet(UnknownReference):
+    kind = "street"
+
+
+class UnknownDepartment(UnknownReference):
+    kind = "department"
+
+
+class UnknownCategory(UnknownReference):
+    kind = "category"
+
+
+class UnknownPriority(UnknownReference):
+    kind = "priority"
+
+
+class TicketNotFound(DispatchError):
+    def __init__(self, ticket_id: object):
+        self.ticket_id = ticket_id
+        super().__init__(f"no ticket {ticket_id}")
+
+
+class InvalidCommand(DispatchError):
+    """A command is malformed: a missing or mistyped field, a bad time, an unknown type."""
+
+
+class DuplicateCommand(DispatchError):
+    """A command id that was already applied; it has no second effect."""
+
+
+class AlreadyReported(DispatchError):
+    """The same outside reference was reported before; ``ticket_id`` is that ticket."""
+
+    def __init__(self, ticket_id: object, external_ref: str):
+        self.ticket_id, self.external_ref = ticket_id, external_ref
+        super().__init__(f"{external_ref} was already reported as ticket {ticket_id}")
+
+
+class ConcurrentChange(DispatchError):
+    """Another process recorded events for the same ticket first; nothing was recorded."""
+
+
+class TransitionError(DispatchError):
+    """The ticket's lifecycle refuses this step. Nothing was recorded."""
+
+
+class TicketClosed(TransitionError):
+    pass
+
+
+class IllegalTransition(TransitionError):
+    pass
+
+
+class TicketNotDispatched(IllegalTransition):
+    pass
+
+
+class TicketNotHandled(IllegalTransition):
+    pass
+
+
+class TicketNotEvaluated(IllegalTransition):
+    pass
+
+
+class NotYourWhistle(TransitionError):
+    pass
+
+
+class CallAlreadyAnswered(TransitionError):
+    pass
+
+
+class NotLeadDepartment(TransitionError):
+    pass
+
+
+class AlreadyEscalated(TransitionError):
+    pass
+
+
+class TopOfLadder(TransitionError):
+    pass
+
+
+class TimeGoesBackwards(TransitionError):
+    pass
