@@ -1,0 +1,438 @@
+"""Validated reference data: places, departments, categories, priorities and SLA rules.
+
+A reference file is YAML or JSON (``.json`` is read as JSON, anything else as YAML)::
+
+    sample: false                  # optional; true marks bundled demo data
+    timezone: Asia/Shanghai        # an IANA time-zone name
+    working_hours: ["08:30-12:00", "13:30-17:30"]    # "HH:MM-HH:MM" periods, no overlaps
+    calendar_overrides:            # optional; "YYYY-MM-DD": workday | holiday, last word on a day
+      "2025-10-11": workday
+    districts:                     # 区 → streets 街道/镇 → communities 社区/村(居) → grids 网格
+      - id: jinshan
+        name: 金山区
+        streets:
+          - id: caojing
+            name: 漕泾镇
+            communities:
+              - id: cj-shuiku
+                name: 水库村
+                grids: [{id: cj-shuiku-g01, name: 北片网格}]   # either a list of grids ...
+              - {id: cj-hutang, name: 护塘村, grid_count: 2}     # ... or grid_count: N, which makes
+                                   # grids cj-hutang-g01 "第1网格" … cj-hutang-g02 "第2网格"
+    departments: [{id: chengguan, name: 城管}]
+    priorities: [{id: normal, name: 一般}]
+    categories:
+      - {id: city_appearance, name: 市容环卫, kind: grid,          # kind: grid | hotline
+         lead_department: chengguan, cooperating: [huanwei]}      # cooperating: optional list
+    sla:                           # minutes, each counted from the dispatch
+      - {category: "*", priority: "*", ack_minutes: 30, handle_minutes: 1350,
+         feedback_minutes: 1800, time_basis: working, escalate_every_minutes: 120}
+
+Rules: unknown keys are refused; ids are non-empty strings without whitespace, unique within
+their kind (all grids, all communities, …), names non-empty; a category's departments must be
+listed under ``departments``; an SLA rule names a known category and priority or ``"*"``, at most
+one rule per pair, and a ``("*", "*")`` rule must exist; minutes are positive integers with
+ack ≤ handle ≤ feedback; ``time_basis`` is ``calendar`` or ``working``. The most specific rule
+wins: (category, priority) > (category, *) > (*, priority) > (*, *). Any problem raises one
+``ReferenceDataError(file, path, problem)``, e.g. path ``categories[3].lead_department``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from dispatch.calendar import parse_working_hours
+from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity, UnknownDepartment,
+                             UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet)
+
+__all__ = ["Category", "Community", "Department", "District", "Grid", "Place", "Priority",
+           "Reference", "SlaRule", "Street", "load_reference", "reference_from_dict"]
+
+_SAMPLE_NAME = "sample.yaml (bundled sample)"
+
+
+@dataclass(frozen=True)
+class _Named:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class District(_Named):
+    pass
+
+
+@dataclass(frozen=True)
+class Street(_Named):
+    district_id: str
+
+
+@dataclass(frozen=True)
+class Community(_Named):
+    street_id: str
+
+
+@dataclass(frozen=True)
+class Grid(_Named):
+    community_id: str
+
+
+@dataclass(frozen=True)
+class Place:
+    """The ladder grid → community → street → district for one grid."""
+    grid: Grid
+    community: Community
+    street: Street
+    district: District
+
+
+@dataclass(frozen=True)
+class Department(_Named):
+    pass
+
+
+@dataclass(frozen=True)
+class Priority(_Named):
+    pass
+
+
+@dataclass(frozen=True)
+class Category(_Named):
+    kind: str  # "grid" | "hotline"
+    lead_department: str
+    cooperating: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    category: str  # a category id or "*"
+    priority: str  # a priority id or "*"
+    ack_minutes: int
+    handle_minutes: int
+    feedback_minutes: int
+    time_basis: str  # "calendar" | "working"
+    escalate_every_minutes: int  # time between escalation rungs once a deadline is missed
+
+
+_T = TypeVar("_T", bound=_Named)
+
+
+def _lookup(table: dict[str, _T], key: str, error: type[UnknownReference]) -> _T:
+    """By id, else by a name that exactly one entry carries."""
+    if key in table:
+        return table[key]
+    named = [item for item in table.values() if item.name == key]
+    if len(named) == 1:
+        return named[0]
+    exc = error(key)
+    if named:
+        exc.add_note(f"{len(named)} {error.kind}s are named {key!r}; use the id")
+    raise exc
+
+
+@dataclass(frozen=True)
+class Reference:
+    sample: bool
+    timezone: str
+    working_hours: tuple[str, ...]
+    calendar_overrides: dict[date, bool]  # True = working day
+    districts: dict[str, District]
+    streets: dict[str, Street]
+    communities: dict[str, Community]
+    grids: dict[str, Grid]
+    departments: dict[str, Department]
+    categories: dict[str, Category]
+    priorities: dict[str, Priority]
+    sla_rules: tuple[SlaRule, ...]
+
+    def grid(self, key: str) -> Grid:
+        return _lookup(self.grids, key, UnknownGrid)
+
+    def community(self, key: str) -> Community:
+        return _lookup(self.communities, key, UnknownCommunity)
+
+    def street(self, key: str) -> Street:
+        return _lookup(self.streets, key, UnknownStreet)
+
+    def department(self, key: str) -> Department:
+        return _lookup(self.departments, key, UnknownDepartment)
+
+    def category(self, key: str) -> Category:
+        return _lookup(self.categories, key, UnknownCategory)
+
+    def priority(self, key: str) -> Priority:
+        return _lookup(self.priorities, key, UnknownPriority)
+
+    def place(self, grid_key: str) -> Place:
+        grid = self.grid(grid_key)
+        community = self.communities[grid.community_id]
+        street = self.streets[community.street_id]
+        return Place(grid, community, street, self.districts[street.district_id])
+
+    def sla_rule(self, category_id: str, priority_id: str) -> SlaRule:
+        """The most specific rule: (cat, prio) > (cat, *) > (*, prio) > (*, *)."""
+        cat, prio = self.category(category_id).id, self.priority(priority_id).id
+        rules = {(r.category, r.priority): r for r in self.sla_rules}
+        for pair in ((cat, prio), (cat, "*"), ("*", prio), ("*", "*")):
+            if pair in rules:
+                return rules[pair]
+        raise AssertionError("validated reference data always has a ('*', '*') rule")
+
+    def grids_of_community(self, community_id: str) -> list[Grid]:
+        cid = self.community(community_id).id
+        return [g for g in self.grids.values() if g.community_id == cid]
+
+    def communities_of_street(self, street_id: str) -> list[Community]:
+        sid = self.street(street_id).id
+        return [c for c in self.communities.values() if c.street_id == sid]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file form (JSON-serialisable); ``reference_from_dict`` reads it back equal."""
+        def named(x: Any) -> dict[str, str]:
+            return {"id": x.id, "name": x.name}
+
+        def community(c: Community) -> dict[str, Any]:
+            return {**named(c), "grids": [named(g) for g in self.grids_of_community(c.id)]}
+
+        def street(s: Street) -> dict[str, Any]:
+            return {**named(s), "communities": [community(c) for c in self.communities_of_street(s.id)]}
+
+        return {
+            "sample": self.sample, "timezone": self.timezone, "working_hours": list(self.working_hours),
+            "calendar_overrides": {d.isoformat(): "workday" if on else "holiday"
+                                   for d, on in self.calendar_overrides.items()},
+            "districts": [{**named(d), "streets": [street(s) for s in self.streets.values()
+                                                   if s.district_id == d.id]}
+                          for d in self.districts.values()],
+            "departments": [named(d) for d in self.departments.values()],
+            "priorities": [named(p) for p in self.priorities.values()],
+            "categories": [{**named(c), "kind": c.kind, "lead_department": c.lead_department,
+                            "cooperating": list(c.cooperating)} for c in self.categories.values()],
+            "sla": [asdict(r) for r in self.sla_rules],
+        }
+
+
+# --- the file schema --------------------------------------------------------------------------
+
+_Id = Annotated[str, StringConstraints(pattern=r"^\S+$")]
+_Name = Annotated[str, StringConstraints(pattern=r"\S")]
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_Minutes = Annotated[int, Field(gt=0)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _NamedIn(_In):
+    id: _Id
+    name: _Name
+
+
+class _CommunityIn(_NamedIn):
+    grids: list[_NamedIn] | None = None
+    grid_count: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _grids_or_count(self) -> _CommunityIn:
+        if (self.grids is None) == (self.grid_count is None):
+            raise ValueError("give exactly one of 'grids' (a list) or 'grid_count' (a number)")
+        return self
+
+
+class _StreetIn(_NamedIn):
+    communities: list[_CommunityIn]
+
+
+class _DistrictIn(_NamedIn):
+    streets: list[_StreetIn]
+
+
+class _CategoryIn(_NamedIn):
+    kind: Literal["grid", "hotline"]
+    lead_department: _Id
+    cooperating: list[_Id] = []
+
+
+class _SlaIn(_In):
+    category: _Id
+    priority: _Id
+    ack_minutes: _Minutes
+    handle_minutes: _Minutes
+    feedback_minutes: _Minutes
+    time_basis: Literal["calendar", "working"]
+    escalate_every_minutes: _Minutes
+
+
+class _FileIn(_In):
+    sample: bool = False
+    timezone: str
+    working_hours: list[str]
+    calendar_overrides: dict[Any, Any] = {}
+    districts: list[_DistrictIn]
+    departments: list[_NamedIn]
+    priorities: list[_NamedIn]
+    categories: list[_CategoryIn]
+    sla: list[_SlaIn]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "[key]").lstrip(".")
+
+
+def _problem(err: Any) -> str:
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "extra_forbidden":
+        return "unknown key (not part of the schema)"
+    if err["type"] == "string_pattern_mismatch":
+        return f"must be a non-empty string{' without whitespace' if '^' in err['ctx']['pattern'] else ''}"
+    msg = str(err["msg"]).removeprefix("Value error, ").replace("Input should", "should")
+    got = err.get("input")
+    return f"{msg} (got {got!r})" if isinstance(got, (str, int, float, bool)) and "got" not in msg else msg
+
+
+def _iso_date(text: object) -> date | None:
+    try:
+        return date.fromisoformat(text) if isinstance(text, str) and _DATE.fullmatch(text) else None
+    except ValueError:
+        return None
+
+
+def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
+    """Validate ``data`` (the file form) and build a Reference; ``source`` names it in errors."""
+    def fail(path: str, problem: str) -> ReferenceDataError:
+        return ReferenceDataError(source, path, problem)
+
+    if not isinstance(data, dict):
+        raise fail("", f"the top level must be a mapping of keys, not {type(data).__name__}")
+    try:
+        doc = _FileIn.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(_path(first["loc"]), _problem(first)) from None
+    try:
+        ZoneInfo(doc.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("timezone", f"unknown time zone {doc.timezone!r} (expected e.g. 'Asia/Shanghai')") from None
+    for i, period in enumerate(doc.working_hours):
+        try:
+            parse_working_hours([period])
+        except ValueError as exc:
+            raise fail(f"working_hours[{i}]", str(exc)) from None
+    try:
+        parse_working_hours(doc.working_hours)
+    except ValueError as exc:
+        raise fail("working_hours", str(exc)) from None
+    overrides: dict[date, bool] = {}
+    for key, value in doc.calendar_overrides.items():
+        day, where = key if type(key) is date else _iso_date(key), f"calendar_overrides.{key}"
+        if day is None:
+            raise fail(where, f"not a valid date, expected 'YYYY-MM-DD', got {key!r}")
+        if day in overrides:
+            raise fail(where, f"the date {day.isoformat()} is listed twice")
+        if value not in ("workday", "holiday"):
+            raise fail(where, f"expected 'workday' or 'holiday', got {value!r}")
+        overrides[day] = value == "workday"
+    paths: dict[tuple[str, str], str] = {}
+
+    def add(kind: str, table: dict[str, Any], item: Any, path: str) -> None:
+        if item.id in table:
+            raise fail(path, f"duplicate {kind} id {item.id!r} (first used at {paths[kind, item.id]})")
+        table[item.id], paths[kind, item.id] = item, path
+
+    districts: dict[str, District] = {}
+    streets: dict[str, Street] = {}
+    communities: dict[str, Community] = {}
+    grids: dict[str, Grid] = {}
+    for di, d in enumerate(doc.districts):
+        dp = f"districts[{di}]"
+        add("district", districts, District(d.id, d.name), f"{dp}.id")
+        for si, s in enumerate(d.streets):
+            sp = f"{dp}.streets[{si}]"
+            add("street", streets, Street(s.id, s.name, d.id), f"{sp}.id")
+            for ci, c in enumerate(s.communities):
+                cp = f"{sp}.communities[{ci}]"
+                add("community", communities, Community(c.id, c.name, s.id), f"{cp}.id")
+                if c.grids is not None:
+                    for gi, g in enumerate(c.grids):
+                        add("grid", grids, Grid(g.id, g.name, c.id), f"{cp}.grids[{gi}].id")
+                else:
+                    for n in range(1, (c.grid_count or 0) + 1):
+                        add("grid", grids, Grid(f"{c.id}-g{n:02d}", f"第{n}网格", c.id), f"{cp}.grid_count")
+    departments: dict[str, Department] = {}
+    for i, x in enumerate(doc.departments):
+        add("department", departments, Department(x.id, x.name), f"departments[{i}].id")
+    priorities: dict[str, Priority] = {}
+    for i, x in enumerate(doc.priorities):
+        add("priority", priorities, Priority(x.id, x.name), f"priorities[{i}].id")
+    categories: dict[str, Category] = {}
+    for i, k in enumerate(doc.categories):
+        add("category", categories, Category(k.id, k.name, k.kind, k.lead_department,
+                                             tuple(k.cooperating)), f"categories[{i}].id")
+        for field, dep in [("lead_department", k.lead_department),
+                           *((f"cooperating[{j}]", c) for j, c in enumerate(k.cooperating))]:
+            if dep not in departments:
+                raise fail(f"categories[{i}].{field}", f"no department with id {dep!r}")
+        if len({k.lead_department, *k.cooperating}) != 1 + len(k.cooperating):
+            raise fail(f"categories[{i}].cooperating", "a department is named twice (lead or cooperating)")
+    rules: dict[tuple[str, str], str] = {}
+    for i, r in enumerate(doc.sla):
+        rp = f"sla[{i}]"
+        for field, key, table in (("category", r.category, categories), ("priority", r.priority, priorities)):
+            if key != "*" and key not in table:
+                raise fail(f"{rp}.{field}", f"no {field} with id {key!r} (use an id or '*')")
+        earlier = rules.setdefault((r.category, r.priority), rp)
+        if earlier != rp:
+            raise fail(rp, f"a second rule for ({r.category!r}, {r.priority!r}); the first is {earlier}")
+        if not r.ack_minutes <= r.handle_minutes <= r.feedback_minutes:
+            raise fail(rp, "deadlines count from the dispatch, so ack_minutes <= handle_minutes"
+                           f" <= feedback_minutes is required (got {r.ack_minutes}, {r.handle_minutes},"
+                           f" {r.feedback_minutes})")
+    if ("*", "*") not in rules:
+        raise fail("sla", "no default rule: add one with category: '*' and priority: '*'")
+    return Reference(
+        sample=doc.sample, timezone=doc.timezone, working_hours=tuple(doc.working_hours),
+        calendar_overrides=overrides, districts=districts, streets=streets, communities=communities,
+        grids=grids, departments=departments, categories=categories, priorities=priorities,
+        sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla))
+
+
+def load_reference(path: str | Path | None = None) -> Reference:
+    """Load and validate a reference file; ``None`` loads the bundled sample data."""
+    if path is None:
+        name, resource = _SAMPLE_NAME, resources.files("dispatch").joinpath("data/sample.yaml")
+        text, suffix = resource.read_text(encoding="utf-8"), ".yaml"
+    else:
+        name, suffix = str(path), Path(path).suffix.lower()
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ReferenceDataError(name, "", "file not found") from None
+        except UnicodeDecodeError:
+            raise ReferenceDataError(name, "", "not UTF-8 text") from None
+        except OSError as exc:
+            raise ReferenceDataError(name, "", f"cannot read the file ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ReferenceDataError(name, f"line {exc.lineno}, column {exc.colno}",
+                                 f"JSON syntax error: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ReferenceDataError(name, where, f"YAML syntax error: {problem}") from None
+    if data is None:
+        raise ReferenceDataError(name, "", "the file is empty")
+    return reference_from_dict(data, source=name)
