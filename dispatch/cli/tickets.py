@@ -1,0 +1,239 @@
+"""Write commands: one CLI verb per lifecycle step. Each builds the same command
+object a Kafka producer would send and hands it to the application."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from dispatch import commands as c
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.errors import AlreadyReported
+from dispatch.reference import load_reference
+
+__all__: list[str] = []
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "cli"
+
+
+def _at(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--by", "by", metavar="ID", help="Who does it (person or system id) [default: your user name].")(f)
+    return click.option("--at", "at", metavar="TIME", help="Business time, ISO-8601 [default: now].")(f)
+
+
+def _run(ctx: Ctx, kind: type, role: str, at: str | None, by: str | None, **fields: Any) -> None:
+    actor = {"role": role, "id": by or _default_user()}
+    if role == "department":
+        actor["department"] = ctx.runtime.reference.department(fields["department"]).id
+    command = c.parse_command({"type": kind.model_fields["type"].default, "occurred_at": ctx.time(at).isoformat(),
+                               "actor": actor, **{k: v for k, v in fields.items() if v is not None}})
+    outcome = ctx.runtime.app.execute(command)
+    ticket = str(outcome.ticket_id)
+    ctx.emit({"ticket_id": ticket, "event": outcome.events[0], "occurred_at": command.occurred_at},
+             f"{ticket} {outcome.events[0]} at {command.occurred_at.isoformat()}")
+
+
+@main.command()
+@click.option("--reference", "reference_file", type=click.Path(dir_okay=False), help="Your reference-data YAML/JSON.")
+@pass_ctx
+def init(ctx: Ctx, reference_file: str | None) -> None:
+    """Create the database and store the reference data (the bundled sample by default)."""
+    if reference_file:
+        load_reference(reference_file)  # validate before touching the database
+    from dispatch.bootstrap import bootstrap
+
+    ctx._runtime = bootstrap(ctx.db_url, reference_file=reference_file)
+    ref = ctx.runtime.reference
+    summary = {"database": ctx.runtime.db.display, "sample": ref.sample, "streets": len(ref.streets),
+               "communities": len(ref.communities), "grids": len(ref.grids), "departments": len(ref.departments),
+               "categories": len(ref.categories)}
+    ctx.emit(summary, f"initialised {summary['database']}: {summary['grids']} grids in {summary['communities']} "
+                      f"communities, {summary['departments']} departments, {summary['categories']} categories"
+                      + (" (sample data)" if ref.sample else ""))
+
+
+@main.command()
+@click.option("--grid", required=True, help="Grid id or name.")
+@click.option("--category", required=True, help="Category id or name (e.g. city_appearance, 市容环卫).")
+@click.option("--priority", default="normal", show_default=True)
+@click.option("--channel", type=click.Choice(c.CHANNELS), default="patrol", show_default=True)
+@click.option("--description", "-d", required=True)
+@click.option("--location")
+@click.option("--ref", "external_ref", help="Outside reference, e.g. a 12345 case number: reporting it twice makes one ticket.")
+@click.option("--role", type=click.Choice(["supervisor", "hotline", "resident", "centre"]), default="supervisor", show_default=True)
+@_at
+@pass_ctx
+def report(ctx: Ctx, grid: str, category: str, priority: str, channel: str, description: str, location: str | None,
+           external_ref: str | None, role: str, at: str | None, by: str | None) -> None:
+    """上报: report an incident. Prints the new ticket id."""
+    ref = ctx.runtime.reference
+    command = c.parse_command({
+        "type": "report", "occurred_at": ctx.time(at).isoformat(), "actor": {"role": role, "id": by or _default_user()},
+        "grid": ref.grid(grid).id, "category": ref.category(category).id, "priority": ref.priority(priority).id,
+        "channel": channel, "description": description, "location": location, "external_ref": external_ref,
+    })
+    try:
+        ticket = str(ctx.runtime.app.execute(command).ticket_id)
+    except AlreadyReported as e:
+        click.echo(f"dispatch: note: {e}", err=True)
+        ticket = str(e.ticket_id)
+    ctx.emit({"ticket_id": ticket}, ticket)
+
+
+TICKET = click.argument("ticket")
+
+
+@main.command()
+@TICKET
+@click.option("--note", default="")
+@_at
+@pass_ctx
+def accept(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
+    """The grid centre accepts the report (受理)."""
+    _run(ctx, c.Accept, "centre", at, by, ticket_id=ticket, note=note)
+
+
+@main.command("first-contact")
+@TICKET
+@click.option("--mode", required=True, type=click.Choice(
+    ["on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain"]))
+@click.option("--note", default="")
+@_at
+@pass_ctx
+def first_contact(ctx: Ctx, ticket: str, mode: str, note: str, at: str | None, by: str | None) -> None:
+    """首问接待: close at first contact, recording which of the five ways."""
+    _run(ctx, c.FirstContact, "centre", at, by, ticket_id=ticket, mode=mode, note=note)
+
+
+@main.command()
+@TICKET
+@click.option("--lead", help="Lead department [default: the category's].")
+@click.option("--with", "cooperating", multiple=True, help="A cooperating department (repeat).")
+@click.option("--reason", default="")
+@_at
+@pass_ctx
+def whistle(ctx: Ctx, ticket: str, lead: str | None, cooperating: tuple[str, ...], reason: str, at: str | None,
+            by: str | None) -> None:
+    """吹哨: dispatch to a lead department and cooperating ones (again after a rejection or reopen)."""
+    _run(ctx, c.Dispatch, "centre", at, by, ticket_id=ticket, lead=lead,
+         cooperating=list(cooperating) if cooperating or lead else None, reason=reason)
+
+
+DEPT = click.option("--dept", "department", required=True, help="Department id or name (e.g. chengguan, 城管).")
+
+
+@main.command()
+@TICKET
+@DEPT
+@_at
+@pass_ctx
+def ack(ctx: Ctx, ticket: str, department: str, at: str | None, by: str | None) -> None:
+    """报到: a department reports in on its call."""
+    _run(ctx, c.Acknowledge, "department", at, by, ticket_id=ticket, department=department)
+
+
+@main.command()
+@TICKET
+@DEPT
+@click.option("--reason", required=True)
+@_at
+@pass_ctx
+def reject(ctx: Ctx, ticket: str, department: str, reason: str, at: str | None, by: str | None) -> None:
+    """退单: not this department's responsibility."""
+    _run(ctx, c.Reject, "department", at, by, ticket_id=ticket, department=department, reason=reason)
+
+
+@main.command()
+@TICKET
+@DEPT
+@click.option("--result", default="")
+@_at
+@pass_ctx
+def handle(ctx: Ctx, ticket: str, department: str, result: str, at: str | None, by: str | None) -> None:
+    """处置: the lead department records the handling."""
+    _run(ctx, c.Handle, "department", at, by, ticket_id=ticket, department=department, result=result)
+
+
+@main.command()
+@TICKET
+@click.option("--message", default="")
+@click.option("--contacted/--not-contacted", default=True, show_default=True)
+@_at
+@pass_ctx
+def feedback(ctx: Ctx, ticket: str, message: str, contacted: bool, at: str | None, by: str | None) -> None:
+    """反馈: tell the reporter the result."""
+    _run(ctx, c.Feedback, "centre", at, by, ticket_id=ticket, message=message, contacted=contacted)
+
+
+@main.command()
+@TICKET
+@click.option("--satisfaction", required=True, type=click.Choice(["satisfied", "basically_satisfied", "unsatisfied"]))
+@click.option("--resolved/--unresolved", default=True, show_default=True)
+@click.option("--contacted/--not-contacted", default=True, show_default=True)
+@click.option("--comment", default="")
+@_at
+@pass_ctx
+def evaluate(ctx: Ctx, ticket: str, satisfaction: str, resolved: bool, contacted: bool, comment: str,
+             at: str | None, by: str | None) -> None:
+    """评价: the reporter's verdict."""
+    _run(ctx, c.Evaluate, "resident", at, by, ticket_id=ticket, satisfaction=satisfaction, resolved=resolved,
+         contacted=contacted, comment=comment)
+
+
+@main.command()
+@TICKET
+@click.option("--reason", default="")
+@_at
+@pass_ctx
+def reopen(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
+    """返工: send an evaluated ticket back for another dispatch."""
+    _run(ctx, c.Reopen, "centre", at, by, ticket_id=ticket, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--reason", default="")
+@_at
+@pass_ctx
+def escalate(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
+    """督办: move the ticket one rung up (grid → community → street → district)."""
+    _run(ctx, c.Escalate, "centre", at, by, ticket_id=ticket, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--of", "original", required=True, help="The original ticket's id.")
+@_at
+@pass_ctx
+def duplicate(ctx: Ctx, ticket: str, original: str, at: str | None, by: str | None) -> None:
+    """重复件: mark a ticket as repeating an earlier one."""
+    _run(ctx, c.MarkDuplicate, "centre", at, by, ticket_id=ticket, original_id=str(ctx.ticket_id(original)))
+
+
+@main.command()
+@TICKET
+@click.option("--reason", required=True)
+@_at
+@pass_ctx
+def cancel(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
+    """Void a ticket, with a reason."""
+    _run(ctx, c.Cancel, "centre", at, by, ticket_id=ticket, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--note", default="")
+@_at
+@pass_ctx
+def close(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
+    """办结: close an evaluated ticket."""
+    _run(ctx, c.Close, "centre", at, by, ticket_id=ticket, note=note)

@@ -1,0 +1,97 @@
+"""``EventRecord``: one stored ticket event as the projections see it.
+
+The same record comes from the event store's notification log (embedded mode,
+rebuilds) and from the ticket-events Kafka topic (production), so one projection
+code path serves both. Old event versions are upcast on the way in (the
+application's mapper applies each event class's ``upcast_vN_vN+1``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, Notification
+
+__all__ = ["DATETIME_FIELDS", "EventRecord", "record_from_json", "record_to_json", "records_from_notifications"]
+
+# Fields that hold business times, wherever they appear in an event's data.
+DATETIME_FIELDS = frozenset({"occurred_at", "ack_due", "handle_due", "feedback_due", "answered_at", "dispatched_at"})
+_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    position: int  # notification id in the event store: the global order
+    ticket_id: UUID
+    version: int  # the ticket's own sequence number, from 1
+    type: str  # "Reported", "Dispatched", …
+    data: dict[str, Any]  # the event's fields; business times are aware datetimes
+
+    @property
+    def occurred_at(self) -> datetime:
+        occurred: datetime = self.data["occurred_at"]
+        return occurred
+
+
+def records_from_notifications(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
+    records = []
+    for n in notifications:
+        event = mapper.to_domain_event(n)
+        state = vars(event)
+        data = {k: v for k, v in state.items() if k not in _SKIP}
+        records.append(
+            EventRecord(
+                position=n.id,
+                ticket_id=UUID(str(n.originator_id)),
+                version=n.originator_version,
+                type=n.topic.rsplit(".", 1)[-1],
+                data=data,
+            )
+        )
+    return records
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def record_to_json(record: EventRecord) -> bytes:
+    """The ticket-events wire format (see schemas/ticket-event.schema.json)."""
+    body = {
+        "ticket_id": str(record.ticket_id),
+        "version": record.version,
+        "type": record.type,
+        "position": record.position,
+        "data": record.data,
+    }
+    return json.dumps(body, ensure_ascii=False, default=_jsonable, separators=(",", ":")).encode()
+
+
+def _revive(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _revive(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revive(v) for v in value]
+    if key in DATETIME_FIELDS and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def record_from_json(raw: bytes | str) -> EventRecord:
+    body = json.loads(raw)
+    return EventRecord(
+        position=int(body["position"]),
+        ticket_id=UUID(body["ticket_id"]),
+        version=int(body["version"]),
+        type=str(body["type"]),
+        data=_revive(body["data"]),
+    )
