@@ -71,8 +71,8 @@ class Ticket(Aggregate):
         priority: str,
         channel: str,
         description: str,
-        location: str | None = None,
-        external_ref: str | None = None,
+        location: str | None,
+        external_ref: str | None,
     ) -> None:
         self.grid, self.community, self.street, self.district = grid, community, street, district
         self.category, self.priority, self.channel = category, priority, channel

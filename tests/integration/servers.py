@@ -1,0 +1,127 @@
+"""Access to the real PostgreSQL and Kafka servers used by integration tests.
+
+The servers come from ``scripts/pg-local`` and ``scripts/kafka-local``.
+``scripts/test`` (and ``.ci/run``) start them and export
+
+* ``DISPATCH_TEST_POSTGRES_URL`` -- SQLAlchemy URL, e.g.
+  ``postgresql+psycopg://postgres@127.0.0.1:55432/dispatch_test``
+* ``DISPATCH_TEST_KAFKA`` -- bootstrap address, e.g. ``127.0.0.1:19092``
+
+When a test is run directly with pytest and a variable is unset, the matching
+script is started from here instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "scripts"
+
+POSTGRES_ENV = "DISPATCH_TEST_POSTGRES_URL"
+KAFKA_ENV = "DISPATCH_TEST_KAFKA"
+
+
+def _script(name: str, *args: str, timeout: float = 300) -> str:
+    """Run scripts/<name> <args>; return its stdout (its stderr passes through)."""
+    result = subprocess.run(
+        [str(SCRIPTS / name), *args],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"scripts/{name} {' '.join(args)} exited {result.returncode}: {result.stdout}"
+        )
+    return result.stdout.strip()
+
+
+# --- PostgreSQL ------------------------------------------------------------
+
+
+def postgres_url() -> str:
+    """SQLAlchemy URL of the test database (starting scripts/pg-local if needed)."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        _script("pg-local", "start")
+        url = _script("pg-local", "url")
+        os.environ[POSTGRES_ENV] = url
+    return url
+
+
+def _connect_maintenance(url: str) -> psycopg.Connection:
+    """Autocommit connection to the ``postgres`` database of the server in ``url``."""
+    parts = urlsplit(url)
+    return psycopg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username) if parts.username else "postgres",
+        password=unquote(parts.password) if parts.password else None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def fresh_postgres_database(prefix: str = "dispatch") -> str:
+    """Create a new, uniquely named, empty database; return its SQLAlchemy URL."""
+    base = postgres_url()
+    slug = re.sub(r"[^a-z0-9_]+", "_", prefix.lower()).strip("_") or "db"
+    name = f"{slug[:40]}_{uuid.uuid4().hex[:12]}"  # < 63 chars (identifier limit)
+    with _connect_maintenance(base) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _with_database(base, name)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by :func:`fresh_postgres_database` (closing its sessions)."""
+    name = unquote(urlsplit(url).path.lstrip("/"))
+    with _connect_maintenance(url) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+# --- Kafka -----------------------------------------------------------------
+
+
+def kafka_bootstrap() -> str:
+    """Bootstrap address of the test broker (starting scripts/kafka-local if needed)."""
+    bootstrap = os.environ.get(KAFKA_ENV)
+    if not bootstrap:
+        bootstrap = kafka_start()
+    return bootstrap
+
+
+def kafka_start() -> str:
+    """Start the local broker (no-op if running); wait until it answers."""
+    _script("kafka-local", "start")
+    bootstrap = _script("kafka-local", "bootstrap")
+    os.environ.setdefault(KAFKA_ENV, bootstrap)
+    return bootstrap
+
+
+def kafka_stop() -> None:
+    """Stop the local broker (SIGTERM, SIGKILL after 30 s). Topics and data are kept."""
+    _script("kafka-local", "stop")
+
+
+def kafka_restart() -> str:
+    """Stop and start the local broker; its topics and messages survive."""
+    kafka_stop()
+    return kafka_start()
