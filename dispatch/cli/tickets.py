@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import structlog
 
 from dispatch import commands as c
 from dispatch.cli import main
@@ -16,6 +17,8 @@ from dispatch.errors import AlreadyReported
 from dispatch.reference import load_reference
 
 __all__: list[str] = []
+
+log = structlog.get_logger("dispatch.cli")
 
 
 def _default_user() -> str:
@@ -38,6 +41,7 @@ def _run(ctx: Ctx, kind: type, role: str, at: str | None, by: str | None, **fiel
                                "actor": actor, **{k: v for k, v in fields.items() if v is not None}})
     outcome = ctx.runtime.app.execute(command)
     ticket = str(outcome.ticket_id)
+    log.info("command applied", command=command.type, ticket_id=ticket, recorded=outcome.events[0])
     ctx.emit({"ticket_id": ticket, "event": outcome.events[0], "occurred_at": command.occurred_at},
              f"{ticket} {outcome.events[0]} at {command.occurred_at.isoformat()}")
 
@@ -83,6 +87,7 @@ def report(ctx: Ctx, grid: str, category: str, priority: str, channel: str, desc
     })
     try:
         ticket = str(ctx.runtime.app.execute(command).ticket_id)
+        log.info("command applied", command="report", ticket_id=ticket, recorded="Reported")
     except AlreadyReported as e:
         click.echo(f"dispatch: note: {e}", err=True)
         ticket = str(e.ticket_id)
