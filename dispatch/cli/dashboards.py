@@ -1,0 +1,213 @@
+"""``dispatch dashboard``, ``dispatch sla``, ``dispatch timeline``, ``dispatch watchdog``.
+
+Figures are defined in docs/figures.md; ``--json`` prints them under those names.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.projections import Settings, community_dashboard, sla_statistics, street_dashboard, timeline
+from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
+
+__all__ = ["dashboard", "sla", "timeline_command", "watchdog"]
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _window(ctx: Ctx, start: str | None, end: str | None, as_of: str | None) -> tuple[Any, Any, datetime]:
+    """``--from`` / ``--to`` (a bare date in ``--to`` includes that whole day) and the instant."""
+    lo = ctx.time(start, "--from") if start else None
+    hi = ctx.time(end, "--to") if end else None
+    if hi is not None and end and _DATE.match(end.strip()):
+        hi += timedelta(days=1)
+    if as_of:
+        instant = ctx.time(as_of, "--as-of")
+    elif hi is not None:
+        instant = min(hi - timedelta(microseconds=1), ctx.runtime.clock.now())
+    else:
+        instant = ctx.runtime.clock.now()
+    return lo, hi, instant
+
+
+def _settings(min_evaluated: int, basic_weight: float, weights: str) -> Settings:
+    try:
+        parts = tuple(float(w) for w in weights.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise click.UsageError("--weights takes three numbers: response,resolution,satisfaction (e.g. 0.1,0.5,0.4)")
+    return Settings(basically_satisfied_weight=basic_weight, composite_weights=parts,  # type: ignore[arg-type]
+                    min_evaluated=min_evaluated)
+
+
+def _figure_options(f: Any) -> Any:
+    for option in (
+        click.option("--from", "start", metavar="TIME", help="Period start (inclusive)."),
+        click.option("--to", "end", metavar="TIME", help="Period end (exclusive; a bare date includes that day)."),
+        click.option("--as-of", "as_of", metavar="TIME", help="Count only events at or before this instant [default: --to, else now]."),
+        click.option("--min-evaluated", default=5, show_default=True, help="Fewest evaluated tickets to be ranked."),
+        click.option("--basic-weight", default=0.9, show_default=True, help="Weight of 'basically satisfied' in satisfaction_rate."),
+        click.option("--weights", default="0.1,0.5,0.4", show_default=True, help="Composite weights: response,resolution,satisfaction."),
+    ):
+        f = option(f)
+    return f
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.1%}" if value <= 1 else f"{value:.1f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+_DASH_COLUMNS = ("open", "reported", "closed", "ack_overdue", "handle_overdue", "escalations", "evaluated",
+                 "satisfaction_rate", "composite")
+
+
+def _dash_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in (key, *_DASH_COLUMNS):
+        table.add_column(_SHORT.get(col, col), justify="left" if col == key else "right")
+    for row in rows:
+        table.add_row(row[key], *(_fmt(row[c]) for c in _DASH_COLUMNS))
+    return table
+
+
+def _show_dashboard(data: dict[str, Any]) -> None:
+    console = Console()
+    unit = "street" if "communities" in data else "community"
+    console.print(f"[bold]{data['name']}[/bold] ({data[unit]}) as of {data['as_of']}"
+                  f"  period {data['from'] or '…'} → {data['to'] or '…'}")
+    for label in ("open_by_state", "by_category", "by_channel", "escalations_by_level"):
+        console.print(f"  {label}: {_fmt(data[label])}")
+    for label in ("response_rate", "resolution_rate", "satisfaction_rate", "composite", "reopen_rate"):
+        console.print(f"  {label}: {_fmt(data[label])}")
+    if unit == "street":
+        console.print(_dash_table("communities", "community", data["communities"]))
+        ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
+        console.print(f"ranking (≥ {data['min_evaluated']} evaluated): {ranks}")
+    else:
+        console.print(_dash_table("grids", "grid", data["grids"]))
+
+
+@main.command()
+@click.option("--street", help="Street (街道/镇) id or name.")
+@click.option("--community", help="Community (社区/村) id or name.")
+@_figure_options
+@pass_ctx
+def dashboard(ctx: Ctx, street: str | None, community: str | None, start: str | None, end: str | None,
+              as_of: str | None, min_evaluated: int, basic_weight: float, weights: str) -> None:
+    """A street's or a community's dashboard: open work, overdue, escalations, satisfaction."""
+    if (street is None) == (community is None):
+        raise click.UsageError("give exactly one of --street or --community")
+    settings = _settings(min_evaluated, basic_weight, weights)
+    lo, hi, instant = _window(ctx, start, end, as_of)
+    ctx.catch_up()
+    rt = ctx.runtime
+    if street is not None:
+        data = street_dashboard(rt.engine, rt.reference, street, as_of=instant, start=lo, end=hi, settings=settings)
+    else:
+        data = community_dashboard(rt.engine, rt.reference, community or "", as_of=instant, start=lo, end=hi,
+                                   settings=settings)
+    ctx.emit(data, lambda: _show_dashboard(data))
+
+
+_SLA_COLUMNS = ("dispatched", "ack_on_time_rate", "handle_on_time_rate", "close_on_time_rate", "rejection_rate",
+                "dispatch_accuracy", "reopen_rate", "mtta_minutes_mean", "mtth_minutes_mean", "evaluated",
+                "satisfaction_rate", "composite")
+
+
+_SHORT = {"dispatched": "calls", "ack_on_time_rate": "ack ok", "handle_on_time_rate": "handle ok",
+          "close_on_time_rate": "close ok", "rejection_rate": "reject", "dispatch_accuracy": "accuracy",
+          "reopen_rate": "reopen", "mtta_minutes_mean": "MTTA", "mtth_minutes_mean": "MTTH", "evaluated": "eval",
+          "satisfaction_rate": "satisf", "composite": "score", "ack_overdue": "ack late", "handle_overdue": "handle late",
+          "escalations": "escal", "reported": "reported"}
+
+
+def _show_sla(data: dict[str, Any]) -> None:
+    by = data["by"]
+    table = Table(title=f"SLA by {by} as of {data['as_of']}")
+    table.add_column(by)
+    if data["period"]:
+        table.add_column("period")
+    for col in _SLA_COLUMNS:
+        table.add_column(_SHORT.get(col, col), justify="right")
+    for row in data["rows"]:
+        lead = [row[by]] + ([row["period"]] if data["period"] else [])
+        table.add_row(*lead, *(f"{row[c]:.1f}" if "minutes" in c and row[c] is not None else _fmt(row[c])
+                               for c in _SLA_COLUMNS))
+    console = Console()
+    console.print(table)
+    if "ranking" in data:
+        ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
+        console.print(f"scorecard (≥ {data['settings']['min_evaluated']} evaluated): {ranks}")
+
+
+@main.command()
+@click.option("--by", "by", type=click.Choice(DIMENSIONS), required=True, help="Group by.")
+@click.option("--period", type=click.Choice(PERIODS), help="Break down per day, week or month.")
+@_figure_options
+@pass_ctx
+def sla(ctx: Ctx, by: str, period: str | None, start: str | None, end: str | None, as_of: str | None,
+        min_evaluated: int, basic_weight: float, weights: str) -> None:
+    """SLA statistics (on-time rates, MTTA/MTTH, 三率) and the scorecard ranking."""
+    settings = _settings(min_evaluated, basic_weight, weights)
+    lo, hi, instant = _window(ctx, start, end, as_of)
+    ctx.catch_up()
+    rt = ctx.runtime
+    data = sla_statistics(rt.engine, rt.reference, by=by, period=period, as_of=instant, start=lo, end=hi,
+                          settings=settings)
+    ctx.emit(data, lambda: _show_sla(data))
+
+
+def _show_timeline(data: dict[str, Any]) -> None:
+    table = Table(title=f"ticket {data['ticket_id']}")
+    for col in ("#", "event", "at", "actor", "SLA clock (minutes left)"):
+        table.add_column(col)
+    for e in data["events"]:
+        actor = e["actor"] or {}
+        who = f"{actor.get('role', '')}:{actor.get('id', '')}"
+        clock = ", ".join(f"{s['deadline']} {s['minutes_left']:+.0f}" for s in e["sla"]) or "—"
+        table.add_row(str(e["version"]), e["type"], e["occurred_at"], who, clock)
+    Console().print(table)
+
+
+@main.command("timeline")
+@click.argument("ticket")
+@pass_ctx
+def timeline_command(ctx: Ctx, ticket: str) -> None:
+    """Every event of TICKET with business time, actor and the SLA clock at that moment."""
+    data = timeline(ctx.runtime, ctx.ticket_id(ticket))
+    ctx.emit(data, lambda: _show_timeline(data))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between passes.")
+@pass_ctx
+def watchdog(ctx: Ctx, once: bool, interval: float) -> None:
+    """Escalate missed acknowledgement and handling deadlines up the ladder (督办)."""
+    from dispatch.watchdog import Watchdog
+
+    dog = Watchdog(ctx.runtime)
+    if not once:
+        dog.run(interval, threading.Event())
+        return
+    outcomes = dog.tick()
+    done = [o for o in outcomes if o.error is None]
+    data = {"escalated": [{"ticket_id": str(o.ticket_id), "deadline": o.command.deadline, "rung": o.command.rung}
+                          for o in done], "refused": len(outcomes) - len(done)}
+    ctx.emit(data, f"escalated {len(done)} (refused {data['refused']})")

@@ -1,0 +1,134 @@
+"""Facts as of an instant: the read-model rows with everything after ``as_of`` removed.
+
+A call answered after ``as_of`` is unanswered here, an evaluation after it is absent,
+a ticket's state is the last status reached at or before it — so every figure computed
+from ``Facts`` is the figure a rebuild with ``until=as_of`` would give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, Select, select
+
+from dispatch.ladder import LEVELS
+from dispatch.projections import tables as t
+
+__all__ = ["CallFact", "EvalFact", "EscalationFact", "Facts", "TicketFact", "load_facts"]
+
+
+@dataclass(slots=True)
+class TicketFact:
+    ticket_id: str
+    grid: str
+    community: str
+    street: str
+    district: str
+    category: str
+    priority: str
+    channel: str
+    reported_at: datetime
+    state: str = "reported"
+    closed_at: datetime | None = None
+    level: str = LEVELS[0]
+
+
+@dataclass(slots=True)
+class CallFact:
+    ticket_id: str
+    call_id: str
+    dispatch_no: int
+    department: str
+    role: str
+    dispatched_at: datetime
+    ack_due: datetime
+    answer: str | None
+    answered_at: datetime | None
+    handle_due: datetime | None
+    feedback_due: datetime | None
+    handled_at: datetime | None
+    superseded_at: datetime | None
+    time_basis: str
+    escalate_every_minutes: int
+
+
+@dataclass(slots=True)
+class EvalFact:
+    ticket_id: str
+    version: int
+    at: datetime
+    satisfaction: str
+    resolved: bool
+    contacted: bool
+    department: str | None
+    reopened_at: datetime | None
+
+
+@dataclass(slots=True)
+class EscalationFact:
+    ticket_id: str
+    at: datetime
+    deadline: str
+    rung: int
+    to_level: str
+
+
+@dataclass
+class Facts:
+    as_of: datetime
+    tickets: dict[str, TicketFact] = field(default_factory=dict)
+    calls: list[CallFact] = field(default_factory=list)
+    evaluations: list[EvalFact] = field(default_factory=list)
+    escalations: list[EscalationFact] = field(default_factory=list)
+
+
+def _upto(value: datetime | None, as_of: datetime) -> datetime | None:
+    return value if value is not None and value <= as_of else None
+
+
+def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
+               street: str | None = None) -> Facts:
+    """Every fact of the tickets in scope (reported at or before ``as_of``)."""
+    tk = t.tickets.c
+    scope: Select[tuple[str]] = select(tk.ticket_id).where(tk.reported_at <= as_of)
+    if community is not None:
+        scope = scope.where(tk.community == community)
+    if street is not None:
+        scope = scope.where(tk.street == street)
+    facts = Facts(as_of=as_of)
+    with engine.connect() as conn:
+        cols = [tk.ticket_id, tk.grid, tk.community, tk.street, tk.district, tk.category, tk.priority,
+                tk.channel, tk.reported_at, tk.closed_at]
+        for row in conn.execute(select(*cols).where(tk.ticket_id.in_(scope))):
+            facts.tickets[row.ticket_id] = TicketFact(
+                ticket_id=row.ticket_id, grid=row.grid, community=row.community, street=row.street,
+                district=row.district, category=row.category, priority=row.priority, channel=row.channel,
+                reported_at=row.reported_at, closed_at=_upto(row.closed_at, as_of))
+        st = t.ticket_states.c
+        for tid, state in conn.execute(select(st.ticket_id, st.state).where(st.ticket_id.in_(scope), st.at <= as_of)
+                                       .order_by(st.ticket_id, st.version)):
+            facts.tickets[tid].state = state
+        es = t.escalations.c
+        for row in conn.execute(select(es.ticket_id, es.at, es.deadline, es.rung, es.to_level)
+                                .where(es.ticket_id.in_(scope), es.at <= as_of).order_by(es.ticket_id, es.version)):
+            facts.escalations.append(EscalationFact(*row))
+            facts.tickets[row.ticket_id].level = row.to_level
+        c = t.calls.c
+        for row in conn.execute(select(t.calls).where(c.ticket_id.in_(scope), c.dispatched_at <= as_of)
+                                .order_by(c.ticket_id, c.dispatch_no, c.call_id)):
+            m = row._mapping
+            answered = _upto(m["answered_at"], as_of)
+            facts.calls.append(CallFact(
+                m["ticket_id"], m["call_id"], m["dispatch_no"], m["department"], m["role"], m["dispatched_at"],
+                m["ack_due"], m["answer"] if answered else None, answered, m["handle_due"], m["feedback_due"],
+                _upto(m["handled_at"], as_of), _upto(m["superseded_at"], as_of), m["time_basis"],
+                m["escalate_every_minutes"]))
+        ev = t.evaluations.c
+        for row in conn.execute(select(t.evaluations).where(ev.ticket_id.in_(scope), ev.at <= as_of)
+                                .order_by(ev.ticket_id, ev.version)):
+            m = row._mapping
+            facts.evaluations.append(EvalFact(
+                m["ticket_id"], m["version"], m["at"], m["satisfaction"], bool(m["resolved"]),
+                bool(m["contacted"]), m["department"], _upto(m["reopened_at"], as_of)))
+    return facts

@@ -1,0 +1,41 @@
+"""Embedded mode: poll the event store's notification log into the projections.
+
+eventsourcing's ProjectionRunner subscribes only on PostgreSQL; polling works on both
+backends and uses the same ``apply_records`` as the Kafka consumer and a rebuild.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dispatch.projections.apply import apply_records, stored_position
+from dispatch.projections.records import records_from_notifications
+
+__all__ = ["STORE_SOURCE", "catch_up"]
+
+STORE_SOURCE = "store"
+
+
+def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2000) -> int:
+    """Apply the notifications recorded since the stored position; return #events applied.
+
+    ``until`` applies only events whose business time is at or before it (time travel).
+    The position still moves past the events left out, so a database caught up with
+    ``until`` is a snapshot for that instant: rebuild into a fresh database for it.
+    """
+    app, engine = runtime.app, runtime.engine
+    position = stored_position(engine, STORE_SOURCE) or 0
+    applied = 0
+    while True:
+        notifications = app.recorder.select_notifications(start=position + 1, limit=batch_size)
+        if not notifications:
+            break
+        records = records_from_notifications(notifications, app.mapper)
+        if until is not None:
+            records = [r for r in records if r.occurred_at <= until]
+        position = notifications[-1].id
+        applied += apply_records(engine, records, source=STORE_SOURCE, position=position)
+        if len(notifications) < batch_size:
+            break
+    return applied

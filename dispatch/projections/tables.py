@@ -1,0 +1,161 @@
+"""Read-model fact tables. Every figure is a query over these with as-of / period filters.
+
+Times are stored as naive UTC (``UtcDateTime``) so SQLite and PostgreSQL behave the
+same; they come back timezone-aware (UTC). One row per fact, keyed so that "as of T"
+is a filter: a call row keeps when it was answered, handled and superseded, a ticket's
+status history is in ``ticket_states``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (Boolean, Column, DateTime, Engine, Index, Integer, MetaData, String, Table,
+                        TypeDecorator)
+
+__all__ = ["METADATA", "UtcDateTime", "calls", "create_tables", "escalations", "evaluations",
+           "positions", "reopens", "ticket_states", "tickets"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, stored as naive UTC, aware UTC out.
+
+    On SQLite the column is fixed-width text ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLite's own
+    datetime format, which sorts and compares correctly) converted here in one C-level call,
+    which keeps bulk writes fast; on PostgreSQL it is ``timestamp without time zone``.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(String(26) if dialect.name == "sqlite" else DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        naive = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return naive.isoformat(" ", "microseconds") if dialect.name == "sqlite" else naive
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+
+
+METADATA = MetaData()
+_Id = String(64)
+_T = UtcDateTime
+
+positions = Table(
+    "projection_positions", METADATA,
+    Column("source", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+tickets = Table(
+    "tickets", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("status", String(40), nullable=False),
+    Column("grid", String(200), nullable=False, index=True),
+    Column("community", String(200), nullable=False, index=True),
+    Column("street", String(200), nullable=False, index=True),
+    Column("district", String(200), nullable=False),
+    Column("category", String(200), nullable=False),
+    Column("priority", String(200), nullable=False),
+    Column("channel", String(40), nullable=False),
+    Column("description", String(4000), nullable=False, default=""),
+    Column("external_ref", String(200)),
+    Column("reported_at", _T, nullable=False),
+    Column("closed_at", _T),
+    Column("last_at", _T, nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("last_version", Integer, nullable=False),
+    Column("dispatch_no", Integer, nullable=False, default=0),
+    Column("lead", String(200)),
+    Column("handled_by", String(200)),
+    Column("time_basis", String(20)),
+    Column("satisfaction", String(40)),
+    Column("last_eval_version", Integer),
+)
+
+# Status history: one row whenever a ticket's status changes ("open by state as of T").
+ticket_states = Table(
+    "ticket_states", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("at", _T, nullable=False),
+    Column("state", String(40), nullable=False),
+)
+
+# One department's share of one dispatch.
+calls = Table(
+    "calls", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("call_id", String(300), primary_key=True),
+    Column("dispatch_no", Integer, nullable=False),
+    Column("department", String(200), nullable=False, index=True),
+    Column("role", String(20), nullable=False),
+    Column("dispatched_at", _T, nullable=False, index=True),
+    Column("ack_due", _T, nullable=False),
+    Column("answer", String(20)),  # acknowledged | rejected
+    Column("answered_at", _T),
+    Column("handle_due", _T),  # lead calls only
+    Column("feedback_due", _T),  # lead calls only
+    Column("handled_at", _T),  # lead calls only
+    Column("superseded_at", _T),  # a later dispatch replaced this call
+    Column("time_basis", String(20), nullable=False),
+    Column("escalate_every_minutes", Integer, nullable=False),
+)
+
+evaluations = Table(
+    "evaluations", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("at", _T, nullable=False, index=True),
+    Column("satisfaction", String(40), nullable=False),
+    Column("resolved", Boolean, nullable=False),
+    Column("contacted", Boolean, nullable=False),
+    Column("department", String(200)),  # the lead department that handled what was evaluated
+    Column("reopened_at", _T),  # a Reopened followed this evaluation
+)
+
+escalations = Table(
+    "escalations", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("at", _T, nullable=False, index=True),
+    Column("deadline", String(200), nullable=False),
+    Column("rung", Integer, nullable=False),
+    Column("from_level", String(20), nullable=False),
+    Column("to_level", String(20), nullable=False),
+    Column("actor_role", String(40)),
+)
+
+reopens = Table(
+    "reopens", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("at", _T, nullable=False),
+    Column("reason", String(4000), nullable=False, default=""),
+)
+
+Index("ix_ticket_states_at", ticket_states.c.at)
+
+_created: set[int] = set()
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the read-model tables if they are missing (idempotent)."""
+    METADATA.create_all(engine, checkfirst=True)
+    _created.add(id(engine))
+
+
+def ensure_tables(engine: Engine) -> None:
+    if id(engine) not in _created:
+        create_tables(engine)
