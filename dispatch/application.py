@@ -8,7 +8,7 @@ transaction. A refused command changes nothing and is reported in its ``Outcome`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -66,14 +66,35 @@ class _Batch:
         self.tickets[ticket.id] = ticket
 
 
+SNAPSHOT_EVERY_ENV = "DISPATCH_SNAPSHOT_EVERY"
+DEFAULT_SNAPSHOT_EVERY = 50
+
+
 class DispatchApp(Application[UUID]):
+    """``DISPATCH_SNAPSHOT_EVERY`` (environment or ``env``): snapshot a ticket at every
+    N-th version, so a long history loads from the snapshot plus the events after it;
+    0 turns snapshots off (tickets load from their full history) [default 50]."""
+
     name = "dispatch"
-    snapshotting_intervals = {Ticket: 50}
 
     def __init__(self, env: Mapping[str, str], reference: Reference):
         self.reference = reference
         self.sla = SlaPolicy(reference)
         super().__init__(env)
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        environment = super().construct_env(name, env)
+        raw = environment.get(SNAPSHOT_EVERY_ENV) or str(DEFAULT_SNAPSHOT_EVERY)
+        try:
+            every = int(raw)
+            if every < 0:
+                raise ValueError
+        except ValueError:
+            raise DispatchError(f"{SNAPSHOT_EVERY_ENV}={raw!r}: give a whole number of events (0 = off)") from None
+        # per instance, from the setting (the base class declares it as a class variable)
+        self.snapshotting_intervals = {Ticket: every} if every else {}  # type: ignore[misc]
+        environment["IS_SNAPSHOTTING_ENABLED"] = "y" if every else "n"
+        return environment
 
     def construct_recorder(self) -> Any:
         # A process recorder keeps Tracking records in the same transaction as events.
@@ -93,8 +114,17 @@ class DispatchApp(Application[UUID]):
             raise outcome.error
         return outcome
 
-    def execute_batch(self, commands: Iterable[Any], tracking: Tracking | None = None) -> list[Outcome]:
-        """Apply commands in order; record every accepted event and ``tracking`` atomically."""
+    def execute_batch(
+        self,
+        commands: Iterable[Any],
+        tracking: Tracking | None = None,
+        before_record: Callable[[list[Outcome]], None] | None = None,
+    ) -> list[Outcome]:
+        """Apply commands in order; record every accepted event and ``tracking`` atomically.
+
+        ``before_record(outcomes)`` runs after the commands ran and before anything is
+        recorded; if it raises, nothing is recorded (the Kafka engine sends a batch's
+        dead letters here, so they are safe before the batch's position is)."""
         batch = _Batch(self)
         outcomes = []
         for command in commands:
@@ -108,6 +138,8 @@ class DispatchApp(Application[UUID]):
                 outcome.ticket_id = ticket.id
                 outcome.events = [type(ticket.pending_events[-1]).__name__]  # one event per command
             outcomes.append(outcome)
+        if before_record is not None:
+            before_record(outcomes)
         self.record(batch.tickets.values(), tracking)
         return outcomes
 

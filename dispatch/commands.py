@@ -138,6 +138,8 @@ class Evaluate(_OnTicket):
     resolved: bool
     contacted: bool = True
     comment: Text = ""
+    method: Literal["callback", "sms", "online", "in_person"] = Field(
+        "callback", description="how the verdict was collected: hotline call-back, SMS, online, in person")
 
 
 class Reopen(_OnTicket):

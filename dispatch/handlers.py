@@ -121,7 +121,7 @@ HANDLERS: dict[type, Callable[[UnitOfWork, Any], Ticket]] = {
     c.Reject: _on_ticket("reject", "reason", department=True),
     c.Handle: _on_ticket("handle", "result", department=True),
     c.Feedback: _on_ticket("give_feedback", "message", "contacted"),
-    c.Evaluate: _on_ticket("evaluate", "satisfaction", "resolved", "contacted", "comment"),
+    c.Evaluate: _on_ticket("evaluate", "satisfaction", "resolved", "contacted", "comment", "method"),
     c.Reopen: _on_ticket("reopen", "reason"),
     c.Escalate: _on_ticket("escalate", "deadline", "rung", "reason"),
     c.MarkDuplicate: mark_duplicate,

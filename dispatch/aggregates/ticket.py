@@ -31,6 +31,7 @@ from dispatch.errors import (
     TopOfLadder,
 )
 from dispatch.ladder import LEVELS, TOP_RUNG
+from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "TERMINAL", "Ticket", "ticket_id_for"]
 
@@ -246,12 +247,15 @@ class Ticket(Aggregate):
         contacted: bool,
         comment: str = "",
         command_id: str | None = None,
+        method: str = "callback",
     ) -> None:
-        """评价: the reporter's verdict on the result."""
+        """评价: the reporter's verdict on the result, and how it was collected (``method``)."""
         self._check(occurred_at, command_id)
         self._require(("handled", "feedback_given"), TicketNotHandled, "evaluate")
         if satisfaction not in SATISFACTION:
             raise IllegalTransition(f"unknown satisfaction {satisfaction!r}; one of {', '.join(SATISFACTION)}")
+        if method not in EVALUATION_METHODS:
+            raise IllegalTransition(f"unknown evaluation method {method!r}; one of {', '.join(EVALUATION_METHODS)}")
         self._evaluated(
             occurred_at=occurred_at,
             actor=actor,
@@ -260,6 +264,7 @@ class Ticket(Aggregate):
             resolved=resolved,
             contacted=contacted,
             comment=comment,
+            method=method,
         )
 
     def reopen(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
@@ -382,9 +387,26 @@ class Ticket(Aggregate):
         self._remember(occurred_at, command_id)
         self.status = "feedback_given"
 
-    @event("Evaluated")
+    class Evaluated(Aggregate.Event):
+        """v2 added ``method`` (see ``dispatch.upcasting``); stored v1 events are upcast on read."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        satisfaction: str
+        resolved: bool
+        contacted: bool
+        comment: str
+        method: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_evaluated_v1_v2(state)
+
+    @event(Evaluated)
     def _evaluated(self, occurred_at: datetime, actor: Actor, command_id: str | None, satisfaction: str,
-                   resolved: bool, contacted: bool, comment: str) -> None:
+                   resolved: bool, contacted: bool, comment: str, method: str) -> None:
         self._remember(occurred_at, command_id)
         self.status, self.satisfaction = "evaluated", satisfaction
 

@@ -185,13 +185,15 @@ def feedback(ctx: Ctx, ticket: str, message: str, contacted: bool, at: str | Non
 @click.option("--resolved/--unresolved", default=True, show_default=True)
 @click.option("--contacted/--not-contacted", default=True, show_default=True)
 @click.option("--comment", default="")
+@click.option("--method", type=click.Choice(["callback", "sms", "online", "in_person"]), default="callback",
+              show_default=True, help="How the verdict was collected (hotline call-back, SMS, online, in person).")
 @_at
 @pass_ctx
-def evaluate(ctx: Ctx, ticket: str, satisfaction: str, resolved: bool, contacted: bool, comment: str,
+def evaluate(ctx: Ctx, ticket: str, satisfaction: str, resolved: bool, contacted: bool, comment: str, method: str,
              at: str | None, by: str | None) -> None:
     """评价: the reporter's verdict."""
     _run(ctx, c.Evaluate, "resident", at, by, ticket_id=ticket, satisfaction=satisfaction, resolved=resolved,
-         contacted=contacted, comment=comment)
+         contacted=contacted, comment=comment, method=method)
 
 
 @main.command()

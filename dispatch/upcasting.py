@@ -1,0 +1,64 @@
+"""Event versions: how an old stored event becomes the current shape.
+
+Each event class that changed carries ``class_version = N`` and static methods
+``upcast_v1_v2(state)`` … ``upcast_vN-1_vN(state)``; eventsourcing's mapper runs the
+chain on read (``Mapper.to_domain_event``), so every reader — the aggregate, the
+projections, a rebuild, an export — sees only the current shape. The functions live
+here so the same step also upgrades a record from the ticket-events wire that an
+older relay published (the wire carries no class version: a missing field tells).
+
+History (keep this list; never edit a published step, add the next one):
+
+- ``Evaluated`` v2: field ``method``, how the verdict was collected — one of
+  ``EVALUATION_METHODS``. Before it, the hotline call-back was the only method, so a
+  v1 event becomes ``"callback"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dispatch.projections.records import EventRecord
+
+__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_record"]
+
+EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
+
+State = MutableMapping[str, Any]
+
+
+def upcast_evaluated_v1_v2(state: State) -> None:
+    """Evaluated v1 → v2: the verdict was collected by the hotline call-back."""
+    state.setdefault("method", "callback")
+
+
+# event type -> (current class version, the steps in order, each with the field it adds)
+_CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
+    "Evaluated": (2, [("method", upcast_evaluated_v1_v2)]),
+}
+CURRENT_VERSIONS = {name: version for name, (version, _) in _CHAINS.items()}
+
+
+def upcast_data(event_type: str, data: State) -> bool:
+    """Bring one event's data (without a class version) to the current shape in place:
+    a step runs when the field it adds is missing. Returns whether anything changed."""
+    chain = _CHAINS.get(event_type)
+    if chain is None:
+        return False
+    changed = False
+    for field, step in chain[1]:
+        if field not in data:
+            step(data)
+            changed = True
+    return changed
+
+
+def upcast_record(record: EventRecord) -> EventRecord:
+    """The record in the current shape (the same object when it already is)."""
+    if record.type not in _CHAINS:
+        return record
+    data = dict(record.data)
+    return replace(record, data=data) if upcast_data(record.type, data) else record
