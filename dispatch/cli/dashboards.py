@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +64,12 @@ def _figure_options(f: Any) -> Any:
     return f
 
 
+def _console() -> Console:
+    """Figures tables are wide: never squeeze them below 140 columns (a pipe defaults to 80)."""
+    console = Console()
+    return console if console.width >= 140 else Console(width=140)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -78,16 +85,16 @@ _DASH_COLUMNS = ("open", "reported", "closed", "ack_overdue", "handle_overdue", 
 
 
 def _dash_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
     for col in (key, *_DASH_COLUMNS):
-        table.add_column(_SHORT.get(col, col), justify="left" if col == key else "right")
+        table.add_column(_SHORT.get(col, col), justify="left" if col == key else "right", no_wrap=col == key)
     for row in rows:
-        table.add_row(row[key], *(_fmt(row[c]) for c in _DASH_COLUMNS))
+        table.add_row(row.get("name") or row[key], *(_fmt(row[c]) for c in _DASH_COLUMNS))
     return table
 
 
 def _show_dashboard(data: dict[str, Any]) -> None:
-    console = Console()
+    console = _console()
     unit = "street" if "communities" in data else "community"
     console.print(f"[bold]{data['name']}[/bold] ({data[unit]}) as of {data['as_of']}"
                   f"  period {data['from'] or '…'} → {data['to'] or '…'}")
@@ -139,17 +146,17 @@ _SHORT = {"dispatched": "calls", "ack_on_time_rate": "ack ok", "handle_on_time_r
 
 def _show_sla(data: dict[str, Any]) -> None:
     by = data["by"]
-    table = Table(title=f"SLA by {by} as of {data['as_of']}")
+    table = Table(title=f"SLA by {by} as of {data['as_of']}", box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
     table.add_column(by)
     if data["period"]:
         table.add_column("period")
     for col in _SLA_COLUMNS:
         table.add_column(_SHORT.get(col, col), justify="right")
     for row in data["rows"]:
-        lead = [row[by]] + ([row["period"]] if data["period"] else [])
+        lead = [row.get("name") or row[by]] + ([row["period"]] if data["period"] else [])
         table.add_row(*lead, *(f"{row[c]:.1f}" if "minutes" in c and row[c] is not None else _fmt(row[c])
                                for c in _SLA_COLUMNS))
-    console = Console()
+    console = _console()
     console.print(table)
     if "ranking" in data:
         ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
@@ -182,7 +189,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
         who = f"{actor.get('role', '')}:{actor.get('id', '')}"
         clock = ", ".join(f"{s['deadline']} {s['minutes_left']:+.0f}" for s in e["sla"]) or "—"
         table.add_row(str(e["version"]), e["type"], e["occurred_at"], who, clock)
-    Console().print(table)
+    _console().print(table)
 
 
 @main.command("timeline")
