@@ -95,12 +95,18 @@ class Ticket(Aggregate):
         self.closed_via: str | None = None
 
     # ------------------------------------------------------------------ guards
-    def _check(self, occurred_at: datetime, command_id: str | None) -> None:
+    def _check(self, occurred_at: datetime, command_id: str | None, *, answer: bool = False) -> None:
+        """Refuse a repeated command, anything after the end, and time running backwards.
+
+        A department's answer (报到 or 退单) only has to come after its own call: desks
+        answer independently, so a cooperating department's report-in may arrive after
+        the lead's handling that happened later in business time. Every other step comes
+        at or after the latest business time the ticket has seen."""
         if command_id and command_id in self.command_ids:
             raise DuplicateCommand(f"command {command_id} was already applied to ticket {self.id}")
         if self.status in TERMINAL:
             raise TicketClosed(f"ticket {self.id} is {self.status}; nothing more can happen to it")
-        if occurred_at < self.last_at:
+        if not answer and occurred_at < self.last_at:
             raise TimeGoesBackwards(
                 f"{occurred_at.isoformat()} is before the ticket's last event at {self.last_at.isoformat()}"
             )
@@ -109,7 +115,7 @@ class Ticket(Aggregate):
         if self.status not in allowed:
             raise error(f"cannot {step} ticket {self.id}: it is {self.status}")
 
-    def _open_call(self, department: str) -> dict[str, Any]:
+    def _open_call(self, department: str, occurred_at: datetime) -> dict[str, Any]:
         if self.status not in ("dispatched", "in_progress", "awaiting_redispatch", "handled", "feedback_given"):
             raise TicketNotDispatched(f"cannot answer for ticket {self.id}: it is {self.status}, no whistle is open")
         for call in self.calls.values():
@@ -118,11 +124,16 @@ class Ticket(Aggregate):
                     raise CallAlreadyAnswered(
                         f"{department} already {call['answer']} the call on ticket {self.id}"
                     )
+                if occurred_at < call["dispatched_at"]:
+                    raise TimeGoesBackwards(
+                        f"{occurred_at.isoformat()} is before {department} was called at "
+                        f"{call['dispatched_at'].isoformat()}"
+                    )
                 return call
         raise NotYourWhistle(f"{department} has no call on ticket {self.id}")
 
     def _remember(self, occurred_at: datetime, command_id: str | None) -> None:
-        self.last_at = occurred_at
+        self.last_at = max(self.last_at, occurred_at)
         if command_id:
             self.command_ids.append(command_id)
 
@@ -190,8 +201,8 @@ class Ticket(Aggregate):
 
     def acknowledge(self, *, occurred_at: datetime, actor: Actor, department: str, command_id: str | None = None) -> None:
         """报到: the department reports in on its call."""
-        self._check(occurred_at, command_id)
-        call = self._open_call(department)
+        self._check(occurred_at, command_id, answer=True)
+        call = self._open_call(department, occurred_at)
         self._acknowledged(
             occurred_at=occurred_at, actor=actor, command_id=command_id, call_id=call["call_id"], department=department
         )
@@ -200,8 +211,8 @@ class Ticket(Aggregate):
         self, *, occurred_at: datetime, actor: Actor, department: str, reason: str, command_id: str | None = None
     ) -> None:
         """退单: "not our responsibility". A rejected lead call waits for a redispatch."""
-        self._check(occurred_at, command_id)
-        call = self._open_call(department)
+        self._check(occurred_at, command_id, answer=True)
+        call = self._open_call(department, occurred_at)
         if not reason.strip():
             raise IllegalTransition("a rejection needs a reason")
         self._rejected(

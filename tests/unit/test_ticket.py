@@ -210,6 +210,25 @@ def test_business_time_never_goes_backwards_within_a_ticket() -> None:
     t.accept(occurred_at=T0, actor=CENTRE)  # the same instant is fine
 
 
+def test_a_cooperating_department_may_report_in_after_the_lead_handled_earlier_in_business_time() -> None:
+    # Desks answer independently: 环卫's report-in at 09:20 reaches the engine after
+    # 城管's handling at 10:00 was recorded. It is accepted; nothing before the call is.
+    t = new_ticket()
+    t.accept(occurred_at=at(1), actor=CENTRE)
+    dispatch(t, 2)
+    t.acknowledge(occurred_at=at(10), actor=dept("chengguan"), department="chengguan")
+    t.handle(occurred_at=at(60), actor=dept("chengguan"), department="chengguan", result="done")
+    t.acknowledge(occurred_at=at(20), actor=dept("huanwei"), department="huanwei")
+    assert t.calls["1:huanwei"]["answered_at"] == at(20)
+    with pytest.raises(TimeGoesBackwards):
+        t.give_feedback(occurred_at=at(30), actor=CENTRE, message="", contacted=True)  # before the handling
+    other = new_ticket()
+    other.accept(occurred_at=at(1), actor=CENTRE)
+    dispatch(other, 5)
+    with pytest.raises(TimeGoesBackwards):
+        other.acknowledge(occurred_at=at(3), actor=dept("huanwei"), department="huanwei")  # before the call
+
+
 def test_a_command_id_seen_before_has_no_second_effect() -> None:
     t = new_ticket(command_id="m-1")
     t.accept(occurred_at=at(1), actor=CENTRE, command_id="m-2")
