@@ -51,3 +51,5 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None, stream: 
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("kafka", "sqlalchemy", "eventsourcing"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # kafka-python's selector warns about every slow event-loop turn under load.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)

@@ -1,0 +1,153 @@
+"""The loop every database-positioned consumer shares (engine, projector).
+
+The consumer subscribes in a group, but never trusts Kafka's committed offsets
+(``enable_auto_commit=False``): on start and on every assignment a
+``ConsumerRebalanceListener`` seeks each partition to the position stored in the
+database + 1 (or the beginning). Each poll yields at most one ``process(tp, records)``
+call per partition; ``process`` records its position in the transaction of its work,
+or raises ``Rewind`` to go back to the stored position.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import psycopg
+import sqlalchemy.exc
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+
+from dispatch.kafka import KafkaSettings, make_consumer
+
+__all__ = ["TRANSIENT", "PartitionedConsumer", "Rewind"]
+
+log = structlog.get_logger("dispatch.consumers")
+
+# Errors that say "a server is unreachable now", not "this message is bad".
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, KafkaError, psycopg.OperationalError, sqlalchemy.exc.OperationalError,
+)
+
+
+class Rewind(Exception):
+    """Abandon this partition's batch; continue from the position stored in the database."""
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: PartitionedConsumer):
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.owner.owned.pop(tp, None)
+        if revoked:
+            log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            self.owner.seek_stored(tp)
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned),
+                 positions={tp.partition: self.owner.owned.get(tp) for tp in assigned})
+
+
+class PartitionedConsumer(ABC):
+    def __init__(self, settings: KafkaSettings, topic: str, group: str, *,
+                 max_poll_records: int = 2000, poll_timeout_ms: int = 500, **consumer_config: Any):
+        self.settings, self.topic, self.group = settings, topic, group
+        self.poll_timeout_ms, self.max_poll_records = poll_timeout_ms, max_poll_records
+        self.owned: dict[TopicPartition, int | None] = {}  # partition -> last stored offset
+        self.consumer = make_consumer(settings, group, max_poll_records=max_poll_records, **consumer_config)
+        self.consumer.subscribe([topic], listener=_Listener(self))
+        self._backoff = 0.5
+
+    @abstractmethod
+    def stored_position(self, tp: TopicPartition) -> int | None:
+        """The last offset whose work is in the database, or None."""
+
+    @abstractmethod
+    def process(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Do the work of ``records`` and store ``records[-1].offset`` in one transaction."""
+
+    @staticmethod
+    def source(tp: TopicPartition) -> str:
+        return f"{tp.topic}:{tp.partition}"
+
+    def seek_stored(self, tp: TopicPartition) -> None:
+        stored = self.stored_position(tp)
+        self.owned[tp] = stored
+        if stored is None:
+            self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, stored + 1)
+
+    def owns(self, tp: TopicPartition, expected: int | None) -> bool:
+        """Still assigned, and nothing moved the stored position under us."""
+        return tp in self.consumer.assignment() and tp in self.owned and self.owned[tp] == expected
+
+    def lag(self, tp: TopicPartition) -> int | None:
+        highwater = self.consumer.highwater(tp)
+        stored = self.owned.get(tp)
+        return None if highwater is None else highwater - (-1 if stored is None else stored) - 1
+
+    def poll_once(self) -> int:
+        """One poll; returns the number of records handed to ``process``."""
+        batches = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records)
+        handled = 0
+        for tp, records in batches.items():
+            if tp not in self.owned or not records:
+                continue
+            try:
+                self.process(tp, records)
+            except Rewind as why:
+                log.info("rewind", partition=tp.partition, reason=str(why))
+                self.seek_stored(tp)
+            handled += len(records)
+        return handled
+
+    def step(self) -> int:
+        """``poll_once``, surviving an unreachable database or broker (back off, rewind)."""
+        try:
+            handled = self.poll_once()
+        except TRANSIENT as error:
+            log.warning("server unavailable; backing off", error=f"{type(error).__name__}: {error}",
+                        backoff_s=self._backoff)
+            time.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, 10.0)
+            try:
+                for tp in list(self.owned):
+                    self.seek_stored(tp)
+            except TRANSIENT:
+                pass
+            return 0
+        finally:
+            structlog.contextvars.clear_contextvars()
+        self._backoff = 0.5
+        return handled
+
+    def run(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            self.step()
+
+    def caught_up(self) -> bool:
+        if not self.owned or self.consumer.assignment() != set(self.owned):
+            return False
+        ends = self.consumer.end_offsets(list(self.owned))
+        return all(self.consumer.position(tp) >= ends[tp] for tp in self.owned)
+
+    def run_until_idle(self, *, timeout: float = 300.0, idle_polls: int = 2) -> None:
+        """Run until every assigned partition is consumed to its end (for tests, benchmarks)."""
+        deadline, idle = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            handled = self.step()
+            idle = idle + 1 if handled == 0 and self.caught_up() else 0
+            if idle >= idle_polls:
+                return
+        raise TimeoutError(f"{self.topic} not consumed to its end within {timeout}s")
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,193 @@
+"""A department's desk: its whistle calls in, its answers out (``dispatch department``).
+
+One process per department. The whistle topic is keyed by department id, so all of
+one department's calls sit, in order, in one partition: the desk reads only that
+partition (computed with the producer's partitioner) and keeps only messages whose key
+is its own id. Why not one topic per department: departments are reference data that
+changes at runtime (a district has dozens), so per-department topics would need topic
+administration on every reference change and a relay that knows them all; one keyed
+topic keeps per-department order, needs no administration, and costs each desk one
+partition's traffic.
+
+The desk sends acknowledge / reject / handle commands to intake (keyed by ticket id)
+with the department as actor. Command ids are derived from the call (``<dept>:<call>:
+<ticket>:ack``), so a redelivered call cannot be answered twice (the engine refuses a
+seen command id). Its consumer offsets are committed to Kafka after the answers are
+flushed: a department keeps no database.
+
+Automatic mode (the simulation): every call is acknowledged after ``ack_delay`` —
+or rejected with probability ``reject_rate`` — and, for the lead department, handled
+``handle_delay`` later. Business times are the call's dispatch time + the delays, never
+the wall clock; the choice per call is seeded by (seed, ticket, call), so a run is
+deterministic whatever the delivery order.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from kafka import KafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
+
+from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
+from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
+
+__all__ = ["AutoPolicy", "DepartmentDesk", "Inbox"]
+
+log = structlog.get_logger("dispatch.department")
+
+
+@dataclass(frozen=True)
+class AutoPolicy:
+    ack_delay_minutes: float = 15.0
+    handle_delay_minutes: float = 240.0
+    reject_rate: float = 0.0
+    seed: int = 0
+    reject_reason: str = "不属于本部门职责"
+
+    def answers(self, department: str, call: dict[str, Any]) -> list[Any]:
+        rng = random.Random(f"{self.seed}:{call['ticket_id']}:{call['call_id']}")
+        actor = {"role": "department", "id": f"{department}-auto", "department": department}
+        base = {"ticket_id": call["ticket_id"], "actor": actor, "department": department}
+        at = call["dispatched_at"] + timedelta(minutes=self.ack_delay_minutes)
+        cid = f"{department}:{call['call_id']}:{call['ticket_id']}"
+        if rng.random() < self.reject_rate:
+            return [Reject(**base, occurred_at=at, command_id=f"{cid}:reject", reason=self.reject_reason)]
+        answers: list[Any] = [Acknowledge(**base, occurred_at=at, command_id=f"{cid}:ack")]
+        if call["role"] == "lead":
+            done = at + timedelta(minutes=self.handle_delay_minutes)
+            answers.append(Handle(**base, occurred_at=done, command_id=f"{cid}:handle", result="已处置"))
+        return answers
+
+
+class Inbox:
+    """The calls a department still has to answer (acknowledge or reject) or, as lead, handle."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[UUID, str], dict[str, Any]] = {}
+
+    def add(self, message: dict[str, Any]) -> None:
+        ticket_id = message["ticket_id"]
+        if message["kind"] == "call":
+            self.calls.setdefault((ticket_id, message["call_id"]), dict(message, state="waiting"))
+        elif message["answer"] == "handled":
+            for key in [k for k in self.calls if k[0] == ticket_id]:
+                del self.calls[key]
+        else:
+            call = self.calls.get((ticket_id, message.get("call_id", "")))
+            if call is not None and (message["answer"] == "rejected" or call["role"] != "lead"):
+                del self.calls[(ticket_id, call["call_id"])]
+            elif call is not None:
+                call["state"] = "to_handle"
+
+    def pending(self) -> list[dict[str, Any]]:
+        return sorted(self.calls.values(), key=lambda c: (c["ack_due"], str(c["ticket_id"])))
+
+
+class DepartmentDesk:
+    def __init__(self, settings: KafkaSettings, department: str, *, auto: AutoPolicy | None = None,
+                 producer: KafkaProducer | None = None, group: str | None = None):
+        self.settings, self.department, self.auto = settings, department, auto
+        self.topics = settings.topics
+        self.group = group or f"{settings.prefix}department.{department}"
+        self._producer = producer
+        self.counts = {"calls": 0, "answers_sent": 0}
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = make_producer(self.settings)
+        return self._producer
+
+    def _partition(self, consumer: Any) -> TopicPartition:
+        partitions = sorted(consumer.partitions_for_topic(self.topics.whistle) or [])
+        if not partitions:
+            raise RuntimeError(f"topic {self.topics.whistle} does not exist")
+        index = (murmur2(self.department.encode()) & 0x7FFFFFFF) % len(partitions)
+        return TopicPartition(self.topics.whistle, partitions[index])
+
+    def _mine(self, record: Any) -> dict[str, Any] | None:
+        if record.key != self.department.encode():
+            return None
+        return whistle_from_json(record.value)
+
+    def inbox(self) -> list[dict[str, Any]]:
+        """Read this department's whistle partition from the start to its current end."""
+        consumer = make_consumer(self.settings, None)
+        try:
+            tp = self._partition(consumer)
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            end = consumer.end_offsets([tp])[tp]
+            inbox = Inbox()
+            while consumer.position(tp) < end:
+                for record in consumer.poll(timeout_ms=1000).get(tp, []):
+                    message = self._mine(record)
+                    if message is not None:
+                        inbox.add(message)
+            return inbox.pending()
+        finally:
+            consumer.close()
+
+    def send(self, commands: list[Any]) -> None:
+        """Answer on intake; returns once the broker has them."""
+        futures = [self.producer.send(self.topics.intake, key=intake_key(c), value=command_to_json(c)) for c in commands]
+        self.producer.flush(timeout=60)
+        for future in futures:
+            future.get(timeout=60)
+        self.counts["answers_sent"] += len(futures)
+
+    def follow(self, stop: threading.Event, on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Receive calls as they come; in auto mode answer them. Commits offsets after answering."""
+        consumer = make_consumer(self.settings, self.group)
+        try:
+            tp = self._partition(consumer)
+            consumer.assign([tp])
+            while not stop.is_set():
+                records = consumer.poll(timeout_ms=500).get(tp, [])
+                answers: list[Any] = []
+                for record in records:
+                    message = self._mine(record)
+                    if message is None:
+                        continue
+                    structlog.contextvars.bind_contextvars(
+                        topic=record.topic, partition=record.partition, offset=record.offset,
+                        ticket_id=str(message["ticket_id"]))
+                    if on_message is not None:
+                        on_message(message)
+                    if message["kind"] == "call":
+                        self.counts["calls"] += 1
+                        if self.auto is not None:
+                            answers += self.auto.answers(self.department, message)
+                structlog.contextvars.clear_contextvars()
+                if answers:
+                    self.send(answers)
+                    log.info("answered calls", department=self.department, commands=len(answers))
+                if records:
+                    consumer.commit()
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+
+
+def call_line(message: dict[str, Any]) -> str:
+    """One human line for a whistle message."""
+    if message["kind"] == "call":
+        t = message.get("ticket") or {}
+        return (f"CALL  {message['ticket_id']}  {message['role']:<11} ack by {_hm(message['ack_due'])}  "
+                f"{t.get('category', '')} {t.get('grid', '')} {t.get('description', '')}".rstrip())
+    return f"{message['answer'].upper():<6}{message['ticket_id']}  at {_hm(message['answered_at'])}"
+
+
+def _hm(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")

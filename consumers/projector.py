@@ -1,0 +1,99 @@
+"""The projector: ticket-events from Kafka into the read models (``dispatch project``).
+
+Per poll and partition, one ``apply_records(engine, records, source="<topic>:<partition>",
+position=last_offset)``: the read-model rows and the position commit together. On every
+assignment the consumer seeks to ``stored_position(source) + 1`` (or the beginning).
+No fencing is needed here: ``apply_records`` skips any event whose (ticket id, version)
+is already applied, so an overlap between two projector processes, or a redelivery by
+the relay, has no second effect. An undecodable message (only a foreign producer could
+write one) goes to the dead-letter topic and is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+import structlog
+from kafka import TopicPartition
+
+from consumers.base import PartitionedConsumer
+from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.kafka import DeadLetter, DeadLetterSender, KafkaSettings, ensure_topics, make_producer
+from dispatch.logs import configure_logging
+from dispatch.projections import apply_records, create_tables, stored_position
+from dispatch.projections.records import EventRecord, record_from_json
+
+__all__ = ["Projector", "main"]
+
+log = structlog.get_logger("dispatch.projector")
+
+
+class Projector(PartitionedConsumer):
+    def __init__(self, runtime: Runtime, settings: KafkaSettings, *, group: str | None = None, **options: Any):
+        self.engine = runtime.engine
+        create_tables(self.engine)
+        self.dead_letters = DeadLetterSender(make_producer(settings), settings.topics.dead_letters)
+        self.counts = {"events": 0, "applied": 0, "dead": 0, "batches": 0}
+        super().__init__(settings, settings.topics.ticket_events, group or f"{settings.prefix}projector", **options)
+
+    def stored_position(self, tp: TopicPartition) -> int | None:
+        return stored_position(self.engine, self.source(tp))
+
+    def process(self, tp: TopicPartition, records: list[Any]) -> None:
+        events: list[EventRecord] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                events.append(record_from_json(record.value))
+            except (ValueError, KeyError, TypeError) as error:
+                dead.append(DeadLetter.of(record, "invalid_event", f"{type(error).__name__}: {error}"))
+        self.dead_letters.send_all(dead)
+        applied = apply_records(self.engine, events, source=self.source(tp), position=records[-1].offset)
+        self.owned[tp] = records[-1].offset
+        self.dead_letters.count(dead)
+        self.counts["events"] += len(events)
+        self.counts["applied"] += applied
+        self.counts["dead"] += len(dead)
+        self.counts["batches"] += 1
+        log.info("events projected", topic=tp.topic, partition=tp.partition, last_offset=records[-1].offset,
+                 messages=len(records), applied=applied, skipped=len(events) - applied, dead=len(dead),
+                 lag=self.lag(tp))
+
+    def close(self) -> None:
+        super().close()
+        self.dead_letters.producer.close()
+
+
+def run_projector(runtime: Runtime, settings: KafkaSettings, stop: threading.Event,
+                  group: str | None = None) -> dict[str, int]:
+    ensure_topics(settings)
+    projector = Projector(runtime, settings, group=group)
+    log.info("projector started", group=projector.group, topic=projector.topic)
+    try:
+        projector.run(stop)
+    finally:
+        projector.close()
+    return projector.counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    from consumers.engine import stop_on_signals
+
+    parser = argparse.ArgumentParser(prog="python -m consumers.projector", description=__doc__.splitlines()[0])
+    for option in ("--db", "--kafka", "--topic-prefix", "--group"):
+        parser.add_argument(option)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    stop = stop_on_signals()
+    runtime = bootstrap(args.db)
+    try:
+        run_projector(runtime, KafkaSettings.from_env(args.kafka, args.topic_prefix), stop, args.group)
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()

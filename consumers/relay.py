@@ -1,0 +1,152 @@
+"""The relay: the event store's notification log → Kafka (``dispatch relay``).
+
+Every new ticket event goes to the ticket-events topic (key: ticket id, value:
+``record_to_json``); every call of a Dispatched / Redispatched event, and every
+Acknowledged / Rejected / Handled answer, also goes to the whistle topic, keyed by
+department. The producer is idempotent (``enable_idempotence``, ``acks=all``).
+
+The relay's position (the last relayed notification id) is a tracking record named
+``relay:<ticket-events topic>`` in the event store, written only after the broker has
+acknowledged every send of the batch (``flush`` + each future). A crash in between
+sends the batch again: at-least-once. Readers drop a redelivered event by
+(ticket id, version) — ``apply_records`` does — and a department answering a
+redelivered call twice is refused by the engine (same command id). Run one relay per
+event store; a second one would only add duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any, cast
+from uuid import UUID
+
+import structlog
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+
+from consumers.base import TRANSIENT
+from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
+from dispatch.logs import configure_logging
+from dispatch.projections.records import record_to_json, records_from_notifications
+
+__all__ = ["Relay", "main"]
+
+log = structlog.get_logger("dispatch.relay")
+_SUMMARY = ("grid", "category", "priority", "channel", "description", "location")
+
+
+class Relay:
+    def __init__(self, runtime: Runtime, settings: KafkaSettings, *, batch_size: int = 2000,
+                 idle_sleep: float = 0.2, name: str | None = None):
+        self.app, self.topics = runtime.app, settings.topics
+        self.recorder = cast(ProcessRecorder, self.app.recorder)
+        self.batch_size, self.idle_sleep = batch_size, idle_sleep
+        self.name = name or f"relay:{self.topics.ticket_events}"
+        self.producer = make_producer(settings)
+        self.position = self.stored_position()
+        self._summaries: dict[UUID, dict[str, Any]] = {}  # ticket id -> what a department needs to know
+        self.counts = {"events": 0, "whistles": 0, "batches": 0}
+
+    def stored_position(self) -> int:
+        return self.recorder.max_tracking_id(self.name) or 0
+
+    def _summary(self, ticket_id: UUID) -> dict[str, Any]:
+        summary = self._summaries.get(ticket_id)
+        if summary is None:
+            ticket = self.app.get_ticket(ticket_id)
+            summary = {k: getattr(ticket, k) for k in _SUMMARY}
+        return summary
+
+    def relay_once(self) -> int:
+        """Relay the next batch of notifications; returns how many."""
+        notifications = self.recorder.select_notifications(self.position + 1, self.batch_size)
+        if not notifications:
+            return 0
+        records = records_from_notifications(notifications, self.app.mapper)
+        futures, whistles = [], 0
+        for record in records:
+            if record.type == "Reported":
+                if len(self._summaries) > 100_000:
+                    self._summaries.clear()
+                self._summaries[record.ticket_id] = {k: record.data.get(k) for k in _SUMMARY}
+            key = str(record.ticket_id).encode()
+            futures.append(self.producer.send(self.topics.ticket_events, key=key, value=record_to_json(record)))
+            summary = self._summary(record.ticket_id) if record.type in ("Dispatched", "Redispatched") else None
+            for dept, value in whistle_messages(record, summary):
+                futures.append(self.producer.send(self.topics.whistle, key=dept, value=value))
+                whistles += 1
+        self.producer.flush(timeout=60)
+        for future in futures:
+            future.get(timeout=60)  # raises if the broker did not take it
+        last = notifications[-1].id
+        try:
+            self.recorder.insert_tracking(Tracking(self.name, last))
+        except IntegrityError:  # someone else recorded further: follow them
+            log.warning("relay position moved by another process", name=self.name)
+        self.position = max(last, self.stored_position())
+        self.counts["events"] += len(records)
+        self.counts["whistles"] += whistles
+        self.counts["batches"] += 1
+        log.info("relayed", events=len(records), whistles=whistles, position=last)
+        return len(records)
+
+    def step(self) -> int:
+        try:
+            return self.relay_once()
+        except TRANSIENT as error:
+            log.warning("server unavailable; retrying", error=f"{type(error).__name__}: {error}")
+            time.sleep(1.0)
+            self.position = self.stored_position()  # send the unacknowledged batch again
+            return 0
+
+    def run(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            if self.step() == 0:
+                stop_event.wait(self.idle_sleep)
+
+    def run_until_idle(self, *, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.step() > 0 or self.position < self._last_notification_id():
+            if time.monotonic() > deadline:
+                raise TimeoutError("relay did not catch up")
+
+    def _last_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from consumers.engine import stop_on_signals
+
+    parser = argparse.ArgumentParser(prog="python -m consumers.relay", description=__doc__.splitlines()[0])
+    parser.add_argument("--db")
+    parser.add_argument("--kafka")
+    parser.add_argument("--topic-prefix")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    stop = stop_on_signals()
+    runtime = bootstrap(args.db)
+    try:
+        run_relay(runtime, KafkaSettings.from_env(args.kafka, args.topic_prefix), stop)
+    finally:
+        runtime.close()
+
+
+def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event) -> dict[str, int]:
+    ensure_topics(settings)
+    relay = Relay(runtime, settings)
+    log.info("relay started", name=relay.name, position=relay.position)
+    try:
+        relay.run(stop)
+    finally:
+        relay.close()
+    return relay.counts
+
+
+if __name__ == "__main__":
+    main()

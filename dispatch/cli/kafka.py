@@ -1,0 +1,186 @@
+"""Kafka processes: ``serve`` (engine), ``relay``, ``project``, ``department``, plus
+``topics``, ``dead-letters`` and ``schemas``. Servers log at INFO with ``-v``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.kafka import KafkaSettings
+
+__all__: list[str] = []
+
+
+def kafka_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--topic-prefix", metavar="P", help="Topic name prefix [env DISPATCH_TOPIC_PREFIX; default 'dispatch.'].")(f)
+    f = click.option("--kafka", "bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers [env DISPATCH_KAFKA].")(f)
+    return f
+
+
+def _settings(bootstrap: str | None, prefix: str | None, partitions: int | None = None) -> KafkaSettings:
+    settings = KafkaSettings.from_env(bootstrap, prefix)
+    if partitions:
+        settings = KafkaSettings(settings.bootstrap, settings.prefix,
+                                 {k: (partitions if k in ("intake", "ticket-events") else v)
+                                  for k, v in settings.partitions.items()})
+    return settings
+
+
+@main.command()
+@kafka_options
+@click.option("--group", help="Consumer group [default <prefix>engine].")
+@click.option("--max-poll-records", type=int, default=2000, show_default=True)
+@click.option("--max-message-bytes", type=int, default=64 * 1024, show_default=True,
+              help="Larger intake messages are dead-lettered as 'oversized'.")
+@click.option("--session-timeout-ms", type=int, default=10_000, show_default=True,
+              help="How soon the group moves a dead engine's partitions to another.")
+@pass_ctx
+def serve(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, group: str | None,
+          max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
+    """Run the engine: intake commands → ticket aggregates (until Ctrl-C / SIGTERM)."""
+    from consumers.engine import serve as run, stop_on_signals
+
+    counts = run(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), group=group,
+                 max_poll_records=max_poll_records, max_message_bytes=max_message_bytes,
+                 session_timeout_ms=session_timeout_ms)
+    ctx.emit(counts, f"engine stopped: {counts}")
+
+
+@main.command()
+@kafka_options
+@pass_ctx
+def relay(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None) -> None:
+    """Run the relay: event store → ticket-events and whistle topics."""
+    from consumers.engine import stop_on_signals
+    from consumers.relay import run_relay
+
+    counts = run_relay(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals())
+    ctx.emit(counts, f"relay stopped: {counts}")
+
+
+@main.command()
+@kafka_options
+@click.option("--group", help="Consumer group [default <prefix>projector].")
+@pass_ctx
+def project(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, group: str | None) -> None:
+    """Run the projector: ticket-events topic → read models."""
+    from consumers.engine import stop_on_signals
+    from consumers.projector import run_projector
+
+    counts = run_projector(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), group)
+    ctx.emit(counts, f"projector stopped: {counts}")
+
+
+@main.command()
+@kafka_options
+@click.option("--partitions", type=int, help="Partitions for intake and ticket-events [default 6].")
+def topics(bootstrap: str | None, topic_prefix: str | None, partitions: int | None) -> None:
+    """Create the topics that are missing (safe to repeat)."""
+    from dispatch.kafka import ensure_topics
+
+    settings = _settings(bootstrap, topic_prefix, partitions)
+    created = ensure_topics(settings)
+    for name in settings.topics.all():
+        click.echo(f"{name}  {'created' if name in created else 'exists'}")
+
+
+@main.command("schemas")
+@click.option("--out", default="schemas", show_default=True, type=click.Path(file_okay=False))
+def schemas(out: str) -> None:
+    """Write the intake command JSON Schema (generated from the command models)."""
+    from dispatch.kafka.schemas import write_intake_schema
+
+    click.echo(str(write_intake_schema(out)))
+
+
+@main.command()
+@kafka_options
+@click.option("--dept", required=True, help="Department id or name (e.g. 城管).")
+@click.option("--inbox", is_flag=True, help="Print the calls still waiting for this department, then exit.")
+@click.option("--auto", is_flag=True, help="Answer every call automatically (simulation).")
+@click.option("--ack-delay-minutes", type=float, default=15.0, show_default=True)
+@click.option("--handle-delay-minutes", type=float, default=240.0, show_default=True)
+@click.option("--reject-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ack", "ack_ticket", metavar="TICKET", help="Acknowledge (报到) this ticket's call, then exit.")
+@click.option("--reject", "reject_ticket", metavar="TICKET", help="Reject (退单) this ticket's call; needs --reason.")
+@click.option("--handle", "handle_ticket", metavar="TICKET", help="Record the handling (处置) of this ticket.")
+@click.option("--reason", default="", help="Why the call is rejected.")
+@click.option("--result", default="", help="What was done (with --handle).")
+@click.option("--at", metavar="TIME", help="Business time of the answer [default now].")
+@click.option("--as", "person", default=None, help="Who answers [default <dept>-desk].")
+@pass_ctx
+def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: str, inbox: bool, auto: bool,
+               ack_delay_minutes: float, handle_delay_minutes: float, reject_rate: float, seed: int,
+               ack_ticket: str | None, reject_ticket: str | None, handle_ticket: str | None, reason: str,
+               result: str, at: str | None, person: str | None) -> None:
+    """A department's desk: receive its whistle calls and answer them on intake."""
+    from consumers.department import AutoPolicy, DepartmentDesk, call_line
+    from consumers.engine import stop_on_signals
+    from dispatch.commands import parse_command
+
+    dept_id = ctx.runtime.reference.department(dept).id
+    desk = DepartmentDesk(_settings(bootstrap, topic_prefix), dept_id)
+    try:
+        actions = [(k, t) for k, t in (("acknowledge", ack_ticket), ("reject", reject_ticket),
+                                       ("handle", handle_ticket)) if t]
+        if len(actions) > 1 or (actions and (inbox or auto)):
+            raise click.UsageError("use one of --ack, --reject, --handle, --inbox, --auto")
+        if actions:
+            kind, ticket = actions[0]
+            body: dict[str, Any] = {
+                "type": kind, "ticket_id": str(ctx.ticket_id(ticket)), "department": dept_id,
+                "occurred_at": ctx.time(at).isoformat(),
+                "actor": {"role": "department", "id": person or f"{dept_id}-desk", "department": dept_id},
+            }
+            if kind == "reject":
+                body["reason"] = reason
+            if kind == "handle":
+                body["result"] = result
+            command = parse_command(body)
+            desk.send([command])
+            ctx.emit({"sent": kind, "ticket_id": ticket, "department": dept_id}, f"{kind} sent for {ticket}")
+        elif inbox:
+            calls = desk.inbox()
+            ctx.emit(calls, lambda: click.echo("\n".join(call_line(c) for c in calls) or "inbox empty"))
+        else:
+            if auto:
+                desk.auto = AutoPolicy(ack_delay_minutes, handle_delay_minutes, reject_rate, seed)
+            desk.follow(stop_on_signals(), on_message=None if ctx.as_json else lambda m: click.echo(call_line(m)))
+    finally:
+        desk.close()
+
+
+@main.command("dead-letters")
+@kafka_options
+@click.option("--limit", type=int, default=100, show_default=True, help="Show at most this many (the latest).")
+@pass_ctx
+def dead_letters(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, limit: int) -> None:
+    """Show the dead-letter topic: what was refused, from where, and why."""
+    from dispatch.kafka import DeadLetter, make_consumer
+
+    settings = _settings(bootstrap, topic_prefix)
+    consumer = make_consumer(settings, None)
+    letters: list[DeadLetter] = []
+    try:
+        from kafka import TopicPartition
+
+        tps = [TopicPartition(settings.topics.dead_letters, p)
+               for p in sorted(consumer.partitions_for_topic(settings.topics.dead_letters) or [])]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        consumer.seek_to_beginning(*tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=1000).values():
+                letters += [DeadLetter.from_record(r) for r in records]
+    finally:
+        consumer.close()
+    letters = letters[-limit:]
+    rows = [{"code": d.code, "message": d.message, "source": f"{d.topic}:{d.partition}:{d.offset}",
+             "value": (d.value or b"")[:200].decode("utf-8", "replace")} for d in letters]
+    ctx.emit(rows, lambda: click.echo("\n".join(f"{r['source']}  {r['code']}  {r['message']}" for r in rows)
+                                      or "no dead letters"))

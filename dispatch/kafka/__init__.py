@@ -1,0 +1,24 @@
+"""Kafka plumbing: topic names, wire helpers, clients (see docs/wire-format.md).
+The consumers themselves live in ``consumers/``."""
+
+from dispatch.kafka.clients import DeadLetterSender, make_consumer, make_producer
+from dispatch.kafka.fencing import FencedTracking, install_fence
+from dispatch.kafka.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX, KafkaSettings, Topics, ensure_topics
+from dispatch.kafka.wire import DeadLetter, intake_key, whistle_from_json, whistle_messages
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_PREFIX",
+    "DeadLetter",
+    "DeadLetterSender",
+    "FencedTracking",
+    "KafkaSettings",
+    "Topics",
+    "ensure_topics",
+    "install_fence",
+    "intake_key",
+    "make_consumer",
+    "make_producer",
+    "whistle_from_json",
+    "whistle_messages",
+]

@@ -1,0 +1,159 @@
+"""What goes on the wire besides the intake commands themselves (docs/wire-format.md).
+
+- intake: the key of a command (``intake_key``), so one ticket's commands share a partition;
+- whistle: one message per call of a (re)dispatch, and one per answer, keyed by department;
+- dead letters: the original key, value and headers, plus ``dispatch.*`` headers saying
+  where the message came from and why it was refused (``DeadLetter``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from dispatch.aggregates import ticket_id_for
+
+if TYPE_CHECKING:
+    from dispatch.projections.records import EventRecord
+
+__all__ = [
+    "DEAD_LETTER_HEADERS",
+    "DeadLetter",
+    "intake_key",
+    "whistle_from_json",
+    "whistle_messages",
+]
+
+DEAD_LETTER_HEADERS = (
+    "dispatch.error.code",
+    "dispatch.error.message",
+    "dispatch.source.topic",
+    "dispatch.source.partition",
+    "dispatch.source.offset",
+    "dispatch.source.timestamp",
+)
+_MESSAGE_LIMIT = 2000
+
+
+def intake_key(command: Any) -> bytes:
+    """The recommended intake key: the ticket id. A report has none yet; its key is the
+    id it *will* get (uuid5, from its external_ref or command_id: ``ticket_id_for``), so
+    the report and every later command of the ticket share one partition and keep order."""
+    ticket_id = getattr(command, "ticket_id", None)
+    if ticket_id is None:
+        if not (command.external_ref or command.command_id):
+            raise ValueError("a report needs an external_ref or a command_id to have a stable key")
+        ticket_id = ticket_id_for(
+            external_ref=command.external_ref, channel=command.channel, command_id=command.command_id
+        )
+    return str(ticket_id).encode()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A refused message: its original bytes, where it came from, and why."""
+
+    code: str  # the error's machine-readable code: invalid_command, unknown_grid, oversized, …
+    message: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @classmethod
+    def of(cls, record: Any, code: str, message: str) -> DeadLetter:
+        """From a kafka-python ``ConsumerRecord``."""
+        return cls(
+            code=code,
+            message=message,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers=tuple((k, v) for k, v in (record.headers or []) if not k.startswith("dispatch.")),
+        )
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        ours = [
+            ("dispatch.error.code", self.code),
+            ("dispatch.error.message", self.message[:_MESSAGE_LIMIT]),
+            ("dispatch.source.topic", self.topic),
+            ("dispatch.source.partition", str(self.partition)),
+            ("dispatch.source.offset", str(self.offset)),
+            ("dispatch.source.timestamp", "" if self.timestamp is None else str(self.timestamp)),
+        ]
+        return [*self.headers, *((k, v.encode()) for k, v in ours)]
+
+    @classmethod
+    def from_record(cls, record: Any) -> DeadLetter:
+        """Read one message of the dead-letter topic back."""
+        ours = {k: v.decode() for k, v in (record.headers or []) if k.startswith("dispatch.")}
+        others = tuple((k, v) for k, v in (record.headers or []) if not k.startswith("dispatch."))
+        stamp = ours.get("dispatch.source.timestamp", "")
+        return cls(
+            code=ours.get("dispatch.error.code", "unknown"),
+            message=ours.get("dispatch.error.message", ""),
+            topic=ours.get("dispatch.source.topic", ""),
+            partition=int(ours.get("dispatch.source.partition", -1)),
+            offset=int(ours.get("dispatch.source.offset", -1)),
+            timestamp=int(stamp) if stamp else None,
+            key=record.key,
+            value=record.value,
+            headers=others,
+        )
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs for the whistle topic: a call per department of a (re)dispatch,
+    an answer per acknowledgement, rejection or handling. Other events: none."""
+    d = record.data
+    base = {"ticket_id": str(record.ticket_id), "version": record.version}
+    out: list[dict[str, Any]] = []
+    if record.type in ("Dispatched", "Redispatched"):
+        for call in d["calls"]:
+            out.append(base | {
+                "kind": "call",
+                "call_id": call["call_id"],
+                "department": call["department"],
+                "role": call["role"],
+                "dispatch_no": d["dispatch_no"],
+                "lead": d["lead"],
+                "dispatched_at": _iso(d["occurred_at"]),
+                "ack_due": _iso(call["ack_due"]),
+                "handle_due": _iso(d["handle_due"]),
+                "time_basis": d["time_basis"],
+                "ticket": summary or {},
+            })
+    elif record.type in ("Acknowledged", "Rejected", "Handled"):
+        answer = {"Acknowledged": "acknowledged", "Rejected": "rejected", "Handled": "handled"}[record.type]
+        body = base | {"kind": "answer", "department": d["department"], "answer": answer,
+                       "answered_at": _iso(d["occurred_at"])}
+        if "call_id" in d:
+            body["call_id"] = d["call_id"]
+        out.append(body)
+    return [(m["department"].encode(), _json(m)) for m in out]
+
+
+def whistle_from_json(raw: bytes | str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(raw)
+    for key in ("dispatched_at", "ack_due", "handle_due", "answered_at"):
+        if isinstance(body.get(key), str):
+            body[key] = datetime.fromisoformat(body[key])
+    body["ticket_id"] = UUID(body["ticket_id"])
+    return body

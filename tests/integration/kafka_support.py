@@ -1,0 +1,151 @@
+"""Shared helpers for the Kafka integration tests (tests/integration/test_kafka_*.py):
+a per-test topic prefix and database, engine subprocesses, reading topics to their end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.integration.servers import REPO_ROOT, drop_postgres_database, fresh_postgres_database, kafka_bootstrap
+
+with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer, TopicPartition
+
+    from dispatch.kafka import KafkaSettings, ensure_topics
+
+__all__ = ["Stack", "read_topic", "stack", "stored_command_ids", "threads", "wait_for"]
+
+
+@dataclass
+class Stack:
+    settings: KafkaSettings
+    db_url: str
+    logs: Path
+
+    @property
+    def topics(self) -> Any:
+        return self.settings.topics
+
+    def engine_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """``python -m consumers.engine`` against this stack, logging JSON to ``<logs>/<name>.log``."""
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumers.engine", "--db", self.db_url, "--kafka", self.settings.bootstrap,
+             "--topic-prefix", self.settings.prefix, "--log-level", "INFO", "--session-timeout-ms", "6000",
+             *args],
+            cwd=REPO_ROOT, stdout=log, stderr=log, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        )
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        lines = []
+        for raw in (self.logs / f"{name}.log").read_text(encoding="utf-8").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                pass
+        return lines
+
+
+@contextmanager
+def stack(tmp_path: Path, name: str, *, partitions: int = 6) -> Iterator[Stack]:
+    """A unique topic prefix (topics created) and a fresh PostgreSQL database."""
+    prefix = f"it-{name}-{uuid.uuid4().hex[:8]}."
+    settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=prefix,
+                             partitions={"intake": partitions, "ticket-events": partitions, "whistle": 3,
+                                         "dead-letters": 1})
+    ensure_topics(settings)
+    db_url = fresh_postgres_database(f"kafka_{name}")
+    try:
+        yield Stack(settings, db_url, tmp_path)
+    finally:
+        drop_postgres_database(db_url)
+
+
+def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+    process.wait(timeout=60)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 120, every: float = 0.25, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def read_topic(settings: KafkaSettings, topic: str) -> list[Any]:
+    """Every message of ``topic`` now, in partition then offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Any] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records += batch
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()
+
+
+def stored_command_ids(app: Any) -> Counter[str]:
+    """How many stored events carry each command id (exactly-once means all 1)."""
+    counts: Counter[str] = Counter()
+    start = 1
+    while True:
+        notifications = app.recorder.select_notifications(start, 5000)
+        if not notifications:
+            return counts
+        for n in notifications:
+            counts[app.mapper.to_domain_event(n).command_id] += 1
+        start = notifications[-1].id + 1
+
+
+def intake_caught_up(stack: Stack, app: Any) -> bool:
+    """Every intake partition's stored engine position is at its end offset."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, group_id=None)
+    try:
+        topic = stack.topics.intake
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    return all(ends[tp] == 0 or (app.recorder.max_tracking_id(f"{topic}:{tp.partition}") or -1) + 1 >= ends[tp]
+               for tp in tps)
+
+
+@contextmanager
+def threads(*runners: Any) -> Iterator[threading.Event]:
+    """Run each ``runner.run(stop)`` in a thread; stop and close them on exit."""
+    stop = threading.Event()
+    workers = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in runners]
+    for w in workers:
+        w.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+        for r in runners:
+            r.close()
