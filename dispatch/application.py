@@ -17,7 +17,9 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from dispatch.aggregates import Ticket
+from dispatch.aggregates import Ticket, ticket_id_for
+from dispatch.bulk_load import load_tickets
+from dispatch.commands import MarkDuplicate, Report
 from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
 from dispatch.handlers import HANDLERS
 from dispatch.reference import Reference
@@ -43,15 +45,19 @@ class Outcome:
 
 
 class _Batch:
-    """The tickets one batch touches, loaded once and saved together."""
+    """The tickets one batch touches: loaded together in one query, saved together."""
 
-    def __init__(self, app: DispatchApp):
+    def __init__(self, app: DispatchApp, commands: list[Any]):
         self.app, self.reference, self.sla = app, app.reference, app.sla
-        self.tickets: dict[UUID, Ticket] = {}
+        wanted = {tid for command in commands for tid in _tickets_named(command)}
+        self.tickets: dict[UUID, Ticket] = load_tickets(app.recorder, app.mapper, wanted)
+        self.absent = wanted - self.tickets.keys()
 
     def get(self, ticket_id: UUID) -> Ticket:
         ticket = self.tickets.get(ticket_id)
         if ticket is None:
+            if ticket_id in self.absent:
+                raise TicketNotFound(ticket_id)
             ticket = self.tickets[ticket_id] = self.app.get_ticket(ticket_id)
         return ticket
 
@@ -64,6 +70,20 @@ class _Batch:
 
     def add(self, ticket: Ticket) -> None:
         self.tickets[ticket.id] = ticket
+        self.absent.discard(ticket.id)
+
+
+def _tickets_named(command: Any) -> list[UUID]:
+    """The tickets a command will read: its own, a duplicate's original, a report's future id."""
+    if isinstance(command, Report):
+        if command.external_ref or command.command_id:
+            return [ticket_id_for(external_ref=command.external_ref, channel=command.channel,
+                                  command_id=command.command_id)]
+        return []
+    named = [command.ticket_id]
+    if isinstance(command, MarkDuplicate):
+        named.append(command.original_id)
+    return named
 
 
 SNAPSHOT_EVERY_ENV = "DISPATCH_SNAPSHOT_EVERY"
@@ -125,7 +145,8 @@ class DispatchApp(Application[UUID]):
         ``before_record(outcomes)`` runs after the commands ran and before anything is
         recorded; if it raises, nothing is recorded (the Kafka engine sends a batch's
         dead letters here, so they are safe before the batch's position is)."""
-        batch = _Batch(self)
+        commands = list(commands)
+        batch = _Batch(self, commands)
         outcomes = []
         for command in commands:
             outcome = Outcome(command, ticket_id=getattr(command, "ticket_id", None))

@@ -32,7 +32,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
     category = ref.category(cmd.category)
     priority = ref.priority(cmd.priority)
     ticket_id = ticket_id_for(external_ref=cmd.external_ref, channel=cmd.channel, command_id=cmd.command_id)
-    if uow.exists(ticket_id):
+    if (cmd.external_ref or cmd.command_id) and uow.exists(ticket_id):  # a random id is new
         if cmd.external_ref:
             raise AlreadyReported(ticket_id, cmd.external_ref)
         raise DuplicateCommand(f"command {cmd.command_id} was already applied to ticket {ticket_id}")
