@@ -1,8 +1,9 @@
 """Apply ticket events to the fact tables: one transaction per batch, position included.
 
 ``apply_records`` is the one entry point for live catch-up, the Kafka consumer and a
-rebuild. Per batch it reads the touched tickets once, folds the events in memory and
-writes each table once (executemany); the source position is upserted first in the
+rebuild. Per batch it reads the touched tickets once, folds the events in memory (times
+converted once per event to the stored form) and writes each table once (see ``writer``);
+the source position is upserted first in the
 same transaction, which also serialises concurrent writers. A record whose
 ``(ticket_id, version)`` is not newer than the ticket's ``last_version`` is skipped.
 """
@@ -11,137 +12,167 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 import structlog
 from sqlalchemy import Connection, Engine, select, text
 
 from dispatch.ladder import LEVELS
 from dispatch.projections import tables as t
+from dispatch.projections.decode import paused_gc
 from dispatch.projections.records import EventRecord
-from dispatch.projections.writer import load_tickets, write_batch
+from dispatch.projections.rows import TicketRows
+from dispatch.projections.writer import writer_for
 
-__all__ = ["apply_records", "stored_position"]
+__all__ = ["TicketRows", "apply_batch", "apply_records", "stored_position"]
 
 log = structlog.get_logger("dispatch.projections")
 
 
-class _Batch:
-    """In-memory state of one batch: touched tickets and the rows to write."""
+_TIDS: dict[UUID, str] = {}  # ticket UUID -> its text form, the read model's key (bounded)
 
-    def __init__(self, known: dict[str, dict[str, Any]]):
+
+def _tid(ticket_id: UUID) -> str:
+    tid = _TIDS.get(ticket_id)
+    if tid is None:
+        if len(_TIDS) >= 20_000:
+            _TIDS.clear()
+        tid = _TIDS[ticket_id] = str(ticket_id)
+    return tid
+
+
+class _Batch:
+    """In-memory state of one batch: touched tickets and the rows to write, in the database's
+    value forms (``writer.db_time``); tuples are in their table's column order."""
+
+    def __init__(self, known: dict[str, dict[str, Any]], db_time: Callable[[Any], Any]):
         self.tickets = known  # ticket_id -> row dict (existing ones loaded from the table)
+        self.db_time = db_time
         self.new_ids: set[str] = set()
         self.dirty: set[str] = set()
-        self.states: list[dict[str, Any]] = []
+        self.states: list[tuple[Any, ...]] = []  # ticket_states
         self.calls: dict[tuple[str, str], dict[str, Any]] = {}  # new calls of this batch
-        self.call_updates: dict[str, list[dict[str, Any]]] = {"answer": [], "handled": [], "superseded": []}
+        self.ticket_calls: dict[str, list[dict[str, Any]]] = {}  # the same, per ticket
+        self.superseded: list[tuple[Any, ...]] = []  # (superseded_at, ticket_id, dispatch_no)
+        self.answers: list[tuple[Any, ...]] = []  # (answer, answered_at, ticket_id, call_id)
+        self.handled: list[tuple[Any, ...]] = []  # (handled_at, ticket_id, call_id)
         self.evaluations: dict[tuple[str, int], dict[str, Any]] = {}
-        self.reopened: list[dict[str, Any]] = []
-        self.escalations: list[dict[str, Any]] = []
-        self.reopens: list[dict[str, Any]] = []
+        self.reopened: list[tuple[Any, ...]] = []  # (reopened_at, ticket_id, version)
+        self.escalations: list[tuple[Any, ...]] = []
+        self.reopens: list[tuple[Any, ...]] = []
 
-    def set_status(self, row: dict[str, Any], r: EventRecord, status: str) -> None:
+    def set_status(self, row: dict[str, Any], version: int, at: Any, status: str) -> None:
         if row["status"] != status:
             row["status"] = status
-            self.states.append({"ticket_id": row["ticket_id"], "version": r.version,
-                                "at": r.occurred_at, "state": status})
-
-    def call(self, tid: str, call_id: str, kind: str, **values: Any) -> None:
-        new = self.calls.get((tid, call_id))
-        if new is not None:
-            new.update(values)
-        else:
-            self.call_updates[kind].append({"b_tid": tid, "b_cid": call_id, **values})
+            self.states.append((row["ticket_id"], version, at, status))
 
 
-def _reported(b: _Batch, r: EventRecord, tid: str) -> None:
+Handler = Callable[[_Batch, EventRecord, dict[str, Any], Any], None]
+
+
+def _reported(b: _Batch, r: EventRecord, tid: str, at: Any) -> dict[str, Any]:
     d = r.data
     row = {"ticket_id": tid, "status": "", "grid": d["grid"], "community": d["community"],
            "street": d["street"], "district": d["district"], "category": d["category"],
            "priority": d["priority"], "channel": d["channel"], "description": d.get("description") or "",
-           "external_ref": d.get("external_ref"), "reported_at": r.occurred_at, "closed_at": None,
-           "last_at": r.occurred_at, "level": LEVELS[0], "last_version": 0, "dispatch_no": 0, "lead": None,
+           "external_ref": d.get("external_ref"), "reported_at": at, "closed_at": None,
+           "last_at": at, "level": LEVELS[0], "last_version": 0, "dispatch_no": 0, "lead": None,
            "handled_by": None, "time_basis": None, "satisfaction": None, "last_eval_version": None}
     b.tickets[tid] = row
     b.new_ids.add(tid)
-    b.set_status(row, r, "reported")
+    b.set_status(row, r.version, at, "reported")
+    return row
 
 
-def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
-    d, tid = r.data, row["ticket_id"]
+def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+    d, tid, db_time = r.data, row["ticket_id"], b.db_time
     previous = row["dispatch_no"]
     if previous:
-        for key, call in b.calls.items():
-            if key[0] == tid and call["dispatch_no"] == previous and call["superseded_at"] is None:
-                call["superseded_at"] = r.occurred_at
-        b.call_updates["superseded"].append({"b_tid": tid, "b_no": previous, "superseded_at": r.occurred_at})
+        for call in b.ticket_calls.get(tid, ()):
+            if call["dispatch_no"] == previous and call["superseded_at"] is None:
+                call["superseded_at"] = at
+        b.superseded.append((at, tid, previous))
+    handle_due, feedback_due = db_time(d["handle_due"]), db_time(d["feedback_due"])
+    mine = b.ticket_calls.setdefault(tid, [])
     for c in d["calls"]:
         lead = c["role"] == "lead"
-        b.calls[(tid, c["call_id"])] = {
+        call = {
             "ticket_id": tid, "call_id": c["call_id"], "dispatch_no": d["dispatch_no"],
-            "department": c["department"], "role": c["role"], "dispatched_at": r.occurred_at,
-            "ack_due": c["ack_due"], "answer": None, "answered_at": None,
-            "handle_due": d["handle_due"] if lead else None, "feedback_due": d["feedback_due"] if lead else None,
+            "department": c["department"], "role": c["role"], "dispatched_at": at,
+            "ack_due": db_time(c["ack_due"]), "answer": None, "answered_at": None,
+            "handle_due": handle_due if lead else None, "feedback_due": feedback_due if lead else None,
             "handled_at": None, "superseded_at": None, "time_basis": d["time_basis"],
             "escalate_every_minutes": d["escalate_every_minutes"]}
+        old = b.calls.get((tid, c["call_id"]))
+        if old is not None:
+            mine.remove(old)
+        b.calls[(tid, c["call_id"])] = call
+        mine.append(call)
     row.update(dispatch_no=d["dispatch_no"], lead=d["lead"], handled_by=None, time_basis=d["time_basis"])
-    b.set_status(row, r, "dispatched")
+    b.set_status(row, r.version, at, "dispatched")
 
 
-def _answered(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
-    d = r.data
+def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+    d, tid = r.data, row["ticket_id"]
     answer = "acknowledged" if r.type == "Acknowledged" else "rejected"
-    b.call(row["ticket_id"], d["call_id"], "answer", answer=answer, answered_at=r.occurred_at)
+    new = b.calls.get((tid, d["call_id"]))
+    if new is not None:
+        new["answer"], new["answered_at"] = answer, at
+    else:
+        b.answers.append((answer, at, tid, d["call_id"]))
     if d["department"] == row["lead"]:
-        b.set_status(row, r, "in_progress" if answer == "acknowledged" else "awaiting_redispatch")
+        b.set_status(row, r.version, at, "in_progress" if answer == "acknowledged" else "awaiting_redispatch")
 
 
-def _handled(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
-    dept = r.data["department"]
-    b.call(row["ticket_id"], f"{row['dispatch_no']}:{dept}", "handled", handled_at=r.occurred_at)
+def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+    dept, tid = r.data["department"], row["ticket_id"]
+    call_id = f"{row['dispatch_no']}:{dept}"
+    new = b.calls.get((tid, call_id))
+    if new is not None:
+        new["handled_at"] = at
+    else:
+        b.handled.append((at, tid, call_id))
     row["handled_by"] = dept
-    b.set_status(row, r, "handled")
+    b.set_status(row, r.version, at, "handled")
 
 
-def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
+def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
     d = r.data
     b.evaluations[(row["ticket_id"], r.version)] = {
-        "ticket_id": row["ticket_id"], "version": r.version, "at": r.occurred_at,
+        "ticket_id": row["ticket_id"], "version": r.version, "at": at,
         "satisfaction": d["satisfaction"], "resolved": bool(d["resolved"]), "contacted": bool(d["contacted"]),
         "department": row["handled_by"] or row["lead"], "reopened_at": None}
     row.update(satisfaction=d["satisfaction"], last_eval_version=r.version)
-    b.set_status(row, r, "evaluated")
+    b.set_status(row, r.version, at, "evaluated")
 
 
-def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
+def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
     tid, ev = row["ticket_id"], row["last_eval_version"]
     if (tid, ev) in b.evaluations:
-        b.evaluations[(tid, ev)]["reopened_at"] = r.occurred_at
+        b.evaluations[(tid, ev)]["reopened_at"] = at
     elif ev is not None:
-        b.reopened.append({"b_tid": tid, "b_v": ev, "reopened_at": r.occurred_at})
-    b.reopens.append({"ticket_id": tid, "version": r.version, "at": r.occurred_at,
-                      "reason": r.data.get("reason") or ""})
+        b.reopened.append((at, tid, ev))
+    b.reopens.append((tid, r.version, at, r.data.get("reason") or ""))
     row["satisfaction"] = None
-    b.set_status(row, r, "reopened")
+    b.set_status(row, r.version, at, "reopened")
 
 
-def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
+def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
     d = r.data
-    b.escalations.append({"ticket_id": row["ticket_id"], "version": r.version, "at": r.occurred_at,
-                          "deadline": d["deadline"], "rung": d["rung"], "from_level": d["from_level"],
-                          "to_level": d["to_level"], "actor_role": (d.get("actor") or {}).get("role")})
+    b.escalations.append((row["ticket_id"], r.version, at, d["deadline"], d["rung"], d["from_level"],
+                          d["to_level"], (d.get("actor") or {}).get("role")))
     row["level"] = d["to_level"]
 
 
-def _status(status: str, closes: bool = False) -> Callable[[_Batch, EventRecord, dict[str, Any]], None]:
-    def apply(b: _Batch, r: EventRecord, row: dict[str, Any]) -> None:
+def _status(status: str, closes: bool = False) -> Handler:
+    def apply(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
         if closes:
-            row["closed_at"] = r.occurred_at
-        b.set_status(row, r, status)
+            row["closed_at"] = at
+        b.set_status(row, r.version, at, status)
     return apply
 
 
-_APPLY: dict[str, Callable[[_Batch, EventRecord, dict[str, Any]], None]] = {
+_APPLY: dict[str, Handler] = {
     "Accepted": _status("accepted"), "ClosedAtFirstContact": _status("closed", closes=True),
     "Dispatched": _dispatched, "Redispatched": _dispatched, "Acknowledged": _answered, "Rejected": _answered,
     "Handled": _handled, "FeedbackGiven": _status("feedback_given"), "Evaluated": _evaluated,
@@ -150,27 +181,28 @@ _APPLY: dict[str, Callable[[_Batch, EventRecord, dict[str, Any]], None]] = {
 }
 
 
-def _fold(b: _Batch, records: Sequence[EventRecord]) -> int:
+def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int:
     applied = 0
-    for r in records:
-        tid = str(r.ticket_id)
-        row = b.tickets.get(tid)
+    tickets, dirty, db_time, handlers = b.tickets, b.dirty, b.db_time, _APPLY
+    for r, tid in zip(records, tids):
+        row = tickets.get(tid)
         if row is not None and r.version <= row["last_version"]:
             continue  # already applied: a redelivery has no second effect
         if r.type == "Reported":
             if row is not None:
                 continue
-            _reported(b, r, tid)
-            row = b.tickets[tid]
+            at = db_time(r.data["occurred_at"])
+            row = _reported(b, r, tid, at)
         elif row is None:
             log.warning("event for an unknown ticket skipped", ticket_id=tid, version=r.version, type=r.type)
             continue
         else:
-            handler = _APPLY.get(r.type)
+            at = db_time(r.data["occurred_at"])
+            handler = handlers.get(r.type)
             if handler is not None:
-                handler(b, r, row)
-        row["last_version"], row["last_at"] = r.version, r.occurred_at
-        b.dirty.add(tid)
+                handler(b, r, row, at)
+        row["last_version"], row["last_at"] = r.version, at
+        dirty.add(tid)
         applied += 1
     return applied
 
@@ -190,10 +222,23 @@ def apply_records(engine: Engine, records: list[EventRecord], *, source: str, po
     """Apply ``records`` to every projection and store ``position`` for ``source``, atomically."""
     t.ensure_tables(engine)
     with engine.begin() as conn:
+        return apply_batch(conn, records, source=source, position=position)
+
+
+def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, position: int,
+                rows: TicketRows | None = None) -> int:
+    """``apply_records`` inside the caller's transaction on ``conn`` (a rebuild keeps one
+    connection, and its ``TicketRows``)."""
+    tids = [_tid(r.ticket_id) for r in records]
+    with paused_gc():
         _claim(conn, source, position)
-        b = _Batch(load_tickets(conn, sorted({str(r.ticket_id) for r in records})))
-        applied = _fold(b, records)
-        write_batch(conn, b)
+        writer = writer_for(conn)
+        ids = sorted(set(tids))
+        b = _Batch(writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids), writer.db_time)
+        applied = _fold(b, records, tids)
+        writer.write(conn, b)
+        if rows is not None:
+            rows.keep(b.tickets)
     return applied
 
 

@@ -2,8 +2,9 @@
 
 The same record comes from the event store's notification log (embedded mode,
 rebuilds) and from the ticket-events Kafka topic (production), so one projection
-code path serves both. Old event versions are upcast on the way in (the
-application's mapper applies each event class's ``upcast_vN_vN+1``).
+code path serves both. Old event versions are upcast on the way in (each event class's
+``upcast_vN_vN+1``, as the application's mapper runs them; ``dispatch.projections.decode``
+does the mapper's work without building event objects).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
-__all__ = ["DATETIME_FIELDS", "EventRecord", "record_from_json", "record_to_json", "records_from_notifications"]
+__all__ = ["DATETIME_FIELDS", "EventRecord", "record_from_json", "record_to_json", "records_from_notifications",
+           "records_via_mapper"]
 
 # Fields that hold business times, wherever they appear in an event's data.
 DATETIME_FIELDS = frozenset({"occurred_at", "ack_due", "handle_due", "feedback_due", "answered_at", "dispatched_at"})
@@ -39,6 +41,17 @@ class EventRecord:
 
 
 def records_from_notifications(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
+    """Decode notifications as ``mapper`` would (``dispatch.projections.decode`` when it can)."""
+    from dispatch.projections.decode import for_mapper  # it builds on EventRecord
+
+    decoder = for_mapper(mapper)
+    if decoder is not None:
+        return decoder.records((n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications)
+    return records_via_mapper(notifications, mapper)
+
+
+def records_via_mapper(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
+    """Through eventsourcing's ``Mapper.to_domain_event``: the reference decoding."""
     records = []
     for n in notifications:
         event = mapper.to_domain_event(n)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatch.projections.apply import apply_records, stored_position
-from dispatch.projections.records import records_from_notifications
+from dispatch.projections.reader import StoreReader
 
 __all__ = ["STORE_SOURCE", "catch_up"]
 
@@ -24,18 +24,18 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
     The position still moves past the events left out, so a database caught up with
     ``until`` is a snapshot for that instant: rebuild into a fresh database for it.
     """
-    app, engine = runtime.app, runtime.engine
+    engine = runtime.engine
     position = stored_position(engine, STORE_SOURCE) or 0
     applied = 0
+    reader = StoreReader(runtime.app)
     while True:
-        notifications = app.recorder.select_notifications(start=position + 1, limit=batch_size)
-        if not notifications:
+        records, last, read = reader.page(position + 1, batch_size)
+        if not read:
             break
-        records = records_from_notifications(notifications, app.mapper)
         if until is not None:
             records = [r for r in records if r.occurred_at <= until]
-        position = notifications[-1].id
+        position = last
         applied += apply_records(engine, records, source=STORE_SOURCE, position=position)
-        if len(notifications) < batch_size:
+        if read < batch_size:
             break
     return applied

@@ -1,13 +1,19 @@
 """Rebuild every projection from a source into a target, page by page.
 
-Memory is bounded by one page (``PAGE_SIZE`` events); each page is one
-``apply_records`` transaction that also stores the source position. ``until`` keeps
-only events whose business time is at or before it (time travel): a ticket's events
-never go back in time, so what is kept of each ticket is a prefix of its history.
+Memory is bounded by a few pages (``PAGE_SIZE`` events each): on PostgreSQL a reader
+thread reads and decodes the next pages while this one is written (the driver lets go of
+the interpreter while the server works, so the two overlap), at most ``_AHEAD`` pages
+ahead. The target is loaded in ``bulk_load`` mode (see there), tickets kept between
+pages in ``TicketRows``, the cyclic garbage collector paused between collections. Each
+page is one ``apply_records`` transaction (``apply_batch`` on the one connection of
+``bulk_load``) that also stores the source position. ``until`` keeps only events whose
+business time is at or before it (time travel): a ticket's events never go back in time,
+so what is kept of each ticket is a prefix of its history.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,13 +22,25 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import Engine
 
-from dispatch.projections import apply_records
+from dispatch.projections.apply import TicketRows, apply_batch
+from dispatch.projections.bulk import bulk_load
+from dispatch.projections.decode import paused_gc
+from dispatch.replay.ahead import read_ahead
 from dispatch.replay.progress import EventProgress
 from dispatch.replay.sources import Page
 
 __all__ = ["RebuildResult", "Source", "rebuild"]
 
 log = structlog.get_logger("dispatch.replay")
+
+# Pages read and decoded ahead of the one being written, by target: PostgreSQL works in
+# its own process while the driver waits, so a reader thread overlaps with it; SQLite's
+# writes hold the interpreter most of the time, and a second thread only adds switching.
+_AHEAD = {"postgresql": 2}
+# The cyclic collector is off during a rebuild (each page's thousands of short-lived dicts
+# would set it off again and again, scanning every live object: a quarter of the time);
+# it runs once per this many events, so garbage in cycles stays bounded.
+_COLLECT_EVERY = 100_000
 
 
 class Source(Protocol):
@@ -55,12 +73,19 @@ class RebuildResult:
 def rebuild(source: Source, engine: Engine, *, until: datetime | None = None,
             progress: bool = True, label: str = "replay") -> RebuildResult:
     result = RebuildResult(source.description, until=until)
-    with EventProgress(source.total, label, enabled=progress) as bar:
-        for page in source.pages():
-            records = page.records if until is None else [r for r in page.records if r.occurred_at <= until]
-            result.applied += apply_records(engine, records, source=page.source, position=page.position)
-            result.read += page.read
-            bar.advance(page.read)
-        result.seconds = bar.seconds
+    rows, collected = TicketRows(), 0
+    with EventProgress(source.total, label, enabled=progress) as bar, paused_gc():
+        with bulk_load(engine) as conn:
+            for page in read_ahead(source.pages(), _AHEAD.get(engine.dialect.name, 0)):
+                records = page.records if until is None else [r for r in page.records if r.occurred_at <= until]
+                with conn.begin():
+                    result.applied += apply_batch(conn, records, source=page.source, position=page.position,
+                                                  rows=rows)
+                result.read += page.read
+                bar.advance(page.read)
+                if result.read - collected >= _COLLECT_EVERY:
+                    collected = result.read
+                    gc.collect()
+        result.seconds = bar.seconds  # the indexes built at the end included
     log.info("rebuilt", **result.to_dict())
     return result

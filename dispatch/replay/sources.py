@@ -1,7 +1,8 @@
 """Where a rebuild reads ticket events: pages of ``EventRecord``, never all at once.
 
-- ``StoreSource``: the event store's notification log, ``select_notifications`` in
-  pages up to the last id at the start (events recorded meanwhile wait for the next run).
+- ``StoreSource``: the event store's notification log in pages (``StoreReader``: the
+  recorder's query, decoded without the mapper's event objects) up to the last id at
+  the start (events recorded meanwhile wait for the next run).
 - ``KafkaSource``: the ticket-events topic from offset 0 up to each partition's end
   offset at the start, decoded with ``record_from_json`` and upcast like stored events.
 
@@ -18,12 +19,13 @@ from typing import Any
 
 from dispatch.errors import DispatchError
 from dispatch.projections import STORE_SOURCE
-from dispatch.projections.records import EventRecord, record_from_json, records_from_notifications
+from dispatch.projections.reader import StoreReader
+from dispatch.projections.records import EventRecord, record_from_json
 from dispatch.upcasting import upcast_record
 
 __all__ = ["KafkaSource", "Page", "StoreSource"]
 
-PAGE_SIZE = 5000
+PAGE_SIZE = 10_000
 
 
 @dataclass
@@ -45,14 +47,13 @@ class StoreSource:
         return self.upto
 
     def pages(self) -> Iterator[Page]:
+        reader = StoreReader(self.app)
         position = 0
         while position < self.upto:
-            notifications = self.app.recorder.select_notifications(position + 1, self.page_size, stop=self.upto)
-            if not notifications:
+            records, position, read = reader.page(position + 1, self.page_size, stop=self.upto)
+            if not read:
                 break
-            position = notifications[-1].id
-            records = records_from_notifications(notifications, self.app.mapper)
-            yield Page(records, STORE_SOURCE, position, len(notifications))
+            yield Page(records, STORE_SOURCE, position, read)
 
 
 class KafkaSource:
