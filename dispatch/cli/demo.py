@@ -1,0 +1,164 @@
+"""``dispatch demo``: simulate a street for N days through the real engine, then show
+the street dashboard and the SLA table beside the simulation's own tally.
+
+Embedded by default (SQLite ``demo.db`` in the working directory, recreated each run);
+``--db URL`` names another (empty) database.
+"""
+
+from __future__ import annotations
+
+import sys
+import time as wallclock
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.cli.dashboards import _show_dashboard, _show_sla
+from dispatch.clock import SimulatedClock
+from dispatch.errors import DispatchError
+from dispatch.simulation import DEFAULT_START, SimulationTally, simulate
+from dispatch.simulation.runner import run_embedded
+from dispatch.simulation.summary import agreement, figures
+
+if TYPE_CHECKING:
+    from dispatch.kafka import KafkaSettings
+
+__all__ = ["demo"]
+
+DEMO_DB = "demo.db"
+
+
+def _fresh_demo_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _open(ctx: Ctx) -> tuple[Runtime, str]:
+    if ctx.db_url is None:
+        path = Path(DEMO_DB)
+        _fresh_demo_db(path)
+        return bootstrap(str(path)), f"{DEMO_DB} (recreated for this run; --db to choose another)"
+    runtime = bootstrap(ctx.db_url)
+    events = runtime.app.recorder.max_notification_id() or 0
+    if events:
+        runtime.close()
+        raise DispatchError(f"{runtime.db.display} already holds {events} events; the demo needs an empty "
+                            "database (omit --db to use a fresh demo.db)")
+    return runtime, runtime.db.display
+
+
+@contextmanager
+def _progress(enabled: bool, start: datetime, end: datetime) -> Iterator[Callable[[datetime], None]]:
+    if not enabled:
+        yield lambda at: None
+        return
+    total = (end - start).total_seconds()
+    with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda at: bar.update(task, completed=(at - start).total_seconds(),
+                                    description=f"day {(at - start).days + 1}/{round(total / 86400)} {at:%Y-%m-%d %H:%M}")
+
+
+def _show(data: dict[str, Any], elapsed: float) -> None:
+    console = Console()
+    d, t, e = data["demo"], data["tally"], data["engine"]
+    console.print(f"[bold]dispatch demo[/bold]: {d['street_name']} ({d['street']}), {d['days']} simulated days from "
+                  f"{d['start'][:10]}, about {d['tickets_per_day']:g} reports a day, seed {d['seed']}")
+    console.print(f"database: {d['database']}" + (f"; Kafka {d['kafka']}, topics {d['topic_prefix']}*"
+                                                  if d["mode"] == "kafka" else ""))
+    channels = ", ".join(f"{k} {v}" for k, v in t["by_channel"].items())
+    console.print(f"simulated: {t['reported']} reports ({channels}); {t['first_contact_closures']} closed at first "
+                  f"contact; {t['redispatches']} redispatched after a rejection; {t['evaluated']} evaluated, "
+                  f"{t['tickets_reopened']} reopened; {t['closed']} closed")
+    console.print(f"engine: {e['commands']} commands in {e['batches']} batches, {e['refused']} refused; watchdog "
+                  f"{e['watchdog_ticks']} ticks, {e['escalations']} escalations; {elapsed:.1f} s\n")
+    _show_dashboard(data["dashboard"])
+    _show_sla(data["sla"])
+    bad = [a for a in data["agreement"] if not a["agree"]]
+    if bad:
+        console.print("[bold red]figures that disagree with the simulation:[/bold red] "
+                      + ", ".join(f"{a['figure']} {a['dashboard']} (simulated {a['simulation']})" for a in bad))
+    else:
+        console.print("check: the dashboards agree with the simulation's own tally ("
+                      + ", ".join(f"{a['figure']} {a['simulation']}" for a in data["agreement"]) + ")")
+    db = "" if d["database"].startswith(DEMO_DB) else f" --db '{d['database']}'"
+    console.print(f"next: dispatch{db} dashboard --street {d['street']} --as-of {d['end']}")
+
+
+@main.command()
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="Simulated days.")
+@click.option("--tickets-per-day", default=40.0, show_default=True, type=click.FloatRange(0, 1e6),
+              help="Mean reports a day (fewer on rest days).")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same story, same figures.")
+@click.option("--street", default="xinqi", show_default=True, help="Street id or name, e.g. xinqi or 漕泾镇.")
+@click.option("--start", "start_day", default=DEFAULT_START, show_default=True, metavar="DATE",
+              help="First simulated day (local midnight).")
+@click.option("--tick-minutes", default=15, show_default=True, type=click.IntRange(1, 1440),
+              help="Simulated minutes between watchdog passes.")
+@click.option("--kafka", "bootstrap_servers", metavar="BOOTSTRAP",
+              help="Run through Kafka (host:port) and the --db database (PostgreSQL).")
+@click.option("--topic-prefix", default=None, metavar="PREFIX", help="With --kafka: topic name prefix [default: unique per run].")
+@pass_ctx
+def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, start_day: str, tick_minutes: int,
+         bootstrap_servers: str | None, topic_prefix: str | None) -> None:
+    """Simulate a street for --days through the engine; show its dashboard and SLA table."""
+    try:
+        first = date.fromisoformat(start_day)
+    except ValueError:
+        raise click.UsageError(f"--start {start_day!r} is not a date (YYYY-MM-DD)") from None
+    settings = None
+    if bootstrap_servers is not None:
+        if ctx.db_url is None:
+            raise click.UsageError("--kafka needs --db (e.g. --db postgresql://postgres@127.0.0.1:55432/demo)")
+        from dispatch.kafka import KafkaSettings
+
+        settings = KafkaSettings(bootstrap=bootstrap_servers, prefix=topic_prefix or f"demo-{uuid4().hex[:8]}.")
+    began = wallclock.perf_counter()
+    data = _run(ctx, days, tickets_per_day, seed, street, first, timedelta(minutes=tick_minutes), settings)
+    ctx.emit(data, lambda: _show(data, wallclock.perf_counter() - began))
+    if any(not a["agree"] for a in data["agreement"]) or data["engine"]["refused"]:
+        raise DispatchError("the demo's figures do not agree with the simulation (see above)")
+
+
+def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, first: date, tick: timedelta,
+         kafka: KafkaSettings | None) -> dict[str, Any]:
+    runtime, display = _open(ctx)
+    try:
+        start = datetime.combine(first, time(), tzinfo=ZoneInfo(runtime.reference.timezone))
+        end = start + timedelta(days=days)
+        runtime.clock = SimulatedClock(start)
+        s = runtime.reference.street(street)
+        tally = SimulationTally()
+        commands = simulate(runtime.reference, s.id, days, tickets_per_day, seed, start, tally=tally)
+        with _progress(sys.stderr.isatty() and not ctx.as_json, start, end) as on_tick:
+            if kafka is None:
+                report = run_embedded(runtime, commands, start=start, end=end, tick=tick, on_tick=on_tick)
+            else:
+                from dispatch.simulation.kafka_run import run_kafka
+
+                report = run_kafka(runtime, kafka, commands, start=start, end=end, tick=tick, on_tick=on_tick)
+        result = figures(runtime.engine, runtime.reference, s.id, start, end)
+    finally:
+        runtime.close()
+    return {
+        "demo": {"mode": "embedded" if kafka is None else "kafka", "street": s.id, "street_name": s.name, "days": days,
+                 "tickets_per_day": tickets_per_day, "seed": seed, "start": start.isoformat(),
+                 "end": end.isoformat(), "tick_minutes": tick.total_seconds() / 60, "database": display,
+                 **({} if kafka is None else {"kafka": kafka.bootstrap, "topic_prefix": kafka.prefix})},
+        "tally": tally.as_dict(),
+        "engine": report.as_dict(),
+        "agreement": agreement(tally, report.escalations, result),
+        **result,
+    }
