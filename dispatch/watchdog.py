@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 
 from dispatch.aggregates.ticket import TERMINAL
 from dispatch.commands import Actor, Escalate
@@ -61,16 +61,21 @@ def open_deadlines(engine: Engine, now: datetime) -> list[OpenDeadline]:
     """Unanswered acknowledgement calls and unhandled lead calls of open tickets, past due at ``now``."""
     t.ensure_tables(engine)
     c, tk, es = t.calls.c, t.tickets.c, t.escalations.c
+    overdue = or_(and_(c.answer.is_(None), c.ack_due < now),
+                  and_(c.role == "lead", or_(c.answer.is_(None), c.answer != "rejected"),
+                       c.handled_at.is_(None), c.handle_due < now))
     query = (select(c.ticket_id, c.call_id, c.dispatch_no, c.role, c.answer, c.answered_at, c.ack_due,
                     c.handle_due, c.handled_at, c.escalate_every_minutes)
              .join(t.tickets, tk.ticket_id == c.ticket_id)
-             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL)))
+             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), overdue))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+        ids = sorted({r.ticket_id for r in rows})
         reached: dict[tuple[str, str], set[int]] = {}
-        for tid, deadline, rung in conn.execute(select(es.ticket_id, es.deadline, es.rung)
-                                                .where(es.deadline != "manual")):
-            reached.setdefault((tid, deadline), set()).add(rung)
+        for i in range(0, len(ids), 500):
+            for tid, deadline, rung in conn.execute(select(es.ticket_id, es.deadline, es.rung).where(
+                    es.ticket_id.in_(ids[i:i + 500]), es.deadline != "manual")):
+                reached.setdefault((tid, deadline), set()).add(rung)
     out = []
     for r in rows:
         keys = []
