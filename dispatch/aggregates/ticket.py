@@ -181,7 +181,7 @@ class Ticket(Aggregate):
             {"call_id": f"{no}:{dept}", "department": dept, "role": role, "ack_due": ack_due}
             for dept, role in [(lead, "lead")] + [(d, "cooperating") for d in cooperating]
         ]
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             occurred_at=occurred_at,
             actor=actor,
             command_id=command_id,

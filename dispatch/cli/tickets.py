@@ -33,7 +33,7 @@ def _at(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--at", "at", metavar="TIME", help="Business time, ISO-8601 [default: now].")(f)
 
 
-def _run(ctx: Ctx, kind: type, role: str, at: str | None, by: str | None, **fields: Any) -> None:
+def _run(ctx: Ctx, kind: Any, role: str, at: str | None, by: str | None, **fields: Any) -> None:
     actor = {"role": role, "id": by or _default_user()}
     if role == "department":
         actor["department"] = ctx.runtime.reference.department(fields["department"]).id

@@ -89,7 +89,7 @@ def show(ctx: Ctx, ticket: str) -> None:
             answer = call["answer"] or "waiting"
             click.echo(f"  call {call['call_id']} {ref.departments[call['department']].name} ({call['role']}): "
                        f"{answer}; report in by {call['ack_due'].isoformat()}")
-        if t.handle_due:
+        if t.handle_due and t.feedback_due:
             click.echo(f"  handle by {t.handle_due.isoformat()}; feedback by {t.feedback_due.isoformat()}")
 
     ctx.emit(data, human)
