@@ -146,7 +146,8 @@ def test_minutes_between_is_negative_when_end_precedes_start() -> None:
 
 def test_minutes_between_counts_fractional_minutes() -> None:
     start = at(2026, 11, 20, 9)
-    assert CAL.minutes_between(start, start + timedelta(seconds=90)) == 1.5
+    a_minute_and_a_half_later = start + timedelta(seconds=90)
+    assert CAL.minutes_between(start, a_minute_and_a_half_later) == 1.5
 
 
 # --- calendar time ---

@@ -127,7 +127,8 @@ def test_the_engine_accepts_every_command_and_its_dashboard_agrees_with_the_tall
     finally:
         runtime.close()
     assert report.commands == tally.commands and not report.refused
-    assert runtime.clock.now() == end - timedelta(microseconds=1)
+    last_simulated_instant = end - timedelta(microseconds=1)
+    assert runtime.clock.now() == last_simulated_instant
     assert all(row["agree"] for row in agreement(tally, report.escalations, result)), agreement(
         tally, report.escalations, result)
 
