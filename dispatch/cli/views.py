@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
@@ -124,9 +125,14 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
     def human() -> None:
         table = Table("ticket", "status", "reported", "community", "grid", "category", box=None, highlight=False)
         for r in rows:
-            table.add_row(str(r["ticket_id"]), r["status"], _short(r["reported_at"]), r["community"], r["grid"],
-                          r["category"])
-        Console().print(table)
+            community = ref.communities.get(r["community"])
+            category = ref.categories.get(r["category"])
+            table.add_row(str(r["ticket_id"]), r["status"],
+                          r["reported_at"].astimezone(ZoneInfo(ref.timezone)).isoformat(timespec="minutes"),
+                          community.name if community else r["community"], r["grid"],
+                          category.name if category else r["category"])
+        console = Console()
+        (console if console.width >= 140 else Console(width=140)).print(table)
         click.echo(f"{len(rows)} ticket(s)")
 
     ctx.emit(rows, human)
