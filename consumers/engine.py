@@ -43,7 +43,15 @@ from dispatch.application import Outcome
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.commands import parse_command
 from dispatch.errors import ConcurrentChange, InvalidCommand
-from dispatch.kafka import DeadLetter, DeadLetterSender, FencedTracking, KafkaSettings, install_fence, make_producer
+from dispatch.kafka import (
+    DeadLetter,
+    DeadLetterSender,
+    FencedTracking,
+    FencedTrackings,
+    KafkaSettings,
+    install_fence,
+    make_producer,
+)
 from dispatch.logs import configure_logging
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
@@ -57,6 +65,11 @@ class _PartitionLost(Exception):
 
 
 _PASS_THROUGH: tuple[type[BaseException], ...] = (Rewind, *TRANSIENT)
+
+
+def _ticket_of(record: Any) -> str | None:
+    """The ticket a raw intake message is about, for log lines: its key (``intake_key``)."""
+    return record.key.decode(errors="replace") if record.key else None
 
 
 class Engine(PartitionedConsumer):
@@ -76,8 +89,6 @@ class Engine(PartitionedConsumer):
         return self.recorder.max_tracking_id(self.source(tp))
 
     def _decode(self, record: Any) -> tuple[Any, DeadLetter | None]:
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(topic=record.topic, partition=record.partition, offset=record.offset)
         value = record.value
         if value is not None and len(value) > self.max_message_bytes:
             return None, DeadLetter.of(record, "oversized", f"{len(value)} bytes > {self.max_message_bytes}")
@@ -87,12 +98,46 @@ class Engine(PartitionedConsumer):
             command = parse_command(value)
         except InvalidCommand as error:
             return None, DeadLetter.of(record, error.code, str(error))
-        structlog.contextvars.bind_contextvars(ticket_id=str(getattr(command, "ticket_id", "") or ""))
         return command, None
+
+    def poll_once(self) -> int:
+        """One poll; ALL its partitions' batches go into one transaction (one ``execute_batch``
+        with a ``FencedTrackings`` of every partition's position). If that transaction cannot
+        be made (a partition lost on the way, a bug meeting a message), each partition is
+        applied on its own, as ``process`` does."""
+        batches = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records)
+        parts = [(tp, records) for tp, records in batches.items() if tp in self.owned and records]
+        if len(parts) > 1:
+            try:
+                self._apply(parts)
+            except Rewind as why:
+                log.info("rewind", partitions=sorted(tp.partition for tp, _ in parts), reason=str(why))
+                for tp, _ in parts:
+                    if tp in self.owned:
+                        self.seek_stored(tp)
+            except TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001 - _PartitionLost or a bug: partition by partition
+                log.info("merged batch not recorded; applying partition by partition",
+                         partitions=sorted(tp.partition for tp, _ in parts))
+                for tp, records in parts:
+                    self._process_one(tp, records)
+        elif parts:
+            self._process_one(*parts[0])
+        return sum(len(records) for _, records in parts)
+
+    def _process_one(self, tp: TopicPartition, records: list[Any]) -> None:
+        if tp not in self.owned:
+            return
+        try:
+            self.process(tp, records)
+        except Rewind as why:
+            log.info("rewind", partition=tp.partition, reason=str(why))
+            self.seek_stored(tp)
 
     def process(self, tp: TopicPartition, records: list[Any]) -> None:
         try:
-            self._apply(tp, records)
+            self._apply_partition(tp, records)
         except _PASS_THROUGH:
             raise
         except Exception:  # noqa: BLE001 - a bug meets a message: find it, dead-letter it, go on
@@ -101,55 +146,76 @@ class Engine(PartitionedConsumer):
                 if tp not in self.owned:
                     return
                 try:
-                    self._apply(tp, [record])
+                    self._apply_partition(tp, [record])
                 except _PASS_THROUGH:
                     raise
                 except Exception as error:  # noqa: BLE001
                     letter = DeadLetter.of(record, "internal_error", f"{type(error).__name__}: {error}")
-                    self._apply(tp, [], dead=[letter], last_offset=record.offset)
+                    log.warning("message failed", topic=record.topic, partition=record.partition,
+                                offset=record.offset, ticket_id=_ticket_of(record))
+                    self._apply_partition(tp, [], dead=[letter], last_offset=record.offset)
 
-    def _apply(self, tp: TopicPartition, records: list[Any], *, dead: list[DeadLetter] | None = None,
+    def _apply_partition(self, tp: TopicPartition, records: list[Any], *, dead: list[DeadLetter] | None = None,
+                         last_offset: int | None = None) -> None:
+        try:
+            self._apply([(tp, records)], dead=dead, last_offset=last_offset)
+        except _PartitionLost:
+            log.info("partition lost mid-batch; not recorded", partition=tp.partition)
+
+    def _apply(self, parts: list[tuple[TopicPartition, list[Any]]], *, dead: list[DeadLetter] | None = None,
                last_offset: int | None = None) -> None:
-        expected = self.owned[tp]
-        last = records[-1].offset if records else last_offset
-        assert last is not None
+        """Apply the batches of ``parts`` and record every partition's last offset, all in one
+        transaction. Raises ``_PartitionLost`` (nothing recorded) if a partition was lost."""
+        expected = {tp: self.owned[tp] for tp, _ in parts}
+        lasts = {tp: records[-1].offset if records else last_offset for tp, records in parts}
         dead = list(dead or [])
         commands, origins = [], []
-        for record in records:
-            command, letter = self._decode(record)
-            if letter is None:
-                commands.append(command)
-                origins.append(record)
-            else:
-                dead.append(letter)
-        structlog.contextvars.clear_contextvars()
+        for _, records in parts:
+            for record in records:
+                command, letter = self._decode(record)
+                if letter is None:
+                    commands.append(command)
+                    origins.append(record)
+                else:
+                    dead.append(letter)
 
         def before_record(outcomes: list[Outcome]) -> None:
             for outcome, record in zip(outcomes, origins):
                 if outcome.error is not None:
-                    dead.append(DeadLetter.of(record, outcome.error.code, str(outcome.error)))
-            dead.sort(key=lambda letter: letter.offset)
-            if not self.owns(tp, expected):
+                    dead.append(DeadLetter.of(record, outcome.error.code, str(outcome.error),
+                                              ticket_id=outcome.ticket_id))
+            dead.sort(key=lambda letter: (letter.partition, letter.offset))
+            if not all(self.owns(tp, stored) for tp, stored in expected.items()):
                 raise _PartitionLost
             self.dead_letters.send_all(dead)
 
-        tracking = FencedTracking(self.source(tp), last, expected)
+        fences = [FencedTracking(self.source(tp), last, expected[tp]) for tp, last in lasts.items()
+                  if last is not None]
+        tracking = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
         try:
             outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record)
-        except _PartitionLost:
-            log.info("partition lost mid-batch; not recorded", partition=tp.partition)
-            return
         except ConcurrentChange as error:
             raise Rewind(str(error)) from None
-        self.owned[tp] = last
+        for tp, last in lasts.items():
+            self.owned[tp] = last
         self.dead_letters.count(dead)
-        applied = sum(1 for o in outcomes if o.ok)
+        applied_in: dict[int, int] = {}
+        for outcome, record in zip(outcomes, origins):
+            if outcome.ok:
+                applied_in[record.partition] = applied_in.get(record.partition, 0) + 1
+        dead_in: dict[int, int] = {}
+        for letter in dead:
+            dead_in[letter.partition] = dead_in.get(letter.partition, 0) + 1
+        applied = sum(applied_in.values())
         self.counts["applied"] += applied
         self.counts["refused"] += len(outcomes) - applied
         self.counts["dead"] += len(dead)
         self.counts["batches"] += 1
-        log.info("batch applied", topic=tp.topic, partition=tp.partition, first_offset=records[0].offset if records
-                 else last, last_offset=last, messages=len(records), applied=applied, dead=len(dead), lag=self.lag(tp))
+        for tp, records in parts:
+            log.info("batch applied", topic=tp.topic, partition=tp.partition,
+                     first_offset=records[0].offset if records else lasts[tp], last_offset=lasts[tp],
+                     messages=len(records), applied=applied_in.get(tp.partition, 0),
+                     dead=dead_in.get(tp.partition, 0), lag=self.lag(tp))
 
     def close(self) -> None:
         super().close()

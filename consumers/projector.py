@@ -1,12 +1,18 @@
 """The projector: ticket-events from Kafka into the read models (``dispatch project``).
 
-Per poll and partition, one ``apply_records(engine, records, source="<topic>:<partition>",
-position=last_offset)``: the read-model rows and the position commit together. On every
-assignment the consumer seeks to ``stored_position(source) + 1`` (or the beginning).
-No fencing is needed here: ``apply_records`` skips any event whose (ticket id, version)
+Per poll, one transaction: for each partition ``apply_batch(conn, records,
+source="<topic>:<partition>", position=last_offset)``, so the read-model rows and the
+positions commit together. On every assignment the consumer seeks to
+``stored_position(source) + 1`` (or the beginning).
+No fencing is needed here: ``apply_batch`` skips any event whose (ticket id, version)
 is already applied, so an overlap between two projector processes, or a redelivery by
 the relay, has no second effect. An undecodable message (only a foreign producer could
 write one) goes to the dead-letter topic and is skipped.
+
+All partitions of one poll are applied in ONE transaction (``apply_batch`` per partition
+on one connection, each storing its own position): at a steady trickle a poll brings a
+few events from each of several partitions, and a commit per partition would cost more
+than the work.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from consumers.base import PartitionedConsumer
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.kafka import DeadLetter, DeadLetterSender, KafkaSettings, ensure_topics, make_producer
 from dispatch.logs import configure_logging
-from dispatch.projections import apply_records, create_tables, stored_position
+from dispatch.projections import create_tables, stored_position
+from dispatch.projections.apply import apply_batch
 from dispatch.projections.records import EventRecord, record_from_json
 
 __all__ = ["Projector", "main"]
@@ -41,25 +48,41 @@ class Projector(PartitionedConsumer):
     def stored_position(self, tp: TopicPartition) -> int | None:
         return stored_position(self.engine, self.source(tp))
 
+    def poll_once(self) -> int:
+        batches = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_poll_records)
+        parts = [(tp, records) for tp, records in batches.items() if tp in self.owned and records]
+        if parts:
+            self._project(parts)
+        return sum(len(records) for _, records in parts)
+
     def process(self, tp: TopicPartition, records: list[Any]) -> None:
-        events: list[EventRecord] = []
+        self._project([(tp, records)])
+
+    def _project(self, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
+        decoded: list[tuple[TopicPartition, list[Any], list[EventRecord]]] = []
         dead: list[DeadLetter] = []
-        for record in records:
-            try:
-                events.append(record_from_json(record.value))
-            except (ValueError, KeyError, TypeError) as error:
-                dead.append(DeadLetter.of(record, "invalid_event", f"{type(error).__name__}: {error}"))
+        for tp, records in parts:
+            events: list[EventRecord] = []
+            for record in records:
+                try:
+                    events.append(record_from_json(record.value))
+                except (ValueError, KeyError, TypeError) as error:
+                    dead.append(DeadLetter.of(record, "invalid_event", f"{type(error).__name__}: {error}"))
+            decoded.append((tp, records, events))
         self.dead_letters.send_all(dead)
-        applied = apply_records(self.engine, events, source=self.source(tp), position=records[-1].offset)
-        self.owned[tp] = records[-1].offset
+        with self.engine.begin() as conn:  # every partition's rows and position: one transaction
+            applied = [apply_batch(conn, events, source=self.source(tp), position=records[-1].offset)
+                       for tp, records, events in decoded]
         self.dead_letters.count(dead)
-        self.counts["events"] += len(events)
-        self.counts["applied"] += applied
-        self.counts["dead"] += len(dead)
+        for (tp, records, events), n in zip(decoded, applied):
+            self.owned[tp] = records[-1].offset
+            failed = sum(1 for letter in dead if letter.partition == tp.partition)
+            self.counts["events"] += len(events)
+            self.counts["applied"] += n
+            self.counts["dead"] += failed
+            log.info("events projected", topic=tp.topic, partition=tp.partition, last_offset=records[-1].offset,
+                     messages=len(records), applied=n, skipped=len(events) - n, dead=failed, lag=self.lag(tp))
         self.counts["batches"] += 1
-        log.info("events projected", topic=tp.topic, partition=tp.partition, last_offset=records[-1].offset,
-                 messages=len(records), applied=applied, skipped=len(events) - applied, dead=len(dead),
-                 lag=self.lag(tp))
 
     def close(self) -> None:
         super().close()

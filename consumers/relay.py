@@ -7,7 +7,9 @@ department. The producer is idempotent (``enable_idempotence``, ``acks=all``).
 
 The relay's position (the last relayed notification id) is a tracking record named
 ``relay:<ticket-events topic>`` in the event store, written only after the broker has
-acknowledged every send of the batch (``flush`` + each future). A crash in between
+acknowledged every send of the batch (``flush`` + each future). On PostgreSQL the relay
+LISTENs on the channel eventsourcing NOTIFYs in every event transaction, so it wakes as
+soon as events commit (``idle_sleep`` only bounds the wait). A crash in between
 sends the batch again: at-least-once. Readers drop a redelivered event by
 (ticket id, version) — ``apply_records`` does — and a department answering a
 redelivered call twice is refused by the engine (same command id). Run one relay per
@@ -17,13 +19,16 @@ event store; a second one would only add duplicates.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from psycopg.sql import SQL, Identifier
 
 from consumers.base import TRANSIENT
 from dispatch.bootstrap import Runtime, bootstrap
@@ -34,6 +39,7 @@ from dispatch.projections.records import record_to_json, records_from_notificati
 __all__ = ["Relay", "main"]
 
 log = structlog.get_logger("dispatch.relay")
+_LISTEN_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT, psycopg.Error)
 _SUMMARY = ("grid", "category", "priority", "channel", "description", "location")
 
 
@@ -48,6 +54,46 @@ class Relay:
         self.position = self.stored_position()
         self._summaries: dict[UUID, dict[str, Any]] = {}  # ticket id -> what a department needs to know
         self.counts = {"events": 0, "whistles": 0, "batches": 0}
+        self._listening: tuple[contextlib.ExitStack, Any] | None = None
+
+    def _listener(self) -> Any:
+        """A connection LISTENing to the event store's NOTIFY channel (PostgreSQL), or None."""
+        if self._listening is None:
+            channel = getattr(self.recorder, "channel_name", None)
+            datastore: Any = getattr(self.recorder, "datastore", None)
+            if channel is None or not hasattr(datastore, "get_connection"):
+                return None
+            stack = contextlib.ExitStack()
+            try:
+                conn = stack.enter_context(datastore.get_connection())
+                conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+            except _LISTEN_ERRORS:
+                stack.close()
+                return None
+            self._listening = (stack, conn)
+        return self._listening[1]
+
+    def _stop_listening(self) -> None:
+        if self._listening is not None:
+            stack, self._listening = self._listening[0], None
+            with contextlib.suppress(Exception):
+                stack.close()
+
+    def wait_for_events(self, stop_event: threading.Event) -> None:
+        """Until new events may have committed (a NOTIFY), at most ``idle_sleep`` seconds."""
+        conn = self._listener()
+        if conn is None:
+            stop_event.wait(self.idle_sleep)
+            return
+        try:
+            for _ in conn.notifies(timeout=self.idle_sleep, stop_after=1):
+                break
+            for _ in conn.notifies(timeout=0):  # the next relay_once covers every pending one
+                pass
+        except _LISTEN_ERRORS as error:
+            log.warning("listen connection lost", error=f"{type(error).__name__}: {error}")
+            self._stop_listening()
+            stop_event.wait(self.idle_sleep)
 
     def stored_position(self) -> int:
         return self.recorder.max_tracking_id(self.name) or 0
@@ -102,9 +148,10 @@ class Relay:
             return 0
 
     def run(self, stop_event: threading.Event) -> None:
+        self._listener()  # LISTEN before the first read: no commit in between goes unnoticed
         while not stop_event.is_set():
             if self.step() == 0:
-                stop_event.wait(self.idle_sleep)
+                self.wait_for_events(stop_event)
 
     def run_until_idle(self, *, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -116,6 +163,7 @@ class Relay:
         return self.recorder.max_notification_id() or 0
 
     def close(self) -> None:
+        self._stop_listening()
         self.producer.close()
 
 

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from dispatch.aggregates import Ticket, ticket_id_for
-from dispatch.bulk_load import load_tickets
+from dispatch.bulk_load import TicketCache, install_fast_insert
 from dispatch.commands import MarkDuplicate, Report
 from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
 from dispatch.handlers import HANDLERS
@@ -50,7 +50,7 @@ class _Batch:
     def __init__(self, app: DispatchApp, commands: list[Any]):
         self.app, self.reference, self.sla = app, app.reference, app.sla
         wanted = {tid for command in commands for tid in _tickets_named(command)}
-        self.tickets: dict[UUID, Ticket] = load_tickets(app.recorder, app.mapper, wanted)
+        self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted)
         self.absent = wanted - self.tickets.keys()
 
     def get(self, ticket_id: UUID) -> Ticket:
@@ -100,6 +100,7 @@ class DispatchApp(Application[UUID]):
     def __init__(self, env: Mapping[str, str], reference: Reference):
         self.reference = reference
         self.sla = SlaPolicy(reference)
+        self.ticket_cache = TicketCache()
         super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Any:
@@ -118,7 +119,9 @@ class DispatchApp(Application[UUID]):
 
     def construct_recorder(self) -> Any:
         # A process recorder keeps Tracking records in the same transaction as events.
-        return self.factory.process_recorder()
+        recorder = self.factory.process_recorder()
+        install_fast_insert(recorder)
+        return recorder
 
     def get_ticket(self, ticket_id: UUID) -> Ticket:
         try:
@@ -147,6 +150,17 @@ class DispatchApp(Application[UUID]):
         dead letters here, so they are safe before the batch's position is)."""
         commands = list(commands)
         batch = _Batch(self, commands)
+        try:
+            outcomes = self._run(batch, commands, before_record)
+            self.record(batch.tickets.values(), tracking)
+        except BaseException:
+            self.ticket_cache.discard(list(batch.tickets))  # changed in memory, not recorded
+            raise
+        self.ticket_cache.keep(list(batch.tickets.values()))
+        return outcomes
+
+    def _run(self, batch: _Batch, commands: list[Any],
+             before_record: Callable[[list[Outcome]], None] | None) -> list[Outcome]:
         outcomes = []
         for command in commands:
             outcome = Outcome(command, ticket_id=getattr(command, "ticket_id", None))
@@ -161,12 +175,13 @@ class DispatchApp(Application[UUID]):
             outcomes.append(outcome)
         if before_record is not None:
             before_record(outcomes)
-        self.record(batch.tickets.values(), tracking)
         return outcomes
 
     def record(self, tickets: Iterable[Ticket], tracking: Tracking | None = None) -> None:
         processing = ProcessingEvent[UUID](tracking)
-        processing.collect_events(*tickets)
+        for ticket in tickets:  # ProcessingEvent.collect_events, without its Protocol isinstance checks
+            processing.events.extend(ticket.collect_events())
+            processing.aggregates[ticket.id] = ticket
         if not processing.events and tracking is None:
             return
         try:
@@ -177,5 +192,6 @@ class DispatchApp(Application[UUID]):
 
     def positions(self, names: Sequence[str]) -> dict[str, int | None]:
         """The last recorded source position per tracking name (e.g. ``intake:0``)."""
-        return {name: self.recorder.max_tracking_id(name) for name in names}
+        recorder: Any = self.recorder  # a process recorder (construct_recorder)
+        return {name: recorder.max_tracking_id(name) for name in names}
 

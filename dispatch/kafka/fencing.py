@@ -19,12 +19,27 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-__all__ = ["FencedTracking", "install_fence"]
+__all__ = ["FencedTracking", "FencedTrackings", "install_fence"]
 
 
 @dataclass(frozen=True)
 class FencedTracking(Tracking):
     expected: int | None = None  # the stored position this batch continues from
+
+
+@dataclass(frozen=True)
+class FencedTrackings(Tracking):
+    """Several partitions' positions in ONE transaction (eventsourcing's ``ProcessingEvent``
+    carries one ``Tracking``): every part is written with its own compare-and-set, and if
+    any part fails, the whole transaction (events and every position) rolls back."""
+
+    parts: tuple[FencedTracking, ...] = ()
+
+    @classmethod
+    def of(cls, parts: list[FencedTracking]) -> FencedTrackings:
+        if not parts:
+            raise ValueError("no positions to record")
+        return cls(parts[0].application_name, parts[0].notification_id, tuple(parts))
 
 
 def install_fence(recorder: Any) -> None:
@@ -43,6 +58,10 @@ def install_fence(recorder: Any) -> None:
                   "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")
 
     def insert_tracking(curs: Any, tracking: Tracking) -> None:
+        if isinstance(tracking, FencedTrackings):
+            for part in tracking.parts:
+                insert_tracking(curs, part)
+            return
         if not isinstance(tracking, FencedTracking):
             original(curs, tracking)
             return

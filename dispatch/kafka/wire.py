@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -65,11 +65,15 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    ticket_id: str | None = field(default=None, compare=False)  # for log lines only; not on the wire
 
     @classmethod
-    def of(cls, record: Any, code: str, message: str) -> DeadLetter:
-        """From a kafka-python ``ConsumerRecord``."""
+    def of(cls, record: Any, code: str, message: str, *, ticket_id: Any = None) -> DeadLetter:
+        """From a kafka-python ``ConsumerRecord``; ``ticket_id`` defaults to the record's key."""
+        if ticket_id is None and record.key:
+            ticket_id = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
         return cls(
+            ticket_id=None if ticket_id is None else str(ticket_id),
             code=code,
             message=message,
             topic=record.topic,

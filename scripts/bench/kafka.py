@@ -21,7 +21,7 @@ from bench.kafka_latency import bench_latency
 from consumers.engine import Engine
 from dispatch.bootstrap import bootstrap
 from dispatch.commands import command_to_json
-from dispatch.kafka import KafkaSettings, ensure_topics, intake_key, make_producer
+from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
 from dispatch.kafka.load import produce
 from dispatch.reference import load_reference
 from dispatch.simulation import simulate
@@ -78,7 +78,8 @@ def _floor_rate(settings: KafkaSettings, db: str, n: int) -> dict[str, Any]:
     """kafka-python reads the same messages; one multi-row INSERT (and commit) per poll."""
     topic = settings.topics.intake
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                             max_poll_records=2000, isolation_level="read_committed")
+                             max_poll_records=2000, isolation_level="read_committed",
+                             fetch_max_wait_ms=FETCH_MAX_WAIT_MS)  # the engine's consumer settings
     tps = [TopicPartition(topic, p) for p in range(settings.partitions_of(topic))]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)

@@ -31,7 +31,7 @@ from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
 from dispatch.commands import Report, command_to_json
-from dispatch.kafka import KafkaSettings, ensure_topics, intake_key, make_producer
+from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
 from dispatch.projections import community_dashboard, create_tables
 from dispatch.projections import tables as t
 
@@ -91,7 +91,7 @@ class _Watch:
 def _floor_consumer(settings: KafkaSettings, topic: str, sent: dict[bytes, float], out: dict[bytes, float],
                     ready: threading.Event, stop: threading.Event) -> None:
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
-                             isolation_level="read_committed", fetch_max_wait_ms=500)
+                             isolation_level="read_committed", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     tps = [TopicPartition(topic, p) for p in range(6)]
     consumer.assign(tps)
     consumer.seek_to_end(*tps)
