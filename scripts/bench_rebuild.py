@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import orjson  # noqa: E402
 import structlog  # noqa: E402
 
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -195,11 +196,12 @@ def _rate(n: int, seconds: float) -> dict[str, Any]:
     return {"events": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds) if seconds else None}
 
 
-def floor_sqlite(path: Path) -> dict[str, Any]:
+def floor_sqlite(path: Path, loads: Any = None) -> dict[str, Any]:
+    """``loads``: orjson's by default (the rebuild decodes with it); ``json.loads`` for the stdlib floor."""
+    loads = loads or orjson.loads
     conn = sqlite3.connect(path)
     began = time.perf_counter()
     n = 0
-    loads = json.loads
     cur = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
                        "ORDER BY rowid")
     while rows := cur.fetchmany(10_000):
@@ -211,11 +213,11 @@ def floor_sqlite(path: Path) -> dict[str, Any]:
     return _rate(n, seconds)
 
 
-def floor_postgres(url: str) -> dict[str, Any]:
+def floor_postgres(url: str, loads: Any = None) -> dict[str, Any]:
+    loads = loads or orjson.loads
     conn = _pg_connect(url)
     began = time.perf_counter()
     n = 0
-    loads = json.loads
     with conn.cursor(name="floor") as cur:  # server-side cursor
         cur.itersize = 10_000
         cur.execute(f"SELECT notification_id, originator_id, originator_version, topic, state FROM {PG_EVENTS_TABLE} "
@@ -287,7 +289,51 @@ def _hwm_mb() -> float | None:
     return None
 
 
-def rebuild_child(store_url: str, target_url: str, page_size: int) -> dict[str, Any]:
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+class _PssSampler:
+    """Every 20 ms, the proportional set size (shared pages split between the processes that
+    share them) of this process and all its children, added up; ``peak_mb`` is the largest
+    sum seen: the memory the whole rebuild (parent + worker processes) held at once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _pids(self) -> list[int]:
+        pids = [os.getpid()]
+        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+            try:
+                pids += [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, sum(_pss_mb(pid) for pid in self._pids()))
+
+    def __enter__(self) -> "_PssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rebuild_child(store_url: str, target_url: str, page_size: int, workers: int | None = None) -> dict[str, Any]:
     """In a fresh process: open the store, rebuild into the target, report the rate and peak RSS."""
     from dispatch.bootstrap import bootstrap
     from dispatch.replay import StoreSource, open_target, rebuild
@@ -296,18 +342,29 @@ def rebuild_child(store_url: str, target_url: str, page_size: int) -> dict[str, 
     before = _hwm_mb()
     target = open_target(target_url, rt.reference, source="bench", live=rt.db)
     try:
-        result = rebuild(StoreSource(rt.app, page_size=page_size), target.engine, progress=False)
+        with _PssSampler() as sampler:
+            result = rebuild(StoreSource(rt.app, page_size=page_size), target.engine, progress=False,
+                             workers=workers)
     finally:
         target.close()
         rt.close()
-    return {**_rate(result.read, result.seconds), "applied": result.applied,
+    workers_rss = result.workers_peak_rss_mb
+    return {**_rate(result.read, result.seconds), "applied": result.applied, "workers": result.workers,
             "peak_rss_mb": _hwm_mb(), "rss_before_rebuild_mb": before,
+            "workers_peak_rss_mb": workers_rss,
+            # every process's own peak added up (forked pages shared with the parent counted twice)
+            "peak_rss_all_processes_mb": round((_hwm_mb() or 0) + sum(workers_rss), 1),
+            # the same, each worker's pages inherited from the parent (shared) counted once
+            "peak_rss_all_processes_unshared_mb": round((_hwm_mb() or 0) + sum(result.workers_own_peak_rss_mb), 1),
+            # sampled: the largest PSS of parent + workers at one moment (the honest total)
+            "peak_pss_all_processes_mb": round(sampler.peak_mb, 1),
             "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def rebuild_in_subprocess(store_url: str, target_url: str, page_size: int) -> dict[str, Any]:
+def rebuild_in_subprocess(store_url: str, target_url: str, page_size: int, workers: int | None = None) -> dict[str, Any]:
+    extra = ["--workers", str(workers)] if workers else []
     out = subprocess.run([sys.executable, __file__, "--child-rebuild", store_url, target_url,
-                          "--page-size", str(page_size)], check=True, stdout=subprocess.PIPE, text=True)
+                          "--page-size", str(page_size), *extra], check=True, stdout=subprocess.PIPE, text=True)
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -322,9 +379,13 @@ def run_backend(kind: str, store_url: str, sqlite_path: Path, stages: set[str], 
     from dispatch.bootstrap import bootstrap
 
     out: dict[str, Any] = {"store": store_url}
+    # the floor decodes as the rebuild does (orjson); the stdlib json one for comparison
     floor = floor_sqlite(sqlite_path) if kind == "sqlite" else floor_postgres(store_url)
-    out["floor"] = floor
-    log(f"{kind} floor: {floor['events_per_s']:,} events/s")
+    out["floor"] = {**floor, "decoder": "orjson"}
+    out["floor_stdlib_json"] = (floor_sqlite(sqlite_path, json.loads) if kind == "sqlite"
+                                else floor_postgres(store_url, json.loads))
+    log(f"{kind} floor: {floor['events_per_s']:,} events/s (orjson), "
+        f"{out['floor_stdlib_json']['events_per_s']:,} events/s (json)")
     rt = bootstrap(store_url)
     try:
         if "decode_mapper" in stages:
@@ -346,7 +407,7 @@ def run_backend(kind: str, store_url: str, sqlite_path: Path, stages: set[str], 
     if "rebuild" in stages:
         target, cleanup = _fresh_target(kind, args, "rebuild")
         try:
-            out["rebuild"] = with_ratio(rebuild_in_subprocess(store_url, target, args.page_size), floor)
+            out["rebuild"] = with_ratio(rebuild_in_subprocess(store_url, target, args.page_size, args.workers), floor)
         finally:
             cleanup()
         log(f"{kind} rebuild: {out['rebuild']}")
@@ -377,6 +438,7 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/dispatch-bench", help="where the synthesized stores are kept")
     parser.add_argument("--page-size", type=int, default=None, help="default: dispatch.replay's PAGE_SIZE")
     parser.add_argument("--apply-limit", type=int, default=200_000, help="events held in memory for 'apply'")
+    parser.add_argument("--workers", type=int, default=None, help="rebuild processes (default: CPUs)")
     parser.add_argument("--stages", default="floor,decode_mapper,decode,apply,rebuild")
     parser.add_argument("--child-rebuild", nargs=2, metavar=("STORE", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -384,7 +446,7 @@ def main() -> None:
         from dispatch.replay import PAGE_SIZE
         args.page_size = PAGE_SIZE
     if args.child_rebuild:
-        print(json.dumps(rebuild_child(*args.child_rebuild, args.page_size)))
+        print(json.dumps(rebuild_child(*args.child_rebuild, args.page_size, args.workers)))
         return
     stages = set(args.stages.split(","))
     path = sqlite_store(Path(args.cache), args.events)

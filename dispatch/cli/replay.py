@@ -45,9 +45,11 @@ def _reference_source(ctx: Ctx) -> str:
 @click.option("--show", default=20, show_default=True, help="With --verify: differing rows listed per table.")
 @click.option("--page-size", default=PAGE_SIZE, show_default=True, help="Events per read and per write.")
 @click.option("--progress/--no-progress", default=True, help="Progress on stderr (a bar on a terminal).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Rebuild processes, split by ticket [env DISPATCH_REPLAY_WORKERS; default: the CPU count].")
 @pass_ctx
 def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None, prefix: str | None,
-           verify: bool, show: int, page_size: int, progress: bool) -> None:
+           verify: bool, show: int, page_size: int, progress: bool, workers: int | None) -> None:
     """Rebuild every projection from the event store (or Kafka) into a fresh database."""
     if verify and until:
         raise click.UsageError("--verify compares with the live projections; it does not take --until")
@@ -61,14 +63,14 @@ def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None
     comparison: Comparison | None
     if verify and into is None:
         with scratch(rt.reference, source=_reference_source(ctx)) as target:
-            result = rebuild(source, target.engine, progress=progress, label="verify")
+            result = rebuild(source, target.engine, progress=progress, label="verify", workers=workers)
             comparison = compare(rt.engine, target.engine, limit=show)
             where = None
     else:
         target = open_target(into or default_target(rt.clock.now()), rt.reference,
                              source=_reference_source(ctx), live=rt.db)
         try:
-            result = rebuild(source, target.engine, until=instant, progress=progress)
+            result = rebuild(source, target.engine, until=instant, progress=progress, workers=workers)
             comparison = compare(rt.engine, target.engine, limit=show) if verify else None
             where = target.display
         finally:

@@ -226,12 +226,14 @@ def apply_records(engine: Engine, records: list[EventRecord], *, source: str, po
 
 
 def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, position: int,
-                rows: TicketRows | None = None) -> int:
+                rows: TicketRows | None = None, claim: bool = True) -> int:
     """``apply_records`` inside the caller's transaction on ``conn`` (a rebuild keeps one
-    connection, and its ``TicketRows``)."""
+    connection, and its ``TicketRows``). ``claim=False`` (a rebuild worker writing its own
+    tickets, see ``dispatch.replay.parallel``) stores no position and takes no lock."""
     tids = [_tid(r.ticket_id) for r in records]
     with paused_gc():
-        _claim(conn, source, position)
+        if claim:
+            _claim(conn, source, position)
         writer = writer_for(conn)
         ids = sorted(set(tids))
         b = _Batch(writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids), writer.db_time)

@@ -5,9 +5,11 @@ the class's upcasters and builds an event object per event; the projections only
 the state. ``StoredEventDecoder`` does the same steps with less per-event work and gives
 the same records (``tests/unit/test_decode.py`` checks it against the mapper):
 
-- the JSON is decoded once with an ``object_hook`` that revives eventsourcing's standard
-  transcodings (``datetime_iso``, ``uuid_hex``, ``decimal_str``) exactly as its
-  ``JSONTranscoder`` does;
+- the JSON is decoded once with ``orjson`` (C; bytes taken as they are) and the result
+  walked once to revive eventsourcing's standard transcodings (``datetime_iso``,
+  ``uuid_hex``, ``decimal_str``) exactly as its ``JSONTranscoder``'s ``object_hook`` does,
+  innermost objects first; what orjson refuses and ``json`` accepts (NaN) or may give otherwise (an integer
+  beyond 64 bits, which orjson turns into a float) is decoded by ``json`` with that hook, so the result never differs;
 - topic → (event type, class version, upcasters) is resolved once per topic;
 - an older ``class_version`` runs the class's ``upcast_vN_vN+1`` steps in order, on the
   state with ``originator_id`` / ``originator_version`` in it, as the mapper does;
@@ -32,10 +34,11 @@ from uuid import UUID
 from eventsourcing.persistence import (DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper,
                                        TranscodingNotRegisteredError, UUIDAsHex)
 from eventsourcing.utils import resolve_topic
+import orjson
 
 from dispatch.projections.records import EventRecord
 
-__all__ = ["StoredEventDecoder", "for_mapper", "paused_gc"]
+__all__ = ["StoredEventDecoder", "decode_state", "for_mapper", "paused_gc"]
 
 _STANDARD = {"datetime_iso": DatetimeAsISO, "uuid_hex": UUIDAsHex, "decimal_str": DecimalAsStr}
 _MAX_IDS = 20_000  # ticket ids kept as UUID objects between pages (about the open tickets)
@@ -53,6 +56,50 @@ def _revive(d: dict[str, Any], _len: Callable[[Any], int] = len, _iso: Any = dat
         raise TranscodingNotRegisteredError(f"Data serialized with name '{kind}' is not deserializable. "
                                             "Please register a custom transcoding for this type.")
     return d
+
+
+class _Redo(Exception):
+    """A float that may be an integer beyond 64 bits (orjson gives those as floats, json as int)."""
+
+
+_BIG = 2.0 ** 63
+
+
+def _walk(d: dict[str, Any]) -> Any:
+    """``_revive`` on every object of an ``orjson`` result, innermost first (as an object_hook)."""
+    for key, value in d.items():
+        kind = type(value)
+        if kind is dict:
+            d[key] = _walk(value)
+        elif kind is list:
+            d[key] = _walk_list(value)
+        elif kind is float and not -_BIG < value < _BIG:
+            raise _Redo
+    if len(d) == 2 and "_type_" in d and "_data_" in d:
+        return _revive(d)
+    return d
+
+
+def _walk_list(items: list[Any]) -> list[Any]:
+    for i, value in enumerate(items):
+        kind = type(value)
+        if kind is dict:
+            items[i] = _walk(value)
+        elif kind is list:
+            items[i] = _walk_list(value)
+        elif kind is float and not -_BIG < value < _BIG:
+            raise _Redo
+    return items
+
+
+def decode_state(state: bytes | memoryview | str,
+                 _fallback: Callable[[str], Any] = json.JSONDecoder(object_hook=_revive).decode) -> Any:
+    """A stored event's state as the ``JSONTranscoder`` decodes it (see the module docstring)."""
+    try:
+        data = orjson.loads(state)
+        return _walk(data) if type(data) is dict else data
+    except (orjson.JSONDecodeError, _Redo):
+        return _fallback(state if isinstance(state, str) else str(state, "utf8"))
 
 
 @contextmanager
@@ -83,7 +130,6 @@ class StoredEventDecoder:
     """``decoder.record(id, originator_id, originator_version, topic, state)`` → ``EventRecord``."""
 
     def __init__(self) -> None:
-        self._decode = json.JSONDecoder(object_hook=_revive).decode
         self._topics: dict[str, _Topic] = {}
         self._ids: dict[Any, UUID] = {}
 
@@ -99,8 +145,7 @@ class StoredEventDecoder:
         info = self._topics.get(topic)
         if info is None:
             info = self._topics[topic] = _Topic(topic)
-        text = state if isinstance(state, str) else str(state, "utf8")
-        data: dict[str, Any] = self._decode(text)
+        data: dict[str, Any] = decode_state(state)
         ticket_id = self.ticket_id(originator_id)
         stored_version = data.pop("class_version", 1)
         if stored_version < info.version:

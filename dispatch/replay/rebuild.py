@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,7 +27,8 @@ from dispatch.projections.bulk import bulk_load
 from dispatch.projections.decode import paused_gc
 from dispatch.replay.ahead import read_ahead
 from dispatch.replay.progress import EventProgress
-from dispatch.replay.sources import Page
+from dispatch.replay.parallel import default_workers, run_workers, store_spec
+from dispatch.replay.sources import Page, StoreSource
 
 __all__ = ["RebuildResult", "Source", "rebuild"]
 
@@ -59,6 +60,9 @@ class RebuildResult:
     applied: int = 0
     seconds: float = 0.0
     until: datetime | None = None
+    workers: int = 1
+    workers_peak_rss_mb: list[float] = field(default_factory=list)  # each worker's VmHWM
+    workers_own_peak_rss_mb: list[float] = field(default_factory=list)  # the same less the pages forked
 
     @property
     def rate(self) -> float:
@@ -67,16 +71,31 @@ class RebuildResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "events_read": self.read, "events_applied": self.applied,
                 "seconds": round(self.seconds, 3), "events_per_second": round(self.rate),
-                "until": self.until.isoformat() if self.until else None}
+                "until": self.until.isoformat() if self.until else None, "workers": self.workers}
 
 
 def rebuild(source: Source, engine: Engine, *, until: datetime | None = None,
-            progress: bool = True, label: str = "replay") -> RebuildResult:
+            progress: bool = True, label: str = "replay", workers: int | None = None) -> RebuildResult:
+    """``workers`` processes (default ``default_workers()``) when the source is the event
+    store and it can be read by worker processes (``dispatch.replay.parallel``); one
+    process for ``workers=1``, Kafka, or a store only the mapper can decode."""
     result = RebuildResult(source.description, until=until)
+    workers = default_workers() if workers is None else max(1, workers)
+    spec = store_spec(source.app) if workers > 1 and isinstance(source, StoreSource) and source.upto else None
+    if spec is not None and engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        spec = None
     rows, collected = TicketRows(), 0
     with EventProgress(source.total, label, enabled=progress) as bar, paused_gc():
         with bulk_load(engine) as conn:
-            for page in read_ahead(source.pages(), _AHEAD.get(engine.dialect.name, 0)):
+            if spec is not None:
+                assert isinstance(source, StoreSource)
+                out = run_workers(spec, conn, engine, workers=workers, upto=source.upto, page_size=source.page_size,
+                                  until=until, on_progress=bar.advance)
+                result.read, result.applied = out["read"], out["applied"]
+                result.workers, result.workers_peak_rss_mb = workers, out["workers_peak_rss_mb"]
+                result.workers_own_peak_rss_mb = out["workers_own_peak_rss_mb"]
+            for page in ([] if spec is not None else
+                         read_ahead(source.pages(), _AHEAD.get(engine.dialect.name, 0))):
                 records = page.records if until is None else [r for r in page.records if r.occurred_at <= until]
                 with conn.begin():
                     result.applied += apply_batch(conn, records, source=page.source, position=page.position,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from dispatch.projections import catch_up
+from dispatch.projections import STORE_SOURCE, catch_up, stored_position
 from dispatch.projections import tables as t
 from dispatch.replay import StoreSource, compare, open_target, rebuild
 from dispatch.replay.ahead import read_ahead
@@ -63,5 +63,32 @@ def test_the_rebuilt_file_is_an_ordinary_database_equal_to_the_live_one(tmp_path
             target.close()
         with sqlite3.connect(tmp_path / "rebuilt.db") as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        live.close()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_multi_process_rebuild_equals_a_single_process_one(tmp_path: Path, workers: int) -> None:
+    live = run_scenario(tmp_path / "live.db", n=40)
+    try:
+        single = open_target(str(tmp_path / "single.db"), live.reference, source="test")
+        multi = open_target(str(tmp_path / "multi.db"), live.reference, source="test")
+        try:
+            one = rebuild(StoreSource(live.app, page_size=30), single.engine, progress=False, workers=1)
+            many = rebuild(StoreSource(live.app, page_size=30), multi.engine, progress=False, workers=workers)
+            assert (many.workers, one.workers) == (workers, 1)
+            assert many.read == one.read == many.applied == one.applied
+            comparison = compare(single.engine, multi.engine)
+            assert comparison.ok, [tc for tc in comparison.tables if not tc.ok]
+            assert all(tc.live_rows for tc in comparison.tables if tc.table in ("tickets", "ticket_states", "calls"))
+            last = live.app.recorder.max_notification_id()
+            assert stored_position(multi.engine, STORE_SOURCE) == stored_position(single.engine, STORE_SOURCE) == last
+            found = inspect(multi.engine)
+            for table in t.METADATA.sorted_tables:
+                assert {ix.name for ix in table.indexes} <= {ix["name"] for ix in found.get_indexes(table.name)}
+        finally:
+            single.close()
+            multi.close()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith("dispatch-rebuild-")]  # scratch files gone
     finally:
         live.close()
