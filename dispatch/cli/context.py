@@ -13,6 +13,7 @@ import click
 
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.errors import InvalidCommand, TicketNotFound
+from dispatch.projections.records import jsonable
 
 __all__ = ["Ctx", "pass_ctx"]
 
@@ -60,19 +61,11 @@ class Ctx:
 
     def emit(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
         if self.as_json or human is None:
-            click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_jsonable))
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=jsonable))
         elif isinstance(human, str):
             click.echo(human)
         else:
             human()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

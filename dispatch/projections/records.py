@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
-__all__ = ["DATETIME_FIELDS", "EventRecord", "record_from_json", "record_to_json", "records_from_notifications",
+__all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json", "records_from_notifications",
            "records_via_mapper"]
 
 # Fields that hold business times, wherever they appear in an event's data.
@@ -69,7 +69,8 @@ def records_via_mapper(notifications: Iterable[Notification], mapper: Mapper[Any
     return records
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``json.dumps`` default for business times and ids."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
@@ -86,7 +87,7 @@ def record_to_json(record: EventRecord) -> bytes:
         "position": record.position,
         "data": record.data,
     }
-    return json.dumps(body, ensure_ascii=False, default=_jsonable, separators=(",", ":")).encode()
+    return json.dumps(body, ensure_ascii=False, default=jsonable, separators=(",", ":")).encode()
 
 
 def _revive(value: Any, key: str = "") -> Any:

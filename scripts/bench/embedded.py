@@ -52,37 +52,13 @@ def bench_demo(quick: bool) -> Result:
 
 
 def _orjson_floor(store: str) -> dict[str, Any]:
-    """``worker.py floor`` with orjson, the decoder the rebuild uses: the same rows read the
-    same way, each state decoded with ``orjson.loads`` (a fair floor for a rebuild that
-    decodes with orjson; the stdlib-json floor is kept in the details)."""
+    """``worker.py floor`` with orjson, the decoder the rebuild uses (a fair floor for a
+    rebuild that decodes with orjson; the stdlib-json floor is kept in the details)."""
     import orjson
 
-    decode, n = orjson.loads, 0
-    if store.startswith("postgresql"):
-        import psycopg
+    from bench.worker import floor
 
-        with psycopg.connect(store.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            began = time.perf_counter()
-            with conn.cursor(name="bench_floor") as cur:  # a server-side cursor
-                cur.itersize = 5000
-                cur.execute("SELECT notification_id, originator_id, originator_version, topic, state "
-                            "FROM dispatch_events ORDER BY notification_id")
-                for row in cur:
-                    decode(row[4])
-                    n += 1
-            seconds = time.perf_counter() - began
-    else:
-        import sqlite3
-
-        conn = sqlite3.connect(store)
-        began = time.perf_counter()
-        for row in conn.execute("SELECT rowid, originator_id, originator_version, topic, state "
-                                "FROM stored_events ORDER BY rowid"):
-            decode(row[4])
-            n += 1
-        seconds = time.perf_counter() - began
-        conn.close()
-    return {"events": n, "seconds": seconds, "rate": n / seconds}
+    return floor(store, orjson.loads)
 
 
 def _rebuild(store: str, target: str) -> tuple[dict[str, Any], dict[str, Any]]:

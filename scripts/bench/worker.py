@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -48,9 +49,10 @@ def rebuild(store: str, target: str) -> dict[str, float]:
             "peak_rss_mb": _rss_mb(), "rss_before_mb": baseline}
 
 
-def floor(store: str) -> dict[str, float]:
-    """Read every stored event straight from its table with the driver and json-decode it."""
-    decode, n = json.loads, 0
+def floor(store: str, decode: Any = json.loads) -> dict[str, float]:
+    """Read every stored event straight from its table with the driver and decode it
+    (``json.loads``, or the decoder given, e.g. ``orjson.loads``)."""
+    n = 0
     if store.startswith("postgresql"):
         import psycopg
 
