@@ -142,6 +142,9 @@ def export(ctx: Ctx, kind: str, start: str | None, end: str | None, as_of: str |
         with open(out, "w", encoding="utf-8", newline="") as stream:
             count = write_csv(kind, rows, stream, tz)
     else:
-        count = write_csv(kind, rows, click.get_text_stream("stdout", encoding="utf-8"), tz)
+        stdout: Any = sys.stdout
+        if hasattr(stdout, "reconfigure"):
+            stdout.reconfigure(encoding="utf-8")  # Chinese names intact whatever the locale
+        count = write_csv(kind, rows, stdout, tz)
     if out:  # on stdout the rows are the output
         ctx.emit({"export": kind, "format": fmt, "rows": count, "out": out}, f"wrote {count:,} {kind} rows to {out}")
