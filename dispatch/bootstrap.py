@@ -3,10 +3,12 @@ Nothing connects at import time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from dispatch.application import DispatchApp
 from dispatch.clock import Clock, SystemClock
@@ -46,12 +48,31 @@ def bootstrap(
     db = resolve_db(db_url)
     engine = create_read_engine(db)
     try:
-        reference = _reference(engine, reference_file)
-        app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
+        with _schema_lock(engine):
+            reference = _reference(engine, reference_file)
+            app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
     except BaseException:
         engine.dispose()
         raise
     return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock or SystemClock())
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Processes that start together on a new PostgreSQL database (two engines, a relay…)
+    would race to create the same tables ("tuple concurrently updated"): one at a time."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK})
+
+
+_SCHEMA_LOCK = 7_317_001  # any constant shared by every dispatch process
 
 
 def _reference(engine: Engine, reference_file: str | Path | None) -> Reference:

@@ -56,3 +56,18 @@ def test_a_batch_records_its_events_and_position_together_and_skips_refused_comm
     finally:
         runtime.close()
         drop_postgres_database(url)
+
+
+def test_processes_started_together_on_a_new_database_all_start() -> None:
+    # Two engines and a relay deployed at once must not race to create the same tables.
+    import subprocess
+    import sys
+
+    url = fresh_postgres_database("together")
+    try:
+        starts = [subprocess.Popen([sys.executable, "-c", f"from dispatch.bootstrap import bootstrap; "
+                                    f"bootstrap({url!r}).close()"], stderr=subprocess.PIPE) for _ in range(4)]
+        failures = [p.stderr.read().decode()[-300:] for p in starts if p.wait() != 0]  # type: ignore[union-attr]
+        assert failures == []
+    finally:
+        drop_postgres_database(url)
