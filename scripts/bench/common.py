@@ -27,7 +27,7 @@ from dispatch.errors import DispatchError, TicketNotFound  # noqa: E402
 from dispatch.handlers import HANDLERS  # noqa: E402
 from dispatch.simulation import simulate  # noqa: E402
 
-__all__ = ["REPO", "START", "Result", "fill_store", "fresh_pg", "drop_pg", "kafka_bootstrap", "load", "machine",
+__all__ = ["REPO", "START", "Result", "fill_store", "stop_processes", "fresh_pg", "drop_pg", "kafka_bootstrap", "load", "machine",
            "run_python", "unique_prefix"]
 
 START = datetime(2025, 9, 22, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -164,3 +164,14 @@ def fill_store(runtime: Runtime, events: int, *, seed: int = 1, per_day: float =
 
 def end_of(days: int) -> datetime:
     return START + timedelta(days=days)
+
+
+def stop_processes(procs: list[subprocess.Popen[Any]], timeout: float = 60) -> None:
+    """SIGTERM every process, then wait for each (SIGKILL after ``timeout``)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()

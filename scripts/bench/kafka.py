@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, unique_prefix
+from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, stop_processes, unique_prefix
 from bench.kafka_latency import bench_latency
 from consumers.engine import Engine
 from dispatch.bootstrap import bootstrap
@@ -181,13 +180,7 @@ def _engines_rate(engines: int, messages: list[tuple[bytes, bytes]], logs: Path)
         seconds = time.perf_counter() - (first_at or time.perf_counter())
         held = [_assignments(p) for p in paths]
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         drop_pg(db)
     return {"seconds": seconds, "rate": (len(messages) - first_done) / seconds if seconds else None,
             "measured_messages": len(messages) - first_done, "partitions_held_at_end": held}

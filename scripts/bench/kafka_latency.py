@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import select
 
-from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, unique_prefix
+from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, stop_processes, unique_prefix
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
 from dispatch.commands import Report, command_to_json
@@ -202,13 +201,7 @@ def bench_latency(quick: bool) -> Result:
                                    as_of=START + timedelta(days=1))
         stages = _stages(db, settings, wall_sent, watch.seen)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         producer.close()
         runtime.close()
         drop_pg(db)
