@@ -19,11 +19,13 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from dispatch.aggregates import Ticket, ticket_id_for
 from dispatch.bulk_load import TicketCache, install_fast_insert
+from dispatch.clock import Clock, SystemClock
 from dispatch.commands import MarkDuplicate, Report
 from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
 from dispatch.handlers import HANDLERS
 from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy
+from dispatch.timewindow import TimeWindow
 
 __all__ = ["DispatchApp", "Outcome"]
 
@@ -101,6 +103,10 @@ class DispatchApp(Application[UUID]):
         self.reference = reference
         self.sla = SlaPolicy(reference)
         self.ticket_cache = TicketCache()
+        # every command's business time must fall in this window, judged by this clock
+        # (bootstrap() hands in the runtime's clock and the configured window)
+        self.clock: Clock = SystemClock()
+        self.time_window = TimeWindow()
         super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Any:
@@ -165,6 +171,7 @@ class DispatchApp(Application[UUID]):
         for command in commands:
             outcome = Outcome(command, ticket_id=getattr(command, "ticket_id", None))
             try:
+                self.time_window.check(command.occurred_at, self.clock.now())
                 ticket = HANDLERS[type(command)](batch, command)
             except DispatchError as error:
                 outcome.error = error

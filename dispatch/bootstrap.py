@@ -1,11 +1,17 @@
 """One ``bootstrap()`` per process: database, reference data, application, clock.
-Nothing connects at import time."""
+Nothing connects at import time.
+
+Opening checks what the database is (``dispatch.store.examine``): only a caller that may
+create one (``create=True``: ``dispatch init``, the demo, library use) gets a new
+database; every other command refuses a missing file, an empty database, another tool's
+database, a database made by another dispatch schema version, and an interrupted replay.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -13,19 +19,33 @@ from sqlalchemy import Engine, text
 from dispatch.application import DispatchApp
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Database, resolve_db
+from dispatch.dberrors import translate_db_errors
+from dispatch.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
 from dispatch.reference import Reference, load_reference, reference_from_dict
-from dispatch.store import create_read_engine, load_stored_reference, store_reference
+from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine,
+                            load_stored_reference, store_reference, write_marker)
+from dispatch.timewindow import TimeWindow
 
-__all__ = ["Runtime", "bootstrap"]
+__all__ = ["Runtime", "bootstrap", "open_database"]
 
 
-@dataclass
 class Runtime:
-    db: Database
-    engine: Engine
-    reference: Reference
-    app: DispatchApp
-    clock: Clock = field(default_factory=SystemClock)
+    """A process's wiring. Setting ``clock`` hands the new clock to the application too
+    (the business-time window moves with it)."""
+
+    def __init__(self, db: Database, engine: Engine, reference: Reference, app: DispatchApp,
+                 clock: Clock | None = None):
+        self.db, self.engine, self.reference, self.app = db, engine, reference, app
+        self.clock = clock or SystemClock()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self.app.clock = clock
 
     def close(self) -> None:
         self.app.close()
@@ -38,23 +58,73 @@ def bootstrap(
     clock: Clock | None = None,
     reference_file: str | Path | None = None,
     env: dict[str, str] | None = None,
+    create: bool = True,
+    kind: str = "live",
 ) -> Runtime:
     """Open the database named by ``db_url`` (see ``dispatch.config``).
 
     The reference data lives in the database, so every process of a deployment
     shares it: ``reference_file`` replaces it; otherwise the stored copy is used,
-    and a new database gets the bundled sample.
+    and a new database gets the bundled sample. ``create=False`` refuses a database
+    that does not exist yet; ``kind`` is what a new one is marked as.
     """
     db = resolve_db(db_url)
+    with translate_db_errors(db):
+        engine = open_database(db, create=create, kind=kind)
+        try:
+            with _schema_lock(engine):
+                reference = _reference(engine, reference_file)
+                app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
+            app.time_window = TimeWindow.from_env(_settings(env))
+        except BaseException:
+            engine.dispose()
+            raise
+    return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock)
+
+
+def _settings(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return {**os.environ, **(env or {})}
+
+
+def open_database(db: Database, *, create: bool, kind: str = "live") -> Engine:
+    """An engine on ``db`` after checking what it holds (see the module docstring)."""
+    path = db.url.database if db.is_sqlite else None
+    if path and path != ":memory:" and not os.path.exists(path):
+        if not create:
+            raise DatabaseNotFound(f"no dispatch database at {path} (create one with 'dispatch --db {path} init')")
+        create_sqlite_file(path)
     engine = create_read_engine(db)
     try:
         with _schema_lock(engine):
-            reference = _reference(engine, reference_file)
-            app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
+            found = examine(engine)
+            _check(db, found, create)
+            if found.what == "empty":
+                write_marker(engine, kind)
     except BaseException:
         engine.dispose()
         raise
-    return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock or SystemClock())
+    return engine
+
+
+def _check(db: Database, found: Examined, create: bool) -> None:
+    where = db.url.database if db.is_sqlite else db.display
+    if found.what == "foreign":
+        shown = ", ".join(found.tables[:6]) + (", …" if len(found.tables) > 6 else "")
+        raise NotADispatchDatabase(f"{where} is not a dispatch database (it holds other tables: {shown}); "
+                                   "dispatch will not write into it")
+    if found.what == "legacy":
+        raise DatabaseNeedsUpgrade(f"{where} was made by an earlier dispatch: run 'dispatch --db {where} upgrade' "
+                                   "once, then try again")
+    if found.what == "empty" and not create:
+        raise DatabaseNotFound(f"{where} holds no dispatch data (create it with 'dispatch --db {where} init')")
+    if found.what == "dispatch":
+        if found.version > SCHEMA_VERSION:
+            raise DatabaseNeedsUpgrade(f"{where} was made by a newer dispatch (schema {found.version}; "
+                                       f"this one reads {SCHEMA_VERSION}): upgrade the package")
+        if found.version < SCHEMA_VERSION:
+            raise DatabaseNeedsUpgrade(f"{where} has schema {found.version}: run 'dispatch --db {where} upgrade'")
+        if found.marker.get("state") == "incomplete":
+            raise NotADispatchDatabase(f"{where} is an interrupted replay (incomplete): delete it and replay again")
 
 
 @contextmanager

@@ -4,6 +4,10 @@
 - a path or ``sqlite:///path``: eventsourcing's SQLite recorder + SQLAlchemy on the same file
 - ``postgresql://…`` or ``postgresql+psycopg://…``: eventsourcing's PostgreSQL recorder
   + SQLAlchemy with psycopg 3 on the same database
+
+A password never has to be on the command line (where other users see it in the
+process list): a PostgreSQL URL without one takes ``DISPATCH_DB_PASSWORD``, or the
+first line of the file named by ``DISPATCH_DB_PASSWORD_FILE``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 
 from dispatch.errors import DispatchError
 
-__all__ = ["DEFAULT_DB", "Database", "resolve_db"]
+__all__ = ["DEFAULT_DB", "Database", "password_in_url", "resolve_db"]
 
 DEFAULT_DB = "dispatch.db"
 
@@ -65,13 +69,42 @@ def resolve_db(value: str | None = None) -> Database:
         return Database(make_url("sqlite:///" + str(Path(raw).expanduser().absolute())))
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DispatchError(f"cannot read database URL {raw!r}") from None
     backend = url.get_backend_name()
     if backend == "postgresql":
+        try:
+            url.port  # noqa: B018 - a malformed port raises here, not later
+        except ValueError:
+            raise DispatchError(f"cannot read database URL {url.render_as_string(hide_password=True)!r}: "
+                                "bad port") from None
+        if url.password is None:
+            password = _password_from_env()
+            if password is not None:
+                url = url.set(password=password)
         return Database(url.set(drivername="postgresql+psycopg"))
     if backend == "sqlite":
         if url.database and url.database != ":memory:":
             url = url.set(database=str(Path(url.database).expanduser().absolute()))
         return Database(url)
     raise DispatchError(f"unsupported database {backend!r}: use a SQLite path or a postgresql:// URL")
+
+
+def _password_from_env() -> str | None:
+    if os.environ.get("DISPATCH_DB_PASSWORD"):
+        return os.environ["DISPATCH_DB_PASSWORD"]
+    name = os.environ.get("DISPATCH_DB_PASSWORD_FILE")
+    if not name:
+        return None
+    try:
+        lines = Path(name).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise DispatchError(f"cannot read DISPATCH_DB_PASSWORD_FILE {name}: {error.strerror}") from None
+    return lines[0] if lines else ""
+
+
+def password_in_url(raw: str) -> bool:
+    try:
+        return make_url(raw).password not in (None, "")
+    except (ArgumentError, ValueError):
+        return False

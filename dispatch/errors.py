@@ -10,6 +10,14 @@
     ├── DuplicateCommand          a command id seen before: no second effect
     ├── AlreadyReported           the same outside reference (e.g. 12345 case) again
     ├── ConcurrentChange          another process changed the ticket meanwhile; retry
+    ├── BusinessTimeOutOfRange    a business time outside the accepted window
+    ├── DatabaseError             the database cannot be used as asked
+    │   ├── DatabaseNotFound      no such database (only init and demo create one)
+    │   ├── NotADispatchDatabase  the file or database belongs to something else
+    │   ├── DatabaseNeedsUpgrade  made by an older dispatch: ``dispatch upgrade``
+    │   ├── DatabaseUnavailable   cannot be opened or reached (path, host, reason)
+    │   └── UnsafeTarget          a write that would overwrite or mix with data it did not make
+    ├── WouldOrphanTickets        a reference change would remove places/departments in use
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
@@ -22,13 +30,22 @@
         └── TimeGoesBackwards     a business time earlier than the ticket's last event
 
 Each error's ``code`` is a stable machine-readable name (used in ``--json`` output
-and in dead-letter reasons).
+and in dead-letter reasons); ``docs/errors.md`` is the catalogue of every code, and a
+unit test keeps it complete.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AlreadyEscalated",
+    "BusinessTimeOutOfRange",
+    "DatabaseError",
+    "DatabaseNeedsUpgrade",
+    "DatabaseNotFound",
+    "DatabaseUnavailable",
+    "NotADispatchDatabase",
+    "UnsafeTarget",
+    "WouldOrphanTickets",
     "AlreadyReported",
     "CallAlreadyAnswered",
     "ConcurrentChange",
@@ -131,6 +148,43 @@ class AlreadyReported(DispatchError):
 
 class ConcurrentChange(DispatchError):
     """Another process recorded events for the same ticket first; nothing was recorded."""
+
+
+class BusinessTimeOutOfRange(DispatchError):
+    """A business time before the earliest accepted instant or too far past the runtime's clock."""
+
+
+class DatabaseError(DispatchError):
+    """The database cannot be used as asked; the message names it."""
+
+
+class DatabaseNotFound(DatabaseError):
+    pass
+
+
+class NotADispatchDatabase(DatabaseError):
+    pass
+
+
+class DatabaseNeedsUpgrade(DatabaseError):
+    pass
+
+
+class DatabaseUnavailable(DatabaseError):
+    pass
+
+
+class UnsafeTarget(DatabaseError):
+    pass
+
+
+class WouldOrphanTickets(DispatchError):
+    """A new reference file lacks places, departments, categories or priorities that
+    recorded tickets use; ``removed`` lists them."""
+
+    def __init__(self, message: str, removed: dict[str, list[str]]):
+        self.removed = removed
+        super().__init__(message)
 
 
 class TransitionError(DispatchError):

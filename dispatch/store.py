@@ -1,17 +1,32 @@
-"""The read-model database: one SQLAlchemy engine per process, and the table
-that keeps the reference data every process of a deployment shares."""
+"""The read-model database: one SQLAlchemy engine per process, the table that keeps the
+reference data every process of a deployment shares, and the marker that says what a
+database is.
+
+The marker (table ``dispatch_meta``) is written when dispatch creates a database:
+``schema`` = ``dispatch``, ``schema_version``, ``kind`` (``live``, ``replay`` or ``demo``)
+and ``state`` (``complete``, or ``incomplete`` while a replay writes it). Opening a
+database reads it with one cheap query, so a command never writes into another tool's
+file, a half-built replay, or a database made by a newer or older dispatch.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Integer, MetaData, String, create_engine, event, select
+from sqlalchemy import JSON, Engine, Integer, MetaData, String, create_engine, event, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dispatch.config import Database
 
-__all__ = ["Base", "ReferenceRow", "create_read_engine", "load_stored_reference", "store_reference"]
+__all__ = ["SCHEMA_VERSION", "Base", "Examined", "ReferenceRow", "create_read_engine", "create_sqlite_file",
+           "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
+
+SCHEMA_VERSION = 1  # of the tables outside the projections (reference data, marker, history)
 
 
 class Base(DeclarativeBase):
@@ -23,6 +38,29 @@ class ReferenceRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(500))
     body: Mapped[Any] = mapped_column(JSON)
+
+
+class MetaRow(Base):
+    __tablename__ = "dispatch_meta"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+
+
+class ReferenceChange(Base):
+    """Every reference change that removed something in use, made with ``init --force``."""
+
+    __tablename__ = "reference_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(500))
+    removed: Mapped[Any] = mapped_column(JSON)
+
+
+def create_sqlite_file(path: str) -> None:
+    """Create an empty database file readable by its owner only (0600); SQLite gives its
+    -wal and -shm files the same permissions."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def create_read_engine(db: Database) -> Engine:
@@ -40,6 +78,54 @@ def create_read_engine(db: Database) -> Engine:
     return create_engine(db.url, pool_pre_ping=True, json_serializer=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+@dataclass(frozen=True)
+class Examined:
+    """What a database holds: ``empty``, ``dispatch`` (with its marker), ``legacy`` (a dispatch
+    database made before the marker existed) or ``foreign`` (another tool's tables)."""
+
+    what: str
+    marker: dict[str, str]
+    tables: tuple[str, ...]
+
+    @property
+    def kind(self) -> str | None:
+        return self.marker.get("kind")
+
+    @property
+    def version(self) -> int:
+        return int(self.marker.get("schema_version", "0") or 0)
+
+
+def examine(engine: Engine) -> Examined:
+    """One query for the table names, one for the marker."""
+    tables = tuple(sorted(inspect(engine).get_table_names()))
+    if MetaRow.__tablename__ in tables:
+        with engine.connect() as conn:
+            marker = {k: v for k, v in conn.execute(select(MetaRow.key, MetaRow.value))}
+        if marker.get("schema") == "dispatch":
+            return Examined("dispatch", marker, tables)
+    if not tables:
+        return Examined("empty", {}, tables)
+    if ReferenceRow.__tablename__ in tables and MetaRow.__tablename__ not in tables:
+        return Examined("legacy", {}, tables)
+    return Examined("foreign", {}, tables)
+
+
+def write_marker(engine: Engine, kind: str, state: str = "complete") -> None:
+    MetaRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    values = {"schema": "dispatch", "schema_version": str(SCHEMA_VERSION), "kind": kind, "state": state}
+    table: Any = MetaRow.__table__
+    with engine.begin() as conn:
+        existing = {k for (k,) in conn.execute(select(MetaRow.key))}
+        if "created_at" not in existing:
+            values["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for key, value in values.items():
+            if key in existing:
+                conn.execute(table.update().where(table.c.key == key).values(value=value))
+            else:
+                conn.execute(table.insert().values(key=key, value=value))
+
+
 def load_stored_reference(engine: Engine) -> tuple[str, dict[str, Any]] | None:
     ReferenceRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     with engine.connect() as conn:
@@ -52,3 +138,10 @@ def store_reference(engine: Engine, source: str, body: dict[str, Any]) -> None:
     with engine.begin() as conn:
         conn.execute(ReferenceRow.__table__.delete())  # type: ignore[attr-defined]
         conn.execute(ReferenceRow.__table__.insert().values(id=1, source=source, body=body))  # type: ignore[attr-defined]
+
+
+def record_reference_change(engine: Engine, source: str, removed: dict[str, list[str]], at: datetime) -> None:
+    ReferenceChange.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(ReferenceChange.__table__.insert().values(  # type: ignore[attr-defined]
+            at=at.isoformat(), source=source, removed=removed))

@@ -26,7 +26,7 @@ class Ctx:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            self._runtime = bootstrap(self.db_url)
+            self._runtime = bootstrap(self.db_url, create=False)
         return self._runtime
 
     def close(self) -> None:

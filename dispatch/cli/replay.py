@@ -71,6 +71,7 @@ def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None
                              source=_reference_source(ctx), live=rt.db)
         try:
             result = rebuild(source, target.engine, until=instant, progress=progress, workers=workers)
+            target.finish()
             comparison = compare(rt.engine, target.engine, limit=show) if verify else None
             where = target.display
         finally:

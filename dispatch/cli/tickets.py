@@ -14,7 +14,6 @@ from dispatch import commands as c
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.errors import AlreadyReported
-from dispatch.reference import load_reference
 
 __all__: list[str] = []
 
@@ -44,25 +43,6 @@ def _run(ctx: Ctx, kind: Any, role: str, at: str | None, by: str | None, **field
     log.info("command applied", command=command.type, ticket_id=ticket, recorded=outcome.events[0])
     ctx.emit({"ticket_id": ticket, "event": outcome.events[0], "occurred_at": command.occurred_at},
              f"{ticket} {outcome.events[0]} at {command.occurred_at.isoformat()}")
-
-
-@main.command()
-@click.option("--reference", "reference_file", type=click.Path(dir_okay=False), help="Your reference-data YAML/JSON.")
-@pass_ctx
-def init(ctx: Ctx, reference_file: str | None) -> None:
-    """Create the database and store the reference data (the bundled sample by default)."""
-    if reference_file:
-        load_reference(reference_file)  # validate before touching the database
-    from dispatch.bootstrap import bootstrap
-
-    ctx._runtime = bootstrap(ctx.db_url, reference_file=reference_file)
-    ref = ctx.runtime.reference
-    summary = {"database": ctx.runtime.db.display, "sample": ref.sample, "streets": len(ref.streets),
-               "communities": len(ref.communities), "grids": len(ref.grids), "departments": len(ref.departments),
-               "categories": len(ref.categories)}
-    ctx.emit(summary, f"initialised {summary['database']}: {summary['grids']} grids in {summary['communities']} "
-                      f"communities, {summary['departments']} departments, {summary['categories']} categories"
-                      + (" (sample data)" if ref.sample else ""))
 
 
 @main.command()

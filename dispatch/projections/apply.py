@@ -24,7 +24,7 @@ from dispatch.projections.records import EventRecord
 from dispatch.projections.rows import TicketRows
 from dispatch.projections.writer import writer_for
 
-__all__ = ["TicketRows", "apply_batch", "apply_records", "stored_position"]
+__all__ = ["COUNTERS", "TicketRows", "apply_batch", "apply_records", "stored_position"]
 
 log = structlog.get_logger("dispatch.projections")
 
@@ -60,6 +60,7 @@ class _Batch:
         self.reopened: list[tuple[Any, ...]] = []  # (reopened_at, ticket_id, version)
         self.escalations: list[tuple[Any, ...]] = []
         self.reopens: list[tuple[Any, ...]] = []
+        self.quarantined: list[tuple[Any, ...]] = []
 
     def set_status(self, row: dict[str, Any], version: int, at: Any, status: str) -> None:
         if row["status"] != status:
@@ -188,23 +189,43 @@ def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int
         row = tickets.get(tid)
         if row is not None and r.version <= row["last_version"]:
             continue  # already applied: a redelivery has no second effect
-        if r.type == "Reported":
-            if row is not None:
+        try:
+            if r.type == "Reported":
+                if row is not None:
+                    continue
+                at = db_time(r.data["occurred_at"])
+                row = _reported(b, r, tid, at)
+            elif row is None:
+                log.warning("event for an unknown ticket skipped", ticket_id=tid, version=r.version, type=r.type)
                 continue
-            at = db_time(r.data["occurred_at"])
-            row = _reported(b, r, tid, at)
-        elif row is None:
-            log.warning("event for an unknown ticket skipped", ticket_id=tid, version=r.version, type=r.type)
+            else:
+                at = db_time(r.data["occurred_at"])
+                handler = handlers.get(r.type)
+                if handler is not None:
+                    handler(b, r, row, at)
+        except Exception as error:  # noqa: BLE001 - one bad event must not stop every view
+            _quarantine(b, r, tid, error)
             continue
-        else:
-            at = db_time(r.data["occurred_at"])
-            handler = handlers.get(r.type)
-            if handler is not None:
-                handler(b, r, row, at)
         row["last_version"], row["last_at"] = r.version, at
         dirty.add(tid)
         applied += 1
     return applied
+
+
+COUNTERS = {"quarantined": 0}  # events this process put in quarantine (for log lines and metrics)
+
+
+def _quarantine(b: _Batch, r: EventRecord, tid: str, error: Exception) -> None:
+    """An event the projections cannot hold (e.g. a business time outside what the database
+    can store): kept aside with its position and reason; the projection goes on. The reason
+    depends only on the event, so a replay quarantines the same ones."""
+    reason = " ".join(str(error).split()) or "cannot be applied"
+    occurred = r.data.get("occurred_at")
+    b.quarantined.append((tid, r.version, r.position, r.type,
+                          occurred.isoformat() if hasattr(occurred, "isoformat") else str(occurred), reason[:500]))
+    COUNTERS["quarantined"] += 1
+    log.warning("event quarantined", ticket_id=tid, version=r.version, type=r.type, position=r.position,
+                reason=reason)
 
 
 def _claim(conn: Connection, source: str, position: int) -> None:

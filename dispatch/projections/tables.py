@@ -15,7 +15,7 @@ from sqlalchemy import (Boolean, Column, DateTime, Engine, Index, Integer, MetaD
                         TypeDecorator)
 
 __all__ = ["METADATA", "UtcDateTime", "calls", "create_tables", "escalations", "evaluations",
-           "positions", "reopens", "ticket_states", "tickets"]
+           "positions", "quarantined_events", "reopens", "ticket_states", "tickets"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -146,6 +146,17 @@ reopens = Table(
 )
 
 Index("ix_ticket_states_at", ticket_states.c.at)
+
+# Events the projections could not hold (see apply._quarantine): kept with their reason.
+quarantined_events = Table(
+    "quarantined_events", METADATA,
+    Column("ticket_id", _Id, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("occurred_at", String(100), nullable=False),  # as recorded: it may be a time the database cannot hold
+    Column("reason", String(500), nullable=False),
+)
 
 _created: set[int] = set()
 

@@ -184,6 +184,8 @@ class Writer:
         self._run(conn, self._insert(evaluations), [self.evaluation_row(e) for e in b.evaluations.values()])
         self._run(conn, self._insert(t.escalations), b.escalations)
         self._run(conn, self._insert(t.reopens), b.reopens)
+        self._run(conn, self._insert(t.quarantined_events, upsert=("position", "type", "occurred_at", "reason")),
+                  b.quarantined)
         self._run(conn, self._update(evaluations, ("reopened_at",), ("ticket_id", "version")),
                   self._last(b.reopened, 1))
 

@@ -1,13 +1,17 @@
 """Where a rebuild writes: a fresh database with the projection tables and a copy of
 the reference data, so ``dispatch --db TARGET dashboard …`` works on it.
 
-A target must be empty of projections (a rebuild never mixes with earlier rows);
-the default is a new SQLite file ``replay-<timestamp>.db`` in the working directory;
-``scratch()`` makes a temporary one that is removed afterwards (``--verify``).
+A target is a new database or one an earlier replay made (its marker says so; its
+projections are dropped and rebuilt): never the live database (compared by real path),
+never another database. While the rebuild runs the target is marked incomplete, and
+commands refuse to read it. The default is a new SQLite file ``replay-<timestamp>.db`` in
+the working directory; ``scratch()`` makes a temporary one that is removed afterwards
+(``--verify``), or at the next run if that one was killed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,14 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine
 
 from dispatch.config import Database, resolve_db
-from dispatch.errors import DispatchError
+from dispatch.dberrors import translate_db_errors
+from dispatch.errors import UnsafeTarget
 from dispatch.projections import create_tables
 from dispatch.projections.tables import METADATA
 from dispatch.reference import Reference
-from dispatch.store import create_read_engine, store_reference
+from dispatch.store import create_read_engine, create_sqlite_file, examine, store_reference, write_marker
 
 __all__ = ["Target", "default_target", "open_target", "scratch"]
 
@@ -36,6 +41,10 @@ class Target:
     @property
     def display(self) -> str:
         return self.db.url.database if self.db.is_sqlite and self.db.url.database else self.db.display
+
+    def finish(self) -> None:
+        """The rebuild is complete: the target may be read."""
+        write_marker(self.engine, "replay", state="complete")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -51,43 +60,88 @@ def default_target(now: datetime) -> str:
     return str(path.absolute())
 
 
-def _nonempty(engine: Engine) -> list[str]:
-    existing = set(inspect(engine).get_table_names())
-    busy = []
-    with engine.connect() as conn:
-        for table in METADATA.sorted_tables:
-            if table.name in existing and conn.execute(select(func.count()).select_from(table)).scalar():
-                busy.append(table.name)
-    return busy
+def _same_database(a: Database, b: Database) -> bool:
+    """The same file (real paths: ``sub/../live.db`` and symlinks resolve) or the same server database."""
+    if a.is_sqlite != b.is_sqlite:
+        return False
+    if a.is_sqlite:
+        pa, pb = a.url.database or "", b.url.database or ""
+        if os.path.exists(pa) and os.path.exists(pb):
+            return os.path.samefile(pa, pb)
+        return os.path.realpath(pa) == os.path.realpath(pb)
+    ua, ub = a.url, b.url
+    return ((ua.host or "localhost"), ua.port or 5432, ua.database) == ((ub.host or "localhost"), ub.port or 5432,
+                                                                        ub.database)
 
 
-def open_target(url: str, reference: Reference, *, source: str, live: Database | None = None) -> Target:
-    """Open ``url`` as a rebuild target: refuse the live database or one with projections,
-    create the projection tables, copy the reference data."""
-    db = resolve_db(url)
-    if live is not None and db.url.render_as_string(hide_password=False) == live.url.render_as_string(hide_password=False):
-        raise DispatchError("the rebuild target is the live database: give another one with --into")
+def _claim_target(db: Database) -> Engine:
+    """An engine on a target this replay may write: a new database, or one an earlier replay made."""
+    path = db.url.database if db.is_sqlite else None
+    if path and path != ":memory:" and not os.path.exists(path):
+        create_sqlite_file(path)
     engine = create_read_engine(db)
     try:
-        busy = _nonempty(engine)
-        if busy:
-            raise DispatchError(f"{db.display} already holds projections ({', '.join(busy)}): "
-                                "give a fresh database with --into")
-        create_tables(engine)
-        store_reference(engine, source, reference.to_dict())
+        found = examine(engine)
+        where = path or db.display
+        if found.what == "dispatch" and found.kind == "replay":
+            METADATA.drop_all(engine)  # an earlier replay's projections: derived data, rebuilt now
+        elif found.what != "empty":
+            what = {"dispatch": f"a {found.kind} dispatch database", "legacy": "a dispatch database",
+                    "foreign": "another tool's database"}.get(found.what, "a database")
+            raise UnsafeTarget(f"{where} is {what} that no replay made; a replay writes only into a new database "
+                               "or one it made itself: give a new path with --into")
+        write_marker(engine, "replay", state="incomplete")
     except BaseException:
         engine.dispose()
         raise
+    return engine
+
+
+def open_target(url: str, reference: Reference, *, source: str, live: Database | None = None) -> Target:
+    """Open ``url`` as a rebuild target: refuse the live database and anything no replay made,
+    mark it incomplete, create the projection tables, copy the reference data. ``finish()``
+    marks it complete; a killed replay leaves it marked incomplete (and unreadable)."""
+    db = resolve_db(url)
+    if live is not None and _same_database(db, live):
+        raise UnsafeTarget("the rebuild target is the live database: give another one with --into")
+    with translate_db_errors(db):
+        engine = _claim_target(db)
+        try:
+            create_tables(engine)
+            store_reference(engine, source, reference.to_dict())
+        except BaseException:
+            engine.dispose()
+            raise
     return Target(db, engine)
+
+
+_PID_FILE = "owner.pid"
+
+
+def _remove_stale_scratch(base: str) -> None:
+    """Scratch folders left by a killed ``--verify`` (their owner process is gone)."""
+    for folder in Path(base).glob("dispatch-verify-*"):
+        try:
+            pid = int((folder / _PID_FILE).read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # not ours to judge (another user's, or still being made)
 
 
 @contextmanager
 def scratch(reference: Reference, *, source: str) -> Iterator[Target]:
-    """A temporary SQLite target, removed afterwards."""
-    folder = tempfile.mkdtemp(prefix="dispatch-verify-")
-    target = open_target(str(Path(folder) / "scratch.db"), reference, source=source)
+    """A temporary SQLite target, removed afterwards (and at the next run if this one is killed)."""
+    base = tempfile.gettempdir()
+    _remove_stale_scratch(base)
+    folder = tempfile.mkdtemp(prefix="dispatch-verify-", dir=base)
     try:
-        yield target
+        (Path(folder) / _PID_FILE).write_text(str(os.getpid()))
+        target = open_target(str(Path(folder) / "scratch.db"), reference, source=source)
+        try:
+            yield target
+        finally:
+            target.close()
     finally:
-        target.close()
         shutil.rmtree(folder, ignore_errors=True)

@@ -27,6 +27,7 @@ def run_story(cli: Cli) -> str:
 
 def test_report_to_close_story_and_history_lists_times_and_actors(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
+    cli("init")  # commands other than init refuse a database that does not exist
     ticket = run_story(cli)
     assert len(ticket) == 36  # report prints the id alone
 
@@ -75,6 +76,7 @@ def test_an_illegal_step_prints_one_line_exits_non_zero_and_changes_nothing(
     tmp_path: Path, attempt: list[str], state: str, word: str
 ) -> None:
     cli = Cli(tmp_path)
+    cli("init")  # commands other than init refuse a database that does not exist
     if state == "closed":
         ticket = run_story(cli)
     else:
@@ -95,6 +97,7 @@ def test_an_illegal_step_prints_one_line_exits_non_zero_and_changes_nothing(
 
 def test_reporting_the_same_hotline_case_twice_makes_one_ticket(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
+    cli("init")  # commands other than init refuse a database that does not exist
     args = ["report", "--grid", "cj-hutang-g01", "--category", "construction_transport", "--channel", "hotline",
             "--role", "hotline", "-d", "道路破损", "--ref", "12345-20261120-0001", "--at", "2026-11-20T09:00:00+08:00"]
     first = cli(*args)
@@ -106,6 +109,7 @@ def test_reporting_the_same_hotline_case_twice_makes_one_ticket(tmp_path: Path) 
 
 def test_unknown_grid_category_and_usage_errors_are_one_line(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
+    cli("init")  # commands other than init refuse a database that does not exist
     for args, word in [
         (["report", "--grid", "nowhere", "--category", "市容环卫", "-d", "x"], "unknown grid"),
         (["report", "--grid", "cj-shuiku-g01", "--category", "天气", "-d", "x"], "unknown category"),

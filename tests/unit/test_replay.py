@@ -47,7 +47,8 @@ def test_verify_reports_zero_differences(live: str) -> None:
     assert report["verification"]["ok"] and report["verification"]["differing_rows"] == 0
     assert report["events_read"] == report["events_applied"] > 500
     tables = {x["table"]: x for x in report["verification"]["tables"]}
-    assert set(tables) == {"tickets", "ticket_states", "calls", "evaluations", "escalations", "reopens"}
+    assert set(tables) == {"tickets", "ticket_states", "calls", "evaluations", "escalations", "reopens",
+                           "quarantined_events"}
     assert tables["tickets"]["live_rows"] == 120
     assert report["verification"]["excluded"] == ["projection_positions"]
 
@@ -156,7 +157,7 @@ def test_a_target_with_projections_or_the_live_database_is_refused(live: str, tm
     runtime = bootstrap(live)
     try:
         catch_up(runtime)
-        with pytest.raises(DispatchError, match="already holds projections"):
+        with pytest.raises(DispatchError, match="that no replay made"):
             open_target(live, runtime.reference, source="t")
         with pytest.raises(DispatchError, match="is the live database"):
             open_target(live, runtime.reference, source="t", live=runtime.db)

@@ -91,6 +91,7 @@ def test_watchdog_escalates_once_per_rung_as_a_simulated_clock_crosses_the_deadl
 def test_a_repeated_command_is_refused_by_the_aggregate_too(runtime: Runtime) -> None:
     tid = _ticket(runtime)
     later = DUE + timedelta(minutes=5)
+    runtime.clock.set(later)  # type: ignore[attr-defined]  # the watchdog acts at the clock's time
     commands = due_escalations([OpenDeadline(tid, "ack:1:shuiwu", DUE, 120)], later)
     assert [o.ok for o in runtime.app.execute_batch(commands)] == [True]
     # a stale read model would issue the same command again: refused, nothing recorded
