@@ -12,6 +12,7 @@ import json
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.errors import InvalidCommand
@@ -41,14 +42,18 @@ __all__ = [
 
 ROLES = ("supervisor", "hotline", "resident", "centre", "department", "system", "analyst")
 CHANNELS = ("patrol", "video", "hotline", "online", "visit", "media", "third_party")
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(max_length=4000)]
+# Ids and names: no control characters at all. Free text: line breaks and tabs, no other
+# control character (an escape sequence in a description would drive a terminal).
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
+Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Actor(BaseModel):
     """Who did it: a role, a person or system id, and where they act from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     role: Literal["supervisor", "hotline", "resident", "centre", "department", "system", "analyst"]
     id: Name
     department: str | None = None
@@ -59,8 +64,11 @@ class Actor(BaseModel):
 
 
 class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    command_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    """Strict, as the published schema is: no type is coerced (``"resolved": "yes"`` or ``1``
+    is refused, an epoch number is no time), so the engine accepts exactly what the schema does."""
+
+    model_config = _STRICT
+    command_id: Key | None = None
     occurred_at: AwareDatetime = Field(description="business time the step happened, ISO-8601 with offset")
     actor: Actor
 
@@ -80,7 +88,7 @@ class Report(_Command):
     channel: Literal["patrol", "video", "hotline", "online", "visit", "media", "third_party"]
     description: Text
     location: Text | None = None
-    external_ref: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    external_ref: Key | None = None
 
 
 class Accept(_OnTicket):
@@ -117,7 +125,8 @@ class Reject(_OnTicket):
 
     type: Literal["reject"] = "reject"
     department: Name
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Annotated[str, Field(min_length=1, max_length=4000,
+                                 pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
 
 
 class Handle(_OnTicket):
@@ -151,7 +160,7 @@ class Escalate(_OnTicket):
     """督办: one rung up. The watchdog names the missed deadline and the rung."""
 
     type: Literal["escalate"] = "escalate"
-    deadline: Annotated[str, Field(min_length=1, max_length=100)] = "manual"
+    deadline: Key = "manual"
     rung: Annotated[int, Field(ge=1, le=3)] | None = None
     reason: Text = ""
 
@@ -163,7 +172,8 @@ class MarkDuplicate(_OnTicket):
 
 class Cancel(_OnTicket):
     type: Literal["cancel"] = "cancel"
-    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    reason: Annotated[str, Field(min_length=1, max_length=4000,
+                                 pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
 
 
 class Close(_OnTicket):
@@ -194,10 +204,16 @@ _TYPES = {"report", "accept", "first_contact", "dispatch", "acknowledge", "rejec
 
 
 def parse_command(data: bytes | str | dict[str, Any]) -> Any:
-    """Validate one command (a JSON document or a dict). Raises ``InvalidCommand``."""
+    """Validate one command (a JSON document or a dict). Raises ``InvalidCommand``.
+
+    A dict is validated as the JSON it stands for (times and ids as their JSON text), so
+    every door — CLI, Kafka intake, HTTP — goes through the same strict JSON rules."""
     try:
         if isinstance(data, dict):
-            return _adapter.validate_python(data)
+            try:
+                data = orjson.dumps(data)
+            except TypeError as error:
+                raise InvalidCommand(f"message: not JSON data ({error})") from None
         return _adapter.validate_json(data)
     except ValidationError as e:
         raise InvalidCommand(_describe(e)) from None

@@ -86,6 +86,8 @@ class DispatchError(Exception):
 class ReferenceDataError(DispatchError):
     """A reference-data file is malformed: names the file, the path inside it, the problem."""
 
+    limit: str | None = None  # the size limit it hit, if that was the problem ("depth", "grids", …)
+
     def __init__(self, file: str, path: str, problem: str):
         self.file, self.path, self.problem = file, path, problem
         where = f"{file}: {path}" if path else file

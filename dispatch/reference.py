@@ -227,7 +227,7 @@ class Reference:
 _Id = Annotated[str, StringConstraints(pattern=r"^\S+$")]
 _Name = Annotated[str, StringConstraints(pattern=r"\S")]
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_Minutes = Annotated[int, Field(gt=0)]
+_Minutes = Annotated[int, Field(gt=0, le=366 * 24 * 60)]  # MAX_MINUTES
 
 
 class _In(BaseModel):
@@ -241,7 +241,7 @@ class _NamedIn(_In):
 
 class _CommunityIn(_NamedIn):
     grids: list[_NamedIn] | None = None
-    grid_count: Annotated[int, Field(gt=0)] | None = None
+    grid_count: Annotated[int, Field(gt=0, le=10_000)] | None = None  # MAX_GRID_COUNT
 
     @model_validator(mode="after")
     def _grids_or_count(self) -> _CommunityIn:
@@ -351,6 +351,10 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
             raise fail(path, f"duplicate {kind} id {item.id!r} (first used at {paths[kind, item.id]})")
         table[item.id], paths[kind, item.id] = item, path
 
+    total = sum(len(c.grids) if c.grids is not None else (c.grid_count or 0)
+                for d in doc.districts for st in d.streets for c in st.communities)
+    if total > MAX_GRIDS:
+        raise _limit(source, f"grids exceeded: the file makes {total:,} grids")
     districts: dict[str, District] = {}
     streets: dict[str, Street] = {}
     communities: dict[str, Community] = {}
@@ -408,6 +412,140 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
         sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla))
 
 
+# --- limits: a reference file is refused, in seconds and with bounded memory, when it is larger
+# than any real city needs (the refusal names the limit it hit) ---------------------------------
+MAX_FILE_BYTES = 16 * 1024 * 1024  # an honest city file with 100,000 named grids is about 8 MB
+MAX_DEPTH = 24  # nesting levels (the schema itself needs 9)
+MAX_ALIASES = 200  # YAML alias uses (*name)
+MAX_NODES = 2_000_000  # values after aliases are expanded
+MAX_GRIDS = 100_000  # grids in all (Beijing has about 30,000 street grids)
+MAX_GRID_COUNT = 10_000  # one community's grid_count
+MAX_MINUTES = 366 * 24 * 60  # an SLA deadline of more than a year is a typo
+
+
+def _limit(name: str, what: str, path: str = "") -> ReferenceDataError:
+    error = ReferenceDataError(name, path, f"{what} (limit: {_LIMIT_WORDS[what.split()[0]]})")
+    error.limit = what.split()[0]
+    return error
+
+
+_LIMIT_WORDS = {
+    "size": f"{MAX_FILE_BYTES // (1024 * 1024)} MiB", "depth": f"{MAX_DEPTH} levels of nesting",
+    "aliases": f"{MAX_ALIASES} alias uses", "nodes": f"{MAX_NODES:,} values once aliases are expanded",
+    "grids": f"{MAX_GRIDS:,} grids in all",
+}
+
+
+def _bracket_depth(text: str) -> int:
+    """How deep ``[`` / ``{`` nest outside quoted strings: checked before any parser recurses."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote == '"':
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _measure(root: Any, name: str) -> None:
+    """Depth, alias uses and expanded size of a composed YAML node graph (aliases are shared
+    nodes), without expanding it: a 1 KB file of nested aliases can stand for millions of values."""
+    from yaml.nodes import CollectionNode, MappingNode
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, MappingNode):
+            return [x for pair in node.value for x in pair]
+        return list(node.value) if isinstance(node, CollectionNode) else []
+
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    refs: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            kids = children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if depth[key] > MAX_DEPTH:
+                raise _limit(name, "depth exceeded: the file nests too deeply")
+            if size[key] > MAX_NODES:
+                raise _limit(name, "nodes exceeded: aliases expand to too many values")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise ReferenceDataError(name, "", "an alias refers to a value that contains it")
+        on_path.add(key)
+        stack.append((node, True))
+        for kid in children(node):
+            refs[id(kid)] = refs.get(id(kid), 0) + 1
+            if refs[id(kid)] > 1 and sum(r - 1 for r in refs.values()) > MAX_ALIASES:
+                raise _limit(name, "aliases exceeded: too many alias uses")
+            stack.append((kid, False))
+
+
+def _yaml_loader() -> type:
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C parser when installed
+
+    class Loader(base):  # type: ignore[valid-type,misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if getattr(key_node, "tag", "") == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value if isinstance(key_node.value, str) else None
+                if key is not None:
+                    if key in seen:
+                        mark = key_node.start_mark
+                        raise ReferenceDataError(self.name, f"line {mark.line + 1}, column {mark.column + 1}",
+                                                 f"the key {key!r} appears twice in one mapping")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    loader = _yaml_loader()(text)
+    loader.name = name
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node, name)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _parse_json(text: str, name: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ReferenceDataError(name, "", f"the key {key!r} appears twice in one object")
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=pairs)
+
+
 def load_reference(path: str | Path | None = None) -> Reference:
     """Load and validate a reference file; ``None`` loads the bundled sample data."""
     if path is None:
@@ -416,15 +554,23 @@ def load_reference(path: str | Path | None = None) -> Reference:
     else:
         name, suffix = str(path), Path(path).suffix.lower()
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            if Path(path).stat().st_size > MAX_FILE_BYTES:
+                raise _limit(name, "size exceeded: the file is too large")
+            with open(path, "rb") as stream:
+                raw = stream.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                raise _limit(name, "size exceeded: the file is too large")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ReferenceDataError(name, "", "file not found") from None
         except UnicodeDecodeError:
             raise ReferenceDataError(name, "", "not UTF-8 text") from None
         except OSError as exc:
             raise ReferenceDataError(name, "", f"cannot read the file ({exc.strerror})") from None
+    if _bracket_depth(text) > MAX_DEPTH:
+        raise _limit(name, "depth exceeded: the file nests too deeply")
     try:
-        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        data = _parse_json(text, name) if suffix == ".json" else _parse_yaml(text, name)
     except json.JSONDecodeError as exc:
         raise ReferenceDataError(name, f"line {exc.lineno}, column {exc.colno}",
                                  f"JSON syntax error: {exc.msg}") from None
@@ -433,6 +579,8 @@ def load_reference(path: str | Path | None = None) -> Reference:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ReferenceDataError(name, where, f"YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise _limit(name, "depth exceeded: the file nests too deeply") from None
     if data is None:
         raise ReferenceDataError(name, "", "the file is empty")
     return reference_from_dict(data, source=name)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.cli.text import cell
 from dispatch.projections import Settings, community_dashboard, sla_statistics, street_dashboard, timeline
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
 
@@ -188,7 +189,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
         actor = e["actor"] or {}
         who = f"{actor.get('role', '')}:{actor.get('id', '')}"
         clock = ", ".join(f"{s['deadline']} {s['minutes_left']:+.0f}" for s in e["sla"]) or "—"
-        table.add_row(str(e["version"]), e["type"], e["occurred_at"], who, clock)
+        table.add_row(str(e["version"]), e["type"], e["occurred_at"], cell(who), clock)
     _console().print(table)
 
 

@@ -2,11 +2,14 @@
 the street dashboard and the SLA table beside the simulation's own tally.
 
 Embedded by default (SQLite ``demo.db`` in the working directory, recreated each run);
-``--db URL`` names another (empty) database.
+``--db URL`` or ``DISPATCH_DB`` names another: a new database, or one an earlier demo
+made. A real dispatch database, or another tool's, is refused whatever the settings say.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time as wallclock
 from collections.abc import Callable, Iterator
@@ -26,7 +29,11 @@ from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.dashboards import _show_dashboard, _show_sla
 from dispatch.clock import SimulatedClock
-from dispatch.errors import DispatchError
+from dispatch.config import resolve_db
+from dispatch.dberrors import translate_db_errors
+from dispatch.errors import DispatchError, UnsafeTarget
+from dispatch.reference import load_reference
+from dispatch.store import create_read_engine, examine
 from dispatch.simulation import DEFAULT_START, SimulationTally, simulate
 from dispatch.simulation.runner import run_embedded
 from dispatch.simulation.summary import agreement, figures
@@ -39,23 +46,41 @@ __all__ = ["demo"]
 DEMO_DB = "demo.db"
 
 
-def _fresh_demo_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _open(ctx: Ctx) -> tuple[Runtime, str]:
-    if ctx.db_url is None:
-        path = Path(DEMO_DB)
-        _fresh_demo_db(path)
-        return bootstrap(str(path)), f"{DEMO_DB} (recreated for this run; --db to choose another)"
-    runtime = bootstrap(ctx.db_url)
-    events = runtime.app.recorder.max_notification_id() or 0
-    if events:
+def _open(ctx: Ctx, reference_file: str | None) -> tuple[Runtime, str]:
+    """The demo's database: ``--db``, else ``DISPATCH_DB``, else ``./demo.db``. It writes only
+    into a new database or an empty one an earlier demo made; the default ``demo.db`` is
+    recreated when an earlier demo made it. Never a real one, never another tool's."""
+    url = ctx.db_url or os.environ.get("DISPATCH_DB") or DEMO_DB
+    db = resolve_db(url)
+    where = db.url.database if db.is_sqlite else db.display
+    path = db.url.database if db.is_sqlite else None
+    if path and os.path.exists(path):
+        engine = create_read_engine(db)
+        try:
+            with translate_db_errors(db):
+                found = examine(engine)
+        finally:
+            engine.dispose()
+        if found.what == "dispatch" and found.kind == "demo" and url == DEMO_DB:
+            for suffix in ("", "-wal", "-shm", "-journal"):  # an earlier demo's file: ours to recreate
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        elif found.what != "empty" and not (found.what == "dispatch" and found.kind == "demo"):
+            raise UnsafeTarget(f"{where} is not a demo database; the demo writes only into a new database or one an "
+                               "earlier demo made (give another with --db)")
+    if reference_file:
+        load_reference(reference_file)  # validated before anything is created
+    runtime = bootstrap(url, create=True, kind="demo", reference_file=reference_file)
+    with translate_db_errors(db):
+        found = examine(runtime.engine)
+        events = runtime.app.recorder.max_notification_id() or 0
+    if found.kind != "demo" or events:
         runtime.close()
-        raise DispatchError(f"{runtime.db.display} already holds {events} events; the demo needs an empty "
-                            "database (omit --db to use a fresh demo.db)")
-    return runtime, runtime.db.display
+        why = "it is not a demo database" if found.kind != "demo" else f"it already holds {events} events"
+        raise UnsafeTarget(f"{where}: {why}; the demo needs an empty database (a new one, or omit --db for a "
+                           "fresh demo.db)")
+    if url == DEMO_DB:
+        return runtime, f"{DEMO_DB} (recreated for this run; --db to choose another)"
+    return runtime, where or url
 
 
 @contextmanager
@@ -93,8 +118,8 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
     else:
         console.print("check: the dashboards agree with the simulation's own tally ("
                       + ", ".join(f"{a['figure']} {a['simulation']}" for a in data["agreement"]) + ")")
-    db = "" if d["database"].startswith(DEMO_DB) else f" --db '{d['database']}'"
-    console.print(f"next: dispatch{db} dashboard --street {d['street']} --as-of {d['end']}")
+    db = DEMO_DB if d["database"].startswith(f"{DEMO_DB} ") else shlex.quote(d["database"])
+    console.print(f"next: dispatch --db {db} dashboard --street {d['street']} --as-of {d['end']}")
 
 
 @main.command()
@@ -110,9 +135,11 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
 @click.option("--kafka", "bootstrap_servers", metavar="BOOTSTRAP",
               help="Run through Kafka (host:port) and the --db database (PostgreSQL).")
 @click.option("--topic-prefix", default=None, metavar="PREFIX", help="With --kafka: topic name prefix [default: unique per run].")
+@click.option("--reference", "reference_file", type=click.Path(dir_okay=False),
+              help="Simulate your own places (a reference file, as for init) [default: the bundled sample].")
 @pass_ctx
 def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, start_day: str, tick_minutes: int,
-         bootstrap_servers: str | None, topic_prefix: str | None) -> None:
+         bootstrap_servers: str | None, topic_prefix: str | None, reference_file: str | None) -> None:
     """Simulate a street for --days through the engine; show its dashboard and SLA table."""
     try:
         first = date.fromisoformat(start_day)
@@ -126,15 +153,16 @@ def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, st
 
         settings = KafkaSettings(bootstrap=bootstrap_servers, prefix=topic_prefix or f"demo-{uuid4().hex[:8]}.")
     began = wallclock.perf_counter()
-    data = _run(ctx, days, tickets_per_day, seed, street, first, timedelta(minutes=tick_minutes), settings)
+    data = _run(ctx, days, tickets_per_day, seed, street, first, timedelta(minutes=tick_minutes), settings,
+                reference_file)
     ctx.emit(data, lambda: _show(data, wallclock.perf_counter() - began))
     if any(not a["agree"] for a in data["agreement"]) or data["engine"]["refused"]:
         raise DispatchError("the demo's figures do not agree with the simulation (see above)")
 
 
 def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, first: date, tick: timedelta,
-         kafka: KafkaSettings | None) -> dict[str, Any]:
-    runtime, display = _open(ctx)
+         kafka: KafkaSettings | None, reference_file: str | None = None) -> dict[str, Any]:
+    runtime, display = _open(ctx, reference_file)
     try:
         start = datetime.combine(first, time(), tzinfo=ZoneInfo(runtime.reference.timezone))
         end = start + timedelta(days=days)

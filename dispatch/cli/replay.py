@@ -15,6 +15,7 @@ import click
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.errors import DispatchError
 from dispatch.replay import (EXPORTS, Comparison, KafkaSource, StoreSource, compare, default_target, export_rows, open_target,
                              rebuild, scratch, write_csv, write_parquet)
 from dispatch.replay.sources import PAGE_SIZE
@@ -109,6 +110,16 @@ def _say_verified(data: dict[str, Any]) -> None:
     click.echo("zero differences" if v["ok"] else f"{v['differing_rows']} differing rows")
 
 
+def _private_file(path: str) -> None:
+    """Exports hold residents' reports: a new file is readable by its owner only (0600)."""
+    import os
+
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+    except OSError as error:
+        raise DispatchError(f"cannot write {path}: {error.strerror}") from None
+
+
 def _bounds(ctx: Ctx, start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
     lo = ctx.time(start, "--from") if start else None
     hi = ctx.time(end, "--to") if end else None
@@ -125,9 +136,11 @@ def _bounds(ctx: Ctx, start: str | None, end: str | None) -> tuple[datetime | No
 @click.option("--as-of", "as_of", metavar="TIME", help="sla: judge on-time as of this instant [default: now].")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), help="File [default: stdout for csv].")
+@click.option("--bom/--no-bom", default=True, show_default=True,
+              help="CSV: start with a UTF-8 byte-order mark (Excel then reads Chinese text correctly).")
 @pass_ctx
 def export(ctx: Ctx, kind: str, start: str | None, end: str | None, as_of: str | None, fmt: str,
-           out: str | None) -> None:
+           out: str | None, bom: bool) -> None:
     """Tickets, events or SLA rows for your own tools (columns: docs/export-columns.md)."""
     if fmt == "parquet" and not out:
         raise click.UsageError("--format parquet needs --out FILE")
@@ -137,15 +150,17 @@ def export(ctx: Ctx, kind: str, start: str | None, end: str | None, as_of: str |
     rt = ctx.runtime
     rows = export_rows(kind, rt.engine, rt.reference, start=lo, end=hi, as_of=instant, app=rt.app)
     tz = rt.reference.timezone
+    if out:
+        _private_file(out)
     if fmt == "parquet":
         count = write_parquet(kind, rows, str(out), tz)
     elif out:
         with open(out, "w", encoding="utf-8", newline="") as stream:
-            count = write_csv(kind, rows, stream, tz)
+            count = write_csv(kind, rows, stream, tz, bom=bom)
     else:
         stdout: Any = sys.stdout
         if hasattr(stdout, "reconfigure"):
-            stdout.reconfigure(encoding="utf-8")  # Chinese names intact whatever the locale
-        count = write_csv(kind, rows, stdout, tz)
+            stdout.reconfigure(encoding="utf-8", newline="")  # Chinese names intact whatever the locale
+        count = write_csv(kind, rows, stdout, tz, bom=bom)
     if out:  # on stdout the rows are the output
         ctx.emit({"export": kind, "format": fmt, "rows": count, "out": out}, f"wrote {count:,} {kind} rows to {out}")

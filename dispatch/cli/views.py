@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.cli.text import printable
 
 __all__: list[str] = []
 
@@ -19,7 +20,7 @@ _SKIP = {"originator_id", "originator_version", "timestamp", "originator_topic",
 
 def _actor(actor: dict[str, str]) -> str:
     where = actor.get("department") or actor.get("grid")
-    return f"{actor['role']}:{actor['id']}" + (f"@{where}" if where else "")
+    return printable(f"{actor['role']}:{actor['id']}" + (f"@{where}" if where else ""))
 
 
 def history_rows(ctx: Ctx, ticket: str) -> list[dict[str, Any]]:
@@ -59,7 +60,7 @@ def history(ctx: Ctx, ticket: str) -> None:
 def _short(value: Any) -> str:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         return "[" + ", ".join(v.get("department", "?") for v in value) + "]"
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    text = printable(value.isoformat() if hasattr(value, "isoformat") else str(value))
     return text if len(text) <= 40 else text[:37] + "…"
 
 
@@ -83,7 +84,7 @@ def show(ctx: Ctx, ticket: str) -> None:
     def human() -> None:
         place = ref.place(t.grid)
         click.echo(f"ticket {t.id}  [{t.status}]  level: {t.level}")
-        click.echo(f"  {ref.categories[t.category].name} ({t.priority}, {t.channel}): {t.description}")
+        click.echo(f"  {ref.categories[t.category].name} ({t.priority}, {t.channel}): {printable(t.description)}")
         click.echo(f"  {place.district.name} / {place.street.name} / {place.community.name} / {place.grid.name}")
         click.echo(f"  reported {t.reported_at.isoformat()}")
         for call in t.calls.values():

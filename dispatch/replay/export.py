@@ -167,13 +167,23 @@ def _csv_value(value: Any, tz: ZoneInfo) -> Any:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.2f}"
+    if isinstance(value, str) and value[:1] in _FORMULA_PREFIXES:
+        return "'" + value  # OWASP: a cell that starts like a formula is shown as text, never run
     return value
 
 
-def write_csv(kind: str, rows: Iterator[Row], stream: IO[str], timezone: str) -> int:
-    """Header + rows; returns the number of rows."""
+_FORMULA_PREFIXES = frozenset("=+-@\t\r")
+BOM = "\ufeff"
+
+
+def write_csv(kind: str, rows: Iterator[Row], stream: IO[str], timezone: str, *, bom: bool = True) -> int:
+    """Header + rows; returns the number of rows. Text that starts with ``= + - @`` TAB or CR is
+    prefixed with ``'`` (formula injection in Excel/WPS); a field with CR or LF is quoted (RFC 4180
+    line ends); a UTF-8 byte-order mark first, so Chinese Excel reads UTF-8 (``bom=False`` omits it)."""
     tz, count = ZoneInfo(timezone), 0
-    writer = csv.writer(stream, lineterminator="\n")
+    if bom:
+        stream.write(BOM)
+    writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow([name for name, _ in COLUMNS[kind]])
     for row in rows:
         writer.writerow([_csv_value(v, tz) for v in row])

@@ -60,7 +60,9 @@ class _Arrivals:
             known = {k: w for k, w in weights.items() if k in reference.categories}
             if not known:  # other reference data: every category of that kind, evenly
                 known = {k: 1 for k, cat in reference.categories.items() if cat.kind == kind}
-            self.categories[kind] = (list(known), list(known.values()))
+            if known:
+                self.categories[kind] = (list(known), list(known.values()))
+        self.every_category = (list(reference.categories), [1] * len(reference.categories))
         self.priorities = [p for p in profile.priorities if p in reference.priorities] or list(reference.priorities)[:1]
         self.priority_weights = [profile.priorities.get(p, 1.0) for p in self.priorities]
 
@@ -71,7 +73,7 @@ class _Arrivals:
             _, rhythm, kind = self.profile.channels[channel]
             hour = rng.choices(range(24), rhythm)[0]
             at = datetime.combine(day, time(hour, rng.randrange(60), rng.randrange(60)), tzinfo=tz)
-            cats, weights = self.categories.get(kind) or self.categories["grid"]
+            cats, weights = self.categories.get(kind) or self.categories.get("grid") or self.every_category
             out.append((at, rng.choices(self.grids, self.grid_weights)[0], channel,
                         rng.choices(cats, weights)[0], rng.choices(self.priorities, self.priority_weights)[0]))
         out.sort()

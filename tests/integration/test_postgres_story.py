@@ -20,6 +20,7 @@ def test_the_cli_story_runs_on_postgresql(tmp_path: Path) -> None:
     url = fresh_postgres_database("story")
     try:
         cli = Cli(tmp_path, db=url)
+        cli("init")  # commands other than init refuse a database that does not exist
         ticket = run_story(cli)
         history = cli("--json", "history", ticket).json()["events"]
         assert [e["event"] for e in history][-1] == "Closed"

@@ -1,0 +1,29 @@
+"""User text on a terminal: control characters shown, never obeyed.
+
+A description, reason or actor id comes from residents and outside systems; printed raw,
+a newline could forge a line of ``dispatch history`` and an escape sequence could drive
+the terminal. ``printable`` shows every control character as an escape (``\\n``,
+``\\x1b``); ``cell`` also escapes rich's markup for table cells.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.markup import escape
+
+__all__ = ["cell", "printable"]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                            else f"\\u{ord(m.group()):04x}"), text)
+
+
+def cell(value: Any) -> str:
+    return escape(printable(value))
