@@ -150,7 +150,7 @@ class Engine(PartitionedConsumer):
                 except _PASS_THROUGH:
                     raise
                 except Exception as error:  # noqa: BLE001
-                    letter = DeadLetter.of(record, "internal_error", f"{type(error).__name__}: {error}")
+                    letter = DeadLetter.of(record, "internal_error", f"could not be applied: {error}")
                     log.warning("message failed", topic=record.topic, partition=record.partition,
                                 offset=record.offset, ticket_id=_ticket_of(record))
                     self._apply_partition(tp, [], dead=[letter], last_offset=record.offset)

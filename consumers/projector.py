@@ -67,7 +67,7 @@ class Projector(PartitionedConsumer):
                 try:
                     events.append(record_from_json(record.value))
                 except (ValueError, KeyError, TypeError) as error:
-                    dead.append(DeadLetter.of(record, "invalid_event", f"{type(error).__name__}: {error}"))
+                    dead.append(DeadLetter.of(record, "invalid_event", f"not a ticket event: {error}"))
             decoded.append((tp, records, events))
         self.dead_letters.send_all(dead)
         with self.engine.begin() as conn:  # every partition's rows and position: one transaction

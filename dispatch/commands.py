@@ -9,11 +9,13 @@ Schema, generated from these models by ``dispatch schemas``.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.errors import InvalidCommand
 
@@ -47,6 +49,22 @@ CHANNELS = ("patrol", "video", "hotline", "online", "visit", "media", "third_par
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
 Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO-8601 text is a time on the wire (pydantic alone would read "1700000000" as an epoch)."""
+    if isinstance(value, str):
+        try:
+            if not _ISO.match(value):
+                raise ValueError
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("give an ISO-8601 time with its UTC offset, e.g. 2026-11-20T09:30:00+08:00") from None
+    return value
+
+
+BusinessTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
@@ -69,7 +87,7 @@ class _Command(BaseModel):
 
     model_config = _STRICT
     command_id: Key | None = None
-    occurred_at: AwareDatetime = Field(description="business time the step happened, ISO-8601 with offset")
+    occurred_at: BusinessTime = Field(description="business time the step happened, ISO-8601 with offset")
     actor: Actor
 
 
@@ -195,7 +213,9 @@ def _describe(error: ValidationError) -> str:
     problems = []
     for e in error.errors()[:3]:
         where = ".".join(str(p) for p in e["loc"] if not isinstance(p, str) or p not in _TYPES) or "message"
-        problems.append(f"{where}: {e['msg']}")
+        message = "contains a control character (a line break in an id, an escape sequence, …)" \
+            if e["type"] == "string_pattern_mismatch" else e["msg"]
+        problems.append(f"{where}: {message}")
     return "; ".join(problems)
 
 

@@ -38,8 +38,8 @@ def _in_use(ctx: Ctx) -> dict[str, set[str]]:
 
 def orphaned(in_use: dict[str, set[str]], new: Reference) -> dict[str, list[str]]:
     """What ``new`` would remove that recorded tickets still use."""
-    tables = {"grids": new.grids, "categories": new.categories, "priorities": new.priorities,
-              "departments": new.departments}
+    tables: dict[str, dict[str, Any]] = {"grids": new.grids, "categories": new.categories,
+                                         "priorities": new.priorities, "departments": new.departments}
     removed = {kind: sorted(used - tables[kind].keys()) for kind, used in in_use.items()}
     return {kind: names for kind, names in removed.items() if names}
 

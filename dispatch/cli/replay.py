@@ -82,6 +82,7 @@ def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None
         ctx.emit(data, lambda: _say_rebuilt(data))
         return
     data["verification"] = comparison.to_dict()
+    data["quarantined"] = next((t.live_rows for t in comparison.tables if t.table == "quarantined_events"), 0)
     ctx.emit(data, lambda: _say_verified(data))
     if not comparison.ok:
         sys.exit(1)
@@ -108,6 +109,9 @@ def _say_verified(data: dict[str, Any]) -> None:
         if t["differing_rows"] > len(t["differences"]):
             click.echo(f"       … {t['differing_rows'] - len(t['differences'])} more")
     click.echo("zero differences" if v["ok"] else f"{v['differing_rows']} differing rows")
+    if data["quarantined"]:
+        click.echo(f"{data['quarantined']} event(s) in quarantine: the projections cannot hold them "
+                   "(table quarantined_events has each one's reason)")
 
 
 def _private_file(path: str) -> None:

@@ -11,6 +11,7 @@ same transaction, which also serialises concurrent writers. A record whose
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -220,9 +221,9 @@ def _quarantine(b: _Batch, r: EventRecord, tid: str, error: Exception) -> None:
     can store): kept aside with its position and reason; the projection goes on. The reason
     depends only on the event, so a replay quarantines the same ones."""
     reason = " ".join(str(error).split()) or "cannot be applied"
-    occurred = r.data.get("occurred_at")
-    b.quarantined.append((tid, r.version, r.position, r.type,
-                          occurred.isoformat() if hasattr(occurred, "isoformat") else str(occurred), reason[:500]))
+    occurred: Any = r.data.get("occurred_at")
+    shown = occurred.isoformat() if isinstance(occurred, datetime) else str(occurred)
+    b.quarantined.append((tid, r.version, r.position, r.type, shown, reason[:500]))
     COUNTERS["quarantined"] += 1
     log.warning("event quarantined", ticket_id=tid, version=r.version, type=r.type, position=r.position,
                 reason=reason)

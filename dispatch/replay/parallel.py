@@ -135,7 +135,7 @@ def _child(results: Any, *args: Any) -> None:
     try:
         results.put((args[1], _work(*args), None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent
-        results.put((args[1], None, f"{type(error).__name__}: {error}"))
+        results.put((args[1], None, str(error) or "failed"))
 
 
 def _merge_sqlite(conn: Connection, paths: list[str], position: int) -> None:
