@@ -97,9 +97,9 @@ class ReferenceDataError(DispatchError):
 class UnknownReference(DispatchError):
     kind = "reference"
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, detail: str = ""):
         self.key = key
-        super().__init__(f"unknown {self.kind}: {key!r}")
+        super().__init__(f"unknown {self.kind}: {key!r}" + (f" ({detail})" if detail else ""))
 
 
 class UnknownGrid(UnknownReference):

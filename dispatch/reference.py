@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -127,17 +128,19 @@ class SlaRule:
 _T = TypeVar("_T", bound=_Named)
 
 
-def _lookup(table: dict[str, _T], key: str, error: type[UnknownReference]) -> _T:
-    """By id, else by a name that exactly one entry carries."""
+def _lookup(table: dict[str, _T], key: str, error: type[UnknownReference],
+            where: Callable[[_T], str] | None = None) -> _T:
+    """By id, else by a name that exactly one entry carries; an ambiguous name lists the candidates."""
     if key in table:
         return table[key]
     named = [item for item in table.values() if item.name == key]
     if len(named) == 1:
         return named[0]
-    exc = error(key)
     if named:
-        exc.add_note(f"{len(named)} {error.kind}s are named {key!r}; use the id")
-    raise exc
+        shown = ", ".join(f"{x.id}" + (f" ({where(x)})" if where else "") for x in named[:8])
+        more = f" and {len(named) - 8} more" if len(named) > 8 else ""
+        raise error(key, f"{len(named)} {error.kind}s are named {key!r}: {shown}{more}; give the id")
+    raise error(key)
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,14 @@ class Reference:
     sla_rules: tuple[SlaRule, ...]
 
     def grid(self, key: str) -> Grid:
-        return _lookup(self.grids, key, UnknownGrid)
+        """By id, by a name only one grid carries, or as ``community/grid name`` (community by id or name)."""
+        if key not in self.grids and "/" in key:
+            community_key, name = key.split("/", 1)
+            community = self.community(community_key)
+            found = [g for g in self.grids.values() if g.community_id == community.id and g.name == name]
+            if found:
+                return found[0]  # grid names are unique within a community
+        return _lookup(self.grids, key, UnknownGrid, lambda g: self.communities[g.community_id].name)
 
     def community(self, key: str) -> Community:
         return _lookup(self.communities, key, UnknownCommunity)
@@ -369,8 +379,12 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
                 cp = f"{sp}.communities[{ci}]"
                 add("community", communities, Community(c.id, c.name, s.id), f"{cp}.id")
                 if c.grids is not None:
+                    names: dict[str, int] = {}
                     for gi, g in enumerate(c.grids):
                         add("grid", grids, Grid(g.id, g.name, c.id), f"{cp}.grids[{gi}].id")
+                        if names.setdefault(g.name, gi) != gi:
+                            raise fail(f"{cp}.grids[{gi}].name", f"the grid name {g.name!r} is used twice in "
+                                       f"community {c.id!r} (first at grids[{names[g.name]}])")
                 else:
                     for n in range(1, (c.grid_count or 0) + 1):
                         add("grid", grids, Grid(f"{c.id}-g{n:02d}", f"第{n}网格", c.id), f"{cp}.grid_count")

@@ -1,5 +1,5 @@
 """Event-sourced aggregates."""
 
-from dispatch.aggregates.ticket import FIRST_CONTACT_MODES, SATISFACTION, TERMINAL, Ticket, ticket_id_for
+from dispatch.aggregates.ticket import FIRST_CONTACT_MODES, SATISFACTION, STATUSES, TERMINAL, Ticket, ticket_id_for
 
-__all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "TERMINAL", "Ticket", "ticket_id_for"]
+__all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]

@@ -33,12 +33,15 @@ from dispatch.errors import (
 from dispatch.ladder import LEVELS, TOP_RUNG
 from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2
 
-__all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "TERMINAL", "Ticket", "ticket_id_for"]
+__all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
 
 # 首问接待: the five ways whoever first receives a request deals with it.
 FIRST_CONTACT_MODES = ("on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain")
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 TERMINAL = ("closed", "cancelled", "duplicate")
+# Every status a ticket can be in, in lifecycle order.
+STATUSES = ("reported", "accepted", "dispatched", "in_progress", "awaiting_redispatch", "handled", "feedback_given",
+            "evaluated", "reopened", *TERMINAL)
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
 
 Actor = dict[str, Any]

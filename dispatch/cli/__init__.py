@@ -29,6 +29,7 @@ __all__ = ["main", "run"]
 # Each module registers its commands on ``main``.
 COMMAND_MODULES = (
     "dispatch.cli.database",
+    "dispatch.cli.reference",
     "dispatch.cli.tickets",
     "dispatch.cli.views",
     "dispatch.cli.dashboards",

@@ -46,8 +46,11 @@ def _settings(min_evaluated: int, basic_weight: float, weights: str) -> Settings
         parts = tuple(float(w) for w in weights.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 3:
-        raise click.UsageError("--weights takes three numbers: response,resolution,satisfaction (e.g. 0.1,0.5,0.4)")
+    if len(parts) != 3 or not all(0 <= w <= 1 for w in parts) or abs(sum(parts) - 1) > 1e-9:
+        raise click.UsageError("--weights takes three numbers from 0 to 1 that add up to 1: "
+                               "response,resolution,satisfaction (e.g. 0.1,0.5,0.4 or 0.3,0.35,0.35)")
+    if not 0 <= basic_weight <= 1:
+        raise click.UsageError("--basic-weight is a weight from 0 to 1 (e.g. 0.9)")
     return Settings(basically_satisfied_weight=basic_weight, composite_weights=parts,  # type: ignore[arg-type]
                     min_evaluated=min_evaluated)
 

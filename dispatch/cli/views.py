@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.aggregates import STATUSES
 from dispatch.cli.text import printable
 
 __all__: list[str] = []
@@ -98,7 +99,7 @@ def show(ctx: Ctx, ticket: str) -> None:
 
 
 @main.command()
-@click.option("--status")
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--street")
 @click.option("--community")
 @click.option("--grid")

@@ -1,0 +1,124 @@
+"""The reference data, visible: ``places``, ``departments``, ``categories``, ``sla-rules``
+(tables, or ``--json``). Read-only; ``init --reference`` changes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+from dispatch.cli.text import cell
+
+__all__: list[str] = []
+
+
+def _table(*columns: str) -> Table:
+    return Table(*columns, box=None, highlight=False)
+
+
+def _print(table: Table, count: int, what: str) -> None:
+    Console().print(table)
+    click.echo(f"{count} {what}")
+
+
+@main.command()
+@click.option("--street", help="Only this street (id or name).")
+@click.option("--community", help="Only this community (id or name), with its grids.")
+@pass_ctx
+def places(ctx: Ctx, street: str | None, community: str | None) -> None:
+    """Districts, streets, communities and grids (ids beside names: give either to a command)."""
+    ref = ctx.runtime.reference
+    communities = list(ref.communities.values())
+    if street:
+        sid = ref.street(street).id
+        communities = [c for c in communities if c.street_id == sid]
+    if community:
+        communities = [ref.community(community)]
+    rows: list[dict[str, Any]] = []
+    for c in communities:
+        s = ref.streets[c.street_id]
+        d = ref.districts[s.district_id]
+        rows.append({"district": d.id, "district_name": d.name, "street": s.id, "street_name": s.name,
+                     "community": c.id, "community_name": c.name,
+                     "grids": [{"id": g.id, "name": g.name} for g in ref.grids_of_community(c.id)]})
+
+    def human() -> None:
+        table = _table("district", "street", "community", "grids")
+        for r in rows:
+            grids = r["grids"]
+            shown = (", ".join(f"{g['id']} {g['name']}" for g in grids) if community
+                     else f"{len(grids)} ({grids[0]['id']} … {grids[-1]['id']})" if grids else "0")
+            table.add_row(cell(r["district_name"]), f"{cell(r['street_name'])} ({r['street']})",
+                          f"{cell(r['community_name'])} ({r['community']})", cell(shown))
+        _print(table, len(rows), "communit(y/ies)")
+
+    ctx.emit(rows, human)
+
+
+@main.command()
+@pass_ctx
+def departments(ctx: Ctx) -> None:
+    """Departments, with the categories each leads or cooperates on."""
+    ref = ctx.runtime.reference
+    rows: list[dict[str, Any]] = [{"id": d.id, "name": d.name,
+             "leads": [c.id for c in ref.categories.values() if c.lead_department == d.id],
+             "cooperates": [c.id for c in ref.categories.values() if d.id in c.cooperating]}
+            for d in ref.departments.values()]
+
+    def human() -> None:
+        table = _table("id", "name", "leads", "cooperates on")
+        for r in rows:
+            table.add_row(r["id"], cell(r["name"]), ", ".join(ref.categories[c].name for c in r["leads"]),
+                          ", ".join(ref.categories[c].name for c in r["cooperates"]))
+        _print(table, len(rows), "department(s)")
+
+    ctx.emit(rows, human)
+
+
+@main.command()
+@pass_ctx
+def categories(ctx: Ctx) -> None:
+    """Categories with their routing (lead and cooperating departments) and the priorities."""
+    ref = ctx.runtime.reference
+    rows: list[dict[str, Any]] = [{"id": c.id, "name": c.name, "kind": c.kind, "lead_department": c.lead_department,
+             "cooperating": list(c.cooperating)} for c in ref.categories.values()]
+    data: dict[str, Any] = {"categories": rows, "priorities": [{"id": p.id, "name": p.name} for p in ref.priorities.values()]}
+
+    def human() -> None:
+        table = _table("id", "name", "kind", "lead", "cooperating")
+        for r in rows:
+            table.add_row(r["id"], cell(r["name"]), r["kind"], cell(ref.departments[r["lead_department"]].name),
+                          cell(", ".join(ref.departments[d].name for d in r["cooperating"])))
+        _print(table, len(rows), "categor(y/ies)")
+        click.echo("priorities: " + ", ".join(f"{p['id']} {p['name']}" for p in data["priorities"]))
+
+    ctx.emit(data, human)
+
+
+@main.command("sla-rules")
+@pass_ctx
+def sla_rules(ctx: Ctx) -> None:
+    """SLA rules per category × priority (minutes from the dispatch; the most specific rule wins)."""
+    ref = ctx.runtime.reference
+    rows: list[dict[str, Any]] = [{"category": r.category, "priority": r.priority, "ack_minutes": r.ack_minutes,
+             "handle_minutes": r.handle_minutes, "feedback_minutes": r.feedback_minutes,
+             "time_basis": r.time_basis, "escalate_every_minutes": r.escalate_every_minutes}
+            for r in ref.sla_rules]
+
+    def name(table: dict[str, Any], key: str) -> str:
+        return "*" if key == "*" else cell(table[key].name)
+
+    def human() -> None:
+        table = _table("category", "priority", "report in", "handle", "feedback", "basis", "escalate every")
+        for r in rows:
+            table.add_row(name(ref.categories, r["category"]), name(ref.priorities, r["priority"]),
+                          str(r["ack_minutes"]), str(r["handle_minutes"]), str(r["feedback_minutes"]),
+                          r["time_basis"], str(r["escalate_every_minutes"]))
+        _print(table, len(rows), "rule(s)")
+        click.echo(f"working hours {', '.join(ref.working_hours)} ({ref.timezone}); minutes")
+
+    ctx.emit(rows, human)
