@@ -12,6 +12,8 @@ History (keep this list; never edit a published step, add the next one):
 - ``Evaluated`` v2: field ``method``, how the verdict was collected — one of
   ``EVALUATION_METHODS``. Before it, the hotline call-back was the only method, so a
   v1 event becomes ``"callback"``.
+- ``Handled`` v2: field ``call_id``, the call it answers. A v1 event gets ``None``; the
+  lifecycle fold works the call out (the department's call on the current dispatch).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dispatch.projections.records import EventRecord
 
-__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_record"]
+__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record"]
 
 EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
 
@@ -35,9 +37,15 @@ def upcast_evaluated_v1_v2(state: State) -> None:
     state.setdefault("method", "callback")
 
 
+def upcast_handled_v1_v2(state: State) -> None:
+    """Handled v1 → v2: the call is not named (``dispatch.lifecycle.fold`` works it out)."""
+    state.setdefault("call_id", None)
+
+
 # event type -> (current class version, the steps in order, each with the field it adds)
 _CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
     "Evaluated": (2, [("method", upcast_evaluated_v1_v2)]),
+    "Handled": (2, [("call_id", upcast_handled_v1_v2)]),
 }
 CURRENT_VERSIONS = {name: version for name, (version, _) in _CHAINS.items()}
 

@@ -1,8 +1,10 @@
 """The Ticket: one incident's work order, from report to close (上报—处理—反馈—评价).
 
 Command methods check the rules and raise a named error before anything happens;
-the ``@event`` methods only record. A replay therefore never re-checks a rule, and
-a refused command leaves the ticket exactly as it was.
+the ``@event`` methods only declare each event's fields: what an event does to the
+ticket is ``dispatch.lifecycle.fold``, applied by ``Ticket.Event.apply`` to every event
+(the read side folds the same events with the same function). A replay therefore never
+re-checks a rule, and a refused command leaves the ticket exactly as it was.
 
 Every event carries ``occurred_at`` (the business time, given by the caller),
 ``actor`` (who did it) and ``command_id`` (so a redelivered command is refused).
@@ -31,17 +33,10 @@ from dispatch.errors import (
     TopOfLadder,
 )
 from dispatch.ladder import LEVELS, TOP_RUNG
-from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2
+from dispatch.lifecycle import FIRST_CONTACT_MODES, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold, new_state
+from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2, upcast_handled_v1_v2
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
-
-# 首问接待: the five ways whoever first receives a request deals with it.
-FIRST_CONTACT_MODES = ("on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain")
-SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
-TERMINAL = ("closed", "cancelled", "duplicate")
-# Every status a ticket can be in, in lifecycle order.
-STATUSES = ("reported", "accepted", "dispatched", "in_progress", "awaiting_redispatch", "handled", "feedback_given",
-            "evaluated", "reopened", *TERMINAL)
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
 
 Actor = dict[str, Any]
@@ -58,6 +53,29 @@ def ticket_id_for(*, external_ref: str | None = None, channel: str = "", command
 
 
 class Ticket(Aggregate):
+    # v2: the lifecycle state gained ``feedback_at`` (see ``upcast_v1_v2``; snapshots are off by default)
+    class_version = 2
+
+    class Event(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            data = self.__dict__
+            fold(aggregate, type(self).__name__, data, data["occurred_at"], self.originator_version)
+            command_id = data.get("command_id")
+            if command_id:
+                aggregate.command_ids.append(command_id)
+
+    # the fold reads and writes a state by item: on the aggregate, its attributes
+    def __getitem__(self, key: str) -> Any:
+        return self.__dict__[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.__dict__[key] = value
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before v2: no feedback time known (the feedback deadline counts as open)."""
+        state.setdefault("feedback_at", None)
+
     # ------------------------------------------------------------------ report
     @event("Reported")
     def __init__(
@@ -78,24 +96,8 @@ class Ticket(Aggregate):
         location: str | None,
         external_ref: str | None,
     ) -> None:
-        self.grid, self.community, self.street, self.district = grid, community, street, district
-        self.category, self.priority, self.channel = category, priority, channel
-        self.description, self.location, self.external_ref = description, location, external_ref
-        self.reported_at = occurred_at
-        self.status = "reported"
-        self.last_at = occurred_at
-        self.command_ids: list[str] = [command_id] if command_id else []
-        self.dispatch_no = 0
-        self.lead: str | None = None
-        self.calls: dict[str, dict[str, Any]] = {}  # call_id -> call, current dispatch only
-        self.handle_due: datetime | None = None
-        self.feedback_due: datetime | None = None
-        self.handled_by: str | None = None
-        self.satisfaction: str | None = None
-        self.escalations: list[str] = []  # "deadline#rung"
-        self.level = LEVELS[0]
-        self.duplicate_of: str | None = None
-        self.closed_via: str | None = None
+        self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
+        self.command_ids: list[str] = []
 
     # ------------------------------------------------------------------ guards
     def _check(self, occurred_at: datetime, command_id: str | None, *, answer: bool = False) -> None:
@@ -114,12 +116,13 @@ class Ticket(Aggregate):
                 f"{occurred_at.isoformat()} is before the ticket's last event at {self.last_at.isoformat()}"
             )
 
-    def _require(self, allowed: tuple[str, ...], error: type[IllegalTransition], step: str) -> None:
-        if self.status not in allowed:
+    def _require(self, kind: str, error: type[IllegalTransition], step: str) -> None:
+        """The ticket is in a status the lifecycle table lets event ``kind`` come from."""
+        if self.status not in LIFECYCLE[kind].came_from:
             raise error(f"cannot {step} ticket {self.id}: it is {self.status}")
 
     def _open_call(self, department: str, occurred_at: datetime) -> dict[str, Any]:
-        if self.status not in ("dispatched", "in_progress", "awaiting_redispatch", "handled", "feedback_given"):
+        if self.status not in LIFECYCLE["Acknowledged"].came_from:
             raise TicketNotDispatched(f"cannot answer for ticket {self.id}: it is {self.status}, no whistle is open")
         for call in self.calls.values():
             if call["department"] == department:
@@ -135,22 +138,17 @@ class Ticket(Aggregate):
                 return call
         raise NotYourWhistle(f"{department} has no call on ticket {self.id}")
 
-    def _remember(self, occurred_at: datetime, command_id: str | None) -> None:
-        self.last_at = max(self.last_at, occurred_at)
-        if command_id:
-            self.command_ids.append(command_id)
-
     # ------------------------------------------------------------------ commands
     def accept(self, *, occurred_at: datetime, actor: Actor, command_id: str | None = None, note: str = "") -> None:
         self._check(occurred_at, command_id)
-        self._require(("reported",), IllegalTransition, "accept")
+        self._require("Accepted", IllegalTransition, "accept")
         self._accepted(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note)
 
     def close_at_first_contact(
         self, *, occurred_at: datetime, actor: Actor, mode: str, command_id: str | None = None, note: str = ""
     ) -> None:
         self._check(occurred_at, command_id)
-        self._require(("reported", "accepted"), IllegalTransition, "close at first contact")
+        self._require("ClosedAtFirstContact", IllegalTransition, "close at first contact")
         if mode not in FIRST_CONTACT_MODES:
             raise IllegalTransition(f"unknown first-contact mode {mode!r}; one of {', '.join(FIRST_CONTACT_MODES)}")
         self._closed_at_first_contact(
@@ -174,7 +172,7 @@ class Ticket(Aggregate):
     ) -> None:
         """Blow the whistle: a call to the lead department and each cooperating one."""
         self._check(occurred_at, command_id)
-        self._require(("accepted", "reopened", "awaiting_redispatch"), IllegalTransition, "dispatch")
+        self._require("Dispatched", IllegalTransition, "dispatch")
         if lead in cooperating:
             raise IllegalTransition(f"{lead} cannot be both lead and cooperating department")
         if len(set(cooperating)) != len(cooperating):
@@ -230,7 +228,7 @@ class Ticket(Aggregate):
     def handle(self, *, occurred_at: datetime, actor: Actor, department: str, result: str, command_id: str | None = None) -> None:
         """处置: the lead department records that the issue is dealt with."""
         self._check(occurred_at, command_id)
-        if self.status not in ("dispatched", "in_progress"):
+        if self.status not in LIFECYCLE["Handled"].came_from:
             raise TicketNotDispatched(f"cannot handle ticket {self.id}: it is {self.status}")
         call = next((c for c in self.calls.values() if c["department"] == department), None)
         if call is None:
@@ -239,14 +237,15 @@ class Ticket(Aggregate):
             raise NotLeadDepartment(f"only the lead department {self.lead} records the handling of ticket {self.id}")
         if call["answer"] != "acknowledged":
             raise IllegalTransition(f"{department} must report in (acknowledge) before handling ticket {self.id}")
-        self._handled(occurred_at=occurred_at, actor=actor, command_id=command_id, department=department, result=result)
+        self._handled(occurred_at=occurred_at, actor=actor, command_id=command_id, department=department, result=result,
+                      call_id=call["call_id"])
 
     def give_feedback(
         self, *, occurred_at: datetime, actor: Actor, message: str, contacted: bool, command_id: str | None = None
     ) -> None:
         """反馈: the result is reported back to the reporter."""
         self._check(occurred_at, command_id)
-        self._require(("handled", "feedback_given"), TicketNotHandled, "give feedback on")
+        self._require("FeedbackGiven", TicketNotHandled, "give feedback on")
         self._feedback_given(
             occurred_at=occurred_at, actor=actor, command_id=command_id, message=message, contacted=contacted
         )
@@ -265,7 +264,7 @@ class Ticket(Aggregate):
     ) -> None:
         """评价: the reporter's verdict on the result, and how it was collected (``method``)."""
         self._check(occurred_at, command_id)
-        self._require(("handled", "feedback_given"), TicketNotHandled, "evaluate")
+        self._require("Evaluated", TicketNotHandled, "evaluate")
         if satisfaction not in SATISFACTION:
             raise IllegalTransition(f"unknown satisfaction {satisfaction!r}; one of {', '.join(SATISFACTION)}")
         if method not in EVALUATION_METHODS:
@@ -284,7 +283,7 @@ class Ticket(Aggregate):
     def reopen(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
         """An unsatisfied result sends the ticket back for another dispatch (返工)."""
         self._check(occurred_at, command_id)
-        self._require(("evaluated",), TicketNotEvaluated, "reopen")
+        self._require("Reopened", TicketNotEvaluated, "reopen")
         self._reopened(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
 
     def escalate(
@@ -335,73 +334,69 @@ class Ticket(Aggregate):
     def close(self, *, occurred_at: datetime, actor: Actor, note: str = "", command_id: str | None = None) -> None:
         """办结."""
         self._check(occurred_at, command_id)
-        self._require(("evaluated",), TicketNotEvaluated, "close")
+        self._require("Closed", TicketNotEvaluated, "close")
         self._closed(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note)
 
     # ------------------------------------------------------------------ events
+    # Each method declares one event's fields; ``Event.apply`` folds it (``dispatch.lifecycle``).
     @event("Accepted")
     def _accepted(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status = "accepted"
+        pass
 
     @event("ClosedAtFirstContact")
     def _closed_at_first_contact(
         self, occurred_at: datetime, actor: Actor, command_id: str | None, mode: str, note: str
     ) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.closed_via = "closed", f"first_contact:{mode}"
-
-    def _apply_dispatch(self, occurred_at: datetime, command_id: str | None, dispatch_no: int, lead: str,
-                        calls: list[dict[str, Any]], handle_due: datetime, feedback_due: datetime) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.dispatch_no, self.lead = "dispatched", dispatch_no, lead
-        self.calls = {c["call_id"]: dict(c, answer=None, answered_at=None, dispatched_at=occurred_at) for c in calls}
-        self.handle_due, self.feedback_due = handle_due, feedback_due
-        self.handled_by = None
+        pass
 
     @event("Dispatched")
     def _dispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                     cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
                     feedback_due: datetime, time_basis: str, escalate_every_minutes: int) -> None:
-        self._apply_dispatch(occurred_at, command_id, dispatch_no, lead, calls, handle_due, feedback_due)
+        pass
 
     @event("Redispatched")
     def _redispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                       cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
                       feedback_due: datetime, time_basis: str, escalate_every_minutes: int, reason: str) -> None:
-        self._apply_dispatch(occurred_at, command_id, dispatch_no, lead, calls, handle_due, feedback_due)
+        pass
 
     @event("Acknowledged")
     def _acknowledged(self, occurred_at: datetime, actor: Actor, command_id: str | None, call_id: str,
                       department: str) -> None:
-        self._remember(occurred_at, command_id)
-        call = self.calls[call_id]
-        call["answer"], call["answered_at"] = "acknowledged", occurred_at
-        if call["role"] == "lead":
-            self.status = "in_progress"
+        pass
 
     @event("Rejected")
     def _rejected(self, occurred_at: datetime, actor: Actor, command_id: str | None, call_id: str,
                   department: str, reason: str) -> None:
-        self._remember(occurred_at, command_id)
-        call = self.calls[call_id]
-        call["answer"], call["answered_at"] = "rejected", occurred_at
-        if call["role"] == "lead":
-            self.status = "awaiting_redispatch"
+        pass
 
-    @event("Handled")
+    class Handled(Event):
+        """v2 names the call it answers (``call_id``); a v1 event's call is worked out by the fold."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        department: str
+        result: str
+        call_id: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_handled_v1_v2(state)
+
+    @event(Handled)
     def _handled(self, occurred_at: datetime, actor: Actor, command_id: str | None, department: str,
-                 result: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.handled_by = "handled", department
+                 result: str, call_id: str | None) -> None:
+        pass
 
     @event("FeedbackGiven")
     def _feedback_given(self, occurred_at: datetime, actor: Actor, command_id: str | None, message: str,
                         contacted: bool) -> None:
-        self._remember(occurred_at, command_id)
-        self.status = "feedback_given"
+        pass
 
-    class Evaluated(Aggregate.Event):
+    class Evaluated(Event):
         """v2 added ``method`` (see ``dispatch.upcasting``); stored v1 events are upcast on read."""
 
         class_version = 2
@@ -421,33 +416,26 @@ class Ticket(Aggregate):
     @event(Evaluated)
     def _evaluated(self, occurred_at: datetime, actor: Actor, command_id: str | None, satisfaction: str,
                    resolved: bool, contacted: bool, comment: str, method: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.satisfaction = "evaluated", satisfaction
+        pass
 
     @event("Reopened")
     def _reopened(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.satisfaction = "reopened", None
+        pass
 
     @event("Escalated")
     def _escalated(self, occurred_at: datetime, actor: Actor, command_id: str | None, deadline: str, rung: int,
                    from_level: str, to_level: str, reason: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.escalations.append(f"{deadline}#{rung}")
-        self.level = to_level
+        pass
 
     @event("MarkedDuplicate")
     def _marked_duplicate(self, occurred_at: datetime, actor: Actor, command_id: str | None,
                           original_id: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.duplicate_of = "duplicate", original_id
+        pass
 
     @event("Cancelled")
     def _cancelled(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status = "cancelled"
+        pass
 
     @event("Closed")
     def _closed(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str) -> None:
-        self._remember(occurred_at, command_id)
-        self.status, self.closed_via = "closed", "completed"
+        pass

@@ -192,7 +192,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
         actor = e["actor"] or {}
         who = f"{actor.get('role', '')}:{actor.get('id', '')}"
         clock = ", ".join(f"{s['deadline']} {s['minutes_left']:+.0f}" for s in e["sla"]) or "—"
-        table.add_row(str(e["version"]), e["type"], e["occurred_at"], cell(who), clock)
+        table.add_row(str(e["version"]), e["label"], e["occurred_at"], cell(who), clock)
     _console().print(table)
 
 

@@ -18,7 +18,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Connection, Engine, select, text
 
-from dispatch.ladder import LEVELS
+from dispatch.lifecycle import fold, new_state
 from dispatch.projections import tables as t
 from dispatch.projections.decode import paused_gc
 from dispatch.projections.records import EventRecord
@@ -63,32 +63,19 @@ class _Batch:
         self.reopens: list[tuple[Any, ...]] = []
         self.quarantined: list[tuple[Any, ...]] = []
 
-    def set_status(self, row: dict[str, Any], version: int, at: Any, status: str) -> None:
-        if row["status"] != status:
-            row["status"] = status
-            self.states.append((row["ticket_id"], version, at, status))
 
 
-Handler = Callable[[_Batch, EventRecord, dict[str, Any], Any], None]
+# Each effect of ``dispatch.lifecycle.fold`` as rows: (batch, record, ticket row after the fold,
+# the event's stored time, the effect's detail). The fold alone decides the ticket's state.
+Handler = Callable[[_Batch, EventRecord, dict[str, Any], Any, Any], None]
 
 
-def _reported(b: _Batch, r: EventRecord, tid: str, at: Any) -> dict[str, Any]:
-    d = r.data
-    row = {"ticket_id": tid, "status": "", "grid": d["grid"], "community": d["community"],
-           "street": d["street"], "district": d["district"], "category": d["category"],
-           "priority": d["priority"], "channel": d["channel"], "description": d.get("description") or "",
-           "external_ref": d.get("external_ref"), "reported_at": at, "closed_at": None,
-           "last_at": at, "level": LEVELS[0], "last_version": 0, "dispatch_no": 0, "lead": None,
-           "handled_by": None, "time_basis": None, "satisfaction": None, "last_eval_version": None}
-    b.tickets[tid] = row
-    b.new_ids.add(tid)
-    b.set_status(row, r.version, at, "reported")
-    return row
+def _nothing(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
+    pass
 
 
-def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previous: Any) -> None:
     d, tid, db_time = r.data, row["ticket_id"], b.db_time
-    previous = row["dispatch_no"]
     if previous:
         for call in b.ticket_calls.get(tid, ()):
             if call["dispatch_no"] == previous and call["superseded_at"] is None:
@@ -110,104 +97,94 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None
             mine.remove(old)
         b.calls[(tid, c["call_id"])] = call
         mine.append(call)
-    row.update(dispatch_no=d["dispatch_no"], lead=d["lead"], handled_by=None, time_basis=d["time_basis"])
-    b.set_status(row, r.version, at, "dispatched")
 
 
-def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
-    d, tid = r.data, row["ticket_id"]
-    answer = "acknowledged" if r.type == "Acknowledged" else "rejected"
-    new = b.calls.get((tid, d["call_id"]))
+def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
+    call_id, answer = detail
+    tid = row["ticket_id"]
+    new = b.calls.get((tid, call_id))
     if new is not None:
         new["answer"], new["answered_at"] = answer, at
     else:
-        b.answers.append((answer, at, tid, d["call_id"]))
-    if d["department"] == row["lead"]:
-        b.set_status(row, r.version, at, "in_progress" if answer == "acknowledged" else "awaiting_redispatch")
+        b.answers.append((answer, at, tid, call_id))
 
 
-def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
-    dept, tid = r.data["department"], row["ticket_id"]
-    call_id = f"{row['dispatch_no']}:{dept}"
+def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, call_id: Any) -> None:
+    tid = row["ticket_id"]
     new = b.calls.get((tid, call_id))
     if new is not None:
         new["handled_at"] = at
     else:
         b.handled.append((at, tid, call_id))
-    row["handled_by"] = dept
-    b.set_status(row, r.version, at, "handled")
 
 
-def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, department: Any) -> None:
     d = r.data
     b.evaluations[(row["ticket_id"], r.version)] = {
         "ticket_id": row["ticket_id"], "version": r.version, "at": at,
         "satisfaction": d["satisfaction"], "resolved": bool(d["resolved"]), "contacted": bool(d["contacted"]),
-        "department": row["handled_by"] or row["lead"], "reopened_at": None}
-    row.update(satisfaction=d["satisfaction"], last_eval_version=r.version)
-    b.set_status(row, r.version, at, "evaluated")
+        "department": department, "reopened_at": None}
 
 
-def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
-    tid, ev = row["ticket_id"], row["last_eval_version"]
+def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, ev: Any) -> None:
+    tid = row["ticket_id"]
     if (tid, ev) in b.evaluations:
         b.evaluations[(tid, ev)]["reopened_at"] = at
     elif ev is not None:
         b.reopened.append((at, tid, ev))
     b.reopens.append((tid, r.version, at, r.data.get("reason") or ""))
-    row["satisfaction"] = None
-    b.set_status(row, r.version, at, "reopened")
 
 
-def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
+def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
     d = r.data
     b.escalations.append((row["ticket_id"], r.version, at, d["deadline"], d["rung"], d["from_level"],
                           d["to_level"], (d.get("actor") or {}).get("role")))
-    row["level"] = d["to_level"]
 
 
-def _status(status: str, closes: bool = False) -> Handler:
-    def apply(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any) -> None:
-        if closes:
-            row["closed_at"] = at
-        b.set_status(row, r.version, at, status)
-    return apply
-
-
-_APPLY: dict[str, Handler] = {
-    "Accepted": _status("accepted"), "ClosedAtFirstContact": _status("closed", closes=True),
-    "Dispatched": _dispatched, "Redispatched": _dispatched, "Acknowledged": _answered, "Rejected": _answered,
-    "Handled": _handled, "FeedbackGiven": _status("feedback_given"), "Evaluated": _evaluated,
-    "Reopened": _reopened, "Escalated": _escalated, "MarkedDuplicate": _status("duplicate"),
-    "Cancelled": _status("cancelled"), "Closed": _status("closed", closes=True),
+EFFECTS: dict[str, Handler] = {
+    "report": _nothing, "status": _nothing, "close": _nothing, "dispatch": _dispatched, "answer": _answered,
+    "handle": _handled, "evaluate": _evaluated, "reopen": _reopened, "escalate": _escalated,
 }
+
+
+def _restore(row: dict[str, Any]) -> None:
+    """A ticket row read back from the table, as a lifecycle state: the parts of the state the
+    table does not keep start empty (the fold only needs its current dispatch and lead)."""
+    if "calls" not in row:
+        row.update(calls={}, escalations=[], closed_via=None, duplicate_of=None, handle_due=None,
+                   feedback_due=None, feedback_at=None, location=None)
 
 
 def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int:
     applied = 0
-    tickets, dirty, db_time, handlers = b.tickets, b.dirty, b.db_time, _APPLY
+    tickets, dirty, db_time, effects, states = b.tickets, b.dirty, b.db_time, EFFECTS, b.states
     for r, tid in zip(records, tids):
         row = tickets.get(tid)
         if row is not None and r.version <= row["last_version"]:
             continue  # already applied: a redelivery has no second effect
         try:
+            at = db_time(r.data["occurred_at"])
             if r.type == "Reported":
                 if row is not None:
                     continue
-                at = db_time(r.data["occurred_at"])
-                row = _reported(b, r, tid, at)
+                row = {"ticket_id": tid, "last_version": 0, **new_state()}
+                kind, detail = fold(row, "Reported", r.data, at, r.version)
+                tickets[tid] = row
+                b.new_ids.add(tid)
+                states.append((tid, r.version, at, row["status"]))
             elif row is None:
                 log.warning("event for an unknown ticket skipped", ticket_id=tid, version=r.version, type=r.type)
                 continue
             else:
-                at = db_time(r.data["occurred_at"])
-                handler = handlers.get(r.type)
-                if handler is not None:
-                    handler(b, r, row, at)
+                before = row["status"]
+                kind, detail = fold(row, r.type, r.data, at, r.version)
+                if row["status"] != before:
+                    states.append((tid, r.version, at, row["status"]))
+            effects[kind](b, r, row, at, detail)
         except Exception as error:  # noqa: BLE001 - one bad event must not stop every view
             _quarantine(b, r, tid, error)
             continue
-        row["last_version"], row["last_at"] = r.version, at
+        row["last_version"] = r.version
         dirty.add(tid)
         applied += 1
     return applied
@@ -258,7 +235,10 @@ def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, po
             _claim(conn, source, position)
         writer = writer_for(conn)
         ids = sorted(set(tids))
-        b = _Batch(writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids), writer.db_time)
+        known = writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids)
+        for row in known.values():
+            _restore(row)
+        b = _Batch(known, writer.db_time)
         applied = _fold(b, records, tids)
         writer.write(conn, b)
         if rows is not None:
