@@ -38,6 +38,7 @@ from kafka.partitioner.default import murmur2
 
 from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
 from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
+from dispatch.lifecycle import call_state
 
 __all__ = ["AutoPolicy", "DepartmentDesk", "Inbox"]
 
@@ -74,18 +75,23 @@ class Inbox:
         self.calls: dict[tuple[UUID, str], dict[str, Any]] = {}
 
     def add(self, message: dict[str, Any]) -> None:
+        """A whistle message: a call joins as ``waiting``; an answer moves its call to the state
+        the lifecycle gives it (``dispatch.lifecycle.call_state``), and a ``done`` call leaves."""
         ticket_id = message["ticket_id"]
         if message["kind"] == "call":
-            self.calls.setdefault((ticket_id, message["call_id"]), dict(message, state="waiting"))
-        elif message["answer"] == "handled":
-            for key in [k for k in self.calls if k[0] == ticket_id]:
+            self.calls.setdefault((ticket_id, message["call_id"]), dict(message, state=call_state(message["role"], None)))
+            return
+        handled = message["answer"] == "handled"
+        keys = [k for k in self.calls if k[0] == ticket_id] if handled else [(ticket_id, message.get("call_id", ""))]
+        for key in keys:
+            call = self.calls.get(key)
+            if call is None:
+                continue
+            state = call_state(call["role"], None if handled else message["answer"], handled=handled)
+            if state == "done":
                 del self.calls[key]
-        else:
-            call = self.calls.get((ticket_id, message.get("call_id", "")))
-            if call is not None and (message["answer"] == "rejected" or call["role"] != "lead"):
-                del self.calls[(ticket_id, call["call_id"])]
-            elif call is not None:
-                call["state"] = "to_handle"
+            else:
+                call["state"] = state
 
     def pending(self) -> list[dict[str, Any]]:
         return sorted(self.calls.values(), key=lambda c: (c["ack_due"], str(c["ticket_id"])))

@@ -18,6 +18,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
+from dispatch.upcasting import CURRENT_VERSIONS, upcast_data
+
 __all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json", "records_from_notifications",
            "records_via_mapper"]
 
@@ -79,12 +81,14 @@ def jsonable(value: Any) -> Any:
 
 
 def record_to_json(record: EventRecord) -> bytes:
-    """The ticket-events wire format (see schemas/ticket-event.schema.json)."""
+    """The ticket-events wire format (see schemas/ticket-event.schema.json): the data in its
+    current shape, with that shape's class version."""
     body = {
         "ticket_id": str(record.ticket_id),
         "version": record.version,
         "type": record.type,
         "position": record.position,
+        "class_version": CURRENT_VERSIONS.get(record.type, 1),
         "data": record.data,
     }
     return json.dumps(body, ensure_ascii=False, default=jsonable, separators=(",", ":")).encode()
@@ -101,11 +105,17 @@ def _revive(value: Any, key: str = "") -> Any:
 
 
 def record_from_json(raw: bytes | str) -> EventRecord:
+    """A ticket-events message as a record in the current shape: an older class version (or
+    none, as an older relay wrote) is upcast, so every reader of the wire sees one shape."""
     body = json.loads(raw)
+    kind = str(body["type"])
+    data = _revive(body["data"])
+    if body.get("class_version", 1) < CURRENT_VERSIONS.get(kind, 1):
+        upcast_data(kind, data)
     return EventRecord(
         position=int(body["position"]),
         ticket_id=UUID(body["ticket_id"]),
         version=int(body["version"]),
-        type=str(body["type"]),
-        data=_revive(body["data"]),
+        type=kind,
+        data=data,
     )

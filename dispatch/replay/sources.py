@@ -21,7 +21,6 @@ from dispatch.errors import DispatchError
 from dispatch.projections import STORE_SOURCE
 from dispatch.projections.reader import StoreReader
 from dispatch.projections.records import EventRecord, record_from_json
-from dispatch.upcasting import upcast_record
 
 __all__ = ["KafkaSource", "Page", "StoreSource"]
 
@@ -87,7 +86,7 @@ class KafkaSource:
     def _flush(self, pending: dict[Any, list[Any]]) -> Iterator[Page]:
         for tp, messages in pending.items():
             if messages:
-                records = [upcast_record(record_from_json(m.value)) for m in messages]
+                records = [record_from_json(m.value) for m in messages]  # upcast as it decodes
                 yield Page(records, f"{tp.topic}:{tp.partition}", messages[-1].offset, len(messages))
         pending.clear()
 
