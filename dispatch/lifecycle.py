@@ -107,7 +107,7 @@ LIFECYCLE: dict[str, Step] = {
     "Evaluated": Step("evaluate", (Status.HANDLED, Status.FEEDBACK_GIVEN), Status.EVALUATED, "评价 evaluated"),
     "Reopened": Step("reopen", (Status.EVALUATED,), Status.REOPENED, "返工 reopened"),
     "Escalated": Step("escalate", (), None, "督办 escalated"),
-    "MarkedDuplicate": Step("duplicate", (), Status.DUPLICATE, "重复件 marked duplicate"),
+    "MarkedDuplicate": Step("mark_duplicate", (), Status.DUPLICATE, "重复件 marked duplicate"),
     "Cancelled": Step("cancel", (), Status.CANCELLED, "撤销 cancelled"),
     "Closed": Step("close", (Status.EVALUATED,), Status.CLOSED, "办结 closed"),
 }
