@@ -28,13 +28,14 @@ from uuid import UUID
 import psycopg
 import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
-from psycopg.sql import SQL, Identifier
 
 from consumers.base import TRANSIENT
 from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.eventstore import listen
 from dispatch.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
 from dispatch.logs import configure_logging
-from dispatch.projections.records import record_to_json, records_from_notifications
+from dispatch.projections.decode import records_from_notifications
+from dispatch.projections.records import record_to_json
 
 __all__ = ["Relay", "main"]
 
@@ -59,15 +60,13 @@ class Relay:
     def _listener(self) -> Any:
         """A connection LISTENing to the event store's NOTIFY channel (PostgreSQL), or None."""
         if self._listening is None:
-            channel = getattr(self.recorder, "channel_name", None)
-            datastore: Any = getattr(self.recorder, "datastore", None)
-            if channel is None or not hasattr(datastore, "get_connection"):
-                return None
             stack = contextlib.ExitStack()
             try:
-                conn = stack.enter_context(datastore.get_connection())
-                conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+                conn = stack.enter_context(listen(self.recorder))
             except _LISTEN_ERRORS:
+                stack.close()
+                return None
+            if conn is None:
                 stack.close()
                 return None
             self._listening = (stack, conn)

@@ -18,7 +18,8 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from dispatch.aggregates import Ticket, ticket_id_for
-from dispatch.bulk_load import TicketCache, install_fast_insert
+from dispatch import eventstore
+from dispatch.bulk_load import TicketCache
 from dispatch.clock import Clock, SystemClock
 from dispatch.commands import MarkDuplicate, Report
 from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
@@ -121,13 +122,15 @@ class DispatchApp(Application[UUID]):
         # per instance, from the setting (the base class declares it as a class variable)
         self.snapshotting_intervals = {Ticket: every} if every else {}  # type: ignore[misc]
         environment["IS_SNAPSHOTTING_ENABLED"] = "y" if every else "n"
+        # dispatch's own recorders (fenced positions, the fast insert): see dispatch.eventstore
+        topic = eventstore.recorder_topic(environment.get("PERSISTENCE_MODULE") or "")
+        if topic and not environment.get("PROCESS_RECORDER_TOPIC"):
+            environment["PROCESS_RECORDER_TOPIC"] = topic
         return environment
 
     def construct_recorder(self) -> Any:
         # A process recorder keeps Tracking records in the same transaction as events.
-        recorder = self.factory.process_recorder()
-        install_fast_insert(recorder)
-        return recorder
+        return self.factory.process_recorder()
 
     def get_ticket(self, ticket_id: UUID) -> Ticket:
         try:
@@ -192,10 +195,9 @@ class DispatchApp(Application[UUID]):
         if not processing.events and tracking is None:
             return
         try:
-            self._record(processing)
+            eventstore.record(self, processing)
         except IntegrityError:
             raise ConcurrentChange("another process changed these tickets at the same time; try again") from None
-        self._take_snapshots(processing)
 
     def positions(self, names: Sequence[str]) -> dict[str, int | None]:
         """The last recorded source position per tracking name (e.g. ``intake:0``)."""

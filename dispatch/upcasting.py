@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from dispatch.projections.records import EventRecord
+from typing import Any
 
 __all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record"]
 
@@ -64,8 +61,9 @@ def upcast_data(event_type: str, data: State) -> bool:
     return changed
 
 
-def upcast_record(record: EventRecord) -> EventRecord:
-    """The record in the current shape (the same object when it already is)."""
+def upcast_record(record: Any) -> Any:
+    """The record (a ``dispatch.projections.records.EventRecord``) in the current shape (the
+    same object when it already is)."""
     if record.type not in _CHAINS:
         return record
     data = dict(record.data)

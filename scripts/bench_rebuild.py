@@ -232,11 +232,11 @@ def floor_postgres(url: str, loads: Any = None) -> dict[str, Any]:
 
 
 def decode_mapper(app: Any, page_size: int) -> dict[str, Any]:
-    from dispatch.projections import records
+    from dispatch.projections import decode as records
 
     # eventsourcing's Mapper.to_domain_event per event (records_from_notifications itself takes
     # the fast decoder when it can since issue 6)
-    decode = getattr(records, "records_via_mapper", records.records_from_notifications)
+    decode = records.records_via_mapper
     began, n, position = time.perf_counter(), 0, 0
     while True:
         notifications = app.recorder.select_notifications(position + 1, page_size)

@@ -13,7 +13,7 @@ Every event carries ``occurred_at`` (the business time, given by the caller),
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -33,7 +33,7 @@ from dispatch.errors import (
     TopOfLadder,
 )
 from dispatch.ladder import LEVELS, TOP_RUNG
-from dispatch.lifecycle import FIRST_CONTACT_MODES, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold, new_state
+from dispatch.lifecycle import FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold, new_state
 from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2, upcast_handled_v1_v2
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
@@ -63,6 +63,37 @@ class Ticket(Aggregate):
             command_id = data.get("command_id")
             if command_id:
                 aggregate.command_ids.append(command_id)
+
+    if TYPE_CHECKING:  # the state the fold keeps (``dispatch.lifecycle.new_state`` and ``_reported``)
+        grid: str
+        community: str
+        street: str
+        district: str
+        category: str
+        priority: str
+        channel: str
+        description: str
+        location: str | None
+        external_ref: str | None
+        reported_at: datetime
+        last_at: datetime
+        status: str
+        dispatch_no: int
+        lead: str | None
+        calls: dict[str, Call]
+        handle_due: datetime | None
+        feedback_due: datetime | None
+        feedback_at: datetime | None
+        time_basis: str | None
+        handled_by: str | None
+        satisfaction: str | None
+        last_eval_version: int | None
+        escalations: list[str]
+        level: str
+        closed_at: datetime | None
+        closed_via: str | None
+        duplicate_of: str | None
+        command_ids: list[str]
 
     # the fold reads and writes a state by item: on the aggregate, its attributes
     def __getitem__(self, key: str) -> Any:
@@ -121,7 +152,7 @@ class Ticket(Aggregate):
         if self.status not in LIFECYCLE[kind].came_from:
             raise error(f"cannot {step} ticket {self.id}: it is {self.status}")
 
-    def _open_call(self, department: str, occurred_at: datetime) -> dict[str, Any]:
+    def _open_call(self, department: str, occurred_at: datetime) -> Call:
         if self.status not in LIFECYCLE["Acknowledged"].came_from:
             raise TicketNotDispatched(f"cannot answer for ticket {self.id}: it is {self.status}, no whistle is open")
         for call in self.calls.values():

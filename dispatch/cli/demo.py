@@ -174,7 +174,7 @@ def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, fi
             if kafka is None:
                 report = run_embedded(runtime, commands, start=start, end=end, tick=tick, on_tick=on_tick)
             else:
-                from dispatch.simulation.kafka_run import run_kafka
+                from dispatch.cli.demo_kafka import run_kafka
 
                 report = run_kafka(runtime, kafka, commands, start=start, end=end, tick=tick, on_tick=on_tick)
         result = figures(runtime.engine, runtime.reference, s.id, start, end)

@@ -2,7 +2,7 @@
 The consumers themselves live in ``consumers/``."""
 
 from dispatch.kafka.clients import FETCH_MAX_WAIT_MS, DeadLetterSender, make_consumer, make_producer
-from dispatch.kafka.fencing import FencedTracking, FencedTrackings, install_fence
+from dispatch.eventstore import FencedTracking, FencedTrackings, install_fence
 from dispatch.kafka.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX, KafkaSettings, Topics, ensure_topics
 from dispatch.kafka.wire import DeadLetter, intake_key, whistle_from_json, whistle_messages
 

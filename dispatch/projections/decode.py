@@ -31,14 +31,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper,
+from eventsourcing.persistence import (DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper, Notification,
                                        TranscodingNotRegisteredError, UUIDAsHex)
 from eventsourcing.utils import resolve_topic
 import orjson
 
 from dispatch.projections.records import EventRecord
 
-__all__ = ["StoredEventDecoder", "decode_state", "for_mapper", "paused_gc"]
+_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+__all__ = ["StoredEventDecoder", "decode_state", "for_mapper", "paused_gc", "records_from_notifications",
+           "records_via_mapper"]
 
 _STANDARD = {"datetime_iso": DatetimeAsISO, "uuid_hex": UUIDAsHex, "decimal_str": DecimalAsStr}
 _MAX_IDS = 20_000  # ticket ids kept as UUID objects between pages (about the open tickets)
@@ -180,3 +183,30 @@ def for_mapper(mapper: Mapper[Any]) -> StoredEventDecoder | None:
     if not isinstance(names, dict) or any(type(t) is not _STANDARD.get(n) for n, t in names.items()):
         return None
     return StoredEventDecoder()
+
+
+def records_from_notifications(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
+    """Decode notifications as ``mapper`` would (``dispatch.projections.decode`` when it can)."""
+    decoder = for_mapper(mapper)
+    if decoder is not None:
+        return decoder.records((n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications)
+    return records_via_mapper(notifications, mapper)
+
+
+def records_via_mapper(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
+    """Through eventsourcing's ``Mapper.to_domain_event``: the reference decoding."""
+    records = []
+    for n in notifications:
+        event = mapper.to_domain_event(n)
+        state = vars(event)
+        data = {k: v for k, v in state.items() if k not in _SKIP}
+        records.append(
+            EventRecord(
+                position=n.id,
+                ticket_id=UUID(str(n.originator_id)),
+                version=n.originator_version,
+                type=n.topic.rsplit(".", 1)[-1],
+                data=data,
+            )
+        )
+    return records

@@ -4,28 +4,23 @@ The same record comes from the event store's notification log (embedded mode,
 rebuilds) and from the ticket-events Kafka topic (production), so one projection
 code path serves both. Old event versions are upcast on the way in (each event class's
 ``upcast_vN_vN+1``, as the application's mapper runs them; ``dispatch.projections.decode``
-does the mapper's work without building event objects).
+does the mapper's work without building event objects, and ``records_from_notifications``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, Notification
-
 from dispatch.upcasting import CURRENT_VERSIONS, upcast_data
 
-__all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json", "records_from_notifications",
-           "records_via_mapper"]
+__all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json"]
 
 # Fields that hold business times, wherever they appear in an event's data.
 DATETIME_FIELDS = frozenset({"occurred_at", "ack_due", "handle_due", "feedback_due", "answered_at", "dispatched_at"})
-_SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +35,6 @@ class EventRecord:
     def occurred_at(self) -> datetime:
         occurred: datetime = self.data["occurred_at"]
         return occurred
-
-
-def records_from_notifications(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
-    """Decode notifications as ``mapper`` would (``dispatch.projections.decode`` when it can)."""
-    from dispatch.projections.decode import for_mapper  # it builds on EventRecord
-
-    decoder = for_mapper(mapper)
-    if decoder is not None:
-        return decoder.records((n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in notifications)
-    return records_via_mapper(notifications, mapper)
-
-
-def records_via_mapper(notifications: Iterable[Notification], mapper: Mapper[Any]) -> list[EventRecord]:
-    """Through eventsourcing's ``Mapper.to_domain_event``: the reference decoding."""
-    records = []
-    for n in notifications:
-        event = mapper.to_domain_event(n)
-        state = vars(event)
-        data = {k: v for k, v in state.items() if k not in _SKIP}
-        records.append(
-            EventRecord(
-                position=n.id,
-                ticket_id=UUID(str(n.originator_id)),
-                version=n.originator_version,
-                type=n.topic.rsplit(".", 1)[-1],
-                data=data,
-            )
-        )
-    return records
 
 
 def jsonable(value: Any) -> Any:

@@ -8,6 +8,8 @@ status history is in ``ticket_states``.
 
 from __future__ import annotations
 
+import weakref
+
 from datetime import datetime, timezone
 from typing import Any
 
@@ -158,15 +160,16 @@ quarantined_events = Table(
     Column("reason", String(500), nullable=False),
 )
 
-_created: set[int] = set()
+# engines whose tables exist; weak, so a new engine at a dead one's address is not taken for it
+_created: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def create_tables(engine: Engine) -> None:
     """Create the read-model tables if they are missing (idempotent)."""
     METADATA.create_all(engine, checkfirst=True)
-    _created.add(id(engine))
+    _created.add(engine)
 
 
 def ensure_tables(engine: Engine) -> None:
-    if id(engine) not in _created:
+    if engine not in _created:
         create_tables(engine)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from dispatch.errors import DispatchError
-from dispatch.projections.records import records_from_notifications
+from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.tables import calls, tickets
 from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from dispatch import eventstore
+from dispatch.eventstore import StoreSpec
 from dispatch.projections.decode import for_mapper
 
 __all__ = ["StoreSpec", "fetcher", "share", "store_spec"]
@@ -31,37 +32,12 @@ _SQLITE_SHARE = (f"((instr({_HEX}, lower(substr(originator_id, -2, 1))) - 1) * 1
 _PG_SHARE = "get_byte(uuid_send(originator_id), 15) %% %s = %s"
 
 
-@dataclass(frozen=True)
-class StoreSpec:
-    """How a worker reads the store itself: ``kind`` "sqlite" (``where`` = file path) or
-    "postgres" (``where`` = psycopg connect arguments), the table and its schema."""
-    kind: str
-    where: Any
-    table: str
-    schema: str = ""
-
-
 def store_spec(app: Any) -> StoreSpec | None:
     """The store as a worker can read it, or None (another recorder, an in-memory SQLite
     store, a mapper the fast decoder does not reproduce): rebuild in one process then."""
-    from eventsourcing.postgres import PostgresApplicationRecorder
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
-
-    recorder = app.recorder
     if for_mapper(app.mapper) is None:
         return None
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        pool = recorder.datastore.pool
-        if getattr(pool, "is_sqlite_memory_mode", True) or not pool.db_name:
-            return None
-        return StoreSpec("sqlite", pool.db_name, recorder.events_table_name)
-    if isinstance(recorder, PostgresApplicationRecorder):
-        given = recorder.datastore.pool.kwargs
-        if not isinstance(given, dict):
-            return None
-        kwargs = {k: v for k, v in given.items() if k != "row_factory"}
-        return StoreSpec("postgres", kwargs, recorder.events_table_name, recorder.datastore.schema)
-    return None
+    return eventstore.store_spec(app.recorder)
 
 
 def fetcher(spec: StoreSpec, index: int, workers: int) -> tuple[Callable[[int, int, int], list[Any]],

@@ -10,7 +10,7 @@ import yaml
 
 from dispatch.bootstrap import bootstrap
 from dispatch.projections import apply_records, catch_up, stored_position
-from dispatch.projections.records import records_from_notifications
+from dispatch.projections.decode import records_from_notifications
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.unit.test_sla_scenario import (AS_OF, COMMUNITY_A, COMMUNITY_B, DEPARTMENTS, REFERENCE, assert_figures,
                                           cli_json, play, rows_by)

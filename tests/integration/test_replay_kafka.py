@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from dispatch.projections import catch_up
-from dispatch.projections.records import record_to_json, records_from_notifications
+from dispatch.projections.decode import records_from_notifications
+from dispatch.projections.records import record_to_json
 from tests.integration.servers import kafka_bootstrap
 from tests.unit.test_replay_helpers import T0, run_scenario
 

@@ -12,8 +12,8 @@ import pytest
 from dispatch.bootstrap import Runtime
 from dispatch.projections.decode import StoredEventDecoder, for_mapper
 from dispatch.projections.reader import StoreReader
-from dispatch.projections.records import (EventRecord, record_from_json, record_to_json, records_from_notifications,
-                                          records_via_mapper)
+from dispatch.projections.decode import records_from_notifications, records_via_mapper
+from dispatch.projections.records import EventRecord, record_from_json, record_to_json
 from dispatch.upcasting import upcast_record
 from tests.unit.test_replay_helpers import run_scenario
 from tests.unit.test_upcasting import EVALUATED, _v1_copy

@@ -13,7 +13,8 @@ import yaml
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.projections import (apply_records, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   stored_position, timeline)
-from dispatch.projections.records import record_from_json, record_to_json, records_from_notifications
+from dispatch.projections.decode import records_from_notifications
+from dispatch.projections.records import record_from_json, record_to_json
 from tests.unit.test_sla_scenario import AS_OF, REFERENCE, play
 
 AS_OF_T = datetime.fromisoformat(AS_OF)

@@ -15,7 +15,8 @@ from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.commands import parse_command
 from dispatch.errors import IllegalTransition, InvalidCommand
 from dispatch.projections import catch_up, street_dashboard
-from dispatch.projections.records import EventRecord, record_from_json, record_to_json, records_from_notifications
+from dispatch.projections.decode import records_from_notifications
+from dispatch.projections.records import EventRecord, record_from_json, record_to_json
 from dispatch.replay import StoreSource, compare, open_target, rebuild
 from dispatch.upcasting import upcast_record
 from tests.unit.test_replay_helpers import T0, run_scenario
