@@ -18,6 +18,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.errors import InvalidCommand
+from dispatch.lifecycle import FirstContactMode, Satisfaction
 
 __all__ = [
     "CHANNELS",
@@ -118,7 +119,7 @@ class FirstContact(_OnTicket):
     """首问接待: closed by whoever first received it, in one of the five ways."""
 
     type: Literal["first_contact"] = "first_contact"
-    mode: Literal["on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain"]
+    mode: FirstContactMode
     note: Text = ""
 
 
@@ -161,7 +162,7 @@ class Feedback(_OnTicket):
 
 class Evaluate(_OnTicket):
     type: Literal["evaluate"] = "evaluate"
-    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    satisfaction: Satisfaction
     resolved: bool
     contacted: bool = True
     comment: Text = ""

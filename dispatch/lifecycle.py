@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 from dispatch.ladder import LEVELS
 
-__all__ = ["Call", "Effect", "FIRST_CONTACT_MODES", "LIFECYCLE", "SATISFACTION", "STATUSES", "Status", "Step",
+__all__ = ["Call", "Effect", "FIRST_CONTACT_MODES", "FirstContactMode", "LIFECYCLE", "SATISFACTION", "STATUSES",
+           "Satisfaction", "Status", "Step",
            "TERMINAL", "call_id_for", "call_state", "fold", "new_state", "open_deadlines"]
 
 
@@ -52,8 +53,11 @@ class Status(StrEnum):
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 TERMINAL: tuple[str, ...] = (Status.CLOSED.value, Status.CANCELLED.value, Status.DUPLICATE.value)
 # 首问接待: the five ways whoever first receives a request deals with it.
-FIRST_CONTACT_MODES = ("on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain")
-SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
+FirstContactMode = Literal["on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain"]
+FIRST_CONTACT_MODES: tuple[str, ...] = get_args(FirstContactMode)
+# The reporter's verdict (评价), best first.
+Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+SATISFACTION: tuple[str, ...] = get_args(Satisfaction)
 
 
 class Call(TypedDict):

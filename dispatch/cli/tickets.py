@@ -14,6 +14,7 @@ from dispatch import commands as c
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.errors import AlreadyReported
+from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 
 __all__: list[str] = []
 
@@ -89,8 +90,7 @@ def accept(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> 
 
 @main.command("first-contact")
 @TICKET
-@click.option("--mode", required=True, type=click.Choice(
-    ["on_the_spot", "forward_and_accept", "accept_on_behalf", "tell_the_path", "explain"]))
+@click.option("--mode", required=True, type=click.Choice(FIRST_CONTACT_MODES))
 @click.option("--note", default="")
 @_at
 @pass_ctx
@@ -161,7 +161,7 @@ def feedback(ctx: Ctx, ticket: str, message: str, contacted: bool, at: str | Non
 
 @main.command()
 @TICKET
-@click.option("--satisfaction", required=True, type=click.Choice(["satisfied", "basically_satisfied", "unsatisfied"]))
+@click.option("--satisfaction", required=True, type=click.Choice(SATISFACTION))
 @click.option("--resolved/--unresolved", default=True, show_default=True)
 @click.option("--contacted/--not-contacted", default=True, show_default=True)
 @click.option("--comment", default="")

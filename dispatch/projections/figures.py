@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dispatch.lifecycle import SATISFACTION
 from dispatch.projections.facts import CallFact, EvalFact, Facts, TicketFact
 from dispatch.sla import SlaPolicy
 
@@ -144,7 +145,7 @@ def evaluation_figures(latest: Iterable[EvalFact], every: Iterable[EvalFact], wi
     evaluated in the window (reopened = one of those evaluations was followed by a Reopened)."""
     valid = [e for e in latest if window.contains(e.at)]
     n = len(valid)
-    count = {s: sum(1 for e in valid if e.satisfaction == s) for s in ("satisfied", "basically_satisfied", "unsatisfied")}
+    count = {s: sum(1 for e in valid if e.satisfaction == s) for s in SATISFACTION}
     response = rate(sum(e.contacted for e in valid), n)
     resolution = rate(sum(e.resolved for e in valid), n)
     satisfaction = None if not n else (count["satisfied"] + settings.basically_satisfied_weight

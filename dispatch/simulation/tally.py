@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatch import commands as c
+from dispatch.lifecycle import SATISFACTION
 
 __all__ = ["SimulationTally"]
 
@@ -107,7 +108,7 @@ class SimulationTally:
             "feedback": self.feedback,
             "evaluations": self.evaluations,
             "evaluated": self.tickets_evaluated,
-            "satisfaction": {s: latest[s] for s in ("satisfied", "basically_satisfied", "unsatisfied")},
+            "satisfaction": {s: latest[s] for s in SATISFACTION},
             "resolved": sum(self.latest_resolved.values()),
             "contacted": sum(self.latest_contacted.values()),
             "reopened": self.reopened,
