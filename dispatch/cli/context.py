@@ -7,12 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import click
 
+from dispatch import queries
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.errors import InvalidCommand, TicketNotFound
 from dispatch.projections.records import jsonable
 
 __all__ = ["Ctx", "pass_ctx"]
@@ -41,23 +40,11 @@ class Ctx:
         catch_up(self.runtime)
 
     def time(self, value: str | None, option: str = "--at") -> datetime:
-        """A business time from ``--at``: ISO-8601; without an offset it is local to the
-        reference data's timezone; absent, it is now."""
-        if value is None:
-            return self.runtime.clock.now()
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidCommand(f"{option} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T09:30+08:00)") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=ZoneInfo(self.runtime.reference.timezone))
-        return parsed
+        """A business time from ``--at`` and the like (``dispatch.queries.business_time``)."""
+        return queries.business_time(self.runtime, value, option)
 
     def ticket_id(self, value: str) -> UUID:
-        try:
-            return UUID(value)
-        except ValueError:
-            raise TicketNotFound(value) from None
+        return queries.ticket_id(value)
 
     def emit(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
         if self.as_json or human is None:

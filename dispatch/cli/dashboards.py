@@ -5,9 +5,7 @@ Figures are defined in docs/figures.md; ``--json`` prints them under those names
 
 from __future__ import annotations
 
-import re
 import threading
-from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -18,28 +16,11 @@ from rich.table import Table
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.text import cell
-from dispatch.projections import Settings, community_dashboard, sla_statistics, street_dashboard, timeline
+from dispatch import queries
+from dispatch.projections import Settings
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
 
 __all__ = ["dashboard", "sla", "timeline_command", "watchdog"]
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _window(ctx: Ctx, start: str | None, end: str | None, as_of: str | None) -> tuple[Any, Any, datetime]:
-    """``--from`` / ``--to`` (a bare date in ``--to`` includes that whole day) and the instant."""
-    lo = ctx.time(start, "--from") if start else None
-    hi = ctx.time(end, "--to") if end else None
-    if hi is not None and end and _DATE.match(end.strip()):
-        hi += timedelta(days=1)
-    if as_of:
-        instant = ctx.time(as_of, "--as-of")
-    elif hi is not None:
-        instant = min(hi - timedelta(microseconds=1), ctx.runtime.clock.now())
-    else:
-        instant = ctx.runtime.clock.now()
-    return lo, hi, instant
-
 
 def _settings(min_evaluated: int, basic_weight: float, weights: str) -> Settings:
     try:
@@ -125,14 +106,8 @@ def dashboard(ctx: Ctx, street: str | None, community: str | None, start: str | 
     if (street is None) == (community is None):
         raise click.UsageError("give exactly one of --street or --community")
     settings = _settings(min_evaluated, basic_weight, weights)
-    lo, hi, instant = _window(ctx, start, end, as_of)
-    ctx.catch_up()
-    rt = ctx.runtime
-    if street is not None:
-        data = street_dashboard(rt.engine, rt.reference, street, as_of=instant, start=lo, end=hi, settings=settings)
-    else:
-        data = community_dashboard(rt.engine, rt.reference, community or "", as_of=instant, start=lo, end=hi,
-                                   settings=settings)
+    period = queries.window(ctx.runtime, start, end, as_of)
+    data = queries.dashboard(ctx.runtime, street=street, community=community, period=period, settings=settings)
     ctx.emit(data, lambda: _show_dashboard(data))
 
 
@@ -176,11 +151,8 @@ def sla(ctx: Ctx, by: str, period: str | None, start: str | None, end: str | Non
         min_evaluated: int, basic_weight: float, weights: str) -> None:
     """SLA statistics (on-time rates, MTTA/MTTH, 三率) and the scorecard ranking."""
     settings = _settings(min_evaluated, basic_weight, weights)
-    lo, hi, instant = _window(ctx, start, end, as_of)
-    ctx.catch_up()
-    rt = ctx.runtime
-    data = sla_statistics(rt.engine, rt.reference, by=by, period=period, as_of=instant, start=lo, end=hi,
-                          settings=settings)
+    window = queries.window(ctx.runtime, start, end, as_of)
+    data = queries.sla(ctx.runtime, by=by, per=period, period=window, settings=settings)
     ctx.emit(data, lambda: _show_sla(data))
 
 
@@ -201,7 +173,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
 @pass_ctx
 def timeline_command(ctx: Ctx, ticket: str) -> None:
     """Every event of TICKET with business time, actor and the SLA clock at that moment."""
-    data = timeline(ctx.runtime, ctx.ticket_id(ticket))
+    data = queries.timeline(ctx.runtime, ticket)
     ctx.emit(data, lambda: _show_timeline(data))
 
 

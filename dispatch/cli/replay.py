@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
+from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.errors import DispatchError
@@ -124,14 +124,6 @@ def _private_file(path: str) -> None:
         raise DispatchError(f"cannot write {path}: {error.strerror}") from None
 
 
-def _bounds(ctx: Ctx, start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
-    lo = ctx.time(start, "--from") if start else None
-    hi = ctx.time(end, "--to") if end else None
-    if hi is not None and end and len(end.strip()) == 10:  # a bare date includes that whole day
-        hi += timedelta(days=1)
-    return lo, hi
-
-
 @main.command()
 @click.argument("kind", type=click.Choice(EXPORTS))
 @click.option("--from", "start", metavar="TIME", help="Period start, inclusive (tickets: reported, events: "
@@ -148,7 +140,7 @@ def export(ctx: Ctx, kind: str, start: str | None, end: str | None, as_of: str |
     """Tickets, events or SLA rows for your own tools (columns: docs/export-columns.md)."""
     if fmt == "parquet" and not out:
         raise click.UsageError("--format parquet needs --out FILE")
-    lo, hi = _bounds(ctx, start, end)
+    lo, hi = queries.bounds(ctx.runtime, start, end)
     instant = ctx.time(as_of, "--as-of")
     ctx.catch_up()
     rt = ctx.runtime

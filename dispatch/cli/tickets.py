@@ -11,6 +11,7 @@ import click
 import structlog
 
 from dispatch import commands as c
+from dispatch.actions import act
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.errors import AlreadyReported
@@ -33,14 +34,9 @@ def _at(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--at", "at", metavar="TIME", help="Business time, ISO-8601 [default: now].")(f)
 
 
-def _run(ctx: Ctx, kind: Any, role: str, at: str | None, by: str | None, **fields: Any) -> None:
-    actor = {"role": role, "id": by or _default_user()}
-    if role == "department":
-        actor["department"] = ctx.runtime.reference.department(fields["department"]).id
-    command = c.parse_command({"type": kind.model_fields["type"].default, "occurred_at": ctx.time(at).isoformat(),
-                               "actor": actor, **{k: v for k, v in fields.items() if v is not None}})
-    outcome = ctx.runtime.app.execute(command)
-    ticket = str(outcome.ticket_id)
+def _run(ctx: Ctx, kind: Any, at: str | None, by: str | None, **fields: Any) -> None:
+    outcome = act(ctx.runtime, kind, by=by or _default_user(), at=ctx.time(at), **fields)
+    ticket, command = str(outcome.ticket_id), outcome.command
     log.info("command applied", command=command.type, ticket_id=ticket, recorded=outcome.events[0])
     ctx.emit({"ticket_id": ticket, "event": outcome.events[0], "occurred_at": command.occurred_at},
              f"{ticket} {outcome.events[0]} at {command.occurred_at.isoformat()}")
@@ -85,7 +81,7 @@ TICKET = click.argument("ticket")
 @pass_ctx
 def accept(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
     """The grid centre accepts the report (受理)."""
-    _run(ctx, c.Accept, "centre", at, by, ticket_id=ticket, note=note)
+    _run(ctx, c.Accept, at, by, ticket_id=ticket, note=note)
 
 
 @main.command("first-contact")
@@ -96,7 +92,7 @@ def accept(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> 
 @pass_ctx
 def first_contact(ctx: Ctx, ticket: str, mode: str, note: str, at: str | None, by: str | None) -> None:
     """首问接待: close at first contact, recording which of the five ways."""
-    _run(ctx, c.FirstContact, "centre", at, by, ticket_id=ticket, mode=mode, note=note)
+    _run(ctx, c.FirstContact, at, by, ticket_id=ticket, mode=mode, note=note)
 
 
 @main.command()
@@ -109,7 +105,7 @@ def first_contact(ctx: Ctx, ticket: str, mode: str, note: str, at: str | None, b
 def whistle(ctx: Ctx, ticket: str, lead: str | None, cooperating: tuple[str, ...], reason: str, at: str | None,
             by: str | None) -> None:
     """吹哨: dispatch to a lead department and cooperating ones (again after a rejection or reopen)."""
-    _run(ctx, c.Dispatch, "centre", at, by, ticket_id=ticket, lead=lead,
+    _run(ctx, c.Dispatch, at, by, ticket_id=ticket, lead=lead,
          cooperating=list(cooperating) if cooperating or lead else None, reason=reason)
 
 
@@ -123,7 +119,7 @@ DEPT = click.option("--dept", "department", required=True, help="Department id o
 @pass_ctx
 def ack(ctx: Ctx, ticket: str, department: str, at: str | None, by: str | None) -> None:
     """报到: a department reports in on its call."""
-    _run(ctx, c.Acknowledge, "department", at, by, ticket_id=ticket, department=department)
+    _run(ctx, c.Acknowledge, at, by, ticket_id=ticket, department=department)
 
 
 @main.command()
@@ -134,7 +130,7 @@ def ack(ctx: Ctx, ticket: str, department: str, at: str | None, by: str | None) 
 @pass_ctx
 def reject(ctx: Ctx, ticket: str, department: str, reason: str, at: str | None, by: str | None) -> None:
     """退单: not this department's responsibility."""
-    _run(ctx, c.Reject, "department", at, by, ticket_id=ticket, department=department, reason=reason)
+    _run(ctx, c.Reject, at, by, ticket_id=ticket, department=department, reason=reason)
 
 
 @main.command()
@@ -145,7 +141,7 @@ def reject(ctx: Ctx, ticket: str, department: str, reason: str, at: str | None, 
 @pass_ctx
 def handle(ctx: Ctx, ticket: str, department: str, result: str, at: str | None, by: str | None) -> None:
     """处置: the lead department records the handling."""
-    _run(ctx, c.Handle, "department", at, by, ticket_id=ticket, department=department, result=result)
+    _run(ctx, c.Handle, at, by, ticket_id=ticket, department=department, result=result)
 
 
 @main.command()
@@ -156,7 +152,7 @@ def handle(ctx: Ctx, ticket: str, department: str, result: str, at: str | None, 
 @pass_ctx
 def feedback(ctx: Ctx, ticket: str, message: str, contacted: bool, at: str | None, by: str | None) -> None:
     """反馈: tell the reporter the result."""
-    _run(ctx, c.Feedback, "centre", at, by, ticket_id=ticket, message=message, contacted=contacted)
+    _run(ctx, c.Feedback, at, by, ticket_id=ticket, message=message, contacted=contacted)
 
 
 @main.command()
@@ -172,7 +168,7 @@ def feedback(ctx: Ctx, ticket: str, message: str, contacted: bool, at: str | Non
 def evaluate(ctx: Ctx, ticket: str, satisfaction: str, resolved: bool, contacted: bool, comment: str, method: str,
              at: str | None, by: str | None) -> None:
     """评价: the reporter's verdict."""
-    _run(ctx, c.Evaluate, "resident", at, by, ticket_id=ticket, satisfaction=satisfaction, resolved=resolved,
+    _run(ctx, c.Evaluate, at, by, ticket_id=ticket, satisfaction=satisfaction, resolved=resolved,
          contacted=contacted, comment=comment, method=method)
 
 
@@ -183,7 +179,7 @@ def evaluate(ctx: Ctx, ticket: str, satisfaction: str, resolved: bool, contacted
 @pass_ctx
 def reopen(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
     """返工: send an evaluated ticket back for another dispatch."""
-    _run(ctx, c.Reopen, "centre", at, by, ticket_id=ticket, reason=reason)
+    _run(ctx, c.Reopen, at, by, ticket_id=ticket, reason=reason)
 
 
 @main.command()
@@ -193,7 +189,7 @@ def reopen(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -
 @pass_ctx
 def escalate(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
     """督办: move the ticket one rung up (grid → community → street → district)."""
-    _run(ctx, c.Escalate, "centre", at, by, ticket_id=ticket, reason=reason)
+    _run(ctx, c.Escalate, at, by, ticket_id=ticket, reason=reason)
 
 
 @main.command()
@@ -203,7 +199,7 @@ def escalate(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None)
 @pass_ctx
 def duplicate(ctx: Ctx, ticket: str, original: str, at: str | None, by: str | None) -> None:
     """重复件: mark a ticket as repeating an earlier one."""
-    _run(ctx, c.MarkDuplicate, "centre", at, by, ticket_id=ticket, original_id=str(ctx.ticket_id(original)))
+    _run(ctx, c.MarkDuplicate, at, by, ticket_id=ticket, original_id=str(ctx.ticket_id(original)))
 
 
 @main.command()
@@ -213,7 +209,7 @@ def duplicate(ctx: Ctx, ticket: str, original: str, at: str | None, by: str | No
 @pass_ctx
 def cancel(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
     """Void a ticket, with a reason."""
-    _run(ctx, c.Cancel, "centre", at, by, ticket_id=ticket, reason=reason)
+    _run(ctx, c.Cancel, at, by, ticket_id=ticket, reason=reason)
 
 
 @main.command()
@@ -223,4 +219,4 @@ def cancel(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -
 @pass_ctx
 def close(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
     """办结: close an evaluated ticket."""
-    _run(ctx, c.Close, "centre", at, by, ticket_id=ticket, note=note)
+    _run(ctx, c.Close, at, by, ticket_id=ticket, note=note)

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.aggregates import STATUSES
@@ -16,7 +17,6 @@ from dispatch.cli.text import printable
 
 __all__: list[str] = []
 
-_SKIP = {"originator_id", "originator_version", "timestamp", "originator_topic", "occurred_at", "actor", "command_id"}
 
 
 def _actor(actor: dict[str, str]) -> str:
@@ -24,29 +24,12 @@ def _actor(actor: dict[str, str]) -> str:
     return printable(f"{actor['role']}:{actor['id']}" + (f"@{where}" if where else ""))
 
 
-def history_rows(ctx: Ctx, ticket: str) -> list[dict[str, Any]]:
-    app = ctx.runtime.app
-    ticket_id = ctx.ticket_id(ticket)
-    app.get_ticket(ticket_id)  # TicketNotFound if absent
-    rows = []
-    for e in app.events.get(ticket_id):
-        state = vars(e)
-        rows.append({
-            "version": e.originator_version,
-            "event": type(e).__name__,
-            "occurred_at": state["occurred_at"],
-            "actor": state["actor"],
-            "details": {k: v for k, v in state.items() if k not in _SKIP and v not in (None, "", [])},
-        })
-    return rows
-
-
 @main.command()
 @click.argument("ticket")
 @pass_ctx
 def history(ctx: Ctx, ticket: str) -> None:
     """Every event of a ticket with its business time and actor."""
-    rows = history_rows(ctx, ticket)
+    rows = queries.history(ctx.runtime, ticket)
 
     def human() -> None:
         for r in rows:
@@ -70,30 +53,22 @@ def _short(value: Any) -> str:
 @pass_ctx
 def show(ctx: Ctx, ticket: str) -> None:
     """A ticket's current state: status, place, calls and deadlines."""
-    t = ctx.runtime.app.get_ticket(ctx.ticket_id(ticket))
+    data = queries.show(ctx.runtime, ticket)
     ref = ctx.runtime.reference
-    data = {
-        "ticket_id": str(t.id), "status": t.status, "version": t.version, "level": t.level,
-        "grid": t.grid, "community": t.community, "street": t.street, "district": t.district,
-        "category": t.category, "priority": t.priority, "channel": t.channel, "description": t.description,
-        "external_ref": t.external_ref, "reported_at": t.reported_at, "lead": t.lead,
-        "calls": [{k: v for k, v in call.items()} for call in t.calls.values()],
-        "handle_due": t.handle_due, "feedback_due": t.feedback_due, "satisfaction": t.satisfaction,
-        "duplicate_of": t.duplicate_of, "closed_via": t.closed_via,
-    }
 
     def human() -> None:
-        place = ref.place(t.grid)
-        click.echo(f"ticket {t.id}  [{t.status}]  level: {t.level}")
-        click.echo(f"  {ref.categories[t.category].name} ({t.priority}, {t.channel}): {printable(t.description)}")
+        place = ref.place(data["grid"])
+        click.echo(f"ticket {data['ticket_id']}  [{data['status']}]  level: {data['level']}")
+        click.echo(f"  {ref.categories[data['category']].name} ({data['priority']}, {data['channel']}): "
+                   f"{printable(data['description'])}")
         click.echo(f"  {place.district.name} / {place.street.name} / {place.community.name} / {place.grid.name}")
-        click.echo(f"  reported {t.reported_at.isoformat()}")
-        for call in t.calls.values():
+        click.echo(f"  reported {data['reported_at'].isoformat()}")
+        for call in data["calls"]:
             answer = call["answer"] or "waiting"
             click.echo(f"  call {call['call_id']} {ref.departments[call['department']].name} ({call['role']}): "
                        f"{answer}; report in by {call['ack_due'].isoformat()}")
-        if t.handle_due and t.feedback_due:
-            click.echo(f"  handle by {t.handle_due.isoformat()}; feedback by {t.feedback_due.isoformat()}")
+        if data["handle_due"] and data["feedback_due"]:
+            click.echo(f"  handle by {data['handle_due'].isoformat()}; feedback by {data['feedback_due'].isoformat()}")
 
     ctx.emit(data, human)
 
@@ -110,19 +85,9 @@ def show(ctx: Ctx, ticket: str) -> None:
 def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | None, grid: str | None,
             category: str | None, department: str | None, limit: int) -> None:
     """List tickets, newest first, with filters."""
-    from dispatch.projections import list_tickets
-
     ref = ctx.runtime.reference
-    ctx.catch_up()
-    rows = list_tickets(
-        ctx.runtime.engine, status=status,
-        street=ref.street(street).id if street else None,
-        community=ref.community(community).id if community else None,
-        grid=ref.grid(grid).id if grid else None,
-        category=ref.category(category).id if category else None,
-        department=ref.department(department).id if department else None,
-        limit=limit,
-    )
+    rows = queries.tickets(ctx.runtime, status=status, street=street, community=community, grid=grid,
+                           category=category, department=department, limit=limit)
 
     def human() -> None:
         table = Table("ticket", "status", "reported", "community", "grid", "category", box=None, highlight=False)
@@ -136,5 +101,68 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
         console = Console()
         (console if console.width >= 140 else Console(width=140)).print(table)
         click.echo(f"{len(rows)} ticket(s)")
+
+    ctx.emit(rows, human)
+
+
+def _hm(value: Any, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else "—"
+
+
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    sign, value = ("-" if value < 0 else ""), abs(value)
+    return f"{sign}{int(value // 60)}h{int(value % 60):02d}"
+
+
+@main.command()
+@click.option("--dept", "department", required=True, help="Department id or name.")
+@pass_ctx
+def inbox(ctx: Ctx, department: str) -> None:
+    """A department's open calls: to report in (报到) or, as lead, to handle (处置), soonest first."""
+    rows = queries.inbox(ctx.runtime, department)
+    ref = ctx.runtime.reference
+    tz = ZoneInfo(ref.timezone)
+
+    def human() -> None:
+        table = Table("ticket", "role", "to do", "due", "left", "category", "grid", "description", box=None,
+                      highlight=False)
+        for r in rows:
+            category = ref.categories.get(r["category"])
+            table.add_row(str(r["ticket_id"]), r["role"], "report in" if r["state"] == "waiting" else "handle",
+                          _hm(r["due"], tz), _minutes(r["minutes_left"]), category.name if category else r["category"],
+                          r["grid"], printable(r["description"])[:40])
+        console = Console()
+        (console if console.width >= 140 else Console(width=140)).print(table)
+        click.echo(f"{len(rows)} open call(s)")
+
+    ctx.emit(rows, human)
+
+
+@main.command()
+@click.option("--street", help="Street id or name.")
+@click.option("--community", help="Community id or name.")
+@click.option("--dept", "department", help="Department id or name.")
+@pass_ctx
+def overdue(ctx: Ctx, street: str | None, community: str | None, department: str | None) -> None:
+    """What is late now: report-in and handling deadlines missed, by how much, at which level."""
+    rows = queries.overdue(ctx.runtime, street=street, community=community, department=department)
+    ref = ctx.runtime.reference
+    tz = ZoneInfo(ref.timezone)
+
+    def human() -> None:
+        table = Table("ticket", "department", "deadline", "was due", "late", "level", "community", box=None,
+                      highlight=False)
+        for r in rows:
+            dept = ref.departments.get(r["department"])
+            community_ = ref.communities.get(r["community"])
+            table.add_row(str(r["ticket_id"]), dept.name if dept else r["department"],
+                          "report in" if r["deadline"] == "ack" else "handle", _hm(r["due"], tz),
+                          _minutes(r["minutes_late"]), r["level"],
+                          community_.name if community_ else r["community"])
+        console = Console()
+        (console if console.width >= 140 else Console(width=140)).print(table)
+        click.echo(f"{len(rows)} overdue")
 
     ctx.emit(rows, human)

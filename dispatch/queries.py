@@ -1,0 +1,265 @@
+"""Read use cases: what the people of the grid centre ask, as plain functions of a runtime.
+
+The CLI calls these today and the HTTP API will call the same ones, so every door reads the
+same figures with the same time rules:
+
+- **Times** (``business_time``): ISO-8601; without an offset, local to the reference data's
+  timezone; absent, the runtime's clock now.
+- **Periods** (``window``): ``start`` inclusive, ``end`` exclusive; a bare date as ``end``
+  includes that whole day (``is_bare_date``). The instant figures are judged at (``as_of``):
+  as given, else just before ``end`` if that is in the past, else now.
+- Every figure read first brings the read models up to date with the event store
+  (``catch_up``: the embedded bus; with Kafka the projector does it and this finds nothing).
+
+Functions: ``dashboard``, ``sla``, ``tickets``, ``show``, ``history``, ``timeline``, ``inbox``,
+``overdue``; ``ticket_id`` parses a ticket id as every door must.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+
+from dispatch.errors import InvalidCommand, TicketNotFound
+from dispatch.lifecycle import TERMINAL
+from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
+                                  street_dashboard)
+from dispatch.projections import tables as t
+from dispatch.projections import timeline as ticket_timeline
+from dispatch.sla import SlaPolicy
+
+__all__ = ["Window", "business_time", "dashboard", "history", "inbox", "is_bare_date", "overdue", "show", "sla",
+           "ticket_id", "tickets", "timeline", "window"]
+
+_BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# event fields that are the envelope, not the step's own details
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "occurred_at", "actor",
+             "command_id"}
+
+
+# -- times and periods ---------------------------------------------------------------------------------
+
+def is_bare_date(value: str | None) -> bool:
+    """``2026-11-20`` (a day), as opposed to a time."""
+    return bool(value) and bool(_BARE_DATE.match(str(value).strip()))
+
+
+def business_time(runtime: Any, value: str | None, option: str = "--at") -> datetime:
+    """A business time given as text: ISO-8601; without an offset it is local to the reference
+    data's timezone; absent, it is the runtime's clock now."""
+    if value is None:
+        now: datetime = runtime.clock.now()
+        return now
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidCommand(f"{option} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T09:30+08:00)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(runtime.reference.timezone))
+    return parsed
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime | None  # inclusive
+    end: datetime | None  # exclusive
+    as_of: datetime  # the instant figures are judged at
+
+
+def bounds(runtime: Any, start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """``start`` inclusive, ``end`` exclusive; a bare date as ``end`` includes that whole day."""
+    lo = business_time(runtime, start, "--from") if start else None
+    hi = business_time(runtime, end, "--to") if end else None
+    if hi is not None and is_bare_date(end):
+        hi += timedelta(days=1)
+    return lo, hi
+
+
+def window(runtime: Any, start: str | None = None, end: str | None = None, as_of: str | None = None) -> Window:
+    """The period asked for and the instant to judge it at (see the module's rules)."""
+    lo, hi = bounds(runtime, start, end)
+    now = runtime.clock.now()
+    if as_of:
+        instant = business_time(runtime, as_of, "--as-of")
+    elif hi is not None:
+        instant = min(hi - timedelta(microseconds=1), now)
+    else:
+        instant = now
+    return Window(lo, hi, instant)
+
+
+def ticket_id(value: str | UUID) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except ValueError:
+        raise TicketNotFound(value) from None
+
+
+# -- figures ------------------------------------------------------------------------------------------
+
+def dashboard(runtime: Any, *, street: str | None = None, community: str | None = None,
+              period: Window, settings: Settings | None = None) -> dict[str, Any]:
+    """A street's or a community's dashboard (docs/figures.md) for ``period``."""
+    if (street is None) == (community is None):
+        raise InvalidCommand("give exactly one of a street or a community")
+    catch_up(runtime)
+    settings = settings or Settings()
+    if street is not None:
+        return street_dashboard(runtime.engine, runtime.reference, street, as_of=period.as_of, start=period.start,
+                                end=period.end, settings=settings)
+    return community_dashboard(runtime.engine, runtime.reference, community or "", as_of=period.as_of,
+                               start=period.start, end=period.end, settings=settings)
+
+
+def sla(runtime: Any, *, by: str, period: Window, per: str | None = None,
+        settings: Settings | None = None) -> dict[str, Any]:
+    """SLA statistics and the scorecard, grouped ``by`` a dimension, optionally ``per`` day/week/month."""
+    catch_up(runtime)
+    return sla_statistics(runtime.engine, runtime.reference, by=by, period=per, as_of=period.as_of,
+                          start=period.start, end=period.end, settings=settings or Settings())
+
+
+# -- tickets --------------------------------------------------------------------------------------------
+
+def tickets(runtime: Any, *, status: str | None = None, street: str | None = None, community: str | None = None,
+            grid: str | None = None, category: str | None = None, department: str | None = None,
+            limit: int = 50) -> list[dict[str, Any]]:
+    """Tickets newest first; places, categories and departments by id or name."""
+    ref = runtime.reference
+    catch_up(runtime)
+    return list_tickets(
+        runtime.engine, status=status,
+        street=ref.street(street).id if street else None,
+        community=ref.community(community).id if community else None,
+        grid=ref.grid(grid).id if grid else None,
+        category=ref.category(category).id if category else None,
+        department=ref.department(department).id if department else None,
+        limit=limit,
+    )
+
+
+def show(runtime: Any, ticket: str | UUID) -> dict[str, Any]:
+    """A ticket's current state (from the event store: always up to date)."""
+    tk = runtime.app.get_ticket(ticket_id(ticket))
+    return {
+        "ticket_id": str(tk.id), "status": tk.status, "version": tk.version, "level": tk.level,
+        "grid": tk.grid, "community": tk.community, "street": tk.street, "district": tk.district,
+        "category": tk.category, "priority": tk.priority, "channel": tk.channel, "description": tk.description,
+        "external_ref": tk.external_ref, "reported_at": tk.reported_at, "lead": tk.lead,
+        "calls": [dict(call) for call in tk.calls.values()],
+        "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
+        "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
+    }
+
+
+def history(runtime: Any, ticket: str | UUID) -> list[dict[str, Any]]:
+    """Every event of a ticket: version, type, business time, actor and the step's own details."""
+    app = runtime.app
+    tid = ticket_id(ticket)
+    app.get_ticket(tid)  # TicketNotFound if absent
+    rows = []
+    for e in app.events.get(tid):
+        state = vars(e)
+        rows.append({
+            "version": e.originator_version,
+            "event": type(e).__name__,
+            "occurred_at": state["occurred_at"],
+            "actor": state["actor"],
+            "details": {k: v for k, v in state.items() if k not in _ENVELOPE and v not in (None, "", [])},
+        })
+    return rows
+
+
+def timeline(runtime: Any, ticket: str | UUID) -> dict[str, Any]:
+    """Every event with the SLA clock after it (``dispatch.projections.timeline``)."""
+    return ticket_timeline(runtime, ticket_id(ticket))
+
+
+# -- work lists ---------------------------------------------------------------------------------------
+
+def _minutes_left(policy: SlaPolicy, basis: str | None, now: datetime, due: datetime | None) -> float | None:
+    if due is None:
+        return None
+    return round(policy.basis(basis or "calendar").minutes_between(now, due), 1)
+
+
+def inbox(runtime: Any, department: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """A department's open calls (待办): not yet answered (报到 due), or its lead calls reported
+    in and not yet handled (处置 due), on open tickets and the current dispatch; soonest first,
+    with the minutes left in each call's time basis (negative = overdue)."""
+    ref = runtime.reference
+    dept = ref.department(department).id
+    now = now or runtime.clock.now()
+    catch_up(runtime)
+    c, tk = t.calls.c, t.tickets.c
+    waiting = c.answer.is_(None)
+    to_handle = and_(c.role == "lead", c.answer == "acknowledged", c.handled_at.is_(None))
+    query = (select(c.ticket_id, c.call_id, c.role, c.answer, c.dispatched_at, c.ack_due, c.handle_due,
+                    c.time_basis, tk.status, tk.level, tk.category, tk.grid, tk.community, tk.description)
+             .join(t.tickets, tk.ticket_id == c.ticket_id)
+             .where(c.department == dept, c.superseded_at.is_(None), tk.status.not_in(TERMINAL),
+                    or_(waiting, to_handle)))
+    policy = SlaPolicy(ref)
+    rows = []
+    with runtime.engine.connect() as conn:
+        for r in conn.execute(query):
+            state = "waiting" if r.answer is None else "to_handle"
+            due = r.ack_due if state == "waiting" else r.handle_due
+            rows.append({"ticket_id": r.ticket_id, "call_id": r.call_id, "role": r.role, "state": state,
+                         "dispatched_at": r.dispatched_at, "ack_due": r.ack_due,
+                         "handle_due": r.handle_due if r.role == "lead" else None,
+                         "due": due, "minutes_left": _minutes_left(policy, r.time_basis, now, due),
+                         "time_basis": r.time_basis, "status": r.status, "level": r.level, "category": r.category,
+                         "grid": r.grid, "community": r.community, "description": r.description})
+    rows.sort(key=lambda row: (row["due"], row["ticket_id"]))
+    return rows
+
+
+def overdue(runtime: Any, *, street: str | None = None, community: str | None = None,
+            department: str | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """What is late now: unanswered calls past their report-in deadline and lead calls past their
+    handling deadline, on open tickets and the current dispatch; how late (in each call's time
+    basis) and at which escalation level; most overdue first."""
+    ref = runtime.reference
+    now = now or runtime.clock.now()
+    catch_up(runtime)
+    c, tk = t.calls.c, t.tickets.c
+    late = or_(and_(c.answer.is_(None), c.ack_due < now),
+               and_(c.role == "lead", or_(c.answer.is_(None), c.answer != "rejected"), c.handled_at.is_(None),
+                    c.handle_due < now))
+    query = (select(c.ticket_id, c.call_id, c.department, c.role, c.answer, c.ack_due, c.handle_due, c.handled_at,
+                    c.time_basis, tk.level, tk.status, tk.street, tk.community, tk.grid, tk.category)
+             .join(t.tickets, tk.ticket_id == c.ticket_id)
+             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), late))
+    if street:
+        query = query.where(tk.street == ref.street(street).id)
+    if community:
+        query = query.where(tk.community == ref.community(community).id)
+    if department:
+        query = query.where(c.department == ref.department(department).id)
+    policy = SlaPolicy(ref)
+    rows = []
+    with runtime.engine.connect() as conn:
+        for r in conn.execute(query):
+            deadlines = []
+            if r.answer is None and r.ack_due < now:
+                deadlines.append(("ack", r.ack_due))
+            if r.role == "lead" and r.answer != "rejected" and r.handled_at is None and r.handle_due < now:
+                deadlines.append(("handle", r.handle_due))
+            for kind, due in deadlines:
+                left = _minutes_left(policy, r.time_basis, now, due)
+                rows.append({"ticket_id": r.ticket_id, "call_id": r.call_id, "department": r.department,
+                             "role": r.role, "deadline": kind, "due": due,
+                             "minutes_late": None if left is None else -left, "time_basis": r.time_basis,
+                             "level": r.level, "status": r.status, "street": r.street, "community": r.community,
+                             "grid": r.grid, "category": r.category})
+    rows.sort(key=lambda row: (row["due"], row["ticket_id"], row["deadline"]))
+    return rows
