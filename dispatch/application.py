@@ -53,7 +53,8 @@ class _Batch:
     def __init__(self, app: DispatchApp, commands: list[Any]):
         self.app, self.reference, self.sla = app, app.reference, app.sla
         wanted = {tid for command in commands for tid in _tickets_named(command)}
-        self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted)
+        snapshots = app.snapshots.recorder if app.snapshots is not None else None
+        self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted, snapshots)
         self.absent = wanted - self.tickets.keys()
 
     def get(self, ticket_id: UUID) -> Ticket:

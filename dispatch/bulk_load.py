@@ -2,8 +2,9 @@
 
 A Kafka batch touches hundreds of tickets; loading them one ``repository.get`` at a
 time costs a database round trip each. This reads the stored events of all of them
-with one ``IN`` / ``= ANY`` query (``dispatch.eventstore.stored_events``) and replays each ticket from its events, exactly as the repository
-does (snapshots are an optimisation the short ticket histories here don't need).
+with one ``IN`` / ``= ANY`` query (``dispatch.eventstore.stored_events``) and replays each
+ticket from its latest snapshot, if it has one, and the events after it, exactly as the
+repository does.
 """
 
 from __future__ import annotations
@@ -15,21 +16,32 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from dispatch.aggregates import Ticket
-from dispatch.eventstore import stored_events, stored_versions
+from dispatch.eventstore import latest_snapshots, stored_events, stored_versions
 
 __all__ = ["TicketCache", "load_tickets"]
 
 
-def load_tickets(recorder: Any, mapper: Mapper[Any], ids: Collection[UUID]) -> dict[UUID, Ticket]:
-    """The current state of every ticket in ``ids`` that exists (absent ids are left out)."""
+def load_tickets(recorder: Any, mapper: Mapper[Any], ids: Collection[UUID],
+                 snapshots: Any = None) -> dict[UUID, Ticket]:
+    """The current state of every ticket in ``ids`` that exists (absent ids are left out).
+    With ``snapshots`` (the snapshot store's recorder), a ticket that has a snapshot starts
+    from its latest one and only the events after it are read."""
     tickets: dict[UUID, Ticket] = {}
     if not ids:
         return tickets
-    for tid, stored in stored_events(recorder, list(ids)).items():
-        aggregate: Any = None
+    wanted = list(ids)
+    base: dict[UUID, Any] = {}
+    if snapshots is not None:
+        for tid, snapshot in latest_snapshots(snapshots, wanted).items():
+            base[tid] = mapper.to_domain_event(snapshot).mutate(None)  # type: ignore[attr-defined]
+    after = {tid: aggregate.version for tid, aggregate in base.items()}
+    for tid, stored in stored_events(recorder, wanted, after).items():
+        aggregate: Any = base.get(tid)
         for s in stored:
             aggregate = mapper.to_domain_event(s).mutate(aggregate)  # type: ignore[attr-defined]
         tickets[tid] = aggregate
+    for tid, aggregate in base.items():
+        tickets.setdefault(tid, aggregate)
     return tickets
 
 
@@ -43,13 +55,14 @@ class TicketCache:
         self.limit = limit
         self.tickets: dict[UUID, Ticket] = {}
 
-    def load(self, recorder: Any, mapper: Mapper[Any], ids: Collection[UUID]) -> dict[UUID, Ticket]:
+    def load(self, recorder: Any, mapper: Mapper[Any], ids: Collection[UUID],
+             snapshots: Any = None) -> dict[UUID, Ticket]:
         if not ids:
             return {}
         cached = [tid for tid in ids if tid in self.tickets]
         versions = stored_versions(recorder, cached) if cached else {}
         if versions is None:
-            return load_tickets(recorder, mapper, ids)
+            return load_tickets(recorder, mapper, ids, snapshots)
         found: dict[UUID, Ticket] = {}
         for tid in cached:
             ticket = self.tickets[tid]
@@ -59,7 +72,7 @@ class TicketCache:
                 del self.tickets[tid]
         missing = [tid for tid in ids if tid not in found]
         if missing:
-            found.update(load_tickets(recorder, mapper, missing))
+            found.update(load_tickets(recorder, mapper, missing, snapshots))
         return found
 
     def keep(self, tickets: Collection[Ticket]) -> None:

@@ -17,7 +17,8 @@ and only here (a unit test holds this: no other module names a private recorder 
     event); the same table lock, NOTIFY and ``RETURNING notification_id``.
 - ``record(app, processing)``: an application's events and tracking in one transaction, then
   its snapshots (``Application._record`` and ``_take_snapshots``).
-- ``stored_events`` / ``stored_versions``: many tickets' events (or latest versions) in one query.
+- ``stored_events`` / ``stored_versions`` / ``latest_snapshots``: many tickets' events (all, or
+  after their snapshots), latest versions or latest snapshots, each in one query.
 - ``notification_rows``: a page of the notification log as plain driver tuples.
 - ``store_spec``: how another process opens the same store by itself (rebuild workers).
 - ``listen``: a PostgreSQL connection LISTENing on the channel the store NOTIFYs on commit.
@@ -33,11 +34,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresProcessRecorder
-from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
 __all__ = ["FencedTracking", "FencedTrackings", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
-           "listen", "notification_rows", "record", "recorder_topic", "store_spec", "stored_events",
+           "latest_snapshots", "listen", "notification_rows", "record", "recorder_topic", "store_spec", "stored_events",
            "stored_versions"]
 
 _SQLITE_CHUNK = 500  # ids per IN (…): well under SQLite's bound-parameter limit
@@ -97,7 +98,7 @@ class PostgresStore(_Fenced, PostgresProcessRecorder):
                               "RETURNING notification_id")
         self._fence_update = (f"UPDATE {tracking} SET notification_id = %(new)s WHERE application_name = %(name)s "
                               "AND notification_id = %(expected)s RETURNING notification_id")
-        id_type = "uuid" if self.datastore.originator_id_type == "uuid" else "text"
+        id_type = _id_type(self)
         self._fast_insert = SQL("INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
                                 "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
                                 "RETURNING notification_id").format(
@@ -140,44 +141,98 @@ def record(app: Any, processing: Any) -> None:
 # -- reads straight from the driver -------------------------------------------------------------------
 
 def _kind(recorder: Any) -> str:
-    if isinstance(recorder, PostgresProcessRecorder):
+    if isinstance(recorder, PostgresAggregateRecorder):
         return "postgres"
-    if isinstance(recorder, SQLiteProcessRecorder):
+    if isinstance(recorder, SQLiteAggregateRecorder):
         return "sqlite"
     return ""
 
 
-def stored_events(recorder: Any, ids: list[UUID]) -> dict[UUID, list[StoredEvent]]:
-    """The stored events of every ticket in ``ids`` (in version order), in one query."""
+def _id_type(recorder: Any) -> str:
+    return "uuid" if recorder.datastore.originator_id_type == "uuid" else "text"
+
+
+def stored_events(recorder: Any, ids: list[UUID], after: dict[UUID, int] | None = None
+                  ) -> dict[UUID, list[StoredEvent]]:
+    """The stored events of every ticket in ``ids`` (in version order), in one query; with
+    ``after``, only a ticket's events after the version given for it (a snapshot's)."""
     found: dict[UUID, list[StoredEvent]] = defaultdict(list)
+    after = after or {}
     kind = _kind(recorder)
     if kind == "postgres":
         from psycopg.rows import tuple_row
         from psycopg.sql import SQL, Identifier
 
-        statement = SQL("SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-                        "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version").format(
-            schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        statement = SQL("SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} e "
+                        "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS w(id, v) "
+                        "ON e.originator_id = w.id AND e.originator_version > w.v "
+                        "ORDER BY e.originator_id, e.originator_version").format(
+            schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name),
+            id_type=SQL(_id_type(recorder)))
         with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, [ids])
+            curs.execute(statement, [ids, [after.get(i, 0) for i in ids]])
             for oid, version, topic, state in curs.fetchall():
                 found[oid].append(StoredEvent(originator_id=oid, originator_version=version, topic=topic,
                                               state=bytes(state)))
     elif kind == "sqlite":
         with recorder.datastore.transaction(commit=False) as c:
             for i in range(0, len(ids), _SQLITE_CHUNK):
-                chunk = [t.hex for t in ids[i:i + _SQLITE_CHUNK]]
-                c.execute(f"SELECT * FROM {recorder.events_table_name} WHERE originator_id IN "
-                          f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version", chunk)
+                chunk = ids[i:i + _SQLITE_CHUNK]
+                if any(t in after for t in chunk):
+                    where = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in chunk)
+                    params: list[Any] = [p for t in chunk for p in (t.hex, after.get(t, 0))]
+                else:
+                    where = f"originator_id IN ({','.join('?' * len(chunk))})"
+                    params = [t.hex for t in chunk]
+                c.execute(f"SELECT * FROM {recorder.events_table_name} WHERE {where} "
+                          "ORDER BY originator_id, originator_version", params)
                 for row in c.fetchall():
                     tid = UUID(row["originator_id"])
                     found[tid].append(StoredEvent(originator_id=tid, originator_version=row["originator_version"],
                                                   topic=row["topic"], state=row["state"]))
     else:  # another persistence module: one query per ticket
         for tid in ids:
-            events = list(recorder.select_events(tid))
+            events = list(recorder.select_events(tid, gt=after.get(tid)))
             if events:
                 found[tid] = events
+    return found
+
+
+def latest_snapshots(recorder: Any, ids: list[UUID]) -> dict[UUID, StoredEvent]:
+    """The latest snapshot of every ticket in ``ids`` that has one, in one query
+    (``recorder``: the application's snapshot store's)."""
+    found: dict[UUID, StoredEvent] = {}
+    kind = _kind(recorder)
+    if kind == "postgres":
+        from psycopg.rows import tuple_row
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
+                        "FROM {schema}.{table} WHERE originator_id = ANY(%b) "
+                        "ORDER BY originator_id, originator_version DESC").format(
+            schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, [ids])
+            for oid, version, topic, state in curs.fetchall():
+                found[oid] = StoredEvent(originator_id=oid, originator_version=version, topic=topic,
+                                         state=bytes(state))
+    elif kind == "sqlite":
+        with recorder.datastore.transaction(commit=False) as c:
+            for i in range(0, len(ids), _SQLITE_CHUNK):
+                chunk = [t.hex for t in ids[i:i + _SQLITE_CHUNK]]
+                # SQLite takes the other columns from the row that has the MAX
+                c.execute(f"SELECT originator_id, MAX(originator_version) AS originator_version, topic, state "
+                          f"FROM {recorder.events_table_name} WHERE originator_id IN "
+                          f"({','.join('?' * len(chunk))}) GROUP BY originator_id", chunk)
+                for row in c.fetchall():
+                    tid = UUID(row["originator_id"])
+                    found[tid] = StoredEvent(originator_id=tid, originator_version=row["originator_version"],
+                                             topic=row["topic"], state=row["state"])
+    else:
+        for tid in ids:
+            latest = list(recorder.select_events(tid, desc=True, limit=1))
+            if latest:
+                found[tid] = latest[0]
     return found
 
 

@@ -99,3 +99,35 @@ def test_the_default_is_every_50_events(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_bad_setting_is_refused(tmp_path: Path, value: str) -> None:
     with pytest.raises(DispatchError, match="DISPATCH_SNAPSHOT_EVERY"):
         bootstrap(str(tmp_path / "bad.db"), env={"DISPATCH_SNAPSHOT_EVERY": value})
+
+
+def test_the_command_path_loads_a_ticket_from_its_snapshot_and_the_events_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dispatch import bulk_load, eventstore
+    from dispatch.bulk_load import load_tickets
+
+    runtime = bootstrap(str(tmp_path / "cmd.db"), env={"DISPATCH_SNAPSHOT_EVERY": "10"})
+    try:
+        app = runtime.app
+        tid = _long_history(runtime)
+        assert app.snapshots is not None
+        read: list[int] = []
+        original = eventstore.stored_events
+
+        def counting(recorder: Any, ids: Any, after: Any = None) -> Any:
+            found = original(recorder, ids, after)
+            read.extend(e.originator_version for e in found.get(tid, []))
+            return found
+
+        with monkeypatch.context() as patch:
+            patch.setattr(bulk_load, "stored_events", counting)
+            loaded = load_tickets(app.recorder, app.mapper, [tid], app.snapshots.recorder)[tid]
+        assert read == list(range(41, loaded.version + 1))  # only the events after the snapshot at 40
+        assert vars(loaded) == vars(load_tickets(app.recorder, app.mapper, [tid])[tid])  # = the whole history
+        # and a command goes through it: the next step lands on the right version
+        outcome = app.execute(parse_command({
+            "type": "close", "ticket_id": str(tid), "occurred_at": (loaded.last_at + timedelta(minutes=5)).isoformat(),
+            "actor": {"role": "centre", "id": "c"}}))
+        assert outcome.error is None and app.get_ticket(tid).version == loaded.version + 1
+    finally:
+        runtime.close()

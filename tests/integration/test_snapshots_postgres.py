@@ -1,0 +1,53 @@
+"""On PostgreSQL: the command path starts a ticket from its latest snapshot and reads only the
+events after it, and a batch loads many tickets, some with snapshots and some without, into
+exactly the state a full replay gives."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from dispatch import eventstore
+from dispatch.bootstrap import bootstrap
+from dispatch.bulk_load import load_tickets
+from dispatch.commands import parse_command
+from tests.integration.servers import drop_postgres_database, fresh_postgres_database
+from tests.unit.test_replay_helpers import T0
+from tests.unit.test_snapshots import _long_history
+
+pytestmark = pytest.mark.integration
+
+
+def test_snapshots_on_postgres_load_only_the_later_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = fresh_postgres_database("snapshots")
+    runtime = bootstrap(url, env={"DISPATCH_SNAPSHOT_EVERY": "10"})
+    try:
+        app = runtime.app
+        long_one = _long_history(runtime)
+        short = [app.execute(parse_command({
+            "type": "report", "occurred_at": (T0 + timedelta(minutes=i)).isoformat(),
+            "actor": {"role": "supervisor", "id": "s"}, "grid": "cj-shuiku-g01", "category": "city_appearance",
+            "channel": "patrol", "description": f"短 {i}"})).ticket_id for i in range(3)]
+        assert app.snapshots is not None
+        read: dict[Any, list[int]] = {}
+        original = eventstore.stored_events
+
+        def counting(recorder: Any, ids: Any, after: Any = None) -> Any:
+            found = original(recorder, ids, after)
+            for tid, events in found.items():
+                read.setdefault(tid, []).extend(e.originator_version for e in events)
+            return found
+
+        import dispatch.bulk_load as bulk_load
+        with monkeypatch.context() as patch:
+            patch.setattr(bulk_load, "stored_events", counting)
+            loaded = load_tickets(app.recorder, app.mapper, [long_one, *short], app.snapshots.recorder)
+        full = load_tickets(app.recorder, app.mapper, [long_one, *short])
+        assert read[long_one] == list(range(41, loaded[long_one].version + 1))
+        assert all(read[tid] == [1] for tid in short)
+        assert {tid: vars(t) for tid, t in loaded.items()} == {tid: vars(t) for tid, t in full.items()}
+    finally:
+        runtime.close()
+        drop_postgres_database(url)
