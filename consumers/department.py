@@ -87,7 +87,9 @@ class Inbox:
             call = self.calls.get(key)
             if call is None:
                 continue
-            state = call_state(call["role"], None if handled else message["answer"], handled=handled)
+            # the relay says where the call now stands; a message from an older relay does not
+            state = message.get("state") or call_state(call["role"], None if handled else message["answer"],
+                                                       handled=handled)
             if state == "done":
                 del self.calls[key]
             else:

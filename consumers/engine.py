@@ -29,18 +29,19 @@ and B saving 100..199 would both pass.)
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
 from typing import Any, cast
 
+import click
 import structlog
 from eventsourcing.persistence import ProcessRecorder
 from kafka import TopicPartition
 
 from consumers.base import TRANSIENT, PartitionedConsumer, Rewind
+from consumers.process import process_options, run_process
 from dispatch.application import Outcome
-from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.bootstrap import Runtime
 from dispatch.commands import parse_command
 from dispatch.errors import ConcurrentChange, InvalidCommand
 from dispatch.kafka import (
@@ -52,7 +53,6 @@ from dispatch.kafka import (
     install_fence,
     make_producer,
 )
-from dispatch.logs import configure_logging
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
 
@@ -222,18 +222,6 @@ class Engine(PartitionedConsumer):
         self.dead_letters.producer.close()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="event store URL (postgresql://… or a SQLite path) [env DISPATCH_DB]")
-    parser.add_argument("--kafka", help="bootstrap servers [env DISPATCH_KAFKA]")
-    parser.add_argument("--topic-prefix", help="topic name prefix [env DISPATCH_TOPIC_PREFIX; default dispatch.]")
-    parser.add_argument("--group", help="consumer group [default <prefix>engine]")
-    parser.add_argument("--max-poll-records", type=int, default=2000)
-    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
-    parser.add_argument("--session-timeout-ms", type=int, default=10_000,
-                        help="how soon the group gives a dead engine's partitions to another")
-    parser.add_argument("--log-level", default="INFO")
-
-
 def stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -259,19 +247,20 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
     return engine.counts
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m consumers.engine", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
-    settings = KafkaSettings.from_env(args.kafka, args.topic_prefix)
+@click.command(name="python -m consumers.engine")
+@process_options
+@click.option("--group", help="Consumer group [default <prefix>engine].")
+@click.option("--max-poll-records", type=int, default=2000, show_default=True)
+@click.option("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, show_default=True)
+@click.option("--session-timeout-ms", type=int, default=10_000, show_default=True,
+              help="How soon the group gives a dead engine's partitions to another.")
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, group: str | None,
+         max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
+    """The engine: intake commands → ticket aggregates, until SIGTERM / SIGINT."""
     stop = stop_on_signals()
-    runtime = bootstrap(args.db)
-    try:
-        serve(runtime, settings, stop, group=args.group, max_poll_records=args.max_poll_records,
-              max_message_bytes=args.max_message_bytes, session_timeout_ms=args.session_timeout_ms)
-    finally:
-        runtime.close()
+    run_process(db, kafka, topic_prefix, log_level, lambda runtime, settings: serve(
+        runtime, settings, stop, group=group, max_poll_records=max_poll_records,
+        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms))
 
 
 if __name__ == "__main__":

@@ -17,17 +17,17 @@ than the work.
 
 from __future__ import annotations
 
-import argparse
 import threading
 from typing import Any
 
+import click
 import structlog
 from kafka import TopicPartition
 
 from consumers.base import PartitionedConsumer
-from dispatch.bootstrap import Runtime, bootstrap
+from consumers.process import process_options, run_process
+from dispatch.bootstrap import Runtime
 from dispatch.kafka import DeadLetter, DeadLetterSender, KafkaSettings, ensure_topics, make_producer
-from dispatch.logs import configure_logging
 from dispatch.projections import create_tables, stored_position
 from dispatch.projections.apply import apply_batch
 from dispatch.projections.records import EventRecord, record_from_json
@@ -101,21 +101,16 @@ def run_projector(runtime: Runtime, settings: KafkaSettings, stop: threading.Eve
     return projector.counts
 
 
-def main(argv: list[str] | None = None) -> None:
+@click.command(name="python -m consumers.projector")
+@process_options
+@click.option("--group", help="Consumer group [default <prefix>projector].")
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, group: str | None) -> None:
+    """The projector: ticket-events → read models, until SIGTERM / SIGINT."""
     from consumers.engine import stop_on_signals
 
-    parser = argparse.ArgumentParser(prog="python -m consumers.projector", description=__doc__.splitlines()[0])
-    for option in ("--db", "--kafka", "--topic-prefix", "--group"):
-        parser.add_argument(option)
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
     stop = stop_on_signals()
-    runtime = bootstrap(args.db)
-    try:
-        run_projector(runtime, KafkaSettings.from_env(args.kafka, args.topic_prefix), stop, args.group)
-    finally:
-        runtime.close()
+    run_process(db, kafka, topic_prefix, log_level,
+                lambda runtime, settings: run_projector(runtime, settings, stop, group))
 
 
 if __name__ == "__main__":

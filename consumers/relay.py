@@ -3,7 +3,8 @@
 Every new ticket event goes to the ticket-events topic (key: ticket id, value:
 ``record_to_json``); every call of a Dispatched / Redispatched event, and every
 Acknowledged / Rejected / Handled answer, also goes to the whistle topic, keyed by
-department. The producer is idempotent (``enable_idempotence``, ``acks=all``).
+department, saying where the call now stands on the desk (the relay folds each ticket's
+events with ``dispatch.lifecycle.fold`` as they go by). The producer is idempotent (``enable_idempotence``, ``acks=all``).
 
 The relay's position (the last relayed notification id) is a tracking record named
 ``relay:<ticket-events topic>`` in the event store, written only after the broker has
@@ -18,7 +19,6 @@ event store; a second one would only add duplicates.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import threading
 import time
@@ -26,14 +26,16 @@ from typing import Any, cast
 from uuid import UUID
 
 import psycopg
+import click
 import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from consumers.base import TRANSIENT
-from dispatch.bootstrap import Runtime, bootstrap
+from consumers.process import process_options, run_process
+from dispatch.bootstrap import Runtime
 from dispatch.eventstore import listen
 from dispatch.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
-from dispatch.logs import configure_logging
+from dispatch.lifecycle import fold, new_state
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_to_json
 
@@ -54,6 +56,8 @@ class Relay:
         self.producer = make_producer(settings)
         self.position = self.stored_position()
         self._summaries: dict[UUID, dict[str, Any]] = {}  # ticket id -> what a department needs to know
+        self._states: dict[UUID, Any] = {}  # ticket id -> lifecycle state after its last relayed event
+        self._versions: dict[UUID, int] = {}
         self.counts = {"events": 0, "whistles": 0, "batches": 0}
         self._listening: tuple[contextlib.ExitStack, Any] | None = None
 
@@ -104,6 +108,22 @@ class Relay:
             summary = {k: getattr(ticket, k) for k in _SUMMARY}
         return summary
 
+    def _state_after(self, record: Any) -> Any:
+        """The ticket's lifecycle state after ``record`` (``dispatch.lifecycle.fold``), kept per
+        ticket as the stream goes by; a ticket first seen mid-history starts from the store."""
+        tid = record.ticket_id
+        state = self._states.get(tid)
+        if record.type == "Reported":
+            state = new_state()
+        elif state is None or self._versions.get(tid) != record.version - 1:
+            state = self.app.repository.get(tid, version=record.version - 1)  # the aggregate is a state
+        fold(state, record.type, record.data, record.occurred_at, record.version)
+        if len(self._states) > 100_000:
+            self._states.clear()
+            self._versions.clear()
+        self._states[tid], self._versions[tid] = state, record.version
+        return state
+
     def relay_once(self) -> int:
         """Relay the next batch of notifications; returns how many."""
         notifications = self.recorder.select_notifications(self.position + 1, self.batch_size)
@@ -119,7 +139,7 @@ class Relay:
             key = str(record.ticket_id).encode()
             futures.append(self.producer.send(self.topics.ticket_events, key=key, value=record_to_json(record)))
             summary = self._summary(record.ticket_id) if record.type in ("Dispatched", "Redispatched") else None
-            for dept, value in whistle_messages(record, summary):
+            for dept, value in whistle_messages(record, summary, self._state_after(record)):
                 futures.append(self.producer.send(self.topics.whistle, key=dept, value=value))
                 whistles += 1
         self.producer.flush(timeout=60)
@@ -166,22 +186,14 @@ class Relay:
         self.producer.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+@click.command(name="python -m consumers.relay")
+@process_options
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str) -> None:
+    """The relay: the event store → ticket-events and whistle, until SIGTERM / SIGINT."""
     from consumers.engine import stop_on_signals
 
-    parser = argparse.ArgumentParser(prog="python -m consumers.relay", description=__doc__.splitlines()[0])
-    parser.add_argument("--db")
-    parser.add_argument("--kafka")
-    parser.add_argument("--topic-prefix")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level)
     stop = stop_on_signals()
-    runtime = bootstrap(args.db)
-    try:
-        run_relay(runtime, KafkaSettings.from_env(args.kafka, args.topic_prefix), stop)
-    finally:
-        runtime.close()
+    run_process(db, kafka, topic_prefix, log_level, lambda runtime, settings: run_relay(runtime, settings, stop))
 
 
 def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event) -> dict[str, int]:

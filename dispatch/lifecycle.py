@@ -30,8 +30,8 @@ from typing import Any, Literal, TypedDict, get_args
 from dispatch.ladder import LEVELS
 
 __all__ = ["Call", "Effect", "FIRST_CONTACT_MODES", "FirstContactMode", "LIFECYCLE", "SATISFACTION", "STATUSES",
-           "Satisfaction", "Status", "Step",
-           "TERMINAL", "call_id_for", "call_state", "fold", "new_state", "open_deadlines"]
+           "Satisfaction", "Status", "Step", "TERMINAL", "ack_deadline", "call_id_for", "call_state",
+           "feedback_deadline", "fold", "handle_deadline", "new_state", "open_deadlines"]
 
 
 class Status(StrEnum):
@@ -119,6 +119,19 @@ LIFECYCLE: dict[str, Step] = {
 
 def call_id_for(dispatch_no: int, department: str) -> str:
     return f"{dispatch_no}:{department}"
+
+
+# The names of a ticket's SLA deadlines (the timeline's clock, the watchdog's Escalate commands).
+def ack_deadline(call_id: str) -> str:
+    return f"ack:{call_id}"
+
+
+def handle_deadline(dispatch_no: int) -> str:
+    return f"handle:{dispatch_no}"
+
+
+def feedback_deadline(dispatch_no: int) -> str:
+    return f"feedback:{dispatch_no}"
 
 
 def new_state() -> dict[str, Any]:
@@ -260,11 +273,11 @@ def open_deadlines(state: Mapping[str, Any]) -> dict[str, Any]:
     if status in TERMINAL or not state["dispatch_no"]:
         return {}
     no = state["dispatch_no"]
-    due = {f"ack:{c['call_id']}": c["ack_due"] for c in state["calls"].values() if c["answer"] is None}
+    due = {ack_deadline(c["call_id"]): c["ack_due"] for c in state["calls"].values() if c["answer"] is None}
     if status in (Status.DISPATCHED, Status.IN_PROGRESS):
-        due[f"handle:{no}"] = state["handle_due"]
+        due[handle_deadline(no)] = state["handle_due"]
     if state["feedback_at"] is None and status != Status.AWAITING_REDISPATCH:
-        due[f"feedback:{no}"] = state["feedback_due"]
+        due[feedback_deadline(no)] = state["feedback_due"]
     return due
 
 

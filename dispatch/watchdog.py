@@ -20,7 +20,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Engine, and_, or_, select
 
-from dispatch.aggregates.ticket import TERMINAL
+from dispatch.lifecycle import TERMINAL, ack_deadline, handle_deadline
 from dispatch.commands import Actor, Escalate
 from dispatch.errors import AlreadyEscalated, DuplicateCommand
 from dispatch.ladder import LEVELS, rungs_due
@@ -80,9 +80,9 @@ def open_deadlines(engine: Engine, now: datetime) -> list[OpenDeadline]:
     for r in rows:
         keys = []
         if r.answer is None and r.ack_due < now:
-            keys.append((f"ack:{r.call_id}", r.ack_due))
+            keys.append((ack_deadline(r.call_id), r.ack_due))
         if r.role == "lead" and r.answer != "rejected" and r.handled_at is None and r.handle_due < now:
-            keys.append((f"handle:{r.dispatch_no}", r.handle_due))
+            keys.append((handle_deadline(r.dispatch_no), r.handle_due))
         for key, due in keys:
             out.append(OpenDeadline(r.ticket_id, key, due, r.escalate_every_minutes,
                                     frozenset(reached.get((r.ticket_id, key), ()))))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from dispatch.aggregates import ticket_id_for
+from dispatch.lifecycle import call_id_for, call_state
 
 if TYPE_CHECKING:
     from dispatch.projections.records import EventRecord
@@ -123,9 +124,13 @@ def _json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None) -> list[tuple[bytes, bytes]]:
+def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None,
+                     state: Any = None) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs for the whistle topic: a call per department of a (re)dispatch,
-    an answer per acknowledgement, rejection or handling. Other events: none."""
+    an answer per acknowledgement, rejection or handling. Other events: none.
+
+    ``state``: the ticket's lifecycle state after the event (``dispatch.lifecycle.fold``);
+    with it, each message says where its call now stands on the department's desk."""
     d = record.data
     base = {"ticket_id": str(record.ticket_id), "version": record.version}
     out: list[dict[str, Any]] = []
@@ -143,13 +148,19 @@ def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None)
                 "handle_due": _iso(d["handle_due"]),
                 "time_basis": d["time_basis"],
                 "ticket": summary or {},
+                "state": call_state(call["role"], None),
             })
     elif record.type in ("Acknowledged", "Rejected", "Handled"):
         answer = {"Acknowledged": "acknowledged", "Rejected": "rejected", "Handled": "handled"}[record.type]
         body = base | {"kind": "answer", "department": d["department"], "answer": answer,
                        "answered_at": _iso(d["occurred_at"])}
-        if "call_id" in d:
+        if d.get("call_id"):
             body["call_id"] = d["call_id"]
+        if state is not None:
+            handled = answer == "handled"
+            call = state["calls"].get(d.get("call_id") or call_id_for(state["dispatch_no"], d["department"]))
+            role = call["role"] if call else ("lead" if d["department"] == state["lead"] else "cooperating")
+            body["state"] = call_state(role, None if handled else answer, handled=handled)
         out.append(body)
     return [(m["department"].encode(), _json(m)) for m in out]
 

@@ -85,3 +85,42 @@ def test_the_aggregate_and_a_read_side_state_fold_a_history_alike(tmp_path: Path
             assert open_deadlines(state) == open_deadlines(ticket)
     finally:
         runtime.close()
+
+
+def test_the_relay_tells_each_desk_where_its_call_stands() -> None:
+    from datetime import datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from consumers.department import Inbox
+    from dispatch.kafka import whistle_from_json, whistle_messages
+    from dispatch.projections.records import EventRecord
+
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+    tid, state = uuid4(), new_state()
+    calls = [{"call_id": "1:chengguan", "department": "chengguan", "role": "lead", "ack_due": at},
+             {"call_id": "1:huanwei", "department": "huanwei", "role": "cooperating", "ack_due": at}]
+    history = [
+        ("Reported", {"grid": "g", "community": "c", "street": "s", "district": "d", "category": "x",
+                      "priority": "normal", "channel": "patrol"}),
+        ("Accepted", {}),
+        ("Dispatched", {"dispatch_no": 1, "lead": "chengguan", "cooperating": ["huanwei"], "calls": calls,
+                        "handle_due": at, "feedback_due": at, "time_basis": "calendar", "escalate_every_minutes": 60}),
+        ("Acknowledged", {"call_id": "1:chengguan", "department": "chengguan"}),
+        ("Acknowledged", {"call_id": "1:huanwei", "department": "huanwei"}),
+        ("Handled", {"department": "chengguan", "result": "ok", "call_id": None}),  # a v1 event: no call named
+    ]
+    inboxes = {"chengguan": Inbox(), "huanwei": Inbox()}
+    said = []
+    for version, (kind, data) in enumerate(history, start=1):
+        record = EventRecord(version, tid, version, kind, {"occurred_at": at, "actor": {}, **data})
+        fold(state, kind, record.data, at, version)
+        for key, value in whistle_messages(record, None, state):
+            message = whistle_from_json(value)
+            said.append((key.decode(), message["kind"], message["state"]))
+            inboxes[key.decode()].add(message)
+        if kind == "Acknowledged" and data["department"] == "chengguan":
+            assert [c["state"] for c in inboxes["chengguan"].pending()] == ["to_handle"]
+    assert said == [("chengguan", "call", "waiting"), ("huanwei", "call", "waiting"),
+                    ("chengguan", "answer", "to_handle"), ("huanwei", "answer", "done"),
+                    ("chengguan", "answer", "done")]
+    assert inboxes["chengguan"].pending() == [] and inboxes["huanwei"].pending() == []
