@@ -253,9 +253,10 @@ def fold(state: State, kind: str, data: Mapping[str, Any], at: Any, version: int
     """Apply one event (``kind``, its ``data``, its time ``at``) to ``state``; return its effect.
 
     An event type without a case is an error, never silently skipped."""
-    step = _FOLD.get(kind)
-    if step is None:
-        raise ValueError(f"no lifecycle step for an event of type {kind!r}")
+    try:
+        step = _FOLD[kind]
+    except KeyError:
+        raise ValueError(f"no lifecycle step for an event of type {kind!r}") from None
     effect = step(state, data, at, version)
     last = state["last_at"]
     if last is None or at > last:  # an answer may come earlier in business time than the last step

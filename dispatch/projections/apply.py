@@ -70,10 +70,6 @@ class _Batch:
 Handler = Callable[[_Batch, EventRecord, dict[str, Any], Any, Any], None]
 
 
-def _nothing(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
-    pass
-
-
 def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previous: Any) -> None:
     d, tid, db_time = r.data, row["ticket_id"], b.db_time
     if previous:
@@ -141,10 +137,14 @@ def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: 
                           d["to_level"], (d.get("actor") or {}).get("role")))
 
 
-EFFECTS: dict[str, Handler] = {
-    "report": _nothing, "status": _nothing, "close": _nothing, "dispatch": _dispatched, "answer": _answered,
+EFFECTS: dict[str, Handler | None] = {  # None: the ticket row (written anyway) is all it changes
+    "report": None, "status": None, "close": None, "dispatch": _dispatched, "answer": _answered,
     "handle": _handled, "evaluate": _evaluated, "reopen": _reopened, "escalate": _escalated,
 }
+
+
+# A kept row's calls: none (the fold only ever replaces this dict, never fills it)
+_NO_CALLS: dict[str, Any] = {}
 
 
 def _restore(row: dict[str, Any]) -> None:
@@ -180,7 +180,9 @@ def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int
                 kind, detail = fold(row, r.type, r.data, at, r.version)
                 if row["status"] != before:
                     states.append((tid, r.version, at, row["status"]))
-            effects[kind](b, r, row, at, detail)
+            handler = effects[kind]
+            if handler is not None:
+                handler(b, r, row, at, detail)
         except Exception as error:  # noqa: BLE001 - one bad event must not stop every view
             _quarantine(b, r, tid, error)
             continue
@@ -242,6 +244,8 @@ def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, po
         applied = _fold(b, records, tids)
         writer.write(conn, b)
         if rows is not None:
+            for row in b.tickets.values():  # kept rows forget their calls (see _restore): memory
+                row["calls"] = _NO_CALLS
             rows.keep(b.tickets)
     return applied
 
