@@ -12,7 +12,8 @@ same figures with the same time rules:
   (``catch_up``: the embedded bus; with Kafka the projector does it and this finds nothing).
 
 Functions: ``dashboard``, ``sla``, ``tickets``, ``show``, ``history``, ``timeline``, ``inbox``,
-``overdue``; ``ticket_id`` parses a ticket id as every door must.
+``overdue``; the reference data: ``places``, ``departments``, ``categories``, ``sla_rules``;
+``ticket_id`` parses a ticket id as every door must.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from dispatch.projections import tables as t
 from dispatch.projections import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "business_time", "dashboard", "history", "inbox", "is_bare_date", "overdue", "show", "sla",
-           "ticket_id", "tickets", "timeline", "window"]
+__all__ = ["Window", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
+           "overdue", "places", "show", "sla", "sla_rules", "ticket_id", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # event fields that are the envelope, not the step's own details
@@ -263,3 +264,50 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
                              "grid": r.grid, "category": r.category})
     rows.sort(key=lambda row: (row["due"], row["ticket_id"], row["deadline"]))
     return rows
+
+
+# -- reference data -------------------------------------------------------------------------------------
+
+def places(runtime: Any, *, street: str | None = None, community: str | None = None) -> list[dict[str, Any]]:
+    """Communities with their district, street and grids (ids beside names), optionally of one
+    street or just one community."""
+    ref = runtime.reference
+    communities = list(ref.communities.values())
+    if street:
+        sid = ref.street(street).id
+        communities = [c for c in communities if c.street_id == sid]
+    if community:
+        communities = [ref.community(community)]
+    rows: list[dict[str, Any]] = []
+    for c in communities:
+        s = ref.streets[c.street_id]
+        d = ref.districts[s.district_id]
+        rows.append({"district": d.id, "district_name": d.name, "street": s.id, "street_name": s.name,
+                     "community": c.id, "community_name": c.name,
+                     "grids": [{"id": g.id, "name": g.name} for g in ref.grids_of_community(c.id)]})
+    return rows
+
+
+def departments(runtime: Any) -> list[dict[str, Any]]:
+    """Departments, with the categories each leads or cooperates on."""
+    ref = runtime.reference
+    return [{"id": d.id, "name": d.name,
+             "leads": [c.id for c in ref.categories.values() if c.lead_department == d.id],
+             "cooperates": [c.id for c in ref.categories.values() if d.id in c.cooperating]}
+            for d in ref.departments.values()]
+
+
+def categories(runtime: Any) -> dict[str, Any]:
+    """Categories with their routing, and the priorities."""
+    ref = runtime.reference
+    return {"categories": [{"id": c.id, "name": c.name, "kind": c.kind, "lead_department": c.lead_department,
+                            "cooperating": list(c.cooperating)} for c in ref.categories.values()],
+            "priorities": [{"id": p.id, "name": p.name} for p in ref.priorities.values()]}
+
+
+def sla_rules(runtime: Any) -> list[dict[str, Any]]:
+    """The SLA rules per category × priority, in minutes from the dispatch."""
+    return [{"category": r.category, "priority": r.priority, "ack_minutes": r.ack_minutes,
+             "handle_minutes": r.handle_minutes, "feedback_minutes": r.feedback_minutes,
+             "time_basis": r.time_basis, "escalate_every_minutes": r.escalate_every_minutes}
+            for r in runtime.reference.sla_rules]

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.text import cell
@@ -31,20 +32,7 @@ def _print(table: Table, count: int, what: str) -> None:
 @pass_ctx
 def places(ctx: Ctx, street: str | None, community: str | None) -> None:
     """Districts, streets, communities and grids (ids beside names: give either to a command)."""
-    ref = ctx.runtime.reference
-    communities = list(ref.communities.values())
-    if street:
-        sid = ref.street(street).id
-        communities = [c for c in communities if c.street_id == sid]
-    if community:
-        communities = [ref.community(community)]
-    rows: list[dict[str, Any]] = []
-    for c in communities:
-        s = ref.streets[c.street_id]
-        d = ref.districts[s.district_id]
-        rows.append({"district": d.id, "district_name": d.name, "street": s.id, "street_name": s.name,
-                     "community": c.id, "community_name": c.name,
-                     "grids": [{"id": g.id, "name": g.name} for g in ref.grids_of_community(c.id)]})
+    rows = queries.places(ctx.runtime, street=street, community=community)
 
     def human() -> None:
         table = _table("district", "street", "community", "grids")
@@ -64,10 +52,7 @@ def places(ctx: Ctx, street: str | None, community: str | None) -> None:
 def departments(ctx: Ctx) -> None:
     """Departments, with the categories each leads or cooperates on."""
     ref = ctx.runtime.reference
-    rows: list[dict[str, Any]] = [{"id": d.id, "name": d.name,
-             "leads": [c.id for c in ref.categories.values() if c.lead_department == d.id],
-             "cooperates": [c.id for c in ref.categories.values() if d.id in c.cooperating]}
-            for d in ref.departments.values()]
+    rows = queries.departments(ctx.runtime)
 
     def human() -> None:
         table = _table("id", "name", "leads", "cooperates on")
@@ -84,9 +69,8 @@ def departments(ctx: Ctx) -> None:
 def categories(ctx: Ctx) -> None:
     """Categories with their routing (lead and cooperating departments) and the priorities."""
     ref = ctx.runtime.reference
-    rows: list[dict[str, Any]] = [{"id": c.id, "name": c.name, "kind": c.kind, "lead_department": c.lead_department,
-             "cooperating": list(c.cooperating)} for c in ref.categories.values()]
-    data: dict[str, Any] = {"categories": rows, "priorities": [{"id": p.id, "name": p.name} for p in ref.priorities.values()]}
+    data = queries.categories(ctx.runtime)
+    rows = data["categories"]
 
     def human() -> None:
         table = _table("id", "name", "kind", "lead", "cooperating")
@@ -104,10 +88,7 @@ def categories(ctx: Ctx) -> None:
 def sla_rules(ctx: Ctx) -> None:
     """SLA rules per category × priority (minutes from the dispatch; the most specific rule wins)."""
     ref = ctx.runtime.reference
-    rows: list[dict[str, Any]] = [{"category": r.category, "priority": r.priority, "ack_minutes": r.ack_minutes,
-             "handle_minutes": r.handle_minutes, "feedback_minutes": r.feedback_minutes,
-             "time_basis": r.time_basis, "escalate_every_minutes": r.escalate_every_minutes}
-            for r in ref.sla_rules]
+    rows = queries.sla_rules(ctx.runtime)
 
     def name(table: dict[str, Any], key: str) -> str:
         return "*" if key == "*" else cell(table[key].name)
