@@ -12,7 +12,6 @@ import click
 
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.kafka import KafkaSettings
-from dispatch.logs import configure_logging
 
 __all__ = ["process_options", "run_process"]
 
@@ -30,11 +29,9 @@ def process_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_process(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str,
                 body: Callable[[Runtime, KafkaSettings], Any]) -> None:
-    """Configure logging, bootstrap once, run ``body(runtime, settings)``, close."""
-    configure_logging(log_level)
-    settings = KafkaSettings.from_env(kafka, topic_prefix)
-    runtime = bootstrap(db)
+    """Bootstrap once (logging, clock, stores, Kafka settings), run ``body(runtime, settings)``, close."""
+    runtime = bootstrap(db, kafka=kafka, topic_prefix=topic_prefix, log_level=log_level)
     try:
-        body(runtime, settings)
+        body(runtime, runtime.kafka)
     finally:
         runtime.close()

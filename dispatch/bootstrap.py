@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from dispatch.application import DispatchApp
 from dispatch.clock import Clock, SystemClock
+from dispatch.logs import configure_logging
 from dispatch.config import Database, resolve_db
 from dispatch.dberrors import translate_db_errors
 from dispatch.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
@@ -34,9 +36,22 @@ class Runtime:
     (the business-time window moves with it)."""
 
     def __init__(self, db: Database, engine: Engine, reference: Reference, app: DispatchApp,
-                 clock: Clock | None = None):
+                 clock: Clock | None = None, kafka: tuple[str | None, str | None] = (None, None)):
         self.db, self.engine, self.reference, self.app = db, engine, reference, app
         self.clock = clock or SystemClock()
+        self._kafka_options = kafka
+        self._kafka: Any = None
+
+    @property
+    def kafka(self) -> Any:
+        """This process's ``KafkaSettings`` (its options, else ``DISPATCH_KAFKA`` /
+        ``DISPATCH_TOPIC_PREFIX``); built when first asked (a process without Kafka never
+        imports its client), and nothing connects here."""
+        if self._kafka is None:
+            from dispatch.kafka import KafkaSettings
+
+            self._kafka = KafkaSettings.from_env(*self._kafka_options)
+        return self._kafka
 
     @property
     def clock(self) -> Clock:
@@ -60,14 +75,21 @@ def bootstrap(
     env: dict[str, str] | None = None,
     create: bool = True,
     kind: str = "live",
+    kafka: str | None = None,
+    topic_prefix: str | None = None,
+    log_level: str | None = None,
 ) -> Runtime:
-    """Open the database named by ``db_url`` (see ``dispatch.config``).
+    """A process's wiring, once: logging (``log_level``; the CLI configures its own first), the
+    clock, the database named by ``db_url`` (see ``dispatch.config``) with its event store and
+    read models, and the Kafka settings (``kafka``, ``topic_prefix``, else the environment).
 
     The reference data lives in the database, so every process of a deployment
     shares it: ``reference_file`` replaces it; otherwise the stored copy is used,
     and a new database gets the bundled sample. ``create=False`` refuses a database
     that does not exist yet; ``kind`` is what a new one is marked as.
     """
+    if log_level is not None:
+        configure_logging(log_level)
     db = resolve_db(db_url)
     with translate_db_errors(db):
         engine = open_database(db, create=create, kind=kind)
@@ -79,7 +101,7 @@ def bootstrap(
         except BaseException:
             engine.dispose()
             raise
-    return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock)
+    return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock, kafka=(kafka, topic_prefix))
 
 
 def _settings(env: Mapping[str, str] | None) -> Mapping[str, str]:
