@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from dispatch.aggregates import Ticket
-from dispatch.eventstore import latest_snapshots, stored_events, stored_versions
+from dispatch.eventstore import snapshots_and_events, stored_events, stored_versions
 
 __all__ = ["TicketCache", "load_tickets"]
 
@@ -32,10 +32,12 @@ def load_tickets(recorder: Any, mapper: Mapper[Any], ids: Collection[UUID],
     wanted = list(ids)
     base: dict[UUID, Any] = {}
     if snapshots is not None:
-        for tid, snapshot in latest_snapshots(snapshots, wanted).items():
+        latest, events = snapshots_and_events(recorder, snapshots, wanted)
+        for tid, snapshot in latest.items():
             base[tid] = mapper.to_domain_event(snapshot).mutate(None)  # type: ignore[attr-defined]
-    after = {tid: aggregate.version for tid, aggregate in base.items()}
-    for tid, stored in stored_events(recorder, wanted, after).items():
+    else:
+        events = stored_events(recorder, wanted)
+    for tid, stored in events.items():
         aggregate: Any = base.get(tid)
         for s in stored:
             aggregate = mapper.to_domain_event(s).mutate(aggregate)  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRec
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
 __all__ = ["FencedTracking", "FencedTrackings", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
-           "latest_snapshots", "listen", "notification_rows", "record", "recorder_topic", "store_spec", "stored_events",
+           "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
            "stored_versions"]
 
 _SQLITE_CHUNK = 500  # ids per IN (…): well under SQLite's bound-parameter limit
@@ -163,14 +163,21 @@ def stored_events(recorder: Any, ids: list[UUID], after: dict[UUID, int] | None 
         from psycopg.rows import tuple_row
         from psycopg.sql import SQL, Identifier
 
-        statement = SQL("SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} e "
-                        "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS w(id, v) "
-                        "ON e.originator_id = w.id AND e.originator_version > w.v "
-                        "ORDER BY e.originator_id, e.originator_version").format(
-            schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name),
-            id_type=SQL(_id_type(recorder)))
+        table = {"schema": Identifier(recorder.datastore.schema), "table": Identifier(recorder.events_table_name)}
+        if after:  # an index range per ticket, from its snapshot on
+            statement = SQL("SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                            "FROM unnest(%b::{id_type}[], %b::bigint[]) AS w(id, v) CROSS JOIN LATERAL "
+                            "(SELECT * FROM {schema}.{table} x WHERE x.originator_id = w.id "
+                            "AND x.originator_version > w.v) e "
+                            "ORDER BY e.originator_id, e.originator_version").format(
+                id_type=SQL(_id_type(recorder)), **table)
+            params: list[Any] = [ids, [after.get(i, 0) for i in ids]]
+        else:
+            statement = SQL("SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+                            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version").format(**table)
+            params = [ids]
         with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, [ids, [after.get(i, 0) for i in ids]])
+            curs.execute(statement, params)
             for oid, version, topic, state in curs.fetchall():
                 found[oid].append(StoredEvent(originator_id=oid, originator_version=version, topic=topic,
                                               state=bytes(state)))
@@ -180,7 +187,7 @@ def stored_events(recorder: Any, ids: list[UUID], after: dict[UUID, int] | None 
                 chunk = ids[i:i + _SQLITE_CHUNK]
                 if any(t in after for t in chunk):
                     where = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in chunk)
-                    params: list[Any] = [p for t in chunk for p in (t.hex, after.get(t, 0))]
+                    params = [p for t in chunk for p in (t.hex, after.get(t, 0))]
                 else:
                     where = f"originator_id IN ({','.join('?' * len(chunk))})"
                     params = [t.hex for t in chunk]
@@ -234,6 +241,40 @@ def latest_snapshots(recorder: Any, ids: list[UUID]) -> dict[UUID, StoredEvent]:
             if latest:
                 found[tid] = latest[0]
     return found
+
+
+def snapshots_and_events(recorder: Any, snapshots: Any, ids: list[UUID]
+                         ) -> tuple[dict[UUID, StoredEvent], dict[UUID, list[StoredEvent]]]:
+    """Each ticket's latest snapshot (if any) and its events after it: on PostgreSQL in one
+    round trip (a batch of commands pays no extra query for snapshots it does not have)."""
+    if _kind(recorder) != "postgres" or _kind(snapshots) != "postgres":
+        newest = latest_snapshots(snapshots, ids)
+        return newest, stored_events(recorder, ids, {tid: s.originator_version for tid, s in newest.items()})
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    statement = SQL(
+        "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
+        "FROM {schema}.{snapshots} WHERE originator_id = ANY(%(ids)s) ORDER BY originator_id, originator_version DESC) "
+        "SELECT 0 AS k, originator_id, originator_version, topic, state FROM s UNION ALL "
+        "SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
+        "FROM unnest(%(ids)s::{id_type}[]) AS w(id) LEFT JOIN s ON s.originator_id = w.id CROSS JOIN LATERAL "
+        "(SELECT * FROM {schema}.{events} x WHERE x.originator_id = w.id "
+        "AND x.originator_version > COALESCE(s.originator_version, 0)) e "
+        "ORDER BY 2, 1, 3").format(
+        schema=Identifier(recorder.datastore.schema), snapshots=Identifier(snapshots.events_table_name),
+        events=Identifier(recorder.events_table_name), id_type=SQL(_id_type(recorder)))
+    latest: dict[UUID, StoredEvent] = {}
+    found: dict[UUID, list[StoredEvent]] = defaultdict(list)
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+        curs.execute(statement, {"ids": ids})
+        for k, oid, version, topic, state in curs.fetchall():
+            stored = StoredEvent(originator_id=oid, originator_version=version, topic=topic, state=bytes(state))
+            if k == 0:
+                latest[oid] = stored
+            else:
+                found[oid].append(stored)
+    return latest, found
 
 
 def stored_versions(recorder: Any, ids: list[UUID]) -> dict[UUID, int] | None:

@@ -32,17 +32,17 @@ def test_snapshots_on_postgres_load_only_the_later_events(monkeypatch: pytest.Mo
             "channel": "patrol", "description": f"短 {i}"})).ticket_id for i in range(3)]
         assert app.snapshots is not None
         read: dict[Any, list[int]] = {}
-        original = eventstore.stored_events
+        original = eventstore.snapshots_and_events
 
-        def counting(recorder: Any, ids: Any, after: Any = None) -> Any:
-            found = original(recorder, ids, after)
+        def counting(recorder: Any, snapshots: Any, ids: Any) -> Any:
+            latest, found = original(recorder, snapshots, ids)
             for tid, events in found.items():
                 read.setdefault(tid, []).extend(e.originator_version for e in events)
-            return found
+            return latest, found
 
         import dispatch.bulk_load as bulk_load
         with monkeypatch.context() as patch:
-            patch.setattr(bulk_load, "stored_events", counting)
+            patch.setattr(bulk_load, "snapshots_and_events", counting)
             loaded = load_tickets(app.recorder, app.mapper, [long_one, *short], app.snapshots.recorder)
         full = load_tickets(app.recorder, app.mapper, [long_one, *short])
         assert read[long_one] == list(range(41, loaded[long_one].version + 1))

@@ -112,15 +112,15 @@ def test_the_command_path_loads_a_ticket_from_its_snapshot_and_the_events_after_
         tid = _long_history(runtime)
         assert app.snapshots is not None
         read: list[int] = []
-        original = eventstore.stored_events
+        original = eventstore.snapshots_and_events
 
-        def counting(recorder: Any, ids: Any, after: Any = None) -> Any:
-            found = original(recorder, ids, after)
+        def counting(recorder: Any, snapshots: Any, ids: Any) -> Any:
+            latest, found = original(recorder, snapshots, ids)
             read.extend(e.originator_version for e in found.get(tid, []))
-            return found
+            return latest, found
 
         with monkeypatch.context() as patch:
-            patch.setattr(bulk_load, "stored_events", counting)
+            patch.setattr(bulk_load, "snapshots_and_events", counting)
             loaded = load_tickets(app.recorder, app.mapper, [tid], app.snapshots.recorder)[tid]
         assert read == list(range(41, loaded.version + 1))  # only the events after the snapshot at 40
         assert vars(loaded) == vars(load_tickets(app.recorder, app.mapper, [tid])[tid])  # = the whole history
