@@ -32,6 +32,7 @@ from dispatch.lifecycle import TERMINAL
 from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   street_dashboard)
 from dispatch.projections import tables as t
+from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
@@ -226,43 +227,23 @@ def inbox(runtime: Any, department: str, *, now: datetime | None = None) -> list
 
 def overdue(runtime: Any, *, street: str | None = None, community: str | None = None,
             department: str | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
-    """What is late now: unanswered calls past their report-in deadline and lead calls past their
-    handling deadline, on open tickets and the current dispatch; how late (in each call's time
-    basis) and at which escalation level; most overdue first."""
+    """What is late now (``dispatch.projections.deadlines``: the deadlines the watchdog
+    escalates): how late, in each call's time basis, and at which escalation level; the
+    longest overdue first."""
     ref = runtime.reference
     now = now or runtime.clock.now()
     catch_up(runtime)
-    c, tk = t.calls.c, t.tickets.c
-    late = or_(and_(c.answer.is_(None), c.ack_due < now),
-               and_(c.role == "lead", or_(c.answer.is_(None), c.answer != "rejected"), c.handled_at.is_(None),
-                    c.handle_due < now))
-    query = (select(c.ticket_id, c.call_id, c.department, c.role, c.answer, c.ack_due, c.handle_due, c.handled_at,
-                    c.time_basis, tk.level, tk.status, tk.street, tk.community, tk.grid, tk.category)
-             .join(t.tickets, tk.ticket_id == c.ticket_id)
-             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), late))
-    if street:
-        query = query.where(tk.street == ref.street(street).id)
-    if community:
-        query = query.where(tk.community == ref.community(community).id)
-    if department:
-        query = query.where(c.department == ref.department(department).id)
+    missed = missed_deadlines(runtime.engine, now, street=ref.street(street).id if street else None,
+                              community=ref.community(community).id if community else None,
+                              department=ref.department(department).id if department else None)
     policy = SlaPolicy(ref)
     rows = []
-    with runtime.engine.connect() as conn:
-        for r in conn.execute(query):
-            deadlines = []
-            if r.answer is None and r.ack_due < now:
-                deadlines.append(("ack", r.ack_due))
-            if r.role == "lead" and r.answer != "rejected" and r.handled_at is None and r.handle_due < now:
-                deadlines.append(("handle", r.handle_due))
-            for kind, due in deadlines:
-                left = _minutes_left(policy, r.time_basis, now, due)
-                rows.append({"ticket_id": r.ticket_id, "call_id": r.call_id, "department": r.department,
-                             "role": r.role, "deadline": kind, "due": due,
-                             "minutes_late": None if left is None else -left, "time_basis": r.time_basis,
-                             "level": r.level, "status": r.status, "street": r.street, "community": r.community,
-                             "grid": r.grid, "category": r.category})
-    rows.sort(key=lambda row: (row["due"], row["ticket_id"], row["deadline"]))
+    for m in missed:
+        left = _minutes_left(policy, m.time_basis, now, m.due)
+        rows.append({"ticket_id": m.ticket_id, "call_id": m.call_id, "department": m.department, "role": m.role,
+                     "deadline": m.kind, "due": m.due, "minutes_late": None if left is None else -left,
+                     "time_basis": m.time_basis, "level": m.level, "status": m.status, "street": m.street,
+                     "community": m.community, "grid": m.grid, "category": m.category})
     return rows
 
 

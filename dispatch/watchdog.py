@@ -18,14 +18,15 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, select
 
-from dispatch.lifecycle import TERMINAL, ack_deadline, handle_deadline
+from dispatch.lifecycle import ack_deadline, handle_deadline
 from dispatch.commands import Actor, Escalate
 from dispatch.errors import AlreadyEscalated, DuplicateCommand
 from dispatch.ladder import LEVELS, rungs_due
 from dispatch.projections import catch_up
 from dispatch.projections import tables as t
+from dispatch.projections.deadlines import missed_deadlines
 
 __all__ = ["OpenDeadline", "Watchdog", "WATCHDOG_ACTOR", "due_escalations", "open_deadlines"]
 
@@ -58,34 +59,22 @@ def due_escalations(deadlines: Sequence[OpenDeadline], now: datetime) -> list[Es
 
 
 def open_deadlines(engine: Engine, now: datetime) -> list[OpenDeadline]:
-    """Unanswered acknowledgement calls and unhandled lead calls of open tickets, past due at ``now``."""
-    t.ensure_tables(engine)
-    c, tk, es = t.calls.c, t.tickets.c, t.escalations.c
-    overdue = or_(and_(c.answer.is_(None), c.ack_due < now),
-                  and_(c.role == "lead", or_(c.answer.is_(None), c.answer != "rejected"),
-                       c.handled_at.is_(None), c.handle_due < now))
-    query = (select(c.ticket_id, c.call_id, c.dispatch_no, c.role, c.answer, c.answered_at, c.ack_due,
-                    c.handle_due, c.handled_at, c.escalate_every_minutes)
-             .join(t.tickets, tk.ticket_id == c.ticket_id)
-             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), overdue))
+    """The deadlines missed at ``now`` (``dispatch.projections.deadlines``), with the rungs
+    each has already reached."""
+    missed = missed_deadlines(engine, now)
+    es = t.escalations.c
+    ids = sorted({m.ticket_id for m in missed})
+    reached: dict[tuple[str, str], set[int]] = {}
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-        ids = sorted({r.ticket_id for r in rows})
-        reached: dict[tuple[str, str], set[int]] = {}
         for i in range(0, len(ids), 500):
             for tid, deadline, rung in conn.execute(select(es.ticket_id, es.deadline, es.rung).where(
                     es.ticket_id.in_(ids[i:i + 500]), es.deadline != "manual")):
                 reached.setdefault((tid, deadline), set()).add(rung)
     out = []
-    for r in rows:
-        keys = []
-        if r.answer is None and r.ack_due < now:
-            keys.append((ack_deadline(r.call_id), r.ack_due))
-        if r.role == "lead" and r.answer != "rejected" and r.handled_at is None and r.handle_due < now:
-            keys.append((handle_deadline(r.dispatch_no), r.handle_due))
-        for key, due in keys:
-            out.append(OpenDeadline(r.ticket_id, key, due, r.escalate_every_minutes,
-                                    frozenset(reached.get((r.ticket_id, key), ()))))
+    for m in missed:
+        key = ack_deadline(m.call_id) if m.kind == "ack" else handle_deadline(m.dispatch_no)
+        out.append(OpenDeadline(m.ticket_id, key, m.due, m.escalate_every_minutes,
+                                frozenset(reached.get((m.ticket_id, key), ()))))
     return out
 
 

@@ -53,7 +53,7 @@ def ticket_id_for(*, external_ref: str | None = None, channel: str = "", command
 
 
 class Ticket(Aggregate):
-    # v2: the lifecycle state gained ``feedback_at`` (see ``upcast_v1_v2``; snapshots are off by default)
+    # v2: the lifecycle state gained ``feedback_at`` (snapshots taken before it: ``upcast_v1_v2``)
     class_version = 2
 
     class Event(Aggregate.Event):
