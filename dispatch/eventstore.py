@@ -245,36 +245,11 @@ def latest_snapshots(recorder: Any, ids: list[UUID]) -> dict[UUID, StoredEvent]:
 
 def snapshots_and_events(recorder: Any, snapshots: Any, ids: list[UUID]
                          ) -> tuple[dict[UUID, StoredEvent], dict[UUID, list[StoredEvent]]]:
-    """Each ticket's latest snapshot (if any) and its events after it: on PostgreSQL in one
-    round trip (a batch of commands pays no extra query for snapshots it does not have)."""
-    if _kind(recorder) != "postgres" or _kind(snapshots) != "postgres":
-        newest = latest_snapshots(snapshots, ids)
-        return newest, stored_events(recorder, ids, {tid: s.originator_version for tid, s in newest.items()})
-    from psycopg.rows import tuple_row
-    from psycopg.sql import SQL, Identifier
-
-    statement = SQL(
-        "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
-        "FROM {schema}.{snapshots} WHERE originator_id = ANY(%(ids)s) ORDER BY originator_id, originator_version DESC) "
-        "SELECT 0 AS k, originator_id, originator_version, topic, state FROM s UNION ALL "
-        "SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
-        "FROM unnest(%(ids)s::{id_type}[]) AS w(id) LEFT JOIN s ON s.originator_id = w.id CROSS JOIN LATERAL "
-        "(SELECT * FROM {schema}.{events} x WHERE x.originator_id = w.id "
-        "AND x.originator_version > COALESCE(s.originator_version, 0)) e "
-        "ORDER BY 2, 1, 3").format(
-        schema=Identifier(recorder.datastore.schema), snapshots=Identifier(snapshots.events_table_name),
-        events=Identifier(recorder.events_table_name), id_type=SQL(_id_type(recorder)))
-    latest: dict[UUID, StoredEvent] = {}
-    found: dict[UUID, list[StoredEvent]] = defaultdict(list)
-    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-        curs.execute(statement, {"ids": ids})
-        for k, oid, version, topic, state in curs.fetchall():
-            stored = StoredEvent(originator_id=oid, originator_version=version, topic=topic, state=bytes(state))
-            if k == 0:
-                latest[oid] = stored
-            else:
-                found[oid].append(stored)
-    return latest, found
+    """Each ticket's latest snapshot (if any) and its events after it. Two queries: a single
+    statement for both (a CTE with a LATERAL range per ticket) measured slower for the Kafka
+    engine's large batches than the plain ``= ANY`` read that tickets without a snapshot get."""
+    newest = latest_snapshots(snapshots, ids)
+    return newest, stored_events(recorder, ids, {tid: s.originator_version for tid, s in newest.items()})
 
 
 def stored_versions(recorder: Any, ids: list[UUID]) -> dict[UUID, int] | None:

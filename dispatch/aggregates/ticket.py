@@ -59,7 +59,8 @@ class Ticket(Aggregate):
     class Event(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
             data = self.__dict__
-            fold(aggregate, type(self).__name__, data, data["occurred_at"], self.originator_version)
+            # the aggregate's attributes are its state: fold into them directly
+            fold(aggregate.__dict__, type(self).__name__, data, data["occurred_at"], self.originator_version)
             command_id = data.get("command_id")
             if command_id:
                 aggregate.command_ids.append(command_id)
@@ -95,7 +96,7 @@ class Ticket(Aggregate):
         duplicate_of: str | None
         command_ids: list[str]
 
-    # the fold reads and writes a state by item: on the aggregate, its attributes
+    # a ticket is a lifecycle state by item too (the relay folds onto one it loaded)
     def __getitem__(self, key: str) -> Any:
         return self.__dict__[key]
 
