@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import Engine, select
@@ -86,8 +87,9 @@ class Watchdog:
         self.submit = submit or runtime.app.execute_batch
 
     def tick(self, now: datetime | None = None) -> list[Any]:
-        """Escalate everything owed at ``now`` (default: the runtime's clock); return the outcomes."""
-        now = now or self.runtime.clock.now()
+        """Escalate everything owed at ``now`` (default: the runtime's clock); return the outcomes.
+        Escalations are stamped in the reference data's time zone, like every other step."""
+        now = (now or self.runtime.clock.now()).astimezone(ZoneInfo(self.runtime.reference.timezone))
         catch_up(self.runtime)
         commands = due_escalations(open_deadlines(self.runtime.engine, now), now)
         if not commands:

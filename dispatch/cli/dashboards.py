@@ -179,17 +179,20 @@ def timeline_command(ctx: Ctx, ticket: str) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--at", "at", metavar="TIME", help="With --once: the pass as of this business time (backfills) [default: now].")
 @click.option("--interval", default=60.0, show_default=True, help="Seconds between passes.")
 @pass_ctx
-def watchdog(ctx: Ctx, once: bool, interval: float) -> None:
+def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float) -> None:
     """Escalate missed acknowledgement and handling deadlines up the ladder (督办)."""
     from dispatch.watchdog import Watchdog
 
+    if at and not once:
+        raise click.UsageError("--at is for one pass: give --once too")
     dog = Watchdog(ctx.runtime)
     if not once:
         dog.run(interval, threading.Event())
         return
-    outcomes = dog.tick()
+    outcomes = dog.tick(ctx.time(at) if at else None)
     done = [o for o in outcomes if o.error is None]
     data = {"escalated": [{"ticket_id": str(o.ticket_id), "deadline": o.command.deadline, "rung": o.command.rung}
                           for o in done], "refused": len(outcomes) - len(done)}

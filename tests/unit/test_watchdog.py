@@ -112,3 +112,18 @@ def test_an_answered_call_stops_the_ack_escalations(runtime: Runtime) -> None:
     clock.advance(timedelta(hours=5))  # 14:50: the handling deadline (3 working days) is still ahead
     assert Watchdog(runtime).tick() == []
     assert _escalations(runtime, tid) == [("ack:1:shuiwu", 1, "community")]
+
+
+def test_a_one_shot_run_at_a_business_time_stamps_escalations_in_the_reference_time_zone(
+        runtime: Runtime, tmp_path: Path) -> None:
+    from tests.unit.test_sla_scenario import cli_json
+
+    tid = _ticket(runtime)
+    db = str(tmp_path / "dog.db")
+    # a UTC instant 1 minute after the deadline: the community rung, recorded at 09:41 Shanghai time
+    at = (DUE + timedelta(minutes=1)).astimezone(ZoneInfo("UTC")).isoformat()
+    done = cli_json(db, "watchdog", "--once", "--at", at)
+    assert [(e["deadline"], e["rung"]) for e in done["escalated"]] == [("ack:1:shuiwu", 1)]
+    history = cli_json(db, "history", tid)["events"]
+    escalated = [e for e in history if e["event"] == "Escalated"]
+    assert [e["occurred_at"] for e in escalated] == ["2026-11-20T09:41:00+08:00"]
