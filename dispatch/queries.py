@@ -121,12 +121,16 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
                                start=period.start, end=period.end, settings=settings)
 
 
-def sla(runtime: Any, *, by: str, period: Window, per: str | None = None,
-        settings: Settings | None = None) -> dict[str, Any]:
-    """SLA statistics and the scorecard, grouped ``by`` a dimension, optionally ``per`` day/week/month."""
+def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settings: Settings | None = None,
+        street: str | None = None, community: str | None = None) -> dict[str, Any]:
+    """SLA statistics and the scorecard, grouped ``by`` a dimension, optionally ``per`` day/week/month,
+    optionally only of one street's or community's tickets (by id or name)."""
+    ref = runtime.reference
+    street_id = ref.street(street).id if street else None
+    community_id = ref.community(community).id if community else None
     catch_up(runtime)
-    return sla_statistics(runtime.engine, runtime.reference, by=by, period=per, as_of=period.as_of,
-                          start=period.start, end=period.end, settings=settings or Settings())
+    return sla_statistics(runtime.engine, ref, by=by, period=per, as_of=period.as_of, start=period.start,
+                          end=period.end, settings=settings or Settings(), street=street_id, community=community_id)
 
 
 # -- tickets --------------------------------------------------------------------------------------------

@@ -145,14 +145,17 @@ def _show_sla(data: dict[str, Any]) -> None:
 @main.command()
 @click.option("--by", "by", type=click.Choice(DIMENSIONS), required=True, help="Group by.")
 @click.option("--period", type=click.Choice(PERIODS), help="Break down per day, week or month.")
+@click.option("--street", help="Only this street's tickets (id or name).")
+@click.option("--community", help="Only this community's tickets (id or name).")
 @_figure_options
 @pass_ctx
-def sla(ctx: Ctx, by: str, period: str | None, start: str | None, end: str | None, as_of: str | None,
-        min_evaluated: int, basic_weight: float, weights: str) -> None:
+def sla(ctx: Ctx, by: str, period: str | None, street: str | None, community: str | None, start: str | None,
+        end: str | None, as_of: str | None, min_evaluated: int, basic_weight: float, weights: str) -> None:
     """SLA statistics (on-time rates, MTTA/MTTH, 三率) and the scorecard ranking."""
     settings = _settings(min_evaluated, basic_weight, weights)
     window = queries.window(ctx.runtime, start, end, as_of)
-    data = queries.sla(ctx.runtime, by=by, per=period, period=window, settings=settings)
+    data = queries.sla(ctx.runtime, by=by, per=period, period=window, settings=settings, street=street,
+                       community=community)
     ctx.emit(data, lambda: _show_sla(data))
 
 

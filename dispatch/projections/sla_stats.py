@@ -73,13 +73,17 @@ def _name(reference: Reference, by: str, key: str) -> str:
 
 def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: datetime, period: str | None = None,
                    start: datetime | None = None, end: datetime | None = None,
-                   settings: Settings | None = None) -> dict[str, Any]:
+                   settings: Settings | None = None, street: str | None = None,
+                   community: str | None = None) -> dict[str, Any]:
+    """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
+    that unit's tickets."""
     if by not in DIMENSIONS:
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
         raise DispatchError(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
     settings = settings or Settings()
-    facts, policy, window = load_facts(engine, as_of), SlaPolicy(reference), Window(start, end)
+    facts = load_facts(engine, as_of, street=street, community=community)
+    policy, window = SlaPolicy(reference), Window(start, end)
     closes, latest = close_items(facts), latest_evaluations(facts.evaluations)
 
     def attr(tid: str) -> str:
@@ -117,6 +121,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                                            "composite_weights": list(settings.composite_weights),
                                            "min_evaluated": settings.min_evaluated},
                               "rows": rows}
+    if street or community:
+        result["scope"] = {"street": street, "community": community}
     if period is None:
         result["ranking"] = _ranking(rows, by, settings)
     return result
