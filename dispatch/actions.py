@@ -1,7 +1,9 @@
-"""Write use cases for people at a door (the CLI today, the HTTP API next): one lifecycle
-step, as the person doing it, at a business time. The door says who acts and when; this
-says in which role each step is recorded, builds the command every door builds (the intake
-wire format, strictly validated) and hands it to the application."""
+"""Write use cases for people at a door (the CLI, the HTTP API): one lifecycle step, as
+the identity doing it. Authorization (``dispatch.access``) is asked here, with the ticket
+as the event store holds it; the step's business time is the time it was received unless
+the identity may backfill; the command built is the one every door builds (the intake wire
+format, strictly validated) and goes to the application — or, in Kafka mode, to the intake
+topic (``prepare`` builds it without applying it)."""
 
 from __future__ import annotations
 
@@ -9,27 +11,50 @@ from datetime import datetime
 from typing import Any
 
 from dispatch import commands as c
+from dispatch.access import authorize, check_backfill
+from dispatch.identity import Identity
+from dispatch.queries import ticket_id
 
-__all__ = ["ACTING_ROLE", "act"]
+__all__ = ["COMMANDS", "act", "prepare"]
 
-# Who records each step (the actor's role), unless the door says otherwise (a report's channel
-# decides its reporter's role at the door).
-ACTING_ROLE: dict[type, str] = {
-    c.Accept: "centre", c.FirstContact: "centre", c.Dispatch: "centre", c.Feedback: "centre",
-    c.Reopen: "centre", c.Escalate: "centre", c.MarkDuplicate: "centre", c.Cancel: "centre", c.Close: "centre",
-    c.Acknowledge: "department", c.Reject: "department", c.Handle: "department",
-    c.Evaluate: "resident",
+COMMANDS: dict[str, type] = {
+    model.model_fields["type"].default: model  # type: ignore[attr-defined]
+    for model in (c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Acknowledge, c.Reject, c.Handle, c.Feedback,
+                  c.Evaluate, c.Reopen, c.Escalate, c.MarkDuplicate, c.Cancel, c.Close)
 }
 
 
-def act(runtime: Any, kind: type, *, by: str, at: datetime, role: str | None = None, **fields: Any) -> Any:
-    """Record one step ``kind`` (a command class) by ``by`` at ``at``; returns the outcome
-    (raises the step's error if it was refused). A department's step acts for its department."""
-    role = role or ACTING_ROLE[kind]
-    actor = {"role": role, "id": by}
-    if role == "department":
-        actor["department"] = runtime.reference.department(fields["department"]).id
-    command = c.parse_command({"type": kind.model_fields["type"].default,  # type: ignore[attr-defined]
-                               "occurred_at": at.isoformat(), "actor": actor,
-                               **{k: v for k, v in fields.items() if v is not None}})
+def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None = None,
+            command_id: str | None = None, as_role: str | None = None, **fields: Any) -> Any:
+    """The command ``identity`` asks for, authorized and validated (raises ``Forbidden``,
+    ``BackfillNotAllowed``, ``TicketNotFound``, ``InvalidCommand``, unknown names…)."""
+    check_backfill(identity, at is not None)
+    ref = runtime.reference
+    received = runtime.clock.now()
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if "department" in fields:
+        fields["department"] = ref.department(fields["department"]).id
+    if kind is c.Report:
+        place = ref.place(fields["grid"])
+        fields |= {"grid": place.grid.id, "category": ref.category(fields["category"]).id,
+                   "priority": ref.priority(fields.get("priority", "normal")).id}
+        ticket: Any = {"grid": place.grid.id, "community": place.community.id, "street": place.street.id,
+                       "district": place.district.id}
+    else:
+        ticket = runtime.app.get_ticket(ticket_id(fields["ticket_id"]))
+        fields["ticket_id"] = str(ticket.id)
+    actor = authorize(identity, kind, ticket, fields, as_role=as_role)
+    actor["received_at"] = received.isoformat()
+    body = {"type": kind.model_fields["type"].default,  # type: ignore[attr-defined]
+            "occurred_at": (at or received).isoformat(), "actor": actor, **fields}
+    if command_id:
+        body["command_id"] = command_id
+    return c.parse_command(body)
+
+
+def act(runtime: Any, kind: type, identity: Identity, *, at: datetime | None = None, command_id: str | None = None,
+        as_role: str | None = None, **fields: Any) -> Any:
+    """Record one step ``kind`` (a command class) as ``identity``; returns the outcome (raises
+    the step's error if it was refused)."""
+    command = prepare(runtime, kind, identity, at=at, command_id=command_id, as_role=as_role, **fields)
     return runtime.app.execute(command)

@@ -41,6 +41,7 @@ class Outcome:
     ticket_id: UUID | None = None
     events: list[str] = field(default_factory=list)
     error: DispatchError | None = None
+    version: int | None = None  # the ticket's version after the step
 
     @property
     def ok(self) -> bool:
@@ -183,6 +184,7 @@ class DispatchApp(Application[UUID]):
             else:
                 outcome.ticket_id = ticket.id
                 outcome.events = [type(ticket.pending_events[-1]).__name__]  # one event per command
+                outcome.version = ticket.version
             outcomes.append(outcome)
         if before_record is not None:
             before_record(outcomes)

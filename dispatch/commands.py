@@ -77,9 +77,12 @@ class Actor(BaseModel):
     id: Name
     department: str | None = None
     grid: str | None = None
+    on_behalf: Annotated[bool | None, Field(description="a report taken outside the reporter's own grids (代行受理)")] = None
+    received_at: Annotated[BusinessTime | None, Field(
+        description="when the server received the step (recorded beside the business time)")] = None
 
-    def as_dict(self) -> dict[str, str]:
-        return self.model_dump(exclude_none=True)
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class _Command(BaseModel):

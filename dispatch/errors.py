@@ -3,7 +3,7 @@
     DispatchError                 a user-caused problem: one clear line, exit 1
     ├── ReferenceDataError        a reference file is malformed (file, path, problem)
     ├── UnknownReference          no such grid / department / category / …
-    │   ├── UnknownGrid, UnknownCommunity, UnknownStreet
+    │   ├── UnknownGrid, UnknownCommunity, UnknownStreet, UnknownDistrict
     │   ├── UnknownDepartment, UnknownCategory, UnknownPriority
     ├── TicketNotFound            no ticket with that id
     ├── InvalidCommand            a command's fields are missing or mistyped
@@ -18,6 +18,12 @@
     │   ├── DatabaseUnavailable   cannot be opened or reached (path, host, reason)
     │   └── UnsafeTarget          a write that would overwrite or mix with data it did not make
     ├── WouldOrphanTickets        a reference change would remove places/departments in use
+    ├── Unauthenticated           no valid sign-in: a missing, wrong, expired or revoked token
+    │   └── AccountLocked         too many failed sign-ins in a row: wait
+    ├── Forbidden                 signed in, but this role or scope may not do that
+    │   └── BackfillNotAllowed    only an admin may set a business time
+    ├── UnknownUser               no such user or token
+    ├── UserExists                a user of that name exists already
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
@@ -37,7 +43,13 @@ unit test keeps it complete.
 from __future__ import annotations
 
 __all__ = [
+    "AccountLocked",
     "AlreadyEscalated",
+    "BackfillNotAllowed",
+    "Forbidden",
+    "Unauthenticated",
+    "UnknownUser",
+    "UserExists",
     "BusinessTimeOutOfRange",
     "DatabaseError",
     "DatabaseNeedsUpgrade",
@@ -67,6 +79,7 @@ __all__ = [
     "UnknownCategory",
     "UnknownCommunity",
     "UnknownDepartment",
+    "UnknownDistrict",
     "UnknownGrid",
     "UnknownPriority",
     "UnknownReference",
@@ -112,6 +125,10 @@ class UnknownCommunity(UnknownReference):
 
 class UnknownStreet(UnknownReference):
     kind = "street"
+
+
+class UnknownDistrict(UnknownReference):
+    kind = "district"
 
 
 class UnknownDepartment(UnknownReference):
@@ -187,6 +204,30 @@ class WouldOrphanTickets(DispatchError):
     def __init__(self, message: str, removed: dict[str, list[str]]):
         self.removed = removed
         super().__init__(message)
+
+
+class Unauthenticated(DispatchError):
+    """No valid sign-in. The sentence never says which part was wrong (user, password, token)."""
+
+
+class AccountLocked(Unauthenticated):
+    pass
+
+
+class Forbidden(DispatchError):
+    """The identity is known, but its role or scope does not allow this."""
+
+
+class BackfillNotAllowed(Forbidden):
+    pass
+
+
+class UnknownUser(DispatchError):
+    pass
+
+
+class UserExists(DispatchError):
+    pass
 
 
 class TransitionError(DispatchError):

@@ -14,6 +14,10 @@ same figures with the same time rules:
 Functions: ``dashboard``, ``sla``, ``tickets``, ``show``, ``history``, ``timeline``, ``inbox``,
 ``overdue``; the reference data: ``places``, ``departments``, ``categories``, ``sla_rules``;
 ``ticket_id`` parses a ticket id as every door must.
+
+**Who asks** (``identity``): given, each read is limited as ``dispatch.access`` decides (a
+department sees only its own calls, a leader only its street…); None is the local operator,
+who holds the database and sees everything.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 
-from dispatch.errors import InvalidCommand, TicketNotFound
+from dispatch.access import may_read, may_view, read_scope, visible_calls
+from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
+from dispatch.identity import Identity
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   street_dashboard)
@@ -107,11 +113,32 @@ def ticket_id(value: str | UUID) -> UUID:
 
 # -- figures ------------------------------------------------------------------------------------------
 
+def _place_of(runtime: Any, street: str | None, community: str | None) -> dict[str, str | None]:
+    ref = runtime.reference
+    if community:
+        street = ref.community(community).street_id
+    if not street:
+        return {"street": None, "district": None}
+    s = ref.street(street)
+    return {"street": s.id, "district": s.district_id}
+
+
+def _own_place(identity: Identity | None, street: str | None, community: str | None) -> tuple[str | None, str | None]:
+    """A leader's or dispatcher's one street when it names none."""
+    if identity is not None and not street and not community and identity.scope_kind == "street" \
+            and len(identity.scope) == 1:
+        return identity.scope[0], None
+    return street, community
+
+
 def dashboard(runtime: Any, *, street: str | None = None, community: str | None = None,
-              period: Window, settings: Settings | None = None) -> dict[str, Any]:
+              period: Window, settings: Settings | None = None, identity: Identity | None = None) -> dict[str, Any]:
     """A street's or a community's dashboard (docs/figures.md) for ``period``."""
+    street, community = _own_place(identity, street, community)
     if (street is None) == (community is None):
         raise InvalidCommand("give exactly one of a street or a community")
+    if identity is not None:
+        may_view(identity, "dashboard", **_place_of(runtime, street, community))
     catch_up(runtime)
     settings = settings or Settings()
     if street is not None:
@@ -122,10 +149,13 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
 
 
 def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settings: Settings | None = None,
-        street: str | None = None, community: str | None = None) -> dict[str, Any]:
+        street: str | None = None, community: str | None = None, identity: Identity | None = None) -> dict[str, Any]:
     """SLA statistics and the scorecard, grouped ``by`` a dimension, optionally ``per`` day/week/month,
     optionally only of one street's or community's tickets (by id or name)."""
     ref = runtime.reference
+    if identity is not None:
+        street, community = _own_place(identity, street, community)
+        may_view(identity, "sla", **_place_of(runtime, street, community))
     street_id = ref.street(street).id if street else None
     community_id = ref.community(community).id if community else None
     catch_up(runtime)
@@ -137,8 +167,10 @@ def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settin
 
 def tickets(runtime: Any, *, status: str | None = None, street: str | None = None, community: str | None = None,
             grid: str | None = None, category: str | None = None, department: str | None = None,
-            limit: int = 50) -> list[dict[str, Any]]:
-    """Tickets newest first; places, categories and departments by id or name."""
+            limit: int = 50, offset: int = 0, external_ref: str | None = None,
+            identity: Identity | None = None) -> list[dict[str, Any]]:
+    """Tickets newest first (``offset`` pages on); places, categories and departments by id
+    or name; only those ``identity`` sees."""
     ref = runtime.reference
     catch_up(runtime)
     return list_tickets(
@@ -148,32 +180,58 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
         grid=ref.grid(grid).id if grid else None,
         category=ref.category(category).id if category else None,
         department=ref.department(department).id if department else None,
-        limit=limit,
+        limit=limit, offset=offset, external_ref=external_ref,
+        scope=read_scope(identity) if identity is not None else None,
     )
 
 
-def show(runtime: Any, ticket: str | UUID) -> dict[str, Any]:
+def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
+    """The ticket named by its id or its outside reference (a 12345 case number), if ``identity`` sees it."""
+    try:
+        tid = ticket_id(value)
+    except TicketNotFound:
+        found = tickets(runtime, external_ref=str(value), limit=1)
+        if not found:
+            raise
+        tid = UUID(str(found[0]["ticket_id"]))
+    tk = runtime.app.get_ticket(tid)
+    if identity is not None and not may_read(identity, tk):
+        raise Forbidden(f"{identity.describe()} may not see this ticket")
+    return tk
+
+
+def _hidden(identity: Identity | None, tk: Any) -> Any:
+    """A predicate: is this department's call hidden from ``identity``?"""
+    shown = visible_calls(identity, tk) if identity is not None else None
+    return lambda department: shown is not None and department is not None and department not in shown
+
+
+def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> dict[str, Any]:
     """A ticket's current state (from the event store: always up to date)."""
-    tk = runtime.app.get_ticket(ticket_id(ticket))
+    tk = _ticket(runtime, ticket, identity)
+    hidden = _hidden(identity, tk)
     return {
         "ticket_id": str(tk.id), "status": tk.status, "version": tk.version, "level": tk.level,
         "grid": tk.grid, "community": tk.community, "street": tk.street, "district": tk.district,
         "category": tk.category, "priority": tk.priority, "channel": tk.channel, "description": tk.description,
         "external_ref": tk.external_ref, "reported_at": tk.reported_at, "lead": tk.lead,
-        "calls": [dict(call) for call in tk.calls.values()],
+        "calls": [dict(call) for call in tk.calls.values() if not hidden(call["department"])],
         "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
         "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
     }
 
 
-def history(runtime: Any, ticket: str | UUID) -> list[dict[str, Any]]:
-    """Every event of a ticket: version, type, business time, actor and the step's own details."""
+def history(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> list[dict[str, Any]]:
+    """Every event of a ticket: version, type, business time, actor and the step's own details
+    (not the steps of other departments' calls that ``identity`` does not see)."""
     app = runtime.app
-    tid = ticket_id(ticket)
-    app.get_ticket(tid)  # TicketNotFound if absent
+    tk = _ticket(runtime, ticket, identity)
+    hidden = _hidden(identity, tk)
     rows = []
-    for e in app.events.get(tid):
+    for e in app.events.get(tk.id):
         state = vars(e)
+        if hidden(state.get("department")):
+            continue
         rows.append({
             "version": e.originator_version,
             "event": type(e).__name__,
@@ -184,9 +242,13 @@ def history(runtime: Any, ticket: str | UUID) -> list[dict[str, Any]]:
     return rows
 
 
-def timeline(runtime: Any, ticket: str | UUID) -> dict[str, Any]:
+def timeline(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> dict[str, Any]:
     """Every event with the SLA clock after it (``dispatch.projections.timeline``)."""
-    return ticket_timeline(runtime, ticket_id(ticket))
+    tk = _ticket(runtime, ticket, identity)
+    hidden = _hidden(identity, tk)
+    found = ticket_timeline(runtime, tk.id)
+    found["events"] = [row for row in found["events"] if not hidden(row["details"].get("department"))]
+    return found
 
 
 # -- work lists ---------------------------------------------------------------------------------------
@@ -197,12 +259,19 @@ def _minutes_left(policy: SlaPolicy, basis: str | None, now: datetime, due: date
     return round(policy.basis(basis or "calendar").minutes_between(now, due), 1)
 
 
-def inbox(runtime: Any, department: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
+          identity: Identity | None = None) -> list[dict[str, Any]]:
     """A department's open calls (待办): not yet answered (报到 due), or its lead calls reported
     in and not yet handled (处置 due), on open tickets and the current dispatch; soonest first,
     with the minutes left in each call's time basis (negative = overdue)."""
     ref = runtime.reference
+    if department is None and identity is not None:
+        department = identity.department
+    if department is None:
+        raise InvalidCommand("name the department")
     dept = ref.department(department).id
+    if identity is not None:
+        may_view(identity, "inbox", department=dept)
     now = now or runtime.clock.now()
     catch_up(runtime)
     c, tk = t.calls.c, t.tickets.c
@@ -230,11 +299,18 @@ def inbox(runtime: Any, department: str, *, now: datetime | None = None) -> list
 
 
 def overdue(runtime: Any, *, street: str | None = None, community: str | None = None,
-            department: str | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+            department: str | None = None, now: datetime | None = None,
+            identity: Identity | None = None) -> list[dict[str, Any]]:
     """What is late now (``dispatch.projections.deadlines``: the deadlines the watchdog
     escalates): how late, in each call's time basis, and at which escalation level; the
     longest overdue first."""
     ref = runtime.reference
+    if identity is not None:
+        if identity.role == "department":
+            department = department or identity.department
+        street, community = _own_place(identity, street, community)
+        may_view(identity, "overdue", **_place_of(runtime, street, community),
+                 department=ref.department(department).id if department else None)
     now = now or runtime.clock.now()
     catch_up(runtime)
     missed = missed_deadlines(runtime.engine, now, street=ref.street(street).id if street else None,

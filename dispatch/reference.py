@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from dispatch.calendar import parse_working_hours
 from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity, UnknownDepartment,
-                             UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet)
+                             UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
 
 __all__ = ["Category", "Community", "Department", "District", "Grid", "Place", "Priority",
            "Reference", "SlaRule", "Street", "load_reference", "reference_from_dict"]
@@ -173,6 +173,9 @@ class Reference:
 
     def street(self, key: str) -> Street:
         return _lookup(self.streets, key, UnknownStreet)
+
+    def district(self, key: str) -> District:
+        return _lookup(self.districts, key, UnknownDistrict)
 
     def department(self, key: str) -> Department:
         return _lookup(self.departments, key, UnknownDepartment)

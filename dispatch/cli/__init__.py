@@ -36,6 +36,8 @@ COMMAND_MODULES = (
     "dispatch.cli.kafka",
     "dispatch.cli.replay",
     "dispatch.cli.demo",
+    "dispatch.cli.users",
+    "dispatch.cli.web",
 )
 
 
@@ -43,8 +45,11 @@ COMMAND_MODULES = (
 @click.option("--db", "db_url", metavar="URL", help="SQLite path or postgresql:// URL [env DISPATCH_DB; default ./dispatch.db]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-v", "--verbose", count=True, help="Log lines on stderr (-v info, -vv debug).")
+@click.option("--as", "as_user", metavar="USER", envvar="DISPATCH_USER",
+              help="Act as this registered user, with its role and scope [env DISPATCH_USER; "
+                   "default: you, the local operator, as an admin].")
 @click.pass_context
-def main(ctx: click.Context, db_url: str | None, as_json: bool, verbose: int) -> None:
+def main(ctx: click.Context, db_url: str | None, as_json: bool, verbose: int, as_user: str | None) -> None:
     """dispatch — grid work orders: report → whistle → report in → handle → feedback → evaluate."""
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
     configure_logging(level)
@@ -55,7 +60,7 @@ def main(ctx: click.Context, db_url: str | None, as_json: bool, verbose: int) ->
         if password_in_url(db_url):
             click.echo("dispatch: warning: a password in --db is visible to other users in the process list; "
                        "set DISPATCH_DB or DISPATCH_DB_PASSWORD_FILE instead", err=True)
-    ctx.obj = Ctx(db_url=db_url, as_json=as_json)
+    ctx.obj = Ctx(db_url=db_url, as_json=as_json, as_user=as_user)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -10,16 +10,18 @@ from uuid import UUID
 
 import click
 
-from dispatch import queries
+from dispatch import accounts, queries
 from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.errors import InvalidCommand
+from dispatch.identity import Identity
 from dispatch.projections.records import jsonable
 
 __all__ = ["Ctx", "pass_ctx"]
 
 
 class Ctx:
-    def __init__(self, db_url: str | None, as_json: bool):
-        self.db_url, self.as_json = db_url, as_json
+    def __init__(self, db_url: str | None, as_json: bool, as_user: str | None = None):
+        self.db_url, self.as_json, self.as_user = db_url, as_json, as_user
         self._runtime: Runtime | None = None
 
     @property
@@ -42,6 +44,20 @@ class Ctx:
     def time(self, value: str | None, option: str = "--at") -> datetime:
         """A business time from ``--at`` and the like (``dispatch.queries.business_time``)."""
         return queries.business_time(self.runtime, value, option)
+
+    def identity(self, by: str | None = None) -> Identity:
+        """Who acts: the ``--as`` user (``--by`` then refused: the actor is that user), else the
+        local operator as an admin, named by ``--by`` or ``local:<os user>``."""
+        if self.as_user:
+            if by is not None:
+                raise InvalidCommand("--by: not with --as (the actor is the user you act as)")
+            return accounts.identity_of(self.runtime, self.as_user)
+        return accounts.local_operator(by)
+
+    @property
+    def viewer(self) -> Identity | None:
+        """Whose reads these are: the ``--as`` user, else None (the local operator sees everything)."""
+        return accounts.identity_of(self.runtime, self.as_user) if self.as_user else None
 
     def ticket_id(self, value: str) -> UUID:
         return queries.ticket_id(value)

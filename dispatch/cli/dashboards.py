@@ -107,7 +107,8 @@ def dashboard(ctx: Ctx, street: str | None, community: str | None, start: str | 
         raise click.UsageError("give exactly one of --street or --community")
     settings = _settings(min_evaluated, basic_weight, weights)
     period = queries.window(ctx.runtime, start, end, as_of)
-    data = queries.dashboard(ctx.runtime, street=street, community=community, period=period, settings=settings)
+    data = queries.dashboard(ctx.runtime, street=street, community=community, period=period, settings=settings,
+                           identity=ctx.viewer)
     ctx.emit(data, lambda: _show_dashboard(data))
 
 
@@ -154,7 +155,7 @@ def sla(ctx: Ctx, by: str, period: str | None, street: str | None, community: st
     """SLA statistics (on-time rates, MTTA/MTTH, 三率) and the scorecard ranking."""
     settings = _settings(min_evaluated, basic_weight, weights)
     window = queries.window(ctx.runtime, start, end, as_of)
-    data = queries.sla(ctx.runtime, by=by, per=period, period=window, settings=settings, street=street,
+    data = queries.sla(ctx.runtime, identity=ctx.viewer, by=by, per=period, period=window, settings=settings, street=street,
                        community=community)
     ctx.emit(data, lambda: _show_sla(data))
 
@@ -176,7 +177,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
 @pass_ctx
 def timeline_command(ctx: Ctx, ticket: str) -> None:
     """Every event of TICKET with business time, actor and the SLA clock at that moment."""
-    data = queries.timeline(ctx.runtime, ticket)
+    data = queries.timeline(ctx.runtime, ticket, ctx.viewer)
     ctx.emit(data, lambda: _show_timeline(data))
 
 

@@ -3,7 +3,6 @@ object a Kafka producer would send and hands it to the application."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from typing import Any
 
@@ -22,20 +21,15 @@ __all__: list[str] = []
 log = structlog.get_logger("dispatch.cli")
 
 
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "cli"
-
-
 def _at(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--by", "by", metavar="ID", help="Who does it (person or system id) [default: your user name].")(f)
-    return click.option("--at", "at", metavar="TIME", help="Business time, ISO-8601 [default: now].")(f)
+    f = click.option("--by", "by", metavar="NAME",
+                     help="Who does it, recorded as the actor (local operator only) [default: local:<your user name>].")(f)
+    return click.option("--at", "at", metavar="TIME",
+                        help="Business time, ISO-8601 (admins only: a backfill) [default: now].")(f)
 
 
 def _run(ctx: Ctx, kind: Any, at: str | None, by: str | None, **fields: Any) -> None:
-    outcome = act(ctx.runtime, kind, by=by or _default_user(), at=ctx.time(at), **fields)
+    outcome = act(ctx.runtime, kind, ctx.identity(by), at=ctx.time(at) if at else None, **fields)
     ticket, command = str(outcome.ticket_id), outcome.command
     log.info("command applied", command=command.type, ticket_id=ticket, recorded=outcome.events[0])
     ctx.emit({"ticket_id": ticket, "event": outcome.events[0], "occurred_at": command.occurred_at},
@@ -50,20 +44,18 @@ def _run(ctx: Ctx, kind: Any, at: str | None, by: str | None, **fields: Any) -> 
 @click.option("--description", "-d", required=True)
 @click.option("--location")
 @click.option("--ref", "external_ref", help="Outside reference, e.g. a 12345 case number: reporting it twice makes one ticket.")
-@click.option("--role", type=click.Choice(["supervisor", "hotline", "resident", "centre"]), default="supervisor", show_default=True)
+@click.option("--role", type=click.Choice(["supervisor", "hotline", "resident", "centre"]), default="supervisor",
+              show_default=True, help="Whose report the local operator records (a --as user reports in its own role).")
 @_at
 @pass_ctx
 def report(ctx: Ctx, grid: str, category: str, priority: str, channel: str, description: str, location: str | None,
            external_ref: str | None, role: str, at: str | None, by: str | None) -> None:
     """上报: report an incident. Prints the new ticket id."""
-    ref = ctx.runtime.reference
-    command = c.parse_command({
-        "type": "report", "occurred_at": ctx.time(at).isoformat(), "actor": {"role": role, "id": by or _default_user()},
-        "grid": ref.grid(grid).id, "category": ref.category(category).id, "priority": ref.priority(priority).id,
-        "channel": channel, "description": description, "location": location, "external_ref": external_ref,
-    })
     try:
-        ticket = str(ctx.runtime.app.execute(command).ticket_id)
+        outcome = act(ctx.runtime, c.Report, ctx.identity(by), at=ctx.time(at) if at else None, as_role=role,
+                      grid=grid, category=category, priority=priority, channel=channel, description=description,
+                      location=location, external_ref=external_ref)
+        ticket = str(outcome.ticket_id)
         log.info("command applied", command="report", ticket_id=ticket, recorded="Reported")
     except AlreadyReported as e:
         click.echo(f"dispatch: note: {e}", err=True)

@@ -29,7 +29,7 @@ def _actor(actor: dict[str, str]) -> str:
 @pass_ctx
 def history(ctx: Ctx, ticket: str) -> None:
     """Every event of a ticket with its business time and actor."""
-    rows = queries.history(ctx.runtime, ticket)
+    rows = queries.history(ctx.runtime, ticket, ctx.viewer)
 
     def human() -> None:
         for r in rows:
@@ -53,7 +53,7 @@ def _short(value: Any) -> str:
 @pass_ctx
 def show(ctx: Ctx, ticket: str) -> None:
     """A ticket's current state: status, place, calls and deadlines."""
-    data = queries.show(ctx.runtime, ticket)
+    data = queries.show(ctx.runtime, ticket, ctx.viewer)
     ref = ctx.runtime.reference
 
     def human() -> None:
@@ -86,7 +86,7 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
             category: str | None, department: str | None, limit: int) -> None:
     """List tickets, newest first, with filters."""
     ref = ctx.runtime.reference
-    rows = queries.tickets(ctx.runtime, status=status, street=street, community=community, grid=grid,
+    rows = queries.tickets(ctx.runtime, identity=ctx.viewer, status=status, street=street, community=community, grid=grid,
                            category=category, department=department, limit=limit)
 
     def human() -> None:
@@ -121,7 +121,7 @@ def _minutes(value: float | None) -> str:
 @pass_ctx
 def inbox(ctx: Ctx, department: str) -> None:
     """A department's open calls: to report in (报到) or, as lead, to handle (处置), soonest first."""
-    rows = queries.inbox(ctx.runtime, department)
+    rows = queries.inbox(ctx.runtime, department, identity=ctx.viewer)
     ref = ctx.runtime.reference
     tz = ZoneInfo(ref.timezone)
 
@@ -147,7 +147,7 @@ def inbox(ctx: Ctx, department: str) -> None:
 @pass_ctx
 def overdue(ctx: Ctx, street: str | None, community: str | None, department: str | None) -> None:
     """What is late now: report-in and handling deadlines missed, by how much, at which level."""
-    rows = queries.overdue(ctx.runtime, street=street, community=community, department=department)
+    rows = queries.overdue(ctx.runtime, identity=ctx.viewer, street=street, community=community, department=department)
     ref = ctx.runtime.reference
     tz = ZoneInfo(ref.timezone)
 

@@ -25,7 +25,7 @@ from dispatch.projections.records import EventRecord
 from dispatch.projections.rows import TicketRows
 from dispatch.projections.writer import writer_for
 
-__all__ = ["COUNTERS", "TicketRows", "apply_batch", "apply_records", "stored_position"]
+__all__ = ["COUNTERS", "PositionMoved", "TicketRows", "apply_batch", "apply_records", "stored_position"]
 
 log = structlog.get_logger("dispatch.projections")
 
@@ -208,33 +208,53 @@ def _quarantine(b: _Batch, r: EventRecord, tid: str, error: Exception) -> None:
                 reason=reason)
 
 
-def _claim(conn: Connection, source: str, position: int) -> None:
-    """Upsert the position first: it takes the write lock before the tickets are read."""
+class PositionMoved(Exception):
+    """Another catch-up stored this source's position first; this batch rolled back."""
+
+
+_ANY = -1
+
+
+def _claim(conn: Connection, source: str, position: int, expected: int | None = _ANY) -> None:
+    """Upsert the position first: it takes the write lock before the tickets are read. With
+    ``expected`` (the position this batch continues from; None: no position yet) it is a
+    compare-and-set, so two catch-ups at once (a web server and a CLI command on one
+    database) never apply the same events twice: the later one raises ``PositionMoved``."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
         conn.execute(text("SELECT pg_advisory_xact_lock(48151623)"))
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(t.positions).values(source=source, position=position)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={"position": position}))
+    if expected == _ANY:
+        conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={"position": position}))
+    elif expected is None:
+        if conn.execute(stmt.on_conflict_do_nothing(index_elements=["source"])).rowcount != 1:
+            raise PositionMoved(source)
+    elif conn.execute(t.positions.update().where(t.positions.c.source == source,
+                                                 t.positions.c.position == expected)
+                      .values(position=position)).rowcount != 1:
+        raise PositionMoved(source)
 
 
-def apply_records(engine: Engine, records: list[EventRecord], *, source: str, position: int) -> int:
-    """Apply ``records`` to every projection and store ``position`` for ``source``, atomically."""
+def apply_records(engine: Engine, records: list[EventRecord], *, source: str, position: int,
+                  expected: int | None = _ANY) -> int:
+    """Apply ``records`` to every projection and store ``position`` for ``source``, atomically
+    (``expected``: see ``_claim``)."""
     t.ensure_tables(engine)
     with engine.begin() as conn:
-        return apply_batch(conn, records, source=source, position=position)
+        return apply_batch(conn, records, source=source, position=position, expected=expected)
 
 
 def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, position: int,
-                rows: TicketRows | None = None, claim: bool = True) -> int:
+                rows: TicketRows | None = None, claim: bool = True, expected: int | None = _ANY) -> int:
     """``apply_records`` inside the caller's transaction on ``conn`` (a rebuild keeps one
     connection, and its ``TicketRows``). ``claim=False`` (a rebuild worker writing its own
     tickets, see ``dispatch.replay.parallel``) stores no position and takes no lock."""
     tids = [_tid(r.ticket_id) for r in records]
     with paused_gc():
         if claim:
-            _claim(conn, source, position)
+            _claim(conn, source, position, expected)
         writer = writer_for(conn)
         ids = sorted(set(tids))
         known = writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dispatch.projections.apply import apply_records, stored_position
+from dispatch.projections.apply import PositionMoved, apply_records, stored_position
 from dispatch.projections.reader import StoreReader
 
 __all__ = ["STORE_SOURCE", "catch_up"]
@@ -25,17 +25,21 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
     ``until`` is a snapshot for that instant: rebuild into a fresh database for it.
     """
     engine = runtime.engine
-    position = stored_position(engine, STORE_SOURCE) or 0
+    stored = stored_position(engine, STORE_SOURCE)
     applied = 0
     reader = StoreReader(runtime.app)
     while True:
-        records, last, read = reader.page(position + 1, batch_size)
+        records, last, read = reader.page((stored or 0) + 1, batch_size)
         if not read:
             break
         if until is not None:
             records = [r for r in records if r.occurred_at <= until]
-        position = last
-        applied += apply_records(engine, records, source=STORE_SOURCE, position=position)
+        try:
+            applied += apply_records(engine, records, source=STORE_SOURCE, position=last, expected=stored)
+        except PositionMoved:  # another process or thread applied these first: go on from where it is
+            stored = stored_position(engine, STORE_SOURCE)
+            continue
+        stored = last
         if read < batch_size:
             break
     return applied

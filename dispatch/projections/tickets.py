@@ -13,20 +13,29 @@ __all__ = ["list_tickets"]
 
 def list_tickets(engine: Engine, *, status: str | None = None, community: str | None = None,
                  street: str | None = None, grid: str | None = None, category: str | None = None,
-                 department: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch)."""
+                 department: str | None = None, limit: int = 50, offset: int = 0, external_ref: str | None = None,
+                 scope: tuple[str, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
+    """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch);
+    ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids."""
     t.ensure_tables(engine)
     tk = t.tickets.c
     query = select(tk.ticket_id, tk.status, tk.grid, tk.community, tk.street, tk.district, tk.category,
                    tk.priority, tk.channel, tk.reported_at, tk.closed_at, tk.level, tk.lead, tk.handled_by,
                    tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version)
     for column, value in ((tk.status, status), (tk.community, community), (tk.street, street),
-                          (tk.grid, grid), (tk.category, category)):
+                          (tk.grid, grid), (tk.category, category), (tk.external_ref, external_ref)):
         if value is not None:
             query = query.where(column == value)
     if department is not None:
         c = t.calls.c
         query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department == department))
-    query = query.order_by(tk.reported_at.desc(), tk.ticket_id).limit(limit)
+    if scope is not None:
+        where, ids = scope
+        if where == "department":
+            c = t.calls.c
+            query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department.in_(ids)))
+        else:
+            query = query.where(tk[where].in_(ids))
+    query = query.order_by(tk.reported_at.desc(), tk.ticket_id).limit(limit).offset(offset)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]

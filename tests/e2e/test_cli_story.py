@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,11 @@ def test_report_to_close_story_and_history_lists_times_and_actors(tmp_path: Path
     assert [e["event"] for e in history] == ["Reported", "Accepted", "Dispatched", "Acknowledged", "Handled",
                                              "FeedbackGiven", "Evaluated", "Closed"]
     assert history[0]["occurred_at"] == "2026-11-20T09:00:00+08:00"
+    # a backfill by the local operator: the business time as given, the time it was received beside it
+    received = history[0]["actor"].pop("received_at")
+    assert received.startswith(str(date.today().year)) and received != history[0]["occurred_at"]
     assert history[0]["actor"] == {"role": "supervisor", "id": "网格员张"}
+    history[3]["actor"].pop("received_at")
     assert history[3]["actor"] == {"role": "department", "id": "队员王", "department": "chengguan"}
     assert cli("--json", "show", ticket).json()["status"] == "closed"
     assert (tmp_path / "dispatch.db").exists()  # the default database, no configuration

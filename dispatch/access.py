@@ -1,0 +1,164 @@
+"""Authorization, decided here and nowhere else: role × scope × ticket (docs/security.md).
+
+Every door asks the same questions: the HTTP API with the signed-in identity, the CLI with
+the local operator (or ``--as USER``), the Kafka intake with the actor the message claims
+(authenticated at the broker door, see docs/security.md).
+
+- ``authorize(identity, kind, ticket, fields)`` — may this identity record this step on this
+  ticket? Returns the actor the event records; raises ``Forbidden``.
+- ``may_read(identity, ticket)`` / ``read_scope(identity)`` — which tickets it sees;
+  ``visible_calls`` — which departments' calls on a ticket it sees.
+- ``may_view(identity, view)`` — figures, work lists, exports, users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dispatch import commands as c
+from dispatch.errors import BackfillNotAllowed, Forbidden
+from dispatch.identity import Identity
+
+__all__ = ["ACTING_ROLE", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "may_read", "may_view",
+           "read_scope", "visible_calls", "where_in_scope"]
+
+# Which steps each role records. admin: every step.
+STEPS: dict[str, frozenset[type]] = {
+    "supervisor": frozenset({c.Report, c.FirstContact}),
+    "hotline": frozenset({c.Report, c.FirstContact, c.Evaluate}),
+    "dispatcher": frozenset({c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Feedback, c.Reopen, c.Escalate,
+                             c.MarkDuplicate, c.Cancel, c.Close}),
+    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback}),
+    "leader": frozenset(),
+    "analyst": frozenset(),
+}
+# Which read views each role has beyond tickets (tickets are filtered by ``read_scope``).
+VIEWS: dict[str, frozenset[str]] = {
+    "supervisor": frozenset({"reference"}),
+    "hotline": frozenset({"reference"}),
+    "dispatcher": frozenset({"reference", "dashboard", "sla", "overdue", "inbox"}),
+    "department": frozenset({"reference", "inbox", "overdue"}),
+    "leader": frozenset({"reference", "dashboard", "sla", "overdue"}),
+    "analyst": frozenset({"reference", "dashboard", "sla", "overdue", "inbox", "export"}),
+    "admin": frozenset({"reference", "dashboard", "sla", "overdue", "inbox", "export", "users"}),
+}
+# The actor role each step is recorded under when an admin records it (a backfill).
+ACTING_ROLE: dict[type, str] = {
+    c.Report: "centre", c.Accept: "centre", c.FirstContact: "centre", c.Dispatch: "centre", c.Feedback: "centre",
+    c.Reopen: "centre", c.Escalate: "centre", c.MarkDuplicate: "centre", c.Cancel: "centre", c.Close: "centre",
+    c.Acknowledge: "department", c.Reject: "department", c.Handle: "department", c.Evaluate: "resident",
+}
+_EVENT_ROLE = {"supervisor": "supervisor", "hotline": "hotline", "dispatcher": "centre", "department": "department"}
+_COLUMN = {"grid": "grid", "community": "community", "street": "street", "district": "district"}
+
+
+def _place_in_scope(identity: Identity, place: Mapping[str, Any]) -> bool:
+    column = _COLUMN.get(identity.scope_kind or "")
+    return column is not None and place.get(column) in identity.scope
+
+
+def _calls_of(ticket: Any) -> list[Mapping[str, Any]]:
+    calls = ticket["calls"] if isinstance(ticket, Mapping) else getattr(ticket, "calls", {})
+    return list(calls.values()) if isinstance(calls, Mapping) else list(calls or ())
+
+
+def _place(ticket: Any) -> Mapping[str, Any]:
+    if isinstance(ticket, Mapping):
+        return ticket
+    return {k: getattr(ticket, k, None) for k in _COLUMN}
+
+
+def may_read(identity: Identity, ticket: Any) -> bool:
+    """Whether ``identity`` sees this ticket (an aggregate or a row with places and calls)."""
+    if identity.role in ("admin", "analyst"):
+        return True
+    if identity.role == "department":
+        return any(call.get("department") == identity.department for call in _calls_of(ticket))
+    return _place_in_scope(identity, _place(ticket))
+
+
+def read_scope(identity: Identity) -> tuple[str, tuple[str, ...]] | None:
+    """The ticket filter for lists: ``(column, ids)`` — a place column, or ``department``
+    for a desk's own calls — or None for everything."""
+    if identity.role in ("admin", "analyst"):
+        return None
+    if identity.role == "department":
+        return ("department", identity.scope)
+    return (_COLUMN.get(identity.scope_kind or "", "grid"), identity.scope)
+
+
+def visible_calls(identity: Identity, ticket: Any) -> set[str] | None:
+    """The departments whose calls ``identity`` sees on ``ticket``; None = all. A desk sees
+    its own calls; the lead department also sees its cooperating departments' calls on the
+    same dispatch."""
+    if identity.role != "department":
+        return None
+    mine = identity.department
+    lead = ticket["lead"] if isinstance(ticket, Mapping) else getattr(ticket, "lead", None)
+    if lead == mine:
+        return None
+    return {mine} if mine else set()
+
+
+def may_view(identity: Identity, view: str, *, street: str | None = None, district: str | None = None,
+             department: str | None = None) -> None:
+    """Raise ``Forbidden`` unless ``identity`` may see ``view`` for the place or department asked."""
+    if view not in VIEWS.get(identity.role, frozenset()):
+        raise Forbidden(f"{identity.describe()} may not see {view}")
+    if identity.role == "department" and department is not None and department != identity.department:
+        raise Forbidden(f"{identity.describe()} sees only its own department's calls")
+    if identity.role in ("leader", "dispatcher") and identity.scope:
+        if identity.scope_kind == "street" and street not in identity.scope:
+            raise Forbidden(f"{identity.describe()} sees only its own street(s): name one of them")
+        if identity.scope_kind == "district" and district not in identity.scope:
+            raise Forbidden(f"{identity.describe()} sees only its own district")
+
+
+def check_backfill(identity: Identity, business_time_given: bool) -> None:
+    if business_time_given and not identity.may_backfill:
+        raise BackfillNotAllowed("only an admin may set a business time (occurred_at); leave it out and the "
+                                 "time the server received the step is recorded")
+
+
+def actor_for(identity: Identity, kind: type, department: str | None = None,
+              on_behalf: bool = False, as_role: str | None = None) -> dict[str, Any]:
+    """The actor an event records for ``identity`` doing ``kind``; an admin's backfill may
+    say in which role (``as_role``: whose step it records, e.g. a hotline report)."""
+    role = _EVENT_ROLE.get(identity.role) or as_role or ACTING_ROLE[kind]
+    actor: dict[str, Any] = {"role": role, "id": identity.name}
+    if role == "department":
+        actor["department"] = identity.department or department
+    if identity.role == "supervisor" and identity.scope_kind == "grid" and identity.scope:
+        actor["grid"] = identity.scope[0]
+    if on_behalf:
+        actor["on_behalf"] = True
+    return actor
+
+
+def authorize(identity: Identity, kind: type, ticket: Any, fields: Mapping[str, Any],
+              as_role: str | None = None) -> dict[str, Any]:
+    """May ``identity`` record step ``kind`` (a command class) with ``fields`` on ``ticket``
+    (the aggregate; for a report, the place it names: ``{"grid", "community", "street",
+    "district"}``)? Returns the event's actor, or raises ``Forbidden``."""
+    if identity.role == "admin":
+        return actor_for(identity, kind, fields.get("department"), as_role=as_role)
+    if kind not in STEPS.get(identity.role, frozenset()):
+        raise Forbidden(f"{identity.describe()} may not {kind.__name__.lower()}")
+    if identity.role == "department":
+        asked = fields.get("department")
+        if asked is not None and asked != identity.department:
+            raise Forbidden(f"{identity.describe()} acts only for its own department")
+        mine = [call for call in _calls_of(ticket) if call.get("department") == identity.department]
+        if not mine:
+            raise Forbidden(f"{identity.describe()} has no call on this ticket")
+        if kind is c.Feedback and getattr(ticket, "lead", None) != identity.department:
+            raise Forbidden("only the lead department gives the feedback")
+        return actor_for(identity, kind)
+    in_scope = _place_in_scope(identity, _place(ticket))
+    if kind is c.Report and identity.role == "supervisor":
+        return actor_for(identity, kind, on_behalf=not in_scope)  # 首问: taken anywhere, on behalf
+    if not in_scope:
+        raise Forbidden(f"{identity.describe()} may not act on a ticket outside its "
+                        f"{identity.scope_kind or 'scope'}")
+    return actor_for(identity, kind)

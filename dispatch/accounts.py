@@ -1,0 +1,104 @@
+"""User management as a use case: who may manage users (``dispatch.access``: admins and
+the local operator), scopes given by name or id and resolved against the reference data,
+times from the runtime's clock. The CLI's ``dispatch users`` and the API call these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch import users
+from dispatch.access import may_view
+from dispatch.errors import InvalidCommand, UnknownUser
+from dispatch.identity import SCOPE_KINDS, Identity
+
+__all__ = ["add", "audit_log", "disable", "identity_of", "issue_token", "list_all", "local_operator", "revoke",
+           "set_password", "tokens"]
+
+
+def local_operator(by: str | None = None) -> Identity:
+    """The person at the CLI: they hold the database itself, so they act as an admin, under
+    their own name (``--by``) or ``local:<os user>``."""
+    import getpass
+
+    if by is not None and not by.strip():
+        raise InvalidCommand("--by: give the name of who does it (or leave the option out)")
+    if by is None:
+        try:
+            by = f"local:{getpass.getuser()}"
+        except Exception:  # noqa: BLE001 - no user name in some containers
+            by = "local:operator"
+    return Identity(name=by, role="admin", kind="local")
+
+
+def identity_of(runtime: Any, name: str) -> Identity:
+    """A registered, enabled user, for the CLI's ``--as`` (the local operator needs no password)."""
+    for row in users.list_users(runtime.engine):
+        if row["name"] == name:
+            if row["disabled"]:
+                raise UnknownUser(f"{name} is disabled")
+            return Identity(name=name, role=row["role"], scope_kind=row["scope_kind"], scope=tuple(row["scope"]),
+                            kind="local")
+    raise UnknownUser(f"no user named {name} (see 'dispatch users list')")
+
+
+def _scope(runtime: Any, role: str, scope: str | None) -> tuple[str | None, list[str]]:
+    kinds = SCOPE_KINDS.get(role)
+    if kinds is None:
+        raise InvalidCommand(f"--role: give one of {', '.join(SCOPE_KINDS)}")
+    if not scope:
+        return None, []
+    kind, _, names = scope.partition(":")
+    if not names:
+        kind, names = (kinds[0] if kinds else ""), scope
+    if kind not in kinds:
+        raise InvalidCommand(f"--scope: a {role} is bound to " + (" or ".join(kinds) if kinds else "nothing"))
+    ref = runtime.reference
+    lookup = {"grid": ref.grid, "community": ref.community, "street": ref.street, "district": ref.district,
+              "department": ref.department}[kind]
+    return kind, [lookup(n.strip()).id for n in names.split(",") if n.strip()]
+
+
+def add(runtime: Any, by: Identity, *, name: str, role: str, scope: str | None, password: str | None) -> Identity:
+    may_view(by, "users")
+    kind, ids = _scope(runtime, role, scope)
+    return users.add_user(runtime.engine, runtime.clock.now(), name=name, role=role, scope_kind=kind, scope=ids,
+                          password=password, by=by.name)
+
+
+def list_all(runtime: Any, by: Identity) -> list[dict[str, Any]]:
+    may_view(by, "users")
+    return users.list_users(runtime.engine)
+
+
+def disable(runtime: Any, by: Identity, name: str, disabled: bool = True) -> None:
+    may_view(by, "users")
+    users.set_disabled(runtime.engine, runtime.clock.now(), name, disabled, by=by.name)
+
+
+def set_password(runtime: Any, by: Identity, name: str, password: str) -> None:
+    may_view(by, "users")
+    users.set_password(runtime.engine, runtime.clock.now(), name, password, by=by.name)
+
+
+def issue_token(runtime: Any, by: Identity, name: str, *, days: float = users.TOKEN_DAYS,
+                label: str = "") -> users.Token:
+    if by.name != name:
+        may_view(by, "users")
+    if not 0 < days <= 366:
+        raise InvalidCommand("--days: between 0 and 366")
+    return users.issue_token(runtime.engine, runtime.clock.now(), name, days=days, label=label, by=by.name)
+
+
+def tokens(runtime: Any, by: Identity, name: str | None = None) -> list[dict[str, Any]]:
+    may_view(by, "users")
+    return users.list_tokens(runtime.engine, name)
+
+
+def revoke(runtime: Any, by: Identity, token_id: str) -> None:
+    may_view(by, "users")
+    users.revoke_token(runtime.engine, runtime.clock.now(), token_id, by=by.name)
+
+
+def audit_log(runtime: Any, by: Identity, limit: int = 100) -> list[dict[str, Any]]:
+    may_view(by, "users")
+    return users.audit_rows(runtime.engine, limit)

@@ -1,0 +1,57 @@
+"""``dispatch web``: serve the HTTP API (and, later, the pages) with uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from dispatch.cli import main
+from dispatch.cli.context import Ctx, pass_ctx
+
+__all__: list[str] = []
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface: put HTTPS in front, or give --certfile).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--kafka", metavar="HOST:PORT",
+              help="Kafka mode: commands go to the intake topic and the engine applies them [env DISPATCH_KAFKA].")
+@click.option("--topic-prefix", metavar="PREFIX", help="Topic name prefix [env DISPATCH_TOPIC_PREFIX].")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key.")
+@click.option("--cors-origin", "cors", multiple=True, metavar="ORIGIN",
+              help="Let pages from this origin call the API (repeat); off by default.")
+@click.option("--watchdog-every", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Embedded: seconds between SLA watchdog runs.")
+@pass_ctx
+def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
+        keyfile: str | None, cors: tuple[str, ...], watchdog_every: float) -> None:
+    """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
+    import uvicorn
+
+    from dispatch import users
+    from dispatch.web import create_app
+    from dispatch.web.guard import Limits
+
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("give --certfile and --keyfile together")
+    runtime = ctx.runtime
+    submitter = None
+    kafka = kafka or os.environ.get("DISPATCH_KAFKA")
+    if kafka:
+        from dispatch.outcomes import KafkaSubmitter
+
+        runtime._kafka_options = (kafka, topic_prefix)
+        submitter = KafkaSubmitter(runtime)
+    app = create_app(runtime, limits=Limits.from_env(dict(os.environ)), submitter=submitter, https=bool(certfile),
+                     cors_origins=cors, watchdog_every=watchdog_every)
+    if users.count(runtime.engine) == 0:
+        click.echo("dispatch: note: no users yet — create the first admin with "
+                   "'dispatch users add NAME --role admin --password'", err=True)
+    scheme = "https" if certfile else "http"
+    click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}; "
+               f"OpenAPI at /api/openapi.json)", err=True)
+    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
+                server_header=False, proxy_headers=False)

@@ -1,0 +1,276 @@
+"""Users, API tokens and the audit log, in the dispatch database (every process of a
+deployment shares them).
+
+- Passwords are hashed with argon2 (argon2-cffi's defaults, argon2id); a sign-in that fails
+  ``LOCK_AFTER`` times in a row locks the account for ``LOCK_MINUTES``.
+- An API token is ``dsp_<id>_<secret>``: 16 random bytes of id, 32 of secret. Only the
+  secret's SHA-256 is stored (a random 256-bit secret needs no slow hash), compared in
+  constant time; tokens expire and can be revoked. The token text is shown once.
+- The audit log holds sign-ins, refusals and user changes: when, who, what, outcome.
+
+Times come from the clock the caller passes (``now``), never from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import (JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, Text, func, insert, select,
+                        update)
+
+from dispatch.errors import AccountLocked, InvalidCommand, Unauthenticated, UnknownUser, UserExists
+from dispatch.identity import SCOPE_KINDS, Identity
+from dispatch.projections.tables import UtcDateTime
+
+__all__ = ["LOCK_AFTER", "LOCK_MINUTES", "TOKEN_DAYS", "Token", "add_user", "audit", "audit_rows", "check_password",
+           "check_token", "ensure_tables", "issue_token", "list_tokens", "list_users", "revoke_token", "set_disabled",
+           "set_password"]
+
+LOCK_AFTER = 5
+LOCK_MINUTES = 15
+TOKEN_DAYS = 90
+MIN_PASSWORD = 10
+
+METADATA = MetaData()
+users = Table(
+    "users", METADATA,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("scope_kind", String(20)),
+    Column("scope", JSON, nullable=False),
+    Column("password_hash", Text),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("failed_signins", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+api_tokens = Table(
+    "api_tokens", METADATA,
+    Column("id", String(40), primary_key=True),
+    Column("user_name", String(100), nullable=False, index=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+audit_log = Table(
+    "audit_log", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("who", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+_hasher = PasswordHasher()
+_made: set[int] = set()
+
+
+def ensure_tables(engine: Engine) -> None:
+    if id(engine) not in _made:
+        METADATA.create_all(engine, checkfirst=True)
+        _made.add(id(engine))
+
+
+def audit(engine: Engine, now: datetime, who: str, action: str, outcome: str, detail: str = "") -> None:
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(audit_log).values(at=now, who=who[:100], action=action, outcome=outcome,
+                                              detail=detail[:2000]))
+
+
+def audit_rows(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]
+
+
+def _identity(row: Any) -> Identity:
+    return Identity(name=row.name, role=row.role, scope_kind=row.scope_kind, scope=tuple(row.scope or ()))
+
+
+def add_user(engine: Engine, now: datetime, *, name: str, role: str, scope_kind: str | None, scope: list[str],
+             password: str | None, by: str) -> Identity:
+    """A new user (scope ids already resolved by the caller). Raises ``UserExists``."""
+    if role not in SCOPE_KINDS:
+        raise InvalidCommand(f"role: give one of {', '.join(SCOPE_KINDS)}")
+    if not name or len(name) > 100 or any(ord(ch) < 32 for ch in name) or name.startswith("local:"):
+        raise InvalidCommand("name: 1–100 characters, no control characters, not starting with 'local:'")
+    kinds = SCOPE_KINDS[role]
+    if kinds and (scope_kind not in kinds or not scope):
+        raise InvalidCommand(f"a {role} is bound to a {' or a '.join(kinds)}: give --scope KIND:ID[,ID…]")
+    if not kinds and scope:
+        raise InvalidCommand(f"a {role} sees everything; it takes no scope")
+    if role == "department" and len(scope) != 1:
+        raise InvalidCommand("a department user is bound to exactly one department")
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        if conn.execute(select(users.c.name).where(users.c.name == name)).first():
+            raise UserExists(f"a user named {name} exists already")
+        conn.execute(insert(users).values(name=name, role=role, scope_kind=scope_kind if kinds else None,
+                                          scope=list(scope), password_hash=_hash(password) if password else None,
+                                          disabled=False, failed_signins=0, created_at=now))
+    audit(engine, now, by, "user.add", "ok", f"{name} as {role}" + (f" of {scope_kind} {','.join(scope)}" if scope else ""))
+    return Identity(name=name, role=role, scope_kind=scope_kind if kinds else None, scope=tuple(scope))
+
+
+def _hash(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidCommand(f"password: at least {MIN_PASSWORD} characters")
+    return _hasher.hash(password)
+
+
+def list_users(engine: Engine) -> list[dict[str, Any]]:
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        return [{"name": r.name, "role": r.role, "scope_kind": r.scope_kind, "scope": list(r.scope or ()),
+                 "disabled": r.disabled, "has_password": r.password_hash is not None,
+                 "locked_until": r.locked_until, "created_at": r.created_at}
+                for r in conn.execute(select(users).order_by(users.c.name))]
+
+
+def _user(conn: Any, name: str) -> Any:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        raise UnknownUser(f"no user named {name}")
+    return row
+
+
+def set_disabled(engine: Engine, now: datetime, name: str, disabled: bool, *, by: str) -> None:
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        _user(conn, name)
+        conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
+    audit(engine, now, by, "user.disable" if disabled else "user.enable", "ok", name)
+
+
+def set_password(engine: Engine, now: datetime, name: str, password: str, *, by: str) -> None:
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        _user(conn, name)
+        conn.execute(update(users).where(users.c.name == name).values(
+            password_hash=_hash(password), failed_signins=0, locked_until=None))
+    audit(engine, now, by, "user.password", "ok", name)
+
+
+_REFUSED = "wrong user name or password"
+
+
+def check_password(engine: Engine, now: datetime, name: str, password: str, *, where: str = "") -> Identity:
+    """Sign in with a password; counts failures and locks the account after ``LOCK_AFTER``."""
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        row = conn.execute(select(users).where(users.c.name == name)).first()
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            outcome: Exception = AccountLocked(f"too many failed sign-ins: try again after "
+                                               f"{row.locked_until.isoformat(timespec='minutes')}")
+        elif row is None or row.disabled or row.password_hash is None or not _verify(row.password_hash, password):
+            outcome = Unauthenticated(_REFUSED)
+            if row is not None:
+                failed = row.failed_signins + 1
+                locked = now + timedelta(minutes=LOCK_MINUTES) if failed >= LOCK_AFTER else None
+                conn.execute(update(users).where(users.c.name == name).values(
+                    failed_signins=0 if locked else failed, locked_until=locked))
+        else:
+            conn.execute(update(users).where(users.c.name == name).values(failed_signins=0, locked_until=None))
+            outcome = None  # type: ignore[assignment]
+    if outcome is not None:
+        audit(engine, now, name, "signin", "refused", f"{outcome} {where}".strip())
+        raise outcome
+    audit(engine, now, name, "signin", "ok", where)
+    return _identity(row)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    text: str  # shown once
+    expires_at: datetime
+
+
+def issue_token(engine: Engine, now: datetime, name: str, *, days: float = TOKEN_DAYS, label: str = "",
+                by: str) -> Token:
+    ensure_tables(engine)
+    token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+    expires = now + timedelta(days=days)
+    with engine.begin() as conn:
+        row = _user(conn, name)
+        if row.disabled:
+            raise InvalidCommand(f"{name} is disabled: enable the user first")
+        conn.execute(insert(api_tokens).values(id=token_id, user_name=name, secret_sha256=_sha(secret),
+                                               label=label[:200], created_at=now, expires_at=expires))
+    audit(engine, now, by, "token.issue", "ok", f"{token_id} for {name}" + (f" ({label})" if label else ""))
+    return Token(id=token_id, text=f"dsp_{token_id}_{secret}", expires_at=expires)
+
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def list_tokens(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
+    ensure_tables(engine)
+    query = select(api_tokens).order_by(api_tokens.c.created_at)
+    if name:
+        query = query.where(api_tokens.c.user_name == name)
+    with engine.connect() as conn:
+        return [{k: v for k, v in r._mapping.items() if k != "secret_sha256"} for r in conn.execute(query)]
+
+
+def revoke_token(engine: Engine, now: datetime, token_id: str, *, by: str) -> None:
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        done = conn.execute(update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                            .values(revoked_at=now)).rowcount
+    if not done:
+        raise UnknownUser(f"no live token {token_id}")
+    audit(engine, now, by, "token.revoke", "ok", token_id)
+
+
+def check_token(engine: Engine, now: datetime, text: str, *, where: str = "") -> Identity:
+    """The identity a bearer token stands for. Every refusal reads the same and is audited."""
+    ensure_tables(engine)
+    parts = text.split("_", 2) if text.startswith("dsp_") else []
+    reason, row = "malformed token", None
+    if len(parts) == 3:
+        with engine.connect() as conn:
+            row = conn.execute(select(api_tokens, users.c.role, users.c.scope_kind, users.c.scope, users.c.disabled)
+                               .join(users, users.c.name == api_tokens.c.user_name)
+                               .where(api_tokens.c.id == parts[1])).first()
+        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(parts[2])):
+            reason = "unknown token"
+        elif row.revoked_at is not None:
+            reason = f"revoked token {row.id}"
+        elif row.expires_at <= now:
+            reason = f"expired token {row.id}"
+        elif row.disabled:
+            reason = f"disabled user {row.user_name}"
+        else:
+            reason = ""
+    if reason:
+        audit(engine, now, row.user_name if row is not None else "?", "token", "refused", f"{reason} {where}".strip())
+        raise Unauthenticated("sign in again: the token is missing, wrong, expired or revoked")
+    assert row is not None
+    return Identity(name=row.user_name, role=row.role, scope_kind=row.scope_kind, scope=tuple(row.scope or ()),
+                    kind="client")
+
+
+def count(engine: Engine) -> int:
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(users)).scalar_one())

@@ -1,0 +1,182 @@
+"""What stands at the door: who is asking (bearer tokens), how much they may ask (rate
+limits), how big a request may be, the response headers every answer carries, and the
+request metrics. Decisions about *what* an identity may do are not here: ``dispatch.access``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dispatch import users
+from dispatch.errors import Unauthenticated
+from dispatch.identity import Identity
+from dispatch.web.problems import problem
+
+__all__ = ["Limits", "Metrics", "RateLimiter", "SecurityHeaders", "SizeLimit", "authenticate"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``DISPATCH_WEB_*`` settings: the largest request body, writes per identity per minute
+    (with a burst), password sign-ins per client address per minute."""
+
+    max_body: int = 64 * 1024
+    writes_per_minute: float = 120.0
+    write_burst: int = 60
+    signins_per_minute: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Limits:
+        def number(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+                if value <= 0:
+                    raise ValueError
+            except ValueError:
+                from dispatch.errors import DispatchError
+
+                raise DispatchError(f"{name}={raw!r}: give a positive number") from None
+            return value
+
+        return cls(max_body=int(number("DISPATCH_WEB_MAX_BODY", cls.max_body)),
+                   writes_per_minute=number("DISPATCH_WEB_WRITES_PER_MINUTE", cls.writes_per_minute),
+                   write_burst=int(number("DISPATCH_WEB_WRITE_BURST", cls.write_burst)),
+                   signins_per_minute=number("DISPATCH_WEB_SIGNINS_PER_MINUTE", cls.signins_per_minute))
+
+
+class RateLimiter:
+    """A token bucket per key (an identity's name, a client address), refilled at ``rate`` per
+    minute up to ``burst``. Rate limiting is about load, so it reads the monotonic clock."""
+
+    def __init__(self, rate_per_minute: float, burst: int):
+        self.rate, self.burst = rate_per_minute / 60.0, float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if allowed now, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                if len(self._buckets) > 10_000:  # forget the idle ones
+                    self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 600}
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def authenticate(request: Request, engine: Any, now: Any) -> Identity:
+    """The identity behind ``Authorization: Bearer dsp_…``; raises ``Unauthenticated``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>' (see POST /api/session)")
+    client = request.client.host if request.client else "?"
+    return users.check_token(engine, now, value.strip(), where=f"from {client} {request.method} {request.url.path}")
+
+
+class SizeLimit:
+    """Refuses a request body over ``limit`` bytes with 413, whether or not it says its length."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, "too_large", f"the request body is over {self.limit} bytes",
+                           instance=scope.get("path"))
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """Headers on every answer: no sniffing, no framing, no referrer, no caching of API
+    answers, a strict content security policy, and HSTS when served over HTTPS."""
+
+    def __init__(self, app: ASGIApp, https: bool):
+        super().__init__(app)
+        self.https = https
+
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.url.path.startswith("/api/"):
+            h.setdefault("Cache-Control", "no-store")
+        if self.https:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+@dataclass
+class Metrics:
+    """Prometheus metrics of one web process (its own registry)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter("dispatch_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=r)
+        self.seconds = Histogram("dispatch_http_request_seconds", "HTTP request time by route", ["route"],
+                                 registry=r)
+        self.commands = Counter("dispatch_commands", "Commands by type and outcome (applied, or the error code)",
+                                ["type", "outcome"], registry=r)
+        self.lag = Gauge("dispatch_projection_lag_events", "Events recorded but not yet in the read models",
+                         registry=r)
+
+    def middleware(self) -> Callable[..., Any]:
+        async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            self.requests.labels(route, request.method, str(response.status_code)).inc()
+            self.seconds.labels(route).observe(time.perf_counter() - started)
+            return response
+
+        return measure

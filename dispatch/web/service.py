@@ -1,0 +1,190 @@
+"""One web process's state: the runtime, who is asking, the limits, and where commands go.
+
+Embedded (no ``--kafka``): a command is applied here, one at a time (``execute``), and a
+background thread keeps the read models caught up and runs the SLA watchdog, so nothing
+waits for a CLI command. Kafka mode: the command is produced to the intake topic and the
+engine's recorded outcome is awaited (``dispatch.outcomes``); this process never writes
+the event store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from fastapi import HTTPException, Request
+
+from dispatch import users
+from dispatch.errors import AlreadyReported, DispatchError, DuplicateCommand, Forbidden
+from dispatch.identity import Identity
+from dispatch.web.guard import Limits, Metrics, RateLimiter, authenticate
+
+__all__ = ["WebService"]
+
+log = structlog.get_logger("dispatch.web")
+SESSION_HOURS = 8
+
+
+class WebService:
+    def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0,
+                 catch_up_every: float = 1.0):
+        self.runtime, self.limits = runtime, limits
+        self.metrics = Metrics()
+        self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst)
+        self.signins = RateLimiter(limits.signins_per_minute, max(1, int(limits.signins_per_minute)))
+        self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.watchdog_every, self.catch_up_every = watchdog_every, catch_up_every
+
+    # -- lifecycle of the process --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Embedded: keep the read models caught up and run the watchdog in-process."""
+        if self.submitter is None:
+            thread = threading.Thread(target=self._background, name="dispatch-background", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.submitter is not None:
+            self.submitter.close()
+
+    def _background(self) -> None:
+        from dispatch.projections import catch_up
+        from dispatch.watchdog import Watchdog
+
+        watchdog = Watchdog(self.runtime, submit=self._execute_batch)
+        next_watch = 0.0
+        elapsed = 0.0
+        while not self._stop.is_set():
+            try:
+                catch_up(self.runtime)
+                if elapsed >= next_watch:
+                    watchdog.tick()
+                    next_watch = elapsed + self.watchdog_every
+            except Exception:  # noqa: BLE001 - a background failure is logged, the server goes on
+                log.exception("background catch-up or watchdog failed")
+            self._stop.wait(self.catch_up_every)
+            elapsed += self.catch_up_every
+
+    def _execute_batch(self, commands: list[Any]) -> list[Any]:
+        with self._write_lock:
+            outcomes: list[Any] = self.runtime.app.execute_batch(commands)
+            return outcomes
+
+    # -- who is asking -------------------------------------------------------------------------------
+
+    def identify(self, request: Request) -> Identity:
+        return authenticate(request, self.runtime.engine, self.runtime.clock.now())
+
+    def sign_in(self, request: Request, name: str, password: str) -> users.Token:
+        client = request.client.host if request.client else "?"
+        wait = self.signins.take(client)
+        if wait:
+            raise HTTPException(429, f"too many sign-ins from {client}: try again in {wait:.0f} s",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        now = self.runtime.clock.now()
+        who = users.check_password(self.runtime.engine, now, name, password, where=f"from {client}")
+        return users.issue_token(self.runtime.engine, now, who.name, days=SESSION_HOURS / 24, label="sign-in",
+                                 by=who.name)
+
+    def refused(self, request: Request, error: DispatchError) -> None:
+        """Audit a refusal by a signed-in identity (token refusals are audited where checked)."""
+        who = getattr(request.state, "identity", None)
+        if isinstance(error, Forbidden) and who is not None:
+            users.audit(self.runtime.engine, self.runtime.clock.now(), who.name, "forbidden", "refused",
+                        f"{request.method} {request.url.path}: {error}")
+
+    # -- doing ---------------------------------------------------------------------------------------
+
+    def submit(self, build: Callable[[Any], Any], kind: type, command_id: str | None) -> dict[str, Any]:
+        """Build the command (authorized, validated) and apply it, or hand it to Kafka."""
+        command: Any = None
+        try:
+            command = build(self.runtime)
+            identity = command.actor.id
+            wait = self.writes.take(identity)
+            if wait:
+                raise HTTPException(429, f"too many writes: try again in {wait:.0f} s",
+                                    headers={"Retry-After": str(int(wait) + 1)})
+            if self.submitter is not None:
+                result: dict[str, Any] = self.submitter.submit(command)
+            else:
+                result = self._apply(command)
+        except DispatchError as error:
+            self.metrics.commands.labels(getattr(command, "type", kind.__name__.lower()), error.code).inc()
+            raise
+        self.metrics.commands.labels(command.type, result["outcome"]).inc()
+        return result
+
+    def _apply(self, command: Any) -> dict[str, Any]:
+        try:
+            with self._write_lock:
+                outcome = self.runtime.app.execute(command)
+        except DuplicateCommand:
+            return replayed(self.runtime, command)
+        except AlreadyReported as error:
+            if command.command_id:
+                return replayed(self.runtime, command, error.ticket_id)
+            raise
+        return {"ticket_id": str(outcome.ticket_id), "event": outcome.events[0], "version": outcome.version,
+                "occurred_at": command.occurred_at, "received_at": command.actor.received_at,
+                "command_id": command.command_id, "outcome": "applied"}
+
+    def outcome(self, command_id: str, who: Identity) -> dict[str, Any]:
+        if self.submitter is None:
+            raise HTTPException(404, "commands are applied at once here; there is nothing pending")
+        result: dict[str, Any] = self.submitter.lookup(command_id, who)
+        return result
+
+    def read(self, query: Callable[[Any], Any]) -> Any:
+        return query(self.runtime)
+
+    def ready(self) -> dict[str, str]:
+        from sqlalchemy import text
+
+        checks = {}
+        try:
+            with self.runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        if self.submitter is not None:
+            checks["kafka"] = self.submitter.ready()
+        return checks
+
+    def lag(self) -> int | None:
+        if self.submitter is not None:
+            return None
+        from dispatch.projections import stored_position
+        from dispatch.projections.runner import STORE_SOURCE
+
+        recorder: Any = self.runtime.app.recorder
+        top = recorder.max_notification_id() or 0
+        return max(0, top - (stored_position(self.runtime.engine, STORE_SOURCE) or 0))
+
+
+def replayed(runtime: Any, command: Any, ticket_id: Any = None) -> dict[str, Any]:
+    """The first outcome of a command applied before (the same idempotency key again)."""
+    from dispatch.aggregates import ticket_id_for
+
+    tid = ticket_id or getattr(command, "ticket_id", None) or ticket_id_for(
+        external_ref=getattr(command, "external_ref", None), channel=getattr(command, "channel", ""),
+        command_id=command.command_id)
+    for event in runtime.app.events.get(tid):
+        state = vars(event)
+        if state.get("command_id") == command.command_id:
+            actor = state.get("actor") or {}
+            return {"ticket_id": str(tid), "event": type(event).__name__, "version": event.originator_version,
+                    "occurred_at": state["occurred_at"], "received_at": actor.get("received_at"),
+                    "command_id": command.command_id, "outcome": "replayed"}
+    raise DuplicateCommand(f"command {command.command_id} was already used for another step")
+
