@@ -37,7 +37,7 @@ STEPS: dict[str, frozenset[type]] = {
 VIEWS: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"reference"}),
     "hotline": frozenset({"reference"}),
-    "dispatcher": frozenset({"reference", "dashboard", "sla", "overdue", "inbox"}),
+    "dispatcher": frozenset({"reference", "dashboard", "sla", "overdue"}),
     "department": frozenset({"reference", "inbox", "overdue"}),
     "leader": frozenset({"reference", "dashboard", "sla", "overdue"}),
     "analyst": frozenset({"reference", "dashboard", "sla", "overdue", "inbox", "export"}),
@@ -49,6 +49,7 @@ ACTING_ROLE: dict[type, str] = {
     c.Reopen: "centre", c.Escalate: "centre", c.MarkDuplicate: "centre", c.Cancel: "centre", c.Close: "centre",
     c.Acknowledge: "department", c.Reject: "department", c.Handle: "department", c.Evaluate: "resident",
 }
+_PLACED = {"dashboard", "sla", "overdue"}  # views of a place: a scoped role names one of its own
 _EVENT_ROLE = {"supervisor": "supervisor", "hotline": "hotline", "dispatcher": "centre", "department": "department"}
 _COLUMN = {"grid": "grid", "community": "community", "street": "street", "district": "district"}
 
@@ -108,7 +109,7 @@ def may_view(identity: Identity, view: str, *, street: str | None = None, distri
         raise Forbidden(f"{identity.describe()} may not see {view}")
     if identity.role == "department" and department is not None and department != identity.department:
         raise Forbidden(f"{identity.describe()} sees only its own department's calls")
-    if identity.role in ("leader", "dispatcher") and identity.scope:
+    if identity.role in ("leader", "dispatcher") and identity.scope and view in _PLACED:
         if identity.scope_kind == "street" and street not in identity.scope:
             raise Forbidden(f"{identity.describe()} sees only its own street(s): name one of them")
         if identity.scope_kind == "district" and district not in identity.scope:

@@ -11,13 +11,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 import orjson
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from dispatch import commands as c
 from dispatch import queries
 from dispatch.access import may_view
 from dispatch.actions import prepare
-from dispatch.errors import InvalidCommand
 from dispatch.identity import Identity
 from dispatch.projections.records import jsonable
 from dispatch.web.service import WebService
@@ -74,8 +75,9 @@ def me(who: Who) -> Response:
 _STRICT = ConfigDict(extra="forbid", strict=True)
 _ENVELOPE = {"type", "actor", "ticket_id", "occurred_at", "command_id"}
 _COMMON: dict[str, Any] = {
-    "occurred_at": (AwareDatetime | None, Field(None, description="Business time: admins only (a backfill); "
-                                                "everyone else's step takes the time the server received it.")),
+    "occurred_at": (c.BusinessTime | None, Field(None, strict=False, description=(
+        "Business time, ISO-8601 with offset: admins only (a backfill); everyone else's step takes the "
+        "time the server received it."))),
     "command_id": (Annotated[str, Field(min_length=1, max_length=100)] | None,
                    Field(None, description="Same as the Idempotency-Key header.")),
 }
@@ -88,6 +90,8 @@ def _body_model(command: type, name: str, optional: tuple[str, ...] = ()) -> typ
             continue
         if key in optional:
             fields[key] = (info.annotation | None, Field(None, description=info.description))
+        elif info.annotation is UUID:  # JSON text, as on the wire (strict would want a UUID object)
+            fields[key] = (UUID, Field(strict=False, description=info.description))
         else:
             fields[key] = (info.annotation, info)
     model: type[BaseModel] = create_model(name, __config__=_STRICT, **fields)
@@ -167,13 +171,12 @@ def _step_route(path: str, kind: type, summary: str, optional: tuple[str, ...]) 
     def step(ticket: TicketRef, who: Who, service: Service, body: model = Body(...),  # type: ignore[valid-type]
              key: IdempotencyKey = None) -> Response:
         fields: dict[str, Any] = {"ticket_id": ticket}
-        if "department" in optional and getattr(body, "department", None) is None:
-            if who.department is None:
-                raise InvalidCommand("department: name the department that acts")
-            fields["department"] = who.department
+        if "department" in optional and getattr(body, "department", None) is None and who.department:
+            fields["department"] = who.department  # a desk acts for its own department
         return _submit(service, who, kind, body, key, **fields)
 
     step.__name__ = path.replace("-", "_")
+    step.__annotations__["body"] = model  # a local class: not a name the module could resolve
     router.post(f"/tickets/{{ticket}}/{path}", tags=["commands"], response_model=Applied,
                 responses={202: {"model": Pending}}, summary=summary)(step)
 
