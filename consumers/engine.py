@@ -42,7 +42,9 @@ from consumers.base import TRANSIENT, PartitionedConsumer, Rewind
 from consumers.process import process_options, run_process
 from dispatch.application import Outcome
 from dispatch.bootstrap import Runtime
+from dispatch.commandlog import ensure_table, row_of
 from dispatch.commands import parse_command
+from dispatch.eventstore import WithOutcomes
 from dispatch.errors import ConcurrentChange, InvalidCommand
 from dispatch.kafka import (
     DeadLetter,
@@ -80,6 +82,7 @@ class Engine(PartitionedConsumer):
         self.app = runtime.app
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         install_fence(self.recorder)
+        ensure_table(runtime.engine)
         self.max_message_bytes = max_message_bytes
         self.dead_letters = DeadLetterSender(make_producer(settings), settings.topics.dead_letters)
         self.counts = {"applied": 0, "refused": 0, "dead": 0, "batches": 0}
@@ -179,7 +182,14 @@ class Engine(PartitionedConsumer):
                 else:
                     dead.append(letter)
 
+        fences = [FencedTracking(self.source(tp), last, expected[tp]) for tp, last in lasts.items()
+                  if last is not None]
+        inner = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
+        tracking = WithOutcomes(inner.application_name, inner.notification_id, inner=inner)
+
         def before_record(outcomes: list[Outcome]) -> None:
+            # every command's outcome is logged with the batch (the HTTP API answers from it)
+            tracking.rows.extend(row for row in map(row_of, commands, outcomes) if row is not None)
             for outcome, record in zip(outcomes, origins):
                 if outcome.error is not None:
                     dead.append(DeadLetter.of(record, outcome.error.code, str(outcome.error),
@@ -189,9 +199,6 @@ class Engine(PartitionedConsumer):
                 raise _PartitionLost
             self.dead_letters.send_all(dead)
 
-        fences = [FencedTracking(self.source(tp), last, expected[tp]) for tp, last in lasts.items()
-                  if last is not None]
-        tracking = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
         try:
             outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record)
         except ConcurrentChange as error:

@@ -20,7 +20,7 @@ from dispatch import commands as c
 from dispatch.errors import BackfillNotAllowed, Forbidden
 from dispatch.identity import Identity
 
-__all__ = ["ACTING_ROLE", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "may_read", "may_view",
+__all__ = ["ACTING_ROLE", "CLAIMS", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "check_claims", "may_read", "may_view",
            "read_scope", "visible_calls", "where_in_scope"]
 
 # Which steps each role records. admin: every step.
@@ -48,6 +48,18 @@ ACTING_ROLE: dict[type, str] = {
     c.Report: "centre", c.Accept: "centre", c.FirstContact: "centre", c.Dispatch: "centre", c.Feedback: "centre",
     c.Reopen: "centre", c.Escalate: "centre", c.MarkDuplicate: "centre", c.Cancel: "centre", c.Close: "centre",
     c.Acknowledge: "department", c.Reject: "department", c.Handle: "department", c.Evaluate: "resident",
+}
+# What an actor's role (as a Kafka message claims it) may record at all: the floor every
+# command meets in the engine, whatever door it came through (see ``check_claims``).
+_ALL = frozenset(ACTING_ROLE)
+CLAIMS: dict[str, frozenset[type]] = {
+    "supervisor": frozenset({c.Report, c.FirstContact, c.Evaluate}),  # 核查: a supervisor verifies its report
+    "hotline": frozenset({c.Report, c.FirstContact, c.Evaluate}),
+    "resident": frozenset({c.Report, c.Evaluate}),
+    "centre": _ALL - {c.Acknowledge, c.Reject, c.Handle},
+    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback}),
+    "system": _ALL,
+    "analyst": frozenset(),
 }
 _PLACED = {"dashboard", "sla", "overdue"}  # views of a place: a scoped role names one of its own
 _EVENT_ROLE = {"supervisor": "supervisor", "hotline": "hotline", "dispatcher": "centre", "department": "department"}
@@ -114,6 +126,18 @@ def may_view(identity: Identity, view: str, *, street: str | None = None, distri
             raise Forbidden(f"{identity.describe()} sees only its own street(s): name one of them")
         if identity.scope_kind == "district" and district not in identity.scope:
             raise Forbidden(f"{identity.describe()} sees only its own district")
+
+
+def check_claims(command: Any, ticket: Any) -> None:
+    """The floor for every command, checked in the engine on the ticket it loaded: the actor's
+    role may record this step, and a department acts only on its own call (and gives the
+    feedback only as the lead). An HTTP or CLI identity has passed ``authorize`` already; a
+    Kafka producer is held to this (its identity is the broker's to prove, docs/security.md)."""
+    actor = command.actor
+    if type(command) not in CLAIMS.get(actor.role, frozenset()):
+        raise Forbidden(f"an actor in role {actor.role} may not {type(command).__name__.lower()}")
+    if actor.role == "department" and type(command) is c.Feedback and getattr(ticket, "lead", None) != actor.department:
+        raise Forbidden("only the lead department gives the feedback")
 
 
 def check_backfill(identity: Identity, business_time_given: bool) -> None:

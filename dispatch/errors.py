@@ -17,6 +17,7 @@
     │   ├── DatabaseNeedsUpgrade  made by an older dispatch: ``dispatch upgrade``
     │   ├── DatabaseUnavailable   cannot be opened or reached (path, host, reason)
     │   └── UnsafeTarget          a write that would overwrite or mix with data it did not make
+    ├── Refused                   the engine refused a command (Kafka mode): carries its code
     ├── WouldOrphanTickets        a reference change would remove places/departments in use
     ├── Unauthenticated           no valid sign-in: a missing, wrong, expired or revoked token
     │   └── AccountLocked         too many failed sign-ins in a row: wait
@@ -24,6 +25,7 @@
     │   └── BackfillNotAllowed    only an admin may set a business time
     ├── UnknownUser               no such user or token
     ├── UserExists                a user of that name exists already
+    ├── CommandNotFound           no outcome of that command id (Kafka mode status URL)
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
@@ -61,7 +63,10 @@ __all__ = [
     "AlreadyReported",
     "CallAlreadyAnswered",
     "ConcurrentChange",
+    "CommandNotFound",
     "DispatchError",
+    "Refused",
+    "error_class",
     "DuplicateCommand",
     "IllegalTransition",
     "InvalidCommand",
@@ -87,13 +92,41 @@ __all__ = [
 ]
 
 
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
 class DispatchError(Exception):
     """A problem the user caused. ``str(error)`` is one readable line."""
 
     @property
     def code(self) -> str:
-        name = type(self).__name__
-        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+        return _snake(type(self).__name__)
+
+
+def error_class(code: str) -> type[DispatchError] | None:
+    """The error class whose code is ``code`` (None for a code of the wire alone)."""
+    stack: list[type[DispatchError]] = [DispatchError]
+    while stack:
+        cls = stack.pop()
+        if _snake(cls.__name__) == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return None
+
+
+class Refused(DispatchError):
+    """A command the engine refused (Kafka mode), as the command log recorded it: its code is
+    the refusal's own (``kind`` is that code's class, when there is one)."""
+
+    def __init__(self, message: str, refusal_code: str | None = None):
+        self.refusal_code = refusal_code
+        self.kind = error_class(refusal_code) if refusal_code else None
+        super().__init__(message)
+
+    @property
+    def code(self) -> str:
+        return self.refusal_code or "refused"
 
 
 class ReferenceDataError(DispatchError):
@@ -223,6 +256,10 @@ class BackfillNotAllowed(Forbidden):
 
 
 class UnknownUser(DispatchError):
+    pass
+
+
+class CommandNotFound(DispatchError):
     pass
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +37,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
-__all__ = ["FencedTracking", "FencedTrackings", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
+from dispatch.commandlog import COLUMNS
+
+__all__ = ["FencedTracking", "FencedTrackings", "WithOutcomes", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
            "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
            "stored_versions"]
 
@@ -64,13 +66,30 @@ class FencedTrackings(Tracking):
         return cls(parts[0].application_name, parts[0].notification_id, tuple(parts))
 
 
+@dataclass(frozen=True)
+class WithOutcomes(Tracking):
+    """A position (``inner``) and the command log rows of the batch it closes
+    (``dispatch.commandlog``): written in the transaction of the batch's events."""
+
+    inner: Tracking | None = None
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
 class _Fenced:
     """The compare-and-set tracking write, shared by both stores (``_fence_sql`` differs)."""
 
     _fence_insert: str
     _fence_update: str
 
+    _outcome_insert: str
+
     def _insert_tracking(self, curs: Any, tracking: Tracking) -> None:
+        if isinstance(tracking, WithOutcomes):
+            if tracking.inner is not None:
+                self._insert_tracking(curs, tracking.inner)
+            if tracking.rows:
+                curs.executemany(self._outcome_insert, tracking.rows)
+            return
         if isinstance(tracking, FencedTrackings):
             for part in tracking.parts:
                 self._insert_tracking(curs, part)
@@ -87,7 +106,13 @@ class _Fenced:
             )
 
 
+_OUTCOME_INSERT = ("INSERT INTO command_outcomes ({columns}) VALUES ({marks}) "
+                   "ON CONFLICT (command_id) DO NOTHING")
+
+
 class PostgresStore(_Fenced, PostgresProcessRecorder):
+    _outcome_insert = _OUTCOME_INSERT.format(columns=", ".join(COLUMNS), marks=", ".join(["%s"] * len(COLUMNS)))
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         from psycopg.sql import SQL, Identifier
@@ -114,6 +139,7 @@ class PostgresStore(_Fenced, PostgresProcessRecorder):
 
 
 class SQLiteStore(_Fenced, SQLiteProcessRecorder):
+    _outcome_insert = _OUTCOME_INSERT.format(columns=", ".join(COLUMNS), marks=", ".join(["?"] * len(COLUMNS)))
     _fence_insert = "INSERT INTO tracking VALUES (:name, :new) ON CONFLICT DO NOTHING RETURNING notification_id"
     _fence_update = ("UPDATE tracking SET notification_id = :new "
                      "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from dispatch import commands as c
+from dispatch.access import check_claims
 from dispatch.aggregates import Ticket, ticket_id_for
 from dispatch.errors import AlreadyReported, DuplicateCommand, NotYourWhistle
 from dispatch.reference import Reference
@@ -27,6 +28,7 @@ class UnitOfWork(Protocol):
 
 
 def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
+    check_claims(cmd, None)
     ref = uow.reference
     place = ref.place(cmd.grid)
     category = ref.category(cmd.category)
@@ -71,6 +73,7 @@ def _base(cmd: Any) -> dict[str, Any]:
 
 def dispatch(uow: UnitOfWork, cmd: c.Dispatch) -> Ticket:
     ticket = uow.get(cmd.ticket_id)
+    check_claims(cmd, ticket)
     category = uow.reference.category(ticket.category)
     lead = uow.reference.department(cmd.lead).id if cmd.lead else category.lead_department
     if cmd.cooperating is not None:
@@ -95,6 +98,7 @@ def dispatch(uow: UnitOfWork, cmd: c.Dispatch) -> Ticket:
 def _on_ticket(method: str, *fields: str, department: bool = False) -> Callable[[UnitOfWork, Any], Ticket]:
     def handler(uow: UnitOfWork, cmd: Any) -> Ticket:
         ticket = uow.get(cmd.ticket_id)
+        check_claims(cmd, ticket)
         kwargs = _base(cmd) | {f: getattr(cmd, f) for f in fields}
         if department:
             kwargs["department"] = _department(uow, cmd)
@@ -108,6 +112,7 @@ def _on_ticket(method: str, *fields: str, department: bool = False) -> Callable[
 def mark_duplicate(uow: UnitOfWork, cmd: c.MarkDuplicate) -> Ticket:
     uow.get(cmd.original_id)  # the original must exist
     ticket = uow.get(cmd.ticket_id)
+    check_claims(cmd, ticket)
     ticket.mark_duplicate(**_base(cmd), original_id=str(cmd.original_id))
     return ticket
 

@@ -23,6 +23,7 @@ _STATUS: list[tuple[type[e.DispatchError], int]] = [
     (e.Forbidden, 403),
     (e.TicketNotFound, 404),
     (e.UnknownUser, 404),
+    (e.CommandNotFound, 404),
     (e.UnknownReference, 422),
     (e.InvalidCommand, 422),
     (e.BusinessTimeOutOfRange, 422),
@@ -39,8 +40,11 @@ _TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Con
 
 
 def status_of(error: e.DispatchError) -> int:
+    kind_of: type = type(error)
+    if isinstance(error, e.Refused):
+        kind_of = error.kind or e.DispatchError
     for kind, status in _STATUS:
-        if isinstance(error, kind):
+        if issubclass(kind_of, kind):
             return status
     return 400
 
