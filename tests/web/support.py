@@ -70,11 +70,13 @@ class Api:
         return int(self.get("boss", f"/api/tickets/{ticket}").json()["version"])
 
 
-def make_api(tmp: Path, limits: Limits | None = None) -> Api:
+def make_api(tmp: Path, limits: Limits | None = None, **options: Any) -> Api:
+    """``options`` go to ``create_app`` (the background thread is off unless asked for)."""
     clock = SimulatedClock(START)
     runtime = bootstrap(str(tmp / "web.db"), clock=clock)
     operator = accounts.local_operator("test-operator")
-    api = Api(runtime, TestClient(create_app(runtime, background=False, limits=limits)), clock)
+    app = create_app(runtime, limits=limits, **({"background": False} | options))
+    api = Api(runtime, TestClient(app), clock)
     for name, (role, scope) in USERS.items():
         accounts.add(runtime, operator, name=name, role=role, scope=scope,
                      password="correct horse battery" if name == "boss" else None)
