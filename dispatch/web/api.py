@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 import orjson
 from fastapi.responses import Response
+from fastapi.security import HTTPBearer
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -33,7 +34,11 @@ def _service(request: Request) -> WebService:
     return service
 
 
-def _identity(request: Request) -> Identity:
+_BEARER = HTTPBearer(auto_error=False, description="An API token (dispatch users token) or a sign-in token "
+                                                   "(POST /api/session)")
+
+
+def _identity(request: Request, _: Annotated[Any, Depends(_BEARER)] = None) -> Identity:
     identity = _service(request).identify(request)
     request.state.identity = identity
     return identity
