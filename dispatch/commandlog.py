@@ -9,6 +9,8 @@ changes nothing here)."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, select
@@ -31,13 +33,15 @@ command_outcomes = Table(
     Column("received_at", String(40)),
 )
 COLUMNS = tuple(c.name for c in command_outcomes.columns)
-_made: set[int] = set()
+_made: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose tables exist
+_creating = threading.Lock()
 
 
 def ensure_table(engine: Engine) -> None:
-    if id(engine) not in _made:
-        METADATA.create_all(engine, checkfirst=True)
-        _made.add(id(engine))
+    if engine not in _made:
+        with _creating:
+            METADATA.create_all(engine, checkfirst=True)
+            _made.add(engine)
 
 
 def row_of(command: Any, outcome: Any) -> tuple[Any, ...] | None:

@@ -13,6 +13,8 @@ Times come from the clock the caller passes (``now``), never from here.
 
 from __future__ import annotations
 
+import threading
+import weakref
 import hashlib
 import hmac
 import secrets
@@ -71,13 +73,15 @@ audit_log = Table(
     Column("detail", Text, nullable=False, default=""),
 )
 _hasher = PasswordHasher()
-_made: set[int] = set()
+_made: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose tables exist
+_creating = threading.Lock()
 
 
 def ensure_tables(engine: Engine) -> None:
-    if id(engine) not in _made:
-        METADATA.create_all(engine, checkfirst=True)
-        _made.add(id(engine))
+    if engine not in _made:
+        with _creating:
+            METADATA.create_all(engine, checkfirst=True)
+            _made.add(engine)
 
 
 def audit(engine: Engine, now: datetime, who: str, action: str, outcome: str, detail: str = "") -> None:

@@ -229,11 +229,12 @@ def _claim(conn: Connection, source: str, position: int, expected: int | None = 
     if expected == _ANY:
         conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={"position": position}))
     elif expected is None:
-        if conn.execute(stmt.on_conflict_do_nothing(index_elements=["source"])).rowcount != 1:
+        claimed = stmt.on_conflict_do_nothing(index_elements=["source"]).returning(t.positions.c.source)
+        if conn.execute(claimed).first() is None:
             raise PositionMoved(source)
     elif conn.execute(t.positions.update().where(t.positions.c.source == source,
                                                  t.positions.c.position == expected)
-                      .values(position=position)).rowcount != 1:
+                      .values(position=position).returning(t.positions.c.source)).first() is None:
         raise PositionMoved(source)
 
 

@@ -37,7 +37,10 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
         try:
             applied += apply_records(engine, records, source=STORE_SOURCE, position=last, expected=stored)
         except PositionMoved:  # another process or thread applied these first: go on from where it is
-            stored = stored_position(engine, STORE_SOURCE)
+            moved = stored_position(engine, STORE_SOURCE)
+            if moved == stored:
+                raise
+            stored = moved
             continue
         stored = last
         if read < batch_size:

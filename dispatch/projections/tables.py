@@ -8,6 +8,7 @@ status history is in ``ticket_states``.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 from datetime import datetime, timezone
@@ -164,10 +165,14 @@ quarantined_events = Table(
 _created: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
+_creating = threading.Lock()  # threads of one process (a web server's) meeting a new database
+
+
 def create_tables(engine: Engine) -> None:
     """Create the read-model tables if they are missing (idempotent)."""
-    METADATA.create_all(engine, checkfirst=True)
-    _created.add(engine)
+    with _creating:
+        METADATA.create_all(engine, checkfirst=True)
+        _created.add(engine)
 
 
 def ensure_tables(engine: Engine) -> None:
