@@ -5,8 +5,10 @@ identity at the time the server received it."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
-from tests.web.support import GRID_A, START, Api
+from dispatch.web.guard import Limits
+from tests.web.support import GRID_A, START, Api, make_api
 
 
 def test_the_loop_with_one_user_per_role(api: Api) -> None:
@@ -154,3 +156,18 @@ def test_every_answer_carries_the_security_headers_and_large_bodies_are_refused(
     big = api.post("sup-a", "/api/tickets", {"grid": GRID_A, "category": "city_appearance",
                                             "description": "x" * 70_000})
     assert big.status_code == 413 and big.json()["code"] == "too_large"
+
+
+def test_writes_are_rate_limited_per_identity_and_sign_ins_per_address(tmp_path: Path) -> None:
+    api = make_api(tmp_path, limits=Limits(writes_per_minute=1, write_burst=3, signins_per_minute=2))
+    with api.client:
+        for _ in range(3):
+            api.report("sup-a")
+        r = api.post("sup-a", "/api/tickets", {"grid": GRID_A, "category": "city_appearance", "description": "x"})
+        assert r.status_code == 429 and r.json()["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+        api.report("hot-a")  # another identity has its own allowance
+        for _ in range(2):
+            api.client.post("/api/session", json={"name": "boss", "password": "wrong password"})
+        r = api.client.post("/api/session", json={"name": "boss", "password": "correct horse battery"})
+        assert r.status_code == 429
+    api.runtime.close()
