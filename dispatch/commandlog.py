@@ -9,11 +9,11 @@ changes nothing here)."""
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, select
+
+from dispatch.store import ensure_created
 
 __all__ = ["COLUMNS", "command_outcomes", "ensure_table", "lookup", "row_of"]
 
@@ -33,15 +33,10 @@ command_outcomes = Table(
     Column("received_at", String(40)),
 )
 COLUMNS = tuple(c.name for c in command_outcomes.columns)
-_made: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose tables exist
-_creating = threading.Lock()
 
 
 def ensure_table(engine: Engine) -> None:
-    if engine not in _made:
-        with _creating:
-            METADATA.create_all(engine, checkfirst=True)
-            _made.add(engine)
+    ensure_created(engine, METADATA)
 
 
 def row_of(command: Any, outcome: Any) -> tuple[Any, ...] | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dispatch.config import Database
 
-__all__ = ["SCHEMA_VERSION", "Base", "Examined", "ReferenceRow", "create_read_engine", "create_sqlite_file",
+__all__ = ["SCHEMA_VERSION", "Base", "Examined", "ReferenceRow", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
 SCHEMA_VERSION = 1  # of the tables outside the projections (reference data, marker, history)
@@ -145,3 +147,16 @@ def record_reference_change(engine: Engine, source: str, removed: dict[str, list
     with engine.begin() as conn:
         conn.execute(ReferenceChange.__table__.insert().values(  # type: ignore[attr-defined]
             at=at.isoformat(), source=source, removed=removed))
+
+
+_created: weakref.WeakKeyDictionary[Engine, set[int]] = weakref.WeakKeyDictionary()
+_creating = threading.Lock()  # the threads of one process (a web server's) meeting a new database
+
+
+def ensure_created(engine: Engine, metadata: MetaData) -> None:
+    """Create ``metadata``'s tables on ``engine`` if missing: once per engine, one thread at a time."""
+    if id(metadata) in _created.get(engine, ()):
+        return
+    with _creating:
+        metadata.create_all(engine, checkfirst=True)
+        _created.setdefault(engine, set()).add(id(metadata))

@@ -13,8 +13,6 @@ Times come from the clock the caller passes (``now``), never from here.
 
 from __future__ import annotations
 
-import threading
-import weakref
 import hashlib
 import hmac
 import secrets
@@ -29,6 +27,7 @@ from sqlalchemy import (JSON, Boolean, Column, Engine, Integer, MetaData, String
 
 from dispatch.errors import AccountLocked, InvalidCommand, Unauthenticated, UnknownUser, UserExists
 from dispatch.identity import SCOPE_KINDS, Identity
+from dispatch.store import ensure_created
 from dispatch.projections.tables import UtcDateTime
 
 __all__ = ["LOCK_AFTER", "LOCK_MINUTES", "TOKEN_DAYS", "Token", "add_user", "audit", "audit_rows", "check_password",
@@ -73,15 +72,10 @@ audit_log = Table(
     Column("detail", Text, nullable=False, default=""),
 )
 _hasher = PasswordHasher()
-_made: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose tables exist
-_creating = threading.Lock()
 
 
 def ensure_tables(engine: Engine) -> None:
-    if engine not in _made:
-        with _creating:
-            METADATA.create_all(engine, checkfirst=True)
-            _made.add(engine)
+    ensure_created(engine, METADATA)
 
 
 def audit(engine: Engine, now: datetime, who: str, action: str, outcome: str, detail: str = "") -> None:
