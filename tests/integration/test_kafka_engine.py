@@ -54,8 +54,29 @@ def test_kill_9_in_the_middle_of_5000_commands_then_restart_applies_each_exactly
         finally:
             kill(engine)
         _assert_exactly_once(runtime.app, _expected_ids(messages))
+        _assert_outcomes_match_events(runtime)
         assert read_topic(s.settings, s.topics.dead_letters) == []
         runtime.close()
+
+
+def _assert_outcomes_match_events(runtime) -> None:
+    """The command log (what the HTTP API answers from) was written with the events: after a
+    kill and a restart every command has exactly its one outcome, naming the very event it caused."""
+    from sqlalchemy import select
+
+    from dispatch.commandlog import command_outcomes
+
+    with runtime.engine.connect() as conn:
+        logged = {r.command_id: (r.outcome, r.ticket_id, r.version)
+                  for r in conn.execute(select(command_outcomes))}
+    events = {}
+    start = 1
+    while notifications := runtime.app.recorder.select_notifications(start, 5000):
+        for n in notifications:
+            event = runtime.app.mapper.to_domain_event(n)
+            events[event.command_id] = ("applied", str(event.originator_id), event.originator_version)
+        start = notifications[-1].id + 1
+    assert logged == events
 
 
 def test_two_engines_split_the_partitions_and_one_takes_over_when_the_other_is_killed(tmp_path):
