@@ -15,7 +15,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, s
 
 from dispatch.store import ensure_created
 
-__all__ = ["COLUMNS", "command_outcomes", "ensure_table", "lookup", "row_of"]
+__all__ = ["COLUMNS", "OUTCOME_TYPES", "command_outcomes", "ensure_table", "lookup", "row_of"]
 
 METADATA = MetaData()
 command_outcomes = Table(
@@ -33,6 +33,7 @@ command_outcomes = Table(
     Column("received_at", String(40)),
 )
 COLUMNS = tuple(c.name for c in command_outcomes.columns)
+OUTCOME_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "text", "text", "text")  # PostgreSQL
 
 
 def ensure_table(engine: Engine) -> None:

@@ -37,7 +37,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
-from dispatch.commandlog import COLUMNS
+from dispatch.commandlog import COLUMNS, OUTCOME_TYPES
 
 __all__ = ["FencedTracking", "FencedTrackings", "WithOutcomes", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
            "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
@@ -83,12 +83,15 @@ class _Fenced:
 
     _outcome_insert: str
 
+    def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
+        curs.executemany(self._outcome_insert, rows)
+
     def _insert_tracking(self, curs: Any, tracking: Tracking) -> None:
         if isinstance(tracking, WithOutcomes):
             if tracking.inner is not None:
                 self._insert_tracking(curs, tracking.inner)
             if tracking.rows:
-                curs.executemany(self._outcome_insert, tracking.rows)
+                self._insert_outcomes(curs, tracking.rows)
             return
         if isinstance(tracking, FencedTrackings):
             for part in tracking.parts:
@@ -106,12 +109,13 @@ class _Fenced:
             )
 
 
-_OUTCOME_INSERT = ("INSERT INTO command_outcomes ({columns}) VALUES ({marks}) "
-                   "ON CONFLICT (command_id) DO NOTHING")
-
-
 class PostgresStore(_Fenced, PostgresProcessRecorder):
-    _outcome_insert = _OUTCOME_INSERT.format(columns=", ".join(COLUMNS), marks=", ".join(["%s"] * len(COLUMNS)))
+    # a batch's outcomes in one statement: one array per column (as the events' fast insert)
+    _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) SELECT * FROM unnest("
+                       + ", ".join(f"%s::{kind}[]" for kind in OUTCOME_TYPES) + ") ON CONFLICT (command_id) DO NOTHING")
+
+    def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
+        curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -139,7 +143,8 @@ class PostgresStore(_Fenced, PostgresProcessRecorder):
 
 
 class SQLiteStore(_Fenced, SQLiteProcessRecorder):
-    _outcome_insert = _OUTCOME_INSERT.format(columns=", ".join(COLUMNS), marks=", ".join(["?"] * len(COLUMNS)))
+    _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+                       "ON CONFLICT (command_id) DO NOTHING")
     _fence_insert = "INSERT INTO tracking VALUES (:name, :new) ON CONFLICT DO NOTHING RETURNING notification_id"
     _fence_update = ("UPDATE tracking SET notification_id = :new "
                      "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")
