@@ -1,4 +1,5 @@
-"""The command log: what became of each command that carried a ``command_id`` — applied
+"""The command log: what became of each command a door received (the HTTP API, the CLI:
+its actor has ``received_at``) that carried a ``command_id`` — applied
 (ticket, event, new version) or refused (code, sentence) — written by the Kafka engine in
 the same transaction as the events and the partition position it caused
 (``eventstore.WithOutcomes``),
@@ -41,17 +42,19 @@ def ensure_table(engine: Engine) -> None:
 
 
 def row_of(command: Any, outcome: Any) -> tuple[Any, ...] | None:
-    """The log row of one command's ``Outcome`` (None for a command without an id)."""
-    if not command.command_id:
+    """The log row of one command's ``Outcome``: for a command a door received (its actor has
+    ``received_at``: someone may be waiting for the answer) with an id; else None. A producer
+    writing to Kafka directly learns its outcomes from ticket-events and the dead letters."""
+    received = command.actor.received_at
+    if not command.command_id or not received:
         return None
     error = outcome.error
-    received = command.actor.received_at
     return (command.command_id, command.actor.id, command.type,
             str(outcome.ticket_id) if outcome.ticket_id else None,
             "refused" if error is not None else "applied",
             None if error is not None else outcome.events[0], outcome.version,
             error.code if error is not None else None, str(error) if error is not None else None,
-            command.occurred_at.isoformat(), received.isoformat() if received else None)
+            command.occurred_at.isoformat(), received)
 
 
 def lookup(engine: Engine, command_id: str) -> dict[str, Any] | None:

@@ -78,11 +78,13 @@ class Actor(BaseModel):
     department: str | None = None
     grid: str | None = None
     on_behalf: Annotated[bool | None, Field(description="a report taken outside the reporter's own grids (代行受理)")] = None
-    received_at: Annotated[BusinessTime | None, Field(
-        description="when the server received the step (recorded beside the business time)")] = None
+    received_at: Annotated[str | None, Field(
+        max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
+        description="when a door (the HTTP API, the CLI) received the step, ISO-8601 with offset: recorded "
+                    "beside the business time; the engine logs the outcome of such commands")] = None
 
     def as_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(exclude_none=True)
 
 
 class _Command(BaseModel):
