@@ -44,7 +44,7 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
     except PackageNotFoundError:
         __version__ = "0"
     app = FastAPI(title="dispatch", version=__version__, lifespan=lifespan, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,  # their pages load scripts from a CDN: not on an intranet
                   description="Grid work orders: report → whistle → report in → handle → feedback → evaluate. "
                               "Every request but sign-in carries `Authorization: Bearer <token>`.")
     app.state.service = service
