@@ -12,10 +12,11 @@ from typing import Any
 
 from dispatch import commands as c
 from dispatch.access import authorize, check_backfill
+from dispatch.errors import InvalidCommand, PositionOutsideGrids
 from dispatch.identity import Identity
 from dispatch.queries import ticket_id
 
-__all__ = ["COMMANDS", "act", "prepare"]
+__all__ = ["COMMANDS", "act", "place_position", "prepare"]
 
 COMMANDS: dict[str, type] = {
     model.model_fields["type"].default: model  # type: ignore[attr-defined]
@@ -35,6 +36,8 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
     if "department" in fields:
         fields["department"] = ref.department(fields["department"]).id
     if kind is c.Report:
+        if "position" in fields:
+            fields = place_position(runtime, fields)
         place = ref.place(fields["grid"])
         fields |= {"grid": place.grid.id, "category": ref.category(fields["category"]).id,
                    "priority": ref.priority(fields.get("priority", "normal")).id}
@@ -50,6 +53,28 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
     if command_id:
         body["command_id"] = command_id
     return c.parse_command(body)
+
+
+def place_position(runtime: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """A report's ``position`` ({"lat", "lon", "crs"}) placed in its grid; the position is kept
+    in the report's location text, in WGS-84."""
+    from dispatch.geo import to_wgs84
+
+    fields = dict(fields)
+    position = fields.pop("position")
+    lat, lon, crs = position["lat"], position["lon"], position.get("crs") or "WGS84"
+    if not runtime.reference.boundaries:
+        raise PositionOutsideGrids("this deployment's reference data has no grid boundaries: name the grid")
+    grid = runtime.locator.locate(lon, lat, crs)
+    if grid is None:
+        raise PositionOutsideGrids(f"no grid holds the position {lat}, {lon} ({crs})")
+    if fields.get("grid") and runtime.reference.grid(fields["grid"]).id != grid:
+        raise InvalidCommand(f"the position lies in grid {grid}, not in {fields['grid']}")
+    x, y = to_wgs84(lon, lat, crs)
+    where = f"{y:.6f},{x:.6f} (WGS-84)"
+    fields["grid"] = grid
+    fields["location"] = f"{fields['location']} @ {where}" if fields.get("location") else where
+    return fields
 
 
 def act(runtime: Any, kind: type, identity: Identity, *, at: datetime | None = None, command_id: str | None = None,

@@ -54,6 +54,15 @@ class Runtime:
         return self._kafka
 
     @property
+    def locator(self) -> Any:
+        """The ``GridLocator`` of this reference data's grid boundaries, built when first asked."""
+        if getattr(self, "_locator", None) is None:
+            from dispatch.geo import GridLocator
+
+            self._locator = GridLocator(self.reference.boundaries)
+        return self._locator
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 

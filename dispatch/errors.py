@@ -26,6 +26,7 @@
     ├── UnknownUser               no such user or token
     ├── UserExists                a user of that name exists already
     ├── CommandNotFound           no outcome of that command id (Kafka mode status URL)
+    ├── PositionOutsideGrids      a report's position lies in no grid
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
@@ -64,6 +65,7 @@ __all__ = [
     "CallAlreadyAnswered",
     "ConcurrentChange",
     "CommandNotFound",
+    "PositionOutsideGrids",
     "DispatchError",
     "Refused",
     "error_class",
@@ -257,6 +259,10 @@ class BackfillNotAllowed(Forbidden):
 
 class UnknownUser(DispatchError):
     pass
+
+
+class PositionOutsideGrids(DispatchError):
+    """A position no grid boundary holds (or no boundaries are configured)."""
 
 
 class CommandNotFound(DispatchError):

@@ -42,7 +42,7 @@ from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
+__all__ = ["Window", "boundaries", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
            "overdue", "places", "show", "sla", "sla_rules", "ticket_id", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -347,6 +347,23 @@ def places(runtime: Any, *, street: str | None = None, community: str | None = N
                      "community": c.id, "community_name": c.name,
                      "grids": [{"id": g.id, "name": g.name} for g in ref.grids_of_community(c.id)]})
     return rows
+
+
+def boundaries(runtime: Any, *, street: str | None = None) -> dict[str, Any]:
+    """The grid boundaries as a GeoJSON FeatureCollection (WGS-84), optionally of one street;
+    each feature names its grid, community and street (ids and names) and says if it is sample data."""
+    ref = runtime.reference
+    street_id = ref.street(street).id if street else None
+    features = []
+    for grid_id, geometry in ref.boundaries.items():
+        place = ref.place(grid_id)
+        if street_id and place.street.id != street_id:
+            continue
+        features.append({"type": "Feature", "id": grid_id, "geometry": geometry, "properties": {
+            "grid": grid_id, "grid_name": place.grid.name, "community": place.community.id,
+            "community_name": place.community.name, "street": place.street.id, "street_name": place.street.name,
+            "sample": ref.boundaries_sample}})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def departments(runtime: Any) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -53,6 +53,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from dispatch.calendar import parse_working_hours
+from dispatch.geo import check_geometry
 from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity, UnknownDepartment,
                              UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
 
@@ -157,6 +158,9 @@ class Reference:
     categories: dict[str, Category]
     priorities: dict[str, Priority]
     sla_rules: tuple[SlaRule, ...]
+    # grid id -> its boundary, a GeoJSON Polygon or MultiPolygon in WGS-84 (lon, lat); optional
+    boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    boundaries_sample: bool = False  # made-up boundaries (the bundled sample's)
 
     def grid(self, key: str) -> Grid:
         """By id, by a name only one grid carries, or as ``community/grid name`` (community by id or name)."""
@@ -232,6 +236,8 @@ class Reference:
             "categories": [{**named(c), "kind": c.kind, "lead_department": c.lead_department,
                             "cooperating": list(c.cooperating)} for c in self.categories.values()],
             "sla": [asdict(r) for r in self.sla_rules],
+            **({"boundaries": {"crs": "WGS84", "sample": self.boundaries_sample, "grids": self.boundaries}}
+               if self.boundaries else {}),
         }
 
 
@@ -287,6 +293,15 @@ class _SlaIn(_In):
     escalate_every_minutes: _Minutes
 
 
+class _BoundariesIn(_In):
+    """Grid boundaries: GeoJSON geometries (Polygon or MultiPolygon) by grid id, all in one
+    coordinate system: WGS-84 (GPS) or GCJ-02 (Chinese web maps; converted to WGS-84 on load)."""
+
+    crs: Literal["WGS84", "GCJ02"]
+    sample: bool = False
+    grids: dict[_Id, dict[str, Any]]
+
+
 class _FileIn(_In):
     sample: bool = False
     timezone: str
@@ -297,6 +312,7 @@ class _FileIn(_In):
     priorities: list[_NamedIn]
     categories: list[_CategoryIn]
     sla: list[_SlaIn]
+    boundaries: _BoundariesIn | None = None
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -422,11 +438,22 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
                            f" {r.feedback_minutes})")
     if ("*", "*") not in rules:
         raise fail("sla", "no default rule: add one with category: '*' and priority: '*'")
+    boundaries: dict[str, dict[str, Any]] = {}
+    if doc.boundaries is not None:
+        for grid_id, geometry in doc.boundaries.grids.items():
+            where = f"boundaries.grids.{grid_id}"
+            if grid_id not in grids:
+                raise fail(where, f"no grid with id {grid_id!r}")
+            try:
+                boundaries[grid_id] = check_geometry(geometry, doc.boundaries.crs)
+            except ValueError as exc:
+                raise fail(where, str(exc)) from None
     return Reference(
         sample=doc.sample, timezone=doc.timezone, working_hours=tuple(doc.working_hours),
         calendar_overrides=overrides, districts=districts, streets=streets, communities=communities,
         grids=grids, departments=departments, categories=categories, priorities=priorities,
-        sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla))
+        sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla), boundaries=boundaries,
+        boundaries_sample=bool(doc.boundaries and doc.boundaries.sample))
 
 
 # --- limits: a reference file is refused, in seconds and with bounded memory, when it is larger
@@ -563,11 +590,16 @@ def _parse_json(text: str, name: str) -> Any:
     return json.loads(text, object_pairs_hook=pairs)
 
 
-def load_reference(path: str | Path | None = None) -> Reference:
-    """Load and validate a reference file; ``None`` loads the bundled sample data."""
+def load_reference(path: str | Path | None = None, *, boundaries: bool = True) -> Reference:
+    """Load and validate a reference file; ``None`` loads the bundled sample data (with its
+    made-up sample grid boundaries, ``data/sample-boundaries.json``, unless ``boundaries=False``)."""
+    extra: dict[str, Any] = {}
     if path is None:
         name, resource = _SAMPLE_NAME, resources.files("dispatch").joinpath("data/sample.yaml")
         text, suffix = resource.read_text(encoding="utf-8"), ".yaml"
+        sample_boundaries = resources.files("dispatch").joinpath("data/sample-boundaries.json")
+        if boundaries and sample_boundaries.is_file():
+            extra["boundaries"] = json.loads(sample_boundaries.read_text(encoding="utf-8"))
     else:
         name, suffix = str(path), Path(path).suffix.lower()
         try:
@@ -600,4 +632,6 @@ def load_reference(path: str | Path | None = None) -> Reference:
         raise _limit(name, "depth exceeded: the file nests too deeply") from None
     if data is None:
         raise ReferenceDataError(name, "", "the file is empty")
+    if extra and isinstance(data, dict):
+        data = {**data, **extra}
     return reference_from_dict(data, source=name)

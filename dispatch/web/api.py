@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from dispatch import commands as c
 from dispatch import queries
 from dispatch.access import may_view
+from dispatch.errors import InvalidCommand
 from dispatch.actions import prepare
 from dispatch.identity import Identity
 from dispatch.projections.records import jsonable
@@ -88,8 +89,19 @@ _COMMON: dict[str, Any] = {
 }
 
 
-def _body_model(command: type, name: str, optional: tuple[str, ...] = ()) -> type[BaseModel]:
-    fields: dict[str, Any] = dict(_COMMON)
+class Position(BaseModel):
+    """Where the reporter stands: placed in its grid (a report then needs no grid)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    crs: Literal["WGS84", "GCJ02"] = Field("WGS84", description="WGS84 from a phone's GPS, GCJ02 from Chinese "
+                                                              "web maps (Amap, Tencent)")
+
+
+def _body_model(command: type, name: str, optional: tuple[str, ...] = (),
+                extra: dict[str, Any] | None = None) -> type[BaseModel]:
+    fields: dict[str, Any] = dict(_COMMON) | (extra or {})
     for key, info in command.model_fields.items():  # type: ignore[attr-defined]
         if key in _ENVELOPE:
             continue
@@ -103,7 +115,8 @@ def _body_model(command: type, name: str, optional: tuple[str, ...] = ()) -> typ
     return model
 
 
-ReportBody = _body_model(c.Report, "ReportBody", optional=("channel",))
+ReportBody = _body_model(c.Report, "ReportBody", optional=("channel", "grid"),
+                         extra={"position": (Position | None, Field(None, description="instead of a grid"))})
 
 
 class Applied(BaseModel):
@@ -148,6 +161,8 @@ def report(who: Who, service: Service, body: ReportBody = Body(...),  # type: ig
            key: IdempotencyKey = None) -> Response:
     channel = {"hotline": "hotline", "dispatcher": "visit"}.get(who.role, "patrol")
     extra = {} if getattr(body, "channel", None) else {"channel": channel}
+    if getattr(body, "grid", None) is None and getattr(body, "position", None) is None:
+        raise InvalidCommand("grid: give the grid, or the position to place the report in its grid")
     return _submit(service, who, c.Report, body, key, 201, **extra)
 
 
@@ -266,6 +281,13 @@ def _reference(who: Identity) -> None:
 def places(who: Who, service: Service, street: Name = None, community: Name = None) -> Response:
     _reference(who)
     return _json({"places": service.read(lambda rt: queries.places(rt, street=street, community=community))})
+
+
+@router.get("/reference/boundaries", tags=["reference"],
+            summary="Grid boundaries as GeoJSON (WGS-84), for a map; optionally of one street")
+def boundaries(who: Who, service: Service, street: Name = None) -> Response:
+    _reference(who)
+    return _json(service.read(lambda rt: queries.boundaries(rt, street=street)))
 
 
 @router.get("/reference/departments", tags=["reference"], summary="Departments and what they lead")

@@ -171,3 +171,32 @@ def test_writes_are_rate_limited_per_identity_and_sign_ins_per_address(tmp_path:
         r = api.client.post("/api/session", json={"name": "boss", "password": "correct horse battery"})
         assert r.status_code == 429
     api.runtime.close()
+
+
+def test_a_report_placed_by_position_in_either_coordinate_system(api: Api) -> None:
+    from coordTransform import wgs84_to_gcj02
+
+    ring = api.runtime.reference.boundaries["cj-hutang-g01"]["coordinates"][0]
+    lon, lat = (ring[0][0] + ring[1][0]) / 2, (ring[0][1] + ring[2][1]) / 2  # the middle of the grid
+    gcj_lon, gcj_lat = wgs84_to_gcj02(lon, lat)
+    for position in ({"lat": lat, "lon": lon}, {"lat": gcj_lat, "lon": gcj_lon, "crs": "GCJ02"}):
+        r = api.post("sup-a", "/api/tickets", {"category": "city_appearance", "description": "x",
+                                               "position": position})
+        assert r.status_code == 201, r.text
+        shown = api.get("boss", f"/api/tickets/{r.json()['ticket_id']}").json()
+        assert shown["grid"] == "cj-hutang-g01"
+    # the GCJ-02 numbers read as GPS land in another grid: why the system must be named
+    assert api.runtime.locator.locate(gcj_lon, gcj_lat) != "cj-hutang-g01"
+    r = api.post("sup-a", "/api/tickets", {"category": "city_appearance", "description": "x",
+                                           "position": {"lat": 0.0, "lon": 0.0}})
+    assert r.status_code == 400 and r.json()["code"] == "position_outside_grids"
+    r = api.post("sup-a", "/api/tickets", {"category": "city_appearance", "description": "x"})
+    assert r.status_code == 422 and "position" in r.json()["detail"]
+
+
+def test_grid_boundaries_are_served_as_geojson(api: Api) -> None:
+    data = api.get("disp-a", "/api/reference/boundaries", street="漕泾镇").json()
+    assert data["type"] == "FeatureCollection"
+    grids = {f["properties"]["grid"] for f in data["features"]}
+    assert GRID_A in grids and all(g.startswith("cj-") for g in grids)
+    assert all(f["properties"]["sample"] is True and f["geometry"]["type"] == "Polygon" for f in data["features"])
