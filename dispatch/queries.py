@@ -168,7 +168,8 @@ def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settin
 def tickets(runtime: Any, *, status: str | None = None, street: str | None = None, community: str | None = None,
             grid: str | None = None, category: str | None = None, department: str | None = None,
             limit: int = 50, offset: int = 0, external_ref: str | None = None,
-            identity: Identity | None = None) -> list[dict[str, Any]]:
+            identity: Identity | None = None, ids: list[str] | None = None, closed: bool | None = None,
+            reported_from: datetime | None = None, reported_to: datetime | None = None) -> list[dict[str, Any]]:
     """Tickets newest first (``offset`` pages on); places, categories and departments by id
     or name; only those ``identity`` sees."""
     ref = runtime.reference
@@ -181,7 +182,8 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
         category=ref.category(category).id if category else None,
         department=ref.department(department).id if department else None,
         limit=limit, offset=offset, external_ref=external_ref,
-        scope=read_scope(identity) if identity is not None else None,
+        scope=read_scope(identity) if identity is not None else None, ids=ids, closed=closed,
+        reported_from=reported_from, reported_to=reported_to,
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, exists, select
 
+from dispatch.lifecycle import TERMINAL
 from dispatch.projections import tables as t
 
 __all__ = ["list_tickets"]
@@ -14,28 +16,45 @@ __all__ = ["list_tickets"]
 def list_tickets(engine: Engine, *, status: str | None = None, community: str | None = None,
                  street: str | None = None, grid: str | None = None, category: str | None = None,
                  department: str | None = None, limit: int = 50, offset: int = 0, external_ref: str | None = None,
-                 scope: tuple[str, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
+                 scope: tuple[str, tuple[str, ...]] | None = None, ids: list[str] | None = None,
+                 closed: bool | None = None, reported_from: datetime | None = None,
+                 reported_to: datetime | None = None) -> list[dict[str, Any]]:
     """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch);
-    ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids."""
+    ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids;
+    ``ids``: only these tickets; ``closed``: only ended (closed, cancelled, duplicate) or only open
+    ones; ``reported_from`` (inclusive) / ``reported_to`` (exclusive). Each row has the
+    description and its lead call's handling deadline (``handle_due``)."""
     t.ensure_tables(engine)
     tk = t.tickets.c
     query = select(tk.ticket_id, tk.status, tk.grid, tk.community, tk.street, tk.district, tk.category,
                    tk.priority, tk.channel, tk.reported_at, tk.closed_at, tk.level, tk.lead, tk.handled_by,
-                   tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version)
+                   tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version, tk.description,
+                   select(t.calls.c.handle_due).where(t.calls.c.ticket_id == tk.ticket_id,
+                                                      t.calls.c.dispatch_no == tk.dispatch_no,
+                                                      t.calls.c.role == "lead").limit(1)
+                   .scalar_subquery().label("handle_due"))
     for column, value in ((tk.status, status), (tk.community, community), (tk.street, street),
                           (tk.grid, grid), (tk.category, category), (tk.external_ref, external_ref)):
         if value is not None:
             query = query.where(column == value)
+    if ids is not None:
+        query = query.where(tk.ticket_id.in_(ids))
+    if closed is not None:
+        query = query.where(tk.status.in_(TERMINAL) if closed else tk.status.not_in(TERMINAL))
+    if reported_from is not None:
+        query = query.where(tk.reported_at >= reported_from)
+    if reported_to is not None:
+        query = query.where(tk.reported_at < reported_to)
     if department is not None:
         c = t.calls.c
         query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department == department))
     if scope is not None:
-        where, ids = scope
+        where, allowed = scope
         if where == "department":
             c = t.calls.c
-            query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department.in_(ids)))
+            query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department.in_(allowed)))
         else:
-            query = query.where(tk[where].in_(ids))
+            query = query.where(tk[where].in_(allowed))
     query = query.order_by(tk.reported_at.desc(), tk.ticket_id).limit(limit).offset(offset)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
