@@ -20,7 +20,7 @@ from dispatch import commands as c
 from dispatch.errors import BackfillNotAllowed, Forbidden
 from dispatch.identity import Identity
 
-__all__ = ["ACTING_ROLE", "CLAIMS", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "check_claims", "may_read", "may_view",
+__all__ = ["ACTING_ROLE", "CALLBACK_ROLES", "CLAIMS", "sees_contact", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "check_claims", "may_read", "may_view",
            "read_scope", "visible_calls", "where_in_scope"]
 
 # Which steps each role records. admin: every step.
@@ -138,6 +138,15 @@ def check_claims(command: Any, ticket: Any) -> None:
         raise Forbidden(f"an actor in role {actor.role} may not {type(command).__name__.lower()}")
     if actor.role == "department" and type(command) is c.Feedback and getattr(ticket, "lead", None) != actor.department:
         raise Forbidden("only the lead department gives the feedback")
+
+
+CALLBACK_ROLES = frozenset({"hotline", "dispatcher", "admin"})  # who calls the reporter back (回访)
+
+
+def sees_contact(identity: Identity | None) -> bool:
+    """Whether ``identity`` sees a reporter's name, phone and e-mail in full (None: the local
+    operator); everyone else sees them masked."""
+    return identity is None or identity.role in CALLBACK_ROLES
 
 
 def check_backfill(identity: Identity, business_time_given: bool) -> None:

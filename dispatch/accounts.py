@@ -11,7 +11,7 @@ from dispatch.access import may_view
 from dispatch.errors import InvalidCommand, UnknownUser
 from dispatch.identity import SCOPE_KINDS, Identity
 
-__all__ = ["add", "audit_log", "disable", "identity_of", "issue_token", "list_all", "local_operator", "revoke",
+__all__ = ["add", "audit_log", "disable", "erase_reporter", "identity_of", "issue_token", "list_all", "local_operator", "revoke",
            "set_password", "tokens"]
 
 
@@ -97,6 +97,18 @@ def tokens(runtime: Any, by: Identity, name: str | None = None) -> list[dict[str
 def revoke(runtime: Any, by: Identity, token_id: str) -> None:
     may_view(by, "users")
     users.revoke_token(runtime.engine, runtime.clock.now(), token_id, by=by.name)
+
+
+def erase_reporter(runtime: Any, by: Identity, *, phone: str | None = None, email: str | None = None) -> int:
+    """Erase a reporter's personal data on request (admins): their keys are destroyed, so every
+    report of theirs keeps only ciphertext nothing can read. Returns how many keys went."""
+    may_view(by, "users")
+    if bool(phone) == bool(email):
+        raise InvalidCommand("give the reporter's phone number or e-mail (one of them)")
+    erased = runtime.app.vault.erase(phone=phone, email=email)
+    users.audit(runtime.engine, runtime.clock.now(), by.name, "reporter.erase", "ok" if erased else "none found",
+                "by phone" if phone else "by e-mail")  # the audit log holds no personal data either
+    return erased
 
 
 def audit_log(runtime: Any, by: Identity, limit: int = 100) -> list[dict[str, Any]]:

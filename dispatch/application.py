@@ -52,7 +52,7 @@ class _Batch:
     """The tickets one batch touches: loaded together in one query, saved together."""
 
     def __init__(self, app: DispatchApp, commands: list[Any]):
-        self.app, self.reference, self.sla = app, app.reference, app.sla
+        self.app, self.reference, self.sla, self.vault = app, app.reference, app.sla, app.vault
         wanted = {tid for command in commands for tid in _tickets_named(command)}
         snapshots = app.snapshots.recorder if app.snapshots is not None else None
         self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted, snapshots)
@@ -110,6 +110,7 @@ class DispatchApp(Application[UUID]):
         # (bootstrap() hands in the runtime's clock and the configured window)
         self.clock: Clock = SystemClock()
         self.time_window = TimeWindow()
+        self.vault: Any = None  # bootstrap() hands in the database's (dispatch.vault.Vault)
         super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Any:

@@ -27,6 +27,7 @@ from dispatch.reference import Reference, load_reference, reference_from_dict
 from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine,
                             load_stored_reference, store_reference, write_marker)
 from dispatch.timewindow import TimeWindow
+from dispatch.vault import Vault
 
 __all__ = ["Runtime", "bootstrap", "open_database"]
 
@@ -107,6 +108,7 @@ def bootstrap(
                 reference = _reference(engine, reference_file)
                 app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
             app.time_window = TimeWindow.from_env(_settings(env))
+            app.vault = Vault(engine)
         except BaseException:
             engine.dispose()
             raise

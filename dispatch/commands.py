@@ -101,6 +101,16 @@ class _OnTicket(_Command):
     ticket_id: UUID
 
 
+class Reporter(BaseModel):
+    """Who to call back (回访): personal data, sealed before it is stored (``dispatch.vault``)
+    and shown in full only to the roles that call back."""
+
+    model_config = _STRICT
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")] | None = None
+    phone: Annotated[str, Field(max_length=30, pattern=r"^\+?[0-9][0-9 -]{4,28}$")] | None = None
+    email: Annotated[str, Field(max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+
+
 class Report(_Command):
     """上报: an incident in a grid. ``external_ref`` (e.g. a 12345 case number) makes
     a resubmitted report reach the same ticket."""
@@ -113,6 +123,7 @@ class Report(_Command):
     description: Text
     location: Text | None = None
     external_ref: Key | None = None
+    reporter: Reporter | None = None
 
 
 class Accept(_OnTicket):

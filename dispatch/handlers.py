@@ -21,6 +21,7 @@ __all__ = ["HANDLERS", "UnitOfWork"]
 class UnitOfWork(Protocol):
     reference: Reference
     sla: SlaPolicy
+    vault: Any  # dispatch.vault.Vault: seals a reporter's contact
 
     def get(self, ticket_id: UUID) -> Ticket: ...
     def exists(self, ticket_id: UUID) -> bool: ...
@@ -53,6 +54,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         description=cmd.description,
         location=cmd.location,
         external_ref=cmd.external_ref,
+        reporter=uow.vault.seal(cmd.reporter.model_dump(exclude_none=True)) if cmd.reporter else None,
     )
     uow.add(ticket)
     return ticket

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 
-from dispatch.access import may_read, may_view, read_scope, visible_calls
+from dispatch.access import may_read, may_view, read_scope, sees_contact, visible_calls
 from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
 from dispatch.lifecycle import TERMINAL
@@ -202,6 +202,22 @@ def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
     return tk
 
 
+def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, Any] | None:
+    """A reporter's contact as ``identity`` may see it: in full, masked, or ``{"erased": true}``."""
+    from dispatch.vault import mask
+
+    data = runtime.app.vault.open(sealed) if sealed else None
+    if data is None or data.get("erased") or sees_contact(identity):
+        return data
+    return mask(data)
+
+
+def _reported_contact(runtime: Any, tid: UUID, identity: Identity | None) -> dict[str, Any] | None:
+    for event in runtime.app.events.get(tid, lte=1):
+        return _contact(runtime, vars(event).get("reporter"), identity)
+    return None
+
+
 def _hidden(identity: Identity | None, tk: Any) -> Any:
     """A predicate: is this department's call hidden from ``identity``?"""
     shown = visible_calls(identity, tk) if identity is not None else None
@@ -220,6 +236,7 @@ def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> 
         "calls": [dict(call) for call in tk.calls.values() if not hidden(call["department"])],
         "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
         "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
+        "reporter": _reported_contact(runtime, tk.id, identity),
     }
 
 
@@ -234,6 +251,8 @@ def history(runtime: Any, ticket: str | UUID, identity: Identity | None = None) 
         state = vars(e)
         if hidden(state.get("department")):
             continue
+        if state.get("reporter"):
+            state = {**state, "reporter": _contact(runtime, state["reporter"], identity)}
         rows.append({
             "version": e.originator_version,
             "event": type(e).__name__,
@@ -250,6 +269,9 @@ def timeline(runtime: Any, ticket: str | UUID, identity: Identity | None = None)
     hidden = _hidden(identity, tk)
     found = ticket_timeline(runtime, tk.id)
     found["events"] = [row for row in found["events"] if not hidden(row["details"].get("department"))]
+    for row in found["events"]:
+        if row["details"].get("reporter"):
+            row["details"]["reporter"] = _contact(runtime, row["details"]["reporter"], identity)
     return found
 
 

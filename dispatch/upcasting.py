@@ -14,6 +14,8 @@ History (keep this list; never edit a published step, add the next one):
   v1 event becomes ``"callback"``.
 - ``Handled`` v2: field ``call_id``, the call it answers. A v1 event gets ``None``; the
   lifecycle fold works the call out (the department's call on the current dispatch).
+- ``Reported`` v2: field ``reporter``, the reporter's sealed contact (``dispatch.vault``).
+  A v1 event had none: ``None``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
-__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record"]
+__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record",
+           "upcast_reported_v1_v2"]
 
 EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
 
@@ -39,10 +42,16 @@ def upcast_handled_v1_v2(state: State) -> None:
     state.setdefault("call_id", None)
 
 
+def upcast_reported_v1_v2(state: State) -> None:
+    """Reported v1 → v2: no reporter contact was recorded."""
+    state.setdefault("reporter", None)
+
+
 # event type -> (current class version, the steps in order, each with the field it adds)
 _CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
     "Evaluated": (2, [("method", upcast_evaluated_v1_v2)]),
     "Handled": (2, [("call_id", upcast_handled_v1_v2)]),
+    "Reported": (2, [("reporter", upcast_reported_v1_v2)]),
 }
 CURRENT_VERSIONS = {name: version for name, (version, _) in _CHAINS.items()}
 

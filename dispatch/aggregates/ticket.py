@@ -34,7 +34,8 @@ from dispatch.errors import (
 )
 from dispatch.ladder import LEVELS, TOP_RUNG
 from dispatch.lifecycle import FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold, new_state
-from dispatch.upcasting import EVALUATION_METHODS, upcast_evaluated_v1_v2, upcast_handled_v1_v2
+from dispatch.upcasting import (EVALUATION_METHODS, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
+                                 upcast_reported_v1_v2)
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
@@ -109,7 +110,31 @@ class Ticket(Aggregate):
         state.setdefault("feedback_at", None)
 
     # ------------------------------------------------------------------ report
-    @event("Reported")
+    class Reported(Aggregate.Created, Event):
+        """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.vault``: ``{"key",
+        "data"}``) or None. The lifecycle state does not hold it (snapshots are unchanged)."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        grid: str
+        community: str
+        street: str
+        district: str
+        category: str
+        priority: str
+        channel: str
+        description: str
+        location: str | None
+        external_ref: str | None
+        reporter: dict[str, str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_reported_v1_v2(state)
+
+    @event(Reported)
     def __init__(
         self,
         *,
@@ -127,6 +152,7 @@ class Ticket(Aggregate):
         description: str,
         location: str | None,
         external_ref: str | None,
+        reporter: dict[str, str] | None,
     ) -> None:
         self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
         self.command_ids: list[str] = []

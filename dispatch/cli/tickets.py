@@ -44,17 +44,23 @@ def _run(ctx: Ctx, kind: Any, at: str | None, by: str | None, **fields: Any) -> 
 @click.option("--description", "-d", required=True)
 @click.option("--location")
 @click.option("--ref", "external_ref", help="Outside reference, e.g. a 12345 case number: reporting it twice makes one ticket.")
+@click.option("--reporter-name", help="Who to call back (personal data: sealed, shown in full only to call-back roles).")
+@click.option("--reporter-phone", help="Their phone number.")
+@click.option("--reporter-email", help="Their e-mail.")
 @click.option("--role", type=click.Choice(["supervisor", "hotline", "resident", "centre"]), default="supervisor",
               show_default=True, help="Whose report the local operator records (a --as user reports in its own role).")
 @_at
 @pass_ctx
 def report(ctx: Ctx, grid: str, category: str, priority: str, channel: str, description: str, location: str | None,
-           external_ref: str | None, role: str, at: str | None, by: str | None) -> None:
+           external_ref: str | None, reporter_name: str | None, reporter_phone: str | None,
+           reporter_email: str | None, role: str, at: str | None, by: str | None) -> None:
     """上报: report an incident. Prints the new ticket id."""
     try:
         outcome = act(ctx.runtime, c.Report, ctx.identity(by), at=ctx.time(at) if at else None, as_role=role,
                       grid=grid, category=category, priority=priority, channel=channel, description=description,
-                      location=location, external_ref=external_ref)
+                      location=location, external_ref=external_ref,
+                      reporter={k: v for k, v in (("name", reporter_name), ("phone", reporter_phone),
+                                                  ("email", reporter_email)) if v} or None)
         ticket = str(outcome.ticket_id)
         log.info("command applied", command="report", ticket_id=ticket, recorded="Reported")
     except AlreadyReported as e:

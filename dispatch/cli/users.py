@@ -135,3 +135,18 @@ def audit(ctx: Ctx, limit: int) -> None:
             click.echo(f"{r['at']:%Y-%m-%d %H:%M:%S}\t{r['who']}\t{r['action']}\t{r['outcome']}\t{r['detail']}")
 
     ctx.emit(rows, human)
+
+
+@main.group()
+def reporters() -> None:
+    """Reporters' personal data (name, phone, e-mail for the call-back)."""
+
+
+@reporters.command("erase")
+@click.option("--phone", help="The reporter's phone number.")
+@click.option("--email", help="The reporter's e-mail.")
+@pass_ctx
+def erase(ctx: Ctx, phone: str | None, email: str | None) -> None:
+    """Erase a reporter's personal data on request: unreadable everywhere, figures unchanged."""
+    erased = accounts.erase_reporter(ctx.runtime, ctx.identity(), phone=phone, email=email)
+    ctx.emit({"erased_keys": erased}, f"erased {erased} reporter key(s)" if erased else "no reporter with that contact")

@@ -108,7 +108,8 @@ def _events(engine: Engine, ref: Reference, start: datetime | None, end: datetim
             where = known.get(tid)
             community = d.get("community") or (where.community if where else None)
             category = d.get("category") or (where.category if where else None)
-            rest = {k: v for k, v in d.items() if k not in ("occurred_at", "actor")}
+            # the reporter's contact (sealed) is personal data: never exported
+            rest = {k: v for k, v in d.items() if k not in ("occurred_at", "actor", "reporter")}
             yield (r.position, tid, r.version, r.type, r.occurred_at, actor.get("role"), actor.get("id"),
                    dept, n("departments", dept), community, n("communities", community), category,
                    n("categories", category), json.dumps(rest, ensure_ascii=False, default=_plain, sort_keys=True))

@@ -205,6 +205,21 @@ for _path, _kind, _summary, _optional in _STEPS:
     _step_route(_path, _kind, _summary, _optional)
 
 
+class Erase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: Annotated[str, Field(min_length=5, max_length=30)] | None = None
+    email: Annotated[str, Field(min_length=3, max_length=200)] | None = None
+
+
+@router.post("/reporters/erase", tags=["identity"],
+             summary="Erase a reporter's personal data on request (admins): unreadable everywhere")
+def erase_reporter(body: Erase, who: Who, service: Service) -> Response:
+    from dispatch import accounts
+
+    erased = service.read(lambda rt: accounts.erase_reporter(rt, who, phone=body.phone, email=body.email))
+    return _json({"erased_keys": erased})
+
+
 @router.get("/commands/{command_id}", tags=["commands"], summary="What became of a command (Kafka mode)")
 def command_outcome(command_id: Annotated[str, Path(max_length=100)], who: Who, service: Service) -> Response:
     return _json(service.outcome(command_id, who))

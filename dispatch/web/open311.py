@@ -231,6 +231,11 @@ async def post_request(request: Request, fmt: str) -> Response:
             fields["grid"] = form["address_id"]
         else:
             raise Open311Error(400, "give a location: lat and long, or address_id (a grid id)")
+        name = " ".join(x for x in (form.get("last_name"), form.get("first_name")) if x)
+        reporter = {k: v for k, v in (("name", name), ("phone", form.get("phone")), ("email", form.get("email")))
+                    if v}
+        if reporter:
+            fields["reporter"] = reporter  # sealed by the engine; shown in full only to call-back roles
         location = " ".join(x for x in (form.get("address_string"), form.get("media_url")) if x)
         if location:
             fields["location"] = location[:4000]
