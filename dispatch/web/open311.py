@@ -288,6 +288,12 @@ def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _whole(value: str, name: str) -> int:
+    if not value.isdigit() or len(value) > 7:
+        raise Open311Error(400, f"{name}: a whole number")
+    return int(value)
+
+
 def _when(runtime: Any, value: str | None, name: str) -> datetime | None:
     if not value:
         return None
@@ -300,15 +306,16 @@ def _when(runtime: Any, value: str | None, name: str) -> datetime | None:
 @router.get("/requests.{fmt}", summary="Requests (GET Service Requests), those the key's user may see")
 def get_requests(request: Request, fmt: str, api_key: str | None = None, service_request_id: str | None = None,
                  service_code: str | None = None, start_date: str | None = None, end_date: str | None = None,
-                 status: str | None = None, page: int = 1, page_size: int = 50) -> Response:
+                 status: str | None = None, page: str = "1", page_size: str = "50") -> Response:
     def body() -> Response:
         f = _fmt(fmt)
+        number, size = _whole(page, "page"), _whole(page_size, "page_size")
         who = _identity(request, api_key)
         runtime = request.app.state.service.runtime
         if status not in (None, "", "open", "closed") and set(status.split(",")) - {"open", "closed"}:
             raise Open311Error(400, "status: open or closed")
         closed = None if not status or set(status.split(",")) == {"open", "closed"} else status == "closed"
-        if not 1 <= page_size <= MAX_PAGE or page < 1 or page > 1_000_000:
+        if not 1 <= size <= MAX_PAGE or not 1 <= number <= 1_000_000:
             raise Open311Error(400, f"page from 1, page_size from 1 to {MAX_PAGE}")
         ids = [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_PAGE] \
             if service_request_id else None
@@ -316,8 +323,7 @@ def get_requests(request: Request, fmt: str, api_key: str | None = None, service
         if ids is None and start is None and end is None:  # the spec's default: the last 90 days
             start = runtime.clock.now() - timedelta(days=90)
         rows = queries.tickets(runtime, identity=who, category=service_code or None, ids=ids, closed=closed,
-                               reported_from=start, reported_to=end, limit=page_size,
-                               offset=(page - 1) * page_size)
+                               reported_from=start, reported_to=end, limit=size, offset=(number - 1) * size)
         return _answer(f, "service_requests", "request", [_request_row(runtime, r) for r in rows])
 
     return _guarded(request, fmt, body)

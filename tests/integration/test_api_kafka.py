@@ -95,6 +95,23 @@ def test_the_loop_through_the_api_in_kafka_mode(tmp_path: Any) -> None:
                 time.sleep(0.1)
             assert answer["version"] == 3 and answer["event"] == "Dispatched"
 
+            # Open311 in Kafka mode: a token now, the request id once the engine has applied it
+            key = tokens["hot"]["Authorization"].removeprefix("Bearer ")
+            posted = client.post("/open311/v2/requests.json", headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                 data={"api_key": key, "service_code": "city_appearance", "address_id": "cj-shuiku-g01",
+                                       "description": "井盖缺失", "phone": "13812345678"})
+            assert posted.status_code == 201, posted.text
+            token = posted.json()[0]["token"]
+            deadline = time.monotonic() + 30
+            while not (found := client.get(f"/open311/v2/tokens/{token}.json",
+                                           params={"api_key": key}).json()[0]).get("service_request_id"):
+                assert time.monotonic() < deadline, "the engine never answered"
+                time.sleep(0.1)
+            reported = client.get(f"/api/tickets/{found['service_request_id']}", headers=tokens["hot"]).json()
+            assert reported["reporter"] == {"phone": "13812345678"}  # sealed by the engine, opened for the hotline
+            assert b"13812345678" not in b"".join(
+                n.state for n in engine_rt.app.recorder.select_notifications(1, 1000))
+
             ready = client.get("/readyz").json()
             assert ready["checks"] == {"database": "ok", "kafka": "ok"}
         for rt in (web_rt, engine_rt):
