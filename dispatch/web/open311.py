@@ -86,6 +86,17 @@ def _answer(fmt: str, root: str, item: str, rows: list[dict[str, Any]], status: 
     return Response(orjson.dumps(rows, default=jsonable), status_code=status, media_type="application/json")
 
 
+def _document(fmt: str, root: str, doc: dict[str, Any]) -> Response:
+    """One document (not a list): XML under ``root``, or a JSON object."""
+    if fmt == "xml":
+        top = ET.Element(root)
+        for key, value in doc.items():
+            _element(top, key, value)
+        return Response(b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="utf-8"),
+                        media_type="text/xml; charset=utf-8")
+    return Response(orjson.dumps(doc), media_type="application/json")
+
+
 def _error_response(fmt: str, status: int, description: str) -> Response:
     return _answer(fmt if fmt in ("json", "xml") else "json", "errors", "error",
                    [{"code": status, "description": description}], status)
@@ -129,13 +140,7 @@ def discovery(request: Request, fmt: str) -> Response:
                "key_service": "ask the grid centre's administrator for an API key (dispatch users token)",
                "endpoints": [{"specification": SPEC, "url": base, "changeset": "2026-11-26T00:00:00+08:00",
                               "type": "production", "formats": ["text/xml", "application/json"]}]}
-        if f == "xml":
-            top = ET.Element("discovery")
-            for key, value in doc.items():
-                _element(top, key, value)
-            return Response(b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="utf-8"),
-                            media_type="text/xml; charset=utf-8")
-        return Response(orjson.dumps(doc), media_type="application/json")
+        return _document(f, "discovery", doc)
 
     return _guarded(request, fmt, body)
 
@@ -174,13 +179,7 @@ def service_definition(request: Request, service_code: str, fmt: str) -> Respons
              "datatype_description": "来源渠道 (default third_party)", "order": 2, "description": "channel",
              "values": [{"key": ch, "name": ch} for ch in c.CHANNELS]},
         ]}
-        if f == "xml":
-            top = ET.Element("service_definition")
-            for key, value in definition.items():
-                _element(top, key, value)
-            return Response(b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="utf-8"),
-                            media_type="text/xml; charset=utf-8")
-        return Response(orjson.dumps(definition), media_type="application/json")
+        return _document(f, "service_definition", definition)
 
     return _guarded(request, fmt, body)
 
