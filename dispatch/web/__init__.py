@@ -50,10 +50,14 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
     app.state.service = service
     problems.install(app, on_refusal=service.refused)
 
-    from dispatch.web import api, health, open311
+    from fastapi.staticfiles import StaticFiles
+
+    from dispatch.web import api, health, open311, pages
 
     app.include_router(api.router)
     app.include_router(open311.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("dispatch.web", "static")]), name="static")
     app.include_router(health.router)
     app.middleware("http")(service.metrics.middleware())
     if cors_origins:

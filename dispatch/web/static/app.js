@@ -1,0 +1,18 @@
+// Tick the deadlines down between the server's answers: the server computed each "time left" in
+// its SLA time basis; this only counts calendar minutes until the next refresh (every 15 s).
+(function () {
+  function words(minutes) {
+    var late = minutes < 0, m = Math.abs(Math.round(minutes)), h = Math.floor(m / 60);
+    var text = h ? h + "小时" + (m % 60) + "分" : m + "分钟";
+    return late ? "超时 " + text : "剩余 " + text;
+  }
+  setInterval(function () {
+    document.querySelectorAll(".left[data-minutes]").forEach(function (el) {
+      var value = parseFloat(el.getAttribute("data-minutes"));
+      if (isNaN(value)) { return; }
+      value -= 0.5;
+      el.setAttribute("data-minutes", String(value));
+      el.textContent = words(value);
+    });
+  }, 30000);
+})();
