@@ -27,8 +27,8 @@ __all__ = ["ACTING_ROLE", "CALLBACK_ROLES", "CLAIMS", "sees_contact", "STEPS", "
 STEPS: dict[str, frozenset[type]] = {
     "supervisor": frozenset({c.Report, c.FirstContact}),
     "hotline": frozenset({c.Report, c.FirstContact, c.Evaluate}),
-    "dispatcher": frozenset({c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Feedback, c.Reopen, c.Escalate,
-                             c.MarkDuplicate, c.Cancel, c.Close}),
+    "dispatcher": frozenset({c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Feedback, c.Evaluate, c.Reopen,
+                             c.Escalate, c.MarkDuplicate, c.Cancel, c.Close}),
     "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback}),
     "leader": frozenset(),
     "analyst": frozenset(),

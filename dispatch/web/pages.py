@@ -36,7 +36,11 @@ ANSWER = {None: "未报到", "acknowledged": "已报到", "rejected": "已退单
 LEVEL = {"grid": "网格", "community": "社区", "street": "街道", "district": "区"}
 ACTOR = {"supervisor": "网格员", "hotline": "热线", "resident": "居民", "centre": "网格中心", "department": "部门",
          "system": "系统", "analyst": "分析"}
-HOME = {"department": "/desk"}
+HOME = {"department": "/desk", "dispatcher": "/console", "admin": "/console", "supervisor": "/report",
+        "hotline": "/report"}
+MODES = {"on_the_spot": "当场解决", "forward_and_accept": "转交受理", "accept_on_behalf": "代为受理",
+         "tell_the_path": "告知途径", "explain": "解释说明"}
+SATISFACTION = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 
 
 def _tz(request: Request) -> ZoneInfo:
@@ -163,6 +167,139 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
         error = str(refused)
     return _render(request, "desk_calls.html", status=200 if error is None else 409,
                    calls=_desk_calls(request, who), error=error)
+
+
+# -- the field report (网格员 / hotline) ----------------------------------------------------------------
+
+def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
+    import uuid
+
+    service = request.app.state.service
+    ref = service.runtime.reference
+    kinds = ("grid", "community")
+    own = set(who.scope) if who.scope_kind in kinds else set()
+    grids = sorted(ref.grids.values(), key=lambda g: (not (g.id in own or g.community_id in own), g.community_id, g.id))
+    recent = service.read(lambda rt: queries.tickets(rt, identity=who, limit=10))
+    return {"categories": list(ref.categories.values()), "grids": grids, "key": uuid.uuid4().hex,
+            "recent": recent, "hotline": who.role == "hotline", **extra}
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request) -> Response:
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    return _render(request, "report.html", **_report_context(request, who))
+
+
+@router.post("/report", response_class=HTMLResponse)
+async def report(request: Request) -> Response:
+    import hashlib
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    fields: dict[str, Any] = {"category": form.get("category", ""), "description": form.get("description", ""),
+                              "channel": "hotline" if who.role == "hotline" else "patrol"}
+    if form.get("lat") and form.get("lon"):
+        try:
+            fields["position"] = {"lat": float(form["lat"]), "lon": float(form["lon"]), "crs": "WGS84"}
+        except ValueError:
+            pass
+    if "position" not in fields:
+        fields["grid"] = form.get("grid", "")
+    reporter = {k: form[f] for k, f in (("name", "reporter_name"), ("phone", "reporter_phone")) if form.get(f)}
+    if reporter:
+        fields["reporter"] = reporter
+    # a double tap on a flaky connection: the same form key makes one ticket
+    key = "page-" + hashlib.sha256(f"{who.name}\x00{form.get('key', '')}".encode()).hexdigest()[:40]
+    service = request.app.state.service
+    try:
+        result = service.submit(lambda rt: prepare(rt, c.Report, who, command_id=key, **fields), c.Report, key)
+    except DispatchError as refused:
+        return _render(request, "report.html", status=409, error=str(refused), form=form,
+                       **_report_context(request, who))
+    return _render(request, "report.html", made=result, **_report_context(request, who))
+
+
+# -- the grid centre's console -------------------------------------------------------------------------
+
+_CONSOLE_LISTS = (("new", "新上报", ("reported",)), ("to_dispatch", "待派单", ("accepted", "reopened", "awaiting_redispatch")),
+                  ("working", "处置中", ("dispatched", "in_progress")), ("to_close", "待反馈 · 评价", ("handled", "feedback_given")),
+                  ("evaluated", "待办结", ("evaluated",)))
+
+
+def _console(request: Request, who: Any) -> dict[str, Any]:
+    service = request.app.state.service
+    ref = service.runtime.reference
+    lists = []
+    for key, title, statuses in _CONSOLE_LISTS:
+        rows = [row for status in statuses
+                for row in service.read(lambda rt, st=status: queries.tickets(rt, identity=who, status=st, limit=100))]
+        rows.sort(key=lambda r: r["reported_at"])
+        lists.append({"key": key, "title": title, "rows": rows})
+    overdue = service.read(lambda rt: queries.overdue(rt, identity=who)) if who.role != "admin" or who.scope else []
+    return {"lists": lists, "overdue": overdue, "modes": MODES, "satisfaction": SATISFACTION,
+            "departments": list(ref.departments.values()), "categories": ref.categories}
+
+
+@router.get("/console", response_class=HTMLResponse)
+def console(request: Request) -> Response:
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    if who.role not in ("dispatcher", "admin"):
+        return _render(request, "message.html", status=403, message="网格中心的调度员才能使用这个页面")
+    return _render(request, "console.html", **_console(request, who))
+
+
+@router.get("/console/body", response_class=HTMLResponse)
+def console_body(request: Request) -> Response:
+    who = session.identity(request)
+    return _render(request, "console_body.html", **_console(request, who))
+
+
+_CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "accept": (c.Accept, ()), "first-contact": (c.FirstContact, ("mode",)), "dispatch": (c.Dispatch, ("lead",)),
+    "duplicate": (c.MarkDuplicate, ("original_id",)), "feedback": (c.Feedback, ("message",)),
+    "evaluate": (c.Evaluate, ("satisfaction",)), "close": (c.Close, ()), "reopen": (c.Reopen, ("reason",)),
+    "escalate": (c.Escalate, ()), "cancel": (c.Cancel, ("reason",)),
+}
+
+
+@router.post("/console/{ticket}/{step}", response_class=HTMLResponse)
+async def console_step(request: Request, ticket: str, step: str) -> Response:
+    raw = await request.body()
+    form = session.form_of(raw)
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    error = None
+    if step not in _CONSOLE_STEPS:
+        error = "没有这个操作"
+    else:
+        kind, fields = _CONSOLE_STEPS[step]
+        values: dict[str, Any] = {f: form.get(f) or None for f in fields}
+        if kind is c.Dispatch:
+            from urllib.parse import parse_qs
+
+            values["cooperating"] = [d for d in parse_qs(raw.decode("utf-8", "replace")).get("cooperating", [])
+                                     if d != values.get("lead")]
+        if kind is c.Evaluate:
+            values["resolved"] = form.get("resolved") == "yes"
+        if kind is c.MarkDuplicate and values.get("original_id"):
+            try:
+                values["original_id"] = str(request.app.state.service.read(
+                    lambda rt: queries.show(rt, values["original_id"], who))["ticket_id"])
+            except DispatchError as refused:
+                error = f"原案件：{refused}"
+        if error is None:
+            try:
+                request.app.state.service.submit(lambda rt: prepare(rt, kind, who, ticket_id=ticket, **values),
+                                                 kind, None)
+            except DispatchError as refused:
+                error = str(refused)
+    return _render(request, "console_body.html", status=200 if error is None else 409, error=error,
+                   **_console(request, who))
 
 
 @router.get("/tickets/{ticket}", response_class=HTMLResponse)

@@ -28,7 +28,8 @@ WRITES: dict[str, tuple[dict[str, Any], set[str], set[str]]] = {
     "reject": ({"reason": "不属本部门"}, {"boss", "desk-cg", "desk-hw"}, {"boss"}),
     "handle": ({"result": "ok"}, {"boss", "desk-cg", "desk-hw"}, {"boss"}),
     "feedback": ({"message": "ok"}, {"boss", "disp-a", "desk-cg"}, {"boss", "disp-b"}),
-    "evaluate": ({"satisfaction": "satisfied", "resolved": True}, {"boss", "hot-a"}, {"boss", "hot-b"}),
+    "evaluate": ({"satisfaction": "satisfied", "resolved": True}, {"boss", "hot-a", "disp-a"},
+                 {"boss", "hot-b", "disp-b"}),  # the centre records the call-back's verdict too
     "reopen": ({}, CENTRE, CENTRE_B),
     "escalate": ({}, CENTRE, CENTRE_B),
     "duplicate": ({"original_id": "{other}"}, CENTRE, CENTRE_B),

@@ -16,3 +16,19 @@
     });
   }, 30000);
 })();
+
+// The field report: the phone's position (needs HTTPS, or this machine) fills lat/lon; the server
+// places it in its grid.
+(function () {
+  var button = document.getElementById("locate");
+  if (!button || !navigator.geolocation) { return; }
+  button.addEventListener("click", function () {
+    var shown = document.getElementById("located");
+    shown.textContent = "定位中…";
+    navigator.geolocation.getCurrentPosition(function (p) {
+      document.getElementById("lat").value = p.coords.latitude.toFixed(6);
+      document.getElementById("lon").value = p.coords.longitude.toFixed(6);
+      shown.textContent = "已定位（±" + Math.round(p.coords.accuracy) + " 米）";
+    }, function () { shown.textContent = "无法定位：请选择网格"; }, {enableHighAccuracy: true, timeout: 15000});
+  });
+})();

@@ -1,0 +1,1 @@
+from tests.browser.support import site  # noqa: F401 - the fixture

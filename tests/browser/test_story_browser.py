@@ -1,0 +1,102 @@
+"""One story across four signed-in people in a real browser: the supervisor reports from the
+phone with its position → the dispatcher accepts and whistles → the department reports in and
+handles → the dispatcher gives the feedback, records a satisfied evaluation and closes. Each step
+is visible to the next person on their own page; no raw id or English word, no console error.
+Screenshots of the field report (phone size) and the console."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.browser.support import SHOTS, chromium, clean
+
+pytestmark = pytest.mark.integration
+
+
+def _sign_in(page: Any, base: str, name: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base = site["base"]
+    grid = site["boundaries"]["cj-shuiku-g02"]["coordinates"][0]
+    lon, lat = (grid[0][0] + grid[1][0]) / 2, (grid[0][1] + grid[2][1]) / 2
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        errors: list[str] = []
+
+        def person(**options: Any) -> Any:
+            context = browser.new_context(locale="zh-CN", **options)
+            page = context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            return page
+
+        # 1. the supervisor on patrol, on a phone, with its position
+        field = person(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2,
+                       geolocation={"latitude": lat, "longitude": lon}, permissions=["geolocation"])
+        _sign_in(field, base, "sup", "field password 1")
+        expect(field).to_have_url(re.compile(r"/report$"))
+        field.select_option("select[name=category]", label="市容环卫")
+        field.fill("textarea[name=description]", "水库村南口垃圾满溢")
+        field.click("#locate")
+        expect(field.locator("#located")).to_contain_text("已定位")
+        field.screenshot(path=str(SHOTS / "report-phone.png"), full_page=True)
+        field.click("form.report button[type=submit]")
+        expect(field.locator("[role=status]")).to_contain_text("已上报")
+        clean(field)
+
+        # 2. the dispatcher accepts and whistles (the category's routing pre-filled)
+        centre = person(viewport={"width": 1280, "height": 900})
+        _sign_in(centre, base, "disp", "centre password 1")
+        expect(centre).to_have_url(re.compile(r"/console$"))
+        new = centre.locator("#list-new article", has_text="水库村南口垃圾满溢")
+        expect(new).to_contain_text("水库村南片网格")  # placed in its grid by the position
+        new.get_by_role("button", name="受理").click()
+        waiting = centre.locator("#list-to_dispatch article", has_text="水库村南口垃圾满溢")
+        expect(waiting.locator("select[name=lead]")).to_have_value("chengguan")
+        clean(centre)
+        centre.screenshot(path=str(SHOTS / "console.png"), full_page=True)
+        waiting.get_by_role("button", name="吹哨派单").click()
+        expect(centre.locator("#list-working")).to_contain_text("水库村南口垃圾满溢")
+
+        # 3. the department reports in and handles it
+        desk = person(viewport={"width": 1280, "height": 800})
+        _sign_in(desk, base, "cg", "desk password 1")
+        call = desk.locator("article.call", has_text="水库村南口垃圾满溢")
+        call.get_by_role("button", name="报到").click()
+        expect(call).to_contain_text("待处置")
+        call.locator("input[name=result]").fill("已清运")
+        call.get_by_role("button", name="处置完成").click()
+        expect(desk.locator("article.call", has_text="水库村南口垃圾满溢")).to_have_count(0)
+
+        # 4. the dispatcher gives the feedback, records the reporter's verdict and closes
+        centre.reload()
+        row = centre.locator("#list-to_close article", has_text="水库村南口垃圾满溢")
+        row.locator("input[name=message]").fill("已清运完毕")
+        row.get_by_role("button", name="反馈").click()
+        row = centre.locator("#list-to_close article", has_text="水库村南口垃圾满溢")
+        row.locator("select[name=satisfaction]").select_option(label="满意")
+        row.get_by_role("button", name="记录评价").click()
+        done = centre.locator("#list-evaluated article", has_text="水库村南口垃圾满溢")
+        done.get_by_role("button", name="办结").click()
+        expect(centre.locator("#list-evaluated")).not_to_contain_text("水库村南口垃圾满溢")
+        clean(centre)
+
+        # everyone sees the closed ticket, and its course, on their own page
+        field.reload()
+        field.locator(".recent a", has_text="市容环卫").first.click()
+        expect(field.locator("h1")).to_contain_text("已办结")
+        expect(field.locator(".timeline")).to_contain_text("办结")
+        clean(field)
+        assert errors == [], errors
+        browser.close()
