@@ -64,6 +64,17 @@ class Runtime:
         return self._locator
 
     @property
+    def media(self) -> Any:
+        """Where report photos are kept (``dispatch.media``): ``DISPATCH_MEDIA_DIR``, else beside
+        the SQLite file, else ``./dispatch-media``."""
+        if getattr(self, "_media", None) is None:
+            from dispatch.media import MediaStore
+
+            default = f"{self.db.url.database}.media" if self.db.is_sqlite and self.db.url.database else "dispatch-media"
+            self._media = MediaStore(os.environ.get("DISPATCH_MEDIA_DIR") or default)
+        return self._media
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 

@@ -124,6 +124,10 @@ class Report(_Command):
     location: Text | None = None
     external_ref: Key | None = None
     reporter: Reporter | None = None
+    media: Annotated[list[Annotated[str, Field(min_length=1, max_length=500,
+                                               pattern=r"^(file:[0-9a-f]{64}\.jpg|https?://[^\s]+)$")]],
+                     Field(max_length=10, description="photos: file:<sha256>.jpg (stored by dispatch web) "
+                                                     "or an http(s) URL (Open311 media_url)")] | None = None
 
 
 class Accept(_OnTicket):

@@ -55,6 +55,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         location=cmd.location,
         external_ref=cmd.external_ref,
         reporter=uow.vault.seal(cmd.reporter.model_dump(exclude_none=True)) if cmd.reporter else None,
+        media=list(cmd.media) if cmd.media else None,
     )
     uow.add(ticket)
     return ticket

@@ -42,10 +42,11 @@ from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "boundaries", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
+__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
            "overdue", "places", "show", "sla", "sla_rules", "ticket_id", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # event fields that are the envelope, not the step's own details
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "occurred_at", "actor",
              "command_id"}
@@ -212,10 +213,22 @@ def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, 
     return mask(data)
 
 
-def _reported_contact(runtime: Any, tid: UUID, identity: Identity | None) -> dict[str, Any] | None:
+def _reported(runtime: Any, tid: UUID, identity: Identity | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The report's contact (as ``identity`` may see it) and its photos."""
     for event in runtime.app.events.get(tid, lte=1):
-        return _contact(runtime, vars(event).get("reporter"), identity)
-    return None
+        state = vars(event)
+        return _contact(runtime, state.get("reporter"), identity), list(state.get("media") or [])
+    return None, []
+
+
+def media_file(runtime: Any, ticket: str | UUID, name: str, identity: Identity | None) -> Any:
+    """The stored photo ``name`` of a ticket ``identity`` may see (TicketNotFound otherwise)."""
+    tk = _ticket(runtime, ticket, identity)
+    _, media = _reported(runtime, tk.id, identity)
+    path = runtime.media.path(name) if f"file:{name}" in media else None
+    if path is None:
+        raise TicketNotFound(f"{ticket}/{name}")
+    return path
 
 
 def _hidden(identity: Identity | None, tk: Any) -> Any:
@@ -228,6 +241,7 @@ def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> 
     """A ticket's current state (from the event store: always up to date)."""
     tk = _ticket(runtime, ticket, identity)
     hidden = _hidden(identity, tk)
+    contact, media = _reported(runtime, tk.id, identity)
     return {
         "ticket_id": str(tk.id), "status": tk.status, "version": tk.version, "level": tk.level,
         "grid": tk.grid, "community": tk.community, "street": tk.street, "district": tk.district,
@@ -236,7 +250,7 @@ def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> 
         "calls": [dict(call) for call in tk.calls.values() if not hidden(call["department"])],
         "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
         "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
-        "reporter": _reported_contact(runtime, tk.id, identity),
+        "reporter": contact, "media": media, "location": tk.location,
     }
 
 

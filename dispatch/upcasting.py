@@ -14,8 +14,8 @@ History (keep this list; never edit a published step, add the next one):
   v1 event becomes ``"callback"``.
 - ``Handled`` v2: field ``call_id``, the call it answers. A v1 event gets ``None``; the
   lifecycle fold works the call out (the department's call on the current dispatch).
-- ``Reported`` v2: field ``reporter``, the reporter's sealed contact (``dispatch.vault``).
-  A v1 event had none: ``None``.
+- ``Reported`` v2: fields ``reporter``, the reporter's sealed contact (``dispatch.vault``),
+  and ``media``, the report's photos. A v1 event had neither: ``None``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def upcast_handled_v1_v2(state: State) -> None:
 
 
 def upcast_reported_v1_v2(state: State) -> None:
-    """Reported v1 → v2: no reporter contact was recorded."""
+    """Reported v1 → v2: no reporter contact and no photos were recorded."""
     state.setdefault("reporter", None)
+    state.setdefault("media", None)
 
 
 # event type -> (current class version, the steps in order, each with the field it adds)

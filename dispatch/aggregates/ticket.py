@@ -112,7 +112,8 @@ class Ticket(Aggregate):
     # ------------------------------------------------------------------ report
     class Reported(Aggregate.Created, Event):
         """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.vault``: ``{"key",
-        "data"}``) or None. The lifecycle state does not hold it (snapshots are unchanged)."""
+        "data"}``) or None; and ``media``: the report's photos (``file:<sha256>.jpg`` kept by
+        ``dispatch web``, or URLs) or None. The lifecycle state holds neither (snapshots are unchanged)."""
 
         class_version = 2
         occurred_at: datetime
@@ -129,6 +130,7 @@ class Ticket(Aggregate):
         location: str | None
         external_ref: str | None
         reporter: dict[str, str] | None
+        media: list[str] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -153,6 +155,7 @@ class Ticket(Aggregate):
         location: str | None,
         external_ref: str | None,
         reporter: dict[str, str] | None,
+        media: list[str] | None,
     ) -> None:
         self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
         self.command_ids: list[str] = []

@@ -64,5 +64,8 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
     app.add_middleware(SecurityHeaders, https=https)
-    app.add_middleware(SizeLimit, limit=service.limits.max_body)
+    from dispatch.media import MAX_PHOTO_BYTES
+
+    app.add_middleware(SizeLimit, limit=service.limits.max_body, uploads=("/report",),
+                       upload_limit=MAX_PHOTO_BYTES + 64 * 1024)
     return app

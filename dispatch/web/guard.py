@@ -91,27 +91,29 @@ def authenticate(request: Request, engine: Any, now: Any) -> Identity:
 
 
 class SizeLimit:
-    """Refuses a request body over ``limit`` bytes with 413, whether or not it says its length."""
+    """Refuses a request body over ``limit`` bytes with 413, whether or not it says its length;
+    the paths in ``uploads`` (a form with a photo) may send up to ``upload_limit``."""
 
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, uploads: tuple[str, ...] = (), upload_limit: int = 0):
+        self.app, self.base, self.uploads, self.upload_limit = app, limit, uploads, upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.limit = self.upload_limit if scope.get("path") in self.uploads else self.base
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self._refuse(scope, receive, send)
             return
-        seen = 0
+        seen, limit = 0, self.limit
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -121,7 +123,8 @@ class SizeLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "too_large", f"the request body is over {self.limit} bytes",
+        limit = self.upload_limit if scope.get("path") in self.uploads else self.base
+        response = problem(413, "too_large", f"the request body is over {limit} bytes",
                            instance=scope.get("path"))
         await response(scope, receive, send)
 

@@ -235,9 +235,10 @@ async def post_request(request: Request, fmt: str) -> Response:
                     if v}
         if reporter:
             fields["reporter"] = reporter  # sealed by the engine; shown in full only to call-back roles
-        location = " ".join(x for x in (form.get("address_string"), form.get("media_url")) if x)
-        if location:
-            fields["location"] = location[:4000]
+        if form.get("address_string"):
+            fields["location"] = form["address_string"][:4000]
+        if form.get("media_url"):
+            fields["media"] = [form["media_url"]]
         result = service.submit(lambda runtime: prepare(runtime, c.Report, who, **fields), c.Report, None)
         if result.get("outcome") == "pending":
             row = {"token": result["command_id"], "service_notice": "accepted; look the request id up by the token",
@@ -338,6 +339,8 @@ def get_request(request: Request, request_id: str, fmt: str, api_key: str | None
         rows = queries.tickets(runtime, identity=who, ids=[shown["ticket_id"]], limit=1)
         if not rows:
             raise TicketNotFound(request_id)
-        return _answer(f, "service_requests", "request", [_request_row(runtime, rows[0])])
+        row = _request_row(runtime, rows[0])
+        row["media_url"] = next((m for m in shown["media"] if m.startswith("http")), None)
+        return _answer(f, "service_requests", "request", [row])
 
     return _guarded(request, fmt, body)

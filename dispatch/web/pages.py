@@ -180,23 +180,30 @@ def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
     own = set(who.scope) if who.scope_kind in kinds else set()
     grids = sorted(ref.grids.values(), key=lambda g: (not (g.id in own or g.community_id in own), g.community_id, g.id))
     recent = service.read(lambda rt: queries.tickets(rt, identity=who, limit=10))
+    channels = ([("hotline", "12345热线"), ("online", "网上"), ("visit", "来访")] if who.role == "hotline"
+                else [("patrol", "网格巡查"), ("video", "视频发现"), ("visit", "来访")])
     return {"categories": list(ref.categories.values()), "grids": grids, "key": uuid.uuid4().hex,
-            "recent": recent, "hotline": who.role == "hotline", **extra}
+            "recent": recent, "hotline": who.role == "hotline", "channels": channels, **extra}
 
 
 @router.get("/report", response_class=HTMLResponse)
-def report_page(request: Request) -> Response:
+def report_page(request: Request, made: str | None = None) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    return _render(request, "report.html", **_report_context(request, who))
+    shown = {"ticket_id": made} if made and queries.UUID_TEXT.match(made) else None
+    return _render(request, "report.html", made=shown, **_report_context(request, who))
 
 
 @router.post("/report", response_class=HTMLResponse)
 async def report(request: Request) -> Response:
     import hashlib
 
-    form = session.form_of(await request.body())
+    from starlette.datastructures import UploadFile
+
+    received = await request.form(max_files=1, max_fields=30)
+    photo = received.get("photo")
+    form = {k: v for k, v in received.items() if isinstance(v, str)}
     who = session.identity(request)
     session.require_csrf(request, form)
     fields: dict[str, Any] = {"category": form.get("category", ""), "description": form.get("description", ""),
@@ -211,15 +218,23 @@ async def report(request: Request) -> Response:
     reporter = {k: form[f] for k, f in (("name", "reporter_name"), ("phone", "reporter_phone")) if form.get(f)}
     if reporter:
         fields["reporter"] = reporter
+    if form.get("channel") in c.CHANNELS:
+        fields["channel"] = form["channel"]
+    service = request.app.state.service
+    if isinstance(photo, UploadFile) and photo.filename:
+        try:
+            fields["media"] = [service.runtime.media.put(await photo.read())]
+        except DispatchError as refused:
+            return _render(request, "report.html", status=422, error=str(refused), **_report_context(request, who))
     # a double tap on a flaky connection: the same form key makes one ticket
     key = "page-" + hashlib.sha256(f"{who.name}\x00{form.get('key', '')}".encode()).hexdigest()[:40]
-    service = request.app.state.service
     try:
         result = service.submit(lambda rt: prepare(rt, c.Report, who, command_id=key, **fields), c.Report, key)
     except DispatchError as refused:
         return _render(request, "report.html", status=409, error=str(refused), form=form,
                        **_report_context(request, who))
-    return _render(request, "report.html", made=result, **_report_context(request, who))
+    # after a POST, a redirect: reloading the page then never sends the report again
+    return RedirectResponse(f"/report?made={result.get('ticket_id', '')}", status_code=303)
 
 
 # -- the grid centre's console -------------------------------------------------------------------------
@@ -300,6 +315,15 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
                 error = str(refused)
     return _render(request, "console_body.html", status=200 if error is None else 409, error=error,
                    **_console(request, who))
+
+
+@router.get("/tickets/{ticket}/media/{name}")
+def ticket_media(request: Request, ticket: str, name: str) -> Response:
+    from fastapi.responses import FileResponse
+
+    who = session.identity(request)
+    path = request.app.state.service.read(lambda rt: queries.media_file(rt, ticket, name, who))
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/tickets/{ticket}", response_class=HTMLResponse)

@@ -1,19 +1,30 @@
 """One story across four signed-in people in a real browser: the supervisor reports from the
-phone with its position → the dispatcher accepts and whistles → the department reports in and
+phone with a photo and its position → the dispatcher accepts and whistles → the department reports in and
 handles → the dispatcher gives the feedback, records a satisfied evaluation and closes. Each step
 is visible to the next person on their own page; no raw id or English word, no console error.
 Screenshots of the field report (phone size) and the console."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.browser.support import SHOTS, chromium, clean
 
 pytestmark = pytest.mark.integration
+
+
+def _photo_with_gps() -> bytes:
+    image = Image.new("RGB", (1600, 1200), (90, 140, 60))
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (30.0, 46.0, 48.0), 3: "E", 4: (121.0, 24.0, 0.0)}  # where the phone was
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif)
+    return out.getvalue()
 
 
 def _sign_in(page: Any, base: str, name: str, password: str) -> None:
@@ -39,6 +50,8 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
             page = context.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}")
+                    if r.status >= 400 else None)
             return page
 
         # 1. the supervisor on patrol, on a phone, with its position
@@ -48,6 +61,8 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         expect(field).to_have_url(re.compile(r"/report$"))
         field.select_option("select[name=category]", label="市容环卫")
         field.fill("textarea[name=description]", "水库村南口垃圾满溢")
+        field.set_input_files("input[name=photo]", {"name": "scene.jpg", "mimeType": "image/jpeg",
+                                                     "buffer": _photo_with_gps()})
         field.click("#locate")
         expect(field.locator("#located")).to_contain_text("已定位")
         field.screenshot(path=str(SHOTS / "report-phone.png"), full_page=True)
@@ -97,6 +112,11 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         field.locator(".recent a", has_text="市容环卫").first.click()
         expect(field.locator("h1")).to_contain_text("已办结")
         expect(field.locator(".timeline")).to_contain_text("办结")
+        photo = field.locator(".photos img")
+        expect(photo).to_have_count(1)
+        assert field.evaluate("img => img.naturalWidth", photo.element_handle()) > 0
+        kept = field.context.request.get(base + photo.get_attribute("src"))
+        assert kept.status == 200 and not Image.open(io.BytesIO(kept.body())).getexif()  # no GPS, no camera
         clean(field)
         assert errors == [], errors
         browser.close()

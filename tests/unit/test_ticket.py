@@ -35,7 +35,7 @@ def new_ticket(**kw: object) -> Ticket:
     fields = dict(id=uuid4(), occurred_at=T0, actor={"role": "supervisor", "id": "w1"}, command_id=None,
                   grid="g1", community="c1", street="s1", district="d1", category="city_appearance",
                   priority="normal", channel="patrol", description="垃圾焚烧",
-                  location=None, external_ref=None, reporter=None)
+                  location=None, external_ref=None, reporter=None, media=None)
     fields.update(kw)
     return Ticket(**fields)  # type: ignore[arg-type]
 
