@@ -129,18 +129,26 @@ def _desk_calls(request: Request, who: Any) -> list[dict[str, Any]]:
     return service.read(lambda rt: queries.inbox(rt, None, identity=who))
 
 
+def _desk(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
+    """The desk's calls, and the tickets it led that wait for its feedback (反馈)."""
+    service = request.app.state.service
+    handled = service.read(lambda rt: queries.tickets(rt, identity=who, status="handled", limit=100))
+    return {"calls": _desk_calls(request, who),
+            "to_feedback": [t for t in handled if t["lead"] and t["lead"] == who.department], **extra}
+
+
 @router.get("/desk", response_class=HTMLResponse)
 def desk(request: Request) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    return _render(request, "desk.html", calls=_desk_calls(request, who))
+    return _render(request, "desk.html", **_desk(request, who))
 
 
 @router.get("/desk/calls", response_class=HTMLResponse)
 def desk_calls(request: Request) -> Response:
     who = session.identity(request)
-    return _render(request, "desk_calls.html", calls=_desk_calls(request, who))
+    return _render(request, "desk_calls.html", **_desk(request, who))
 
 
 _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason",)),
@@ -153,8 +161,7 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
     who = session.identity(request)
     session.require_csrf(request, form)
     if step not in _DESK_STEPS:
-        return _render(request, "desk_calls.html", status=404, calls=_desk_calls(request, who),
-                       error="没有这个操作")
+        return _render(request, "desk_calls.html", status=404, **_desk(request, who, error="没有这个操作"))
     kind, fields = _DESK_STEPS[step]
     values = {f: form.get(f, "") for f in fields}
     if step != "feedback":
@@ -166,7 +173,7 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
     except DispatchError as refused:
         error = str(refused)
     return _render(request, "desk_calls.html", status=200 if error is None else 409,
-                   calls=_desk_calls(request, who), error=error)
+                   **_desk(request, who, error=error))
 
 
 # -- the field report (网格员 / hotline) ----------------------------------------------------------------

@@ -48,6 +48,7 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     op = accounts.local_operator("op")
     accounts.add(runtime, op, name="cg", role="department", scope="城管", password="desk password 1")
     accounts.add(runtime, op, name="hw", role="department", scope="环卫", password="desk password 2")
+    accounts.add(runtime, op, name="boss", role="admin", scope=None, password="admin password 1")
     accounts.add(runtime, op, name="sup", role="supervisor", scope="community:cj-shuiku", password="field password 1")
     accounts.add(runtime, op, name="disp", role="dispatcher", scope="street:caojing", password="centre password 1")
     ticket = act(runtime, c.Report, op, grid="cj-shuiku-g01", category="市容环卫", description="路边垃圾堆积",

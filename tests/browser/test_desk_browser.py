@@ -6,14 +6,30 @@ go to docs/screenshots/ (desktop and phone sizes)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from tests.browser.support import SHOTS, chromium, clean
 
 pytestmark = pytest.mark.integration
+
+
+def _api_session(base: str) -> dict[str, str]:
+    token = httpx.post(f"{base}/api/session", json={"name": "boss", "password": "admin password 1"}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _dispatched(base: str, headers: dict[str, str], category: str) -> str:
+    made = httpx.post(f"{base}/api/tickets", headers=headers,
+                      json={"grid": "cj-shuiku-g01", "category": category, "description": "路口信号灯不亮"})
+    ticket = str(made.json()["ticket_id"])
+    for step in ("accept", "dispatch"):
+        assert httpx.post(f"{base}/api/tickets/{ticket}/{step}", headers=headers, json={}).status_code == 200
+    return ticket
 
 
 def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, Any]) -> None:
@@ -52,8 +68,19 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         call.locator("input[name=result]").fill("已清运")
         call.get_by_role("button", name="处置完成").click()
         expect(page.locator(".empty")).to_contain_text("没有待办的案件")
+        feedback = page.locator("#to-feedback")  # as the lead, it tells the reporter the result
+        feedback.locator("input[name=message]").fill("垃圾已清运")
+        feedback.get_by_role("button", name="反馈").click()
+        expect(page.locator("#to-feedback")).to_have_count(0)
         assert page.evaluate("window.__marker") == 1
         clean(page)
+
+        # a new call arrives (the grid centre whistles through the API): a badge on the next refresh
+        boss = _api_session(site["base"])
+        other = _dispatched(site["base"], boss, "道路交通")  # 交警 leads, 城管 cooperates, not 环卫
+        page.evaluate("htmx.ajax('GET', '/desk/calls', {target: '#calls'})")
+        expect(page.locator("#new-calls")).to_have_text("新 1")
+        expect(page.locator("article.call")).to_have_count(1)
 
         page.goto(f"{site['base']}/tickets/{site['ticket']}")
         expect(page.locator(".timeline")).to_contain_text("处置")
@@ -78,4 +105,17 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         expect(small.locator("article.call")).to_contain_text("协办")
         small.screenshot(path=str(SHOTS / "desk-phone.png"), full_page=True)
         clean(small)
+        # posting a form for another department's call, with a good CSRF token: refused, nothing changes
+        token = small.evaluate("document.body.getAttribute('hx-headers')")
+        refused = phone.request.post(f"{site['base']}/desk/{other}/acknowledge",
+                                     headers={"X-CSRF-Token": json.loads(token)["X-CSRF-Token"]})
+        assert refused.status == 409 and "环卫" in refused.text()
+        # a session that has ended (signed out elsewhere) is sent to sign-in
+        kept = phone.cookies()
+        small.click("button.link")  # 退出
+        expect(small).to_have_url(re.compile(r"/login$"))
+        small.screenshot(path=str(SHOTS / "login-phone.png"), full_page=True)
+        phone.add_cookies(kept)
+        small.goto(f"{site['base']}/desk")
+        expect(small).to_have_url(re.compile(r"/login$"))
         browser.close()

@@ -32,3 +32,34 @@
     }, function () { shown.textContent = "无法定位：请选择网格"; }, {enableHighAccuracy: true, timeout: 15000});
   });
 })();
+
+// The desk: a badge and a short tone when a new call arrives (the list refreshes every 15 s).
+(function () {
+  var calls = document.getElementById("calls");
+  if (!calls) { return; }
+  var title = document.title;
+  function waiting() { return calls.querySelectorAll("article.call[data-state=waiting]").length; }
+  var seen = waiting();
+  function tone() {
+    try {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      var ctx = new Ctx(), osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.1;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.25);
+    } catch (e) { /* no sound before the person has touched the page: the badge still shows */ }
+  }
+  document.body.addEventListener("htmx:afterSwap", function () {
+    var now = waiting(), badge = document.getElementById("new-calls");
+    if (now > seen && badge) {
+      badge.textContent = "新 " + (now - seen);
+      badge.hidden = false;
+      document.title = "(" + now + ") " + title;
+      tone();
+    } else if (now <= seen && badge) {
+      badge.hidden = true;
+      document.title = title;
+    }
+    seen = now;
+  });
+})();
