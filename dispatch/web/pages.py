@@ -63,6 +63,15 @@ def _left(minutes: float | None) -> str:
     return f"超时 {text}" if late else f"剩余 {text}"
 
 
+def _deadline(ref: Any, key: str) -> str:
+    """A deadline's name (``ack:<n>:<department>``, ``handle:<n>``, ``feedback:<n>``) in words."""
+    kind, _, rest = key.partition(":")
+    if kind == "ack":
+        department = rest.rpartition(":")[2]
+        return (ref.departments[department].name if department in ref.departments else "") + "报到"
+    return {"handle": "处置", "feedback": "反馈"}.get(kind, "")
+
+
 def _render(request: Request, page: str, status: int = 200, **context: Any) -> Response:
     ref = request.app.state.service.runtime.reference
     names = {"category": lambda k: ref.categories[k].name if k in ref.categories else k,
@@ -72,7 +81,8 @@ def _render(request: Request, page: str, status: int = 200, **context: Any) -> R
              "status": lambda k: STATUS.get(k, k), "level": lambda k: LEVEL.get(k, k),
              "role": lambda k: ROLE.get(k, k), "answer": lambda k: ANSWER.get(k, k),
              "actor": lambda k: ACTOR.get(k, k), "call_state": lambda k: CALL_STATE.get(k, k),
-             "local": lambda v: _local(request, v), "left": _left}
+             "local": lambda v: _local(request, v), "left": _left,
+             "deadline": lambda key: _deadline(ref, key)}
     return templates.TemplateResponse(request, page, {"n": names, "csrf": session.csrf_token(request),
                                                       "who": getattr(request.state, "identity", None), **context},
                                       status_code=status)

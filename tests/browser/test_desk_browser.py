@@ -50,6 +50,7 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         page.fill("input[name=password]", "wrong password 1")
         page.click("button[type=submit]")
         expect(page.locator(".error")).to_be_visible()
+        clean(page)
         page.fill("input[name=password]", "desk password 1")
         page.click("button[type=submit]")
         expect(page).to_have_url(re.compile(r"/desk$"))
@@ -85,6 +86,7 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         page.goto(f"{site['base']}/tickets/{site['ticket']}")
         expect(page.locator(".timeline")).to_contain_text("处置")
         expect(page.locator(".timeline")).to_contain_text("报到")
+        expect(page.locator(".timeline .clock").first).to_contain_text("报到期限")  # the SLA clock after each step
         clean(page)
         page.screenshot(path=str(SHOTS / "ticket.png"), full_page=True)
 
