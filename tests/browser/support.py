@@ -5,21 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 
 from dispatch import accounts
 from dispatch import commands as c
 from dispatch.actions import act
 from dispatch.bootstrap import bootstrap
+from tests.e2e.web import web_process
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -31,12 +27,6 @@ def chromium() -> str:
     path = os.environ.get("DISPATCH_TEST_CHROMIUM") or shutil.which("chromium")
     assert path, "no Chromium: run scripts/chromium-local (scripts/test does)"
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -57,25 +47,8 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     act(runtime, c.Dispatch, op, ticket_id=str(ticket))
     boundaries = runtime.reference.boundaries
     runtime.close()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "dispatch", "--db", db, "web", "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None and time.monotonic() < deadline, "dispatch web did not start"
-        time.sleep(0.2)
-    try:
-        yield {"base": base, "ticket": str(ticket), "boundaries": boundaries}
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=30)
-        assert "Traceback" not in err, err
+    with web_process("--db", db) as web:
+        yield {"base": web.base, "ticket": str(ticket), "boundaries": boundaries}
 
 
 def visible(page: Any) -> str:

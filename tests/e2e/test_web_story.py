@@ -3,21 +3,14 @@ user and its token, then the real server process answering curl-like calls."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2 as httpx
 
 from tests.e2e.cli import Cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.e2e.web import web_process
 
 
 def test_an_operator_starts_the_web_and_people_sign_in(tmp_path: Path) -> None:
@@ -30,20 +23,8 @@ def test_an_operator_starts_the_web_and_people_sign_in(tmp_path: Path) -> None:
     cli("users", "add", "cg", "--role", "department", "--scope", "城管")
     token = cli("--json", "users", "token", "cg").json()["token"]
 
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "dispatch", "web", "--port", str(port)], cwd=tmp_path,
-                              env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "dispatch web did not start"
-            time.sleep(0.2)
+    with web_process(cwd=tmp_path, env=cli.env) as web:
+        base = web.base
         session = httpx.post(f"{base}/api/session", json={"name": "boss", "password": "correct horse battery"})
         boss = {"Authorization": f"Bearer {session.json()['token']}"}
         r = httpx.post(f"{base}/api/tickets", headers=boss, json={"grid": "cj-shuiku-g01",
@@ -60,11 +41,7 @@ def test_an_operator_starts_the_web_and_people_sign_in(tmp_path: Path) -> None:
         assert ack.json()["version"] == 4
         assert httpx.get(f"{base}/api/openapi.json").json()["info"]["title"] == "dispatch"
         assert httpx.get(f"{base}/api/tickets").status_code == 401
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=30)
-    assert "Traceback" not in err, err
-    assert f"http://127.0.0.1:{port}/api/" in err
+    assert f"{web.base}/api/" in web.err
     # the CLI sees what the web recorded, with the desk as the actor
     history = cli("--json", "history", ticket).json()["events"]
     assert history[-1]["actor"]["id"] == "cg"

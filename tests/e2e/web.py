@@ -1,0 +1,53 @@
+"""A real ``dispatch web`` process for the end-to-end and browser tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+__all__ = ["WebProcess", "web_process"]
+
+
+class WebProcess:
+    def __init__(self, base: str):
+        self.base = base
+        self.err = ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def web_process(*args: str, cwd: Path | None = None, env: dict[str, Any] | None = None) -> Iterator[WebProcess]:
+    """``python -m dispatch <args> web --port P`` until it answers /healthz; stopped (SIGTERM) on
+    the way out, and its stderr checked for a traceback."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port)], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    web = WebProcess(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{web.base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "dispatch web did not start"
+            time.sleep(0.2)
+        yield web
+    finally:
+        server.terminate()
+        _, web.err = server.communicate(timeout=30)
+        assert "Traceback" not in web.err, web.err
