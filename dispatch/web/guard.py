@@ -134,8 +134,8 @@ class _TooLarge(Exception):
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
-    """Headers on every answer: no sniffing, no framing, no referrer, no caching of API
-    answers, a strict content security policy, and HSTS when served over HTTPS."""
+    """Headers on every answer: no sniffing, no framing, no referrer, no caching (but of the
+    static files), a strict content security policy, and HSTS when served over HTTPS."""
 
     def __init__(self, app: ASGIApp, https: bool):
         super().__init__(app)
@@ -149,7 +149,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
         h.setdefault("Referrer-Policy", "no-referrer")
         h.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.url.path.startswith("/api/"):
+        if not request.url.path.startswith("/static/"):  # answers and pages may hold personal data
             h.setdefault("Cache-Control", "no-store")
         if self.https:
             h.setdefault("Strict-Transport-Security", "max-age=31536000")
