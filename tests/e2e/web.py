@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+
+from tests.waiting import wait_for
 
 __all__ = ["WebProcess", "web_process"]
 
@@ -36,16 +37,16 @@ def web_process(*args: str, cwd: Path | None = None, env: dict[str, Any] | None 
     server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port)], cwd=cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     web = WebProcess(f"http://127.0.0.1:{port}")
+    def answering() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"dispatch web exited: {server.communicate(timeout=5)[1]}")
+        try:
+            return httpx.get(f"{web.base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{web.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "dispatch web did not start"
-            time.sleep(0.2)
+        wait_for(answering, timeout=60, every=0.2, what="dispatch web to answer")
         yield web
     finally:
         server.terminate()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_for
 from tests.integration.servers import REPO_ROOT, drop_postgres_database, fresh_postgres_database, kafka_bootstrap
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
@@ -79,16 +80,6 @@ def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     if process.poll() is None:
         process.send_signal(sig)
     process.wait(timeout=60)
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 120, every: float = 0.25, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
 
 
 def read_topic(settings: KafkaSettings, topic: str) -> list[Any]:

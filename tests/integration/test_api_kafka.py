@@ -5,7 +5,6 @@ the outcome the engine recorded (applied with the new version, refused with its 
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -16,6 +15,7 @@ from dispatch import accounts
 from dispatch.bootstrap import bootstrap
 from dispatch.web import create_app
 from tests.integration.kafka_support import read_topic, stack, threads
+from tests.waiting import wait_for
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -89,10 +89,8 @@ def test_the_loop_through_the_api_in_kafka_mode(tmp_path: Any) -> None:
             assert r.status_code == 202 and r.json()["outcome"] == "pending"
             url = r.headers["location"]
             assert client.get(url, headers=tokens["cg"]).status_code == 404  # not theirs
-            deadline = time.monotonic() + 30
-            while (answer := client.get(url, headers=tokens["disp"]).json())["outcome"] == "pending":
-                assert time.monotonic() < deadline, "the engine never answered"
-                time.sleep(0.1)
+            answer = wait_for(lambda: (a := client.get(url, headers=tokens["disp"]).json())["outcome"] != "pending"
+                              and a, timeout=30, every=0.1, what="the engine's answer")
             assert answer["version"] == 3 and answer["event"] == "Dispatched"
 
             # Open311 in Kafka mode: a token now, the request id once the engine has applied it
@@ -102,11 +100,9 @@ def test_the_loop_through_the_api_in_kafka_mode(tmp_path: Any) -> None:
                                        "description": "井盖缺失", "phone": "13812345678"})
             assert posted.status_code == 201, posted.text
             token = posted.json()[0]["token"]
-            deadline = time.monotonic() + 30
-            while not (found := client.get(f"/open311/v2/tokens/{token}.json",
-                                           params={"api_key": key}).json()[0]).get("service_request_id"):
-                assert time.monotonic() < deadline, "the engine never answered"
-                time.sleep(0.1)
+            found = wait_for(lambda: (f := client.get(f"/open311/v2/tokens/{token}.json",
+                                                      params={"api_key": key}).json()[0]).get("service_request_id")
+                             and f, timeout=30, every=0.1, what="the request id behind the token")
             reported = client.get(f"/api/tickets/{found['service_request_id']}", headers=tokens["hot"]).json()
             assert reported["reporter"] == {"phone": "13812345678"}  # sealed by the engine, opened for the hotline
             assert b"13812345678" not in b"".join(
