@@ -46,3 +46,29 @@ def test_each_role_lands_on_its_own_page(api: Api) -> None:
         assert api.client.get("/", follow_redirects=False).headers["location"] == home
     _sign_in(api, "desk-cg")
     assert api.client.get("/console").status_code == 403  # a desk is not the grid centre
+
+
+def test_the_field_report_takes_a_photo_and_refuses_what_is_not_one(api: Api) -> None:
+    import io
+
+    from PIL import Image
+
+    _sign_in(api, "sup-a")
+    page = api.client.get("/report").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf, "key": "form-1", "category": "city_appearance", "description": "井盖缺失",
+            "grid": "cj-shuiku-g01", "channel": "patrol"}
+    bad = api.client.post("/report", data=form, files={"photo": ("x.jpg", b"%PDF-1.4", "image/jpeg")})
+    assert bad.status_code == 200 and "photo" in bad.text and 'role="alert"' in bad.text
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(picture, format="PNG")
+    for _ in range(2):  # a double tap: one ticket
+        made = api.client.post("/report", data=form, files={"photo": ("p.png", picture.getvalue(), "image/png")},
+                               follow_redirects=False)
+        assert made.status_code == 303 and made.headers["location"].startswith("/report?made=")
+    ticket = made.headers["location"].split("=", 1)[1]
+    shown = api.get("boss", f"/api/tickets/{ticket}").json()
+    assert len(shown["media"]) == 1 and shown["media"][0].startswith("file:")
+    assert len(api.get("boss", "/api/tickets", limit=100).json()["tickets"]) == 1
+    photo = api.client.get(f"/tickets/{ticket}/media/{shown['media'][0][5:]}")
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
