@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, Text, func, insert, select,
                         update)
 
@@ -71,7 +69,16 @@ audit_log = Table(
     Column("outcome", String(20), nullable=False),
     Column("detail", Text, nullable=False, default=""),
 )
-_hasher = PasswordHasher()
+_hashers: list[Any] = []
+
+
+def _hasher() -> Any:
+    """argon2-cffi's hasher (argon2id, its defaults), made on first use: most commands never hash."""
+    if not _hashers:
+        from argon2 import PasswordHasher
+
+        _hashers.append(PasswordHasher())
+    return _hashers[0]
 
 
 def ensure_tables(engine: Engine) -> None:
@@ -124,7 +131,7 @@ def add_user(engine: Engine, now: datetime, *, name: str, role: str, scope_kind:
 def _hash(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise InvalidCommand(f"password: at least {MIN_PASSWORD} characters")
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def list_users(engine: Engine) -> list[dict[str, Any]]:
@@ -189,8 +196,10 @@ def check_password(engine: Engine, now: datetime, name: str, password: str, *, w
 
 
 def _verify(stored: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return _hasher.verify(stored, password)
+        return bool(_hasher().verify(stored, password))
     except (VerificationError, InvalidHashError):
         return False
 
