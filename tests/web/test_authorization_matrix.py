@@ -134,8 +134,15 @@ def test_figures_work_lists_and_reference(api: Api, tickets: dict[str, str]) -> 
         r = api.get(who, "/api/inbox", department="chengguan")
         assert r.status_code == (200 if who in INBOX_CHENGGUAN else 403), (who, r.text)
         for path in ("/api/reference/places", "/api/reference/departments", "/api/reference/categories",
-                     "/api/reference/sla-rules", "/api/me"):
+                     "/api/reference/sla-rules", "/api/reference/boundaries", "/api/me"):
             assert api.get(who, path).status_code == 200, (path, who)
+
+
+def test_only_an_admin_erases_a_reporters_data(api: Api) -> None:
+    for who in ROLES:
+        r = api.post(who, "/api/reporters/erase", {"phone": "13800000000"})
+        assert r.status_code == (200 if who == "boss" else 403), (who, r.text)
+    assert api.post(None, "/api/reporters/erase", {"phone": "13800000000"}).status_code == 401
 
 
 def test_a_department_never_sees_another_departments_calls(api: Api, tickets: dict[str, str]) -> None:
