@@ -28,8 +28,9 @@ STEPS: dict[str, frozenset[type]] = {
     "supervisor": frozenset({c.Report, c.FirstContact}),
     "hotline": frozenset({c.Report, c.FirstContact, c.Evaluate}),
     "dispatcher": frozenset({c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Feedback, c.Evaluate, c.Reopen,
-                             c.Escalate, c.MarkDuplicate, c.Cancel, c.Close}),
-    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback}),
+                             c.Escalate, c.MarkDuplicate, c.Cancel, c.Close, c.DecideExtension, c.Hold,
+                             c.Resume}),
+    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback, c.RequestExtension}),
     "leader": frozenset(),
     "analyst": frozenset(),
 }
@@ -48,6 +49,7 @@ ACTING_ROLE: dict[type, str] = {
     c.Report: "centre", c.Accept: "centre", c.FirstContact: "centre", c.Dispatch: "centre", c.Feedback: "centre",
     c.Reopen: "centre", c.Escalate: "centre", c.MarkDuplicate: "centre", c.Cancel: "centre", c.Close: "centre",
     c.Acknowledge: "department", c.Reject: "department", c.Handle: "department", c.Evaluate: "resident",
+    c.RequestExtension: "department", c.DecideExtension: "centre", c.Hold: "centre", c.Resume: "centre",
 }
 # What an actor's role (as a Kafka message claims it) may record at all: the floor every
 # command meets in the engine, whatever door it came through (see ``check_claims``).
@@ -56,8 +58,8 @@ CLAIMS: dict[str, frozenset[type]] = {
     "supervisor": frozenset({c.Report, c.FirstContact, c.Evaluate}),  # 核查: a supervisor verifies its report
     "hotline": frozenset({c.Report, c.FirstContact, c.Evaluate}),
     "resident": frozenset({c.Report, c.Evaluate}),
-    "centre": _ALL - {c.Acknowledge, c.Reject, c.Handle},
-    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback}),
+    "centre": _ALL - {c.Acknowledge, c.Reject, c.Handle, c.RequestExtension},
+    "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback, c.RequestExtension}),
     "system": _ALL,
     "analyst": frozenset(),
 }
@@ -186,8 +188,8 @@ def authorize(identity: Identity, kind: type, ticket: Any, fields: Mapping[str, 
         mine = [call for call in _calls_of(ticket) if call.get("department") == identity.department]
         if not mine:
             raise Forbidden(f"{identity.describe()} has no call on this ticket")
-        if kind is c.Feedback and getattr(ticket, "lead", None) != identity.department:
-            raise Forbidden("only the lead department gives the feedback")
+        if kind in (c.Feedback, c.RequestExtension) and getattr(ticket, "lead", None) != identity.department:
+            raise Forbidden("only the lead department gives the feedback or asks for an extension")
         return actor_for(identity, kind)
     in_scope = _place_in_scope(identity, _place(ticket))
     if kind is c.Report and identity.role == "supervisor":

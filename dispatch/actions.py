@@ -14,14 +14,15 @@ from dispatch import commands as c
 from dispatch.access import authorize, check_backfill
 from dispatch.errors import InvalidCommand, PositionOutsideGrids
 from dispatch.identity import Identity
-from dispatch.queries import ticket_id
+from dispatch.queries import resolve_ticket
 
 __all__ = ["COMMANDS", "act", "place_position", "prepare"]
 
 COMMANDS: dict[str, type] = {
     model.model_fields["type"].default: model  # type: ignore[attr-defined]
     for model in (c.Report, c.Accept, c.FirstContact, c.Dispatch, c.Acknowledge, c.Reject, c.Handle, c.Feedback,
-                  c.Evaluate, c.Reopen, c.Escalate, c.MarkDuplicate, c.Cancel, c.Close)
+                  c.Evaluate, c.Reopen, c.Escalate, c.MarkDuplicate, c.Cancel, c.Close, c.RequestExtension,
+                  c.DecideExtension, c.Hold, c.Resume)
 }
 
 
@@ -44,8 +45,10 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
         ticket: Any = {"grid": place.grid.id, "community": place.community.id, "street": place.street.id,
                        "district": place.district.id}
     else:
-        ticket = runtime.app.get_ticket(ticket_id(fields["ticket_id"]))
+        ticket = runtime.app.get_ticket(resolve_ticket(runtime, fields["ticket_id"]))
         fields["ticket_id"] = str(ticket.id)
+        if "original_id" in fields:
+            fields["original_id"] = str(resolve_ticket(runtime, fields["original_id"]))
     actor = authorize(identity, kind, ticket, fields, as_role=as_role)
     actor["received_at"] = received.isoformat()
     body = {"type": kind.model_fields["type"].default,  # type: ignore[attr-defined]

@@ -53,12 +53,19 @@ class _Batch:
 
     def __init__(self, app: DispatchApp, commands: list[Any]):
         self.app, self.reference, self.sla, self.vault = app, app.reference, app.sla, app.vault
+        self.case_numbers = app.case_numbers
         wanted = {tid for command in commands for tid in _tickets_named(command)}
         snapshots = app.snapshots.recorder if app.snapshots is not None else None
         self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted, snapshots)
         self.absent = wanted - self.tickets.keys()
 
-    def get(self, ticket_id: UUID) -> Ticket:
+    def get(self, ticket_id: UUID | str) -> Ticket:
+        if isinstance(ticket_id, str):  # a case number (the command model checked its form)
+            found = self.case_numbers.lookup(ticket_id) if self.case_numbers is not None else None
+            if found is None:
+                raise TicketNotFound(f"with case number {ticket_id}")
+            ticket_id = found
+        assert isinstance(ticket_id, UUID)
         ticket = self.tickets.get(ticket_id)
         if ticket is None:
             if ticket_id in self.absent:
@@ -88,7 +95,7 @@ def _tickets_named(command: Any) -> list[UUID]:
     named = [command.ticket_id]
     if isinstance(command, MarkDuplicate):
         named.append(command.original_id)
-    return named
+    return [n for n in named if isinstance(n, UUID)]  # a case number is looked up when it is used
 
 
 SNAPSHOT_EVERY_ENV = "DISPATCH_SNAPSHOT_EVERY"
@@ -111,6 +118,7 @@ class DispatchApp(Application[UUID]):
         self.clock: Clock = SystemClock()
         self.time_window = TimeWindow()
         self.vault: Any = None  # bootstrap() hands in the database's (dispatch.vault.Vault)
+        self.case_numbers: Any = None  # and its case-number counters (dispatch.casenumbers.CaseNumbers)
         super().__init__(env)
 
     def construct_env(self, name: str, env: Any = None) -> Any:

@@ -9,6 +9,8 @@ database, a database made by another dispatch schema version, and an interrupted
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -27,6 +29,8 @@ from dispatch.reference import Reference, load_reference, reference_from_dict
 from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine,
                             load_stored_reference, store_reference, write_marker)
 from dispatch.timewindow import TimeWindow
+from dispatch import holidays
+from dispatch.casenumbers import CaseNumbers
 from dispatch.vault import Vault
 
 __all__ = ["Runtime", "bootstrap", "open_database"]
@@ -116,10 +120,11 @@ def bootstrap(
         engine = open_database(db, create=create, kind=kind)
         try:
             with _schema_lock(engine):
-                reference = _reference(engine, reference_file)
+                reference = replace(_reference(engine, reference_file), holidays=holidays.in_force(engine))
                 app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
             app.time_window = TimeWindow.from_env(_settings(env))
             app.vault = Vault(engine)
+            app.case_numbers = CaseNumbers(engine)
         except BaseException:
             engine.dispose()
             raise

@@ -1,9 +1,11 @@
 """Time bases for SLA deadlines: plain calendar time, or Chinese working time.
 
 Working time is time inside the working hours on a working day. A day is a
-working day if a user override says so; otherwise ``chinese_calendar`` decides
-(public holidays off, 调休 make-up days on); for years it does not cover,
-Monday–Friday. Working hours are wall-clock times in the calendar's timezone.
+working day if a user override says so; otherwise the holiday table in force decides
+(public holidays off, 调休 make-up days on: a ``HolidayTable``, which a deployment keeps in
+its database, first filled from the ``chinese_calendar`` package); for years the table does
+not cover, Monday–Friday — such a deadline is *provisional* (``covers``). Working hours are
+wall-clock times in the calendar's timezone.
 
 ``BusinessCalendar.add_minutes(start, n)``:
 
@@ -19,17 +21,23 @@ Neither method reads the machine's clock.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cache
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import chinese_calendar.constants
 
 __all__ = [
     "BusinessCalendar",
+    "HolidayTable",
+    "package_holidays",
     "CalendarTime",
     "DEFAULT_TZ",
     "DEFAULT_WORKING_HOURS",
@@ -111,8 +119,36 @@ def parse_working_hours(spec: Sequence[str]) -> tuple[tuple[time, time], ...]:
     return _validate_hours(periods)
 
 
+@dataclass(frozen=True)
+class HolidayTable:
+    """The days that differ from Monday–Friday (True: a working day, e.g. a 调休 Saturday;
+    False: a day off, e.g. a holiday on a Tuesday) for the ``years`` it covers."""
+
+    days: Mapping[date, bool]
+    years: frozenset[int]
+    source: str = ""
+
+    def fingerprint(self) -> str:
+        """Changes whenever a covered year or a day changes (``replay --verify`` compares it)."""
+        text = ";".join(sorted(str(y) for y in self.years)) + "|" + ";".join(
+            f"{d.isoformat()}={int(on)}" for d, on in sorted(self.days.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def covers(self, year: int) -> bool:
+        return year in self.years
+
+
+def package_holidays() -> HolidayTable:
+    """The installed ``chinese_calendar``'s holidays and 调休 days, every year it covers."""
+    holidays = {d: False for d in chinese_calendar.constants.holidays if d.weekday() < 5}
+    workdays = {d: True for d in chinese_calendar.constants.workdays if d.weekday() >= 5}
+    known = list(chinese_calendar.constants.holidays) + list(chinese_calendar.constants.workdays)
+    years = frozenset(range(min(d.year for d in known), max(d.year for d in known) + 1))
+    return HolidayTable({**holidays, **workdays}, years, f"chinese_calendar {chinese_calendar.__version__}")
+
+
 class BusinessCalendar:
-    """Working time per the Chinese holiday calendar, working hours and overrides."""
+    """Working time per the holiday table, working hours and overrides."""
 
     def __init__(
         self,
@@ -120,20 +156,26 @@ class BusinessCalendar:
         tz: ZoneInfo = DEFAULT_TZ,
         working_hours: Sequence[tuple[time, time]] = DEFAULT_WORKING_HOURS,
         overrides: Mapping[date, bool] | None = None,
+        table: HolidayTable | None = None,
+        extra_years: frozenset[int] = frozenset(),
     ) -> None:
         self.tz = tz
         self.working_hours = _validate_hours(working_hours)
         self.overrides: Mapping[date, bool] = MappingProxyType(dict(overrides or {}))
+        self.table = table if table is not None else _default_table()
+        self.years = self.table.years | extra_years  # the reference file may supply whole years
         self._cache: dict[date, tuple[_Period, ...]] = {}
 
+    def covers(self, day: date) -> bool:
+        """Whether the holiday table (or the reference file) knows ``day``'s year."""
+        return day.year in self.years
+
     def is_working_day(self, day: date) -> bool:
-        """Override first, then ``chinese_calendar``; Mon–Fri for uncovered years."""
+        """Override first, then the holiday table; Mon–Fri otherwise (and for uncovered years)."""
         if day in self.overrides:
             return self.overrides[day]
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return day.weekday() < 5
+        known = self.table.days.get(day)
+        return known if known is not None else day.weekday() < 5
 
     def _periods(self, day: date) -> tuple[_Period, ...]:
         """The day's working periods as UTC instants (empty on a day off)."""
@@ -195,3 +237,8 @@ class BusinessCalendar:
                     total += overlap
             day += _ONE_DAY
         return total / _MINUTE
+
+
+@cache
+def _default_table() -> HolidayTable:
+    return package_holidays()

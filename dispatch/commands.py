@@ -17,6 +17,7 @@ from uuid import UUID
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
+from dispatch.caseno import CASE_NO
 from dispatch.errors import InvalidCommand
 from dispatch.lifecycle import FirstContactMode, Satisfaction
 
@@ -29,6 +30,11 @@ __all__ = [
     "Cancel",
     "Close",
     "Command",
+    "DecideExtension",
+    "Hold",
+    "RequestExtension",
+    "Resume",
+    "TicketRef",
     "Dispatch",
     "Escalate",
     "Evaluate",
@@ -97,8 +103,13 @@ class _Command(BaseModel):
     actor: Actor
 
 
+# A ticket is named by its id or by its case number (工单编号, ``dispatch.casenumbers``).
+CaseNumber = Annotated[str, Field(pattern=CASE_NO, description="a case number, e.g. XINQI-20261012-00042")]
+TicketRef = Union[UUID, CaseNumber]
+
+
 class _OnTicket(_Command):
-    ticket_id: UUID
+    ticket_id: TicketRef
 
 
 class Reporter(BaseModel):
@@ -196,17 +207,52 @@ class Reopen(_OnTicket):
 
 
 class Escalate(_OnTicket):
-    """督办: one rung up. The watchdog names the missed deadline and the rung."""
+    """督办: the ticket one rung up. The watchdog names the missed deadlines and the rung."""
 
     type: Literal["escalate"] = "escalate"
     deadline: Key = "manual"
+    deadlines: Annotated[list[Key], Field(min_length=1, max_length=50)] | None = None
     rung: Annotated[int, Field(ge=1, le=3)] | None = None
     reason: Text = ""
 
 
 class MarkDuplicate(_OnTicket):
     type: Literal["mark_duplicate"] = "mark_duplicate"
-    original_id: UUID
+    original_id: TicketRef
+
+
+_Reason = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
+
+
+class RequestExtension(_OnTicket):
+    """延期申请: the lead department asks for more time to handle, in the dispatch's time basis."""
+
+    type: Literal["request_extension"] = "request_extension"
+    department: Name
+    minutes: Annotated[int, Field(ge=1, le=366 * 24 * 60)]
+    reason: _Reason
+
+
+class DecideExtension(_OnTicket):
+    """The centre grants (new handling and feedback deadlines) or refuses (with a reason) an extension."""
+
+    type: Literal["decide_extension"] = "decide_extension"
+    approve: bool
+    reason: Text = ""
+
+
+class Hold(_OnTicket):
+    """挂起: the centre stops the ticket's clocks (the work cannot go on for now)."""
+
+    type: Literal["hold"] = "hold"
+    reason: _Reason
+
+
+class Resume(_OnTicket):
+    """恢复: the clocks run again; every deadline still open moves by the time held."""
+
+    type: Literal["resume"] = "resume"
+    note: Text = ""
 
 
 class Cancel(_OnTicket):
@@ -216,14 +262,19 @@ class Cancel(_OnTicket):
 
 
 class Close(_OnTicket):
+    """办结. ``override``: the centre's reason to close a result the reporter found unsatisfactory
+    or unresolved without the rework (返工) the loop asks for."""
+
     type: Literal["close"] = "close"
     note: Text = ""
+    override: Text = ""
 
 
 Command = Annotated[
     Union[
         Report, Accept, FirstContact, Dispatch, Acknowledge, Reject, Handle,
-        Feedback, Evaluate, Reopen, Escalate, MarkDuplicate, Cancel, Close,
+        Feedback, Evaluate, Reopen, Escalate, MarkDuplicate, Cancel, Close, RequestExtension, DecideExtension,
+        Hold, Resume,
     ],
     Field(discriminator="type"),
 ]
@@ -241,7 +292,8 @@ def _describe(error: ValidationError) -> str:
 
 
 _TYPES = {"report", "accept", "first_contact", "dispatch", "acknowledge", "reject", "handle", "feedback",
-          "evaluate", "reopen", "escalate", "mark_duplicate", "cancel", "close"}
+          "evaluate", "reopen", "escalate", "mark_duplicate", "cancel", "close", "request_extension",
+          "decide_extension", "hold", "resume"}
 
 
 def parse_command(data: bytes | str | dict[str, Any]) -> Any:

@@ -36,6 +36,12 @@
         ├── NotLeadDepartment     only the lead department may record the handling
         ├── AlreadyEscalated      this rung was already reached for this deadline
         ├── TopOfLadder           nothing above the district
+        ├── ReworkRequired        closing an unsatisfied/unresolved result without a centre override
+        ├── ReopenNeedsReason     reopening a satisfied, resolved result without a centre reason
+        ├── DuplicateOfEnded      a duplicate of a cancelled or duplicate ticket (no chains, no cycles)
+        ├── ExtensionPending      a second extension request while one awaits the centre
+        ├── NoExtensionPending    deciding an extension nobody asked for
+        ├── AlreadyOnHold, NotOnHold   hold twice, resume what is not held
         └── TimeGoesBackwards     a business time earlier than the ticket's last event
 
 Each error's ``code`` is a stable machine-readable name (used in ``--json`` output
@@ -48,6 +54,13 @@ from __future__ import annotations
 __all__ = [
     "AccountLocked",
     "AlreadyEscalated",
+    "AlreadyOnHold",
+    "DuplicateOfEnded",
+    "ExtensionPending",
+    "NoExtensionPending",
+    "NotOnHold",
+    "ReopenNeedsReason",
+    "ReworkRequired",
     "BackfillNotAllowed",
     "Forbidden",
     "Unauthenticated",
@@ -314,6 +327,34 @@ class AlreadyEscalated(TransitionError):
 
 
 class TopOfLadder(TransitionError):
+    pass
+
+
+class ReworkRequired(IllegalTransition):
+    pass
+
+
+class ReopenNeedsReason(IllegalTransition):
+    pass
+
+
+class DuplicateOfEnded(IllegalTransition):
+    pass
+
+
+class ExtensionPending(IllegalTransition):
+    pass
+
+
+class NoExtensionPending(IllegalTransition):
+    pass
+
+
+class AlreadyOnHold(IllegalTransition):
+    pass
+
+
+class NotOnHold(IllegalTransition):
     pass
 
 

@@ -12,6 +12,7 @@ from dispatch import commands as c
 from dispatch.access import check_claims
 from dispatch.aggregates import Ticket, ticket_id_for
 from dispatch.errors import AlreadyReported, DuplicateCommand, NotYourWhistle
+from dispatch.lifecycle import accept_deadline, dispatch_deadline, open_deadlines
 from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy
 
@@ -22,8 +23,9 @@ class UnitOfWork(Protocol):
     reference: Reference
     sla: SlaPolicy
     vault: Any  # dispatch.vault.Vault: seals a reporter's contact
+    case_numbers: Any  # dispatch.casenumbers.CaseNumbers: draws a report's case number
 
-    def get(self, ticket_id: UUID) -> Ticket: ...
+    def get(self, ticket_id: UUID | str) -> Ticket: ...
     def exists(self, ticket_id: UUID) -> bool: ...
     def add(self, ticket: Ticket) -> None: ...
 
@@ -39,6 +41,12 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         if cmd.external_ref:
             raise AlreadyReported(ticket_id, cmd.external_ref)
         raise DuplicateCommand(f"command {cmd.command_id} was already applied to ticket {ticket_id}")
+    try:
+        centre: Any = uow.sla.centre_deadlines(category.id, priority.id, cmd.occurred_at)
+    except OverflowError:  # a time at the edge of the calendar (only a store from before the time window)
+        centre = None
+    case_no = uow.case_numbers.allocate(place.street.id, cmd.occurred_at, ref.timezone, ticket_id) \
+        if uow.case_numbers is not None else None
     ticket = Ticket(
         id=ticket_id,
         occurred_at=cmd.occurred_at,
@@ -56,6 +64,11 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         external_ref=cmd.external_ref,
         reporter=uow.vault.seal(cmd.reporter.model_dump(exclude_none=True)) if cmd.reporter else None,
         media=list(cmd.media) if cmd.media else None,
+        case_no=case_no,
+        accept_due=centre.accept_due if centre else None,
+        dispatch_due=centre.dispatch_due if centre else None,
+        centre_basis=centre.time_basis if centre else None,
+        provisional=centre.provisional if centre else False,
     )
     uow.add(ticket)
     return ticket
@@ -94,6 +107,7 @@ def dispatch(uow: UnitOfWork, cmd: c.Dispatch) -> Ticket:
         time_basis=due.time_basis,
         escalate_every_minutes=due.escalate_every_minutes,
         reason=cmd.reason,
+        provisional=due.provisional,
     )
     return ticket
 
@@ -113,10 +127,48 @@ def _on_ticket(method: str, *fields: str, department: bool = False) -> Callable[
 
 
 def mark_duplicate(uow: UnitOfWork, cmd: c.MarkDuplicate) -> Ticket:
-    uow.get(cmd.original_id)  # the original must exist
+    original = uow.get(cmd.original_id)  # the original must exist
     ticket = uow.get(cmd.ticket_id)
     check_claims(cmd, ticket)
-    ticket.mark_duplicate(**_base(cmd), original_id=str(cmd.original_id))
+    ticket.mark_duplicate(**_base(cmd), original_id=str(original.id), original_status=original.status)
+    return ticket
+
+
+def escalate(uow: UnitOfWork, cmd: c.Escalate) -> Ticket:
+    ticket = uow.get(cmd.ticket_id)
+    check_claims(cmd, ticket)
+    ticket.escalate(**_base(cmd), deadline=cmd.deadline, deadlines=list(cmd.deadlines) if cmd.deadlines else None,
+                    rung=cmd.rung, reason=cmd.reason)
+    return ticket
+
+
+def decide_extension(uow: UnitOfWork, cmd: c.DecideExtension) -> Ticket:
+    """A granted extension moves the handling and feedback deadlines by the minutes asked,
+    in the dispatch's time basis."""
+    ticket = uow.get(cmd.ticket_id)
+    check_claims(cmd, ticket)
+    dues: dict[str, Any] = {}
+    if cmd.approve and ticket.extension is not None and ticket.handle_due is not None:
+        minutes, basis = ticket.extension["minutes"], ticket.time_basis or "calendar"
+        dues = {"handle_due": uow.sla.extended(basis, ticket.handle_due, minutes),
+                "feedback_due": uow.sla.extended(basis, ticket.feedback_due or ticket.handle_due, minutes)}
+    ticket.decide_extension(**_base(cmd), approve=cmd.approve, reason=cmd.reason, **dues)
+    return ticket
+
+
+def resume(uow: UnitOfWork, cmd: c.Resume) -> Ticket:
+    """Every deadline open when the hold began moves by the time held, in its own time basis."""
+    ticket = uow.get(cmd.ticket_id)
+    check_claims(cmd, ticket)
+    dues: dict[str, Any] = {}
+    if ticket.held_since is not None:
+        for key, due in open_deadlines(ticket).items():  # type: ignore[arg-type]  # a ticket is a state by item
+            basis = (ticket.centre_basis if key in (accept_deadline(), dispatch_deadline()) else ticket.time_basis) \
+                or "calendar"
+            moved = uow.sla.resumed(basis, due, ticket.held_since, cmd.occurred_at)
+            if moved != due:
+                dues[key] = moved
+    ticket.resume(**_base(cmd), dues=dues, note=cmd.note)
     return ticket
 
 
@@ -131,8 +183,12 @@ HANDLERS: dict[type, Callable[[UnitOfWork, Any], Ticket]] = {
     c.Feedback: _on_ticket("give_feedback", "message", "contacted"),
     c.Evaluate: _on_ticket("evaluate", "satisfaction", "resolved", "contacted", "comment", "method"),
     c.Reopen: _on_ticket("reopen", "reason"),
-    c.Escalate: _on_ticket("escalate", "deadline", "rung", "reason"),
+    c.Escalate: escalate,
     c.MarkDuplicate: mark_duplicate,
     c.Cancel: _on_ticket("cancel", "reason"),
-    c.Close: _on_ticket("close", "note"),
+    c.Close: _on_ticket("close", "note", "override"),
+    c.RequestExtension: _on_ticket("request_extension", "minutes", "reason", department=True),
+    c.DecideExtension: decide_extension,
+    c.Hold: _on_ticket("hold", "reason"),
+    c.Resume: resume,
 }

@@ -30,7 +30,8 @@ from typing import Any, Literal, TypedDict, get_args
 from dispatch.ladder import LEVELS
 
 __all__ = ["Call", "Effect", "FIRST_CONTACT_MODES", "FirstContactMode", "LIFECYCLE", "SATISFACTION", "STATUSES",
-           "Satisfaction", "Status", "Step", "TERMINAL", "ack_deadline", "call_id_for", "call_state",
+           "Satisfaction", "Status", "Step", "TERMINAL", "accept_deadline", "ack_deadline", "call_id_for",
+           "call_state", "dispatch_deadline", "needs_rework",
            "feedback_deadline", "fold", "handle_deadline", "new_state", "open_deadlines"]
 
 
@@ -79,8 +80,10 @@ State = MutableMapping[str, Any]
 # "escalate", "close".
 Effect = tuple[str, Any]
 
+# A department may report in on its call until the ticket ends (a cooperating one may be late)
 _ANSWERING = (Status.DISPATCHED, Status.IN_PROGRESS, Status.AWAITING_REDISPATCH, Status.HANDLED,
-              Status.FEEDBACK_GIVEN)
+              Status.FEEDBACK_GIVEN, Status.EVALUATED, Status.REOPENED)
+_WORKING = (Status.DISPATCHED, Status.IN_PROGRESS)
 _OPEN = tuple(s for s in STATUSES if s not in TERMINAL)
 
 
@@ -108,12 +111,17 @@ LIFECYCLE: dict[str, Step] = {
     "Handled": Step("handle", (Status.DISPATCHED, Status.IN_PROGRESS), Status.HANDLED, "处置 handled"),
     "FeedbackGiven": Step("feedback", (Status.HANDLED, Status.FEEDBACK_GIVEN), Status.FEEDBACK_GIVEN,
                           "反馈 feedback given"),
-    "Evaluated": Step("evaluate", (Status.HANDLED, Status.FEEDBACK_GIVEN), Status.EVALUATED, "评价 evaluated"),
+    "Evaluated": Step("evaluate", (Status.FEEDBACK_GIVEN,), Status.EVALUATED, "评价 evaluated"),
     "Reopened": Step("reopen", (Status.EVALUATED,), Status.REOPENED, "返工 reopened"),
     "Escalated": Step("escalate", (), None, "督办 escalated"),
     "MarkedDuplicate": Step("mark_duplicate", (), Status.DUPLICATE, "重复件 marked duplicate"),
     "Cancelled": Step("cancel", (), Status.CANCELLED, "撤销 cancelled"),
     "Closed": Step("close", (Status.EVALUATED,), Status.CLOSED, "办结 closed"),
+    "ExtensionRequested": Step("request_extension", _WORKING, None, "申请延期 extension requested"),
+    "ExtensionGranted": Step("decide_extension", _WORKING, None, "准予延期 extension granted"),
+    "ExtensionRefused": Step("decide_extension", _WORKING, None, "不予延期 extension refused"),
+    "Held": Step("hold", (), None, "挂起 put on hold"),
+    "Resumed": Step("resume", (), None, "恢复 resumed"),
 }
 
 
@@ -124,6 +132,14 @@ def call_id_for(dispatch_no: int, department: str) -> str:
 # The names of a ticket's SLA deadlines (the timeline's clock, the watchdog's Escalate commands).
 def ack_deadline(call_id: str) -> str:
     return f"ack:{call_id}"
+
+
+def accept_deadline() -> str:
+    return "accept"
+
+
+def dispatch_deadline() -> str:
+    return "dispatch"
 
 
 def handle_deadline(dispatch_no: int) -> str:
@@ -139,7 +155,9 @@ def new_state() -> dict[str, Any]:
     return {"status": "", "dispatch_no": 0, "lead": None, "calls": {}, "handled_by": None, "satisfaction": None,
             "level": LEVELS[0], "escalations": [], "closed_at": None, "closed_via": None, "duplicate_of": None,
             "time_basis": None, "handle_due": None, "feedback_due": None, "feedback_at": None,
-            "last_eval_version": None, "last_at": None}
+            "last_eval_version": None, "last_at": None, "resolved": None, "case_no": None, "accept_due": None,
+            "dispatch_due": None, "centre_basis": None, "accepted_at": None, "first_dispatched_at": None,
+            "provisional": False, "held_since": None, "extension": None, "override": None}
 
 
 # -- the fold: one function per event type ---------------------------------------------------------
@@ -151,16 +169,14 @@ def _reported(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
         d.get("external_ref")
     s["reported_at"] = s["last_at"] = at
     s["status"] = Status.REPORTED.value
+    s["case_no"], s["accept_due"], s["dispatch_due"] = d.get("case_no"), d.get("accept_due"), d.get("dispatch_due")
+    s["centre_basis"], s["provisional"] = d.get("centre_basis"), bool(d.get("provisional"))
     return ("report", None)
 
 
-def _to(status: Status, effect: str = "status") -> Callable[[State, Mapping[str, Any], Any, int], Effect]:
-    value = status.value
-
-    def step(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
-        s["status"] = value
-        return (effect, None)
-    return step
+def _accepted(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["status"], s["accepted_at"] = Status.ACCEPTED.value, at
+    return ("status", None)
 
 
 def _closed_at_first_contact(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
@@ -169,13 +185,20 @@ def _closed_at_first_contact(s: State, d: Mapping[str, Any], at: Any, version: i
 
 
 def _closed(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
-    s["status"], s["closed_via"], s["closed_at"] = Status.CLOSED.value, "completed", at
+    s["status"], s["closed_at"] = Status.CLOSED.value, at
+    s["closed_via"] = "override" if d.get("override") else "completed"
+    s["override"] = d.get("override")
     return ("close", None)
 
 
 def _marked_duplicate(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
     s["status"], s["duplicate_of"] = Status.DUPLICATE.value, d["original_id"]
-    return ("status", None)
+    return ("close", None)
+
+
+def _cancelled(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["status"] = Status.CANCELLED.value
+    return ("close", None)
 
 
 def _dispatched(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
@@ -185,7 +208,10 @@ def _dispatched(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect
                   for c in d["calls"]}
     s["status"], s["dispatch_no"], s["lead"] = Status.DISPATCHED.value, d["dispatch_no"], d["lead"]
     s["handle_due"], s["feedback_due"], s["time_basis"] = d["handle_due"], d["feedback_due"], d["time_basis"]
-    s["handled_by"] = s["feedback_at"] = None
+    s["handled_by"] = s["feedback_at"] = s["extension"] = None
+    s["provisional"] = bool(d.get("provisional"))
+    if s["first_dispatched_at"] is None:
+        s["first_dispatched_at"] = at
     return ("dispatch", superseded)
 
 
@@ -216,23 +242,66 @@ def _feedback_given(s: State, d: Mapping[str, Any], at: Any, version: int) -> Ef
 
 def _evaluated(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
     s["status"], s["satisfaction"], s["last_eval_version"] = Status.EVALUATED.value, d["satisfaction"], version
+    s["resolved"] = d["resolved"]
     return ("evaluate", s["handled_by"] or s["lead"])
 
 
 def _reopened(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
-    s["status"], s["satisfaction"] = Status.REOPENED.value, None
+    s["status"], s["satisfaction"], s["resolved"] = Status.REOPENED.value, None, None
     return ("reopen", s["last_eval_version"])
 
 
 def _escalated(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
-    s["escalations"].append(f"{d['deadline']}#{d['rung']}")
-    s["level"] = d["to_level"]
+    """A ticket's level only ever rises: an Escalated event recorded before per-ticket
+    supervision may name a level the ticket already had (it then changes nothing)."""
+    for deadline in d.get("deadlines") or [d["deadline"]]:
+        s["escalations"].append(f"{deadline}#{d['rung']}")
+    if LEVELS.index(d["to_level"]) > LEVELS.index(s["level"]):
+        s["level"] = d["to_level"]
     return ("escalate", None)
+
+
+def _extension_requested(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["extension"] = {"department": d["department"], "minutes": d["minutes"], "reason": d["reason"],
+                      "requested_at": at}
+    return ("extension", None)
+
+
+def _extension_granted(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["extension"] = None
+    s["handle_due"], s["feedback_due"] = d["handle_due"], d["feedback_due"]
+    return ("deadlines", {"handle_due": d["handle_due"], "feedback_due": d["feedback_due"]})
+
+
+def _extension_refused(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["extension"] = None
+    return ("extension", None)
+
+
+def _held(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    s["held_since"] = at
+    return ("hold", None)
+
+
+def _resumed(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
+    """Every deadline still open when the hold began moves by the time held (``dues``)."""
+    s["held_since"] = None
+    dues = d["dues"]
+    for call in s["calls"].values():
+        key = ack_deadline(call["call_id"])
+        if key in dues:
+            call["ack_due"] = dues[key]
+    for key, name in ((handle_deadline(s["dispatch_no"]), "handle_due"),
+                      (feedback_deadline(s["dispatch_no"]), "feedback_due"),
+                      (accept_deadline(), "accept_due"), (dispatch_deadline(), "dispatch_due")):
+        if key in dues:
+            s[name] = dues[key]
+    return ("deadlines", dues)
 
 
 _FOLD: dict[str, Callable[[State, Mapping[str, Any], Any, int], Effect]] = {
     "Reported": _reported,
-    "Accepted": _to(Status.ACCEPTED),
+    "Accepted": _accepted,
     "ClosedAtFirstContact": _closed_at_first_contact,
     "Dispatched": _dispatched,
     "Redispatched": _dispatched,
@@ -244,8 +313,13 @@ _FOLD: dict[str, Callable[[State, Mapping[str, Any], Any, int], Effect]] = {
     "Reopened": _reopened,
     "Escalated": _escalated,
     "MarkedDuplicate": _marked_duplicate,
-    "Cancelled": _to(Status.CANCELLED),
+    "Cancelled": _cancelled,
     "Closed": _closed,
+    "ExtensionRequested": _extension_requested,
+    "ExtensionGranted": _extension_granted,
+    "ExtensionRefused": _extension_refused,
+    "Held": _held,
+    "Resumed": _resumed,
 }
 
 
@@ -267,12 +341,20 @@ def fold(state: State, kind: str, data: Mapping[str, Any], at: Any, version: int
 # -- what follows from a state ----------------------------------------------------------------------
 
 def open_deadlines(state: Mapping[str, Any]) -> dict[str, Any]:
-    """The SLA deadlines still open (key -> due): each unanswered call's acknowledgement
+    """The SLA deadlines still open (key -> due): before the first whistle the centre's own
+    (``accept`` while reported, ``dispatch``); then each unanswered call's acknowledgement
     (``ack:<call_id>``), the lead's handling (``handle:<n>``) and the feedback
     (``feedback:<n>``) of the current dispatch ``n``. A lead's rejection closes both."""
     status = state["status"]
-    if status in TERMINAL or not state["dispatch_no"]:
+    if status in TERMINAL:
         return {}
+    if not state["dispatch_no"]:  # the centre's own deadlines, until its first whistle
+        centre = {}
+        if status == Status.REPORTED and state["accept_due"] is not None:
+            centre[accept_deadline()] = state["accept_due"]
+        if state["dispatch_due"] is not None:
+            centre[dispatch_deadline()] = state["dispatch_due"]
+        return centre
     no = state["dispatch_no"]
     due = {ack_deadline(c["call_id"]): c["ack_due"] for c in state["calls"].values() if c["answer"] is None}
     if status in (Status.DISPATCHED, Status.IN_PROGRESS):
@@ -282,9 +364,14 @@ def open_deadlines(state: Mapping[str, Any]) -> dict[str, Any]:
     return due
 
 
+def needs_rework(state: Mapping[str, Any]) -> bool:
+    """The last evaluation found the result unsatisfactory or the issue unresolved (返工)."""
+    return state["satisfaction"] == "unsatisfied" or state["resolved"] is False
+
+
 def call_state(role: str, answer: str | None, handled: bool = False) -> str:
     """Where a department's call stands on its desk: ``waiting`` for an answer,
     ``to_handle`` (a lead that reported in), or ``done``."""
-    if handled or answer == "rejected" or (answer == "acknowledged" and role != "lead"):
+    if handled or answer in ("rejected", "closed_out") or (answer == "acknowledged" and role != "lead"):
         return "done"
     return "to_handle" if answer == "acknowledged" else "waiting"

@@ -34,6 +34,7 @@ from sqlalchemy import and_, or_, select
 from dispatch.access import may_read, may_view, read_scope, sees_contact, visible_calls
 from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
+from dispatch.caseno import looks_like_case_no
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   street_dashboard)
@@ -110,6 +111,35 @@ def ticket_id(value: str | UUID) -> UUID:
         return UUID(value)
     except ValueError:
         raise TicketNotFound(value) from None
+
+
+def resolve_ticket(runtime: Any, value: str | UUID) -> UUID:
+    """A ticket named as people name it: its id, its case number (工单编号), or a unique
+    prefix of its id (at least 6 hex digits). Raises ``TicketNotFound`` (an ambiguous
+    prefix says how many tickets share it)."""
+    if isinstance(value, UUID):
+        return value
+    text = str(value).strip()
+    try:
+        return UUID(text)
+    except ValueError:
+        pass
+    if looks_like_case_no(text):
+        found = runtime.app.case_numbers.lookup(text) if runtime.app.case_numbers is not None else None
+        if found is None:
+            raise TicketNotFound(f"with case number {text}")
+        return found
+    if re.fullmatch(r"[0-9a-fA-F-]{6,35}", text):
+        catch_up(runtime)
+        tk = t.tickets.c
+        with runtime.engine.connect() as conn:
+            hits = conn.execute(select(tk.ticket_id).where(tk.ticket_id.like(text.lower() + "%")).limit(3)).scalars().all()
+        if len(hits) == 1:
+            return UUID(hits[0])
+        if hits:
+            raise TicketNotFound(f"{text}: that prefix starts {'several' if len(hits) > 2 else 'two'} ticket ids; "
+                                 "give more of it, or the case number")
+    raise TicketNotFound(text)
 
 
 # -- figures ------------------------------------------------------------------------------------------
@@ -191,7 +221,7 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
 def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
     """The ticket named by its id or its outside reference (a 12345 case number), if ``identity`` sees it."""
     try:
-        tid = ticket_id(value)
+        tid = resolve_ticket(runtime, value)
     except TicketNotFound:
         found = tickets(runtime, external_ref=str(value), limit=1)
         if not found:

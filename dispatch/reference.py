@@ -124,6 +124,8 @@ class SlaRule:
     feedback_minutes: int
     time_basis: str  # "calendar" | "working"
     escalate_every_minutes: int  # time between escalation rungs once a deadline is missed
+    accept_minutes: int = 30  # the centre's own deadlines, counted from the report (受理, 派遣)
+    dispatch_minutes: int = 60
 
 
 _T = TypeVar("_T", bound=_Named)
@@ -161,6 +163,10 @@ class Reference:
     # grid id -> its boundary, a GeoJSON Polygon or MultiPolygon in WGS-84 (lon, lat); optional
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     boundaries_sample: bool = False  # made-up boundaries (the bundled sample's)
+    # years whose holidays and 调休 days calendar_overrides gives in full (beyond the holiday table)
+    calendar_years: frozenset[int] = frozenset()
+    # the holiday table in force: the database's (``dispatch.holidays``), attached by bootstrap
+    holidays: Any = None
 
     def grid(self, key: str) -> Grid:
         """By id, by a name only one grid carries, or as ``community/grid name`` (community by id or name)."""
@@ -228,6 +234,7 @@ class Reference:
             "sample": self.sample, "timezone": self.timezone, "working_hours": list(self.working_hours),
             "calendar_overrides": {d.isoformat(): "workday" if on else "holiday"
                                    for d, on in self.calendar_overrides.items()},
+            **({"calendar_years": sorted(self.calendar_years)} if self.calendar_years else {}),
             "districts": [{**named(d), "streets": [street(s) for s in self.streets.values()
                                                    if s.district_id == d.id]}
                           for d in self.districts.values()],
@@ -291,6 +298,8 @@ class _SlaIn(_In):
     feedback_minutes: _Minutes
     time_basis: Literal["calendar", "working"]
     escalate_every_minutes: _Minutes
+    accept_minutes: _Minutes = 30
+    dispatch_minutes: _Minutes = 60
 
 
 class _BoundariesIn(_In):
@@ -307,6 +316,7 @@ class _FileIn(_In):
     timezone: str
     working_hours: list[str]
     calendar_overrides: dict[Any, Any] = {}
+    calendar_years: list[Annotated[int, Field(ge=2000, le=2100)]] = []
     districts: list[_DistrictIn]
     departments: list[_NamedIn]
     priorities: list[_NamedIn]
@@ -432,6 +442,9 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
         earlier = rules.setdefault((r.category, r.priority), rp)
         if earlier != rp:
             raise fail(rp, f"a second rule for ({r.category!r}, {r.priority!r}); the first is {earlier}")
+        if not r.accept_minutes <= r.dispatch_minutes:
+            raise fail(rp, "the centre accepts before it dispatches, so accept_minutes <= dispatch_minutes is "
+                           f"required (got {r.accept_minutes}, {r.dispatch_minutes})")
         if not r.ack_minutes <= r.handle_minutes <= r.feedback_minutes:
             raise fail(rp, "deadlines count from the dispatch, so ack_minutes <= handle_minutes"
                            f" <= feedback_minutes is required (got {r.ack_minutes}, {r.handle_minutes},"
@@ -453,7 +466,8 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
         calendar_overrides=overrides, districts=districts, streets=streets, communities=communities,
         grids=grids, departments=departments, categories=categories, priorities=priorities,
         sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla), boundaries=boundaries,
-        boundaries_sample=bool(doc.boundaries and doc.boundaries.sample))
+        boundaries_sample=bool(doc.boundaries and doc.boundaries.sample),
+        calendar_years=frozenset(doc.calendar_years))
 
 
 # --- limits: a reference file is refused, in seconds and with bounded memory, when it is larger

@@ -16,6 +16,16 @@ History (keep this list; never edit a published step, add the next one):
   lifecycle fold works the call out (the department's call on the current dispatch).
 - ``Reported`` v2: fields ``reporter``, the reporter's sealed contact (``dispatch.vault``),
   and ``media``, the report's photos. A v1 event had neither: ``None``.
+- ``Reported`` v3: ``case_no`` (工单编号), the centre's own deadlines ``accept_due`` and
+  ``dispatch_due`` in ``centre_basis``, and ``provisional`` (a working-time deadline in a
+  year the holiday table does not cover). Before v3 none was recorded: ``None``/``False``
+  (the read side gives such a ticket its legacy number, ``dispatch.casenumbers``; without
+  centre deadlines it counts in neither on-time rate of the centre).
+- ``Dispatched`` and ``Redispatched`` v2: ``provisional`` — ``False`` before.
+- ``Escalated`` v2: ``deadlines``, every missed deadline that caused it (supervision is per
+  ticket): a v1 event named one, ``[deadline]``.
+- ``Closed`` v2: ``override``, the centre's reason for closing a result the reporter found
+  unsatisfactory or unresolved; ``None`` before (no override existed).
 """
 
 from __future__ import annotations
@@ -24,8 +34,9 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
-__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_data", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record",
-           "upcast_reported_v1_v2"]
+__all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_closed_v1_v2", "upcast_data", "upcast_dispatched_v1_v2",
+           "upcast_escalated_v1_v2", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record",
+           "upcast_reported_v1_v2", "upcast_reported_v2_v3"]
 
 EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
 
@@ -48,11 +59,37 @@ def upcast_reported_v1_v2(state: State) -> None:
     state.setdefault("media", None)
 
 
+def upcast_reported_v2_v3(state: State) -> None:
+    """Reported v2 → v3: no case number, no centre deadlines, nothing provisional."""
+    for key in ("case_no", "accept_due", "dispatch_due", "centre_basis"):
+        state.setdefault(key, None)
+    state.setdefault("provisional", False)
+
+
+def upcast_dispatched_v1_v2(state: State) -> None:
+    """Dispatched / Redispatched v1 → v2: every deadline came from a covered year."""
+    state.setdefault("provisional", False)
+
+
+def upcast_escalated_v1_v2(state: State) -> None:
+    """Escalated v1 → v2: the one deadline it named."""
+    state.setdefault("deadlines", [state.get("deadline", "manual")])
+
+
+def upcast_closed_v1_v2(state: State) -> None:
+    """Closed v1 → v2: no override."""
+    state.setdefault("override", None)
+
+
 # event type -> (current class version, the steps in order, each with the field it adds)
 _CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
     "Evaluated": (2, [("method", upcast_evaluated_v1_v2)]),
     "Handled": (2, [("call_id", upcast_handled_v1_v2)]),
-    "Reported": (2, [("reporter", upcast_reported_v1_v2)]),
+    "Reported": (3, [("reporter", upcast_reported_v1_v2), ("case_no", upcast_reported_v2_v3)]),
+    "Dispatched": (2, [("provisional", upcast_dispatched_v1_v2)]),
+    "Redispatched": (2, [("provisional", upcast_dispatched_v1_v2)]),
+    "Escalated": (2, [("deadlines", upcast_escalated_v1_v2)]),
+    "Closed": (2, [("override", upcast_closed_v1_v2)]),
 }
 CURRENT_VERSIONS = {name: version for name, (version, _) in _CHAINS.items()}
 

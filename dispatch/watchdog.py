@@ -1,32 +1,31 @@
 """The SLA watchdog (督办): escalate missed acknowledgement and handling deadlines.
 
-``due_escalations`` is the pure policy: given the open deadlines and the time, the
-Escalate commands still owed (one per rung per deadline; see ``dispatch.ladder``).
-``Watchdog.tick`` reads open deadlines from the read model, submits the commands through
-``app.execute_batch`` and catches the projections up. Command ids are deterministic
-(``watchdog:<ticket>:<deadline>:<rung>``) and the aggregate refuses a rung it has already
-reached, so a repeated or concurrent run adds nothing.
+``due_escalations`` is the pure policy: given the missed deadlines, the tickets' levels and
+the time, the Escalate commands still owed — per ticket, one per rung (see ``dispatch.ladder``),
+each naming every deadline that earned it. ``Watchdog.tick`` reads missed deadlines from the
+read model, submits the commands through ``app.execute_batch`` and catches the projections
+up. Command ids are deterministic (``watchdog:<ticket>:<rung>``) and the aggregate refuses a
+rung the ticket has already reached, so a repeated or concurrent run adds nothing.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from dispatch.lifecycle import ack_deadline, handle_deadline
 from dispatch.commands import Actor, Escalate
 from dispatch.errors import AlreadyEscalated, DuplicateCommand
 from dispatch.ladder import LEVELS, rungs_due
 from dispatch.projections import catch_up
-from dispatch.projections import tables as t
 from dispatch.projections.deadlines import missed_deadlines
 
 __all__ = ["OpenDeadline", "Watchdog", "WATCHDOG_ACTOR", "due_escalations", "open_deadlines"]
@@ -39,43 +38,49 @@ _HARMLESS = (AlreadyEscalated, DuplicateCommand)
 @dataclass(frozen=True)
 class OpenDeadline:
     ticket_id: str
-    key: str  # "ack:<call_id>" or "handle:<dispatch_no>"
+    key: str  # "accept", "dispatch", "ack:<call_id>" or "handle:<dispatch_no>"
     due: datetime
     every_minutes: int
-    reached: frozenset[int] = field(default_factory=frozenset)  # rungs already recorded
+    level: str = LEVELS[0]  # the ticket's escalation level now
 
 
 def due_escalations(deadlines: Sequence[OpenDeadline], now: datetime) -> list[Escalate]:
-    """The Escalate commands owed at ``now``: every earned rung not yet recorded, lowest first."""
+    """The Escalate commands owed at ``now``, per ticket: supervision climbs the ladder one
+    rung per step, each rung once, never past the district. A missed deadline earns rungs
+    with time (``dispatch.ladder.rungs_due``); a ticket owes every rung up to the highest any
+    of its missed deadlines has earned, and each escalation names every deadline that has
+    earned that rung."""
+    by_ticket: dict[str, list[OpenDeadline]] = {}
+    for d in deadlines:
+        by_ticket.setdefault(d.ticket_id, []).append(d)
     commands = []
-    for d in sorted(deadlines, key=lambda d: (d.due, d.ticket_id, d.key)):
-        for rung in range(1, rungs_due(d.due, now, d.every_minutes) + 1):
-            if rung in d.reached:
-                continue
+    for tid, missed in sorted(by_ticket.items(), key=lambda kv: (min(d.due for d in kv[1]), kv[0])):
+        earned = {d.key: rungs_due(d.due, now, d.every_minutes) for d in missed}
+        current = LEVELS.index(missed[0].level)
+        for rung in range(current + 1, max(earned.values()) + 1):
+            causes = sorted((d for d in missed if earned[d.key] >= rung), key=lambda d: (d.due, d.key))
+            keys = [d.key for d in causes]
             commands.append(Escalate(
-                ticket_id=UUID(d.ticket_id), deadline=d.key, rung=rung, occurred_at=now, actor=WATCHDOG_ACTOR,
-                command_id=f"watchdog:{d.ticket_id}:{d.key}:{rung}",
-                reason=f"{d.key} was due {d.due.isoformat()}; escalated to the {LEVELS[rung]}"))
+                ticket_id=UUID(tid), deadline=keys[0], deadlines=keys, rung=rung, occurred_at=now,
+                actor=WATCHDOG_ACTOR, command_id=f"watchdog:{tid}:{rung}",
+                reason=f"{', '.join(keys)} missed (due {causes[0].due.isoformat()}); "
+                       f"escalated to the {LEVELS[rung]}"))
     return commands
 
 
-def open_deadlines(engine: Engine, now: datetime) -> list[OpenDeadline]:
-    """The deadlines missed at ``now`` (``dispatch.projections.deadlines``), with the rungs
-    each has already reached."""
-    missed = missed_deadlines(engine, now)
-    es = t.escalations.c
-    ids = sorted({m.ticket_id for m in missed})
-    reached: dict[tuple[str, str], set[int]] = {}
-    with engine.connect() as conn:
-        for i in range(0, len(ids), 500):
-            for tid, deadline, rung in conn.execute(select(es.ticket_id, es.deadline, es.rung).where(
-                    es.ticket_id.in_(ids[i:i + 500]), es.deadline != "manual")):
-                reached.setdefault((tid, deadline), set()).add(rung)
+def open_deadlines(engine: Engine, now: datetime, reference: Any = None) -> list[OpenDeadline]:
+    """The deadlines missed at ``now`` (``dispatch.projections.deadlines``) with their
+    ticket's level. The centre's own deadlines escalate at their SLA rule's pace (``reference``)."""
     out = []
-    for m in missed:
-        key = ack_deadline(m.call_id) if m.kind == "ack" else handle_deadline(m.dispatch_no)
-        out.append(OpenDeadline(m.ticket_id, key, m.due, m.escalate_every_minutes,
-                                frozenset(reached.get((m.ticket_id, key), ()))))
+    for m in missed_deadlines(engine, now):
+        if m.kind == "ack":
+            key, every = ack_deadline(m.call_id), m.escalate_every_minutes
+        elif m.kind == "handle":
+            key, every = handle_deadline(m.dispatch_no), m.escalate_every_minutes
+        else:
+            key = m.kind
+            every = reference.sla_rule(m.category, m.priority).escalate_every_minutes if reference else 0
+        out.append(OpenDeadline(m.ticket_id, key, m.due, every, m.level))
     return out
 
 
@@ -91,7 +96,7 @@ class Watchdog:
         Escalations are stamped in the reference data's time zone, like every other step."""
         now = (now or self.runtime.clock.now()).astimezone(ZoneInfo(self.runtime.reference.timezone))
         catch_up(self.runtime)
-        commands = due_escalations(open_deadlines(self.runtime.engine, now), now)
+        commands = due_escalations(open_deadlines(self.runtime.engine, now, self.runtime.reference), now)
         if not commands:
             return []
         outcomes = self.submit(commands)

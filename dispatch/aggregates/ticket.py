@@ -20,6 +20,13 @@ from eventsourcing.domain import Aggregate, event
 
 from dispatch.errors import (
     AlreadyEscalated,
+    AlreadyOnHold,
+    DuplicateOfEnded,
+    ExtensionPending,
+    NoExtensionPending,
+    NotOnHold,
+    ReopenNeedsReason,
+    ReworkRequired,
     CallAlreadyAnswered,
     DuplicateCommand,
     IllegalTransition,
@@ -33,9 +40,11 @@ from dispatch.errors import (
     TopOfLadder,
 )
 from dispatch.ladder import LEVELS, TOP_RUNG
-from dispatch.lifecycle import FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold, new_state
-from dispatch.upcasting import (EVALUATION_METHODS, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
-                                 upcast_reported_v1_v2)
+from dispatch.lifecycle import (FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold,
+                                needs_rework, new_state)
+from dispatch.upcasting import (EVALUATION_METHODS, upcast_closed_v1_v2, upcast_dispatched_v1_v2,
+                                 upcast_escalated_v1_v2, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
+                                 upcast_reported_v1_v2, upcast_reported_v2_v3)
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
@@ -55,7 +64,8 @@ def ticket_id_for(*, external_ref: str | None = None, channel: str = "", command
 
 class Ticket(Aggregate):
     # v2: the lifecycle state gained ``feedback_at`` (snapshots taken before it: ``upcast_v1_v2``)
-    class_version = 2
+    # v3: ``resolved``, the case number, the centre's deadlines, holds, extensions, overrides
+    class_version = 3
 
     class Event(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
@@ -95,6 +105,17 @@ class Ticket(Aggregate):
         closed_at: datetime | None
         closed_via: str | None
         duplicate_of: str | None
+        resolved: bool | None
+        case_no: str | None
+        accept_due: datetime | None
+        dispatch_due: datetime | None
+        centre_basis: str | None
+        accepted_at: datetime | None
+        first_dispatched_at: datetime | None
+        provisional: bool
+        held_since: datetime | None
+        extension: dict[str, Any] | None
+        override: str | None
         command_ids: list[str]
 
     # a ticket is a lifecycle state by item too (the relay folds onto one it loaded)
@@ -109,13 +130,21 @@ class Ticket(Aggregate):
         """A snapshot taken before v2: no feedback time known (the feedback deadline counts as open)."""
         state.setdefault("feedback_at", None)
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot taken before v3: the new state keys at their starting values (a ticket
+        reported before v3 has no case number in its events: ``dispatch.casenumbers``)."""
+        for key, value in new_state().items():
+            state.setdefault(key, value)
+
     # ------------------------------------------------------------------ report
     class Reported(Aggregate.Created, Event):
         """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.vault``: ``{"key",
         "data"}``) or None; and ``media``: the report's photos (``file:<sha256>.jpg`` kept by
-        ``dispatch web``, or URLs) or None. The lifecycle state holds neither (snapshots are unchanged)."""
+        ``dispatch web``, or URLs) or None. The lifecycle state holds neither (snapshots are unchanged).
+        v3 added ``case_no``, ``accept_due``/``dispatch_due`` in ``centre_basis`` and ``provisional``."""
 
-        class_version = 2
+        class_version = 3
         occurred_at: datetime
         actor: Actor
         command_id: str | None
@@ -131,10 +160,19 @@ class Ticket(Aggregate):
         external_ref: str | None
         reporter: dict[str, str] | None
         media: list[str] | None
+        case_no: str | None
+        accept_due: datetime | None
+        dispatch_due: datetime | None
+        centre_basis: str | None
+        provisional: bool
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             upcast_reported_v1_v2(state)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            upcast_reported_v2_v3(state)
 
     @event(Reported)
     def __init__(
@@ -156,6 +194,11 @@ class Ticket(Aggregate):
         external_ref: str | None,
         reporter: dict[str, str] | None,
         media: list[str] | None,
+        case_no: str | None,
+        accept_due: datetime | None,
+        dispatch_due: datetime | None,
+        centre_basis: str | None,
+        provisional: bool,
     ) -> None:
         self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
         self.command_ids: list[str] = []
@@ -230,8 +273,10 @@ class Ticket(Aggregate):
         escalate_every_minutes: int,
         command_id: str | None = None,
         reason: str = "",
+        provisional: bool = False,
     ) -> None:
-        """Blow the whistle: a call to the lead department and each cooperating one."""
+        """Blow the whistle: a call to the lead department and each cooperating one.
+        ``provisional``: a working-time deadline falls in a year the holiday table does not cover."""
         self._check(occurred_at, command_id)
         self._require("Dispatched", IllegalTransition, "dispatch")
         if lead in cooperating:
@@ -255,6 +300,7 @@ class Ticket(Aggregate):
             feedback_due=feedback_due,
             time_basis=time_basis,
             escalate_every_minutes=escalate_every_minutes,
+            provisional=provisional,
         )
         if no == 1:
             self._dispatched(**kwargs)
@@ -342,9 +388,13 @@ class Ticket(Aggregate):
         )
 
     def reopen(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
-        """An unsatisfied result sends the ticket back for another dispatch (返工)."""
+        """返工: an unsatisfactory or unresolved result goes back for another dispatch; a result
+        the reporter accepted is reopened only with the centre's reason."""
         self._check(occurred_at, command_id)
         self._require("Reopened", TicketNotEvaluated, "reopen")
+        if not needs_rework(self) and not reason.strip():  # type: ignore[arg-type]
+            raise ReopenNeedsReason(f"ticket {self.id} was evaluated {self.satisfaction} and resolved; "
+                                    "reopening it needs the centre's reason")
         self._reopened(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
 
     def escalate(
@@ -353,37 +403,47 @@ class Ticket(Aggregate):
         occurred_at: datetime,
         actor: Actor,
         deadline: str = "manual",
+        deadlines: list[str] | None = None,
         rung: int | None = None,
         reason: str = "",
         command_id: str | None = None,
     ) -> None:
-        """督办: one rung up the ladder. Each rung is reached once per deadline."""
+        """督办: the ticket one rung up the ladder (grid → community → street → district),
+        never two at once and never past the top. ``deadlines``: every missed deadline that
+        caused it (the watchdog's); ``rung`` (optional) is the rung asked for, refused when the
+        ticket is already there."""
         self._check(occurred_at, command_id)
         current = LEVELS.index(self.level)
-        if rung is None:
-            rung = current + 1
-        if rung > TOP_RUNG or (deadline == "manual" and current >= TOP_RUNG):
+        if rung is not None and rung <= current:
+            raise AlreadyEscalated(f"ticket {self.id} is already at the {LEVELS[current]}")
+        if current >= TOP_RUNG:
             raise TopOfLadder(f"ticket {self.id} is already at the {LEVELS[TOP_RUNG]}")
-        if rung < 1:
-            raise IllegalTransition(f"rung {rung} is not above the grid")
-        if f"{deadline}#{rung}" in self.escalations:
-            raise AlreadyEscalated(f"ticket {self.id} already reached the {LEVELS[rung]} for {deadline}")
+        if rung is not None and rung != current + 1:
+            raise IllegalTransition(f"ticket {self.id} is at the {LEVELS[current]}: the next rung is the "
+                                    f"{LEVELS[current + 1]}, not the {LEVELS[min(rung, TOP_RUNG)]}")
+        named = list(deadlines) if deadlines else [deadline]
         self._escalated(
             occurred_at=occurred_at,
             actor=actor,
             command_id=command_id,
-            deadline=deadline,
-            rung=rung,
+            deadline=named[0],
+            deadlines=named,
+            rung=current + 1,
             from_level=self.level,
-            to_level=LEVELS[max(rung, current)],
+            to_level=LEVELS[current + 1],
             reason=reason,
         )
 
-    def mark_duplicate(self, *, occurred_at: datetime, actor: Actor, original_id: str, command_id: str | None = None) -> None:
-        """重复件: this report repeats an earlier ticket."""
+    def mark_duplicate(self, *, occurred_at: datetime, actor: Actor, original_id: str, original_status: str,
+                       command_id: str | None = None) -> None:
+        """重复件: this report repeats an earlier ticket, which must itself be live or done —
+        not cancelled and not a duplicate (so there are no chains and no cycles)."""
         self._check(occurred_at, command_id)
         if original_id == str(self.id):
             raise IllegalTransition("a ticket cannot duplicate itself")
+        if original_status in ("cancelled", "duplicate"):
+            raise DuplicateOfEnded(f"ticket {original_id} is {original_status}: mark this one a duplicate of "
+                                   "the ticket that carries the work")
         self._marked_duplicate(occurred_at=occurred_at, actor=actor, command_id=command_id, original_id=original_id)
 
     def cancel(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
@@ -392,11 +452,73 @@ class Ticket(Aggregate):
             raise IllegalTransition("a cancellation needs a reason")
         self._cancelled(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
 
-    def close(self, *, occurred_at: datetime, actor: Actor, note: str = "", command_id: str | None = None) -> None:
-        """办结."""
+    def close(self, *, occurred_at: datetime, actor: Actor, note: str = "", override: str = "",
+              command_id: str | None = None) -> None:
+        """办结. After an unsatisfied or unresolved evaluation the loop says 返工 (reopen); closing
+        anyway takes the centre's ``override`` reason, recorded in the event."""
         self._check(occurred_at, command_id)
         self._require("Closed", TicketNotEvaluated, "close")
-        self._closed(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note)
+        rework = needs_rework(self)  # type: ignore[arg-type]  # a ticket is a state by item
+        if rework and not override.strip():
+            raise ReworkRequired(f"ticket {self.id} was evaluated {self.satisfaction}"
+                                 f"{'' if self.resolved is not False else ', unresolved'}: reopen it (返工), or "
+                                 "close it with the centre's override and its reason")
+        if override.strip() and not rework:
+            raise IllegalTransition(f"ticket {self.id} was evaluated {self.satisfaction} and resolved: "
+                                    "close it without an override")
+        self._closed(occurred_at=occurred_at, actor=actor, command_id=command_id, note=note,
+                     override=override.strip() or None)
+
+    def request_extension(self, *, occurred_at: datetime, actor: Actor, department: str, minutes: int, reason: str,
+                          command_id: str | None = None) -> None:
+        """延期申请: the lead department asks for ``minutes`` more (in the dispatch's time basis)."""
+        self._check(occurred_at, command_id)
+        self._require("ExtensionRequested", TicketNotDispatched, "extend")
+        if department != self.lead:
+            raise NotLeadDepartment(f"only the lead department {self.lead} asks to extend ticket {self.id}")
+        if self.extension is not None:
+            raise ExtensionPending(f"{self.extension['department']} already asked to extend ticket {self.id}; "
+                                   "the centre has not decided yet")
+        if minutes <= 0 or not reason.strip():
+            raise IllegalTransition("an extension needs a positive number of minutes and a reason")
+        self._extension_requested(occurred_at=occurred_at, actor=actor, command_id=command_id,
+                                  department=department, minutes=minutes, reason=reason)
+
+    def decide_extension(self, *, occurred_at: datetime, actor: Actor, approve: bool, reason: str = "",
+                         handle_due: datetime | None = None, feedback_due: datetime | None = None,
+                         command_id: str | None = None) -> None:
+        """The centre grants an extension (new handling and feedback deadlines) or refuses it."""
+        self._check(occurred_at, command_id)
+        if self.extension is None:
+            raise NoExtensionPending(f"nobody asked to extend ticket {self.id}")
+        self._require("ExtensionGranted", TicketNotDispatched, "extend")
+        if approve:
+            if handle_due is None or feedback_due is None:
+                raise IllegalTransition("a granted extension needs its new deadlines")
+            self._extension_granted(occurred_at=occurred_at, actor=actor, command_id=command_id,
+                                    minutes=self.extension["minutes"], handle_due=handle_due,
+                                    feedback_due=feedback_due, reason=reason)
+        else:
+            if not reason.strip():
+                raise IllegalTransition("refusing an extension needs a reason")
+            self._extension_refused(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
+
+    def hold(self, *, occurred_at: datetime, actor: Actor, reason: str, command_id: str | None = None) -> None:
+        """挂起: the centre stops the clocks (the work cannot go on for now)."""
+        self._check(occurred_at, command_id)
+        if self.held_since is not None:
+            raise AlreadyOnHold(f"ticket {self.id} is on hold since {self.held_since.isoformat()}")
+        if not reason.strip():
+            raise IllegalTransition("a hold needs a reason")
+        self._held(occurred_at=occurred_at, actor=actor, command_id=command_id, reason=reason)
+
+    def resume(self, *, occurred_at: datetime, actor: Actor, dues: dict[str, datetime], note: str = "",
+               command_id: str | None = None) -> None:
+        """恢复: the clocks run again; ``dues`` are the open deadlines moved by the time held."""
+        self._check(occurred_at, command_id)
+        if self.held_since is None:
+            raise NotOnHold(f"ticket {self.id} is not on hold")
+        self._resumed(occurred_at=occurred_at, actor=actor, command_id=command_id, dues=dues, note=note)
 
     # ------------------------------------------------------------------ events
     # Each method declares one event's fields; ``Event.apply`` folds it (``dispatch.lifecycle``).
@@ -410,16 +532,48 @@ class Ticket(Aggregate):
     ) -> None:
         pass
 
-    @event("Dispatched")
+    class Dispatched(Event):
+        """v2 added ``provisional`` (a working-time deadline in a year the holiday table does not cover)."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        dispatch_no: int
+        lead: str
+        cooperating: list[str]
+        calls: list[dict[str, Any]]
+        handle_due: datetime
+        feedback_due: datetime
+        time_basis: str
+        escalate_every_minutes: int
+        provisional: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_dispatched_v1_v2(state)
+
+    class Redispatched(Dispatched):
+        """v2 added ``provisional``, as ``Dispatched``."""
+
+        class_version = 2
+        reason: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_dispatched_v1_v2(state)
+
+    @event(Dispatched)
     def _dispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                     cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
-                    feedback_due: datetime, time_basis: str, escalate_every_minutes: int) -> None:
+                    feedback_due: datetime, time_basis: str, escalate_every_minutes: int, provisional: bool) -> None:
         pass
 
-    @event("Redispatched")
+    @event(Redispatched)
     def _redispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                       cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
-                      feedback_due: datetime, time_basis: str, escalate_every_minutes: int, reason: str) -> None:
+                      feedback_due: datetime, time_basis: str, escalate_every_minutes: int, provisional: bool,
+                      reason: str) -> None:
         pass
 
     @event("Acknowledged")
@@ -483,9 +637,27 @@ class Ticket(Aggregate):
     def _reopened(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
         pass
 
-    @event("Escalated")
-    def _escalated(self, occurred_at: datetime, actor: Actor, command_id: str | None, deadline: str, rung: int,
-                   from_level: str, to_level: str, reason: str) -> None:
+    class Escalated(Event):
+        """v2 names every missed deadline that caused it (``deadlines``)."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        deadline: str
+        deadlines: list[str]
+        rung: int
+        from_level: str
+        to_level: str
+        reason: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_escalated_v1_v2(state)
+
+    @event(Escalated)
+    def _escalated(self, occurred_at: datetime, actor: Actor, command_id: str | None, deadline: str,
+                   deadlines: list[str], rung: int, from_level: str, to_level: str, reason: str) -> None:
         pass
 
     @event("MarkedDuplicate")
@@ -497,6 +669,45 @@ class Ticket(Aggregate):
     def _cancelled(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
         pass
 
-    @event("Closed")
-    def _closed(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str) -> None:
+    class Closed(Event):
+        """v2 added ``override``: the centre's reason for closing without the rework the
+        evaluation asked for (None: an ordinary close)."""
+
+        class_version = 2
+        occurred_at: datetime
+        actor: Actor
+        command_id: str | None
+        note: str
+        override: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_closed_v1_v2(state)
+
+    @event(Closed)
+    def _closed(self, occurred_at: datetime, actor: Actor, command_id: str | None, note: str,
+                override: str | None) -> None:
+        pass
+
+    @event("ExtensionRequested")
+    def _extension_requested(self, occurred_at: datetime, actor: Actor, command_id: str | None, department: str,
+                             minutes: int, reason: str) -> None:
+        pass
+
+    @event("ExtensionGranted")
+    def _extension_granted(self, occurred_at: datetime, actor: Actor, command_id: str | None, minutes: int,
+                           handle_due: datetime, feedback_due: datetime, reason: str) -> None:
+        pass
+
+    @event("ExtensionRefused")
+    def _extension_refused(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
+        pass
+
+    @event("Held")
+    def _held(self, occurred_at: datetime, actor: Actor, command_id: str | None, reason: str) -> None:
+        pass
+
+    @event("Resumed")
+    def _resumed(self, occurred_at: datetime, actor: Actor, command_id: str | None, dues: dict[str, datetime],
+                 note: str) -> None:
         pass

@@ -18,6 +18,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Connection, Engine, select, text
 
+from dispatch.caseno import legacy_case_no
 from dispatch.lifecycle import fold, new_state
 from dispatch.projections import tables as t
 from dispatch.projections.decode import paused_gc
@@ -62,12 +63,54 @@ class _Batch:
         self.escalations: list[tuple[Any, ...]] = []
         self.reopens: list[tuple[Any, ...]] = []
         self.quarantined: list[tuple[Any, ...]] = []
+        self.closed_out: list[tuple[Any, ...]] = []  # (closed_out_at, ticket_id)
+        self.due_changes: list[tuple[str, int, dict[str | None, dict[str, Any]]]] = []
 
 
 
 # Each effect of ``dispatch.lifecycle.fold`` as rows: (batch, record, ticket row after the fold,
 # the event's stored time, the effect's detail). The fold alone decides the ticket's state.
 Handler = Callable[[_Batch, EventRecord, dict[str, Any], Any, Any], None]
+
+
+def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
+    d, db_time = r.data, b.db_time
+    row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
+    row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
+
+
+def _closed(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
+    """The ticket ended: its unanswered calls are closed out (they leave every work list)."""
+    tid = row["ticket_id"]
+    for call in b.ticket_calls.get(tid, ()):
+        if call["superseded_at"] is None and call["answer"] is None and call["closed_out_at"] is None:
+            call["closed_out_at"] = at
+    b.closed_out.append((at, tid))
+
+
+def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: Any) -> None:
+    """An extension or a resume moved deadlines: the calls of the current dispatch follow."""
+    tid, no, db_time = row["ticket_id"], row["dispatch_no"], b.db_time
+    for name in ("accept_due", "dispatch_due"):
+        if name in dues or name.replace("_due", "") in dues:
+            row[name] = db_time(dues.get(name) or dues.get(name.replace("_due", "")))
+    changes: dict[str | None, dict[str, Any]] = {}
+    for key, due in dues.items():
+        if key.startswith("ack:"):
+            changes.setdefault(key[4:], {})["ack_due"] = due
+        elif key in ("handle_due", "feedback_due"):
+            changes.setdefault(None, {})[key] = due
+        elif key.startswith(("handle:", "feedback:")):
+            changes.setdefault(None, {})[key.split(":")[0] + "_due"] = due
+    if not changes or not no:
+        return
+    for call in b.ticket_calls.get(tid, ()):  # a call of this batch: changed in memory
+        if call["dispatch_no"] != no:
+            continue
+        for call_id, columns in changes.items():
+            if call_id == call["call_id"] or (call_id is None and call["role"] == "lead"):
+                call.update({k: db_time(v) for k, v in columns.items()})
+    b.due_changes.append((tid, no, changes))
 
 
 def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previous: Any) -> None:
@@ -86,7 +129,7 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
             "department": c["department"], "role": c["role"], "dispatched_at": at,
             "ack_due": db_time(c["ack_due"]), "answer": None, "answered_at": None,
             "handle_due": handle_due if lead else None, "feedback_due": feedback_due if lead else None,
-            "handled_at": None, "superseded_at": None, "time_basis": d["time_basis"],
+            "handled_at": None, "superseded_at": None, "closed_out_at": None, "time_basis": d["time_basis"],
             "escalate_every_minutes": d["escalate_every_minutes"]}
         old = b.calls.get((tid, c["call_id"]))
         if old is not None:
@@ -133,13 +176,15 @@ def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, ev: Any) 
 
 def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
     d = r.data
-    b.escalations.append((row["ticket_id"], r.version, at, d["deadline"], d["rung"], d["from_level"],
+    deadlines = ",".join(d.get("deadlines") or [d["deadline"]])[:200]
+    b.escalations.append((row["ticket_id"], r.version, at, deadlines, d["rung"], d["from_level"],
                           d["to_level"], (d.get("actor") or {}).get("role")))
 
 
 EFFECTS: dict[str, Handler | None] = {  # None: the ticket row (written anyway) is all it changes
-    "report": None, "status": None, "close": None, "dispatch": _dispatched, "answer": _answered,
+    "report": _reported, "status": None, "close": _closed, "dispatch": _dispatched, "answer": _answered,
     "handle": _handled, "evaluate": _evaluated, "reopen": _reopened, "escalate": _escalated,
+    "extension": None, "hold": None, "deadlines": _deadlines,
 }
 
 
@@ -151,7 +196,8 @@ def _restore(row: dict[str, Any]) -> None:
     """A ticket row read back from the table, as a lifecycle state: the parts of the state the
     table does not keep start empty (the fold only needs its current dispatch and lead)."""
     if "calls" not in row:
-        row.update(calls={}, escalations=[], closed_via=None, duplicate_of=None, handle_due=None,
+        row.update(calls={}, escalations=[], duplicate_of=None, handle_due=None, extension=None, resolved=None,
+                   override=None,
                    feedback_due=None, feedback_at=None, location=None)
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from dispatch.aggregates.ticket import TERMINAL
 from dispatch.ladder import LEVELS
 from dispatch.projections.facts import Facts, load_facts
-from dispatch.projections.figures import Settings, Window, evaluation_figures, latest_evaluations, on_or_before
+from dispatch.projections.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
+                                          latest_evaluations, on_or_before)
 from dispatch.reference import Reference
 
 __all__ = ["community_dashboard", "street_dashboard", "summarize"]
@@ -24,7 +25,7 @@ def summarize(facts: Facts, ticket_ids: set[str], window: Window, settings: Sett
     is_open = {tk.ticket_id: tk.state not in TERMINAL for tk in tickets}
     reported = [tk for tk in tickets if window.contains(tk.reported_at)]
     current = [c for c in facts.calls if c.ticket_id in ticket_ids and c.superseded_at is None and is_open[c.ticket_id]]
-    escalated = [e for e in facts.escalations if e.ticket_id in ticket_ids and window.contains(e.at)]
+    escalated = [e for e in facts.escalations if e.ticket_id in ticket_ids and e.raised and window.contains(e.at)]
     evaluations = [e for e in facts.evaluations if e.ticket_id in ticket_ids]
     by_state = Counter(tk.state for tk in tickets if is_open[tk.ticket_id])
     return {
@@ -40,6 +41,8 @@ def summarize(facts: Facts, ticket_ids: set[str], window: Window, settings: Sett
         "escalations": len(escalated),
         "escalations_by_level": {lvl: sum(1 for e in escalated if e.to_level == lvl) for lvl in LEVELS[1:]},
         "open_above_grid": sum(1 for tk in tickets if is_open[tk.ticket_id] and tk.level != LEVELS[0]),
+        **centre_figures(tickets, window, as_of),
+        **first_contact_figures(tickets, window),
         **evaluation_figures(latest_evaluations(evaluations), evaluations, window, settings),
     }
 

@@ -1,7 +1,10 @@
 """Missed deadlines, from the read model: the one definition the watchdog escalates and the
 overdue list shows (``docs/figures.md``: ``ack_overdue`` / ``handle_overdue`` count the same).
 
-On an open ticket's current dispatch (calls not superseded by a redispatch):
+On an open ticket that is not on hold (挂起 stops its clocks):
+- ``accept``: still reported (not accepted), past the centre's accept deadline;
+- ``dispatch``: never dispatched yet, past the centre's dispatch deadline;
+and on its current dispatch (calls not superseded by a redispatch):
 - ``ack``: a call not answered, past its report-in deadline;
 - ``handle``: a lead call not rejected and not handled, past its handling deadline.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import tables as t
@@ -22,11 +25,11 @@ __all__ = ["MissedDeadline", "missed_deadlines"]
 @dataclass(frozen=True)
 class MissedDeadline:
     ticket_id: str
-    call_id: str
+    call_id: str  # "" for the centre's own deadlines
     dispatch_no: int
-    department: str
-    role: str
-    kind: str  # "ack" or "handle"
+    department: str  # "" for the centre's own deadlines
+    role: str  # "lead", "cooperating" or "centre"
+    kind: str  # "accept", "dispatch", "ack" or "handle"
     due: datetime
     time_basis: str | None
     escalate_every_minutes: int
@@ -36,6 +39,7 @@ class MissedDeadline:
     community: str
     grid: str
     category: str
+    priority: str = ""
 
 
 def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None, community: str | None = None,
@@ -49,14 +53,17 @@ def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None
                          c.handle_due < now)
     query = (select(c.ticket_id, c.call_id, c.dispatch_no, c.department, c.role, c.answer, c.ack_due, c.handle_due,
                     c.handled_at, c.time_basis, c.escalate_every_minutes, tk.level, tk.status, tk.street,
-                    tk.community, tk.grid, tk.category)
+                    tk.community, tk.grid, tk.category, tk.priority)
              .join(t.tickets, tk.ticket_id == c.ticket_id)
-             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), or_(missed_ack, missed_handle)))
+             .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), tk.held_since.is_(None),
+                    or_(missed_ack, missed_handle)))
     for column, value in ((tk.street, street), (tk.community, community), (c.department, department)):
         if value is not None:
             query = query.where(column == value)
     out = []
     with engine.connect() as conn:
+        if department is None:
+            out += _missed_by_centre(conn, now, street, community)
         for r in conn.execute(query):
             kinds = []
             if r.answer is None and r.ack_due < now:
@@ -65,6 +72,28 @@ def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None
                 kinds.append(("handle", r.handle_due))
             out += [MissedDeadline(r.ticket_id, r.call_id, r.dispatch_no, r.department, r.role, kind, due,
                                    r.time_basis, r.escalate_every_minutes, r.level, r.status, r.street, r.community,
-                                   r.grid, r.category) for kind, due in kinds]
+                                   r.grid, r.category, r.priority) for kind, due in kinds]
     out.sort(key=lambda m: (m.due, m.ticket_id, m.kind, m.call_id))
+    return out
+
+
+def _missed_by_centre(conn: Connection, now: datetime, street: str | None,
+                      community: str | None) -> list[MissedDeadline]:
+    """The centre's own missed deadlines: accept (while reported) and dispatch (before the first
+    whistle). ``escalate_every_minutes`` is 0 here: the SLA rule says it (the watchdog asks it)."""
+    tk = t.tickets.c
+    late_accept = and_(tk.status == "reported", tk.accept_due < now)
+    late_dispatch = and_(tk.status.in_(("reported", "accepted")), tk.dispatch_no == 0, tk.dispatch_due < now)
+    query = select(tk.ticket_id, tk.status, tk.accept_due, tk.dispatch_due, tk.centre_basis, tk.level, tk.street,
+                   tk.community, tk.grid, tk.category, tk.priority).where(
+        tk.held_since.is_(None), or_(late_accept, late_dispatch))
+    for column, value in ((tk.street, street), (tk.community, community)):
+        if value is not None:
+            query = query.where(column == value)
+    out = []
+    for r in conn.execute(query):
+        for kind, due in (("accept", r.accept_due if r.status == "reported" else None), ("dispatch", r.dispatch_due)):
+            if due is not None and due < now:
+                out.append(MissedDeadline(r.ticket_id, "", 0, "", "centre", kind, due, r.centre_basis, 0, r.level,
+                                          r.status, r.street, r.community, r.grid, r.category, r.priority))
     return out

@@ -32,6 +32,11 @@ class TicketFact:
     state: str = "reported"
     closed_at: datetime | None = None
     level: str = LEVELS[0]
+    accept_due: datetime | None = None
+    dispatch_due: datetime | None = None
+    accepted_at: datetime | None = None
+    first_dispatched_at: datetime | None = None
+    closed_via: str | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +56,7 @@ class CallFact:
     superseded_at: datetime | None
     time_basis: str
     escalate_every_minutes: int
+    closed_out_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +78,12 @@ class EscalationFact:
     deadline: str
     rung: int
     to_level: str
+    from_level: str = ""
+
+    @property
+    def raised(self) -> bool:
+        """It moved the ticket up (an escalation recorded before per-ticket supervision may not have)."""
+        return self.from_level != self.to_level
 
 
 @dataclass
@@ -99,21 +111,28 @@ def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
     facts = Facts(as_of=as_of)
     with engine.connect() as conn:
         cols = [tk.ticket_id, tk.grid, tk.community, tk.street, tk.district, tk.category, tk.priority,
-                tk.channel, tk.reported_at, tk.closed_at]
+                tk.channel, tk.reported_at, tk.closed_at, tk.accept_due, tk.dispatch_due, tk.accepted_at,
+                tk.first_dispatched_at, tk.closed_via]
         for row in conn.execute(select(*cols).where(tk.ticket_id.in_(scope))):
+            closed_at = _upto(row.closed_at, as_of)
             facts.tickets[row.ticket_id] = TicketFact(
                 ticket_id=row.ticket_id, grid=row.grid, community=row.community, street=row.street,
                 district=row.district, category=row.category, priority=row.priority, channel=row.channel,
-                reported_at=row.reported_at, closed_at=_upto(row.closed_at, as_of))
+                reported_at=row.reported_at, closed_at=closed_at, accept_due=row.accept_due,
+                dispatch_due=row.dispatch_due, accepted_at=_upto(row.accepted_at, as_of),
+                first_dispatched_at=_upto(row.first_dispatched_at, as_of),
+                closed_via=row.closed_via if closed_at is not None else None)
         st = t.ticket_states.c
         for tid, state in conn.execute(select(st.ticket_id, st.state).where(st.ticket_id.in_(scope), st.at <= as_of)
                                        .order_by(st.ticket_id, st.version)):
             facts.tickets[tid].state = state
         es = t.escalations.c
-        for row in conn.execute(select(es.ticket_id, es.at, es.deadline, es.rung, es.to_level)
+        for row in conn.execute(select(es.ticket_id, es.at, es.deadline, es.rung, es.to_level, es.from_level)
                                 .where(es.ticket_id.in_(scope), es.at <= as_of).order_by(es.ticket_id, es.version)):
-            facts.escalations.append(EscalationFact(*row))
-            facts.tickets[row.ticket_id].level = row.to_level
+            fact = EscalationFact(*row)
+            facts.escalations.append(fact)
+            if fact.raised:
+                facts.tickets[row.ticket_id].level = row.to_level
         c = t.calls.c
         for row in conn.execute(select(t.calls).where(c.ticket_id.in_(scope), c.dispatched_at <= as_of)
                                 .order_by(c.ticket_id, c.dispatch_no, c.call_id)):
@@ -123,7 +142,7 @@ def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
                 m["ticket_id"], m["call_id"], m["dispatch_no"], m["department"], m["role"], m["dispatched_at"],
                 m["ack_due"], m["answer"] if answered else None, answered, m["handle_due"], m["feedback_due"],
                 _upto(m["handled_at"], as_of), _upto(m["superseded_at"], as_of), m["time_basis"],
-                m["escalate_every_minutes"]))
+                m["escalate_every_minutes"], _upto(m["closed_out_at"], as_of)))
         ev = t.evaluations.c
         for row in conn.execute(select(t.evaluations).where(ev.ticket_id.in_(scope), ev.at <= as_of)
                                 .order_by(ev.ticket_id, ev.version)):

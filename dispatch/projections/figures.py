@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dispatch.lifecycle import SATISFACTION
+from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections.facts import CallFact, EvalFact, Facts, TicketFact
 from dispatch.sla import SlaPolicy
 
-__all__ = ["CloseItem", "Settings", "Window", "call_figures", "close_figures", "close_items",
+__all__ = ["CloseItem", "Settings", "Window", "call_figures", "centre_figures", "close_figures", "close_items",
+           "first_contact_figures",
            "evaluation_figures", "handle_figures", "latest_evaluations", "nearest_rank", "on_or_before", "rate"]
 
 
@@ -65,9 +66,15 @@ def _minutes(prefix: str, values: list[float]) -> dict[str, float | None]:
             f"{prefix}_p50": nearest_rank(values, 0.5), f"{prefix}_p90": nearest_rank(values, 0.9)}
 
 
+def _owed(c: CallFact) -> bool:
+    """A call closed out (its ticket ended unanswered) before its report-in deadline was never
+    owed: it leaves both parts of the rate. One closed out after it stays late."""
+    return c.closed_out_at is None or c.closed_out_at > c.ack_due
+
+
 def call_figures(calls: Iterable[CallFact], window: Window, as_of: datetime, policy: SlaPolicy) -> dict[str, Any]:
     """Acknowledgement figures over the calls dispatched in the window (all roles)."""
-    mine = [c for c in calls if window.contains(c.dispatched_at)]
+    mine = [c for c in calls if window.contains(c.dispatched_at) and _owed(c)]
     answered = [c for c in mine if c.answered_at is not None]
     rejected = sum(1 for c in answered if c.answer == "rejected")
     on_time = sum(1 for c in answered if on_or_before(c.answered_at, c.ack_due))
@@ -129,6 +136,49 @@ def close_figures(items: Iterable[CloseItem], window: Window, as_of: datetime) -
     judged = len(closed) + sum(1 for i in mine if i.ticket.closed_at is None and i.deadline < as_of)
     return {"closed_tickets": len(closed), "close_on_time": on_time, "close_late": judged - on_time,
             "close_on_time_rate": rate(on_time, judged)}
+
+
+def centre_figures(tickets: Iterable[TicketFact], window: Window, as_of: datetime) -> dict[str, Any]:
+    """按时立案率 / 按时派遣率 over the tickets reported in the window that carry the centre's
+    deadlines. Accepted = the Accepted step, or a closure at first contact (which deals with
+    the report without one). A ticket not yet accepted (dispatched) is late once its deadline
+    has passed while it still waits; one that ended without needing the step (cancelled, a
+    duplicate, closed at first contact) before its deadline counts in neither part."""
+    mine = [tk for tk in tickets if window.contains(tk.reported_at)]
+    accept_on_time = accept_judged = dispatch_on_time = dispatch_judged = 0
+    for tk in mine:
+        if tk.accept_due is not None:
+            fc = tk.closed_at if (tk.closed_via or "").startswith("first_contact") else None
+            accepted = tk.accepted_at or fc
+            if accepted is not None:
+                accept_judged += 1
+                accept_on_time += accepted <= tk.accept_due
+            elif tk.state == "reported" and tk.accept_due < as_of:
+                accept_judged += 1
+        if tk.dispatch_due is not None:
+            if tk.first_dispatched_at is not None:
+                dispatch_judged += 1
+                dispatch_on_time += tk.first_dispatched_at <= tk.dispatch_due
+            elif tk.state in ("reported", "accepted") and tk.dispatch_due < as_of:
+                dispatch_judged += 1
+    return {"accept_on_time": accept_on_time, "accept_late": accept_judged - accept_on_time,
+            "accept_on_time_rate": rate(accept_on_time, accept_judged),
+            "dispatch_on_time": dispatch_on_time, "dispatch_late": dispatch_judged - dispatch_on_time,
+            "dispatch_on_time_rate": rate(dispatch_on_time, dispatch_judged)}
+
+
+def first_contact_figures(tickets: Iterable[TicketFact], window: Window) -> dict[str, Any]:
+    """首问办结: tickets reported in the window and closed at first contact, by mode, and their
+    share of the tickets reported in the window."""
+    mine = [tk for tk in tickets if window.contains(tk.reported_at)]
+    modes = {m: 0 for m in FIRST_CONTACT_MODES}
+    for tk in mine:
+        if (tk.closed_via or "").startswith("first_contact:"):
+            mode = tk.closed_via.split(":", 1)[1]  # type: ignore[union-attr]
+            modes[mode] = modes.get(mode, 0) + 1
+    total = sum(modes.values())
+    return {"first_contact": total, "first_contact_rate": rate(total, len(mine)),
+            "first_contact_by_mode": modes}
 
 
 def latest_evaluations(evaluations: Iterable[EvalFact]) -> list[EvalFact]:

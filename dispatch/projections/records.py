@@ -20,7 +20,9 @@ from dispatch.upcasting import CURRENT_VERSIONS, upcast_data
 __all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json"]
 
 # Fields that hold business times, wherever they appear in an event's data.
-DATETIME_FIELDS = frozenset({"occurred_at", "ack_due", "handle_due", "feedback_due", "answered_at", "dispatched_at"})
+DATETIME_FIELDS = frozenset({"occurred_at", "ack_due", "handle_due", "feedback_due", "answered_at", "dispatched_at",
+                             "accept_due", "dispatch_due"})
+_TIME_MAPS = frozenset({"dues"})  # a Resumed event's moved deadlines: every value is a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ def record_to_json(record: EventRecord) -> bytes:
 
 def _revive(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
+        if key in _TIME_MAPS:
+            return {k: datetime.fromisoformat(v) if isinstance(v, str) else v for k, v in value.items()}
         return {k: _revive(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_revive(v) for v in value]

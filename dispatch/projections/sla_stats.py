@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from dispatch.errors import DispatchError
 from dispatch.projections.facts import load_facts
-from dispatch.projections.figures import (Settings, Window, call_figures, close_figures, close_items,
+from dispatch.projections.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
                                           evaluation_figures, handle_figures, latest_evaluations)
 from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy
@@ -111,6 +111,9 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
         for label, w in windows:
             figures = {**call_figures(calls, w, as_of, policy), **handle_figures(calls, w, as_of, policy),
                        **close_figures(items, w, as_of), **evaluation_figures(lasts, evals, w, settings)}
+            if by != "department":  # the centre's own steps belong to places, not departments
+                figures |= centre_figures([tk for tk in facts.tickets.values() if attr(tk.ticket_id) == key], w,
+                                          as_of)
             if label is not None and not (figures["dispatched"] or figures["tickets_evaluated"]):
                 continue
             period_info = {} if label is None else {"period": label, "period_start": _iso(w.start), "period_end": _iso(w.end)}
@@ -125,7 +128,27 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
         result["scope"] = {"street": street, "community": community}
     if period is None:
         result["ranking"] = _ranking(rows, by, settings)
+        if by == "department":
+            result["cooperation_ranking"] = _cooperation(facts.calls, window, as_of, policy, reference, settings)
     return result
+
+
+def _cooperation(calls: list[Any], window: Window, as_of: datetime, policy: SlaPolicy, reference: Reference,
+                 settings: Settings) -> list[dict[str, Any]]:
+    """Cooperating departments (吹哨报到's 协办), ranked on their own report-in: on-time rate
+    over their cooperating calls judged in the window (at least ``min_evaluated`` of them),
+    then the mean time to report in."""
+    rows = []
+    for dept in sorted({c.department for c in calls if c.role == "cooperating"}):
+        mine = [c for c in calls if c.role == "cooperating" and c.department == dept]
+        f = call_figures(mine, window, as_of, policy)
+        judged = f["ack_on_time"] + f["ack_late"]
+        if judged >= settings.min_evaluated and f["ack_on_time_rate"] is not None:
+            rows.append({"department": dept, "name": _name(reference, "department", dept), "calls": f["dispatched"],
+                         "judged": judged, "ack_on_time_rate": f["ack_on_time_rate"],
+                         "mtta_minutes_mean": f["mtta_minutes_mean"]})
+    rows.sort(key=lambda r: (-r["ack_on_time_rate"], r["mtta_minutes_mean"] or 0, r["department"]))
+    return [{"rank": n, **r} for n, r in enumerate(rows, 1)]
 
 
 def _ranking(rows: list[dict[str, Any]], by: str, settings: Settings) -> list[dict[str, Any]]:

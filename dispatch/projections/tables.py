@@ -85,6 +85,15 @@ tickets = Table(
     Column("time_basis", String(20)),
     Column("satisfaction", String(40)),
     Column("last_eval_version", Integer),
+    Column("case_no", String(60), index=True),  # 工单编号 (a legacy number for tickets reported before them)
+    Column("accept_due", _T),  # the centre's own deadlines (None: reported before they existed)
+    Column("dispatch_due", _T),
+    Column("centre_basis", String(20)),
+    Column("accepted_at", _T),
+    Column("first_dispatched_at", _T),
+    Column("closed_via", String(60)),  # completed | override | first_contact:<mode>
+    Column("held_since", _T),  # 挂起: the clocks stopped
+    Column("provisional", Boolean),  # a deadline counted in a year the holiday table does not cover
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").
@@ -112,6 +121,7 @@ calls = Table(
     Column("feedback_due", _T),  # lead calls only
     Column("handled_at", _T),  # lead calls only
     Column("superseded_at", _T),  # a later dispatch replaced this call
+    Column("closed_out_at", _T),  # the ticket ended while this call was unanswered
     Column("time_basis", String(20), nullable=False),
     Column("escalate_every_minutes", Integer, nullable=False),
 )

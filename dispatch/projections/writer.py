@@ -24,7 +24,8 @@ from dispatch.projections import tables as t
 __all__ = ["Writer", "writer_for"]
 
 TICKET_MUTABLE = ("status", "closed_at", "last_at", "level", "last_version", "dispatch_no", "lead",
-                  "handled_by", "time_basis", "satisfaction", "last_eval_version")
+                  "handled_by", "time_basis", "satisfaction", "last_eval_version", "accept_due", "dispatch_due",
+                  "accepted_at", "first_dispatched_at", "closed_via", "held_since", "provisional")
 _UTC = timezone.utc
 _CHUNK = 900  # ids per IN (…) on SQLite (its default limit is 32766 variables)
 _PG_MAX_PARAMS = 20_000  # values per statement (the protocol allows 65535; mid-size statements ran best)
@@ -188,6 +189,18 @@ class Writer:
                   b.quarantined)
         self._run(conn, self._update(evaluations, ("reopened_at",), ("ticket_id", "version")),
                   self._last(b.reopened, 1))
+        for tid, dispatch_no, values in b.due_changes:  # extensions and holds: rare, one row each
+            for call_id, columns in values.items():
+                where = [calls.c.ticket_id == tid, calls.c.dispatch_no == dispatch_no]
+                if call_id is not None:
+                    where.append(calls.c.call_id == call_id)
+                else:
+                    where.append(calls.c.role == "lead")
+                conn.execute(calls.update().where(*where).values(**columns))
+        # last: a call answered earlier in this batch is not closed out
+        self._run(conn, self._update(calls, ("closed_out_at",), ("ticket_id",),
+                                     "superseded_at IS NULL AND answer IS NULL AND closed_out_at IS NULL"),
+                  self._first(b.closed_out, 1))
 
     def _first(self, rows: list[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
         """One row per key (the last ``len - n`` values), the first one: what a row-by-row

@@ -143,7 +143,9 @@ class _Story:
                 reopens += 1
                 self.add(self.now + self.centre_delay(30), c.Reopen, reason="群众不满意，返工")
                 continue
-            self.add(self.now + self.centre_delay(60), c.Close, note="办结")
+            # closing an unsatisfactory result without rework takes the centre's override
+            override = "群众不满意，经中心研判办结" if satisfaction == "unsatisfied" else ""
+            self.add(self.now + self.centre_delay(60), c.Close, note="办结", override=override)
             return
 
     def _wrong_department(self) -> str | None:

@@ -101,12 +101,13 @@ class Story:
         self.do(name, "dispatch", dispatched)
 
     def close_loop(self, name: str, dept: str, handled: str, satisfaction: str, evaluated: str, *,
-                   resolved: bool = True, contacted: bool = True, closed: str | None = None) -> None:
+                   resolved: bool = True, contacted: bool = True, closed: str | None = None,
+                   override: str = "") -> None:
         self.do(name, "handle", handled, department=dept)
         self.do(name, "feedback", handled, contacted=contacted)
         self.do(name, "evaluate", evaluated, satisfaction=satisfaction, resolved=resolved, contacted=contacted)
         if closed:
-            self.do(name, "close", closed)
+            self.do(name, "close", closed, **({"override": override} if override else {}))
 
 
 def play(runtime: Runtime) -> dict[str, str]:
@@ -161,11 +162,12 @@ def play(runtime: Runtime) -> dict[str, str]:
     s.do("A8", "acknowledge", "10-10 09:00", department="chengguan")
     s.close_loop("A8", "chengguan", "10-12 09:00", "basically_satisfied", "10-12 10:00", closed="10-12 10:05")
     # A9: 城管 ack 16:45 (15, on time); 环卫 rejects 17:10 (on time, rejected); handled Sat 11:00
-    # (60+150 = 210, on time); unsatisfied and unresolved, but closed without a reopen.
+    # (60+150 = 210, on time); unsatisfied and unresolved, but closed without a reopen: the centre's
+    # override (the reporter asks for what no department may do).
     s.do("A9", "acknowledge", "10-09 16:45", department="chengguan")
     s.do("A9", "reject", "10-09 17:10", department="huanwei", reason="not ours")
     s.close_loop("A9", "chengguan", "10-10 11:00", "unsatisfied", "10-12 09:00", resolved=False,
-                 closed="10-12 09:30")
+                 closed="10-12 09:30", override="诉求超出政策范围，经中心研判办结")
     # A10: nobody answers: two calls acknowledge-overdue, handling overdue (due 10-10 16:30).
 
     # --- ca: facilities (lead 市政 shizheng), urgent = calendar time, dispatched U (holiday 10-03 10:00) ---

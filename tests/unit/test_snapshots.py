@@ -18,7 +18,7 @@ from tests.unit.test_replay_helpers import T0
 
 
 def _long_history(runtime: Runtime) -> UUID:
-    """A ticket bounced between departments and escalated: 40-odd events."""
+    """A ticket bounced between departments, held and resumed each time: 40-odd events."""
     at = T0
     actor = {"role": "centre", "id": "c"}
 
@@ -34,7 +34,8 @@ def _long_history(runtime: Runtime) -> UUID:
     departments = ["chengguan", "huanwei", "zhifa", "shizheng", "wuye", "gongan"]
     for round_, dept in enumerate(departments * 2):
         run("dispatch", ticket_id=tid, lead=dept, cooperating=[])
-        run("escalate", ticket_id=tid, deadline=f"ack:{round_ + 1}:{dept}", rung=1, reason="超时")
+        run("hold", ticket_id=tid, reason="等待产权单位确认")  # 挂起 and 恢复: the deadlines move
+        run("resume", ticket_id=tid)
         run("reject", {"role": "department", "id": "d", "department": dept}, ticket_id=tid, department=dept,
             reason="非本部门职责")
     run("dispatch", ticket_id=tid, lead="chengguan", cooperating=["huanwei"])
@@ -55,8 +56,8 @@ def test_a_snapshot_plus_later_events_equals_a_full_replay(tmp_path: Path) -> No
         ticket = with_snapshots.app.get_ticket(tid)
         assert with_snapshots.app.snapshots is not None
         snapshots = list(with_snapshots.app.snapshots.get(tid))
-        # snapshots at versions 10, 20, 30, 40 and events after the last one
-        assert [s.originator_version for s in snapshots] == [10, 20, 30, 40]
+        # snapshots at versions 10, 20, 30, 40, 50 and events after the last one
+        assert [s.originator_version for s in snapshots] == [10, 20, 30, 40, 50]
         assert ticket.version > snapshots[-1].originator_version
         full = bootstrap(db, env={"DISPATCH_SNAPSHOT_EVERY": "0"})
         try:
@@ -66,7 +67,7 @@ def test_a_snapshot_plus_later_events_equals_a_full_replay(tmp_path: Path) -> No
             full.close()
         assert vars(ticket) == vars(replayed)
         assert ticket.status == "evaluated" and ticket.satisfaction == "basically_satisfied"
-        assert len(ticket.escalations) == 12
+        assert ticket.held_since is None and ticket.dispatch_no == 13  # held and resumed twelve times
     finally:
         with_snapshots.close()
 
@@ -122,7 +123,7 @@ def test_the_command_path_loads_a_ticket_from_its_snapshot_and_the_events_after_
         with monkeypatch.context() as patch:
             patch.setattr(bulk_load, "snapshots_and_events", counting)
             loaded = load_tickets(app.recorder, app.mapper, [tid], app.snapshots.recorder)[tid]
-        assert read == list(range(41, loaded.version + 1))  # only the events after the snapshot at 40
+        assert read == list(range(51, loaded.version + 1))  # only the events after the snapshot at 50
         assert vars(loaded) == vars(load_tickets(app.recorder, app.mapper, [tid])[tid])  # = the whole history
         # and a command goes through it: the next step lands on the right version
         outcome = app.execute(parse_command({

@@ -35,7 +35,8 @@ def new_ticket(**kw: object) -> Ticket:
     fields = dict(id=uuid4(), occurred_at=T0, actor={"role": "supervisor", "id": "w1"}, command_id=None,
                   grid="g1", community="c1", street="s1", district="d1", category="city_appearance",
                   priority="normal", channel="patrol", description="垃圾焚烧",
-                  location=None, external_ref=None, reporter=None, media=None)
+                  location=None, external_ref=None, reporter=None, media=None, case_no=None, accept_due=None, dispatch_due=None,
+                  centre_basis=None, provisional=False)
     fields.update(kw)
     return Ticket(**fields)  # type: ignore[arg-type]
 
@@ -143,6 +144,7 @@ def test_evaluating_before_handling_is_refused() -> None:
 def test_an_unsatisfied_evaluation_reopens_for_another_dispatch() -> None:
     t = new_ticket()
     through_handling(t)
+    t.give_feedback(occurred_at=at(70), actor=CENTRE, message="已处理", contacted=True)
     t.evaluate(occurred_at=at(80), actor=CENTRE, satisfaction="unsatisfied", resolved=False, contacted=True)
     t.reopen(occurred_at=at(81), actor=CENTRE, reason="垃圾仍在")
     assert t.status == "reopened"
@@ -164,12 +166,13 @@ def test_nothing_happens_after_a_ticket_ends(ending: str) -> None:
     t = new_ticket()
     if ending == "close":
         through_handling(t)
+        t.give_feedback(occurred_at=at(70), actor=CENTRE, message="已处理", contacted=True)
         t.evaluate(occurred_at=at(80), actor=CENTRE, satisfaction="satisfied", resolved=True, contacted=True)
         t.close(occurred_at=at(90), actor=CENTRE)
     elif ending == "cancel":
         t.cancel(occurred_at=at(5), actor=CENTRE, reason="误报")
     elif ending == "duplicate":
-        t.mark_duplicate(occurred_at=at(5), actor=CENTRE, original_id=str(uuid4()))
+        t.mark_duplicate(occurred_at=at(5), actor=CENTRE, original_id=str(uuid4()), original_status="reported")
     else:
         t.close_at_first_contact(occurred_at=at(5), actor=CENTRE, mode="tell_the_path")
     before = events(t)

@@ -26,7 +26,7 @@ ALLOWED_FROM = {
     "Redispatched": {"reopened", "awaiting_redispatch"},
     "Handled": {"in_progress"},
     "FeedbackGiven": {"handled", "feedback_given"},
-    "Evaluated": {"handled", "feedback_given"},
+    "Evaluated": {"feedback_given"},  # 上报—处理—反馈—评价: no evaluation without feedback
     "Reopened": {"evaluated"},
     "Closed": {"evaluated"},
 }
@@ -52,9 +52,10 @@ def apply(t: Ticket, action: str, department: str, minutes: int, lead: str) -> N
                                        resolved=False, contacted=True),
         "reopen": lambda: t.reopen(occurred_at=when, actor=CENTRE, reason="again"),
         "escalate": lambda: t.escalate(occurred_at=when, actor=CENTRE),
-        "duplicate": lambda: t.mark_duplicate(occurred_at=when, actor=CENTRE, original_id="other"),
+        "duplicate": lambda: t.mark_duplicate(occurred_at=when, actor=CENTRE, original_id="other",
+                                              original_status="reported"),
         "cancel": lambda: t.cancel(occurred_at=when, actor=CENTRE, reason="void"),
-        "close": lambda: t.close(occurred_at=when, actor=CENTRE),
+        "close": lambda: t.close(occurred_at=when, actor=CENTRE, override="中心研判办结" if minutes % 2 else ""),
     }
     calls[action]()
 

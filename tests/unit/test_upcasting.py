@@ -132,6 +132,7 @@ def test_the_aggregate_refuses_an_unknown_method() -> None:
 
     ticket = new_ticket()
     through_handling(ticket)
+    ticket.give_feedback(occurred_at=at(90), actor=CENTRE, message="", contacted=True)
     with pytest.raises(IllegalTransition):
         ticket.evaluate(occurred_at=at(100), actor=CENTRE, satisfaction="satisfied", resolved=True,
                         contacted=True, method="telepathy")

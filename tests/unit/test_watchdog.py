@@ -25,13 +25,25 @@ def test_policy_owes_one_rung_at_the_deadline_and_one_more_every_interval() -> N
     d = OpenDeadline(t1, "ack:1:shuiwu", DUE, 120)
     assert due_escalations([d], DUE) == []  # at the deadline itself nothing is late yet
     first = due_escalations([d], DUE + timedelta(minutes=1))
-    assert [(c.deadline, c.rung) for c in first] == [("ack:1:shuiwu", 1)]
-    assert first[0].command_id == f"watchdog:{t1}:ack:1:shuiwu:1"
+    assert [(c.deadlines, c.rung) for c in first] == [(["ack:1:shuiwu"], 1)]
+    assert first[0].command_id == f"watchdog:{t1}:1"
     assert first[0].actor.role == "system" and first[0].actor.id == "watchdog"
     assert [c.rung for c in due_escalations([d], DUE + timedelta(minutes=121))] == [1, 2]
     assert [c.rung for c in due_escalations([d], DUE + timedelta(days=3))] == [1, 2, 3]  # the district is the top
-    reached = OpenDeadline(t1, "ack:1:shuiwu", DUE, 120, frozenset({1, 2}))
-    assert [c.rung for c in due_escalations([reached], DUE + timedelta(days=3))] == [3]
+    at_the_street = OpenDeadline(t1, "ack:1:shuiwu", DUE, 120, "street")
+    assert [c.rung for c in due_escalations([at_the_street], DUE + timedelta(days=3))] == [3]
+    at_the_top = OpenDeadline(t1, "ack:1:shuiwu", DUE, 120, "district")
+    assert due_escalations([at_the_top], DUE + timedelta(days=3)) == []
+
+
+def test_several_missed_deadlines_of_one_ticket_climb_one_ladder_naming_each_cause() -> None:
+    t1 = "5a6c87ef-4cfa-5bfa-b818-ebe3f52ef72d"
+    missed = [OpenDeadline(t1, "ack:1:chengguan", DUE, 120), OpenDeadline(t1, "ack:1:huanwei", DUE, 120),
+              OpenDeadline(t1, "handle:1", DUE + timedelta(minutes=200), 120)]
+    owed = due_escalations(missed, DUE + timedelta(minutes=201))  # the acks earned 2 rungs, the handling 1
+    assert [(c.rung, c.deadlines) for c in owed] == [
+        (1, ["ack:1:chengguan", "ack:1:huanwei", "handle:1"]), (2, ["ack:1:chengguan", "ack:1:huanwei"])]
+    assert len({c.command_id for c in owed}) == 2
 
 
 @pytest.fixture
