@@ -69,6 +69,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         dispatch_due=centre.dispatch_due if centre else None,
         centre_basis=centre.time_basis if centre else None,
         provisional=centre.provisional if centre else False,
+        calendar=centre.calendar if centre else None,
     )
     uow.add(ticket)
     return ticket
@@ -108,6 +109,7 @@ def dispatch(uow: UnitOfWork, cmd: c.Dispatch) -> Ticket:
         escalate_every_minutes=due.escalate_every_minutes,
         reason=cmd.reason,
         provisional=due.provisional,
+        calendar=due.calendar,
     )
     return ticket
 

@@ -4,61 +4,72 @@ Working-time deadlines and durations depend on which days are holidays and which
 days are 调休 working days. If that came from whatever ``chinese_calendar`` version happens
 to be installed, upgrading the package would silently change past figures. So the table is
 stored: a new database is filled from the installed package once (``in_force``); changing it
-later is explicit (``dispatch calendar --update``, which says what changes), and the read
-model remembers the fingerprint of the table it was built with (``replay --verify`` reports
-a mismatch; a rebuild settles it).
-
-Two tables: ``holiday_years`` (each covered year and where its days came from) and
-``holiday_days`` (the days that differ from Monday–Friday in those years).
+later is explicit (``dispatch calendar --update``, which says what changes and refuses to
+rewrite days of covered years without ``--force``). Every table that was ever in force is
+kept (``holiday_tables``), and each dispatch records the fingerprint of the table its
+deadlines were counted with, so ``replay --verify`` can name the dispatches whose working
+time the table in force would count differently (``affected``).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
+from typing import Any
 
-from sqlalchemy import Boolean, Column, Engine, Integer, MetaData, String, Table, delete, insert, select
+from sqlalchemy import JSON, Boolean, Column, Engine, MetaData, String, Table, select, update
 
 from dispatch.calendar import HolidayTable, package_holidays
 from dispatch.store import ensure_created
 
-__all__ = ["changes", "in_force", "load", "store"]
+__all__ = ["changed_days", "in_force", "load", "store", "tables"]
 
 METADATA = MetaData()
-holiday_years = Table(
-    "holiday_years", METADATA,
-    Column("year", Integer, primary_key=True),
+holiday_tables = Table(
+    "holiday_tables", METADATA,
+    Column("fingerprint", String(32), primary_key=True),
     Column("source", String(200), nullable=False),
+    Column("body", JSON, nullable=False),  # {"years": [...], "days": {"YYYY-MM-DD": true|false}}
+    Column("stored_at", String(40), nullable=False),
+    Column("in_force", Boolean, nullable=False),
 )
-holiday_days = Table(
-    "holiday_days", METADATA,
-    Column("day", String(10), primary_key=True),
-    Column("working", Boolean, nullable=False),
-)
+
+
+def _table(row: Any) -> HolidayTable:
+    body = row.body
+    return HolidayTable({date.fromisoformat(d): bool(w) for d, w in body["days"].items()},
+                        frozenset(int(y) for y in body["years"]), row.source)
 
 
 def load(engine: Engine) -> HolidayTable | None:
-    """The stored table (None: nothing stored yet)."""
+    """The table in force (None: nothing stored yet)."""
     ensure_created(engine, METADATA)
     with engine.connect() as conn:
-        years: dict[int, str] = {int(y): str(src) for y, src in conn.execute(
-            select(holiday_years.c.year, holiday_years.c.source))}
-        if not years:
-            return None
-        days = {date.fromisoformat(d): bool(w) for d, w in conn.execute(select(holiday_days))}
-    sources = sorted(set(years.values()))
-    return HolidayTable(days, frozenset(years), ", ".join(sources))
+        row = conn.execute(select(holiday_tables).where(holiday_tables.c.in_force.is_(True))).first()
+    return _table(row) if row is not None else None
 
 
-def store(engine: Engine, table: HolidayTable) -> None:
-    """Replace the stored table with ``table``."""
+def tables(engine: Engine) -> dict[str, HolidayTable]:
+    """Every table ever in force, by fingerprint."""
     ensure_created(engine, METADATA)
+    with engine.connect() as conn:
+        return {row.fingerprint: _table(row) for row in conn.execute(select(holiday_tables))}
+
+
+def store(engine: Engine, table: HolidayTable, now: datetime | None = None) -> None:
+    """Put ``table`` in force (the one before it stays on record)."""
+    ensure_created(engine, METADATA)
+    fingerprint = table.fingerprint()
+    body = {"years": sorted(table.years), "days": {d.isoformat(): w for d, w in sorted(table.days.items())}}
     with engine.begin() as conn:
-        conn.execute(delete(holiday_days))
-        conn.execute(delete(holiday_years))
-        conn.execute(insert(holiday_years), [{"year": y, "source": table.source} for y in sorted(table.years)])
-        if table.days:
-            conn.execute(insert(holiday_days), [{"day": d.isoformat(), "working": w}
-                                                for d, w in sorted(table.days.items())])
+        conn.execute(update(holiday_tables).values(in_force=False))
+        if conn.execute(select(holiday_tables.c.fingerprint)
+                        .where(holiday_tables.c.fingerprint == fingerprint)).first() is None:
+            conn.execute(holiday_tables.insert().values(
+                fingerprint=fingerprint, source=table.source, body=body, in_force=True,
+                stored_at=(now or datetime.now(timezone.utc)).isoformat()))
+        else:
+            conn.execute(update(holiday_tables).where(holiday_tables.c.fingerprint == fingerprint)
+                         .values(in_force=True))
 
 
 def in_force(engine: Engine) -> HolidayTable:
@@ -70,12 +81,8 @@ def in_force(engine: Engine) -> HolidayTable:
     return found
 
 
-def changes(old: HolidayTable, new: HolidayTable) -> dict[str, list[str]]:
-    """What replacing ``old`` with ``new`` would do: years added or dropped, and the days of
-    years both cover whose status differs (those change past figures)."""
-    both = old.years & new.years
-    changed = sorted({d for d in set(old.days) | set(new.days) if d.year in both
-                      and old.days.get(d, d.weekday() < 5) != new.days.get(d, d.weekday() < 5)})
-    return {"years_added": [str(y) for y in sorted(new.years - old.years)],
-            "years_dropped": [str(y) for y in sorted(old.years - new.years)],
-            "days_changed": [d.isoformat() for d in changed]}
+def changed_days(old: HolidayTable, new: HolidayTable) -> list[date]:
+    """The days whose status differs between two tables (a year one does not cover counts
+    Monday–Friday there, as the calendar does)."""
+    days = set(old.days) | set(new.days)
+    return sorted(d for d in days if old.days.get(d, d.weekday() < 5) != new.days.get(d, d.weekday() < 5))

@@ -34,7 +34,7 @@ from sqlalchemy import and_, or_, select
 from dispatch.access import may_read, may_view, read_scope, sees_contact, visible_calls
 from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
-from dispatch.caseno import looks_like_case_no
+from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   street_dashboard)
@@ -281,7 +281,15 @@ def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> 
         "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
         "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
         "reporter": contact, "media": media, "location": tk.location,
+        "case_no": case_number(tk), "accept_due": tk.accept_due, "dispatch_due": tk.dispatch_due,
+        "provisional": tk.provisional, "held_since": tk.held_since, "extension": tk.extension,
+        "override": tk.override,
     }
+
+
+def case_number(ticket: Any) -> str:
+    """A ticket's case number: the one drawn at its report, or its legacy one."""
+    return ticket.case_no or legacy_case_no(ticket.id, ticket.street, ticket.reported_at)
 
 
 def history(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ class Deadlines:
     time_basis: str
     escalate_every_minutes: int
     provisional: bool = False  # a working-time deadline counted in a year the holiday table lacks
+    calendar: str = ""  # the fingerprint of the holiday table it was counted with
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class CentreDeadlines:
     dispatch_due: datetime
     time_basis: str
     provisional: bool = False
+    calendar: str = ""
 
 
 class SlaPolicy:
@@ -49,6 +51,7 @@ class SlaPolicy:
             extra_years=reference.calendar_years,
         )
         self.bases: dict[str, TimeBasis] = {"calendar": CalendarTime(), "working": self.calendar}
+        self.fingerprint = self.calendar.table.fingerprint()
 
     def basis(self, name: str) -> TimeBasis:
         return self.bases[name]
@@ -64,6 +67,7 @@ class SlaPolicy:
             time_basis=rule.time_basis,
             escalate_every_minutes=rule.escalate_every_minutes,
             provisional=self.provisional(rule.time_basis, dispatched_at, feedback_due),
+            calendar=self.fingerprint,
         )
 
     def centre_deadlines(self, category: str, priority: str, reported_at: datetime) -> CentreDeadlines:
@@ -72,7 +76,8 @@ class SlaPolicy:
         dispatch_due = basis.add_minutes(reported_at, rule.dispatch_minutes)
         return CentreDeadlines(accept_due=basis.add_minutes(reported_at, rule.accept_minutes),
                                dispatch_due=dispatch_due, time_basis=rule.time_basis,
-                               provisional=self.provisional(rule.time_basis, reported_at, dispatch_due))
+                               provisional=self.provisional(rule.time_basis, reported_at, dispatch_due),
+                               calendar=self.fingerprint)
 
     def provisional(self, time_basis: str, start: datetime, end: datetime) -> bool:
         """A working-time span touching a year the holiday table does not cover: its deadline

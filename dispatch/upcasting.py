@@ -21,7 +21,9 @@ History (keep this list; never edit a published step, add the next one):
   year the holiday table does not cover). Before v3 none was recorded: ``None``/``False``
   (the read side gives such a ticket its legacy number, ``dispatch.casenumbers``; without
   centre deadlines it counts in neither on-time rate of the centre).
-- ``Dispatched`` and ``Redispatched`` v2: ``provisional`` — ``False`` before.
+- ``Dispatched`` and ``Redispatched`` v2: ``provisional`` — ``False`` before — and ``calendar``,
+  the fingerprint of the holiday table the deadlines were counted with (``None`` before).
+  ``Reported`` v3 carries ``calendar`` too.
 - ``Escalated`` v2: ``deadlines``, every missed deadline that caused it (supervision is per
   ticket): a v1 event named one, ``[deadline]``.
 - ``Closed`` v2: ``override``, the centre's reason for closing a result the reporter found
@@ -61,14 +63,16 @@ def upcast_reported_v1_v2(state: State) -> None:
 
 def upcast_reported_v2_v3(state: State) -> None:
     """Reported v2 → v3: no case number, no centre deadlines, nothing provisional."""
-    for key in ("case_no", "accept_due", "dispatch_due", "centre_basis"):
+    for key in ("case_no", "accept_due", "dispatch_due", "centre_basis", "calendar"):
         state.setdefault(key, None)
     state.setdefault("provisional", False)
 
 
 def upcast_dispatched_v1_v2(state: State) -> None:
-    """Dispatched / Redispatched v1 → v2: every deadline came from a covered year."""
+    """Dispatched / Redispatched v1 → v2: every deadline came from a covered year; the holiday
+    table it was counted with is not known."""
     state.setdefault("provisional", False)
+    state.setdefault("calendar", None)
 
 
 def upcast_escalated_v1_v2(state: State) -> None:

@@ -36,7 +36,7 @@ def tickets(n: int) -> list[Ticket]:
         t = Ticket(id=uuid4(), occurred_at=T0, actor={"role": "supervisor", "id": "w"}, command_id=None, grid="g",
                    community="c", street="s", district="d", category="city_appearance", priority="normal",
                    channel="patrol", description="垃圾焚烧", location=None, external_ref=None, reporter=None, media=None, case_no=None, accept_due=None, dispatch_due=None,
-                  centre_basis=None, provisional=False)
+                  centre_basis=None, provisional=False, calendar=None)
         t.accept(occurred_at=T0 + timedelta(minutes=1), actor={"role": "centre", "id": "c"})
         out.append(t)
     return out

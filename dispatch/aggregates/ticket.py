@@ -165,6 +165,7 @@ class Ticket(Aggregate):
         dispatch_due: datetime | None
         centre_basis: str | None
         provisional: bool
+        calendar: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -199,6 +200,7 @@ class Ticket(Aggregate):
         dispatch_due: datetime | None,
         centre_basis: str | None,
         provisional: bool,
+        calendar: str | None,
     ) -> None:
         self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
         self.command_ids: list[str] = []
@@ -274,6 +276,7 @@ class Ticket(Aggregate):
         command_id: str | None = None,
         reason: str = "",
         provisional: bool = False,
+        calendar: str | None = None,
     ) -> None:
         """Blow the whistle: a call to the lead department and each cooperating one.
         ``provisional``: a working-time deadline falls in a year the holiday table does not cover."""
@@ -301,6 +304,7 @@ class Ticket(Aggregate):
             time_basis=time_basis,
             escalate_every_minutes=escalate_every_minutes,
             provisional=provisional,
+            calendar=calendar,
         )
         if no == 1:
             self._dispatched(**kwargs)
@@ -548,6 +552,7 @@ class Ticket(Aggregate):
         time_basis: str
         escalate_every_minutes: int
         provisional: bool
+        calendar: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -566,14 +571,15 @@ class Ticket(Aggregate):
     @event(Dispatched)
     def _dispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                     cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
-                    feedback_due: datetime, time_basis: str, escalate_every_minutes: int, provisional: bool) -> None:
+                    feedback_due: datetime, time_basis: str, escalate_every_minutes: int, provisional: bool,
+                    calendar: str | None) -> None:
         pass
 
     @event(Redispatched)
     def _redispatched(self, occurred_at: datetime, actor: Actor, command_id: str | None, dispatch_no: int, lead: str,
                       cooperating: list[str], calls: list[dict[str, Any]], handle_due: datetime,
                       feedback_due: datetime, time_basis: str, escalate_every_minutes: int, provisional: bool,
-                      reason: str) -> None:
+                      calendar: str | None, reason: str) -> None:
         pass
 
     @event("Acknowledged")

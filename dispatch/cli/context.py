@@ -60,7 +60,7 @@ class Ctx:
         return accounts.identity_of(self.runtime, self.as_user) if self.as_user else None
 
     def ticket_id(self, value: str) -> UUID:
-        return queries.ticket_id(value)
+        return queries.resolve_ticket(self.runtime, value)
 
     def emit(self, data: Any, human: Callable[[], None] | str | None = None) -> None:
         if self.as_json or human is None:

@@ -136,3 +136,36 @@ def upgrade(ctx: Ctx) -> None:
                 raise DatabaseNotFound(f"{db.display} is not a dispatch database; nothing to upgrade")
     finally:
         engine.dispose()
+
+
+@main.command()
+@click.option("--year", type=click.IntRange(2000, 2100), help="The year to show [default: this year].")
+@click.option("--update", is_flag=True, help="Put the installed chinese_calendar's holiday table in force "
+                                             "(adds the years it newly covers).")
+@click.option("--force", is_flag=True, help="With --update: also rewrite days of years already in force.")
+@pass_ctx
+def calendar(ctx: Ctx, year: int | None, update: bool, force: bool) -> None:
+    """The business calendar: the holiday table in force (stored in the database), a year's
+    holidays and 调休 days, and a warning before a year it does not cover."""
+    from dispatch import calendar_admin
+
+    if update:
+        done = calendar_admin.update(ctx.runtime, force=force)
+        added = ", ".join(map(str, done["years_added"])) or "no new year"
+        ctx.emit(done, f"holiday table {'updated' if done['changed'] else 'unchanged'}: {done['source']}, {added}")
+        return
+    data = calendar_admin.describe(ctx.runtime, year)
+
+    def human() -> None:
+        covered = f"covered by the {data['covered_by']}" if data["covered_by"] else "NOT covered (Monday–Friday)"
+        click.echo(f"{data['year']}: {covered}; {data['working_days']} working days")
+        click.echo(f"holiday table in force: {data['table']}, years {data['years']} (fingerprint "
+                   f"{data['fingerprint']})" + (f"; the reference file adds {data['reference_years']}"
+                                                if data["reference_years"] else ""))
+        for e in data["exceptions"]:
+            kind = "working day (调休)" if e["working"] else "day off"
+            click.echo(f"  {e['day']}  {kind}  [{e['from']}]")
+        for w in data["warnings"]:
+            click.echo(f"dispatch: warning: {w}", err=True)
+
+    ctx.emit(data, human)

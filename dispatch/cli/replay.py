@@ -81,10 +81,13 @@ def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None
     if comparison is None:
         ctx.emit(data, lambda: _say_rebuilt(data))
         return
+    from dispatch.calendar_admin import affected_calls
+
     data["verification"] = comparison.to_dict()
     data["quarantined"] = next((t.live_rows for t in comparison.tables if t.table == "quarantined_events"), 0)
+    data["calendar"] = affected_calls(rt)  # the holiday table in force against the one each dispatch used
     ctx.emit(data, lambda: _say_verified(data))
-    if not comparison.ok:
+    if not comparison.ok or data["calendar"]["affected_calls"]:
         sys.exit(1)
 
 
@@ -98,6 +101,12 @@ def _say_rebuilt(data: dict[str, Any]) -> None:
 
 def _say_verified(data: dict[str, Any]) -> None:
     v = data["verification"]
+    cal = data["calendar"]
+    if cal["affected_calls"]:
+        click.echo(f"  DIFF holiday table: {cal['affected_calls']:,} working-time calls were counted with a holiday "
+                   f"table that differs from the one in force ({cal['fingerprint']}) between their dispatch and "
+                   "their deadlines: their recorded deadlines stand, but working-time figures now count those "
+                   "days differently")
     click.echo(f"rebuilt from {data['source']} ({data['events_read']:,} events) and compared with the live "
                f"projections (positions table left out: it differs by source by design)")
     for t in v["tables"]:

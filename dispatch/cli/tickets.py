@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import click
 import structlog
@@ -66,7 +67,10 @@ def report(ctx: Ctx, grid: str, category: str, priority: str, channel: str, desc
     except AlreadyReported as e:
         click.echo(f"dispatch: note: {e}", err=True)
         ticket = str(e.ticket_id)
-    ctx.emit({"ticket_id": ticket}, ticket)
+    case_no = ctx.runtime.app.get_ticket(UUID(ticket)).case_no
+    if case_no and not ctx.as_json:
+        click.echo(f"dispatch: case number {case_no}", err=True)  # stdout stays the id, for scripts
+    ctx.emit({"ticket_id": ticket, "case_no": case_no}, ticket)
 
 
 TICKET = click.argument("ticket")
@@ -192,12 +196,12 @@ def escalate(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None)
 
 @main.command()
 @TICKET
-@click.option("--of", "original", required=True, help="The original ticket's id.")
+@click.option("--of", "original", required=True, help="The original ticket's id or case number.")
 @_at
 @pass_ctx
 def duplicate(ctx: Ctx, ticket: str, original: str, at: str | None, by: str | None) -> None:
     """重复件: mark a ticket as repeating an earlier one."""
-    _run(ctx, c.MarkDuplicate, at, by, ticket_id=ticket, original_id=str(ctx.ticket_id(original)))
+    _run(ctx, c.MarkDuplicate, at, by, ticket_id=ticket, original_id=original)
 
 
 @main.command()
@@ -215,6 +219,52 @@ def cancel(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -
 @click.option("--note", default="")
 @_at
 @pass_ctx
-def close(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
-    """办结: close an evaluated ticket."""
-    _run(ctx, c.Close, at, by, ticket_id=ticket, note=note)
+@click.option("--override", default="", metavar="REASON",
+              help="Close an unsatisfied or unresolved result without rework: the centre's reason, recorded.")
+def close(ctx: Ctx, ticket: str, note: str, override: str, at: str | None, by: str | None) -> None:
+    """办结: close an evaluated ticket (after an unsatisfied or unresolved evaluation: reopen it, or --override)."""
+    _run(ctx, c.Close, at, by, ticket_id=ticket, note=note, override=override)
+
+
+@main.command()
+@TICKET
+@click.option("--dept", "--department", "department", required=True, help="The lead department (id or name).")
+@click.option("--minutes", type=click.IntRange(1, 366 * 24 * 60), required=True,
+              help="How much more time to handle, in the dispatch's time basis (working minutes for working time).")
+@click.option("--reason", required=True)
+@_at
+@pass_ctx
+def extend(ctx: Ctx, ticket: str, department: str, minutes: int, reason: str, at: str | None, by: str | None) -> None:
+    """延期申请: the lead department asks the centre for more time to handle."""
+    _run(ctx, c.RequestExtension, at, by, ticket_id=ticket, department=department, minutes=minutes, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--approve/--refuse", required=True, help="Grant the extension asked for, or refuse it.")
+@click.option("--reason", default="", help="Why (required to refuse).")
+@_at
+@pass_ctx
+def extension(ctx: Ctx, ticket: str, approve: bool, reason: str, at: str | None, by: str | None) -> None:
+    """The centre decides an extension: granted, the handling and feedback deadlines move."""
+    _run(ctx, c.DecideExtension, at, by, ticket_id=ticket, approve=approve, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--reason", required=True)
+@_at
+@pass_ctx
+def hold(ctx: Ctx, ticket: str, reason: str, at: str | None, by: str | None) -> None:
+    """挂起: stop the ticket's clocks (nothing escalates or counts late while it is held)."""
+    _run(ctx, c.Hold, at, by, ticket_id=ticket, reason=reason)
+
+
+@main.command()
+@TICKET
+@click.option("--note", default="")
+@_at
+@pass_ctx
+def resume(ctx: Ctx, ticket: str, note: str, at: str | None, by: str | None) -> None:
+    """恢复: the clocks run again; every open deadline moves by the time held."""
+    _run(ctx, c.Resume, at, by, ticket_id=ticket, note=note)

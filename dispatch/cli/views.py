@@ -58,7 +58,8 @@ def show(ctx: Ctx, ticket: str) -> None:
 
     def human() -> None:
         place = ref.place(data["grid"])
-        click.echo(f"ticket {data['ticket_id']}  [{data['status']}]  level: {data['level']}")
+        held = f"  ON HOLD since {data['held_since'].isoformat()}" if data["held_since"] else ""
+        click.echo(f"{data['case_no']}  ticket {data['ticket_id']}  [{data['status']}]  level: {data['level']}{held}")
         click.echo(f"  {ref.categories[data['category']].name} ({data['priority']}, {data['channel']}): "
                    f"{printable(data['description'])}")
         click.echo(f"  {place.district.name} / {place.street.name} / {place.community.name} / {place.grid.name}")
@@ -67,8 +68,21 @@ def show(ctx: Ctx, ticket: str) -> None:
             answer = call["answer"] or "waiting"
             click.echo(f"  call {call['call_id']} {ref.departments[call['department']].name} ({call['role']}): "
                        f"{answer}; report in by {call['ack_due'].isoformat()}")
+        if data["status"] in ("reported", "accepted") and data["dispatch_due"]:
+            accept = f"accept by {data['accept_due'].isoformat()}; " if data["status"] == "reported" else ""
+            click.echo(f"  centre: {accept}dispatch by {data['dispatch_due'].isoformat()}")
         if data["handle_due"] and data["feedback_due"]:
             click.echo(f"  handle by {data['handle_due'].isoformat()}; feedback by {data['feedback_due'].isoformat()}")
+        if data["provisional"]:
+            click.echo("  deadlines are provisional: counted Monday–Friday in a year the holiday table does not "
+                       "cover yet (dispatch calendar)")
+        if data["extension"]:
+            e = data["extension"]
+            click.echo(f"  extension asked by {ref.departments[e['department']].name}: {e['minutes']} min "
+                       f"({printable(e['reason'])}), awaiting the centre")
+        if data["closed_via"]:
+            how = data["closed_via"] + (f": {printable(data['override'])}" if data["override"] else "")
+            click.echo(f"  closed: {how}")
 
     ctx.emit(data, human)
 

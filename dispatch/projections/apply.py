@@ -129,7 +129,8 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
             "department": c["department"], "role": c["role"], "dispatched_at": at,
             "ack_due": db_time(c["ack_due"]), "answer": None, "answered_at": None,
             "handle_due": handle_due if lead else None, "feedback_due": feedback_due if lead else None,
-            "handled_at": None, "superseded_at": None, "closed_out_at": None, "time_basis": d["time_basis"],
+            "handled_at": None, "superseded_at": None, "closed_out_at": None, "calendar": d.get("calendar"),
+            "time_basis": d["time_basis"],
             "escalate_every_minutes": d["escalate_every_minutes"]}
         old = b.calls.get((tid, c["call_id"]))
         if old is not None:

@@ -122,6 +122,7 @@ calls = Table(
     Column("handled_at", _T),  # lead calls only
     Column("superseded_at", _T),  # a later dispatch replaced this call
     Column("closed_out_at", _T),  # the ticket ended while this call was unanswered
+    Column("calendar", String(32)),  # fingerprint of the holiday table its deadlines were counted with
     Column("time_basis", String(20), nullable=False),
     Column("escalate_every_minutes", Integer, nullable=False),
 )
