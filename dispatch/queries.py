@@ -354,7 +354,8 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
     waiting = c.answer.is_(None)
     to_handle = and_(c.role == "lead", c.answer == "acknowledged", c.handled_at.is_(None))
     query = (select(c.ticket_id, c.call_id, c.role, c.answer, c.dispatched_at, c.ack_due, c.handle_due,
-                    c.time_basis, tk.status, tk.level, tk.category, tk.grid, tk.community, tk.description)
+                    c.time_basis, tk.status, tk.level, tk.category, tk.grid, tk.community, tk.description,
+                    tk.case_no, tk.held_since)
              .join(t.tickets, tk.ticket_id == c.ticket_id)
              .where(c.department == dept, c.superseded_at.is_(None), tk.status.not_in(TERMINAL),
                     or_(waiting, to_handle)))
@@ -367,9 +368,11 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
             rows.append({"ticket_id": r.ticket_id, "call_id": r.call_id, "role": r.role, "state": state,
                          "dispatched_at": r.dispatched_at, "ack_due": r.ack_due,
                          "handle_due": r.handle_due if r.role == "lead" else None,
-                         "due": due, "minutes_left": _minutes_left(policy, r.time_basis, now, due),
+                         # a held ticket's clock stands still (挂起): the time left as the hold began
+                         "due": due, "minutes_left": _minutes_left(policy, r.time_basis, r.held_since or now, due),
                          "time_basis": r.time_basis, "status": r.status, "level": r.level, "category": r.category,
-                         "grid": r.grid, "community": r.community, "description": r.description})
+                         "grid": r.grid, "community": r.community, "description": r.description,
+                         "case_no": r.case_no, "held": r.held_since is not None})
     rows.sort(key=lambda row: (row["due"], row["ticket_id"]))
     return rows
 
@@ -396,7 +399,8 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
     rows = []
     for m in missed:
         left = _minutes_left(policy, m.time_basis, now, m.due)
-        rows.append({"ticket_id": m.ticket_id, "call_id": m.call_id, "department": m.department, "role": m.role,
+        rows.append({"ticket_id": m.ticket_id, "case_no": m.case_no, "call_id": m.call_id,
+                     "department": m.department or None, "role": m.role,
                      "deadline": m.kind, "due": m.due, "minutes_late": None if left is None else -left,
                      "time_basis": m.time_basis, "level": m.level, "status": m.status, "street": m.street,
                      "community": m.community, "grid": m.grid, "category": m.category})

@@ -115,7 +115,9 @@ def check(ctx: Ctx) -> None:
 @main.command()
 @pass_ctx
 def upgrade(ctx: Ctx) -> None:
-    """Upgrade a database made by an earlier dispatch to this version's schema (explicit, once)."""
+    """Upgrade a database made by an earlier dispatch to this version's schema (explicit, once):
+    new read-model columns are added and the read model is refilled from the event store."""
+    from dispatch.projections import tables
     from dispatch.store import SCHEMA_VERSION, create_read_engine, examine, write_marker
 
     db = resolve_db(ctx.db_url)
@@ -126,9 +128,14 @@ def upgrade(ctx: Ctx) -> None:
         with translate_db_errors(db):
             found = examine(engine)
             if found.what == "legacy" or (found.what == "dispatch" and found.version < SCHEMA_VERSION):
+                added = tables.add_missing_columns(engine)
                 write_marker(engine, found.kind or "live")
-                ctx.emit({"database": db.display, "upgraded": True, "schema_version": SCHEMA_VERSION},
-                         f"{db.display}: upgraded to schema {SCHEMA_VERSION}")
+                refilled = _refill(ctx, engine) if added else 0
+                ctx.emit({"database": db.display, "upgraded": True, "schema_version": SCHEMA_VERSION,
+                          "columns_added": added, "events_reprojected": refilled},
+                         f"{db.display}: upgraded to schema {SCHEMA_VERSION}"
+                         + (f"; {len(added)} read-model columns added and the read model refilled from "
+                            f"{refilled:,} events" if added else ""))
             elif found.what == "dispatch":
                 ctx.emit({"database": db.display, "upgraded": False, "schema_version": found.version},
                          f"{db.display}: already at schema {found.version}")
@@ -169,3 +176,13 @@ def calendar(ctx: Ctx, year: int | None, update: bool, force: bool) -> None:
             click.echo(f"dispatch: warning: {w}", err=True)
 
     ctx.emit(data, human)
+
+
+def _refill(ctx: Ctx, engine: Any) -> int:
+    """The read model emptied and projected again from the event store (the new columns of old
+    tickets filled in); a Kafka projector on this database starts its topic again and skips
+    what it finds applied."""
+    from dispatch.projections import catch_up, tables
+
+    tables.clear(engine)
+    return int(catch_up(ctx.runtime) or 0)

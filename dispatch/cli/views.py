@@ -104,11 +104,12 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
                            category=category, department=department, limit=limit)
 
     def human() -> None:
-        table = Table("ticket", "status", "reported", "community", "grid", "category", box=None, highlight=False)
+        table = Table("case", "ticket", "status", "reported", "community", "grid", "category", box=None,
+                      highlight=False)
         for r in rows:
             community = ref.communities.get(r["community"])
             category = ref.categories.get(r["category"])
-            table.add_row(str(r["ticket_id"]), r["status"],
+            table.add_row(r["case_no"] or "", str(r["ticket_id"])[:8], r["status"] + (" (held)" if r["held_since"] else ""),
                           r["reported_at"].astimezone(ZoneInfo(ref.timezone)).isoformat(timespec="minutes"),
                           community.name if community else r["community"], r["grid"],
                           category.name if category else r["category"])
@@ -140,12 +141,14 @@ def inbox(ctx: Ctx, department: str) -> None:
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = Table("ticket", "role", "to do", "due", "left", "category", "grid", "description", box=None,
+        table = Table("case", "role", "to do", "due", "left", "category", "grid", "description", box=None,
                       highlight=False)
         for r in rows:
             category = ref.categories.get(r["category"])
-            table.add_row(str(r["ticket_id"]), r["role"], "report in" if r["state"] == "waiting" else "handle",
-                          _hm(r["due"], tz), _minutes(r["minutes_left"]), category.name if category else r["category"],
+            left = _minutes(r["minutes_left"]) + (" (held)" if r["held"] else "")
+            table.add_row(r["case_no"] or str(r["ticket_id"]), r["role"],
+                          "report in" if r["state"] == "waiting" else "handle",
+                          _hm(r["due"], tz), left, category.name if category else r["category"],
                           r["grid"], printable(r["description"])[:40])
         console = Console()
         (console if console.width >= 140 else Console(width=140)).print(table)
@@ -154,25 +157,29 @@ def inbox(ctx: Ctx, department: str) -> None:
     ctx.emit(rows, human)
 
 
+_DEADLINES = {"accept": "accept (受理)", "dispatch": "dispatch (派遣)", "ack": "report in", "handle": "handle"}
+
+
 @main.command()
 @click.option("--street", help="Street id or name.")
 @click.option("--community", help="Community id or name.")
 @click.option("--dept", "department", help="Department id or name.")
 @pass_ctx
 def overdue(ctx: Ctx, street: str | None, community: str | None, department: str | None) -> None:
-    """What is late now: report-in and handling deadlines missed, by how much, at which level."""
+    """What is late now: the centre's accept and dispatch deadlines, departments' report-in and
+    handling deadlines missed, by how much, at which level (held tickets stand still)."""
     rows = queries.overdue(ctx.runtime, identity=ctx.viewer, street=street, community=community, department=department)
     ref = ctx.runtime.reference
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = Table("ticket", "department", "deadline", "was due", "late", "level", "community", box=None,
+        table = Table("case", "who", "deadline", "was due", "late", "level", "community", box=None,
                       highlight=False)
         for r in rows:
-            dept = ref.departments.get(r["department"])
+            dept = ref.departments.get(r["department"] or "")
             community_ = ref.communities.get(r["community"])
-            table.add_row(str(r["ticket_id"]), dept.name if dept else r["department"],
-                          "report in" if r["deadline"] == "ack" else "handle", _hm(r["due"], tz),
+            table.add_row(r["case_no"] or str(r["ticket_id"]), dept.name if dept else "grid centre",
+                          _DEADLINES.get(r["deadline"], r["deadline"]), _hm(r["due"], tz),
                           _minutes(r["minutes_late"]), r["level"],
                           community_.name if community_ else r["community"])
         console = Console()

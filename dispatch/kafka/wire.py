@@ -162,7 +162,19 @@ def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None,
             role = call["role"] if call else ("lead" if d["department"] == state["lead"] else "cooperating")
             body["state"] = call_state(role, None if handled else answer, handled=handled)
         out.append(body)
+    elif record.type in _ENDINGS and state is not None:
+        # the ticket ended: every call still on a desk is closed out and leaves it
+        for call in state["calls"].values():
+            open_ = call["answer"] is None or (call["role"] == "lead" and call["answer"] == "acknowledged"
+                                               and not state["handled_by"])
+            if open_:
+                out.append(base | {"kind": "answer", "department": call["department"], "call_id": call["call_id"],
+                                   "answer": "closed_out", "answered_at": _iso(d["occurred_at"]),
+                                   "state": call_state(call["role"], "closed_out")})
     return [(m["department"].encode(), _json(m)) for m in out]
+
+
+_ENDINGS = ("Closed", "Cancelled", "MarkedDuplicate", "ClosedAtFirstContact")
 
 
 def whistle_from_json(raw: bytes | str) -> dict[str, Any]:

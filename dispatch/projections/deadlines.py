@@ -40,6 +40,7 @@ class MissedDeadline:
     grid: str
     category: str
     priority: str = ""
+    case_no: str | None = None
 
 
 def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None, community: str | None = None,
@@ -53,7 +54,7 @@ def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None
                          c.handle_due < now)
     query = (select(c.ticket_id, c.call_id, c.dispatch_no, c.department, c.role, c.answer, c.ack_due, c.handle_due,
                     c.handled_at, c.time_basis, c.escalate_every_minutes, tk.level, tk.status, tk.street,
-                    tk.community, tk.grid, tk.category, tk.priority)
+                    tk.community, tk.grid, tk.category, tk.priority, tk.case_no)
              .join(t.tickets, tk.ticket_id == c.ticket_id)
              .where(c.superseded_at.is_(None), tk.status.not_in(TERMINAL), tk.held_since.is_(None),
                     or_(missed_ack, missed_handle)))
@@ -72,7 +73,7 @@ def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None
                 kinds.append(("handle", r.handle_due))
             out += [MissedDeadline(r.ticket_id, r.call_id, r.dispatch_no, r.department, r.role, kind, due,
                                    r.time_basis, r.escalate_every_minutes, r.level, r.status, r.street, r.community,
-                                   r.grid, r.category, r.priority) for kind, due in kinds]
+                                   r.grid, r.category, r.priority, r.case_no) for kind, due in kinds]
     out.sort(key=lambda m: (m.due, m.ticket_id, m.kind, m.call_id))
     return out
 
@@ -85,7 +86,7 @@ def _missed_by_centre(conn: Connection, now: datetime, street: str | None,
     late_accept = and_(tk.status == "reported", tk.accept_due < now)
     late_dispatch = and_(tk.status.in_(("reported", "accepted")), tk.dispatch_no == 0, tk.dispatch_due < now)
     query = select(tk.ticket_id, tk.status, tk.accept_due, tk.dispatch_due, tk.centre_basis, tk.level, tk.street,
-                   tk.community, tk.grid, tk.category, tk.priority).where(
+                   tk.community, tk.grid, tk.category, tk.priority, tk.case_no).where(
         tk.held_since.is_(None), or_(late_accept, late_dispatch))
     for column, value in ((tk.street, street), (tk.community, community)):
         if value is not None:
@@ -95,5 +96,6 @@ def _missed_by_centre(conn: Connection, now: datetime, street: str | None,
         for kind, due in (("accept", r.accept_due if r.status == "reported" else None), ("dispatch", r.dispatch_due)):
             if due is not None and due < now:
                 out.append(MissedDeadline(r.ticket_id, "", 0, "", "centre", kind, due, r.centre_basis, 0, r.level,
-                                          r.status, r.street, r.community, r.grid, r.category, r.priority))
+                                          r.status, r.street, r.community, r.grid, r.category, r.priority,
+                                          r.case_no))
     return out

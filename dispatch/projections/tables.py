@@ -189,3 +189,31 @@ def create_tables(engine: Engine) -> None:
 def ensure_tables(engine: Engine) -> None:
     if engine not in _created:
         create_tables(engine)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Columns this version's tables have and an older database's lack, added (nullable) and
+    named ``table.column``; the caller refills the read model (``dispatch upgrade``)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    added = []
+    with engine.begin() as conn:
+        existing = inspect(conn)
+        for table in METADATA.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    spec = CreateColumn(column).compile(dialect=conn.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {spec}')
+                    added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def clear(engine: Engine) -> None:
+    """Empty every projection table and position (a refill from the event store follows)."""
+    with engine.begin() as conn:
+        for table in reversed(METADATA.sorted_tables):
+            conn.execute(table.delete())

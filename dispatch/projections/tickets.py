@@ -28,7 +28,8 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
     tk = t.tickets.c
     query = select(tk.ticket_id, tk.status, tk.grid, tk.community, tk.street, tk.district, tk.category,
                    tk.priority, tk.channel, tk.reported_at, tk.closed_at, tk.level, tk.lead, tk.handled_by,
-                   tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version, tk.description,
+                   tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version, tk.description, tk.case_no,
+                   tk.held_since,
                    select(t.calls.c.handle_due).where(t.calls.c.ticket_id == tk.ticket_id,
                                                       t.calls.c.dispatch_no == tk.dispatch_no,
                                                       t.calls.c.role == "lead").limit(1)
