@@ -12,6 +12,7 @@ from sqlalchemy import select
 from dispatch import holidays
 from dispatch.calendar import HolidayTable, package_holidays
 from dispatch.errors import DispatchError
+from dispatch.projections import catch_up
 from dispatch.projections import tables as t
 from dispatch.sla import SlaPolicy
 
@@ -82,6 +83,7 @@ def update(runtime: Any, *, force: bool = False, table: HolidayTable | None = No
 def affected_calls(runtime: Any) -> dict[str, Any]:
     """Working-time calls whose deadlines were counted with a holiday table that differs from
     the one in force on a day between their dispatch and their last deadline."""
+    catch_up(runtime)
     current = holidays.load(runtime.engine) or runtime.reference.holidays
     known = holidays.tables(runtime.engine)
     c = t.calls.c

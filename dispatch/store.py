@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Engine, Integer, MetaData, String, create_engine, event, inspect, select
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dispatch.config import Database
@@ -158,5 +159,16 @@ def ensure_created(engine: Engine, metadata: MetaData) -> None:
     if id(metadata) in _created.get(engine, ()):
         return
     with _creating:
-        metadata.create_all(engine, checkfirst=True)
+        create_all(engine, metadata)
         _created.setdefault(engine, set()).add(id(metadata))
+
+
+def create_all(engine: Engine, metadata: MetaData) -> None:
+    """``metadata.create_all``, safe when another process creates the same tables at once."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except (OperationalError, ProgrammingError, IntegrityError) as error:
+        # another process created a table between the check and the CREATE: check again
+        if "already exists" not in str(error) and "duplicate key" not in str(error):
+            raise
+        metadata.create_all(engine, checkfirst=True)

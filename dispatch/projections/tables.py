@@ -181,8 +181,10 @@ _creating = threading.Lock()  # threads of one process (a web server's) meeting 
 
 def create_tables(engine: Engine) -> None:
     """Create the read-model tables if they are missing (idempotent)."""
+    from dispatch.store import create_all
+
     with _creating:
-        METADATA.create_all(engine, checkfirst=True)
+        create_all(engine, METADATA)
         _created.add(engine)
 
 

@@ -109,6 +109,8 @@ def _body_model(command: type, name: str, optional: tuple[str, ...] = (),
             fields[key] = (info.annotation | None, Field(None, description=info.description))
         elif info.annotation is UUID:  # JSON text, as on the wire (strict would want a UUID object)
             fields[key] = (UUID, Field(strict=False, description=info.description))
+        elif info.annotation == c.TicketRef:  # a ticket id or a case number, as JSON text
+            fields[key] = (Annotated[str, Field(max_length=64, description="a ticket id or its case number")], ...)
         else:
             fields[key] = (info.annotation, info)
     model: type[BaseModel] = create_model(name, __config__=_STRICT, **fields)
@@ -166,7 +168,8 @@ def report(who: Who, service: Service, body: ReportBody = Body(...),  # type: ig
     return _submit(service, who, c.Report, body, key, 201, **extra)
 
 
-TicketRef = Annotated[str, Path(max_length=200, description="A ticket id (or, for reads, its outside reference)")]
+TicketRef = Annotated[str, Path(max_length=200, description="A ticket id, its case number (工单编号), a unique "
+                                                             "id prefix (or, for reads, its outside reference)")]
 
 _STEPS: list[tuple[str, type, str, tuple[str, ...]]] = [
     ("accept", c.Accept, "受理: the grid centre accepts the report", ()),
@@ -181,7 +184,11 @@ _STEPS: list[tuple[str, type, str, tuple[str, ...]]] = [
     ("escalate", c.Escalate, "督办: one rung up the ladder", ()),
     ("duplicate", c.MarkDuplicate, "重复件: mark as repeating an earlier ticket", ()),
     ("cancel", c.Cancel, "Void a ticket, with a reason", ()),
-    ("close", c.Close, "办结: close an evaluated ticket", ()),
+    ("close", c.Close, "办结: close an evaluated ticket (after an unsatisfied evaluation: with an override)", ()),
+    ("extension", c.RequestExtension, "延期申请: the lead department asks for more time", ("department",)),
+    ("extension-decision", c.DecideExtension, "The centre grants or refuses an extension", ()),
+    ("hold", c.Hold, "挂起: stop the ticket's clocks", ()),
+    ("resume", c.Resume, "恢复: the clocks run again, every open deadline moved by the time held", ()),
 ]
 
 

@@ -8,6 +8,8 @@ in the comments — none is computed by the code under test.
 
 SLA: normal  ack 60 / handle 450 / feedback 900 working minutes;
      urgent  ack 30 / handle 240 / feedback 480 calendar minutes.
+The centre's own (from the report): normal accept 10 / dispatch 20 working minutes; urgent 15 / 30
+calendar minutes. Its intake accepts 15 minutes before each dispatch.
 Deadlines by dispatch time (worked by hand):
   W1  Wed 09-30 09:00  ack 10:00, handle 10-08 09:00 (420 on 09-30, holidays, +30),
                        feedback 10-09 09:00 (420 + 450 on 10-08 + 30)
@@ -54,9 +56,10 @@ REFERENCE = {
     ],
     "sla": [
         {"category": "*", "priority": "*", "ack_minutes": 60, "handle_minutes": 450, "feedback_minutes": 900,
-         "time_basis": "working", "escalate_every_minutes": 120},
+         "time_basis": "working", "escalate_every_minutes": 120, "accept_minutes": 10, "dispatch_minutes": 20},
         {"category": "*", "priority": "urgent", "ack_minutes": 30, "handle_minutes": 240,
-         "feedback_minutes": 480, "time_basis": "calendar", "escalate_every_minutes": 60},
+         "feedback_minutes": 480, "time_basis": "calendar", "escalate_every_minutes": 60, "accept_minutes": 15,
+         "dispatch_minutes": 30},
     ],
 }
 AS_OF = "2026-10-16T12:00:00+08:00"
@@ -405,3 +408,43 @@ def test_a_period_counts_what_was_reported_and_closed_in_it(db_url: str) -> None
     a = cli_json(db_url, "dashboard", "--community", "ca", "--from", "2026-10-12", "--to", "2026-10-14",
                  "--as-of", AS_OF)
     assert (a["reported"], a["closed"]) == (0, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# The centre's own deadlines (按时立案率, 按时派遣率), first contact, cooperation, as of 10-16 12:00
+# --------------------------------------------------------------------------------------------
+# accept due = report + 10 working min (urgent + 15 calendar); dispatch due = report + 20 (urgent + 30).
+#   A1-A6  reported 09-30 08:30: accept by 08:40, accepted 08:45 late; dispatch by 08:50, at 09:00 late.
+#   A7-A10 reported 10-09 16:00: accept by 16:10, accepted 16:15 late; dispatch by 16:20, at 16:30 late.
+#   A11-12 urgent 10-03 09:30: accept by 09:45, accepted 09:45 on time; dispatch by 10:00, at 10:00 on time.
+#   B1-B10 reported 10-12 09:30: accept by 09:40, at 09:45 late; dispatch by 09:50, at 10:00 late.
+#   B11 reported 10-14 09:00: accepted 09:10 = its deadline, on time; never dispatched (due 09:20): late.
+#   B12 reported 09:30, closed at first contact 09:40 = its accept deadline: on time; no dispatch owed.
+#   B13 reported 09:50: accepted 09:55 (by 10:00) on time; dispatched 10:10 (by 10:10) on time.
+#   B14 reported 11:00, cancelled 11:05 before its accept deadline 11:10: in neither part.
+# 甲 ca: accept 2 on time of 12 (A11 A12), dispatch 2 of 12.
+# 乙 cb: accept 3 on time (B11 B12 B13) of 13; dispatch 1 (B13) of 12 (B1-B10, B11 late, B13).
+# First contact: B12 (explain), 1 of 14 reported in cb.
+# Cooperating calls (all 环卫): A7c late, A8c on time, A9c rejected on time, A10c unanswered late,
+# B10c on time -> 3 of 5 on time = 0.6; MTTA of the acknowledged ones 90, 30, 20 -> 46.67.
+
+def test_the_centres_own_deadlines_first_contact_and_cooperation_match_the_hand_computed_figures(
+        db_url: str) -> None:
+    by_community = rows_by(cli_json(db_url, "sla", "--by", "community", "--as-of", AS_OF), "community")
+    ca, cb = by_community["ca"], by_community["cb"]
+    assert (ca["accept_on_time"], ca["accept_late"], ca["dispatch_on_time"], ca["dispatch_late"]) == (2, 10, 2, 10)
+    assert (cb["accept_on_time"], cb["accept_late"], cb["dispatch_on_time"], cb["dispatch_late"]) == (3, 10, 1, 11)
+    assert cb["accept_on_time_rate"] == pytest.approx(3 / 13) and cb["dispatch_on_time_rate"] == pytest.approx(1 / 12)
+    board = cli_json(db_url, "dashboard", "--community", "cb", "--as-of", AS_OF)
+    assert board["accept_on_time_rate"] == pytest.approx(3 / 13)
+    assert board["dispatch_on_time_rate"] == pytest.approx(1 / 12)
+    assert board["first_contact"] == 1 and board["first_contact_rate"] == pytest.approx(1 / 14)
+    assert board["first_contact_by_mode"]["explain"] == 1
+    street = cli_json(db_url, "dashboard", "--street", "s1", "--as-of", AS_OF)
+    assert street["accept_on_time_rate"] == pytest.approx(5 / 25)
+    assert street["dispatch_on_time_rate"] == pytest.approx(3 / 24)
+    departments = cli_json(db_url, "sla", "--by", "department", "--as-of", AS_OF)
+    assert [(r["department"], r["judged"], r["ack_on_time_rate"]) for r in departments["cooperation_ranking"]] == [
+        ("huanwei", 5, 0.6)]
+    assert departments["cooperation_ranking"][0]["mtta_minutes_mean"] == pytest.approx(140 / 3)
+    assert "accept_on_time_rate" not in departments["rows"][0]  # a department does not accept or dispatch

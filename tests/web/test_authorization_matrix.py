@@ -35,9 +35,13 @@ WRITES: dict[str, tuple[dict[str, Any], set[str], set[str]]] = {
     "duplicate": ({"original_id": "{other}"}, CENTRE, CENTRE_B),
     "cancel": ({"reason": "测试"}, CENTRE, CENTRE_B),
     "close": ({}, CENTRE, CENTRE_B),
+    "extension": ({"department": "chengguan", "minutes": 60, "reason": "等待配件"}, {"boss", "desk-cg"}, {"boss"}),
+    "extension-decision": ({"approve": False, "reason": "不符合延期条件"}, CENTRE, CENTRE_B),
+    "hold": ({"reason": "等待产权确认"}, CENTRE, CENTRE_B),
+    "resume": ({}, CENTRE, CENTRE_B),
 }
 # A desk names no department (its own is implied); an admin must: give it only to boss.
-_DEPT_STEPS = {"acknowledge", "reject", "handle"}
+_DEPT_STEPS = {"acknowledge", "reject", "handle", "extension"}
 
 REPORT_ON_A = {"boss", "sup-a", "sup-b", "hot-a", "disp-a"}  # sup-b: outside its grids, on behalf
 
