@@ -64,12 +64,13 @@ def _left(minutes: float | None) -> str:
 
 
 def _deadline(ref: Any, key: str) -> str:
-    """A deadline's name (``ack:<n>:<department>``, ``handle:<n>``, ``feedback:<n>``) in words."""
+    """A deadline's name (``ack:<n>:<department>``, ``handle:<n>``, ``feedback:<n>``, the centre's
+    ``accept`` and ``dispatch``) in words."""
     kind, _, rest = key.partition(":")
     if kind == "ack":
         department = rest.rpartition(":")[2]
         return (ref.departments[department].name if department in ref.departments else "") + "报到"
-    return {"handle": "处置", "feedback": "反馈"}.get(kind, "")
+    return {"handle": "处置", "feedback": "反馈", "accept": "受理", "dispatch": "派遣"}.get(kind, "")
 
 
 def _render(request: Request, page: str, status: int = 200, **context: Any) -> Response:
