@@ -5,7 +5,7 @@ speaks. A translation of the same service layer as the native API:
 - services = the categories (priority and channel as attributes);
 - ``POST requests`` = a report (``api_key``: an API token of a user allowed to report; a position
   in ``lat``/``long`` — WGS-84, or GCJ-02 with the ``crs=GCJ02`` extension — or ``address_id``
-  = a grid id); ``service_request_id`` is the ticket id; in Kafka mode the answer may be a
+  = a grid id); ``service_request_id`` is the ticket id (its case number is accepted wherever one is asked for); in Kafka mode the answer may be a
   ``token`` to look up with ``GET tokens/{id}``;
 - ``GET requests`` / ``requests/{id}`` = tickets the key's user may see (page/page_size
   extension); ``status`` open/closed, ``status_notes`` the lifecycle step in Chinese,
@@ -288,6 +288,17 @@ def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ticket_ids(runtime: Any, asked: list[str]) -> list[str]:
+    """Requests named by ticket id or case number (工单编号); a name that is neither matches nothing."""
+    found = []
+    for value in asked:
+        try:
+            found.append(str(queries.resolve_ticket(runtime, value)))
+        except DispatchError:
+            found.append(value)
+    return found
+
+
 def _whole(value: str, name: str) -> int:
     if not value.isdigit() or len(value) > 7:
         raise Open311Error(400, f"{name}: a whole number")
@@ -317,7 +328,7 @@ def get_requests(request: Request, fmt: str, api_key: str | None = None, service
         closed = None if not status or set(status.split(",")) == {"open", "closed"} else status == "closed"
         if not 1 <= size <= MAX_PAGE or not 1 <= number <= 1_000_000:
             raise Open311Error(400, f"page from 1, page_size from 1 to {MAX_PAGE}")
-        ids = [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_PAGE] \
+        ids = _ticket_ids(runtime, [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_PAGE]) \
             if service_request_id else None
         start, end = _when(runtime, start_date, "start_date"), _when(runtime, end_date, "end_date")
         if ids is None and start is None and end is None:  # the spec's default: the last 90 days

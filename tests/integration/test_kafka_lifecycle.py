@@ -48,15 +48,17 @@ def test_a_lifecycle_sent_by_an_outside_client_ends_closed_and_on_the_ticket_eve
                       "category": "city_appearance", "channel": "hotline", "description": "路边垃圾堆积"}
             outside.send(s.topics.intake, key=b"12345-0001", value=json.dumps(report).encode()).get(timeout=30)
 
-            # The client learns the ticket id from the Reported event on ticket-events.
+            # The client learns the case number (工单编号) from the Reported event on ticket-events,
+            # and names the ticket by it from then on, as a caller would.
             def reported():
                 for r in read_topic(s.settings, s.topics.ticket_events):
                     event = json.loads(r.value)
                     if event["type"] == "Reported" and event["data"].get("external_ref") == "12345-0001":
-                        return event["ticket_id"]
+                        return event["ticket_id"], event["data"]["case_no"]
                 return None
 
-            ticket = wait_for(reported, what="the Reported event")
+            ticket, case_no = wait_for(reported, what="the Reported event")
+            assert case_no.startswith("CAOJING-20260302-")
             centre = {"role": "centre", "id": "centre-1"}
             chengguan = {"role": "department", "id": "cg-desk", "department": "chengguan"}
             steps = [
@@ -70,8 +72,8 @@ def test_a_lifecycle_sent_by_an_outside_client_ends_closed_and_on_the_ticket_eve
                 {"type": "close", "actor": centre},
             ]
             for n, step in enumerate(steps, start=1):
-                body = step | {"ticket_id": ticket, "command_id": f"hl-1-{n}", "occurred_at": _at(30 * n)}
-                outside.send(s.topics.intake, key=ticket.encode(), value=json.dumps(body, ensure_ascii=False).encode())
+                body = step | {"ticket_id": case_no, "command_id": f"hl-1-{n}", "occurred_at": _at(30 * n)}
+                outside.send(s.topics.intake, key=case_no.encode(), value=json.dumps(body, ensure_ascii=False).encode())
             outside.flush()
 
             wait_for(lambda: "Closed" in _ticket_events(s, ticket), what="the Closed event")

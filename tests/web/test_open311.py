@@ -3,6 +3,8 @@ and paged, in XML and JSON with the spec's field names, errors in the spec's sha
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from datetime import timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -100,6 +102,10 @@ def test_requests_filtered_by_date_and_status_and_paged(api: Api) -> None:
     first, second, third = ids(page_size=2), ids(page_size=2, page=2), ids(page_size=2, page=3)
     assert len(first) == len(second) == 2 and len(third) == 1 and len(set(first + second + third)) == 5
     assert ids(service_request_id=f"{early[0]},{late[1]}") == [late[1], early[0]]
+    case_no = api.runtime.app.get_ticket(UUID(early[1])).case_no  # what the caller quotes on the phone
+    assert ids(service_request_id=case_no) == [early[1]]
+    by_case = api.client.get(f"/open311/v2/requests/{case_no}.json", params={"api_key": key}).json()
+    assert by_case[0]["service_request_id"] == early[1]
 
     one = api.client.get(f"/open311/v2/requests/{early[0]}.json", params={"api_key": key}).json()[0]
     assert one["status"] == "open" and one["service_code"] == "city_appearance" and one["address_id"] == "cj-shuiku-g01"
