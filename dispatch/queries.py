@@ -464,8 +464,10 @@ def categories(runtime: Any) -> dict[str, Any]:
 
 
 def sla_rules(runtime: Any) -> list[dict[str, Any]]:
-    """The SLA rules per category × priority, in minutes from the dispatch."""
-    return [{"category": r.category, "priority": r.priority, "ack_minutes": r.ack_minutes,
+    """The SLA rules per category × priority: the centre's minutes from the report, the
+    departments' from the dispatch."""
+    return [{"category": r.category, "priority": r.priority, "accept_minutes": r.accept_minutes,
+             "dispatch_minutes": r.dispatch_minutes, "ack_minutes": r.ack_minutes,
              "handle_minutes": r.handle_minutes, "feedback_minutes": r.feedback_minutes,
              "time_basis": r.time_basis, "escalate_every_minutes": r.escalate_every_minutes}
             for r in runtime.reference.sla_rules]

@@ -24,15 +24,18 @@ A reference file is YAML or JSON (``.json`` is read as JSON, anything else as YA
     categories:
       - {id: city_appearance, name: 市容环卫, kind: grid,          # kind: grid | hotline
          lead_department: chengguan, cooperating: [huanwei]}      # cooperating: optional list
-    sla:                           # minutes, each counted from the dispatch
+    sla:                           # minutes, each counted from the dispatch (accept/dispatch: from the report)
       - {category: "*", priority: "*", ack_minutes: 30, handle_minutes: 1350,
-         feedback_minutes: 1800, time_basis: working, escalate_every_minutes: 120}
+         feedback_minutes: 1800, time_basis: working, escalate_every_minutes: 120,
+         accept_minutes: 30, dispatch_minutes: 60}     # the centre's own; optional, 30 and 60 by default
 
 Rules: unknown keys are refused; ids are non-empty strings without whitespace, unique within
 their kind (all grids, all communities, …), names non-empty; a category's departments must be
 listed under ``departments``; an SLA rule names a known category and priority or ``"*"``, at most
 one rule per pair, and a ``("*", "*")`` rule must exist; minutes are positive integers with
-ack ≤ handle ≤ feedback; ``time_basis`` is ``calendar`` or ``working``. The most specific rule
+ack ≤ handle ≤ feedback and accept ≤ dispatch; ``time_basis`` is ``calendar`` or ``working``;
+``calendar_years`` lists years whose holidays and 调休 days ``calendar_overrides`` gives in full
+(beyond the holiday table the database keeps). The most specific rule
 wins: (category, priority) > (category, *) > (*, priority) > (*, *). Any problem raises one
 ``ReferenceDataError(file, path, problem)``, e.g. path ``categories[3].lead_department``.
 """

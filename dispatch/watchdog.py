@@ -68,7 +68,7 @@ def due_escalations(deadlines: Sequence[OpenDeadline], now: datetime) -> list[Es
     return commands
 
 
-def open_deadlines(engine: Engine, now: datetime, reference: Any = None) -> list[OpenDeadline]:
+def open_deadlines(engine: Engine, now: datetime, reference: Any) -> list[OpenDeadline]:
     """The deadlines missed at ``now`` (``dispatch.projections.deadlines``) with their
     ticket's level. The centre's own deadlines escalate at their SLA rule's pace (``reference``)."""
     out = []
@@ -79,7 +79,7 @@ def open_deadlines(engine: Engine, now: datetime, reference: Any = None) -> list
             key, every = handle_deadline(m.dispatch_no), m.escalate_every_minutes
         else:
             key = m.kind
-            every = reference.sla_rule(m.category, m.priority).escalate_every_minutes if reference else 0
+            every = reference.sla_rule(m.category, m.priority).escalate_every_minutes
         out.append(OpenDeadline(m.ticket_id, key, m.due, every, m.level))
     return out
 

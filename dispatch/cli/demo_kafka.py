@@ -100,7 +100,7 @@ def run_kafka(
             pending.clear()
         runtime.clock.set(at)
         report.ticks += 1
-        escalations = due_escalations(open_deadlines(runtime.engine, at), at)
+        escalations = due_escalations(open_deadlines(runtime.engine, at, runtime.reference), at)
         if escalations:
             before = pipeline.refused()
             pipeline.settle(pipeline.send(escalations))

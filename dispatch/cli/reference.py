@@ -86,7 +86,8 @@ def categories(ctx: Ctx) -> None:
 @main.command("sla-rules")
 @pass_ctx
 def sla_rules(ctx: Ctx) -> None:
-    """SLA rules per category × priority (minutes from the dispatch; the most specific rule wins)."""
+    """SLA rules per category × priority (the centre's accept and dispatch minutes count from the
+    report, the departments' from the dispatch; the most specific rule wins)."""
     ref = ctx.runtime.reference
     rows = queries.sla_rules(ctx.runtime)
 
@@ -94,9 +95,11 @@ def sla_rules(ctx: Ctx) -> None:
         return "*" if key == "*" else cell(table[key].name)
 
     def human() -> None:
-        table = _table("category", "priority", "report in", "handle", "feedback", "basis", "escalate every")
+        table = _table("category", "priority", "accept", "dispatch", "report in", "handle", "feedback", "basis",
+                       "escalate every")
         for r in rows:
             table.add_row(name(ref.categories, r["category"]), name(ref.priorities, r["priority"]),
+                          str(r["accept_minutes"]), str(r["dispatch_minutes"]),
                           str(r["ack_minutes"]), str(r["handle_minutes"]), str(r["feedback_minutes"]),
                           r["time_basis"], str(r["escalate_every_minutes"]))
         _print(table, len(rows), "rule(s)")

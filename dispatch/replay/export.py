@@ -35,7 +35,9 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                 ("last_at", T), *_PLACE, ("category", S), ("category_name", S), ("priority", S),
                 ("priority_name", S), ("channel", S), ("level", S), ("dispatch_no", I), ("lead", S),
                 ("lead_name", S), ("handled_by", S), ("handled_by_name", S), ("time_basis", S),
-                ("satisfaction", S), ("description", S)],
+                ("satisfaction", S), ("description", S), ("case_no", S), ("closed_via", S),
+                ("first_contact_mode", S), ("accept_due", T), ("accepted_at", T), ("dispatch_due", T),
+                ("first_dispatched_at", T), ("provisional", B), ("held_since", T)],
     "events": [("position", I), ("ticket_id", S), ("version", I), ("type", S), ("occurred_at", T),
                ("actor_role", S), ("actor_id", S), ("department", S), ("department_name", S),
                ("community", S), ("community_name", S), ("category", S), ("category_name", S), ("data", S)],
@@ -44,7 +46,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
             ("priority", S), ("time_basis", S), ("dispatched_at", T), ("ack_due", T), ("answer", S),
             ("answered_at", T), ("ack_on_time", B), ("minutes_to_answer", F), ("handle_due", T),
             ("handled_at", T), ("handle_on_time", B), ("minutes_to_handle", F), ("feedback_due", T),
-            ("superseded_at", T)],
+            ("superseded_at", T), ("closed_out_at", T)],
 }
 EXPORTS = tuple(COLUMNS)
 _PAGE = 5000
@@ -80,7 +82,10 @@ def _tickets(engine: Engine, ref: Reference, start: datetime | None, end: dateti
                    r.community, n("communities", r.community), r.grid, n("grids", r.grid),
                    r.category, n("categories", r.category), r.priority, n("priorities", r.priority), r.channel,
                    r.level, r.dispatch_no, r.lead, n("departments", r.lead), r.handled_by,
-                   n("departments", r.handled_by), r.time_basis, r.satisfaction, r.description)
+                   n("departments", r.handled_by), r.time_basis, r.satisfaction, r.description, r.case_no,
+                   r.closed_via, (r.closed_via or "").partition("first_contact:")[2] or None, r.accept_due,
+                   r.accepted_at, r.dispatch_due, r.first_dispatched_at,
+                   None if r.provisional is None else bool(r.provisional), r.held_since)
 
 
 def _plain(value: Any) -> Any:
@@ -145,7 +150,8 @@ def _sla(engine: Engine, ref: Reference, start: datetime | None, end: datetime |
                    basis.minutes_between(r.dispatched_at, answered) if answered else None,
                    r.handle_due, handled, _on_time(handled, r.handle_due, as_of),
                    basis.minutes_between(r.dispatched_at, handled) if handled else None,
-                   r.feedback_due, superseded)
+                   r.feedback_due, superseded,
+                   r.closed_out_at if r.closed_out_at is not None and r.closed_out_at <= as_of else None)
 
 
 _PRODUCERS: dict[str, Callable[..., Iterator[Row]]] = {"tickets": _tickets, "events": _events, "sla": _sla}

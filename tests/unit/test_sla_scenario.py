@@ -448,3 +448,20 @@ def test_the_centres_own_deadlines_first_contact_and_cooperation_match_the_hand_
         ("huanwei", 5, 0.6)]
     assert departments["cooperation_ranking"][0]["mtta_minutes_mean"] == pytest.approx(140 / 3)
     assert "accept_on_time_rate" not in departments["rows"][0]  # a department does not accept or dispatch
+
+
+def test_the_tickets_export_carries_case_numbers_first_contact_and_the_centres_deadlines(db_url: str) -> None:
+    import csv
+    import io
+
+    from dispatch.cli import main
+
+    out = CliRunner().invoke(main, ["--db", db_url, "export", "tickets", "--format", "csv"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output)))
+    assert len(rows) == 26 and len({r["case_no"] for r in rows}) == 26
+    assert [(r["closed_via"], r["first_contact_mode"]) for r in rows if r["first_contact_mode"]] == [
+        ("first_contact:explain", "explain")]
+    assert [r["closed_via"] for r in rows].count("override") == 1  # A9, closed without rework
+    b12 = next(r for r in rows if r["first_contact_mode"])
+    assert b12["accept_due"] == "2026-10-14T09:40:00+08:00" and b12["accepted_at"] == ""
