@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from dispatch.aggregates import Ticket, ticket_id_for
 from dispatch import eventstore
 from dispatch.bulk_load import TicketCache
+from dispatch.caseno import case_prefix
 from dispatch.clock import Clock, SystemClock
 from dispatch.commands import MarkDuplicate, Report
 from dispatch.errors import ConcurrentChange, DispatchError, TicketNotFound
@@ -54,10 +55,44 @@ class _Batch:
     def __init__(self, app: DispatchApp, commands: list[Any]):
         self.app, self.reference, self.sla, self.vault = app, app.reference, app.sla, app.vault
         self.case_numbers = app.case_numbers
+        self.numbers = self._reserve(commands)  # prefix -> case numbers drawn for this batch's reports
         wanted = {tid for command in commands for tid in _tickets_named(command)}
         snapshots = app.snapshots.recorder if app.snapshots is not None else None
         self.tickets: dict[UUID, Ticket] = app.ticket_cache.load(app.recorder, app.mapper, wanted, snapshots)
         self.absent = wanted - self.tickets.keys()
+
+    def _reserve(self, commands: list[Any]) -> dict[str, list[str]]:
+        """One block of case numbers per street and day for the batch's reports, drawn in one
+        transaction (a report refused later leaves a gap)."""
+        if self.case_numbers is None:
+            return {}
+        wanted: dict[str, int] = {}
+        for command in commands:
+            if isinstance(command, Report):
+                try:
+                    street = self.reference.place(command.grid).street.id
+                    prefix = case_prefix(street, command.occurred_at, self.reference.timezone)
+                except DispatchError:
+                    continue  # the handler refuses it
+                wanted[prefix] = wanted.get(prefix, 0) + 1
+        drawn = self.case_numbers.reserve(wanted) if wanted else {}
+        for numbers in drawn.values():
+            numbers.reverse()  # popped from the end: lowest first
+        return drawn
+
+    def case_number(self, street: str, reported_at: Any) -> str | None:
+        if self.case_numbers is None:
+            return None
+        prefix = case_prefix(street, reported_at, self.reference.timezone)
+        pool = self.numbers.get(prefix)
+        if not pool:  # not foreseen (cannot happen for a Report of this batch): draw one now
+            pool = self.numbers[prefix] = self.case_numbers.reserve({prefix: 1})[prefix]
+        return pool.pop()
+
+    def numbered(self) -> list[tuple[str, UUID]]:
+        """(case number, ticket) of the reports this batch created."""
+        return [(t.case_no, t.id) for t in self.tickets.values()
+                if t.case_no and t.version == len(t.pending_events) and t.pending_events]
 
     def get(self, ticket_id: UUID | str) -> Ticket:
         if isinstance(ticket_id, str):  # a case number (the command model checked its form)
@@ -172,10 +207,13 @@ class DispatchApp(Application[UUID]):
         batch = _Batch(self, commands)
         try:
             outcomes = self._run(batch, commands, before_record)
+            numbered = batch.numbered()
             self.record(batch.tickets.values(), tracking)
         except BaseException:
             self.ticket_cache.discard(list(batch.tickets))  # changed in memory, not recorded
             raise
+        if numbered:  # the index of case numbers (lookups fall back to the read model meanwhile)
+            self.case_numbers.record(numbered)
         self.ticket_cache.keep(list(batch.tickets.values()))
         return outcomes
 

@@ -1,10 +1,11 @@
 """Drawing case numbers (``dispatch.caseno`` says their form).
 
-``CaseNumbers.allocate`` draws the next sequence of a street and day from a counter row with
-one atomic upsert — every engine process on the database draws from the same row, so no
-number is given twice — and records which ticket it was drawn for. The number is then
-stored in the ``Reported`` event, so a replay reproduces it and never draws again. A report
-refused after its number was drawn leaves a gap.
+``CaseNumbers.reserve`` draws a block of sequences per street and day from counter rows,
+one atomic upsert each, all in one short transaction per batch of commands — every engine
+process on the database draws from the same rows, so no number is given twice. Each number
+is stored in its ``Reported`` event, so a replay reproduces it and never draws again;
+``record`` then indexes number → ticket once the batch's events are stored. A report
+refused after its number was drawn, or a batch that failed, leaves a gap (allowed).
 
 ``lookup`` finds a ticket by its number: a drawn one here, a legacy one (``X…``) in the
 read model's tickets.
@@ -12,12 +13,10 @@ read model's tickets.
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, inspect, select, text
 
-from dispatch.caseno import case_prefix
 from dispatch.store import ensure_created
 
 __all__ = ["CaseNumbers"]
@@ -41,20 +40,29 @@ class CaseNumbers:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def allocate(self, street_id: str, reported_at: datetime, tz: str, ticket_id: UUID) -> str:
+    def reserve(self, wanted: dict[str, int]) -> dict[str, list[str]]:
+        """``wanted[prefix]`` numbers per prefix (``dispatch.caseno.case_prefix``), drawn now."""
         ensure_created(self.engine, METADATA)
-        prefix = case_prefix(street_id, reported_at, tz)
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(case_counters).values(prefix=prefix, last=1)
-        stmt = stmt.on_conflict_do_update(index_elements=["prefix"], set_={"last": case_counters.c.last + 1})
+        drawn: dict[str, list[str]] = {}
         with self.engine.begin() as conn:
-            sequence = conn.execute(stmt.returning(case_counters.c.last)).scalar_one()
-            case_no = f"{prefix}-{sequence:05d}"
-            conn.execute(case_tickets.insert().values(case_no=case_no, ticket_id=str(ticket_id)))
-        return case_no
+            for prefix, n in sorted(wanted.items()):  # one order in every process: no deadlock
+                stmt = insert(case_counters).values(prefix=prefix, last=n)
+                stmt = stmt.on_conflict_do_update(index_elements=["prefix"], set_={"last": case_counters.c.last + n})
+                last = conn.execute(stmt.returning(case_counters.c.last)).scalar_one()
+                drawn[prefix] = [f"{prefix}-{seq:05d}" for seq in range(last - n + 1, last + 1)]
+        return drawn
+
+    def record(self, numbered: list[tuple[str, UUID]]) -> None:
+        """Index the numbers of tickets whose Reported events are stored."""
+        if not numbered:
+            return
+        ensure_created(self.engine, METADATA)
+        with self.engine.begin() as conn:
+            conn.execute(case_tickets.insert(), [{"case_no": n, "ticket_id": str(t)} for n, t in numbered])
 
     def lookup(self, case_no: str) -> UUID | None:
         """The ticket a number belongs to (None: no such number)."""

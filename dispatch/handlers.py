@@ -23,8 +23,7 @@ class UnitOfWork(Protocol):
     reference: Reference
     sla: SlaPolicy
     vault: Any  # dispatch.vault.Vault: seals a reporter's contact
-    case_numbers: Any  # dispatch.casenumbers.CaseNumbers: draws a report's case number
-
+    def case_number(self, street: str, reported_at: Any) -> str | None: ...
     def get(self, ticket_id: UUID | str) -> Ticket: ...
     def exists(self, ticket_id: UUID) -> bool: ...
     def add(self, ticket: Ticket) -> None: ...
@@ -45,8 +44,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         centre: Any = uow.sla.centre_deadlines(category.id, priority.id, cmd.occurred_at)
     except OverflowError:  # a time at the edge of the calendar (only a store from before the time window)
         centre = None
-    case_no = uow.case_numbers.allocate(place.street.id, cmd.occurred_at, ref.timezone, ticket_id) \
-        if uow.case_numbers is not None else None
+    case_no = uow.case_number(place.street.id, cmd.occurred_at)
     ticket = Ticket(
         id=ticket_id,
         occurred_at=cmd.occurred_at,

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select
 
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import tables as t
@@ -78,21 +80,40 @@ def missed_deadlines(engine: Engine, now: datetime, *, street: str | None = None
     return out
 
 
+def _centre_query(street: bool, community: bool) -> Any:
+    """Built once per filter shape (the watchdog asks every tick): tickets the centre still has
+    to accept or dispatch, past the deadline at ``:now``."""
+    key = (street, community)
+    query = _CENTRE_QUERIES.get(key)
+    if query is None:
+        tk, now = t.tickets.c, bindparam("now", type_=t.UtcDateTime())
+        late_accept = and_(tk.status == "reported", tk.accept_due < now)
+        late_dispatch = and_(tk.dispatch_no == 0, tk.dispatch_due < now)
+        query = select(tk.ticket_id, tk.status, tk.accept_due, tk.dispatch_due, tk.centre_basis, tk.level,
+                       tk.street, tk.community, tk.grid, tk.category, tk.priority, tk.case_no).where(
+            tk.status.in_(("reported", "accepted")), tk.held_since.is_(None), or_(late_accept, late_dispatch))
+        if street:
+            query = query.where(tk.street == bindparam("street"))
+        if community:
+            query = query.where(tk.community == bindparam("community"))
+        query = _CENTRE_QUERIES[key] = query
+    return query
+
+
+_CENTRE_QUERIES: dict[tuple[bool, bool], Any] = {}
+
+
 def _missed_by_centre(conn: Connection, now: datetime, street: str | None,
                       community: str | None) -> list[MissedDeadline]:
     """The centre's own missed deadlines: accept (while reported) and dispatch (before the first
     whistle). ``escalate_every_minutes`` is 0 here: the SLA rule says it (the watchdog asks it)."""
-    tk = t.tickets.c
-    late_accept = and_(tk.status == "reported", tk.accept_due < now)
-    late_dispatch = and_(tk.status.in_(("reported", "accepted")), tk.dispatch_no == 0, tk.dispatch_due < now)
-    query = select(tk.ticket_id, tk.status, tk.accept_due, tk.dispatch_due, tk.centre_basis, tk.level, tk.street,
-                   tk.community, tk.grid, tk.category, tk.priority, tk.case_no).where(
-        tk.held_since.is_(None), or_(late_accept, late_dispatch))
-    for column, value in ((tk.street, street), (tk.community, community)):
-        if value is not None:
-            query = query.where(column == value)
+    params: dict[str, Any] = {"now": now}
+    if street is not None:
+        params["street"] = street
+    if community is not None:
+        params["community"] = community
     out = []
-    for r in conn.execute(query):
+    for r in conn.execute(_centre_query(street is not None, community is not None), params):
         for kind, due in (("accept", r.accept_due if r.status == "reported" else None), ("dispatch", r.dispatch_due)):
             if due is not None and due < now:
                 out.append(MissedDeadline(r.ticket_id, "", 0, "", "centre", kind, due, r.centre_basis, 0, r.level,

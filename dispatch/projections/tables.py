@@ -160,6 +160,7 @@ reopens = Table(
 )
 
 Index("ix_ticket_states_at", ticket_states.c.at)
+Index("ix_tickets_status", tickets.c.status)  # the few tickets the centre still has to accept or dispatch
 
 # Events the projections could not hold (see apply._quarantine): kept with their reason.
 quarantined_events = Table(
@@ -211,6 +212,8 @@ def add_missing_columns(engine: Engine) -> list[str]:
                     spec = CreateColumn(column).compile(dialect=conn.dialect)
                     conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN {spec}')
                     added.append(f"{table.name}.{column.name}")
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
     return added
 
 
