@@ -200,9 +200,11 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
             grid: str | None = None, category: str | None = None, department: str | None = None,
             limit: int = 50, offset: int = 0, external_ref: str | None = None,
             identity: Identity | None = None, ids: list[str] | None = None, closed: bool | None = None,
-            reported_from: datetime | None = None, reported_to: datetime | None = None) -> list[dict[str, Any]]:
+            reported_from: datetime | None = None, reported_to: datetime | None = None,
+            mine: bool = False, extension_pending: bool = False) -> list[dict[str, Any]]:
     """Tickets newest first (``offset`` pages on); places, categories and departments by id
-    or name; only those ``identity`` sees."""
+    or name; only those ``identity`` sees; ``mine``: only those ``identity`` reported;
+    ``extension_pending``: only those with an extension request awaiting the centre."""
     ref = runtime.reference
     catch_up(runtime)
     return list_tickets(
@@ -215,6 +217,7 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
         limit=limit, offset=offset, external_ref=external_ref,
         scope=read_scope(identity) if identity is not None else None, ids=ids, closed=closed,
         reported_from=reported_from, reported_to=reported_to,
+        reported_by=identity.name if mine and identity is not None else None, extension_pending=extension_pending,
     )
 
 
@@ -355,7 +358,7 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
     to_handle = and_(c.role == "lead", c.answer == "acknowledged", c.handled_at.is_(None))
     query = (select(c.ticket_id, c.call_id, c.role, c.answer, c.dispatched_at, c.ack_due, c.handle_due,
                     c.time_basis, tk.status, tk.level, tk.category, tk.grid, tk.community, tk.description,
-                    tk.case_no, tk.held_since)
+                    tk.case_no, tk.held_since, tk.extension_minutes)
              .join(t.tickets, tk.ticket_id == c.ticket_id)
              .where(c.department == dept, c.superseded_at.is_(None), tk.status.not_in(TERMINAL),
                     or_(waiting, to_handle)))
@@ -372,7 +375,8 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
                          "due": due, "minutes_left": _minutes_left(policy, r.time_basis, r.held_since or now, due),
                          "time_basis": r.time_basis, "status": r.status, "level": r.level, "category": r.category,
                          "grid": r.grid, "community": r.community, "description": r.description,
-                         "case_no": r.case_no, "held": r.held_since is not None})
+                         "case_no": r.case_no, "held": r.held_since is not None,
+                         "extension_minutes": r.extension_minutes if r.role == "lead" else None})
     rows.sort(key=lambda row: (row["due"], row["ticket_id"]))
     return rows
 

@@ -77,6 +77,12 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     d, db_time = r.data, b.db_time
     row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
     row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
+    row["reported_by"] = (d.get("actor") or {}).get("id")
+    row["extension_minutes"] = None
+
+
+def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
+    row["extension_minutes"] = (row.get("extension") or {}).get("minutes")
 
 
 def _closed(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -91,6 +97,7 @@ def _closed(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any
 def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: Any) -> None:
     """An extension or a resume moved deadlines: the calls of the current dispatch follow."""
     tid, no, db_time = row["ticket_id"], row["dispatch_no"], b.db_time
+    row["extension_minutes"] = None  # a granted extension is decided
     for name in ("accept_due", "dispatch_due"):
         if name in dues or name.replace("_due", "") in dues:
             row[name] = db_time(dues.get(name) or dues.get(name.replace("_due", "")))
@@ -185,7 +192,7 @@ def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: 
 EFFECTS: dict[str, Handler | None] = {  # None: the ticket row (written anyway) is all it changes
     "report": _reported, "status": None, "close": _closed, "dispatch": _dispatched, "answer": _answered,
     "handle": _handled, "evaluate": _evaluated, "reopen": _reopened, "escalate": _escalated,
-    "extension": None, "hold": None, "deadlines": _deadlines,
+    "extension": _extension, "hold": None, "deadlines": _deadlines,
 }
 
 

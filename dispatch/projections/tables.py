@@ -94,6 +94,8 @@ tickets = Table(
     Column("closed_via", String(60)),  # completed | override | first_contact:<mode>
     Column("held_since", _T),  # 挂起: the clocks stopped
     Column("provisional", Boolean),  # a deadline counted in a year the holiday table does not cover
+    Column("extension_minutes", Integer),  # an extension the lead asked for, awaiting the centre
+    Column("reported_by", String(200), index=True),  # the reporting actor's id ("my reports")
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").

@@ -18,7 +18,8 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
                  department: str | None = None, limit: int = 50, offset: int = 0, external_ref: str | None = None,
                  scope: tuple[str, tuple[str, ...]] | None = None, ids: list[str] | None = None,
                  closed: bool | None = None, reported_from: datetime | None = None,
-                 reported_to: datetime | None = None) -> list[dict[str, Any]]:
+                 reported_to: datetime | None = None, reported_by: str | None = None,
+                 extension_pending: bool = False) -> list[dict[str, Any]]:
     """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch);
     ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids;
     ``ids``: only these tickets; ``closed``: only ended (closed, cancelled, duplicate) or only open
@@ -29,12 +30,15 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
     query = select(tk.ticket_id, tk.status, tk.grid, tk.community, tk.street, tk.district, tk.category,
                    tk.priority, tk.channel, tk.reported_at, tk.closed_at, tk.level, tk.lead, tk.handled_by,
                    tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version, tk.description, tk.case_no,
-                   tk.held_since,
+                   tk.held_since, tk.extension_minutes, tk.closed_via, tk.provisional,
                    select(t.calls.c.handle_due).where(t.calls.c.ticket_id == tk.ticket_id,
                                                       t.calls.c.dispatch_no == tk.dispatch_no,
                                                       t.calls.c.role == "lead").limit(1)
                    .scalar_subquery().label("handle_due"))
-    for column, value in ((tk.status, status), (tk.community, community), (tk.street, street),
+    if extension_pending:
+        query = query.where(tk.extension_minutes.is_not(None))
+    for column, value in ((tk.reported_by, reported_by), (tk.status, status), (tk.community, community),
+                          (tk.street, street),
                           (tk.grid, grid), (tk.category, category), (tk.external_ref, external_ref)):
         if value is not None:
             query = query.where(column == value)

@@ -163,7 +163,8 @@ def desk_calls(request: Request) -> Response:
 
 
 _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason",)),
-               "handle": (c.Handle, ("result",)), "feedback": (c.Feedback, ("message",))}
+               "handle": (c.Handle, ("result",)), "feedback": (c.Feedback, ("message",)),
+               "extension": (c.RequestExtension, ("reason",))}
 
 
 @router.post("/desk/{ticket}/{step}", response_class=HTMLResponse)
@@ -174,11 +175,16 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
     if step not in _DESK_STEPS:
         return _render(request, "desk_calls.html", **_desk(request, who, error="没有这个操作"))
     kind, fields = _DESK_STEPS[step]
-    values = {f: form.get(f, "") for f in fields}
+    values: dict[str, Any] = {f: form.get(f, "") for f in fields}
     if step != "feedback":
         values["department"] = who.department or ""
     service = request.app.state.service
     error = None
+    if kind is c.RequestExtension:  # asked in hours, recorded in minutes of the dispatch's time basis
+        hours = form.get("hours", "")
+        if not hours.isdigit() or not 1 <= int(hours) <= 720:
+            return _render(request, "desk_calls.html", **_desk(request, who, error="延期小时数：1 到 720 的整数"))
+        values["minutes"] = int(hours) * 60
     try:
         service.submit(lambda rt: prepare(rt, kind, who, ticket_id=ticket, **values), kind, None)
     except DispatchError as refused:
@@ -198,10 +204,11 @@ def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
     own = set(who.scope) if who.scope_kind in kinds else set()
     grids = sorted(ref.grids.values(), key=lambda g: (not (g.id in own or g.community_id in own), g.community_id, g.id))
     recent = service.read(lambda rt: queries.tickets(rt, identity=who, limit=10))
+    mine = service.read(lambda rt: queries.tickets(rt, identity=who, mine=True, limit=20))
     channels = ([("hotline", "12345热线"), ("online", "网上"), ("visit", "来访")] if who.role == "hotline"
                 else [("patrol", "网格巡查"), ("video", "视频发现"), ("visit", "来访")])
     return {"categories": list(ref.categories.values()), "grids": grids, "key": uuid.uuid4().hex,
-            "recent": recent, "hotline": who.role == "hotline", "channels": channels, **extra}
+            "recent": recent, "mine": mine, "hotline": who.role == "hotline", "channels": channels, **extra}
 
 
 @router.get("/report", response_class=HTMLResponse)
@@ -209,7 +216,12 @@ def report_page(request: Request, made: str | None = None) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    shown = {"ticket_id": made} if made and queries.UUID_TEXT.match(made) else None
+    shown = None
+    if made and queries.UUID_TEXT.match(made):
+        try:
+            shown = request.app.state.service.read(lambda rt: queries.show(rt, made, who))
+        except DispatchError:  # in Kafka mode the engine may not have stored it yet
+            shown = {"ticket_id": made, "case_no": "（编号生成中）"}
     return _render(request, "report.html", made=shown, **_report_context(request, who))
 
 
@@ -256,7 +268,8 @@ async def report(request: Request) -> Response:
 
 # -- the grid centre's console -------------------------------------------------------------------------
 
-_CONSOLE_LISTS = (("new", "新上报", ("reported",)), ("to_dispatch", "待派单", ("accepted", "reopened", "awaiting_redispatch")),
+_CONSOLE_LISTS = (("new", "新上报", ("reported",)), ("extensions", "延期申请", ()),
+                  ("to_dispatch", "待派单", ("accepted", "reopened", "awaiting_redispatch")),
                   ("working", "处置中", ("dispatched", "in_progress")), ("to_close", "待反馈 · 评价", ("handled", "feedback_given")),
                   ("evaluated", "待办结", ("evaluated",)))
 
@@ -266,8 +279,11 @@ def _console(request: Request, who: Any) -> dict[str, Any]:
     ref = service.runtime.reference
     lists = []
     for key, title, statuses in _CONSOLE_LISTS:
-        rows = [row for status in statuses
-                for row in service.read(lambda rt, st=status: queries.tickets(rt, identity=who, status=st, limit=100))]
+        if key == "extensions":
+            rows = service.read(lambda rt: queries.tickets(rt, identity=who, extension_pending=True, limit=100))
+        else:
+            rows = [row for status in statuses for row in
+                    service.read(lambda rt, st=status: queries.tickets(rt, identity=who, status=st, limit=100))]
         rows.sort(key=lambda r: r["reported_at"])
         lists.append({"key": key, "title": title, "rows": rows})
     overdue = service.read(lambda rt: queries.overdue(rt, identity=who))
@@ -296,6 +312,8 @@ _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
     "duplicate": (c.MarkDuplicate, ("original_id",)), "feedback": (c.Feedback, ("message",)),
     "evaluate": (c.Evaluate, ("satisfaction",)), "close": (c.Close, ()), "reopen": (c.Reopen, ("reason",)),
     "escalate": (c.Escalate, ()), "cancel": (c.Cancel, ("reason",)),
+    "extension-approve": (c.DecideExtension, ()), "extension-refuse": (c.DecideExtension, ("reason",)),
+    "hold": (c.Hold, ("reason",)), "resume": (c.Resume, ()),
 }
 
 
@@ -318,6 +336,10 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
                                      if d != values.get("lead")]
         if kind is c.Evaluate:
             values["resolved"] = form.get("resolved") == "yes"
+        if kind is c.Close:
+            values["override"] = form.get("override") or None
+        if kind is c.DecideExtension:
+            values["approve"] = step == "extension-approve"
         if kind is c.MarkDuplicate and values.get("original_id"):
             try:
                 values["original_id"] = str(request.app.state.service.read(

@@ -68,6 +68,8 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         field.screenshot(path=str(SHOTS / "report-phone.png"), full_page=True)
         field.click("form.report button[type=submit]")
         expect(field.locator("[role=status]")).to_contain_text("已上报")
+        expect(field.locator("[role=status] .case")).to_have_text(re.compile(r"^CAOJING-\d{8}-\d{5}$"))  # 工单编号
+        expect(field.locator("#mine")).to_contain_text("市容环卫")  # my reports, with their status
         clean(field)
 
         # 2. the dispatcher accepts and whistles (the category's routing pre-filled)
@@ -90,6 +92,19 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         call = desk.locator("article.call", has_text="水库村南口垃圾满溢")
         call.get_by_role("button", name="报到").click()
         expect(call).to_contain_text("待处置")
+        # it needs more time: an extension (延期), which the centre grants
+        call.locator("input[name=hours]").fill("4")
+        call.locator("input[name=reason]").fill("清运车辆检修")
+        call.get_by_role("button", name="申请延期").click()
+        expect(call).to_contain_text("等待网格中心审批")
+        centre.reload()
+        asked = centre.locator("#list-extensions article", has_text="水库村南口垃圾满溢")
+        expect(asked).to_contain_text("申请延期 4.0 小时")
+        asked.get_by_role("button", name="同意延期").click()
+        expect(centre.locator("#list-extensions article")).to_have_count(0)
+        desk.reload()
+        call = desk.locator("article.call", has_text="水库村南口垃圾满溢")
+        expect(call).not_to_contain_text("等待网格中心审批")
         call.locator("input[name=result]").fill("已清运")
         call.get_by_role("button", name="处置完成").click()
         expect(desk.locator("article.call", has_text="水库村南口垃圾满溢")).to_have_count(0)
@@ -103,7 +118,7 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         row.locator("select[name=satisfaction]").select_option(label="满意")
         row.get_by_role("button", name="记录评价").click()
         done = centre.locator("#list-evaluated article", has_text="水库村南口垃圾满溢")
-        done.get_by_role("button", name="办结").click()
+        done.get_by_role("button", name="办结", exact=True).click()
         expect(centre.locator("#list-evaluated")).not_to_contain_text("水库村南口垃圾满溢")
         clean(centre)
 

@@ -72,3 +72,75 @@ def test_the_field_report_takes_a_photo_and_refuses_what_is_not_one(api: Api) ->
     assert len(api.get("boss", "/api/tickets", limit=100).json()["tickets"]) == 1
     photo = api.client.get(f"/tickets/{ticket}/media/{shown['media'][0][5:]}")
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'"X-CSRF-Token": "([0-9a-f]{64})"', page).group(1)  # type: ignore[union-attr]
+
+
+def test_the_field_report_shows_the_new_case_number_and_my_reports_with_their_status(api: Api) -> None:
+    api.report("sup-b", "xq-baihe-g01")  # somebody else's, elsewhere
+    _sign_in(api, "sup-a")
+    page = api.client.get("/report").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)  # type: ignore[union-attr]
+    made = api.client.post("/report", data={"csrf": csrf, "key": "k-1", "category": "city_appearance",
+                                            "description": "井盖缺失", "grid": "cj-shuiku-g01"},
+                           follow_redirects=False)
+    ticket = made.headers["location"].split("=", 1)[1]
+    case_no = api.runtime.app.get_ticket(__import__("uuid").UUID(ticket)).case_no
+    shown = api.client.get(made.headers["location"]).text
+    assert f"工单编号 <strong class=\"case\">{case_no}</strong>" in shown
+    mine = shown.split('id="mine"', 1)[1].split("</section>", 1)[0]
+    assert case_no in mine and "已上报" in mine and mine.count("<li>") == 1
+    api.step("disp-a", ticket, "accept")
+    mine = api.client.get("/report").text.split('id="mine"', 1)[1].split("</section>", 1)[0]
+    assert "已受理" in mine
+
+
+def test_a_desk_asks_for_an_extension_and_the_console_grants_it(api: Api) -> None:
+    ticket = api.report()
+    api.step("disp-a", ticket, "accept")
+    api.step("disp-a", ticket, "dispatch")
+    api.step("desk-cg", ticket, "acknowledge")
+    _sign_in(api, "desk-cg")
+    desk = api.client.get("/desk").text
+    assert "申请延期" in desk
+    asked = api.client.post(f"/desk/{ticket}/extension", data={"hours": "4", "reason": "等待配件"},
+                            headers={"X-CSRF-Token": _csrf(desk)})
+    assert asked.status_code == 200 and "等待网格中心审批" in asked.text
+    before = api.get("boss", f"/api/tickets/{ticket}").json()["handle_due"]
+    _sign_in(api, "disp-a")
+    console = api.client.get("/console").text
+    pending = console.split('id="list-extensions"', 1)[1].split("</section>", 1)[0]
+    assert "申请延期 4.0 小时" in pending
+    granted = api.client.post(f"/console/{ticket}/extension-approve", headers={"X-CSRF-Token": _csrf(console)})
+    assert granted.status_code == 200
+    after = api.get("boss", f"/api/tickets/{ticket}").json()
+    assert after["handle_due"] > before and after["extension"] is None
+    pending = granted.text.split('id="list-extensions"', 1)[1].split("</section>", 1)[0]
+    assert "申请延期" not in pending.split("</h2>", 1)[1]
+
+
+def test_the_console_holds_and_resumes_and_closes_an_unsatisfied_result_only_with_its_reason(api: Api) -> None:
+    ticket = api.report()
+    for who, step, body in (("disp-a", "accept", {}), ("disp-a", "dispatch", {}), ("desk-cg", "acknowledge", {}),
+                            ("desk-cg", "handle", {"result": "ok"}), ("disp-a", "feedback", {"message": "ok"}),
+                            ("disp-a", "evaluate", {"satisfaction": "unsatisfied", "resolved": False})):
+        assert api.step(who, ticket, step, body)
+    _sign_in(api, "disp-a")
+    console = api.client.get("/console").text
+    assert "应返工" in console
+    refused = api.client.post(f"/console/{ticket}/close", headers={"X-CSRF-Token": _csrf(console)})
+    assert 'role="alert"' in refused.text and api.get("boss", f"/api/tickets/{ticket}").json()["status"] == "evaluated"
+    closed = api.client.post(f"/console/{ticket}/close", data={"override": "诉求超出政策范围"},
+                             headers={"X-CSRF-Token": _csrf(console)})
+    assert closed.status_code == 200
+    assert api.get("boss", f"/api/tickets/{ticket}").json()["override"] == "诉求超出政策范围"
+    other = api.report()
+    api.step("disp-a", other, "accept")
+    api.step("disp-a", other, "dispatch")
+    held = api.client.post(f"/console/{other}/hold", data={"reason": "等待产权确认"},
+                           headers={"X-CSRF-Token": _csrf(console)})
+    assert "挂起中" in held.text and "恢复" in held.text
+    api.client.post(f"/console/{other}/resume", headers={"X-CSRF-Token": _csrf(console)})
+    assert api.get("boss", f"/api/tickets/{other}").json()["held_since"] is None
