@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
@@ -72,7 +73,7 @@ def _iso_text(value: Any) -> Any:
 
 
 BusinessTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
-_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)  # schemas built on first use
 
 
 class Actor(BaseModel):
@@ -278,7 +279,12 @@ Command = Annotated[
     ],
     Field(discriminator="type"),
 ]
-_adapter: TypeAdapter[Any] = TypeAdapter(Command)
+
+
+@cache
+def _adapter() -> TypeAdapter[Any]:
+    """Built on first use (a CLI command that only reads never pays for it)."""
+    return TypeAdapter(Command)
 
 
 def _describe(error: ValidationError) -> str:
@@ -307,13 +313,13 @@ def parse_command(data: bytes | str | dict[str, Any]) -> Any:
                 data = orjson.dumps(data)
             except TypeError as error:
                 raise InvalidCommand(f"message: not JSON data ({error})") from None
-        return _adapter.validate_json(data)
+        return _adapter().validate_json(data)
     except ValidationError as e:
         raise InvalidCommand(_describe(e)) from None
 
 
 def command_json_schema() -> dict[str, Any]:
-    schema = _adapter.json_schema()
+    schema = _adapter().json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "dispatch intake command"
     return schema

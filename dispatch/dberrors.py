@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,16 +20,16 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
 
     kinds: list[type[BaseException]] = [sqlalchemy.exc.DBAPIError, sqlalchemy.exc.OperationalError,
                                         sqlite3.Error, PersistenceError]
-    try:
-        import psycopg
-
+    psycopg = sys.modules.get("psycopg")  # an error from it means it was imported: a SQLite-only
+    if psycopg is not None:                # process never pays for importing it
         kinds.append(psycopg.Error)
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        pass
     return tuple(kinds)
 
 
-DRIVER_ERRORS = _driver_errors()
+def __getattr__(name: str) -> Any:
+    if name == "DRIVER_ERRORS":  # the drivers' error classes, of the drivers this process loaded
+        return _driver_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _HINTS = {
     "file is not a database": "the file is damaged or not a SQLite database; 'dispatch check' tells more",
@@ -56,6 +57,6 @@ def describe_db_error(error: BaseException) -> str:
 def translate_db_errors(db: Database) -> Iterator[None]:
     try:
         yield
-    except DRIVER_ERRORS as error:
+    except _driver_errors() as error:
         where = db.url.database if db.is_sqlite else db.display
         raise DatabaseUnavailable(f"cannot use the database {where}: {describe_db_error(error)}") from None

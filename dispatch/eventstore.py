@@ -27,14 +27,15 @@ and only here (a unit test holds this: no other module names a private recorder 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
 from dispatch.commandlog import COLUMNS, OUTCOME_TYPES
@@ -109,45 +110,60 @@ class _Fenced:
             )
 
 
-class PostgresStore(_Fenced, PostgresProcessRecorder):
-    # a batch's outcomes in one statement: one array per column (as the events' fast insert)
-    _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-                       + ", ".join(f"%s::{kind}[]" for kind in OUTCOME_TYPES) + ") ON CONFLICT (command_id) DO NOTHING")
-
-    def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
-        curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        from psycopg.sql import SQL, Identifier
-
-        schema = self.datastore.schema
-        tracking = f'"{schema}"."{self.tracking_table_name}"'
-        self._fence_insert = (f"INSERT INTO {tracking} VALUES (%(name)s, %(new)s) ON CONFLICT DO NOTHING "
-                              "RETURNING notification_id")
-        self._fence_update = (f"UPDATE {tracking} SET notification_id = %(new)s WHERE application_name = %(name)s "
-                              "AND notification_id = %(expected)s RETURNING notification_id")
-        id_type = _id_type(self)
-        self._fast_insert = SQL("INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-                                "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-                                "RETURNING notification_id").format(
-            schema=Identifier(schema), table=Identifier(self.events_table_name), id_type=SQL(id_type))
-
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self._fast_insert, [[e.originator_id for e in stored_events],
-                                         [e.originator_version for e in stored_events],
-                                         [e.topic for e in stored_events], [e.state for e in stored_events]],
-                     prepare=True)
-
-
 class SQLiteStore(_Fenced, SQLiteProcessRecorder):
     _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
                        "ON CONFLICT (command_id) DO NOTHING")
     _fence_insert = "INSERT INTO tracking VALUES (:name, :new) ON CONFLICT DO NOTHING RETURNING notification_id"
     _fence_update = ("UPDATE tracking SET notification_id = :new "
                      "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")
+
+
+@cache
+def _postgres_store() -> type:
+    """``PostgresStore``, defined when first asked for: psycopg and eventsourcing's PostgreSQL
+    module are imported only by processes that use PostgreSQL (a CLI command on SQLite starts
+    faster without them)."""
+    from eventsourcing.postgres import PostgresProcessRecorder
+
+    class PostgresStore(_Fenced, PostgresProcessRecorder):
+        # a batch's outcomes in one statement: one array per column (as the events' fast insert)
+        _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) SELECT * FROM unnest("
+                           + ", ".join(f"%s::{kind}[]" for kind in OUTCOME_TYPES) + ") ON CONFLICT (command_id) DO NOTHING")
+
+        def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
+            curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            from psycopg.sql import SQL, Identifier
+
+            schema = self.datastore.schema
+            tracking = f'"{schema}"."{self.tracking_table_name}"'
+            self._fence_insert = (f"INSERT INTO {tracking} VALUES (%(name)s, %(new)s) ON CONFLICT DO NOTHING "
+                                  "RETURNING notification_id")
+            self._fence_update = (f"UPDATE {tracking} SET notification_id = %(new)s WHERE application_name = %(name)s "
+                                  "AND notification_id = %(expected)s RETURNING notification_id")
+            id_type = _id_type(self)
+            self._fast_insert = SQL("INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                                    "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+                                    "RETURNING notification_id").format(
+                schema=Identifier(schema), table=Identifier(self.events_table_name), id_type=SQL(id_type))
+
+        def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(self._fast_insert, [[e.originator_id for e in stored_events],
+                                             [e.originator_version for e in stored_events],
+                                             [e.topic for e in stored_events], [e.state for e in stored_events]],
+                         prepare=True)
+
+    return PostgresStore
+
+
+def __getattr__(name: str) -> Any:  # ``dispatch.eventstore:PostgresStore``, the recorder topic
+    if name == "PostgresStore":
+        return _postgres_store()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def recorder_topic(persistence_module: str) -> str | None:
@@ -172,10 +188,13 @@ def record(app: Any, processing: Any) -> None:
 # -- reads straight from the driver -------------------------------------------------------------------
 
 def _kind(recorder: Any) -> str:
-    if isinstance(recorder, PostgresAggregateRecorder):
-        return "postgres"
     if isinstance(recorder, SQLiteAggregateRecorder):
         return "sqlite"
+    if "eventsourcing.postgres" in sys.modules:
+        from eventsourcing.postgres import PostgresAggregateRecorder
+
+        if isinstance(recorder, PostgresAggregateRecorder):
+            return "postgres"
     return ""
 
 

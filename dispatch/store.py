@@ -20,43 +20,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, Integer, MetaData, String, create_engine, event, inspect, select
+from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, create_engine, event, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dispatch.config import Database
 
-__all__ = ["SCHEMA_VERSION", "Base", "Examined", "ReferenceRow", "create_read_engine", "create_sqlite_file", "ensure_created",
+__all__ = ["SCHEMA_VERSION", "Examined", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
 SCHEMA_VERSION = 2  # 2: the read model gained case numbers, centre deadlines, holds, closed-out calls
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData()
-
-
-class ReferenceRow(Base):
-    __tablename__ = "reference_data"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(String(500))
-    body: Mapped[Any] = mapped_column(JSON)
-
-
-class MetaRow(Base):
-    __tablename__ = "dispatch_meta"
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    value: Mapped[str] = mapped_column(String(500))
-
-
-class ReferenceChange(Base):
-    """Every reference change that removed something in use, made with ``init --force``."""
-
-    __tablename__ = "reference_changes"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[str] = mapped_column(String(40))
-    source: Mapped[str] = mapped_column(String(500))
-    removed: Mapped[Any] = mapped_column(JSON)
+METADATA = MetaData()
+reference_data = Table(
+    "reference_data", METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(500), nullable=False),
+    Column("body", JSON, nullable=False),
+)
+dispatch_meta = Table(
+    "dispatch_meta", METADATA,
+    Column("key", String(100), primary_key=True),
+    Column("value", String(500), nullable=False),
+)
+# Every reference change that removed something in use, made with ``init --force``.
+reference_changes = Table(
+    "reference_changes", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("removed", JSON, nullable=False),
+)
 
 
 def create_sqlite_file(path: str) -> None:
@@ -102,24 +96,24 @@ class Examined:
 def examine(engine: Engine) -> Examined:
     """One query for the table names, one for the marker."""
     tables = tuple(sorted(inspect(engine).get_table_names()))
-    if MetaRow.__tablename__ in tables:
+    if dispatch_meta.name in tables:
         with engine.connect() as conn:
-            marker = {k: v for k, v in conn.execute(select(MetaRow.key, MetaRow.value))}
+            marker = {k: v for k, v in conn.execute(select(dispatch_meta.c.key, dispatch_meta.c.value))}
         if marker.get("schema") == "dispatch":
             return Examined("dispatch", marker, tables)
     if not tables:
         return Examined("empty", {}, tables)
-    if ReferenceRow.__tablename__ in tables and MetaRow.__tablename__ not in tables:
+    if reference_data.name in tables and dispatch_meta.name not in tables:
         return Examined("legacy", {}, tables)
     return Examined("foreign", {}, tables)
 
 
 def write_marker(engine: Engine, kind: str, state: str = "complete") -> None:
-    MetaRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    dispatch_meta.create(engine, checkfirst=True)
     values = {"schema": "dispatch", "schema_version": str(SCHEMA_VERSION), "kind": kind, "state": state}
-    table: Any = MetaRow.__table__
+    table: Any = dispatch_meta
     with engine.begin() as conn:
-        existing = {k for (k,) in conn.execute(select(MetaRow.key))}
+        existing = {k for (k,) in conn.execute(select(dispatch_meta.c.key))}
         if "created_at" not in existing:
             values["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for key, value in values.items():
@@ -130,23 +124,24 @@ def write_marker(engine: Engine, kind: str, state: str = "complete") -> None:
 
 
 def load_stored_reference(engine: Engine) -> tuple[str, dict[str, Any]] | None:
-    ReferenceRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    reference_data.create(engine, checkfirst=True)
     with engine.connect() as conn:
-        row = conn.execute(select(ReferenceRow.source, ReferenceRow.body).where(ReferenceRow.id == 1)).first()
+        row = conn.execute(select(reference_data.c.source, reference_data.c.body)
+                           .where(reference_data.c.id == 1)).first()
     return (row[0], row[1]) if row else None
 
 
 def store_reference(engine: Engine, source: str, body: dict[str, Any]) -> None:
-    ReferenceRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    reference_data.create(engine, checkfirst=True)
     with engine.begin() as conn:
-        conn.execute(ReferenceRow.__table__.delete())  # type: ignore[attr-defined]
-        conn.execute(ReferenceRow.__table__.insert().values(id=1, source=source, body=body))  # type: ignore[attr-defined]
+        conn.execute(reference_data.delete())
+        conn.execute(reference_data.insert().values(id=1, source=source, body=body))
 
 
 def record_reference_change(engine: Engine, source: str, removed: dict[str, list[str]], at: datetime) -> None:
-    ReferenceChange.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    reference_changes.create(engine, checkfirst=True)
     with engine.begin() as conn:
-        conn.execute(ReferenceChange.__table__.insert().values(  # type: ignore[attr-defined]
+        conn.execute(reference_changes.insert().values(
             at=at.isoformat(), source=source, removed=removed))
 
 

@@ -18,30 +18,43 @@ import threading
 from typing import Any
 
 import click
-import structlog
 
-from dispatch.cli.context import Ctx
+from dispatch.cli.catalogue import COMMANDS
 from dispatch.errors import DispatchError
-from dispatch.logs import configure_logging
 
 __all__ = ["main", "run"]
 
-# Each module registers its commands on ``main``.
-COMMAND_MODULES = (
-    "dispatch.cli.database",
-    "dispatch.cli.reference",
-    "dispatch.cli.tickets",
-    "dispatch.cli.views",
-    "dispatch.cli.dashboards",
-    "dispatch.cli.kafka",
-    "dispatch.cli.replay",
-    "dispatch.cli.demo",
-    "dispatch.cli.users",
-    "dispatch.cli.web",
-)
+# Each module registers its commands on ``main`` when it is imported: only the one a command
+# line names (``dispatch --help`` reads ``catalogue.COMMANDS`` and imports none).
+COMMAND_MODULES = tuple(sorted({module for module, _ in COMMANDS.values()}))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Lazy(click.Group):
+    """A group whose commands are imported when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name][0])
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.Command(name, help=text).get_short_help_str(limit))
+                for name, (_, text) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def load_all() -> None:
+    """Import every command module (tests and tools that walk all commands)."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+@click.group(cls=_Lazy, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--db", "db_url", metavar="URL", help="SQLite path or postgresql:// URL [env DISPATCH_DB; default ./dispatch.db]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("-v", "--verbose", count=True, help="Log lines on stderr (-v info, -vv debug).")
@@ -51,6 +64,9 @@ COMMAND_MODULES = (
 @click.pass_context
 def main(ctx: click.Context, db_url: str | None, as_json: bool, verbose: int, as_user: str | None) -> None:
     """dispatch — grid work orders: report → whistle → report in → handle → feedback → evaluate."""
+    from dispatch.cli.context import Ctx
+    from dispatch.logs import configure_logging
+
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
     configure_logging(level)
     _STATE["as_json"], _STATE["db_url"] = as_json, db_url
@@ -76,13 +92,6 @@ def _database_named() -> str:
         return "the database"
     return f"the database {db.url.database if db.is_sqlite else db.display}"
 
-
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _e:  # a module still being written is simply absent
-        if _e.name != _name:
-            raise
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -123,6 +132,8 @@ def run(argv: list[str] | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("DISPATCH_DEBUG"):
             raise
+        import structlog
+
         structlog.get_logger("dispatch.cli").debug("unexpected", exc_info=True)
         from dispatch.dberrors import DRIVER_ERRORS, describe_db_error
 

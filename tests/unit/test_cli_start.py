@@ -1,0 +1,39 @@
+"""The command line starts fast: ``dispatch --help`` lists every command from the catalogue
+without importing one (nor SQLAlchemy, eventsourcing, pydantic or Kafka); a command's module is
+imported when it runs. (The time itself is measured by scripts/bench_cli.py, never asserted.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from dispatch.cli import main
+from dispatch.cli.catalogue import COMMANDS
+
+
+def test_the_catalogue_names_every_command_with_its_module_and_help() -> None:
+    from dispatch.cli import load_all
+
+    load_all()
+    found = {name: (cmd.callback.__module__, cmd.get_short_help_str(limit=200))  # type: ignore[union-attr]
+             for name, cmd in main.commands.items()}
+    assert found == COMMANDS
+
+
+def test_help_imports_no_command_module_and_no_heavy_library() -> None:
+    probe = ("import sys\nfrom dispatch.cli import run\ntry:\n    run(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print('LOADED:' + ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('sqlalchemy', 'eventsourcing', 'pydantic', 'kafka', 'structlog', 'fastapi') "
+             "or m.startswith('dispatch.cli.') and m != 'dispatch.cli.catalogue')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "report" in out and "watchdog" in out  # the help itself lists the commands
+    assert out.rsplit("LOADED:", 1)[1].strip() == ""
+
+
+def test_a_command_and_its_own_help_still_work_through_the_lazy_group() -> None:
+    out = CliRunner().invoke(main, ["sla-rules", "--help"])
+    assert out.exit_code == 0 and "most specific rule wins" in " ".join(out.output.split())
+    unknown = CliRunner().invoke(main, ["no-such-command"])
+    assert unknown.exit_code == 2 and "No such command" in unknown.output
