@@ -78,7 +78,7 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
     row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
     row["reported_by"] = (d.get("actor") or {}).get("id")
-    row["extension_minutes"] = None
+    row["extension_minutes"] = row["ended_at"] = None
 
 
 def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -88,6 +88,7 @@ def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: 
 def _closed(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
     """The ticket ended: its unanswered calls are closed out (they leave every work list)."""
     tid = row["ticket_id"]
+    row["ended_at"] = at
     for call in b.ticket_calls.get(tid, ()):
         if call["superseded_at"] is None and call["answer"] is None and call["closed_out_at"] is None:
             call["closed_out_at"] = at

@@ -58,7 +58,7 @@ def community_dashboard(engine: Engine, reference: Reference, community: str, *,
     settings = settings or Settings()
     c = reference.community(community)
     window = Window(start, end)
-    facts = load_facts(engine, as_of, community=c.id)
+    facts = load_facts(engine, as_of, community=c.id, start=start, end=end)
     grids = []
     for g in reference.grids_of_community(c.id):
         ids = {i for i, tk in facts.tickets.items() if tk.grid == g.id}
@@ -73,7 +73,7 @@ def street_dashboard(engine: Engine, reference: Reference, street: str, *, as_of
     settings = settings or Settings()
     s = reference.street(street)
     window = Window(start, end)
-    facts = load_facts(engine, as_of, street=s.id)
+    facts = load_facts(engine, as_of, street=s.id, start=start, end=end)
     communities = []
     for c in reference.communities_of_street(s.id):
         ids = {i for i, tk in facts.tickets.items() if tk.community == c.id}

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, Select, select
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, and_, or_, select
 
 from dispatch.ladder import LEVELS
 from dispatch.projections import tables as t
 
-__all__ = ["CallFact", "EvalFact", "EscalationFact", "Facts", "TicketFact", "load_facts"]
+__all__ = ["CallFact", "EvalFact", "EscalationFact", "Facts", "TicketFact", "load_facts", "relevant_tickets"]
 
 
 @dataclass(slots=True)
@@ -99,16 +101,67 @@ def _upto(value: datetime | None, as_of: datetime) -> datetime | None:
     return value if value is not None and value <= as_of else None
 
 
-def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
-               street: str | None = None) -> Facts:
-    """Every fact of the tickets in scope (reported at or before ``as_of``)."""
+def _placed(query: Select[Any], community: str | None, street: str | None) -> Select[Any]:
     tk = t.tickets.c
-    scope: Select[tuple[str]] = select(tk.ticket_id).where(tk.reported_at <= as_of)
     if community is not None:
-        scope = scope.where(tk.community == community)
+        query = query.where(tk.community == community)
     if street is not None:
-        scope = scope.where(tk.street == street)
+        query = query.where(tk.street == street)
+    return query
+
+
+def relevant_tickets(conn: Connection, as_of: datetime, start: datetime, end: datetime | None, *,
+                     community: str | None = None, street: str | None = None) -> list[str]:
+    """The tickets any figure of the period ``[start, end)`` as of ``as_of`` can count: reported,
+    closed, dispatched to, evaluated or escalated in the period, or open at the instant. Each
+    part is one indexed range, so the cost follows the period (and the open work), not the
+    history before it."""
+    tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
+
+    def within(column: Any) -> Any:  # in the period, and at or before the instant
+        return and_(column >= start, column <= as_of, *([column < end] if end is not None else []))
+
+    found: set[str] = set()
+    parts = [
+        select(tk.ticket_id).where(within(tk.reported_at)),
+        select(tk.ticket_id).where(within(tk.closed_at)),
+        # open at the instant: not ended by then (an index range over the recent ends, and the open)
+        select(tk.ticket_id).where(tk.reported_at <= as_of, or_(tk.ended_at.is_(None), tk.ended_at > as_of)),
+    ]
+    for part in parts:
+        found.update(conn.execute(_placed(part, community, street)).scalars())
+    for table, column in ((t.calls, c.dispatched_at), (t.evaluations, ev.at), (t.escalations, es.at)):
+        ids = select(table.c.ticket_id).where(within(column)).distinct()
+        if community is not None or street is not None:
+            ids = _placed(ids.join(t.tickets, tk.ticket_id == table.c.ticket_id), community, street)
+        found.update(conn.execute(ids).scalars())
+    return sorted(found)
+
+
+_CHUNK = 900
+
+
+def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
+               street: str | None = None, start: datetime | None = None, end: datetime | None = None) -> Facts:
+    """Every fact of the tickets in scope (reported at or before ``as_of``). With a period
+    start, only the tickets a figure of ``[start, end)`` can count (``relevant_tickets``)."""
+    tk = t.tickets.c
     facts = Facts(as_of=as_of)
+    if start is not None:
+        with engine.connect() as conn:
+            ids = relevant_tickets(conn, as_of, start, end, community=community, street=street)
+        for i in range(0, len(ids), _CHUNK):
+            _load(engine, as_of, select(tk.ticket_id).where(tk.ticket_id.in_(ids[i:i + _CHUNK]),
+                                                            tk.reported_at <= as_of), facts)
+        return facts
+    scope: Select[Any] = _placed(select(tk.ticket_id).where(tk.reported_at <= as_of), community, street)
+    _load(engine, as_of, scope, facts)
+    return facts
+
+
+def _load(engine: Engine, as_of: datetime, scope: Select[Any], facts: Facts) -> None:
+    """Every fact of the tickets ``scope`` selects, as of ``as_of``, into ``facts``."""
+    tk = t.tickets.c
     with engine.connect() as conn:
         cols = [tk.ticket_id, tk.grid, tk.community, tk.street, tk.district, tk.category, tk.priority,
                 tk.channel, tk.reported_at, tk.closed_at, tk.accept_due, tk.dispatch_due, tk.accepted_at,
@@ -150,4 +203,3 @@ def load_facts(engine: Engine, as_of: datetime, *, community: str | None = None,
             facts.evaluations.append(EvalFact(
                 m["ticket_id"], m["version"], m["at"], m["satisfaction"], bool(m["resolved"]),
                 bool(m["contacted"]), m["department"], _upto(m["reopened_at"], as_of)))
-    return facts

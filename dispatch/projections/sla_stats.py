@@ -82,7 +82,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     if period is not None and period not in PERIODS:
         raise DispatchError(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
     settings = settings or Settings()
-    facts = load_facts(engine, as_of, street=street, community=community)
+    facts = load_facts(engine, as_of, street=street, community=community, start=start, end=end)
     policy, window = SlaPolicy(reference), Window(start, end)
     closes, latest = close_items(facts), latest_evaluations(facts.evaluations)
 

@@ -74,8 +74,8 @@ tickets = Table(
     Column("channel", String(40), nullable=False),
     Column("description", String(4000), nullable=False, default=""),
     Column("external_ref", String(200)),
-    Column("reported_at", _T, nullable=False),
-    Column("closed_at", _T),
+    Column("reported_at", _T, nullable=False, index=True),
+    Column("closed_at", _T, index=True),
     Column("last_at", _T, nullable=False),
     Column("level", String(20), nullable=False),
     Column("last_version", Integer, nullable=False),
@@ -94,6 +94,7 @@ tickets = Table(
     Column("closed_via", String(60)),  # completed | override | first_contact:<mode>
     Column("held_since", _T),  # 挂起: the clocks stopped
     Column("provisional", Boolean),  # a deadline counted in a year the holiday table does not cover
+    Column("ended_at", _T, index=True),  # when it closed, was cancelled or marked a duplicate ("open as of T")
     Column("extension_minutes", Integer),  # an extension the lead asked for, awaiting the centre
     Column("reported_by", String(200), index=True),  # the reporting actor's id ("my reports")
 )
