@@ -12,7 +12,7 @@ from datetime import datetime
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, select
 
 from dispatch.ladder import LEVELS
 from dispatch.projections import tables as t
@@ -113,9 +113,9 @@ def _placed(query: Select[Any], community: str | None, street: str | None) -> Se
 def relevant_tickets(conn: Connection, as_of: datetime, start: datetime, end: datetime | None, *,
                      community: str | None = None, street: str | None = None) -> list[str]:
     """The tickets any figure of the period ``[start, end)`` as of ``as_of`` can count: reported,
-    closed, dispatched to, evaluated or escalated in the period, or open at the instant. Each
-    part is one indexed range, so the cost follows the period (and the open work), not the
-    history before it."""
+    closed, dispatched to, evaluated or escalated in the period (the open work at the instant is
+    counted in the database: ``dispatch.projections.open_work``). Each part is one indexed
+    range, so the cost follows the period, not the history before it."""
     tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
 
     def within(column: Any) -> Any:  # in the period, and at or before the instant
@@ -125,8 +125,6 @@ def relevant_tickets(conn: Connection, as_of: datetime, start: datetime, end: da
     parts = [
         select(tk.ticket_id).where(within(tk.reported_at)),
         select(tk.ticket_id).where(within(tk.closed_at)),
-        # open at the instant: not ended by then (an index range over the recent ends, and the open)
-        select(tk.ticket_id).where(tk.reported_at <= as_of, or_(tk.ended_at.is_(None), tk.ended_at > as_of)),
     ]
     for part in parts:
         found.update(conn.execute(_placed(part, community, street)).scalars())

@@ -94,7 +94,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                                        else (lambda i: attr(i.ticket.ticket_id)))
     eval_key: Callable[[Any], str] = ((lambda e: e.department or "") if by == "department"
                                       else (lambda e: attr(e.ticket_id)))
-    keys = sorted({call_key(c) for c in facts.calls} | {eval_key(e) for e in facts.evaluations})
+    keys = sorted({call_key(c) for c in facts.calls} | {eval_key(e) for e in facts.evaluations}
+                  | (set() if by == "department" else {attr(tid) for tid in facts.tickets}))
     windows: list[tuple[str | None, Window]] = [(None, window)]
     if period is not None:
         times = [c.dispatched_at for c in facts.calls] + [e.at for e in facts.evaluations]

@@ -93,6 +93,44 @@ def test_a_periods_figures_from_its_own_tickets_equal_those_from_the_whole_histo
             "cooperation_ranking")
 
 
+def _open_figures_in_python(runtime: Runtime, as_of: datetime, by: str) -> dict[str, dict[str, Any]]:
+    """The open work from every fact up to the instant, as the dashboards computed it before
+    (the reference the database's counts are held to)."""
+    from collections import Counter
+
+    from dispatch.lifecycle import TERMINAL
+
+    everything = facts.load_facts(runtime.engine, as_of, street="xinqi")
+    out: dict[str, dict[str, Any]] = {}
+    for unit in {getattr(tk, by) for tk in everything.tickets.values()}:
+        tickets = [tk for tk in everything.tickets.values() if getattr(tk, by) == unit]
+        is_open = {tk.ticket_id: tk.state not in TERMINAL for tk in tickets}
+        current = [c for c in everything.calls if c.ticket_id in is_open and c.superseded_at is None
+                   and is_open[c.ticket_id]]
+        by_state = Counter(tk.state for tk in tickets if is_open[tk.ticket_id])
+        figures = {"open": sum(by_state.values()), "open_by_state": dict(sorted(by_state.items())),
+                   "ack_overdue": sum(1 for c in current if c.answered_at is None and c.ack_due < as_of),
+                   "handle_overdue": sum(1 for c in current if c.role == "lead" and c.answer != "rejected"
+                                         and c.handled_at is None and c.handle_due is not None
+                                         and c.handle_due < as_of),
+                   "open_above_grid": sum(1 for tk in tickets if is_open[tk.ticket_id] and tk.level != "grid")}
+        if figures["open"]:
+            out[unit] = figures
+    return out
+
+
+@pytest.mark.parametrize("days", [0.5, 3.25, 9, 14.7, 20])
+def test_the_open_work_counted_in_the_database_equals_the_facts_counted_one_by_one(
+        history: Runtime, days: float) -> None:
+    from dispatch.projections.open_work import open_work
+
+    as_of = _at(days)
+    for by in ("community", "grid"):
+        counted = {k: v for k, v in open_work(history.engine, as_of, by=by, street="xinqi").items() if v["open"]}
+        assert counted == _open_figures_in_python(history, as_of, by)
+        assert sum(v["open"] for v in counted.values()) > 0
+
+
 def test_a_period_reads_only_its_own_tickets(history: Runtime) -> None:
     with history.engine.connect() as conn:
         week = facts.relevant_tickets(conn, _at(10), _at(3), _at(10), street="xinqi")

@@ -1,0 +1,80 @@
+"""Open work as of an instant, counted in the database: how many tickets are open and in which
+status, how many of their current calls are past the report-in or handling deadline, how many
+are escalated above the grid — per community or grid of a street or community.
+
+The same definitions as docs/figures.md (`open`, `open_by_state`, `ack_overdue`,
+`handle_overdue`, `open_above_grid`): a ticket is open at T when it was reported by T and had
+not ended by T (``tickets.ended_at``); its status at T is the last status row at or before T;
+a call counts while it was not superseded by T, unanswered (or, for handling, not rejected and
+not handled) by T and past its deadline. Each query touches the open tickets only, so a
+dashboard's cost follows the open work, not the history behind it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, or_, select
+
+from dispatch.projections import tables as t
+
+__all__ = ["open_work", "total"]
+
+
+def _empty() -> dict[str, Any]:
+    return {"open": 0, "open_by_state": {}, "ack_overdue": 0, "handle_overdue": 0, "open_above_grid": 0}
+
+
+def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = None,
+              community: str | None = None) -> dict[str, dict[str, Any]]:
+    """Open-work figures per unit (``by``: ``community`` or ``grid``) of the scope."""
+    tk, st, c, es = t.tickets.c, t.ticket_states.c, t.calls.c, t.escalations.c
+    unit = tk.community if by == "community" else tk.grid
+    is_open = and_(tk.reported_at <= as_of, or_(tk.ended_at.is_(None), tk.ended_at > as_of))
+    scope = [is_open]
+    if street is not None:
+        scope.append(tk.street == street)
+    if community is not None:
+        scope.append(tk.community == community)
+    earlier = t.ticket_states.alias("earlier")
+    last = (select(func.max(earlier.c.version)).where(earlier.c.ticket_id == tk.ticket_id, earlier.c.at <= as_of)
+            .correlate(t.tickets).scalar_subquery())
+    states = (select(unit, t.ticket_states.c.state, func.count())
+              .select_from(t.tickets.join(t.ticket_states, and_(st.ticket_id == tk.ticket_id, st.version == last)))
+              .where(*scope).group_by(unit, st.state))
+    raised = exists().where(es.ticket_id == tk.ticket_id, es.at <= as_of, es.from_level != es.to_level)
+    above = select(unit, func.count()).where(*scope, raised).group_by(unit)
+    current = and_(c.ticket_id == tk.ticket_id, c.dispatched_at <= as_of,
+                   or_(c.superseded_at.is_(None), c.superseded_at > as_of))
+    unanswered = or_(c.answered_at.is_(None), c.answered_at > as_of)
+    late_ack = select(unit, func.count()).select_from(t.tickets.join(t.calls, current)).where(
+        *scope, unanswered, c.ack_due < as_of).group_by(unit)
+    not_rejected = or_(unanswered, c.answer != "rejected")
+    late_handle = select(unit, func.count()).select_from(t.tickets.join(t.calls, current)).where(
+        *scope, c.role == "lead", not_rejected, or_(c.handled_at.is_(None), c.handled_at > as_of),
+        c.handle_due < as_of).group_by(unit)
+    out: dict[str, dict[str, Any]] = defaultdict(_empty)
+    with engine.connect() as conn:
+        for key, state, n in conn.execute(states):
+            out[key]["open"] += n
+            out[key]["open_by_state"][state] = n
+        for query, figure in ((above, "open_above_grid"), (late_ack, "ack_overdue"), (late_handle, "handle_overdue")):
+            for key, n in conn.execute(query):
+                out[key][figure] = n
+    for figures in out.values():
+        figures["open_by_state"] = dict(sorted(figures["open_by_state"].items()))
+    return dict(out)
+
+
+def total(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of several units together (every ticket is in exactly one unit)."""
+    whole = _empty()
+    for part in parts:
+        for key in ("open", "ack_overdue", "handle_overdue", "open_above_grid"):
+            whole[key] += part[key]
+        for state, n in part["open_by_state"].items():
+            whole["open_by_state"][state] = whole["open_by_state"].get(state, 0) + n
+    whole["open_by_state"] = dict(sorted(whole["open_by_state"].items()))
+    return whole
