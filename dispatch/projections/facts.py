@@ -128,11 +128,17 @@ def relevant_tickets(conn: Connection, as_of: datetime, start: datetime, end: da
     ]
     for part in parts:
         found.update(conn.execute(_placed(part, community, street)).scalars())
+    # the other facts by their own time index; their tickets' place checked by primary key
+    elsewhere: set[str] = set()
     for table, column in ((t.calls, c.dispatched_at), (t.evaluations, ev.at), (t.escalations, es.at)):
-        ids = select(table.c.ticket_id).where(within(column)).distinct()
-        if community is not None or street is not None:
-            ids = _placed(ids.join(t.tickets, tk.ticket_id == table.c.ticket_id), community, street)
-        found.update(conn.execute(ids).scalars())
+        elsewhere.update(conn.execute(select(table.c.ticket_id).where(within(column)).distinct()).scalars())
+    elsewhere -= found
+    if community is None and street is None:
+        return sorted(found | elsewhere)
+    pending = sorted(elsewhere)
+    for i in range(0, len(pending), _CHUNK):
+        found.update(conn.execute(_placed(select(tk.ticket_id).where(tk.ticket_id.in_(pending[i:i + _CHUNK])),
+                                          community, street)).scalars())
     return sorted(found)
 
 

@@ -164,6 +164,11 @@ reopens = Table(
 
 Index("ix_ticket_states_at", ticket_states.c.at)
 Index("ix_tickets_status", tickets.c.status)  # the few tickets the centre still has to accept or dispatch
+# a place's tickets reported / closed in a period (one index range, whatever the place's size)
+Index("ix_tickets_street_reported", tickets.c.street, tickets.c.reported_at)
+Index("ix_tickets_community_reported", tickets.c.community, tickets.c.reported_at)
+Index("ix_tickets_street_closed", tickets.c.street, tickets.c.closed_at)
+Index("ix_tickets_community_closed", tickets.c.community, tickets.c.closed_at)
 
 # Events the projections could not hold (see apply._quarantine): kept with their reason.
 quarantined_events = Table(
