@@ -194,6 +194,14 @@ def create_tables(engine: Engine) -> None:
 
     with _creating:
         create_all(engine, METADATA)
+        for table in METADATA.sorted_tables:  # an index added by a later version, on tables that exist
+            for index in table.indexes:
+                try:
+                    with engine.begin() as conn:
+                        index.create(conn, checkfirst=True)
+                except Exception as error:  # noqa: BLE001 - another process created it meanwhile
+                    if "already exists" not in str(error):
+                        raise
         _created.add(engine)
 
 
