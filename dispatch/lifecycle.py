@@ -232,6 +232,7 @@ def _handled(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
     # events before Handled v2 do not name the call: it is the department's on the current dispatch
     call_id = d.get("call_id") or call_id_for(s["dispatch_no"], d["department"])
     s["status"], s["handled_by"] = Status.HANDLED.value, d["department"]
+    s["extension"] = None  # handled: an extension still asked for is moot
     return ("handle", call_id)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from dispatch.lifecycle import ack_deadline, handle_deadline
 from dispatch.commands import Actor, Escalate
-from dispatch.errors import AlreadyEscalated, DuplicateCommand
+from dispatch.errors import AlreadyEscalated, DuplicateCommand, TopOfLadder
 from dispatch.ladder import LEVELS, rungs_due
 from dispatch.projections import catch_up
 from dispatch.projections.deadlines import missed_deadlines
@@ -32,7 +32,7 @@ __all__ = ["OpenDeadline", "Watchdog", "WATCHDOG_ACTOR", "due_escalations", "ope
 
 log = structlog.get_logger("dispatch.watchdog")
 WATCHDOG_ACTOR = Actor(role="system", id="watchdog")
-_HARMLESS = (AlreadyEscalated, DuplicateCommand)
+_HARMLESS = (AlreadyEscalated, DuplicateCommand, TopOfLadder)  # a read model a step behind the store
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: 
 def _closed(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
     """The ticket ended: its unanswered calls are closed out (they leave every work list)."""
     tid = row["ticket_id"]
-    row["ended_at"] = at
+    row["ended_at"], row["extension_minutes"] = at, None
     for call in b.ticket_calls.get(tid, ()):
         if call["superseded_at"] is None and call["answer"] is None and call["closed_out_at"] is None:
             call["closed_out_at"] = at
@@ -123,6 +123,7 @@ def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: An
 
 def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previous: Any) -> None:
     d, tid, db_time = r.data, row["ticket_id"], b.db_time
+    row["extension_minutes"] = None  # a new dispatch: a new handling deadline
     if previous:
         for call in b.ticket_calls.get(tid, ()):
             if call["dispatch_no"] == previous and call["superseded_at"] is None:
@@ -159,6 +160,7 @@ def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
 
 def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, call_id: Any) -> None:
     tid = row["ticket_id"]
+    row["extension_minutes"] = None
     new = b.calls.get((tid, call_id))
     if new is not None:
         new["handled_at"] = at

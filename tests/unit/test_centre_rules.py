@@ -377,6 +377,11 @@ def test_an_extension_is_asked_by_the_lead_and_granted_or_refused_by_the_centre(
     run.refused("illegal_transition", "decide_extension", "10-12 14:10", ticket_id=tid, approve=False)
     run("decide_extension", "10-12 14:10", ticket_id=tid, approve=False, reason="不符合延期条件")
     assert queries.show(rt, tid)["handle_due"] == datetime(2026, 10, 13, 12, 0, tzinfo=SH)
+    run("request_extension", "10-12 15:00", dept("chengguan"), ticket_id=tid, department="chengguan",
+        minutes=60, reason="又缺材料")
+    assert [t["extension_minutes"] for t in queries.tickets(rt, extension_pending=True)] == [60]
+    run("handle", "10-12 16:00", dept("chengguan"), ticket_id=tid, department="chengguan")  # done after all
+    assert queries.show(rt, tid)["extension"] is None and queries.tickets(rt, extension_pending=True) == []
 
 
 def test_a_hold_stops_the_clocks_and_a_resume_moves_every_open_deadline_by_the_working_time_held(
