@@ -406,3 +406,26 @@ def test_a_hold_stops_the_clocks_and_a_resume_moves_every_open_deadline_by_the_w
     late = queries.overdue(rt, now=datetime(2026, 10, 13, 9, 40, tzinfo=SH))
     assert [(r["department"], r["deadline"], r["minutes_late"]) for r in late] == [
         ("chengguan", "ack", 10.0), ("huanwei", "ack", 10.0)]
+
+
+def test_every_command_names_its_ticket_by_case_number(rt: Runtime) -> None:
+    from dispatch.actions import COMMANDS
+
+    run = Desk(rt)
+    bodies: dict[str, dict[str, Any]] = {
+        "first_contact": {"mode": "explain"}, "acknowledge": {"department": "chengguan"},
+        "reject": {"department": "chengguan", "reason": "x"}, "handle": {"department": "chengguan"},
+        "evaluate": {"satisfaction": "satisfied", "resolved": True}, "cancel": {"reason": "x"},
+        "request_extension": {"department": "chengguan", "minutes": 60, "reason": "x"},
+        "decide_extension": {"approve": True}, "hold": {"reason": "x"}, "mark_duplicate": {}}
+    for n, verb in enumerate(sorted(set(COMMANDS) - {"report"})):
+        tid = run.report(f"10-12 09:{n:02d}")
+        case_no = queries.show(rt, tid)["case_no"]
+        fields = dict(bodies.get(verb, {}))
+        if verb == "mark_duplicate":
+            fields["original_id"] = queries.show(rt, run.report(f"10-12 10:{n:02d}"))["case_no"]
+        try:
+            run(verb, f"10-12 11:{n:02d}", dept("chengguan") if "department" in fields else CENTRE,
+                ticket_id=case_no, **fields)
+        except DispatchError as refused:  # refused for the ticket's state, never for its name
+            assert refused.code not in ("ticket_not_found", "invalid_command"), (verb, str(refused))
