@@ -81,6 +81,11 @@ class Inbox:
         if message["kind"] == "call":
             self.calls.setdefault((ticket_id, message["call_id"]), dict(message, state=call_state(message["role"], None)))
             return
+        if message["kind"] == "deadline":  # an extension or a resume moved the call's deadlines
+            call = self.calls.get((ticket_id, message["call_id"]))
+            if call is not None:
+                call.update({k: message[k] for k in ("ack_due", "handle_due") if k in message})
+            return
         handled = message["answer"] == "handled"
         keys = [k for k in self.calls if k[0] == ticket_id] if handled else [(ticket_id, message.get("call_id", ""))]
         for key in keys:

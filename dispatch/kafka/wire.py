@@ -127,7 +127,8 @@ def _json(body: dict[str, Any]) -> bytes:
 def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None,
                      state: Any = None) -> list[tuple[bytes, bytes]]:
     """(key, value) pairs for the whistle topic: a call per department of a (re)dispatch,
-    an answer per acknowledgement, rejection or handling. Other events: none.
+    an answer per acknowledgement, rejection or handling, a closed-out answer per open call of an
+    ended ticket, new due times per open call when deadlines move. Other events: none.
 
     ``state``: the ticket's lifecycle state after the event (``dispatch.lifecycle.fold``);
     with it, each message says where its call now stands on the department's desk."""
@@ -162,6 +163,16 @@ def whistle_messages(record: EventRecord, summary: dict[str, Any] | None = None,
             role = call["role"] if call else ("lead" if d["department"] == state["lead"] else "cooperating")
             body["state"] = call_state(role, None if handled else answer, handled=handled)
         out.append(body)
+    elif record.type in ("ExtensionGranted", "Resumed") and state is not None:
+        # deadlines moved (延期 granted, or the clocks resumed after a hold): each desk still
+        # holding a call of the current dispatch hears its new due times
+        for call in state["calls"].values():
+            if call["answer"] is None or (call["role"] == "lead" and not state["handled_by"]):
+                body = base | {"kind": "deadline", "department": call["department"], "call_id": call["call_id"],
+                               "ack_due": _iso(call["ack_due"])}
+                if call["role"] == "lead" and state["handle_due"] is not None:
+                    body["handle_due"] = _iso(state["handle_due"])
+                out.append(body)
     elif record.type in _ENDINGS and state is not None:
         # the ticket ended: every call still on a desk is closed out and leaves it
         for call in state["calls"].values():

@@ -117,3 +117,42 @@ def test_topic_names_carry_the_prefix():
     assert topics == Topics("t1.")
     assert topics.all() == ["t1.intake", "t1.ticket-events", "t1.whistle", "t1.dead-letters"]
     assert KafkaSettings(prefix="t1.").partitions_of("t1.dead-letters") == 1
+
+
+def test_desks_hear_moved_deadlines_and_calls_closed_out_with_their_ticket():
+    from consumers.department import Inbox
+    from dispatch.lifecycle import fold, new_state
+
+    ticket, state, inbox = uuid4(), new_state(), Inbox()
+    calls = [{"call_id": "1:chengguan", "department": "chengguan", "role": "lead", "ack_due": AT},
+             {"call_id": "1:huanwei", "department": "huanwei", "role": "cooperating", "ack_due": AT}]
+    later = AT + timedelta(hours=6)
+    history = [
+        ("Reported", {"grid": "g", "community": "c", "street": "s", "district": "d", "category": "x",
+                      "priority": "normal", "channel": "patrol"}),
+        ("Dispatched", {"dispatch_no": 1, "lead": "chengguan", "cooperating": ["huanwei"], "calls": calls,
+                        "handle_due": AT + timedelta(days=1), "feedback_due": AT + timedelta(days=2),
+                        "time_basis": "calendar", "escalate_every_minutes": 60}),
+        ("Held", {"reason": "等待"}),
+        ("Resumed", {"dues": {"ack:1:chengguan": later, "ack:1:huanwei": later,
+                              "handle:1": AT + timedelta(days=1, hours=6)}, "note": ""}),
+        ("Cancelled", {"reason": "误报"}),
+    ]
+    heard = []
+    validator = _validator("whistle.schema.json")
+    for version, (kind, data) in enumerate(history, start=1):
+        record = EventRecord(version, ticket, version, kind, {"occurred_at": AT, "actor": {}, "command_id": None,
+                                                              **data})
+        fold(state, kind, record.data, AT, version)
+        for key, value in whistle_messages(record, None, state):
+            assert not list(validator.iter_errors(json.loads(value)))
+            message = whistle_from_json(value)
+            heard.append((key.decode(), message["kind"]))
+            inbox.add(message)
+        if kind == "Resumed":  # both desks now hold the moved due times
+            assert {(c["department"], c["ack_due"]) for c in inbox.pending()} == {("chengguan", later),
+                                                                                ("huanwei", later)}
+            assert next(c for c in inbox.pending() if c["role"] == "lead")["handle_due"] == AT + timedelta(days=1,
+                                                                                                        hours=6)
+    assert heard.count(("chengguan", "deadline")) == 1 and heard.count(("huanwei", "answer")) == 1
+    assert inbox.pending() == []  # the cancellation closed both calls out
