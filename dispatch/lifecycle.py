@@ -77,7 +77,8 @@ State = MutableMapping[str, Any]
 # What an event changed, for the read side: (kind, detail). Kinds: "report", "status",
 # "dispatch" (detail: the superseded dispatch number, 0 for none), "answer" (the call),
 # "handle" (the call id), "evaluate", "reopen" (the reopened evaluation's version or None),
-# "escalate", "close".
+# "escalate", "close" (the ticket ended: its open calls are closed out), "extension" (a request
+# asked or decided), "hold", "deadlines" (the moved due times, by deadline key or field name).
 Effect = tuple[str, Any]
 
 # A department may report in on its call until the ticket ends (a cooperating one may be late)

@@ -44,7 +44,7 @@ from dispatch.projections import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
 __all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
-           "overdue", "places", "show", "sla", "sla_rules", "ticket_id", "tickets", "timeline", "window"]
+           "overdue", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -102,15 +102,6 @@ def window(runtime: Any, start: str | None = None, end: str | None = None, as_of
     else:
         instant = now
     return Window(lo, hi, instant)
-
-
-def ticket_id(value: str | UUID) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(value)
-    except ValueError:
-        raise TicketNotFound(value) from None
 
 
 def resolve_ticket(runtime: Any, value: str | UUID) -> UUID:
