@@ -198,6 +198,9 @@ def _reference(engine: Engine, reference_file: str | Path | None) -> Reference:
     if reference_file is not None:
         reference = load_reference(reference_file)
         store_reference(engine, str(reference_file), reference.to_dict())
+        from dispatch.projections import durations
+
+        durations.forget(engine)  # the projection counts durations under the stored calendar
         return reference
     stored = load_stored_reference(engine)
     if stored is not None:

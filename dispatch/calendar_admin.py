@@ -14,6 +14,7 @@ from dispatch.calendar import HolidayTable, package_holidays
 from dispatch.errors import DispatchError
 from dispatch.projections import catch_up
 from dispatch.projections import tables as t
+from dispatch.projections import durations
 from dispatch.sla import SlaPolicy
 
 __all__ = ["WARN_DAYS", "affected_calls", "describe", "update"]
@@ -74,10 +75,17 @@ def update(runtime: Any, *, force: bool = False, table: HolidayTable | None = No
                             f"({shown}): past working-time figures would change; give --force to accept that, "
                             "then `dispatch replay --verify` names the dispatches it affects")
     changed = new.fingerprint() != old.fingerprint()
+    recounted = 0
     if changed:
         holidays.store(runtime.engine, new, runtime.clock.now())
+        # the read model's working-time durations were counted with the old table: count them again
+        durations.forget(runtime.engine)
+        t.ensure_tables(runtime.engine)
+        t.clear(runtime.engine)
+        recounted = catch_up(runtime)
     return {"changed": changed, "source": new.source, "fingerprint": new.fingerprint(),
-            "years_added": added, "days_rewritten": [d.isoformat() for d in rewritten]}
+            "years_added": added, "days_rewritten": [d.isoformat() for d in rewritten],
+            "events_reprojected": recounted}
 
 
 def affected_calls(runtime: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import JSON, Boolean, Column, Engine, MetaData, String, Table, s
 from dispatch.calendar import HolidayTable, package_holidays
 from dispatch.store import ensure_created
 
-__all__ = ["changed_days", "in_force", "load", "store", "tables"]
+__all__ = ["changed_days", "in_force", "load", "store", "table_of", "tables"]
 
 METADATA = MetaData()
 holiday_tables = Table(
@@ -34,7 +34,8 @@ holiday_tables = Table(
 )
 
 
-def _table(row: Any) -> HolidayTable:
+def table_of(row: Any) -> HolidayTable:
+    """A stored row of ``holiday_tables`` as a table."""
     body = row.body
     return HolidayTable({date.fromisoformat(d): bool(w) for d, w in body["days"].items()},
                         frozenset(int(y) for y in body["years"]), row.source)
@@ -45,14 +46,14 @@ def load(engine: Engine) -> HolidayTable | None:
     ensure_created(engine, METADATA)
     with engine.connect() as conn:
         row = conn.execute(select(holiday_tables).where(holiday_tables.c.in_force.is_(True))).first()
-    return _table(row) if row is not None else None
+    return table_of(row) if row is not None else None
 
 
 def tables(engine: Engine) -> dict[str, HolidayTable]:
     """Every table ever in force, by fingerprint."""
     ensure_created(engine, METADATA)
     with engine.connect() as conn:
-        return {row.fingerprint: _table(row) for row in conn.execute(select(holiday_tables))}
+        return {row.fingerprint: table_of(row) for row in conn.execute(select(holiday_tables))}
 
 
 def store(engine: Engine, table: HolidayTable, now: datetime | None = None) -> None:

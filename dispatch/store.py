@@ -28,7 +28,8 @@ from dispatch.config import Database
 __all__ = ["SCHEMA_VERSION", "Examined", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
-SCHEMA_VERSION = 3  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended
+SCHEMA_VERSION = 4  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
+# 4: the calls' durations (figures in the database)
 
 
 METADATA = MetaData()

@@ -65,10 +65,12 @@ def init(ctx: Ctx, reference_file: str | None, force: bool) -> None:
             raise WouldOrphanTickets(f"{reference_file} would remove what recorded tickets use ({listed}); "
                                      "nothing was changed (--force replaces it anyway and records the change)",
                                      removed)
+        from dispatch.projections import durations
         from dispatch.store import record_reference_change, store_reference
 
         with translate_db_errors(rt.db):
             store_reference(rt.engine, str(reference_file), new.to_dict())
+            durations.forget(rt.engine)  # counted under the stored calendar
             if removed:
                 record_reference_change(rt.engine, str(reference_file), removed, rt.clock.now())
         rt.reference = rt.app.reference = new
@@ -159,7 +161,9 @@ def calendar(ctx: Ctx, year: int | None, update: bool, force: bool) -> None:
     if update:
         done = calendar_admin.update(ctx.runtime, force=force)
         added = ", ".join(map(str, done["years_added"])) or "no new year"
-        ctx.emit(done, f"holiday table {'updated' if done['changed'] else 'unchanged'}: {done['source']}, {added}")
+        ctx.emit(done, f"holiday table {'updated' if done['changed'] else 'unchanged'}: {done['source']}, {added}"
+                       + (f"; working-time durations recounted from {done['events_reprojected']:,} events"
+                          if done["changed"] else ""))
         return
     data = calendar_admin.describe(ctx.runtime, year)
 

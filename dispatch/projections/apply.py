@@ -22,6 +22,7 @@ from dispatch.caseno import legacy_case_no
 from dispatch.lifecycle import fold, new_state
 from dispatch.projections import tables as t
 from dispatch.projections.decode import paused_gc
+from dispatch.projections.durations import Minutes, minutes_for
 from dispatch.projections.records import EventRecord
 from dispatch.projections.rows import TicketRows
 from dispatch.projections.writer import writer_for
@@ -47,17 +48,18 @@ class _Batch:
     """In-memory state of one batch: touched tickets and the rows to write, in the database's
     value forms (``writer.db_time``); tuples are in their table's column order."""
 
-    def __init__(self, known: dict[str, dict[str, Any]], db_time: Callable[[Any], Any]):
+    def __init__(self, known: dict[str, dict[str, Any]], db_time: Callable[[Any], Any], minutes: Minutes):
         self.tickets = known  # ticket_id -> row dict (existing ones loaded from the table)
         self.db_time = db_time
+        self.minutes = minutes  # a call's durations in its time basis (``durations``)
         self.new_ids: set[str] = set()
         self.dirty: set[str] = set()
         self.states: list[tuple[Any, ...]] = []  # ticket_states
         self.calls: dict[tuple[str, str], dict[str, Any]] = {}  # new calls of this batch
         self.ticket_calls: dict[str, list[dict[str, Any]]] = {}  # the same, per ticket
         self.superseded: list[tuple[Any, ...]] = []  # (superseded_at, ticket_id, dispatch_no)
-        self.answers: list[tuple[Any, ...]] = []  # (answer, answered_at, ticket_id, call_id)
-        self.handled: list[tuple[Any, ...]] = []  # (handled_at, ticket_id, call_id)
+        self.answers: list[tuple[Any, ...]] = []  # (answer, answered_at, ack_minutes, ticket_id, call_id)
+        self.handled: list[tuple[Any, ...]] = []  # (handled_at, handle_minutes, ticket_id, call_id)
         self.evaluations: dict[tuple[str, int], dict[str, Any]] = {}
         self.reopened: list[tuple[Any, ...]] = []  # (reopened_at, ticket_id, version)
         self.escalations: list[tuple[Any, ...]] = []
@@ -78,7 +80,7 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
     row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
     row["reported_by"] = (d.get("actor") or {}).get("id")
-    row["extension_minutes"] = row["ended_at"] = None
+    row["extension_minutes"] = row["ended_at"] = row["dispatched_at"] = None
 
 
 def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -124,6 +126,7 @@ def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: An
 def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previous: Any) -> None:
     d, tid, db_time = r.data, row["ticket_id"], b.db_time
     row["extension_minutes"] = None  # a new dispatch: a new handling deadline
+    row["dispatched_at"] = at
     if previous:
         for call in b.ticket_calls.get(tid, ()):
             if call["dispatch_no"] == previous and call["superseded_at"] is None:
@@ -140,12 +143,20 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
             "handle_due": handle_due if lead else None, "feedback_due": feedback_due if lead else None,
             "handled_at": None, "superseded_at": None, "closed_out_at": None, "calendar": d.get("calendar"),
             "time_basis": d["time_basis"],
-            "escalate_every_minutes": d["escalate_every_minutes"]}
+            "escalate_every_minutes": d["escalate_every_minutes"], "ack_minutes": None, "handle_minutes": None}
         old = b.calls.get((tid, c["call_id"]))
         if old is not None:
             mine.remove(old)
         b.calls[(tid, c["call_id"])] = call
         mine.append(call)
+
+
+def _since_dispatch(b: _Batch, row: dict[str, Any], call_id: str, at: Any) -> float | None:
+    """Minutes from the current dispatch to ``at`` in its time basis (a call is answered and
+    handled only while its dispatch is the current one)."""
+    if not call_id.startswith(f"{row['dispatch_no']}:"):
+        return None
+    return b.minutes(row["time_basis"], row.get("dispatched_at"), at)
 
 
 def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -154,8 +165,9 @@ def _answered(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     new = b.calls.get((tid, call_id))
     if new is not None:
         new["answer"], new["answered_at"] = answer, at
+        new["ack_minutes"] = b.minutes(new["time_basis"], new["dispatched_at"], at)
     else:
-        b.answers.append((answer, at, tid, call_id))
+        b.answers.append((answer, at, _since_dispatch(b, row, call_id, at), tid, call_id))
 
 
 def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, call_id: Any) -> None:
@@ -164,8 +176,9 @@ def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, call_id: A
     new = b.calls.get((tid, call_id))
     if new is not None:
         new["handled_at"] = at
+        new["handle_minutes"] = b.minutes(new["time_basis"], new["dispatched_at"], at)
     else:
-        b.handled.append((at, tid, call_id))
+        b.handled.append((at, _since_dispatch(b, row, call_id, at), tid, call_id))
 
 
 def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, department: Any) -> None:
@@ -305,10 +318,13 @@ def apply_records(engine: Engine, records: list[EventRecord], *, source: str, po
 
 
 def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, position: int,
-                rows: TicketRows | None = None, claim: bool = True, expected: int | None = _ANY) -> int:
+                rows: TicketRows | None = None, claim: bool = True, expected: int | None = _ANY,
+                minutes: Minutes | None = None) -> int:
     """``apply_records`` inside the caller's transaction on ``conn`` (a rebuild keeps one
     connection, and its ``TicketRows``). ``claim=False`` (a rebuild worker writing its own
-    tickets, see ``dispatch.replay.parallel``) stores no position and takes no lock."""
+    tickets, see ``dispatch.replay.parallel``) stores no position and takes no lock.
+    ``minutes``: the calls' durations (default: under the calendar stored in ``conn``'s
+    database, ``durations.minutes_for``)."""
     tids = [_tid(r.ticket_id) for r in records]
     with paused_gc():
         if claim:
@@ -318,7 +334,7 @@ def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, po
         known = writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids)
         for row in known.values():
             _restore(row)
-        b = _Batch(known, writer.db_time)
+        b = _Batch(known, writer.db_time, minutes or minutes_for(conn))
         applied = _fold(b, records, tids)
         writer.write(conn, b)
         if rows is not None:

@@ -1,47 +1,64 @@
-"""Community and street dashboards, computed from the facts as of an instant."""
+"""Community and street dashboards as of an instant, computed in the database (``measures``):
+one grouped query per family of figures for the whole place, split by community or grid."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from dispatch.ladder import LEVELS
-from dispatch.projections.facts import Facts, load_facts
+from dispatch.projections import measures as m
+from dispatch.projections.figures import Settings, Window, centre_figures, evaluation_figures, first_contact_figures
 from dispatch.projections.open_work import open_work, total
-from dispatch.projections.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
-                                          latest_evaluations)
 from dispatch.reference import Reference
 
-__all__ = ["community_dashboard", "street_dashboard", "summarize"]
+__all__ = ["community_dashboard", "street_dashboard"]
 
 
-def summarize(facts: Facts, ticket_ids: set[str], window: Window, settings: Settings,
-              work: dict[str, Any]) -> dict[str, Any]:
-    """The dashboard figures of the tickets ``ticket_ids``; their open work (``work``:
-    ``dispatch.projections.open_work``) is counted in the database."""
-    tickets = [facts.tickets[i] for i in ticket_ids]
-    reported = [tk for tk in tickets if window.contains(tk.reported_at)]
-    escalated = [e for e in facts.escalations if e.ticket_id in ticket_ids and e.raised and window.contains(e.at)]
-    evaluations = [e for e in facts.evaluations if e.ticket_id in ticket_ids]
-    return {
-        "open": work["open"],
-        "open_by_state": work["open_by_state"],
-        "reported": len(reported),
-        "closed": sum(1 for tk in tickets if tk.closed_at is not None and window.contains(tk.closed_at)),
-        "ack_overdue": work["ack_overdue"],
-        "handle_overdue": work["handle_overdue"],
-        "by_category": dict(sorted(Counter(tk.category for tk in reported).items())),
-        "by_channel": dict(sorted(Counter(tk.channel for tk in reported).items())),
-        "escalations": len(escalated),
-        "escalations_by_level": {lvl: sum(1 for e in escalated if e.to_level == lvl) for lvl in LEVELS[1:]},
-        "open_above_grid": work["open_above_grid"],
-        **centre_figures(tickets, window, facts.as_of),
-        **first_contact_figures(tickets, window),
-        **evaluation_figures(latest_evaluations(evaluations), evaluations, window, settings),
-    }
+class _Counts:
+    """Every count a dashboard shows, per unit (community or grid) of one place."""
+
+    def __init__(self, engine: Engine, q: m.Question, by: str):
+        with engine.connect() as conn:
+            self.reported = m.centre_counts(conn, q, by, detail=True)
+            self.closed = m.closed_counts(conn, q, by)
+            self.escalations = m.escalation_counts(conn, q, by)
+            self.evaluations = m.evaluation_counts(conn, q, by)
+        self.work = open_work(engine, q.as_of, by=by, street=q.street, community=q.community)
+
+    def summary(self, unit: str | None, settings: Settings) -> dict[str, Any]:
+        """The figures of ``unit`` (None: the whole place: every unit's counts together)."""
+        def mine(key: Any) -> bool:
+            return unit is None or key == unit
+
+        reported = m.reported_counts({g: v for g, v in self.reported.items() if mine(g[0])}, None)
+        evaluations: dict[str, int] = {}
+        for (key, _), counts in self.evaluations.items():
+            if mine(key):
+                for name, n in counts.items():
+                    evaluations[name] = evaluations.get(name, 0) + n
+        escalated = {lvl: sum(n for (key, _, level), n in self.escalations.items() if mine(key) and level == lvl)
+                     for lvl in LEVELS[1:]}
+        work = self.work.get(unit, total([])) if unit is not None else total(list(self.work.values()))
+        modes = reported["first_contact_by_mode"]
+        return {
+            "open": work["open"],
+            "open_by_state": work["open_by_state"],
+            "reported": reported.get("reported", 0),
+            "closed": sum(n for (key, _), n in self.closed.items() if mine(key)),
+            "ack_overdue": work["ack_overdue"],
+            "handle_overdue": work["handle_overdue"],
+            "by_category": reported["by_category"],
+            "by_channel": reported["by_channel"],
+            "escalations": sum(escalated.values()),
+            "escalations_by_level": escalated,
+            "open_above_grid": work["open_above_grid"],
+            **centre_figures(reported),
+            **first_contact_figures(reported.get("reported", 0), modes),
+            **evaluation_figures(evaluations, settings),
+        }
 
 
 def _header(as_of: datetime, window: Window) -> dict[str, Any]:
@@ -55,14 +72,11 @@ def community_dashboard(engine: Engine, reference: Reference, community: str, *,
     settings = settings or Settings()
     c = reference.community(community)
     window = Window(start, end)
-    facts = load_facts(engine, as_of, community=c.id, start=start, end=end)
-    work = open_work(engine, as_of, by="grid", community=c.id)
-    grids = []
-    for g in reference.grids_of_community(c.id):
-        ids = {i for i, tk in facts.tickets.items() if tk.grid == g.id}
-        grids.append({"grid": g.id, "name": g.name, **summarize(facts, ids, window, settings, work.get(g.id, total([])))})
+    counts = _Counts(engine, m.Question(as_of, start, end, community=c.id), "grid")
+    grids = [{"grid": g.id, "name": g.name, **counts.summary(g.id, settings)}
+             for g in reference.grids_of_community(c.id)]
     return {"community": c.id, "name": c.name, "street": c.street_id, **_header(as_of, window),
-            **summarize(facts, set(facts.tickets), window, settings, total(list(work.values()))), "grids": grids}
+            **counts.summary(None, settings), "grids": grids}
 
 
 def street_dashboard(engine: Engine, reference: Reference, street: str, *, as_of: datetime,
@@ -71,21 +85,16 @@ def street_dashboard(engine: Engine, reference: Reference, street: str, *, as_of
     settings = settings or Settings()
     s = reference.street(street)
     window = Window(start, end)
-    facts = load_facts(engine, as_of, street=s.id, start=start, end=end)
-    work = open_work(engine, as_of, by="community", street=s.id)
-    communities = []
-    for c in reference.communities_of_street(s.id):
-        ids = {i for i, tk in facts.tickets.items() if tk.community == c.id}
-        communities.append({"community": c.id, "name": c.name,
-                            **summarize(facts, ids, window, settings, work.get(c.id, total([])))})
+    counts = _Counts(engine, m.Question(as_of, start, end, street=s.id), "community")
+    communities = [{"community": c.id, "name": c.name, **counts.summary(c.id, settings)}
+                   for c in reference.communities_of_street(s.id)]
     eligible = [c for c in communities if c["evaluated"] >= settings.min_evaluated and c["composite"] is not None]
     eligible.sort(key=lambda c: (-c["composite"], -(c["satisfaction_rate"] or 0), c["community"]))
     ranking = [{"rank": n, "community": c["community"], "name": c["name"], "composite": c["composite"],
                 "evaluated": c["evaluated"]} for n, c in enumerate(eligible, 1)]
     ranked = {r["community"] for r in ranking}
     return {"street": s.id, "name": s.name, "district": s.district_id, **_header(as_of, window),
-            **summarize(facts, set(facts.tickets), window, settings, total(list(work.values()))),
-            "communities": communities,
+            **counts.summary(None, settings), "communities": communities,
             "min_evaluated": settings.min_evaluated, "ranking": ranking,
             "unranked": [{"community": c["community"], "evaluated": c["evaluated"]}
                          for c in communities if c["community"] not in ranked]}

@@ -3,7 +3,6 @@ and the scorecard ranking (考核) built from them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,11 +10,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from dispatch.errors import DispatchError
-from dispatch.projections.facts import load_facts
-from dispatch.projections.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
-                                          evaluation_figures, handle_figures, latest_evaluations)
+from dispatch.projections import measures as m
+from dispatch.projections.figures import (Settings, Window, add_counts, call_figures, centre_figures, close_figures,
+                                          evaluation_figures)
 from dispatch.reference import Reference
-from dispatch.sla import SlaPolicy
 
 __all__ = ["DIMENSIONS", "PERIODS", "buckets", "sla_statistics"]
 
@@ -76,48 +74,47 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                    settings: Settings | None = None, street: str | None = None,
                    community: str | None = None) -> dict[str, Any]:
     """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
-    that unit's tickets."""
+    that unit's tickets. Computed in the database (``measures``): one grouped query per family
+    of figures over the period's rows."""
     if by not in DIMENSIONS:
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
         raise DispatchError(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
     settings = settings or Settings()
-    facts = load_facts(engine, as_of, street=street, community=community, start=start, end=end)
-    policy, window = SlaPolicy(reference), Window(start, end)
-    closes, latest = close_items(facts), latest_evaluations(facts.evaluations)
-
-    def attr(tid: str) -> str:
-        return str(getattr(facts.tickets[tid], by))
-
-    call_key: Callable[[Any], str] = (lambda c: c.department) if by == "department" else (lambda c: attr(c.ticket_id))
-    close_key: Callable[[Any], str] = ((lambda i: i.department) if by == "department"
-                                       else (lambda i: attr(i.ticket.ticket_id)))
-    eval_key: Callable[[Any], str] = ((lambda e: e.department or "") if by == "department"
-                                      else (lambda e: attr(e.ticket_id)))
-    keys = sorted({call_key(c) for c in facts.calls} | {eval_key(e) for e in facts.evaluations}
-                  | (set() if by == "department" else {attr(tid) for tid in facts.tickets}))
-    windows: list[tuple[str | None, Window]] = [(None, window)]
-    if period is not None:
-        times = [c.dispatched_at for c in facts.calls] + [e.at for e in facts.evaluations]
-        first = start or (min(times) if times else as_of)
-        last = min(as_of, end - timedelta(microseconds=1)) if end else as_of
-        tz = ZoneInfo(reference.timezone)
-        windows = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
+    window = Window(start, end)
+    q = m.Question(as_of, start, end, street=street, community=community)
+    labels: list[tuple[str | None, Window]] = [(None, window)]
+    with engine.connect() as conn:
+        if period is not None:
+            first = start or _first_activity(conn, q) or as_of
+            last = min(as_of, end - timedelta(microseconds=1)) if end else as_of
+            tz = ZoneInfo(reference.timezone)
+            labels = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
+            q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community)
+        calls = m.call_counts(conn, q, by)
+        pct = m.percentiles(conn, q, by)
+        closes = m.close_counts(conn, q, by)
+        evals = m.evaluation_counts(conn, q, by)
+        centre = {} if by == "department" else m.centre_counts(conn, q, by)
+        others: list[Any] = [] if by == "department" else [m.closed_counts(conn, q, by),
+                                                           m.escalation_counts(conn, q, by)]
+    per_group: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for (key, bucket, _role), counts in calls.items():
+        per_group.setdefault((key, bucket), []).append(counts)
+    keys = m.keys_of(calls, closes, evals, centre, *others)
     rows = []
     for key in keys:
-        calls = [c for c in facts.calls if call_key(c) == key]
-        items = [i for i in closes if close_key(i) == key]
-        evals = [e for e in facts.evaluations if eval_key(e) == key]
-        lasts = [e for e in latest if eval_key(e) == key]
-        for label, w in windows:
-            figures = {**call_figures(calls, w, as_of, policy), **handle_figures(calls, w, as_of, policy),
-                       **close_figures(items, w, as_of), **evaluation_figures(lasts, evals, w, settings)}
+        for index, (label, w) in enumerate(labels):
+            group = (key, index)
+            figures = {**call_figures(add_counts(per_group.get(group, [])), pct.get(group, {})),
+                       **close_figures(closes.get(group, {})),
+                       **evaluation_figures(evals.get(group, {}), settings)}
             if by != "department":  # the centre's own steps belong to places, not departments
-                figures |= centre_figures([tk for tk in facts.tickets.values() if attr(tk.ticket_id) == key], w,
-                                          as_of)
+                figures |= centre_figures(centre.get(group, {}))
             if label is not None and not (figures["dispatched"] or figures["tickets_evaluated"]):
                 continue
-            period_info = {} if label is None else {"period": label, "period_start": _iso(w.start), "period_end": _iso(w.end)}
+            period_info = {} if label is None else {"period": label, "period_start": _iso(w.start),
+                                                    "period_end": _iso(w.end)}
             rows.append({by: key, "name": _name(reference, by, key), **period_info, **figures})
     result: dict[str, Any] = {"by": by, "period": period, "as_of": as_of.isoformat(),
                               "from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
@@ -130,19 +127,25 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     if period is None:
         result["ranking"] = _ranking(rows, by, settings)
         if by == "department":
-            result["cooperation_ranking"] = _cooperation(facts.calls, window, as_of, policy, reference, settings)
+            result["cooperation_ranking"] = _cooperation(calls, reference, settings)
     return result
 
 
-def _cooperation(calls: list[Any], window: Window, as_of: datetime, policy: SlaPolicy, reference: Reference,
+def _first_activity(conn: Any, q: m.Question) -> datetime | None:
+    """Without a period start, the buckets begin with the first call or evaluation in scope."""
+    return m.first_activity(conn, q)
+
+
+def _cooperation(counts: dict[tuple[str, int, str], dict[str, Any]], reference: Reference,
                  settings: Settings) -> list[dict[str, Any]]:
     """Cooperating departments (吹哨报到's 协办), ranked on their own report-in: on-time rate
     over their cooperating calls judged in the window (at least ``min_evaluated`` of them),
-    then the mean time to report in."""
+    then the mean time to report in. ``counts``: the period's call counts by department."""
     rows = []
-    for dept in sorted({c.department for c in calls if c.role == "cooperating"}):
-        mine = [c for c in calls if c.role == "cooperating" and c.department == dept]
-        f = call_figures(mine, window, as_of, policy)
+    for (dept, _bucket, role), n in sorted(counts.items()):
+        if role != "cooperating":
+            continue
+        f = call_figures(add_counts([n]), {})
         judged = f["ack_on_time"] + f["ack_late"]
         if judged >= settings.min_evaluated and f["ack_on_time_rate"] is not None:
             rows.append({"department": dept, "name": _name(reference, "department", dept), "calls": f["dispatched"],

@@ -14,7 +14,7 @@ import weakref
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Engine, Index, Integer, MetaData, String, Table,
+from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer, MetaData, String, Table,
                         TypeDecorator)
 
 __all__ = ["METADATA", "UtcDateTime", "calls", "create_tables", "escalations", "evaluations",
@@ -97,6 +97,7 @@ tickets = Table(
     Column("ended_at", _T, index=True),  # when it closed, was cancelled or marked a duplicate ("open as of T")
     Column("extension_minutes", Integer),  # an extension the lead asked for, awaiting the centre
     Column("reported_by", String(200), index=True),  # the reporting actor's id ("my reports")
+    Column("dispatched_at", _T),  # when the current dispatch was made (its calls' durations count from it)
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").
@@ -128,6 +129,10 @@ calls = Table(
     Column("calendar", String(32)),  # fingerprint of the holiday table its deadlines were counted with
     Column("time_basis", String(20), nullable=False),
     Column("escalate_every_minutes", Integer, nullable=False),
+    # minutes from the dispatch to the answer / the handling, in the call's time basis
+    # (working minutes under the stored calendar: ``dispatch.projections.durations``)
+    Column("ack_minutes", Float),
+    Column("handle_minutes", Float),
 )
 
 evaluations = Table(

@@ -17,7 +17,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Integer, Table
+from sqlalchemy import Boolean, Connection, Float, Integer, Table
 
 from dispatch.projections import tables as t
 
@@ -26,7 +26,7 @@ __all__ = ["Writer", "writer_for"]
 TICKET_MUTABLE = ("status", "closed_at", "last_at", "level", "last_version", "dispatch_no", "lead",
                   "handled_by", "time_basis", "satisfaction", "last_eval_version", "accept_due", "dispatch_due",
                   "accepted_at", "first_dispatched_at", "closed_via", "held_since", "provisional",
-                  "extension_minutes", "ended_at")
+                  "extension_minutes", "ended_at", "dispatched_at")
 _UTC = timezone.utc
 _CHUNK = 900  # ids per IN (…) on SQLite (its default limit is 32766 variables)
 _PG_MAX_PARAMS = 20_000  # values per statement (the protocol allows 65535; mid-size statements ran best)
@@ -82,6 +82,8 @@ class Writer:
             return "boolean"
         if isinstance(kind, Integer):
             return "integer"
+        if isinstance(kind, Float):
+            return "double precision"
         return "varchar"
 
     def _insert(self, table: Table, upsert: tuple[str, ...] = ()) -> str:
@@ -178,9 +180,10 @@ class Writer:
         self._run(conn, self._update(calls, ("superseded_at",), ("ticket_id", "dispatch_no"),
                                      "superseded_at IS NULL"), self._first(b.superseded, 1))
         self._run(conn, self._insert(calls), sorted(map(self.call_row, b.calls.values())))
-        self._run(conn, self._update(calls, ("answer", "answered_at"), ("ticket_id", "call_id")),
-                  self._last(b.answers, 2))
-        self._run(conn, self._update(calls, ("handled_at",), ("ticket_id", "call_id")), self._last(b.handled, 1))
+        self._run(conn, self._update(calls, ("answer", "answered_at", "ack_minutes"), ("ticket_id", "call_id")),
+                  self._last(b.answers, 3))
+        self._run(conn, self._update(calls, ("handled_at", "handle_minutes"), ("ticket_id", "call_id")),
+                  self._last(b.handled, 2))
         b.states.sort()
         self._run(conn, self._insert(t.ticket_states), b.states)
         self._run(conn, self._insert(evaluations), [self.evaluation_row(e) for e in b.evaluations.values()])

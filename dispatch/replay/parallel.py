@@ -48,6 +48,7 @@ from dispatch.projections import STORE_SOURCE
 from dispatch.projections import tables as t
 from dispatch.projections.apply import TicketRows, apply_batch
 from dispatch.projections.decode import StoredEventDecoder, paused_gc
+from dispatch.projections.durations import Minutes, minutes_for
 from dispatch.replay.shares import StoreSpec, fetcher, share, store_spec
 
 _SQLITE_CACHE_KIB = 16_384
@@ -86,7 +87,7 @@ def _status_mb(field: str) -> float:
 
 
 def _work(spec: StoreSpec, index: int, workers: int, upto: int, page_size: int, until: datetime | None,
-          target: Engine | str, counter: Any) -> dict[str, Any]:
+          target: Engine | str, counter: Any, minutes: Minutes) -> dict[str, Any]:
     """One worker: read its share page by page, fold and write it."""
     inherited = _status_mb("VmRSS")  # the parent's pages, shared until written
     if isinstance(target, str):
@@ -118,7 +119,7 @@ def _work(spec: StoreSpec, index: int, workers: int, upto: int, page_size: int, 
                     records = [r for r in records if r.occurred_at <= until]
                 with conn.begin():
                     applied += apply_batch(conn, records, source=STORE_SOURCE, position=position, rows=rows,
-                                           claim=False)
+                                           claim=False, minutes=minutes)
                 if not full:
                     break
                 with counter.get_lock():
@@ -179,7 +180,9 @@ def run_workers(spec: StoreSpec, conn: Connection, engine: Engine, *, workers: i
     results, counter = ctx.Queue(), ctx.Value("q", 0)
     # a worker's page is its share of a page: the events in flight, hence memory, as in one process
     share_page = max(1_000, page_size // workers)
-    procs = [ctx.Process(target=_child, args=(results, spec, i, workers, upto, share_page, until, targets[i], counter),
+    minutes = minutes_for(conn)  # the target's calendar (a scratch file has none)
+    procs = [ctx.Process(target=_child, args=(results, spec, i, workers, upto, share_page, until, targets[i], counter,
+                                              minutes),
                          name=f"rebuild-{i}", daemon=True) for i in range(workers)]
     try:
         for p in procs:

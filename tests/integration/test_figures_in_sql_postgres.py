@@ -1,5 +1,5 @@
-"""A period's figures from its own tickets equal those from the whole history on PostgreSQL too
-(the same comparison as tests/unit/test_windowed_facts.py, on a shorter simulated history)."""
+"""The figures computed in the database equal the Python reference's on PostgreSQL too (the same
+comparison as tests/unit/test_figures_in_sql.py, on a shorter simulated history)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dispatch.clock import SimulatedClock
 from dispatch.simulation import simulate
 from dispatch.simulation.runner import run_embedded
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
-from tests.unit import test_windowed_facts as windowed
+from tests.unit import test_figures_in_sql as in_sql
 from tests.unit.test_simulation import START
 
 pytestmark = pytest.mark.integration
@@ -30,8 +30,7 @@ def history() -> Iterator[Runtime]:
     drop_postgres_database(url)
 
 
-@pytest.mark.parametrize("question", [(3, 6, 6), (2, 5, 8.5), (0, 10, 10)])
-def test_a_periods_figures_equal_the_whole_historys_on_postgres(
-        history: Runtime, question: tuple[float, float, float], monkeypatch: pytest.MonkeyPatch) -> None:
-    windowed.test_a_periods_figures_from_its_own_tickets_equal_those_from_the_whole_history(
-        history, question, monkeypatch)
+@pytest.mark.parametrize("question", [(3, 6, 6), (2, 5, 8.5), (0, 10, 10), (None, None, 7.3)])
+def test_every_figure_computed_in_postgres_equals_the_python_reference(
+        history: Runtime, question: tuple[float | None, float | None, float]) -> None:
+    in_sql.compare(history, question)

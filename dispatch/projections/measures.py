@@ -1,0 +1,383 @@
+"""The figures of docs/figures.md computed in the database, grouped by unit and period.
+
+Each family of figures is one aggregate query over one fact table, driven by that table's own
+time index over the period asked, so its cost follows the question, not the history before it:
+
+- calls dispatched in the period (report-in and handling figures, MTTA/MTTH),
+- tickets first dispatched in the period (on-time closing),
+- tickets reported in the period (the centre's on-time rates, first contact, dashboards' counts),
+- evaluations in the period (三率, reopen rate), tickets closed and escalations in the period.
+
+"As of T" is a filter on each row's own times (a call answered after T is unanswered here, an
+evaluation after T is absent), exactly as a rebuild with ``until=T`` would have it. Rates are
+formed from the summed counts (``dispatch.projections.figures``); percentiles are nearest-rank,
+exact: ``percentile_disc`` on PostgreSQL, a ranked window on SQLite. Minutes are those the
+projection stored in each call's time basis (``dispatch.projections.durations``).
+
+Every group is ``(key, bucket)``: the unit (a department, category, place) and the index of the
+period bucket (day/week/month; 0 without ``--period``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (Connection, and_, case, func, literal_column, not_, or_, select)
+from sqlalchemy.sql.elements import ColumnElement
+
+from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
+from dispatch.projections import tables as t
+from dispatch.projections.figures import Window
+
+__all__ = ["Question", "Group", "call_counts", "first_activity", "keys_of", "centre_counts", "close_counts", "closed_counts",
+           "escalation_counts", "evaluation_counts", "percentiles", "reported_counts"]
+
+Group = tuple[str, int]  # (unit, bucket)
+_K, _B = "g_key", "g_bucket"  # output names the GROUP BY refers to (distinct from any column's)
+
+
+def _one() -> ColumnElement[Any]:
+    return literal_column("1")
+
+
+def _zero() -> ColumnElement[Any]:
+    return literal_column("0")
+
+
+def _count(condition: ColumnElement[bool]) -> Any:
+    return func.sum(case((condition, _one()), else_=_zero()))
+
+
+def _sum(condition: ColumnElement[bool], value: Any) -> Any:
+    return func.sum(case((condition, value), else_=None))
+
+
+@dataclass(frozen=True)
+class Question:
+    """The instant, the period ``[start, end)``, its buckets (consecutive windows covering it;
+    none: the period is one bucket) and the place the tickets must be in."""
+
+    as_of: datetime
+    start: datetime | None = None
+    end: datetime | None = None
+    buckets: tuple[Window, ...] = ()
+    street: str | None = None
+    community: str | None = None
+
+    def within(self, column: Any) -> ColumnElement[bool]:
+        """``column`` in the period (and its buckets) and at or before the instant."""
+        lo = self.buckets[0].start if self.buckets else self.start
+        hi = self.buckets[-1].end if self.buckets else self.end
+        parts = [column <= self.as_of]
+        if lo is not None:
+            parts.append(column >= lo)
+        if hi is not None:
+            parts.append(column < hi)
+        return and_(*parts)
+
+    def bucket(self, column: Any) -> ColumnElement[Any]:
+        if len(self.buckets) <= 1:
+            return _zero()
+        return case(*[(column < w.end, literal_column(str(i))) for i, w in enumerate(self.buckets[:-1])],
+                    else_=literal_column(str(len(self.buckets) - 1)))
+
+    @property
+    def placed(self) -> bool:
+        return self.street is not None or self.community is not None
+
+    def place(self) -> list[ColumnElement[bool]]:
+        tk, out = t.tickets.c, []
+        if self.street is not None:
+            out.append(tk.street == self.street)
+        if self.community is not None:
+            out.append(tk.community == self.community)
+        return out
+
+    def up_to(self, column: Any) -> ColumnElement[bool]:
+        """A time recorded at or before the instant."""
+        return and_(column.is_not(None), column <= self.as_of)
+
+
+def _grouped(q: Question, key: Any, time: Any, *figures: Any) -> Any:
+    """``SELECT key, bucket, figures…`` grouped by both (by their output names)."""
+    bucketed = len(q.buckets) > 1
+    query = select(key.label(_K), q.bucket(time).label(_B), *figures)
+    return query.group_by(literal_column(_K), *([literal_column(_B)] if bucketed else []))
+
+
+def _ticket_key(by: str) -> Any:
+    return getattr(t.tickets.c, by)
+
+
+def _rows(conn: Connection, query: Any) -> list[Any]:
+    return list(conn.execute(query))
+
+
+# -- calls ---------------------------------------------------------------------------------------------
+
+def _calls(q: Question, by: str, role: str | None = None) -> tuple[Any, Any, list[ColumnElement[bool]]]:
+    """The calls of the period: their table (joined to tickets when the key or place needs it),
+    key and conditions."""
+    c, tk = t.calls.c, t.tickets.c
+    source: Any = t.calls
+    where = [q.within(c.dispatched_at)]
+    if role is not None:
+        where.append(c.role == role)
+    if by != "department" or q.placed:
+        source = t.calls.join(t.tickets, tk.ticket_id == c.ticket_id)
+        where += q.place()
+    key = c.department if by == "department" else _ticket_key(by)
+    return source, key, where
+
+
+def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
+    c, T = t.calls.c, q.as_of
+    answered = q.up_to(c.answered_at)
+    rejected = and_(answered, c.answer == "rejected")
+    # a call closed out before its report-in deadline was never owed (figures.md)
+    owed = not_(and_(q.up_to(c.closed_out_at), c.closed_out_at <= c.ack_due))
+    lead = and_(c.role == "lead", not_(rejected))
+    handled = q.up_to(c.handled_at)
+    return {"answered": answered, "rejected": rejected, "owed": owed, "lead": lead, "handled": handled,
+            "acknowledged": and_(owed, answered, c.answer == "acknowledged"),
+            "ack_waiting_late": and_(owed, not_(answered), c.ack_due < T),
+            "handle_overdue": and_(lead, not_(handled), c.handle_due.is_not(None), c.handle_due < T)}
+
+
+def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Report-in and handling counts per (key, bucket, role), with the sums of the minutes."""
+    c = t.calls.c
+    source, key, where = _calls(q, by)
+    x = _call_terms(q)
+    owed = x["owed"]
+    query = _grouped(q, key, c.dispatched_at, c.role.label("g_role"),
+                     _count(owed).label("dispatched"),
+                     _count(and_(owed, x["answered"])).label("answered"),
+                     _count(and_(owed, x["rejected"])).label("rejected"),
+                     _count(and_(owed, x["answered"], c.answered_at <= c.ack_due)).label("ack_on_time"),
+                     _count(x["ack_waiting_late"]).label("ack_waiting_late"),
+                     _count(x["acknowledged"]).label("mtta_n"),
+                     _sum(x["acknowledged"], c.ack_minutes).label("mtta_sum"),
+                     _count(x["lead"]).label("lead_calls"),
+                     _count(and_(x["lead"], x["handled"])).label("handled"),
+                     _count(and_(x["lead"], x["handled"], c.handled_at <= c.handle_due)).label("handle_on_time"),
+                     _count(x["handle_overdue"]).label("handle_overdue"),
+                     _sum(and_(x["lead"], x["handled"]), c.handle_minutes).label("mtth_sum"),
+                     ).select_from(source).where(*where).group_by(literal_column("g_role"))
+    out: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in _rows(conn, query):
+        m = dict(row._mapping)
+        out[(m.pop(_K), int(m.pop(_B)), m.pop("g_role"))] = {k: (v or 0) for k, v in m.items()}
+    return out
+
+
+def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, float | None]]:
+    """Nearest-rank p50/p90 of MTTA (acknowledged calls) and MTTH (handled lead calls) per group."""
+    c = t.calls.c
+    x = _call_terms(q)
+    out: dict[Group, dict[str, float | None]] = defaultdict(dict)
+    for name, condition, minutes in (("mtta_minutes", x["acknowledged"], c.ack_minutes),
+                                     ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes)):
+        source, key, where = _calls(q, by)
+        where = [*where, condition, minutes.is_not(None)]
+        if conn.dialect.name == "postgresql":
+            query = _grouped(q, key, c.dispatched_at,
+                             func.percentile_disc(0.5).within_group(minutes).label("p50"),
+                             func.percentile_disc(0.9).within_group(minutes).label("p90"),
+                             ).select_from(source).where(*where)
+            for row in _rows(conn, query):
+                group = (row[0], int(row[1]))
+                out[group][f"{name}_p50"], out[group][f"{name}_p90"] = row.p50, row.p90
+            continue
+        bucket = q.bucket(c.dispatched_at)
+        ranked = select(key.label(_K), bucket.label(_B), minutes.label("m"),
+                        func.row_number().over(partition_by=(key, bucket), order_by=minutes).label("rn"),
+                        func.count().over(partition_by=(key, bucket)).label("n")
+                        ).select_from(source).where(*where).subquery()
+        rn, n = ranked.c.rn, ranked.c.n
+        at_p50 = and_(2 * (rn - 1) < n, n <= 2 * rn)  # rn = ⌈n/2⌉
+        at_p90 = and_(10 * (rn - 1) < 9 * n, 9 * n <= 10 * rn)  # rn = ⌈0.9·n⌉
+        for row in _rows(conn, select(ranked.c[_K], ranked.c[_B], ranked.c.m, rn, n).where(or_(at_p50, at_p90))):
+            group, r, count = (row[0], int(row[1])), row.rn, row.n
+            if 2 * (r - 1) < count <= 2 * r:
+                out[group][f"{name}_p50"] = row.m
+            if 10 * (r - 1) < 9 * count <= 10 * r:
+                out[group][f"{name}_p90"] = row.m
+    return out
+
+
+# -- closing -------------------------------------------------------------------------------------------
+
+def close_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
+    """按时结案: tickets first dispatched in the period (the lead call of the first dispatch),
+    judged by the feedback deadline of their latest dispatch as of the instant; by department,
+    the lead of that dispatch."""
+    tk, T = t.tickets.c, q.as_of
+    first = t.calls.alias("first_call")
+    f = first.c
+    latest = t.calls.alias("latest_call")
+    lc = latest.c
+    newest = t.calls.alias("newest")
+    latest_no = (select(func.max(newest.c.dispatch_no))
+                 .where(newest.c.ticket_id == tk.ticket_id, newest.c.role == "lead", newest.c.dispatched_at <= T)
+                 .correlate(t.tickets).scalar_subquery())
+    source = (first.join(t.tickets, and_(tk.ticket_id == f.ticket_id, tk.first_dispatched_at == f.dispatched_at))
+              .join(latest, and_(lc.ticket_id == tk.ticket_id, lc.role == "lead", lc.dispatch_no == latest_no)))
+    closed = q.up_to(tk.closed_at)
+    ended_otherwise = and_(q.up_to(tk.ended_at), tk.closed_at.is_(None))  # cancelled, a duplicate
+    key = lc.department if by == "department" else _ticket_key(by)
+    query = _grouped(q, key, f.dispatched_at,
+                     _count(closed).label("closed_tickets"),
+                     _count(and_(closed, tk.closed_at <= lc.feedback_due)).label("close_on_time"),
+                     _count(and_(not_(closed), lc.feedback_due < T)).label("close_waiting_late"),
+                     ).select_from(source).where(q.within(f.dispatched_at), f.role == "lead",
+                                                 not_(ended_otherwise), *q.place())
+    return {(row[0], int(row[1])): {k: (v or 0) for k, v in list(row._mapping.items())[2:]}
+            for row in _rows(conn, query)}
+
+
+# -- tickets reported in the period ----------------------------------------------------------------------
+
+def _state_at(q: Question) -> Any:
+    st = t.ticket_states.alias("state_at")
+    return (select(st.c.state).where(st.c.ticket_id == t.tickets.c.ticket_id, st.c.at <= q.as_of)
+            .order_by(st.c.version.desc()).limit(1).correlate(t.tickets).scalar_subquery())
+
+
+def centre_counts(conn: Connection, q: Question, by: str, *, detail: bool = False) -> dict[Any, dict[str, int]]:
+    """按时立案 / 按时派遣 over the tickets reported in the period (figures.md); with ``detail``
+    grouped further by category, channel and how a first-contact closure went (for dashboards)."""
+    tk, T = t.tickets.c, q.as_of
+    closed = q.up_to(tk.closed_at)
+    first_contact = and_(closed, tk.closed_via.like("first_contact%"))
+    accepted_at = case((q.up_to(tk.accepted_at), tk.accepted_at), (first_contact, tk.closed_at), else_=None)
+    # the status as of the instant is read only for the tickets still waiting past a deadline
+    waiting_accept = case((and_(accepted_at.is_(None), tk.accept_due < T), _state_at(q) == "reported"),
+                          else_=False)
+    dispatched = q.up_to(tk.first_dispatched_at)
+    waiting_dispatch = case((and_(not_(dispatched), tk.dispatch_due < T),
+                             _state_at(q).in_(("reported", "accepted"))), else_=False)
+    has_accept, has_dispatch = tk.accept_due.is_not(None), tk.dispatch_due.is_not(None)
+    figures = [
+        func.count().label("reported"),
+        _count(and_(has_accept, accepted_at.is_not(None), accepted_at <= tk.accept_due)).label("accept_on_time"),
+        _count(and_(has_accept, or_(accepted_at.is_not(None), waiting_accept))).label("accept_judged"),
+        _count(and_(has_dispatch, dispatched, tk.first_dispatched_at <= tk.dispatch_due)).label("dispatch_on_time"),
+        _count(and_(has_dispatch, or_(dispatched, waiting_dispatch))).label("dispatch_judged"),
+    ]
+    extra: list[Any] = []
+    if detail:
+        mode = case((and_(closed, tk.closed_via.like("first_contact:%")), tk.closed_via), else_=None)
+        extra = [tk.category.label("g_category"), tk.channel.label("g_channel"), mode.label("g_mode")]
+    query = _grouped(q, _ticket_key(by), tk.reported_at, *extra, *figures).where(q.within(tk.reported_at), *q.place())
+    if detail:
+        query = query.group_by(literal_column("g_category"), literal_column("g_channel"), literal_column("g_mode"))
+    out: dict[Any, dict[str, int]] = {}
+    for row in _rows(conn, query):
+        m = dict(row._mapping)
+        group: Any = (m.pop(_K), int(m.pop(_B)))
+        if detail:
+            group = (*group, m.pop("g_category"), m.pop("g_channel"), m.pop("g_mode"))
+        out[group] = {k: int(v or 0) for k, v in m.items()}
+    return out
+
+
+def closed_counts(conn: Connection, q: Question, by: str) -> dict[Group, int]:
+    """Tickets closed (办结) in the period."""
+    tk = t.tickets.c
+    query = _grouped(q, _ticket_key(by), tk.closed_at, func.count()).where(q.within(tk.closed_at), *q.place())
+    return {(row[0], int(row[1])): int(row[2]) for row in _rows(conn, query)}
+
+
+def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], int]:
+    """Escalations in the period that raised their ticket, per level reached."""
+    es, tk = t.escalations.c, t.tickets.c
+    query = (_grouped(q, _ticket_key(by), es.at, es.to_level.label("g_level"), func.count())
+             .select_from(t.escalations.join(t.tickets, tk.ticket_id == es.ticket_id))
+             .where(q.within(es.at), es.from_level != es.to_level, *q.place())
+             .group_by(literal_column("g_level")))
+    return {(row[0], int(row[1]), row[2]): int(row[3]) for row in _rows(conn, query)}
+
+
+# -- evaluations ---------------------------------------------------------------------------------------
+
+def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
+    """三率 over the tickets whose latest evaluation as of the instant is in the period; the
+    reopen rate over the tickets evaluated in the period (figures.md)."""
+    ev, tk = t.evaluations.c, t.tickets.c
+    source: Any = t.evaluations
+    place: list[ColumnElement[bool]] = []
+    if by != "department" or q.placed:
+        source = t.evaluations.join(t.tickets, tk.ticket_id == ev.ticket_id)
+        place = q.place()
+    key = func.coalesce(ev.department, "") if by == "department" else _ticket_key(by)
+    later = t.evaluations.alias("later")
+    latest = ~select(later.c.version).where(later.c.ticket_id == ev.ticket_id, later.c.version > ev.version,
+                                            later.c.at <= q.as_of).exists()
+    counts = [func.count().label("evaluated"),
+              *[_count(ev.satisfaction == s).label(s) for s in SATISFACTION],
+              _count(ev.contacted.is_(True)).label("contacted"), _count(ev.resolved.is_(True)).label("resolved")]
+    query = _grouped(q, key, ev.at, *counts).select_from(source).where(q.within(ev.at), latest, *place)
+    out: dict[Group, dict[str, int]] = defaultdict(lambda: {"evaluated": 0, **{s: 0 for s in SATISFACTION},
+                                                            "contacted": 0, "resolved": 0,
+                                                            "tickets_evaluated": 0, "reopened": 0})
+    for row in _rows(conn, query):
+        out[(row[0], int(row[1]))].update({k: int(v or 0) for k, v in list(row._mapping.items())[2:]})
+    # per ticket: evaluated in the group's period; reopened if one of those was followed by a Reopened
+    per_ticket = (select(key.label(_K), q.bucket(ev.at).label(_B), ev.ticket_id.label("g_ticket"),
+                         func.max(case((q.up_to(ev.reopened_at), _one()), else_=_zero())).label("g_reopened"))
+                  .select_from(source).where(q.within(ev.at), *place)
+                  .group_by(literal_column(_K), literal_column(_B), literal_column("g_ticket"))
+                  if len(q.buckets) > 1 else
+                  select(key.label(_K), _zero().label(_B), ev.ticket_id.label("g_ticket"),
+                         func.max(case((q.up_to(ev.reopened_at), _one()), else_=_zero())).label("g_reopened"))
+                  .select_from(source).where(q.within(ev.at), *place)
+                  .group_by(literal_column(_K), literal_column("g_ticket"))).subquery()
+    summed = (select(per_ticket.c[_K], per_ticket.c[_B], func.count(), func.sum(per_ticket.c.g_reopened))
+              .group_by(per_ticket.c[_K], per_ticket.c[_B]))
+    for row in _rows(conn, summed):
+        out[(row[0], int(row[1]))].update(tickets_evaluated=int(row[2]), reopened=int(row[3] or 0))
+    return dict(out)
+
+
+def reported_counts(detail: dict[Any, dict[str, int]], group: Group | None) -> dict[str, Any]:
+    """A dashboard's counts of the tickets reported in the period, from ``centre_counts(detail=True)``
+    rows of ``group`` (of every group when it is None)."""
+    categories: dict[str, int] = defaultdict(int)
+    channels: dict[str, int] = defaultdict(int)
+    modes = {m: 0 for m in FIRST_CONTACT_MODES}
+    sums: dict[str, int] = defaultdict(int)
+    for (key, bucket, category, channel, mode), counts in detail.items():
+        if group is not None and (key, bucket) != group:
+            continue
+        categories[category] += counts["reported"]
+        channels[channel] += counts["reported"]
+        if mode is not None:
+            name = mode.split(":", 1)[1]
+            modes[name] = modes.get(name, 0) + counts["reported"]
+        for k, v in counts.items():
+            sums[k] += v
+    return {"by_category": dict(sorted(categories.items())), "by_channel": dict(sorted(channels.items())),
+            "first_contact_by_mode": modes, **sums}
+
+
+def first_activity(conn: Connection, q: Question) -> datetime | None:
+    """The first call dispatched or evaluation made in the place, at or before the instant."""
+    c, ev, tk = t.calls.c, t.evaluations.c, t.tickets.c
+    found = []
+    for table, column in ((t.calls, c.dispatched_at), (t.evaluations, ev.at)):
+        query = select(func.min(column)).select_from(table)
+        if q.placed:
+            query = query.select_from(table.join(t.tickets, tk.ticket_id == table.c.ticket_id)).where(*q.place())
+        found.append(conn.execute(query.where(column <= q.as_of)).scalar())
+    times = [f for f in found if f is not None]
+    return min(times) if times else None
+
+
+def keys_of(*groups: Iterable[Any]) -> list[str]:
+    """Every unit named in the groups' keys."""
+    return sorted({g[0] for part in groups for g in part})

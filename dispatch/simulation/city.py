@@ -1,0 +1,148 @@
+"""A city-scale read model for the read-side benchmark: a year of a whole district in minutes.
+
+Running a million tickets through the aggregates takes hours; the read side only needs their
+events. So the simulation (its arrival, department and citizen profiles, the watchdog's
+escalations) runs once for a short *template* — every street of the district for
+``template_days`` days — and the template's events are then laid down again and again, shifted
+in time by whole weeks (plus a few hours for the copies within one week) and under fresh ticket
+ids, through the real projection code (``apply_batch``) into the read model. Every ticket of a
+copy is a ticket of the simulation: its calls, answers, escalations, evaluations and reopens
+keep their shapes; only its times and id are new.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from dispatch.projections import catch_up
+from dispatch.projections.apply import TicketRows, apply_batch
+from dispatch.projections.records import DATETIME_FIELDS, EventRecord
+from dispatch.projections.reader import StoreReader
+
+__all__ = ["Template", "lay_down", "simulate_template"]
+
+_NS = uuid.UUID("5b0a6f1e-7c3d-4e1a-9a43-0c1d2e3f4a5b")
+_TIME_MAPS = frozenset({"dues"})
+
+
+@dataclass(frozen=True)
+class Template:
+    """The events of the tickets reported in the template's first ``week`` (their whole
+    history, up to the template's end), in store order, and when that week began."""
+
+    records: list[EventRecord]
+    start: datetime
+    tickets: int
+
+
+def simulate_template(runtime: Any, *, start: datetime, days: int = 10, per_day: float = 300, seed: int = 11,
+                      week: int = 7) -> Template:
+    """Simulate every street of ``runtime``'s reference for ``days`` days (``per_day`` tickets
+    a day each) and keep the tickets reported in the first ``week`` days."""
+    from dispatch.simulation import simulate
+    from dispatch.simulation.runner import run_embedded
+
+    import heapq
+
+    streams = [simulate(runtime.reference, street, days, per_day, seed + i, start)
+               for i, street in enumerate(sorted(runtime.reference.streets))]
+    merged = heapq.merge(*streams, key=lambda step: step[0])
+    run_embedded(runtime, merged, start=start, end=start + timedelta(days=days))
+    catch_up(runtime)
+    reader, records, position = StoreReader(runtime.app), [], 0
+    while True:
+        page, last, read = reader.page(position + 1, 20_000)
+        if not read:
+            break
+        records.extend(page)
+        position = last
+    cut = start + timedelta(days=week)
+    kept = {r.ticket_id for r in records if r.type == "Reported" and r.occurred_at < cut}
+    chosen = [r for r in records if r.ticket_id in kept]
+    return Template(chosen, start, len(kept))
+
+
+def _shift(value: Any, delta: timedelta, key: str, ids: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        if key in _TIME_MAPS:
+            return {k: v + delta if isinstance(v, datetime) else v for k, v in value.items()}
+        return {k: _shift(v, delta, k, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shift(v, delta, "", ids) for v in value]
+    if isinstance(value, datetime) and key in DATETIME_FIELDS:
+        return value + delta
+    if isinstance(value, str) and value in ids:
+        return ids[value]
+    return value
+
+
+def copies(template: Template, weeks: int, per_week: int) -> Iterator[tuple[int, timedelta]]:
+    """(copy number, shift): ``per_week`` copies a week, a few hours apart, for ``weeks`` weeks."""
+    for w in range(weeks):
+        for k in range(per_week):
+            yield w * per_week + k, timedelta(weeks=w, hours=k * 7, minutes=k * 13)
+
+
+def copy_records(template: Template, number: int, delta: timedelta) -> list[EventRecord]:
+    """The template's events as copy ``number``: new ticket ids, times moved by ``delta``."""
+    ids = {str(r.ticket_id): str(uuid.uuid5(_NS, f"{r.ticket_id}:{number}")) for r in template.records
+           if r.type == "Reported"}
+    out = []
+    for r in template.records:
+        data = _shift(r.data, delta, "", ids)
+        if r.type == "Reported" and data.get("case_no"):
+            data["case_no"] = f"{data['case_no']}-{number}"
+        out.append(replace(r, ticket_id=uuid.UUID(ids[str(r.ticket_id)]), data=data))
+    return out
+
+
+def lay_down(engine: Engine, template: Template, *, weeks: int, per_week: int = 1, first_week: int = 0,
+             workers: int = 1, on_progress: Callable[[int], None] | None = None) -> int:
+    """Project ``weeks`` × ``per_week`` copies of the template into ``engine``'s read model
+    (weeks ``first_week`` … counted from the template's start); returns the tickets laid down.
+    With ``workers`` > 1, forked processes take every n-th copy (PostgreSQL)."""
+    plan = [(n, d + timedelta(weeks=first_week)) for n, d in copies(template, weeks, per_week)]
+    if workers <= 1:
+        _lay(engine, template, plan, on_progress)
+    else:
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=_child, args=(engine, template, plan[i::workers])) for i in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise RuntimeError(f"a copy worker failed (exit {p.exitcode})")
+    return len(plan) * template.tickets
+
+
+def _child(engine: Engine, template: Template, plan: list[tuple[int, timedelta]]) -> None:
+    engine.dispose(close=False)
+    _lay(engine, template, plan, None)
+
+
+def _lay(engine: Engine, template: Template, plan: list[tuple[int, timedelta]],
+         on_progress: Callable[[int], None] | None) -> None:
+    from dispatch.projections.durations import minutes_for
+    from dispatch.projections import tables as t
+
+    t.ensure_tables(engine)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        minutes = minutes_for(conn)
+        for number, delta in plan:
+            records, rows = copy_records(template, number, delta), TicketRows()
+            with conn.begin():
+                for i in range(0, len(records), 10_000):
+                    apply_batch(conn, records[i:i + 10_000], source="city", position=0, claim=False,
+                                rows=rows, minutes=minutes)
+            if on_progress is not None:
+                on_progress(template.tickets)
