@@ -80,7 +80,7 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
     row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
     row["reported_by"] = (d.get("actor") or {}).get("id")
-    row["extension_minutes"] = row["ended_at"] = row["dispatched_at"] = None
+    row["extension_minutes"] = row["ended_at"] = row["dispatched_at"] = row["feedback_due"] = None
 
 
 def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -112,6 +112,7 @@ def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: An
             changes.setdefault(None, {})[key] = due
         elif key.startswith(("handle:", "feedback:")):
             changes.setdefault(None, {})[key.split(":")[0] + "_due"] = due
+    row["feedback_due"] = _stored(b, row.get("feedback_due"))  # the fold moved it with the extension or resume
     if not changes or not no:
         return
     for call in b.ticket_calls.get(tid, ()):  # a call of this batch: changed in memory
@@ -133,6 +134,7 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
                 call["superseded_at"] = at
         b.superseded.append((at, tid, previous))
     handle_due, feedback_due = db_time(d["handle_due"]), db_time(d["feedback_due"])
+    row["feedback_due"] = feedback_due
     mine = b.ticket_calls.setdefault(tid, [])
     for c in d["calls"]:
         lead = c["role"] == "lead"
@@ -149,6 +151,11 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
             mine.remove(old)
         b.calls[(tid, c["call_id"])] = call
         mine.append(call)
+
+
+def _stored(b: _Batch, value: Any) -> Any:
+    """A time the fold set from an event (aware) in the stored form; a stored one as it is."""
+    return b.db_time(value) if isinstance(value, datetime) and value.tzinfo is not None else value
 
 
 def _since_dispatch(b: _Batch, row: dict[str, Any], call_id: str, at: Any) -> float | None:
@@ -221,8 +228,7 @@ def _restore(row: dict[str, Any]) -> None:
     table does not keep start empty (the fold only needs its current dispatch and lead)."""
     if "calls" not in row:
         row.update(calls={}, escalations=[], duplicate_of=None, handle_due=None, extension=None, resolved=None,
-                   override=None,
-                   feedback_due=None, feedback_at=None, location=None)
+                   override=None, feedback_at=None, location=None)
 
 
 def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int:

@@ -20,6 +20,7 @@ period bucket (day/week/month; 0 without ``--period``).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -89,12 +90,15 @@ class Question:
     def placed(self) -> bool:
         return self.street is not None or self.community is not None
 
-    def place(self) -> list[ColumnElement[bool]]:
+    def place(self, *, driving: bool = True) -> list[ColumnElement[bool]]:
+        """The place's conditions on ``tickets``. ``driving=False`` when another table's time
+        index drives the query: the conditions are then written so that no ticket index can
+        serve them (``street || ''``), or a planner would walk the place's whole history."""
         tk, out = t.tickets.c, []
         if self.street is not None:
-            out.append(tk.street == self.street)
+            out.append((tk.street if driving else tk.street.concat("")) == self.street)
         if self.community is not None:
-            out.append(tk.community == self.community)
+            out.append((tk.community if driving else tk.community.concat("")) == self.community)
         return out
 
     def up_to(self, column: Any) -> ColumnElement[bool]:
@@ -129,7 +133,7 @@ def _calls(q: Question, by: str, role: str | None = None) -> tuple[Any, Any, lis
         where.append(c.role == role)
     if by != "department" or q.placed:
         source = t.calls.join(t.tickets, tk.ticket_id == c.ticket_id)
-        where += q.place()
+        where += q.place(driving=False)
     key = c.department if by == "department" else _ticket_key(by)
     return source, key, where
 
@@ -176,66 +180,69 @@ def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, 
 
 
 def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, float | None]]:
-    """Nearest-rank p50/p90 of MTTA (acknowledged calls) and MTTH (handled lead calls) per group."""
+    """Nearest-rank p50/p90 of MTTA (acknowledged calls) and MTTH (handled lead calls) per group:
+    ``percentile_disc`` on PostgreSQL (the first value whose cumulative share reaches p: the
+    ⌈p·n⌉-th); on SQLite, which has no ordered-set aggregate, the period's minutes are read in
+    one pass and ranked here."""
     c = t.calls.c
     x = _call_terms(q)
     out: dict[Group, dict[str, float | None]] = defaultdict(dict)
-    for name, condition, minutes in (("mtta_minutes", x["acknowledged"], c.ack_minutes),
-                                     ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes)):
-        source, key, where = _calls(q, by)
-        where = [*where, condition, minutes.is_not(None)]
-        if conn.dialect.name == "postgresql":
-            query = _grouped(q, key, c.dispatched_at,
-                             func.percentile_disc(0.5).within_group(minutes).label("p50"),
-                             func.percentile_disc(0.9).within_group(minutes).label("p90"),
-                             ).select_from(source).where(*where)
-            for row in _rows(conn, query):
-                group = (row[0], int(row[1]))
-                out[group][f"{name}_p50"], out[group][f"{name}_p90"] = row.p50, row.p90
-            continue
-        bucket = q.bucket(c.dispatched_at)
-        ranked = select(key.label(_K), bucket.label(_B), minutes.label("m"),
-                        func.row_number().over(partition_by=(key, bucket), order_by=minutes).label("rn"),
-                        func.count().over(partition_by=(key, bucket)).label("n")
-                        ).select_from(source).where(*where).subquery()
-        rn, n = ranked.c.rn, ranked.c.n
-        at_p50 = and_(2 * (rn - 1) < n, n <= 2 * rn)  # rn = ⌈n/2⌉
-        at_p90 = and_(10 * (rn - 1) < 9 * n, 9 * n <= 10 * rn)  # rn = ⌈0.9·n⌉
-        for row in _rows(conn, select(ranked.c[_K], ranked.c[_B], ranked.c.m, rn, n).where(or_(at_p50, at_p90))):
-            group, r, count = (row[0], int(row[1])), row.rn, row.n
-            if 2 * (r - 1) < count <= 2 * r:
-                out[group][f"{name}_p50"] = row.m
-            if 10 * (r - 1) < 9 * count <= 10 * r:
-                out[group][f"{name}_p90"] = row.m
+    metrics = (("mtta_minutes", x["acknowledged"], c.ack_minutes),
+               ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes))
+    source, key, where = _calls(q, by)
+    if conn.dialect.name == "postgresql":  # one pass: each aggregate filtered to its own calls
+        aggregates = [func.percentile_disc(p).within_group(minutes).filter(and_(condition, minutes.is_not(None)))
+                      .label(f"{name}_p{round(p * 100)}")
+                      for name, condition, minutes in metrics for p in (0.5, 0.9)]
+        query = _grouped(q, key, c.dispatched_at, *aggregates).select_from(source).where(
+            *where, or_(*[condition for _, condition, _ in metrics]))
+        for row in _rows(conn, query):
+            out[(row[0], int(row[1]))].update({k: v for k, v in list(row._mapping.items())[2:]})
+        return out
+    values: dict[tuple[Group, str], list[float]] = defaultdict(list)
+    query = select(key, q.bucket(c.dispatched_at),
+                   *[case((condition, minutes), else_=None) for _, condition, minutes in metrics]
+                   ).select_from(source).where(*where, or_(*[condition for _, condition, _ in metrics]))
+    for k, bucket, ack, handle in conn.execute(query):
+        group = (k, int(bucket))
+        if ack is not None:
+            values[(group, "mtta_minutes")].append(ack)
+        if handle is not None:
+            values[(group, "mtth_minutes")].append(handle)
+    for (group, name), found in values.items():
+        found.sort()
+        n = len(found)
+        out[group][f"{name}_p50"] = found[max(1, math.ceil(0.5 * n)) - 1]
+        out[group][f"{name}_p90"] = found[max(1, math.ceil(0.9 * n)) - 1]
     return out
 
 
 # -- closing -------------------------------------------------------------------------------------------
 
 def close_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
-    """按时结案: tickets first dispatched in the period (the lead call of the first dispatch),
-    judged by the feedback deadline of their latest dispatch as of the instant; by department,
-    the lead of that dispatch."""
+    """按时结案: tickets first dispatched in the period, judged by the feedback deadline of their
+    latest dispatch as of the instant; by department, the lead of that dispatch. The ticket row
+    holds its current dispatch's; a ticket dispatched again after the instant reads the lead
+    call current then (dispatched by then, not superseded by then)."""
     tk, T = t.tickets.c, q.as_of
-    first = t.calls.alias("first_call")
-    f = first.c
-    latest = t.calls.alias("latest_call")
-    lc = latest.c
-    newest = t.calls.alias("newest")
-    latest_no = (select(func.max(newest.c.dispatch_no))
-                 .where(newest.c.ticket_id == tk.ticket_id, newest.c.role == "lead", newest.c.dispatched_at <= T)
-                 .correlate(t.tickets).scalar_subquery())
-    source = (first.join(t.tickets, and_(tk.ticket_id == f.ticket_id, tk.first_dispatched_at == f.dispatched_at))
-              .join(latest, and_(lc.ticket_id == tk.ticket_id, lc.role == "lead", lc.dispatch_no == latest_no)))
+    then = t.calls.alias("then")
+    lc = then.c
+
+    def current_then(column: Any) -> Any:
+        return (select(column).where(lc.ticket_id == tk.ticket_id, lc.role == "lead", lc.dispatched_at <= T,
+                                     or_(lc.superseded_at.is_(None), lc.superseded_at > T))
+                .limit(1).correlate(t.tickets).scalar_subquery())
+
+    recent = tk.dispatched_at <= T
+    deadline = case((recent, tk.feedback_due), else_=current_then(lc.feedback_due))
     closed = q.up_to(tk.closed_at)
     ended_otherwise = and_(q.up_to(tk.ended_at), tk.closed_at.is_(None))  # cancelled, a duplicate
-    key = lc.department if by == "department" else _ticket_key(by)
-    query = _grouped(q, key, f.dispatched_at,
+    key = case((recent, tk.lead), else_=current_then(lc.department)) if by == "department" else _ticket_key(by)
+    query = _grouped(q, key, tk.first_dispatched_at,
                      _count(closed).label("closed_tickets"),
-                     _count(and_(closed, tk.closed_at <= lc.feedback_due)).label("close_on_time"),
-                     _count(and_(not_(closed), lc.feedback_due < T)).label("close_waiting_late"),
-                     ).select_from(source).where(q.within(f.dispatched_at), f.role == "lead",
-                                                 not_(ended_otherwise), *q.place())
+                     _count(and_(closed, tk.closed_at <= deadline)).label("close_on_time"),
+                     _count(and_(not_(closed), deadline < T)).label("close_waiting_late"),
+                     ).where(q.within(tk.first_dispatched_at), not_(ended_otherwise), *q.place(driving=False))
     return {(row[0], int(row[1])): {k: (v or 0) for k, v in list(row._mapping.items())[2:]}
             for row in _rows(conn, query)}
 
@@ -298,7 +305,7 @@ def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str,
     es, tk = t.escalations.c, t.tickets.c
     query = (_grouped(q, _ticket_key(by), es.at, es.to_level.label("g_level"), func.count())
              .select_from(t.escalations.join(t.tickets, tk.ticket_id == es.ticket_id))
-             .where(q.within(es.at), es.from_level != es.to_level, *q.place())
+             .where(q.within(es.at), es.from_level != es.to_level, *q.place(driving=False))
              .group_by(literal_column("g_level")))
     return {(row[0], int(row[1]), row[2]): int(row[3]) for row in _rows(conn, query)}
 
@@ -313,7 +320,7 @@ def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dic
     place: list[ColumnElement[bool]] = []
     if by != "department" or q.placed:
         source = t.evaluations.join(t.tickets, tk.ticket_id == ev.ticket_id)
-        place = q.place()
+        place = q.place(driving=False)
     key = func.coalesce(ev.department, "") if by == "department" else _ticket_key(by)
     later = t.evaluations.alias("later")
     latest = ~select(later.c.version).where(later.c.ticket_id == ev.ticket_id, later.c.version > ev.version,
@@ -372,7 +379,8 @@ def first_activity(conn: Connection, q: Question) -> datetime | None:
     for table, column in ((t.calls, c.dispatched_at), (t.evaluations, ev.at)):
         query = select(func.min(column)).select_from(table)
         if q.placed:
-            query = query.select_from(table.join(t.tickets, tk.ticket_id == table.c.ticket_id)).where(*q.place())
+            query = query.select_from(table.join(t.tickets, tk.ticket_id == table.c.ticket_id)).where(
+                *q.place(driving=False))
         found.append(conn.execute(query.where(column <= q.as_of)).scalar())
     times = [f for f in found if f is not None]
     return min(times) if times else None

@@ -4,7 +4,8 @@ are escalated above the grid — per community or grid of a street or community.
 
 The same definitions as docs/figures.md (`open`, `open_by_state`, `ack_overdue`,
 `handle_overdue`, `open_above_grid`): a ticket is open at T when it was reported by T and had
-not ended by T (``tickets.ended_at``); its status at T is the last status row at or before T;
+not ended by T (``tickets.ended_at``: an interval (reported_at, ended_at) read through
+(place, ended_at) indexes); its status at T is the last status row at or before T;
 a call counts while it was not superseded by T, unanswered (or, for handling, not rejected and
 not handled) by T and past its deadline. Each query touches the open tickets only, so a
 dashboard's cost follows the open work, not the history behind it.
@@ -16,7 +17,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy import Engine, and_, exists, func, or_, select, union_all
 
 from dispatch.projections import tables as t
 
@@ -32,12 +33,7 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     """Open-work figures per unit (``by``: ``community`` or ``grid``) of the scope."""
     tk, st, c, es = t.tickets.c, t.ticket_states.c, t.calls.c, t.escalations.c
     unit = tk.community if by == "community" else tk.grid
-    is_open = and_(tk.reported_at <= as_of, or_(tk.ended_at.is_(None), tk.ended_at > as_of))
-    scope = [is_open]
-    if street is not None:
-        scope.append(tk.street == street)
-    if community is not None:
-        scope.append(tk.community == community)
+    scope = [tk.ticket_id.in_(_open_at(as_of, street, community)), tk.reported_at <= as_of]
     earlier = t.ticket_states.alias("earlier")
     last = (select(func.max(earlier.c.version)).where(earlier.c.ticket_id == tk.ticket_id, earlier.c.at <= as_of)
             .correlate(t.tickets).scalar_subquery())
@@ -66,6 +62,21 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     for figures in out.values():
         figures["open_by_state"] = dict(sorted(figures["open_by_state"].items()))
     return dict(out)
+
+
+def _open_at(as_of: datetime, street: str | None, community: str | None) -> Any:
+    """The tickets not ended by ``as_of`` (open then if reported by then) as two index
+    ranges on (place, ended_at): those not ended at all and those ended after the instant. So
+    the cost follows the open work (and, looking back, what ended since), not the history."""
+    tk = t.tickets.c
+    place = []
+    if street is not None:
+        place.append(tk.street == street)
+    if community is not None:
+        place.append(tk.community == community)
+    never = select(tk.ticket_id).where(*place, tk.ended_at.is_(None))
+    later = select(tk.ticket_id).where(*place, tk.ended_at > as_of)
+    return union_all(never, later)  # the caller keeps those reported by the instant
 
 
 def total(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -98,6 +98,7 @@ tickets = Table(
     Column("extension_minutes", Integer),  # an extension the lead asked for, awaiting the centre
     Column("reported_by", String(200), index=True),  # the reporting actor's id ("my reports")
     Column("dispatched_at", _T),  # when the current dispatch was made (its calls' durations count from it)
+    Column("feedback_due", _T),  # the current dispatch's feedback deadline (按时结案 judges by it)
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").
@@ -174,6 +175,10 @@ Index("ix_tickets_street_reported", tickets.c.street, tickets.c.reported_at)
 Index("ix_tickets_community_reported", tickets.c.community, tickets.c.reported_at)
 Index("ix_tickets_street_closed", tickets.c.street, tickets.c.closed_at)
 Index("ix_tickets_community_closed", tickets.c.community, tickets.c.closed_at)
+Index("ix_tickets_first_dispatched", tickets.c.first_dispatched_at)  # 按时结案: tickets first dispatched in a period
+# a place's tickets open at an instant: not ended, or ended after it (``open_work``)
+Index("ix_tickets_street_ended", tickets.c.street, tickets.c.ended_at)
+Index("ix_tickets_community_ended", tickets.c.community, tickets.c.ended_at)
 
 # Events the projections could not hold (see apply._quarantine): kept with their reason.
 quarantined_events = Table(

@@ -26,7 +26,7 @@ __all__ = ["Writer", "writer_for"]
 TICKET_MUTABLE = ("status", "closed_at", "last_at", "level", "last_version", "dispatch_no", "lead",
                   "handled_by", "time_basis", "satisfaction", "last_eval_version", "accept_due", "dispatch_due",
                   "accepted_at", "first_dispatched_at", "closed_via", "held_since", "provisional",
-                  "extension_minutes", "ended_at", "dispatched_at")
+                  "extension_minutes", "ended_at", "dispatched_at", "feedback_due")
 _UTC = timezone.utc
 _CHUNK = 900  # ids per IN (…) on SQLite (its default limit is 32766 variables)
 _PG_MAX_PARAMS = 20_000  # values per statement (the protocol allows 65535; mid-size statements ran best)

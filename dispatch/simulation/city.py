@@ -26,10 +26,11 @@ from dispatch.projections.apply import TicketRows, apply_batch
 from dispatch.projections.records import DATETIME_FIELDS, EventRecord
 from dispatch.projections.reader import StoreReader
 
-__all__ = ["Template", "lay_down", "simulate_template"]
+__all__ = ["Template", "lay_down", "simulate_template", "variant_places", "with_variants"]
 
 _NS = uuid.UUID("5b0a6f1e-7c3d-4e1a-9a43-0c1d2e3f4a5b")
 _TIME_MAPS = frozenset({"dues"})
+_ENDS = frozenset({"Closed", "ClosedAtFirstContact", "Cancelled", "MarkedDuplicate"})
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,16 @@ class Template:
     records: list[EventRecord]
     start: datetime
     tickets: int
+    unfinished: frozenset[uuid.UUID] = frozenset()  # still open at the template's end
+    places: frozenset[str] = frozenset()  # the street, community and grid ids its tickets name
 
 
-def simulate_template(runtime: Any, *, start: datetime, days: int = 10, per_day: float = 300, seed: int = 11,
+def simulate_template(runtime: Any, *, start: datetime, days: int = 14, per_day: float = 300, seed: int = 11,
                       week: int = 7) -> Template:
     """Simulate every street of ``runtime``'s reference for ``days`` days (``per_day`` tickets
-    a day each) and keep the tickets reported in the first ``week`` days."""
+    a day each) and keep the tickets reported in the first ``week`` days (noting those still
+    open at the end: only the last week's copies keep them, so the backlog stays what a week's
+    tail leaves, not a year of them)."""
     from dispatch.simulation import simulate
     from dispatch.simulation.runner import run_embedded
 
@@ -66,7 +71,9 @@ def simulate_template(runtime: Any, *, start: datetime, days: int = 10, per_day:
     cut = start + timedelta(days=week)
     kept = {r.ticket_id for r in records if r.type == "Reported" and r.occurred_at < cut}
     chosen = [r for r in records if r.ticket_id in kept]
-    return Template(chosen, start, len(kept))
+    ended = {r.ticket_id for r in chosen if r.type in _ENDS}
+    places = {r.data[k] for r in chosen if r.type == "Reported" for k in ("street", "community", "grid")}
+    return Template(chosen, start, len(kept), frozenset(kept - ended), frozenset(places))
 
 
 def _shift(value: Any, delta: timedelta, key: str, ids: dict[str, str]) -> Any:
@@ -83,6 +90,36 @@ def _shift(value: Any, delta: timedelta, key: str, ids: dict[str, str]) -> Any:
     return value
 
 
+_CN = "一二三四五六七八九十"
+
+
+def with_variants(reference: dict[str, Any], variants: int) -> dict[str, Any]:
+    """Reference data (``Reference.to_dict()``) with every street repeated ``variants`` times
+    in its district — ``caojing``, ``caojing-2``, … with their communities and grids (ids
+    suffixed, names numbered; no boundaries for the repeats): a district of several streets of
+    the sample's shape, for copies laid down side by side (``lay_down(variants=)``)."""
+    import copy
+
+    out = copy.deepcopy(reference)
+    for district in out["districts"]:
+        originals = list(district["streets"])
+        for v in range(2, variants + 1):
+            for street in originals:
+                clone = copy.deepcopy(street)
+                clone["id"], clone["name"] = f"{street['id']}-{v}", f"{street['name']}{_CN[v - 1]}"
+                for community in clone["communities"]:
+                    community["id"] = f"{community['id']}-{v}"
+                    for grid in community["grids"]:
+                        grid["id"] = f"{grid['id']}-{v}"
+                district["streets"].append(clone)
+    return out
+
+
+def variant_places(template: Template, variant: int) -> dict[str, str]:
+    """The template's street, community and grid ids → those of repeat ``variant`` (1: itself)."""
+    return {} if variant <= 1 else {p: f"{p}-{variant}" for p in template.places}
+
+
 def copies(template: Template, weeks: int, per_week: int) -> Iterator[tuple[int, timedelta]]:
     """(copy number, shift): ``per_week`` copies a week, a few hours apart, for ``weeks`` weeks."""
     for w in range(weeks):
@@ -90,12 +127,18 @@ def copies(template: Template, weeks: int, per_week: int) -> Iterator[tuple[int,
             yield w * per_week + k, timedelta(weeks=w, hours=k * 7, minutes=k * 13)
 
 
-def copy_records(template: Template, number: int, delta: timedelta) -> list[EventRecord]:
-    """The template's events as copy ``number``: new ticket ids, times moved by ``delta``."""
+def copy_records(template: Template, number: int, delta: timedelta, *, unfinished: bool = True,
+                 places: dict[str, str] | None = None) -> list[EventRecord]:
+    """The template's events as copy ``number``: new ticket ids, times moved by ``delta``, the
+    places renamed by ``places`` (``unfinished=False``: without the tickets still open at the
+    template's end)."""
     ids = {str(r.ticket_id): str(uuid.uuid5(_NS, f"{r.ticket_id}:{number}")) for r in template.records
            if r.type == "Reported"}
+    ids.update(places or {})
     out = []
     for r in template.records:
+        if not unfinished and r.ticket_id in template.unfinished:
+            continue
         data = _shift(r.data, delta, "", ids)
         if r.type == "Reported" and data.get("case_no"):
             data["case_no"] = f"{data['case_no']}-{number}"
@@ -104,32 +147,37 @@ def copy_records(template: Template, number: int, delta: timedelta) -> list[Even
 
 
 def lay_down(engine: Engine, template: Template, *, weeks: int, per_week: int = 1, first_week: int = 0,
-             workers: int = 1, on_progress: Callable[[int], None] | None = None) -> int:
+             workers: int = 1, variants: int = 1, on_progress: Callable[[int], None] | None = None) -> int:
     """Project ``weeks`` × ``per_week`` copies of the template into ``engine``'s read model
     (weeks ``first_week`` … counted from the template's start); returns the tickets laid down.
+    With ``variants`` > 1 the copies of a week go round the repeated streets (``with_variants``).
     With ``workers`` > 1, forked processes take every n-th copy (PostgreSQL)."""
-    plan = [(n, d + timedelta(weeks=first_week)) for n, d in copies(template, weeks, per_week)]
+    plan = [(n, d + timedelta(weeks=first_week), n % per_week % variants + 1)
+            for n, d in copies(template, weeks, per_week)]
+    last = max(d for _, d, _ in plan) - timedelta(weeks=1) if plan else timedelta()
     if workers <= 1:
-        _lay(engine, template, plan, on_progress)
+        _lay(engine, template, plan, last, on_progress)
     else:
         ctx = multiprocessing.get_context("fork")
-        procs = [ctx.Process(target=_child, args=(engine, template, plan[i::workers])) for i in range(workers)]
+        procs = [ctx.Process(target=_child, args=(engine, template, plan[i::workers], last)) for i in range(workers)]
         for p in procs:
             p.start()
         for p in procs:
             p.join()
             if p.exitcode != 0:
                 raise RuntimeError(f"a copy worker failed (exit {p.exitcode})")
-    return len(plan) * template.tickets
+    return sum(template.tickets - (0 if d > last else len(template.unfinished)) for _, d, _ in plan)
 
 
-def _child(engine: Engine, template: Template, plan: list[tuple[int, timedelta]]) -> None:
+def _child(engine: Engine, template: Template, plan: list[tuple[int, timedelta, int]], last: timedelta) -> None:
     engine.dispose(close=False)
-    _lay(engine, template, plan, None)
+    _lay(engine, template, plan, last, None)
 
 
-def _lay(engine: Engine, template: Template, plan: list[tuple[int, timedelta]],
+def _lay(engine: Engine, template: Template, plan: list[tuple[int, timedelta, int]], last: timedelta,
          on_progress: Callable[[int], None] | None) -> None:
+    """Lay the copies of ``plan`` down; those after ``last`` (the final week's) keep the tickets
+    still open at the template's end."""
     from dispatch.projections.durations import minutes_for
     from dispatch.projections import tables as t
 
@@ -138,8 +186,11 @@ def _lay(engine: Engine, template: Template, plan: list[tuple[int, timedelta]],
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET synchronous_commit = off")
         minutes = minutes_for(conn)
-        for number, delta in plan:
-            records, rows = copy_records(template, number, delta), TicketRows()
+        conn.commit()
+        for number, delta, variant in plan:
+            records = copy_records(template, number, delta, unfinished=delta > last,
+                                   places=variant_places(template, variant))
+            rows = TicketRows()
             with conn.begin():
                 for i in range(0, len(records), 10_000):
                     apply_batch(conn, records[i:i + 10_000], source="city", position=0, claim=False,
