@@ -36,11 +36,11 @@ from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
 from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL
-from dispatch.projections import (Settings, catch_up, community_dashboard, list_tickets, sla_statistics,
-                                  street_dashboard)
+from dispatch.projections import catch_up, list_tickets
 from dispatch.projections import tables as t
 from dispatch.projections.deadlines import missed_deadlines
-from dispatch.projections import timeline as ticket_timeline
+from dispatch.projections.figures import Settings
+from dispatch.projections.timeline import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
 __all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
@@ -161,6 +161,8 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
         raise InvalidCommand("give exactly one of a street or a community")
     if identity is not None:
         may_view(identity, "dashboard", **_place_of(runtime, street, community))
+    from dispatch.projections.dashboard import community_dashboard, street_dashboard
+
     catch_up(runtime)
     settings = settings or Settings()
     if street is not None:
@@ -180,6 +182,8 @@ def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settin
         may_view(identity, "sla", **_place_of(runtime, street, community))
     street_id = ref.street(street).id if street else None
     community_id = ref.community(community).id if community else None
+    from dispatch.projections.sla_stats import sla_statistics
+
     catch_up(runtime)
     return sla_statistics(runtime.engine, ref, by=by, period=per, as_of=period.as_of, start=period.start,
                           end=period.end, settings=settings or Settings(), street=street_id, community=community_id)

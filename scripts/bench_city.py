@@ -18,7 +18,8 @@ history ten times shorter (the same last weeks). Then, in this process:
 - peak RSS of the query process: the same questions through the CLI (``dispatch --json …``) as
   child processes.
 
-Prints a markdown table and writes ``bench-results/city.json``. Not a test.
+Prints a markdown table and writes ``bench-results/city-<backends>.json`` (``--report`` prints the
+table of several such files together). Not a test.
 """
 
 from __future__ import annotations
@@ -243,7 +244,15 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--pg-reuse", nargs=2, metavar=("URL", "SHORT_URL"),
                         help="measure databases an earlier run laid down (it prints their URLs)")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="print the table of earlier runs' results "
+                        "(bench-results/city-*.json) and measure nothing")
     args = parser.parse_args()
+    if args.report:
+        merged: dict[str, Any] = {}
+        for path in args.report:
+            merged.update(json.loads(Path(path).read_text()))
+        print(table(merged))
+        return
     configure_logging("WARNING")
     tpl = template(args.per_day)
     print(f"template: {tpl.tickets:,} tickets, {len(tpl.records):,} events", flush=True)
@@ -272,26 +281,46 @@ def main() -> None:
         out[backend] = measure(url, short_url, tpl, args.n, backend, shape(tpl, tickets)[0])
     out["rusage_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(REPO / "bench-results").mkdir(exist_ok=True)
-    (REPO / "bench-results" / "city.json").write_text(json.dumps(out, indent=1, default=str))
+    name = "city-" + "-".join(b.lower() for b, *_ in backends) + ".json"
+    (REPO / "bench-results" / name).write_text(json.dumps(out, indent=1, default=str))
     print(table(out))
 
 
+TARGET_MS = {"PostgreSQL": 200, "SQLite": 300}
+TARGET_RSS_MB, TARGET_GROWTH = 150, 1.5
+
+
 def table(out: dict[str, Any]) -> str:
-    lines = ["| backend | question | p50 ms | p95 ms | floor p50 ms | p95 ÷ floor | CLI peak RSS MB |",
-             "|---|---|---|---|---|---|---|"]
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = ["| backend | question | p50 ms | p95 ms | floor p50 ms | p95 ÷ floor | target p95 | met "
+             "| CLI peak RSS MB (≤ 150) | met |", "|---|---|---|---|---|---|---|---|---|---|"]
     for backend in ("PostgreSQL", "SQLite"):
         if backend not in out:
             continue
+        target = TARGET_MS[backend]
         for name, r in out[backend]["views"].items():
             lines.append(f"| {backend} | {name} | {r['p50']:.0f} | {r['p95']:.0f} | {r['floor_p50']:.1f} | "
-                         f"{r['p95'] / max(r['floor_p50'], 0.001):.0f} | {r['cli_rss_mb']:.0f} |")
-    lines += ["", "| backend | one-week question | history ÷10 ms | full history ms | ratio |", "|---|---|---|---|---|"]
+                         f"{r['p95'] / max(r['floor_p50'], 0.001):.0f} | ≤ {target} | {met(r['p95'] <= target)} "
+                         f"| {r['cli_rss_mb']:.0f} | {met(r['cli_rss_mb'] <= TARGET_RSS_MB)} |")
+    lines += ["", "| backend | one-week question | history ÷10 ms | full history ms | ratio (≤ 1.5) | met |",
+              "|---|---|---|---|---|---|"]
     for backend in ("PostgreSQL", "SQLite"):
         if backend not in out:
             continue
         for name, r in out[backend]["growth"].items():
-            lines.append(f"| {backend} | {name} | {r['short_ms']:.0f} | {r['long_ms']:.0f} | {r['ratio']:.2f} |")
-    return "\n".join(lines)
+            lines.append(f"| {backend} | {name} | {r['short_ms']:.0f} | {r['long_ms']:.0f} | {r['ratio']:.2f} "
+                         f"| {met(r['ratio'] <= TARGET_GROWTH)} |")
+    sizes = []
+    for backend in ("PostgreSQL", "SQLite"):
+        build = out.get(f"{backend} build")
+        if build:
+            sizes.append(f"{backend}: {build['tickets']:,} tickets in {build['streets']} streets over "
+                         f"{build['weeks']} weeks ({build['rows']['calls']:,} calls, "
+                         f"{build['rows']['evaluations']:,} evaluations, {build['rows']['escalations']:,} "
+                         f"escalations), laid down in {build['seconds']:.0f} s")
+    return "\n".join(lines + ([""] + sizes if sizes else []))
 
 
 if __name__ == "__main__":

@@ -8,18 +8,29 @@
     list_tickets(engine, ...)                  the ticket list (``dispatch tickets``)
     community_dashboard / street_dashboard     dashboards (see docs/figures.md)
     sla_statistics                             SLA statistics and department scorecards
-    timeline(runtime, ticket_id)               every event of one ticket, with the SLA clock
+    timeline.timeline(runtime, ticket_id)      every event of one ticket, with the SLA clock
 """
 
-from dispatch.projections.apply import apply_records, stored_position
-from dispatch.projections.dashboard import community_dashboard, street_dashboard
-from dispatch.projections.figures import Settings
-from dispatch.projections.records import EventRecord
-from dispatch.projections.runner import STORE_SOURCE, catch_up
-from dispatch.projections.sla_stats import sla_statistics
-from dispatch.projections.tables import create_tables
-from dispatch.projections.tickets import list_tickets
-from dispatch.projections.timeline import timeline
+from importlib import import_module
+from typing import Any
+
+# each name from its module, imported when first asked for: a command that shows one ticket
+# does not pay for the dashboards' modules
+_HOMES = {
+    "apply_records": "apply", "stored_position": "apply", "community_dashboard": "dashboard",
+    "street_dashboard": "dashboard", "Settings": "figures", "EventRecord": "records", "STORE_SOURCE": "runner",
+    "catch_up": "runner", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "tickets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dispatch.projections' has no attribute {name!r}")
+    value = getattr(import_module(f"dispatch.projections.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "STORE_SOURCE",
@@ -33,5 +44,4 @@ __all__ = [
     "sla_statistics",
     "stored_position",
     "street_dashboard",
-    "timeline",
 ]

@@ -145,7 +145,8 @@ def _dispatched(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, previou
             "handle_due": handle_due if lead else None, "feedback_due": feedback_due if lead else None,
             "handled_at": None, "superseded_at": None, "closed_out_at": None, "calendar": d.get("calendar"),
             "time_basis": d["time_basis"],
-            "escalate_every_minutes": d["escalate_every_minutes"], "ack_minutes": None, "handle_minutes": None}
+            "escalate_every_minutes": d["escalate_every_minutes"], "ack_minutes": None, "handle_minutes": None,
+            "category": row["category"], "community": row["community"], "street": row["street"]}
         old = b.calls.get((tid, c["call_id"]))
         if old is not None:
             mine.remove(old)
@@ -193,7 +194,8 @@ def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, departme
     b.evaluations[(row["ticket_id"], r.version)] = {
         "ticket_id": row["ticket_id"], "version": r.version, "at": at,
         "satisfaction": d["satisfaction"], "resolved": bool(d["resolved"]), "contacted": bool(d["contacted"]),
-        "department": department, "reopened_at": None}
+        "department": department, "reopened_at": None, "category": row["category"], "grid": row["grid"],
+        "community": row["community"], "street": row["street"]}
 
 
 def _reopened(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, ev: Any) -> None:
@@ -209,7 +211,8 @@ def _escalated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: 
     d = r.data
     deadlines = ",".join(d.get("deadlines") or [d["deadline"]])[:200]
     b.escalations.append((row["ticket_id"], r.version, at, deadlines, d["rung"], d["from_level"],
-                          d["to_level"], (d.get("actor") or {}).get("role")))
+                          d["to_level"], (d.get("actor") or {}).get("role"), row["category"], row["grid"],
+                          row["community"], row["street"]))
 
 
 EFFECTS: dict[str, Handler | None] = {  # None: the ticket row (written anyway) is all it changes

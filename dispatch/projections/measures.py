@@ -90,15 +90,16 @@ class Question:
     def placed(self) -> bool:
         return self.street is not None or self.community is not None
 
-    def place(self, *, driving: bool = True) -> list[ColumnElement[bool]]:
-        """The place's conditions on ``tickets``. ``driving=False`` when another table's time
-        index drives the query: the conditions are then written so that no ticket index can
-        serve them (``street || ''``), or a planner would walk the place's whole history."""
-        tk, out = t.tickets.c, []
+    def place(self, columns: Any = None, *, driving: bool = True) -> list[ColumnElement[bool]]:
+        """The place's conditions on ``columns`` (a table's ``.c`` with ``street`` and
+        ``community``; ``tickets`` by default). ``driving=False`` when another index drives the
+        query: the conditions are then written so that no place index can serve them
+        (``street || ''``), or a planner would walk the place's whole history."""
+        cols, out = columns if columns is not None else t.tickets.c, []
         if self.street is not None:
-            out.append((tk.street if driving else tk.street.concat("")) == self.street)
+            out.append((cols.street if driving else cols.street.concat("")) == self.street)
         if self.community is not None:
-            out.append((tk.community if driving else tk.community.concat("")) == self.community)
+            out.append((cols.community if driving else cols.community.concat("")) == self.community)
         return out
 
     def up_to(self, column: Any) -> ColumnElement[bool]:
@@ -124,18 +125,13 @@ def _rows(conn: Connection, query: Any) -> list[Any]:
 # -- calls ---------------------------------------------------------------------------------------------
 
 def _calls(q: Question, by: str, role: str | None = None) -> tuple[Any, Any, list[ColumnElement[bool]]]:
-    """The calls of the period: their table (joined to tickets when the key or place needs it),
-    key and conditions."""
-    c, tk = t.calls.c, t.tickets.c
-    source: Any = t.calls
-    where = [q.within(c.dispatched_at)]
+    """The calls of the period: their table, key and conditions (a call carries its ticket's
+    category and place, so neither needs tickets)."""
+    c = t.calls.c
+    where = [q.within(c.dispatched_at), *q.place(c, driving=False)]
     if role is not None:
         where.append(c.role == role)
-    if by != "department" or q.placed:
-        source = t.calls.join(t.tickets, tk.ticket_id == c.ticket_id)
-        where += q.place(driving=False)
-    key = c.department if by == "department" else _ticket_key(by)
-    return source, key, where
+    return t.calls, getattr(c, by), where
 
 
 def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
@@ -302,10 +298,9 @@ def closed_counts(conn: Connection, q: Question, by: str) -> dict[Group, int]:
 
 def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], int]:
     """Escalations in the period that raised their ticket, per level reached."""
-    es, tk = t.escalations.c, t.tickets.c
-    query = (_grouped(q, _ticket_key(by), es.at, es.to_level.label("g_level"), func.count())
-             .select_from(t.escalations.join(t.tickets, tk.ticket_id == es.ticket_id))
-             .where(q.within(es.at), es.from_level != es.to_level, *q.place(driving=False))
+    es = t.escalations.c
+    query = (_grouped(q, getattr(es, by), es.at, es.to_level.label("g_level"), func.count())
+             .where(q.within(es.at), es.from_level != es.to_level, *q.place(es))
              .group_by(literal_column("g_level")))
     return {(row[0], int(row[1]), row[2]): int(row[3]) for row in _rows(conn, query)}
 
@@ -315,13 +310,10 @@ def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str,
 def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
     """三率 over the tickets whose latest evaluation as of the instant is in the period; the
     reopen rate over the tickets evaluated in the period (figures.md)."""
-    ev, tk = t.evaluations.c, t.tickets.c
+    ev = t.evaluations.c
     source: Any = t.evaluations
-    place: list[ColumnElement[bool]] = []
-    if by != "department" or q.placed:
-        source = t.evaluations.join(t.tickets, tk.ticket_id == ev.ticket_id)
-        place = q.place(driving=False)
-    key = func.coalesce(ev.department, "") if by == "department" else _ticket_key(by)
+    place = q.place(ev)
+    key = func.coalesce(ev.department, "") if by == "department" else getattr(ev, by)
     later = t.evaluations.alias("later")
     latest = ~select(later.c.version).where(later.c.ticket_id == ev.ticket_id, later.c.version > ev.version,
                                             later.c.at <= q.as_of).exists()
@@ -374,13 +366,10 @@ def reported_counts(detail: dict[Any, dict[str, int]], group: Group | None) -> d
 
 def first_activity(conn: Connection, q: Question) -> datetime | None:
     """The first call dispatched or evaluation made in the place, at or before the instant."""
-    c, ev, tk = t.calls.c, t.evaluations.c, t.tickets.c
+    c, ev = t.calls.c, t.evaluations.c
     found = []
     for table, column in ((t.calls, c.dispatched_at), (t.evaluations, ev.at)):
-        query = select(func.min(column)).select_from(table)
-        if q.placed:
-            query = query.select_from(table.join(t.tickets, tk.ticket_id == table.c.ticket_id)).where(
-                *q.place(driving=False))
+        query = select(func.min(column)).select_from(table).where(*q.place(table.c, driving=False))
         found.append(conn.execute(query.where(column <= q.as_of)).scalar())
     times = [f for f in found if f is not None]
     return min(times) if times else None

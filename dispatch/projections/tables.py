@@ -134,6 +134,7 @@ calls = Table(
     # (working minutes under the stored calendar: ``dispatch.projections.durations``)
     Column("ack_minutes", Float),
     Column("handle_minutes", Float),
+    *(Column(name, String(200)) for name in ("category", "community", "street")),  # the ticket's (see _PLACED)
 )
 
 evaluations = Table(
@@ -146,6 +147,7 @@ evaluations = Table(
     Column("contacted", Boolean, nullable=False),
     Column("department", String(200)),  # the lead department that handled what was evaluated
     Column("reopened_at", _T),  # a Reopened followed this evaluation
+    *(Column(name, String(200)) for name in ("category", "grid", "community", "street")),
 )
 
 escalations = Table(
@@ -158,6 +160,7 @@ escalations = Table(
     Column("from_level", String(20), nullable=False),
     Column("to_level", String(20), nullable=False),
     Column("actor_role", String(40)),
+    *(Column(name, String(200)) for name in ("category", "grid", "community", "street")),
 )
 
 reopens = Table(
@@ -168,6 +171,13 @@ reopens = Table(
     Column("reason", String(4000), nullable=False, default=""),
 )
 
+# _PLACED: calls, evaluations and escalations carry their ticket's category and place, so a
+# figure of one street or community reads that place's rows of the period through these
+# (place, time) indexes, and a figure grouped by place needs no join to tickets
+Index("ix_evaluations_street_at", evaluations.c.street, evaluations.c.at)
+Index("ix_evaluations_community_at", evaluations.c.community, evaluations.c.at)
+Index("ix_escalations_street_at", escalations.c.street, escalations.c.at)
+Index("ix_escalations_community_at", escalations.c.community, escalations.c.at)
 Index("ix_ticket_states_at", ticket_states.c.at)
 Index("ix_tickets_status", tickets.c.status)  # the few tickets the centre still has to accept or dispatch
 # a place's tickets reported / closed in a period (one index range, whatever the place's size)

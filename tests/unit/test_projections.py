@@ -12,7 +12,8 @@ import yaml
 
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.projections import (apply_records, catch_up, community_dashboard, list_tickets, sla_statistics,
-                                  stored_position, timeline)
+                                  stored_position)
+from dispatch.projections.timeline import timeline
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_from_json, record_to_json
 from tests.unit.test_sla_scenario import AS_OF, REFERENCE, play
