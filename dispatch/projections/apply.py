@@ -62,6 +62,8 @@ class _Batch:
         self.handled: list[tuple[Any, ...]] = []  # (handled_at, handle_minutes, ticket_id, call_id)
         self.evaluations: dict[tuple[str, int], dict[str, Any]] = {}
         self.reopened: list[tuple[Any, ...]] = []  # (reopened_at, ticket_id, version)
+        self.next_evaluations: list[tuple[Any, ...]] = []  # (next_at, ticket_id, version)
+        self.previous_evaluation: int | None = None
         self.escalations: list[tuple[Any, ...]] = []
         self.reopens: list[tuple[Any, ...]] = []
         self.quarantined: list[tuple[Any, ...]] = []
@@ -190,11 +192,17 @@ def _handled(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, call_id: A
 
 
 def _evaluated(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, department: Any) -> None:
-    d = r.data
+    d, tid, previous = r.data, row["ticket_id"], b.previous_evaluation
+    if previous is not None and previous != r.version:  # the ticket's latest evaluation until now
+        if (tid, previous) in b.evaluations:
+            b.evaluations[(tid, previous)]["next_at"] = at
+        else:
+            b.next_evaluations.append((at, tid, previous))
     b.evaluations[(row["ticket_id"], r.version)] = {
         "ticket_id": row["ticket_id"], "version": r.version, "at": at,
         "satisfaction": d["satisfaction"], "resolved": bool(d["resolved"]), "contacted": bool(d["contacted"]),
-        "department": department, "reopened_at": None, "category": row["category"], "grid": row["grid"],
+        "department": department, "reopened_at": None, "next_at": None, "category": row["category"],
+        "grid": row["grid"],
         "community": row["community"], "street": row["street"]}
 
 
@@ -256,6 +264,8 @@ def _fold(b: _Batch, records: Sequence[EventRecord], tids: Sequence[str]) -> int
                 continue
             else:
                 before = row["status"]
+                if r.type == "Evaluated":  # the evaluation this one follows (its interval ends here)
+                    b.previous_evaluation = row.get("last_eval_version")
                 kind, detail = fold(row, r.type, r.data, at, r.version)
                 if row["status"] != before:
                     states.append((tid, r.version, at, row["status"]))

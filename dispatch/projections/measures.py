@@ -308,39 +308,23 @@ def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str,
 # -- evaluations ---------------------------------------------------------------------------------------
 
 def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
-    """三率 over the tickets whose latest evaluation as of the instant is in the period; the
-    reopen rate over the tickets evaluated in the period (figures.md)."""
+    """三率 over the tickets whose latest evaluation as of the instant is in the period (an
+    evaluation is the latest from its time until the ticket's next one, ``next_at``); the reopen
+    rate over the tickets evaluated in the period (figures.md). One pass over the period's
+    evaluations."""
     ev = t.evaluations.c
-    source: Any = t.evaluations
-    place = q.place(ev)
     key = func.coalesce(ev.department, "") if by == "department" else getattr(ev, by)
-    later = t.evaluations.alias("later")
-    latest = ~select(later.c.version).where(later.c.ticket_id == ev.ticket_id, later.c.version > ev.version,
-                                            later.c.at <= q.as_of).exists()
-    counts = [func.count().label("evaluated"),
-              *[_count(ev.satisfaction == s).label(s) for s in SATISFACTION],
-              _count(ev.contacted.is_(True)).label("contacted"), _count(ev.resolved.is_(True)).label("resolved")]
-    query = _grouped(q, key, ev.at, *counts).select_from(source).where(q.within(ev.at), latest, *place)
-    out: dict[Group, dict[str, int]] = defaultdict(lambda: {"evaluated": 0, **{s: 0 for s in SATISFACTION},
-                                                            "contacted": 0, "resolved": 0,
-                                                            "tickets_evaluated": 0, "reopened": 0})
-    for row in _rows(conn, query):
-        out[(row[0], int(row[1]))].update({k: int(v or 0) for k, v in list(row._mapping.items())[2:]})
-    # per ticket: evaluated in the group's period; reopened if one of those was followed by a Reopened
-    per_ticket = (select(key.label(_K), q.bucket(ev.at).label(_B), ev.ticket_id.label("g_ticket"),
-                         func.max(case((q.up_to(ev.reopened_at), _one()), else_=_zero())).label("g_reopened"))
-                  .select_from(source).where(q.within(ev.at), *place)
-                  .group_by(literal_column(_K), literal_column(_B), literal_column("g_ticket"))
-                  if len(q.buckets) > 1 else
-                  select(key.label(_K), _zero().label(_B), ev.ticket_id.label("g_ticket"),
-                         func.max(case((q.up_to(ev.reopened_at), _one()), else_=_zero())).label("g_reopened"))
-                  .select_from(source).where(q.within(ev.at), *place)
-                  .group_by(literal_column(_K), literal_column("g_ticket"))).subquery()
-    summed = (select(per_ticket.c[_K], per_ticket.c[_B], func.count(), func.sum(per_ticket.c.g_reopened))
-              .group_by(per_ticket.c[_K], per_ticket.c[_B]))
-    for row in _rows(conn, summed):
-        out[(row[0], int(row[1]))].update(tickets_evaluated=int(row[2]), reopened=int(row[3] or 0))
-    return dict(out)
+    latest = or_(ev.next_at.is_(None), ev.next_at > q.as_of)
+    reopened = case((q.up_to(ev.reopened_at), ev.ticket_id), else_=None)
+    counts = [_count(latest).label("evaluated"),
+              *[_count(and_(latest, ev.satisfaction == s)).label(s) for s in SATISFACTION],
+              _count(and_(latest, ev.contacted.is_(True))).label("contacted"),
+              _count(and_(latest, ev.resolved.is_(True))).label("resolved"),
+              func.count(func.distinct(ev.ticket_id)).label("tickets_evaluated"),
+              func.count(func.distinct(reopened)).label("reopened")]
+    query = _grouped(q, key, ev.at, *counts).where(q.within(ev.at), *q.place(ev))
+    return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
+            for row in _rows(conn, query)}
 
 
 def reported_counts(detail: dict[Any, dict[str, int]], group: Group | None) -> dict[str, Any]:

@@ -147,6 +147,7 @@ evaluations = Table(
     Column("contacted", Boolean, nullable=False),
     Column("department", String(200)),  # the lead department that handled what was evaluated
     Column("reopened_at", _T),  # a Reopened followed this evaluation
+    Column("next_at", _T),  # the ticket's next evaluation: this one is its latest in [at, next_at)
     *(Column(name, String(200)) for name in ("category", "grid", "community", "street")),
 )
 

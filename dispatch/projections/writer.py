@@ -193,6 +193,8 @@ class Writer:
                   b.quarantined)
         self._run(conn, self._update(evaluations, ("reopened_at",), ("ticket_id", "version")),
                   self._last(b.reopened, 1))
+        self._run(conn, self._update(evaluations, ("next_at",), ("ticket_id", "version")),
+                  self._last(b.next_evaluations, 1))
         for tid, dispatch_no, values in b.due_changes:  # extensions and holds: rare, one row each
             for call_id, columns in values.items():
                 where = [calls.c.ticket_id == tid, calls.c.dispatch_no == dispatch_no]
