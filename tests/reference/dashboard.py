@@ -1,4 +1,5 @@
-"""Community and street dashboards, computed from the facts as of an instant."""
+"""The reference (the Python path the SQL replaced, kept to hold ``dispatch.projections.measures``
+to it). Community and street dashboards, computed from the facts as of an instant."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.reference.facts import Facts, load_facts
 from dispatch.projections.open_work import open_work, total
 from tests.reference.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
                                           latest_evaluations)
+from dispatch.projections.dashboard import _header
 from dispatch.reference import Reference
 
 __all__ = ["community_dashboard", "street_dashboard", "summarize"]
@@ -42,11 +44,6 @@ def summarize(facts: Facts, ticket_ids: set[str], window: Window, settings: Sett
         **first_contact_figures(tickets, window),
         **evaluation_figures(latest_evaluations(evaluations), evaluations, window, settings),
     }
-
-
-def _header(as_of: datetime, window: Window) -> dict[str, Any]:
-    return {"as_of": as_of.isoformat(), "from": window.start.isoformat() if window.start else None,
-            "to": window.end.isoformat() if window.end else None}
 
 
 def community_dashboard(engine: Engine, reference: Reference, community: str, *, as_of: datetime,

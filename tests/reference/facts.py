@@ -1,4 +1,5 @@
-"""Facts as of an instant: the read-model rows with everything after ``as_of`` removed.
+"""The reference (the Python path the SQL replaced, kept to hold ``dispatch.projections.measures``
+to it). Facts as of an instant: the read-model rows with everything after ``as_of`` removed.
 
 A call answered after ``as_of`` is unanswered here, an evaluation after it is absent,
 a ticket's state is the last status reached at or before it — so every figure computed

@@ -1,4 +1,5 @@
-"""The engine's metric definitions (docs/figures.md, domain.md) as pure functions of facts.
+"""The reference (the Python path the SQL replaced, kept to hold ``dispatch.projections.measures``
+to it). The engine's metric definitions (docs/figures.md, domain.md) as pure functions of facts.
 
 Every function takes facts already cut at the instant (``load_facts``) and a period
 ``Window``; a rate with an empty denominator is ``None``; percentiles are nearest-rank.
@@ -14,6 +15,7 @@ from typing import Any
 
 from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from tests.reference.facts import CallFact, EvalFact, Facts, TicketFact
+from dispatch.projections.figures import Settings, Window, rate
 from dispatch.sla import SlaPolicy
 
 __all__ = ["CloseItem", "Settings", "Window", "call_figures", "centre_figures", "close_figures", "close_items",
@@ -21,36 +23,11 @@ __all__ = ["CloseItem", "Settings", "Window", "call_figures", "centre_figures", 
            "evaluation_figures", "handle_figures", "latest_evaluations", "nearest_rank", "on_or_before", "rate"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Configurable weights: 'basically satisfied' in the satisfaction rate, the composite's
-    (response, resolution, satisfaction) weights, and the minimum sample for a ranking."""
-
-    basically_satisfied_weight: float = 0.9
-    composite_weights: tuple[float, float, float] = (0.1, 0.5, 0.4)
-    min_evaluated: int = 5
-
-
-@dataclass(frozen=True)
-class Window:
-    """A period ``[start, end)``; an open side is unbounded."""
-
-    start: datetime | None = None
-    end: datetime | None = None
-
-    def contains(self, at: datetime) -> bool:
-        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
-
-
 def on_or_before(at: datetime | None, deadline: datetime | None, *, strict: bool = False) -> bool:
     """``at`` is at or before (``strict``: before) ``deadline``; False when either is missing."""
     if at is None or deadline is None:
         return False
     return at < deadline if strict else at <= deadline
-
-
-def rate(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
 
 
 def nearest_rank(values: Sequence[float], p: float) -> float | None:

@@ -1,4 +1,4 @@
-"""SLA statistics by department, category, community or street, optionally per day/week/month,
+"""The reference (the Python path the SQL replaced): SLA statistics by department, category, community or street, optionally per day/week/month,
 and the scorecard ranking (考核) built from them."""
 
 from __future__ import annotations
@@ -15,60 +15,10 @@ from tests.reference.facts import load_facts
 from tests.reference.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
                                           evaluation_figures, handle_figures, latest_evaluations)
 from dispatch.reference import Reference
+from dispatch.projections.sla_stats import DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets
 from dispatch.sla import SlaPolicy
 
-__all__ = ["DIMENSIONS", "PERIODS", "buckets", "sla_statistics"]
-
-DIMENSIONS = ("department", "category", "community", "street")
-PERIODS = ("day", "week", "month")
-
-
-def _floor(at: datetime, period: str, tz: ZoneInfo) -> datetime:
-    local = at.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "week":
-        local -= timedelta(days=local.weekday())
-    elif period == "month":
-        local = local.replace(day=1)
-    return local
-
-
-def _next(start: datetime, period: str) -> datetime:
-    if period == "day":
-        nxt = start.replace(tzinfo=None) + timedelta(days=1)
-    elif period == "week":
-        nxt = start.replace(tzinfo=None) + timedelta(days=7)
-    else:
-        nxt = (start.replace(day=28, tzinfo=None) + timedelta(days=4)).replace(day=1)
-    return nxt.replace(tzinfo=start.tzinfo)
-
-
-def _label(start: datetime, period: str) -> str:
-    if period == "week":
-        year, week, _ = start.isocalendar()
-        return f"{year}-W{week:02d}"
-    return start.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
-
-
-def buckets(first: datetime, last: datetime, period: str, tz: ZoneInfo) -> list[tuple[str, Window]]:
-    """Consecutive local day/week/month windows covering ``[first, last]``."""
-    out, start = [], _floor(first, period, tz)
-    while start <= last:
-        end = _next(start, period)
-        out.append((_label(start, period), Window(start, end)))
-        start = end
-    return out
-
-
-def _clip(outer: Window, inner: Window) -> Window:
-    starts = [w for w in (outer.start, inner.start) if w is not None]
-    ends = [w for w in (outer.end, inner.end) if w is not None]
-    return Window(max(starts) if starts else None, min(ends) if ends else None)
-
-
-def _name(reference: Reference, by: str, key: str) -> str:
-    table: dict[str, Any] = getattr(reference, {"category": "categories", "community": "communities",
-                                                "street": "streets", "department": "departments"}[by])
-    return table[key].name if key in table else key
+__all__ = ["sla_statistics"]
 
 
 def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: datetime, period: str | None = None,
@@ -150,16 +100,3 @@ def _cooperation(calls: list[Any], window: Window, as_of: datetime, policy: SlaP
                          "mtta_minutes_mean": f["mtta_minutes_mean"]})
     rows.sort(key=lambda r: (-r["ack_on_time_rate"], r["mtta_minutes_mean"] or 0, r["department"]))
     return [{"rank": n, **r} for n, r in enumerate(rows, 1)]
-
-
-def _ranking(rows: list[dict[str, Any]], by: str, settings: Settings) -> list[dict[str, Any]]:
-    """The scorecard: units with at least ``min_evaluated`` evaluated tickets, best composite first."""
-    eligible = [r for r in rows if r["evaluated"] >= settings.min_evaluated and r["composite"] is not None]
-    eligible.sort(key=lambda r: (-r["composite"], -(r["handle_on_time_rate"] or 0), r[by]))
-    return [{"rank": n, by: r[by], "name": r["name"], "composite": r["composite"], "evaluated": r["evaluated"],
-             "ack_on_time_rate": r["ack_on_time_rate"], "handle_on_time_rate": r["handle_on_time_rate"],
-             "close_on_time_rate": r["close_on_time_rate"]} for n, r in enumerate(eligible, 1)]
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at else None
