@@ -225,7 +225,9 @@ def close_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str
     lc = then.c
 
     def current_then(column: Any) -> Any:
-        return (select(column).where(lc.ticket_id == tk.ticket_id, lc.role == "lead", lc.dispatched_at <= T,
+        # the ticket's few calls by primary key (coalesce: no planner may range over dispatched_at)
+        return (select(column).where(lc.ticket_id == tk.ticket_id, lc.role == "lead",
+                                     func.coalesce(lc.dispatched_at, lc.dispatched_at) <= T,
                                      or_(lc.superseded_at.is_(None), lc.superseded_at > T))
                 .limit(1).correlate(t.tickets).scalar_subquery())
 
