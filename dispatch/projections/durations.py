@@ -58,7 +58,10 @@ def minutes_for(conn: Connection) -> Minutes:
     engine = conn.engine
     found = _cache.get(engine)
     if found is None:
+        inside = conn.in_transaction()
         found = _cache[engine] = minutes_from(_policy(conn))
+        if not inside:  # leave the caller's connection as it was (no transaction begun by reading)
+            conn.rollback()
     return found
 
 
