@@ -14,7 +14,7 @@ from dispatch.projections.figures import Settings, Window, centre_figures, evalu
 from dispatch.projections.open_work import open_work, total
 from dispatch.reference import Reference
 
-__all__ = ["community_dashboard", "street_dashboard"]
+__all__ = ["community_dashboard", "community_ranking", "street_dashboard"]
 
 
 class _Counts:
@@ -88,13 +88,18 @@ def street_dashboard(engine: Engine, reference: Reference, street: str, *, as_of
     counts = _Counts(engine, m.Question(as_of, start, end, street=s.id), "community")
     communities = [{"community": c.id, "name": c.name, **counts.summary(c.id, settings)}
                    for c in reference.communities_of_street(s.id)]
+    return {"street": s.id, "name": s.name, "district": s.district_id, **_header(as_of, window),
+            **counts.summary(None, settings), "communities": communities, **community_ranking(communities, settings)}
+
+
+def community_ranking(communities: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """A street's communities ranked (best composite first; ties: satisfaction, then id), those
+    with fewer than ``min_evaluated`` evaluated tickets listed apart."""
     eligible = [c for c in communities if c["evaluated"] >= settings.min_evaluated and c["composite"] is not None]
     eligible.sort(key=lambda c: (-c["composite"], -(c["satisfaction_rate"] or 0), c["community"]))
     ranking = [{"rank": n, "community": c["community"], "name": c["name"], "composite": c["composite"],
                 "evaluated": c["evaluated"]} for n, c in enumerate(eligible, 1)]
     ranked = {r["community"] for r in ranking}
-    return {"street": s.id, "name": s.name, "district": s.district_id, **_header(as_of, window),
-            **counts.summary(None, settings), "communities": communities,
-            "min_evaluated": settings.min_evaluated, "ranking": ranking,
+    return {"min_evaluated": settings.min_evaluated, "ranking": ranking,
             "unranked": [{"community": c["community"], "evaluated": c["evaluated"]}
                          for c in communities if c["community"] not in ranked]}

@@ -86,7 +86,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     labels: list[tuple[str | None, Window]] = [(None, window)]
     with engine.connect() as conn:
         if period is not None:
-            first = start or _first_activity(conn, q) or as_of
+            first = start or m.first_activity(conn, q) or as_of  # unbounded: from the first call or evaluation
             last = min(as_of, end - timedelta(microseconds=1)) if end else as_of
             tz = ZoneInfo(reference.timezone)
             labels = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
@@ -116,6 +116,19 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             period_info = {} if label is None else {"period": label, "period_start": _iso(w.start),
                                                     "period_end": _iso(w.end)}
             rows.append({by: key, "name": _name(reference, by, key), **period_info, **figures})
+    result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
+                      street=street, community=community)
+    if period is None:
+        result["ranking"] = _ranking(rows, by, settings)
+        if by == "department":
+            result["cooperation_ranking"] = _cooperation(calls, reference, settings)
+    return result
+
+
+def envelope(*, by: str, period: str | None, as_of: datetime, start: datetime | None, end: datetime | None,
+             settings: Settings, rows: list[dict[str, Any]], street: str | None,
+             community: str | None) -> dict[str, Any]:
+    """The result around the rows: the question asked, the settings used, the scope."""
     result: dict[str, Any] = {"by": by, "period": period, "as_of": as_of.isoformat(),
                               "from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
                               "settings": {"basically_satisfied_weight": settings.basically_satisfied_weight,
@@ -124,16 +137,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                               "rows": rows}
     if street or community:
         result["scope"] = {"street": street, "community": community}
-    if period is None:
-        result["ranking"] = _ranking(rows, by, settings)
-        if by == "department":
-            result["cooperation_ranking"] = _cooperation(calls, reference, settings)
     return result
-
-
-def _first_activity(conn: Any, q: m.Question) -> datetime | None:
-    """Without a period start, the buckets begin with the first call or evaluation in scope."""
-    return m.first_activity(conn, q)
 
 
 def _cooperation(counts: dict[tuple[str, int, str], dict[str, Any]], reference: Reference,

@@ -14,7 +14,7 @@ from tests.reference.facts import Facts, load_facts
 from dispatch.projections.open_work import open_work, total
 from tests.reference.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
                                           latest_evaluations)
-from dispatch.projections.dashboard import _header
+from dispatch.projections.dashboard import _header, community_ranking
 from dispatch.reference import Reference
 
 __all__ = ["community_dashboard", "street_dashboard", "summarize"]
@@ -75,14 +75,6 @@ def street_dashboard(engine: Engine, reference: Reference, street: str, *, as_of
         ids = {i for i, tk in facts.tickets.items() if tk.community == c.id}
         communities.append({"community": c.id, "name": c.name,
                             **summarize(facts, ids, window, settings, work.get(c.id, total([])))})
-    eligible = [c for c in communities if c["evaluated"] >= settings.min_evaluated and c["composite"] is not None]
-    eligible.sort(key=lambda c: (-c["composite"], -(c["satisfaction_rate"] or 0), c["community"]))
-    ranking = [{"rank": n, "community": c["community"], "name": c["name"], "composite": c["composite"],
-                "evaluated": c["evaluated"]} for n, c in enumerate(eligible, 1)]
-    ranked = {r["community"] for r in ranking}
     return {"street": s.id, "name": s.name, "district": s.district_id, **_header(as_of, window),
             **summarize(facts, set(facts.tickets), window, settings, total(list(work.values()))),
-            "communities": communities,
-            "min_evaluated": settings.min_evaluated, "ranking": ranking,
-            "unranked": [{"community": c["community"], "evaluated": c["evaluated"]}
-                         for c in communities if c["community"] not in ranked]}
+            "communities": communities, **community_ranking(communities, settings)}

@@ -15,7 +15,8 @@ from tests.reference.facts import load_facts
 from tests.reference.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
                                           evaluation_figures, handle_figures, latest_evaluations)
 from dispatch.reference import Reference
-from dispatch.projections.sla_stats import DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets
+from dispatch.projections.sla_stats import (DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets,
+                                             envelope)
 from dispatch.sla import SlaPolicy
 
 __all__ = ["sla_statistics"]
@@ -69,14 +70,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                 continue
             period_info = {} if label is None else {"period": label, "period_start": _iso(w.start), "period_end": _iso(w.end)}
             rows.append({by: key, "name": _name(reference, by, key), **period_info, **figures})
-    result: dict[str, Any] = {"by": by, "period": period, "as_of": as_of.isoformat(),
-                              "from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
-                              "settings": {"basically_satisfied_weight": settings.basically_satisfied_weight,
-                                           "composite_weights": list(settings.composite_weights),
-                                           "min_evaluated": settings.min_evaluated},
-                              "rows": rows}
-    if street or community:
-        result["scope"] = {"street": street, "community": community}
+    result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
+                      street=street, community=community)
     if period is None:
         result["ranking"] = _ranking(rows, by, settings)
         if by == "department":
