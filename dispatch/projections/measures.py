@@ -86,10 +86,6 @@ class Question:
         return case(*[(column < w.end, literal_column(str(i))) for i, w in enumerate(self.buckets[:-1])],
                     else_=literal_column(str(len(self.buckets) - 1)))
 
-    @property
-    def placed(self) -> bool:
-        return self.street is not None or self.community is not None
-
     def place(self, columns: Any = None, *, driving: bool = True) -> list[ColumnElement[bool]]:
         """The place's conditions on ``columns`` (a table's ``.c`` with ``street`` and
         ``community``; ``tickets`` by default). ``driving=False`` when another index drives the
@@ -124,14 +120,11 @@ def _rows(conn: Connection, query: Any) -> list[Any]:
 
 # -- calls ---------------------------------------------------------------------------------------------
 
-def _calls(q: Question, by: str, role: str | None = None) -> tuple[Any, Any, list[ColumnElement[bool]]]:
-    """The calls of the period: their table, key and conditions (a call carries its ticket's
-    category and place, so neither needs tickets)."""
+def _calls(q: Question, by: str) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The calls of the period: their key and conditions (a call carries its ticket's category
+    and place, so neither needs tickets)."""
     c = t.calls.c
-    where = [q.within(c.dispatched_at), *q.place(c, driving=False)]
-    if role is not None:
-        where.append(c.role == role)
-    return t.calls, getattr(c, by), where
+    return getattr(c, by), [q.within(c.dispatched_at), *q.place(c, driving=False)]
 
 
 def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
@@ -151,7 +144,7 @@ def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
 def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], dict[str, Any]]:
     """Report-in and handling counts per (key, bucket, role), with the sums of the minutes."""
     c = t.calls.c
-    source, key, where = _calls(q, by)
+    key, where = _calls(q, by)
     x = _call_terms(q)
     owed = x["owed"]
     query = _grouped(q, key, c.dispatched_at, c.role.label("g_role"),
@@ -167,7 +160,7 @@ def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, 
                      _count(and_(x["lead"], x["handled"], c.handled_at <= c.handle_due)).label("handle_on_time"),
                      _count(x["handle_overdue"]).label("handle_overdue"),
                      _sum(and_(x["lead"], x["handled"]), c.handle_minutes).label("mtth_sum"),
-                     ).select_from(source).where(*where).group_by(literal_column("g_role"))
+                     ).select_from(t.calls).where(*where).group_by(literal_column("g_role"))
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
     for row in _rows(conn, query):
         m = dict(row._mapping)
@@ -185,12 +178,12 @@ def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str,
     out: dict[Group, dict[str, float | None]] = defaultdict(dict)
     metrics = (("mtta_minutes", x["acknowledged"], c.ack_minutes),
                ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes))
-    source, key, where = _calls(q, by)
+    key, where = _calls(q, by)
     if conn.dialect.name == "postgresql":  # one pass: each aggregate filtered to its own calls
         aggregates = [func.percentile_disc(p).within_group(minutes).filter(and_(condition, minutes.is_not(None)))
                       .label(f"{name}_p{round(p * 100)}")
                       for name, condition, minutes in metrics for p in (0.5, 0.9)]
-        query = _grouped(q, key, c.dispatched_at, *aggregates).select_from(source).where(
+        query = _grouped(q, key, c.dispatched_at, *aggregates).select_from(t.calls).where(
             *where, or_(*[condition for _, condition, _ in metrics]))
         for row in _rows(conn, query):
             out[(row[0], int(row[1]))].update({k: v for k, v in list(row._mapping.items())[2:]})
@@ -198,7 +191,7 @@ def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str,
     values: dict[tuple[Group, str], list[float]] = defaultdict(list)
     query = select(key, q.bucket(c.dispatched_at),
                    *[case((condition, minutes), else_=None) for _, condition, minutes in metrics]
-                   ).select_from(source).where(*where, or_(*[condition for _, condition, _ in metrics]))
+                   ).select_from(t.calls).where(*where, or_(*[condition for _, condition, _ in metrics]))
     for k, bucket, ack, handle in conn.execute(query):
         group = (k, int(bucket))
         if ack is not None:
