@@ -33,6 +33,7 @@ STEPS: dict[str, frozenset[type]] = {
     "department": frozenset({c.Acknowledge, c.Reject, c.Handle, c.Feedback, c.RequestExtension}),
     "leader": frozenset(),
     "analyst": frozenset(),
+    "display": frozenset(),
 }
 # Which read views each role has beyond tickets (tickets are filtered by ``read_scope``).
 VIEWS: dict[str, frozenset[str]] = {
@@ -41,6 +42,7 @@ VIEWS: dict[str, frozenset[str]] = {
     "dispatcher": frozenset({"reference", "dashboard", "sla", "overdue"}),
     "department": frozenset({"reference", "inbox", "overdue"}),
     "leader": frozenset({"reference", "dashboard", "sla", "overdue"}),
+    "display": frozenset({"dashboard", "sla"}),  # a big screen's display token: one street's figures
     "analyst": frozenset({"reference", "dashboard", "sla", "overdue", "inbox", "export"}),
     "admin": frozenset({"reference", "dashboard", "sla", "overdue", "inbox", "export", "users"}),
 }
@@ -123,7 +125,7 @@ def may_view(identity: Identity, view: str, *, street: str | None = None, distri
         raise Forbidden(f"{identity.describe()} may not see {view}")
     if identity.role == "department" and department is not None and department != identity.department:
         raise Forbidden(f"{identity.describe()} sees only its own department's calls")
-    if identity.role in ("leader", "dispatcher") and identity.scope and view in _PLACED:
+    if identity.role in ("leader", "dispatcher", "display") and identity.scope and view in _PLACED:
         if identity.scope_kind == "street" and street not in identity.scope:
             raise Forbidden(f"{identity.describe()} sees only its own street(s): name one of them")
         if identity.scope_kind == "district" and district not in identity.scope:

@@ -95,8 +95,32 @@ def tokens(runtime: Any, by: Identity, name: str | None = None) -> list[dict[str
 
 
 def revoke(runtime: Any, by: Identity, token_id: str) -> None:
+    """Revoke an API token or a big screen's display token by its id."""
     may_view(by, "users")
+    if users.revoke_display_token(runtime.engine, runtime.clock.now(), token_id, by=by.name):
+        return
     users.revoke_token(runtime.engine, runtime.clock.now(), token_id, by=by.name)
+
+
+def issue_display_token(runtime: Any, by: Identity, street: str, *, days: float = users.DISPLAY_DAYS,
+                        label: str = "") -> users.Token:
+    """A read-only link for one street's big screen: an admin, or that street's leader or
+    dispatcher (who see its dashboard themselves)."""
+    s = runtime.reference.street(street)
+    if by.role != "admin":
+        may_view(by, "dashboard", street=s.id, district=s.district_id)
+        if by.role not in ("leader", "dispatcher"):
+            from dispatch.errors import Forbidden
+
+            raise Forbidden(f"{by.describe()} may not make big-screen links")
+    if not 0 < days <= 3660:
+        raise InvalidCommand("--days: between 0 and 3660")
+    return users.issue_display_token(runtime.engine, runtime.clock.now(), s.id, days=days, label=label, by=by.name)
+
+
+def display_tokens(runtime: Any, by: Identity) -> list[dict[str, Any]]:
+    may_view(by, "users")
+    return users.list_display_tokens(runtime.engine)
 
 
 def erase_reporter(runtime: Any, by: Identity, *, phone: str | None = None, email: str | None = None) -> int:

@@ -6,6 +6,8 @@ deployment shares them).
 - An API token is ``dsp_<id>_<secret>``: 16 random bytes of id, 32 of secret. Only the
   secret's SHA-256 is stored (a random 256-bit secret needs no slow hash), compared in
   constant time; tokens expire and can be revoked. The token text is shown once.
+- A display token (``dsd_<id>_<secret>``) opens one street's big screen (大屏) read-only: it
+  stands for no user, survives sessions ending, and is stored and checked like an API token.
 - The audit log holds sign-ins, refusals and user changes: when, who, what, outcome.
 
 Times come from the clock the caller passes (``now``), never from here.
@@ -28,7 +30,8 @@ from dispatch.identity import SCOPE_KINDS, Identity
 from dispatch.store import ensure_created
 from dispatch.projections.tables import UtcDateTime
 
-__all__ = ["LOCK_AFTER", "LOCK_MINUTES", "TOKEN_DAYS", "Token", "add_user", "audit", "audit_rows", "check_password",
+__all__ = ["DISPLAY_DAYS", "check_display_token", "issue_display_token", "list_display_tokens",
+           "revoke_display_token", "LOCK_AFTER", "LOCK_MINUTES", "TOKEN_DAYS", "Token", "add_user", "audit", "audit_rows", "check_password",
            "check_token", "ensure_tables", "issue_token", "list_tokens", "list_users", "revoke_token", "set_disabled",
            "set_password"]
 
@@ -56,6 +59,17 @@ api_tokens = Table(
     Column("user_name", String(100), nullable=False, index=True),
     Column("secret_sha256", String(64), nullable=False),
     Column("label", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+display_tokens = Table(
+    "display_tokens", METADATA,
+    Column("id", String(40), primary_key=True),
+    Column("street", String(100), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_by", String(100), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
@@ -275,6 +289,66 @@ def check_token(engine: Engine, now: datetime, text: str, *, where: str = "") ->
     assert row is not None
     return Identity(name=row.user_name, role=row.role, scope_kind=row.scope_kind, scope=tuple(row.scope or ()),
                     kind="client")
+
+
+DISPLAY_DAYS = 365
+
+
+def issue_display_token(engine: Engine, now: datetime, street: str, *, days: float = DISPLAY_DAYS, label: str = "",
+                        by: str) -> Token:
+    """A big screen's read-only token for one street (shown once)."""
+    ensure_tables(engine)
+    token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+    expires = now + timedelta(days=days)
+    with engine.begin() as conn:
+        conn.execute(insert(display_tokens).values(id=token_id, street=street, secret_sha256=_sha(secret),
+                                                   label=label[:200], created_by=by[:100], created_at=now,
+                                                   expires_at=expires))
+    audit(engine, now, by, "display.issue", "ok", f"{token_id} for street {street}" + (f" ({label})" if label else ""))
+    return Token(id=token_id, text=f"dsd_{token_id}_{secret}", expires_at=expires)
+
+
+def list_display_tokens(engine: Engine) -> list[dict[str, Any]]:
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        return [{k: v for k, v in r._mapping.items() if k != "secret_sha256"}
+                for r in conn.execute(select(display_tokens).order_by(display_tokens.c.created_at))]
+
+
+def revoke_display_token(engine: Engine, now: datetime, token_id: str, *, by: str) -> bool:
+    """False if there is no live display token of that id."""
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        done = conn.execute(update(display_tokens).where(display_tokens.c.id == token_id,
+                                                         display_tokens.c.revoked_at.is_(None))
+                            .values(revoked_at=now)).rowcount
+    if done:
+        audit(engine, now, by, "display.revoke", "ok", token_id)
+    return bool(done)
+
+
+def check_display_token(engine: Engine, now: datetime, text: str, *, where: str = "") -> Identity:
+    """The read-only identity of a big screen: role ``display``, scoped to its street."""
+    ensure_tables(engine)
+    parts = text.split("_", 2) if text.startswith("dsd_") else []
+    reason, row = "malformed display token", None
+    if len(parts) == 3:
+        with engine.connect() as conn:
+            row = conn.execute(select(display_tokens).where(display_tokens.c.id == parts[1])).first()
+        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(parts[2])):
+            reason = "unknown display token"
+        elif row.revoked_at is not None:
+            reason = f"revoked display token {row.id}"
+        elif row.expires_at <= now:
+            reason = f"expired display token {row.id}"
+        else:
+            reason = ""
+    if reason:
+        audit(engine, now, "?", "display", "refused", f"{reason} {where}".strip())
+        raise Unauthenticated("this big-screen link is wrong, expired or revoked: ask for a new one")
+    assert row is not None
+    return Identity(name=f"display:{row.id}", role="display", scope_kind="street", scope=(row.street,),
+                    kind="display")
 
 
 def count(engine: Engine) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy import Column, Engine, LargeBinary, MetaData, String, Table, del
 
 from dispatch.store import ensure_created
 
-__all__ = ["Vault", "mask"]
+__all__ = ["FREE_TEXT", "Vault", "mask", "scrub"]
 
 METADATA = MetaData()
 reporter_keys = Table(
@@ -68,6 +68,26 @@ def mask(reporter: dict[str, Any]) -> dict[str, Any]:
         out["email"] = (local[:1] + "***@" + domain) if domain else "***"
     out["masked"] = True
     return out
+
+
+# Contact details people type into free text ("联系电话13812345678"): masked wherever text
+# leaves for analysis (exports), as the sealed contact fields are.
+_ID_CARD = re.compile(r"(?<![0-9])([1-9][0-9]{5})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9])")
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?(1[3-9][0-9])[- ]?[0-9]{4}[- ]?([0-9]{4})(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9])(0[0-9]{2,3}[- ]?)[0-9]{3,4}([0-9]{4})(?![0-9])")
+_EMAIL = re.compile(r"([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+FREE_TEXT = ("description", "reason", "result", "message", "override")  # event fields people write
+
+
+def scrub(text: str | None) -> str | None:
+    """Free text with phone numbers, ID-card numbers and e-mail addresses masked:
+    ``138****5678``, ``310104********123X``, ``z***@example.com``."""
+    if not text:
+        return text
+    text = _ID_CARD.sub(lambda m: m.group(1) + "********" + m.group(2), text)
+    text = _MOBILE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    text = _LANDLINE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    return _EMAIL.sub(lambda m: m.group(1) + "***@" + m.group(2), text)
 
 
 class Vault:

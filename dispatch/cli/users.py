@@ -115,10 +115,37 @@ def tokens(ctx: Ctx, name: str | None) -> None:
 
 
 @users.command()
+@click.option("--street", required=True, help="The street (id or name) whose big screen it opens.")
+@click.option("--days", type=float, default=365, show_default=True, help="Days until it expires.")
+@click.option("--label", default="", help="Where the screen hangs (e.g. 街道指挥中心大屏).")
+@pass_ctx
+def screen(ctx: Ctx, street: str, days: float, label: str) -> None:
+    """A read-only link for a street's big screen (大屏). Shown once: open it on the screen."""
+    issued = accounts.issue_display_token(ctx.runtime, ctx.identity(), street, days=days, label=label)
+    path = f"/screen?key={issued.text}"
+    ctx.emit({"id": issued.id, "token": issued.text, "path": path, "expires_at": issued.expires_at.isoformat()},
+             f"{path}\n(open it under the web address of `dispatch web`; revoke with `dispatch users revoke {issued.id}`)")
+
+
+@users.command()
+@pass_ctx
+def screens(ctx: Ctx) -> None:
+    """Big-screen links (never their secrets)."""
+    rows = accounts.display_tokens(ctx.runtime, ctx.identity())
+
+    def human() -> None:
+        for r in rows:
+            state = "revoked" if r["revoked_at"] else f"expires {r['expires_at']:%Y-%m-%d}"
+            click.echo(f"{r['id']}\t{r['street']}\t{state}\t{r['label']}")
+
+    ctx.emit(rows, human)
+
+
+@users.command()
 @click.argument("token_id")
 @pass_ctx
 def revoke(ctx: Ctx, token_id: str) -> None:
-    """Revoke a token by its id (the part after dsp_)."""
+    """Revoke an API token (the part after dsp_) or a big-screen link (after dsd_) by its id."""
     accounts.revoke(ctx.runtime, ctx.identity(), token_id)
     ctx.emit({"id": token_id, "revoked": True}, f"revoked {token_id}")
 

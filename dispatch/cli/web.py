@@ -25,9 +25,15 @@ __all__: list[str] = []
               help="Let pages from this origin call the API (repeat); off by default.")
 @click.option("--watchdog-every", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Embedded: seconds between SLA watchdog runs.")
+@click.option("--map-tiles", metavar="URL", envvar="DISPATCH_MAP_TILES",
+              help="Tile URL template of an intranet map service for the dashboards' map "
+                   "(https://…/{z}/{x}/{y}.png) [env DISPATCH_MAP_TILES; default: no base map].")
+@click.option("--map-attribution", metavar="TEXT", envvar="DISPATCH_MAP_ATTRIBUTION",
+              help="The map service's attribution line [env DISPATCH_MAP_ATTRIBUTION].")
 @pass_ctx
 def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
-        keyfile: str | None, cors: tuple[str, ...], watchdog_every: float) -> None:
+        keyfile: str | None, cors: tuple[str, ...], watchdog_every: float, map_tiles: str | None,
+        map_attribution: str | None) -> None:
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
 
@@ -46,7 +52,8 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
         runtime._kafka_options = (kafka, topic_prefix)
         submitter = KafkaSubmitter(runtime)
     app = create_app(runtime, limits=Limits.from_env(dict(os.environ)), submitter=submitter, https=bool(certfile),
-                     cors_origins=cors, watchdog_every=watchdog_every)
+                     cors_origins=cors, watchdog_every=watchdog_every, map_tiles=map_tiles,
+                     map_attribution=map_attribution)
     if users.count(runtime.engine) == 0:
         click.echo("dispatch: note: no users yet — create the first admin with "
                    "'dispatch users add NAME --role admin --password'", err=True)
@@ -54,4 +61,4 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}; "
                f"OpenAPI at /api/openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
-                server_header=False, proxy_headers=False)
+                server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)

@@ -1,5 +1,7 @@
 """Analysts' exports: tickets, events and SLA rows as CSV or Parquet, streamed.
 
+Personal data never leaves: the reporter's sealed contact is not exported, and phone numbers,
+ID-card numbers and e-mail addresses typed into free text are masked (``vault.scrub``).
 Columns are documented in docs/export-columns.md (keep the two in step). Ids come
 with the human names from the reference data next to them (``community`` and
 ``community_name`` …). Times are ISO-8601 in the reference data's timezone in CSV,
@@ -23,6 +25,7 @@ from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.tables import calls, tickets
 from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy
+from dispatch.vault import FREE_TEXT, scrub
 
 __all__ = ["COLUMNS", "EXPORTS", "export_rows", "write_csv", "write_parquet"]
 
@@ -82,7 +85,7 @@ def _tickets(engine: Engine, ref: Reference, start: datetime | None, end: dateti
                    r.community, n("communities", r.community), r.grid, n("grids", r.grid),
                    r.category, n("categories", r.category), r.priority, n("priorities", r.priority), r.channel,
                    r.level, r.dispatch_no, r.lead, n("departments", r.lead), r.handled_by,
-                   n("departments", r.handled_by), r.time_basis, r.satisfaction, r.description, r.case_no,
+                   n("departments", r.handled_by), r.time_basis, r.satisfaction, scrub(r.description), r.case_no,
                    r.closed_via, (r.closed_via or "").partition("first_contact:")[2] or None, r.accept_due,
                    r.accepted_at, r.dispatch_due, r.first_dispatched_at,
                    None if r.provisional is None else bool(r.provisional), r.held_since)
@@ -114,7 +117,8 @@ def _events(engine: Engine, ref: Reference, start: datetime | None, end: datetim
             community = d.get("community") or (where.community if where else None)
             category = d.get("category") or (where.category if where else None)
             # the reporter's contact (sealed) is personal data: never exported
-            rest = {k: v for k, v in d.items() if k not in ("occurred_at", "actor", "reporter")}
+            rest = {k: scrub(v) if k in FREE_TEXT and isinstance(v, str) else v
+                    for k, v in d.items() if k not in ("occurred_at", "actor", "reporter")}
             yield (r.position, tid, r.version, r.type, r.occurred_at, actor.get("role"), actor.get("id"),
                    dept, n("departments", dept), community, n("communities", community), category,
                    n("categories", category), json.dumps(rest, ensure_ascii=False, default=_plain, sort_keys=True))

@@ -23,9 +23,11 @@ __all__ = ["create_app"]
 
 def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = None, https: bool = False,
                cors_origins: tuple[str, ...] = (), background: bool = True,
-               watchdog_every: float = 60.0) -> FastAPI:
+               watchdog_every: float = 60.0, map_tiles: str | None = None,
+               map_attribution: str | None = None) -> FastAPI:
     """The application. ``background=False`` leaves the catch-up and watchdog thread off
-    (tests drive time themselves); ``submitter`` switches to Kafka mode."""
+    (tests drive time themselves); ``submitter`` switches to Kafka mode; ``map_tiles`` is an
+    intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map."""
     service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every)
 
     @asynccontextmanager
@@ -48,24 +50,41 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
                   description="Grid work orders: report → whistle → report in → handle → feedback → evaluate. "
                               "Every request but sign-in carries `Authorization: Bearer <token>`.")
     app.state.service = service
+    app.state.board_settings = {"tiles": map_tiles, "attribution": map_attribution}
     problems.install(app, on_refusal=service.refused)
 
     from fastapi.staticfiles import StaticFiles
 
-    from dispatch.web import api, health, open311, pages
+    from dispatch.web import api, boards, health, open311, pages
 
     app.include_router(api.router)
     app.include_router(open311.router)
     app.include_router(pages.router)
+    app.include_router(boards.router)
     app.mount("/static", StaticFiles(packages=[("dispatch.web", "static")]), name="static")
     app.include_router(health.router)
     app.middleware("http")(service.metrics.middleware())
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
-    app.add_middleware(SecurityHeaders, https=https)
+    app.add_middleware(SecurityHeaders, https=https, images=_origin(map_tiles))
     from dispatch.media import MAX_PHOTO_BYTES
 
     app.add_middleware(SizeLimit, limit=service.limits.max_body, uploads=("/report",),
                        upload_limit=MAX_PHOTO_BYTES + 64 * 1024)
     return app
+
+
+def _origin(url: str | None) -> tuple[str, ...]:
+    """The origin a tile URL template loads images from (for the content security policy)."""
+    if not url:
+        return ()
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace("{s}", "a"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        from dispatch.errors import DispatchError
+
+        raise DispatchError(f"map tiles {url!r}: give an http(s) URL template such as https://maps.example/{{z}}/{{x}}/{{y}}.png")
+    host = parts.netloc if "{s}" not in url else "*." + parts.netloc.split(".", 1)[1]
+    return (f"{parts.scheme}://{host}",)

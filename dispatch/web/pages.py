@@ -37,7 +37,7 @@ LEVEL = {"grid": "网格", "community": "社区", "street": "街道", "district"
 ACTOR = {"supervisor": "网格员", "hotline": "热线", "resident": "居民", "centre": "网格中心", "department": "部门",
          "system": "系统", "analyst": "分析"}
 HOME = {"department": "/desk", "dispatcher": "/console", "admin": "/console", "supervisor": "/report",
-        "hotline": "/report"}
+        "hotline": "/report", "leader": "/dashboard", "analyst": "/analysis"}
 MODES = {"on_the_spot": "当场解决", "forward_and_accept": "转交受理", "accept_on_behalf": "代为受理",
          "tell_the_path": "告知途径", "explain": "解释说明"}
 SATISFACTION = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}

@@ -1,0 +1,103 @@
+"""What a dashboard page shows, as one read use case used by the web (pages, big screen, live
+updates): the figures of ``dashboard`` (the same function the CLI calls), the departments'
+scorecard (``sla --by department`` of the place), the trend per day, open work per grid for
+the map and the newest tickets — all as of one instant, for one period, with the names a
+person reads beside every id.
+
+Periods are local calendar periods of the reference data's time zone, as of the instant:
+``today`` (今日), ``week`` (本周, from Monday), ``month`` (本月), ``all`` (全部: the whole
+history, as ``dispatch dashboard`` without ``--from``/``--to``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dispatch import queries
+from dispatch.errors import InvalidCommand
+from dispatch.identity import Identity
+
+__all__ = ["PERIODS", "TREND_DAYS", "board", "changes", "period_window"]
+
+PERIODS = {"today": "今日", "week": "本周", "month": "本月", "all": "全部"}
+TREND_DAYS = 30  # the trend of ``all``: the last 30 days to the instant
+
+
+def period_window(runtime: Any, period: str, as_of: datetime | None = None) -> queries.Window:
+    """The local period ``period`` that holds the instant (default: now)."""
+    if period not in PERIODS:
+        raise InvalidCommand(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
+    instant = as_of or runtime.clock.now()
+    if period == "all":
+        return queries.Window(None, None, instant)
+    tz = ZoneInfo(runtime.reference.timezone)
+    local = instant.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "today":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    # local midnights: re-attach the zone so a day across a DST change is still a calendar day
+    return queries.Window(start.replace(tzinfo=tz), end.replace(tzinfo=tz), instant)
+
+
+def board(runtime: Any, identity: Identity, *, street: str | None = None, community: str | None = None,
+          period: str = "month", as_of: datetime | None = None) -> dict[str, Any]:
+    """Everything a dashboard page shows (see the module)."""
+    from dispatch.projections import board as b
+
+    window = period_window(runtime, period, as_of)
+    figures = queries.dashboard(runtime, street=street, community=community, period=window, identity=identity)
+    ref, engine = runtime.reference, runtime.engine
+    place = {"community": figures["community"]} if "community" in figures else {"street": figures["street"]}
+    scorecard = queries.sla(runtime, by="department", period=window, identity=identity, **place)
+    tz = ZoneInfo(ref.timezone)
+    trend_from = window.start or (window.as_of.astimezone(tz) - timedelta(days=TREND_DAYS - 1)).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    trend = b.daily(engine, ref.timezone, as_of=window.as_of, start=trend_from, end=window.end, **place)
+    grids = b.per_grid(engine, window.as_of, **place)
+    latest = b.latest(engine, window.as_of, **place)
+    names = _Names(ref)
+    return {
+        "period": period, "period_name": PERIODS[period], "as_of": window.as_of.isoformat(),
+        "from": window.start.isoformat() if window.start else None,
+        "to": window.end.isoformat() if window.end else None,
+        "figures": figures,
+        "scorecard": [{**row, "name": names("departments", row["department"])} for row in scorecard["rows"]],
+        "ranking": scorecard.get("ranking", []),
+        "trend": trend,
+        "grids": grids,
+        "latest": [{**row, "ticket_id": str(row["ticket_id"]), "category_name": names("categories", row["category"]),
+                    "grid_name": names("grids", row["grid"]), "community_name": names("communities", row["community"]),
+                    "reported_at": row["reported_at"].isoformat()} for row in latest],
+        "names": {"categories": {k: v.name for k, v in ref.categories.items()},
+                  "grids": {g.id: g.name for g in _grids_of(ref, **place)}},
+    }
+
+
+def changes(runtime: Any) -> tuple[int, int]:
+    """Where the read models stand (a live page asks again when this moves; it holds no data)."""
+    from dispatch.projections.board import signature
+
+    return signature(runtime.engine)
+
+
+def _grids_of(ref: Any, street: str | None = None, community: str | None = None) -> list[Any]:
+    if community is not None:
+        return list(ref.grids_of_community(community))
+    return [g for c in ref.communities_of_street(street) for g in ref.grids_of_community(c.id)]
+
+
+class _Names:
+    def __init__(self, reference: Any):
+        self.r = reference
+
+    def __call__(self, kind: str, key: str | None) -> str:
+        table = getattr(self.r, kind)
+        return table[key].name if key in table else "—"
