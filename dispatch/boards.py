@@ -63,11 +63,13 @@ def board(runtime: Any, identity: Identity, *, street: str | None = None, commun
     trend = b.daily(engine, ref.timezone, as_of=window.as_of, start=trend_from, end=window.end, **place)
     grids = b.per_grid(engine, window.as_of, **place)
     latest = b.latest(engine, window.as_of, **place)
+    since = b.first_report(engine, **place)
     names = _Names(ref)
     return {
         "period": period, "period_name": PERIODS[period], "as_of": window.as_of.isoformat(),
         "from": window.start.isoformat() if window.start else None,
         "to": window.end.isoformat() if window.end else None,
+        "since": since.isoformat() if since else None,
         "figures": figures,
         "scorecard": [{**row, "name": names("departments", row["department"])} for row in scorecard["rows"]],
         "ranking": scorecard.get("ranking", []),

@@ -206,7 +206,7 @@ def _stream(request: Request, still_allowed: Callable[[], Any]) -> StreamingResp
 # -- the big screen ------------------------------------------------------------------------------------
 
 @router.get("/screen", response_class=HTMLResponse)
-def screen_page(request: Request, key: str | None = None) -> Response:
+def screen_page(request: Request, key: str | None = None, period: str | None = None) -> Response:
     service = request.app.state.service
     if key is not None:  # the link: check it, keep it in a cookie, and take it out of the address bar
         try:
@@ -214,7 +214,8 @@ def screen_page(request: Request, key: str | None = None) -> Response:
                                             where="screen link")
         except Unauthenticated:
             return _render(request, "message.html", status=401, message=SCREEN_GONE)
-        response = RedirectResponse("/screen", status_code=303)
+        response = RedirectResponse("/screen" + (f"?period={period}" if period in boards.PERIODS else ""),
+                                    status_code=303)
         response.set_cookie(SCREEN_COOKIE, key, max_age=users.DISPLAY_DAYS * 86400, httponly=True,
                             samesite="strict", secure=request.url.scheme == "https", path="/screen")
         del who

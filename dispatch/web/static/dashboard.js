@@ -85,6 +85,10 @@
       node.textContent = fmt(value, node.getAttribute("data-kind"));
       node.setAttribute("data-value", JSON.stringify(value === undefined ? null : value));
       if (node.getAttribute("data-kind") === "alert") { node.parentNode.classList.toggle("on", value > 0); }
+      if (key === "reported" || key === "closed") {  // "this period's", or everything so far
+        node.parentNode.querySelector(".label").textContent = (data.period === "all" ? "累计" : "本期") +
+          (key === "reported" ? "上报" : "办结");
+      }
     });
     document.getElementById("place-name").textContent = f.name;
     var period = document.getElementById("period-text");
@@ -98,8 +102,12 @@
       banner.textContent = live ? "实时" : "历史视图：截至 " + local(data.as_of);
       banner.className = live ? "live" : "live past";
     }
-    var picker = document.getElementById("when");
+    var picker = document.getElementById("when"), slider = document.getElementById("slider");
     if (picker && live) { picker.value = pickerValue(data.as_of); }
+    if (slider) {  // where the instant shown sits in the period (or since the first report)
+      var s = span(), at = Date.parse(data.as_of);
+      slider.value = String(Math.round(Math.min(1, Math.max(0, (at - s[0]) / (s[1] - s[0]))) * 1000));
+    }
     drawTrend(); drawCategories(); drawChannels(); drawRates(); drawDepartments();
     drawUnits(); drawScorecard(); drawLatest(); drawMap();
   }
@@ -286,8 +294,9 @@
     refresh();
   }
   var slider = document.getElementById("slider"), picker = document.getElementById("when");
-  function span() {
-    var end = Date.now(), start = data.from ? Date.parse(data.from) : end - 30 * 86400000;
+  function span() {  // the slider's range: the period asked (or everything since the first report) up to now
+    var now = Date.now(), end = data.to ? Math.min(Date.parse(data.to), now) : now;
+    var start = data.from ? Date.parse(data.from) : (data.since ? Date.parse(data.since) : now - 30 * 86400000);
     return [start, Math.max(end, start + 60000)];
   }
   if (slider) {
