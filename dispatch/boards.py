@@ -4,9 +4,10 @@ scorecard (``sla --by department`` of the place), the trend per day, open work p
 the map and the newest tickets — all as of one instant, for one period, with the names a
 person reads beside every id.
 
-Periods are local calendar periods of the reference data's time zone, as of the instant:
-``today`` (今日), ``week`` (本周, from Monday), ``month`` (本月), ``all`` (全部: the whole
-history, as ``dispatch dashboard`` without ``--from``/``--to``).
+Periods are local calendar periods of the reference data's time zone that hold the instant:
+``today`` (今日), ``week`` (本周, from Monday), ``month`` (本月) — the same figures as
+``dispatch dashboard --from <period start> --to <period end> --as-of <instant>``. (The whole
+history is the CLI's question: its cost grows with the history, a page's must not.)
 """
 
 from __future__ import annotations
@@ -19,19 +20,16 @@ from dispatch import queries
 from dispatch.errors import InvalidCommand
 from dispatch.identity import Identity
 
-__all__ = ["PERIODS", "TREND_DAYS", "board", "changes", "period_window"]
+__all__ = ["PERIODS", "board", "changes", "period_window"]
 
-PERIODS = {"today": "今日", "week": "本周", "month": "本月", "all": "全部"}
-TREND_DAYS = 30  # the trend of ``all``: the last 30 days to the instant
+PERIODS = {"today": "今日", "week": "本周", "month": "本月"}
 
 
 def period_window(runtime: Any, period: str, as_of: datetime | None = None) -> queries.Window:
-    """The local period ``period`` that holds the instant (default: now)."""
+    """The local period ``period`` that holds the instant (default: now), and the instant."""
     if period not in PERIODS:
         raise InvalidCommand(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
     instant = as_of or runtime.clock.now()
-    if period == "all":
-        return queries.Window(None, None, instant)
     tz = ZoneInfo(runtime.reference.timezone)
     local = instant.astimezone(tz)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -57,19 +55,15 @@ def board(runtime: Any, identity: Identity, *, street: str | None = None, commun
     ref, engine = runtime.reference, runtime.engine
     place = {"community": figures["community"]} if "community" in figures else {"street": figures["street"]}
     scorecard = queries.sla(runtime, by="department", period=window, identity=identity, **place)
-    tz = ZoneInfo(ref.timezone)
-    trend_from = window.start or (window.as_of.astimezone(tz) - timedelta(days=TREND_DAYS - 1)).replace(
-        hour=0, minute=0, second=0, microsecond=0)
-    trend = b.daily(engine, ref.timezone, as_of=window.as_of, start=trend_from, end=window.end, **place)
+    assert window.start is not None and window.end is not None
+    trend = b.daily(engine, ref.timezone, as_of=window.as_of, start=window.start, end=window.end, **place)
     grids = b.per_grid(engine, window.as_of, **place)
     latest = b.latest(engine, window.as_of, **place)
-    since = b.first_report(engine, **place)
     names = _Names(ref)
     return {
         "period": period, "period_name": PERIODS[period], "as_of": window.as_of.isoformat(),
         "from": window.start.isoformat() if window.start else None,
         "to": window.end.isoformat() if window.end else None,
-        "since": since.isoformat() if since else None,
         "figures": figures,
         "scorecard": [{**row, "name": names("departments", row["department"])} for row in scorecard["rows"]],
         "ranking": scorecard.get("ranking", []),

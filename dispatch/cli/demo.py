@@ -137,9 +137,13 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
 @click.option("--topic-prefix", default=None, metavar="PREFIX", help="With --kafka: topic name prefix [default: unique per run].")
 @click.option("--reference", "reference_file", type=click.Path(dir_okay=False),
               help="Simulate your own places (a reference file, as for init) [default: the bundled sample].")
+@click.option("--web", "serve", is_flag=True,
+              help="Then serve the simulated street's big screen in the browser (as of the simulation's end).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="With --web: the port.")
 @pass_ctx
 def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, start_day: str, tick_minutes: int,
-         bootstrap_servers: str | None, topic_prefix: str | None, reference_file: str | None) -> None:
+         bootstrap_servers: str | None, topic_prefix: str | None, reference_file: str | None, serve: bool,
+         port: int) -> None:
     """Simulate a street for --days through the engine; show its dashboard and SLA table."""
     try:
         first = date.fromisoformat(start_day)
@@ -158,7 +162,29 @@ def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, st
     ctx.emit(data, lambda: _show(data, wallclock.perf_counter() - began))
     if any(not a["agree"] for a in data["agreement"]) or data["engine"]["refused"]:
         raise DispatchError("the demo's figures do not agree with the simulation (see above)")
+    if serve:
+        _serve(ctx, data["demo"], port)
 
+
+def _serve(ctx: Ctx, demo: dict[str, Any], port: int) -> None:
+    """The simulated street's big screen (a display token, no user needed), with the web's clock
+    standing at the simulation's end, so "now" on every page is the end of the story."""
+    import webbrowser
+
+    import uvicorn
+
+    from dispatch import accounts
+    from dispatch.web import create_app
+
+    runtime = bootstrap(ctx.db_url or os.environ.get("DISPATCH_DB") or DEMO_DB,
+                        clock=SimulatedClock(datetime.fromisoformat(demo["end"])))
+    key = accounts.issue_display_token(runtime, accounts.local_operator(), demo["street"], days=1,
+                                       label="dispatch demo --web").text
+    address = f"http://127.0.0.1:{port}/screen?key={key}"
+    click.echo(f"dispatch demo: the big screen of {demo['street_name']} at {address} (Ctrl-C stops)", err=True)
+    webbrowser.open(address)
+    uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning", server_header=False,
+                timeout_graceful_shutdown=2)
 
 def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, first: date, tick: timedelta,
          kafka: KafkaSettings | None, reference_file: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.open_work import open_work
 from dispatch.projections.sla_stats import buckets
 
-__all__ = ["daily", "first_report", "latest", "per_grid", "signature"]
+__all__ = ["daily", "latest", "per_grid", "signature"]
 
 
 def daily(engine: Engine, timezone: str, *, as_of: datetime, start: datetime, end: datetime | None,
@@ -68,17 +68,6 @@ def latest(engine: Engine, as_of: datetime, *, street: str | None = None, commun
              .limit(limit))
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def first_report(engine: Engine, *, street: str | None = None, community: str | None = None) -> datetime | None:
-    """When the place's first ticket was reported (where a time slider starts)."""
-    tk = t.tickets.c
-    place = [tk.street == street] if street is not None else []
-    if community is not None:
-        place.append(tk.community == community)
-    with engine.connect() as conn:
-        value: datetime | None = conn.execute(select(func.min(tk.reported_at)).where(*place)).scalar()
-    return value
 
 
 def signature(engine: Engine) -> tuple[int, int]:

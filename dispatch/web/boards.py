@@ -264,6 +264,9 @@ def analysis_page(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303)
     service = request.app.state.service
     start, end = _period_of(request)
+    if start is None and end is None:  # by default this month so far: a year of a district is a slow question
+        month = boards.period_window(service.runtime, "month")
+        start = month.start.date().isoformat() if month.start else None
     by = request.query_params.get("by") or "department"
     try:
         from dispatch.access import may_view

@@ -17,8 +17,10 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2 as httpx
 import pytest
@@ -41,10 +43,11 @@ def _dispatch(db: str, *args: str) -> Any:
 
 @pytest.fixture
 def street(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Three simulated days of 新碶街道 (``dispatch demo``), a leader, an analyst, an admin and a
-    big-screen link, served by a real ``dispatch web``."""
+    """The last three days of 新碶街道, simulated (``dispatch demo``), a leader, an analyst, an
+    admin and a big-screen link, served by a real ``dispatch web``."""
     db = str(tmp_path / "street.db")
-    demo = _dispatch(db, "demo", "--days", "3")["demo"]
+    first = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=3)).date()
+    demo = _dispatch(db, "demo", "--days", "3", "--start", first.isoformat())["demo"]
     runtime = bootstrap(db)
     op = accounts.local_operator("op")
     accounts.add(runtime, op, name="zhangwei", role="leader", scope="street:xinqi", password="leader password 1")
@@ -53,7 +56,7 @@ def street(tmp_path: Path) -> Iterator[dict[str, Any]]:
     key = accounts.issue_display_token(runtime, op, "xinqi", label="街道指挥中心").text
     runtime.close()
     with web_process("--db", db) as web:
-        yield {"base": web.base, "db": db, "demo": demo, "key": key}
+        yield {"base": web.base, "db": db, "demo": demo, "key": key, "first": first}
 
 
 class Browser:
@@ -137,21 +140,24 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
     from playwright.sync_api import expect, sync_playwright
 
     base, db = street["base"], street["db"]
-    instant = "2025-09-23T15:30"  # the middle of the simulated days (Asia/Shanghai)
+    day = street["first"] + timedelta(days=1)
+    instant = f"{day.isoformat()}T15:30"  # the middle of the simulated days (Asia/Shanghai)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = Browser(p)
         page = b.page(b.context(1366, 768))
         _sign_in(page, base, "zhangwei", "leader password 1")
         expect(page).to_have_url(re.compile(r"/dashboard$"))
-        page.locator("label.period", has_text="全部").click()  # the whole history, as `dashboard` without --from/--to
-        expect(page).to_have_url(re.compile(r"period=all"))
+        expect(page.locator("input[name=period][value=month]")).to_be_checked()  # this month, by default
         page.fill("#when", instant)
         page.click("#travel")
-        expect(page.locator("#live")).to_contain_text("历史视图：截至 09-23 15:30", timeout=WAIT)
-        expect(page.locator("#period-text")).to_have_attribute("data-as-of", re.compile("^2025-09-23T15:30:00"))
+        expect(page.locator("#live")).to_contain_text(f"历史视图：截至 {day:%m-%d} 15:30", timeout=WAIT)
+        told = page.locator("#period-text")
+        expect(told).to_have_attribute("data-as-of", re.compile(f"^{day.isoformat()}T15:30:00"))
         shown = _figures(page)
-        expected = _dispatch(db, "dashboard", "--street", "xinqi", "--as-of", instant)
+        expected = _dispatch(db, "dashboard", "--street", "xinqi", "--from", told.get_attribute("data-from"),
+                             "--to", told.get_attribute("data-to"), "--as-of", instant)
+        assert expected["from"].startswith(f"{day:%Y-%m}-01T00:00:00")  # this month's, as the page says
         assert len(shown) >= 16
         for figure, value in shown.items():
             assert value == pytest.approx(expected[figure]), figure
@@ -167,14 +173,14 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
         # back to now: live again, and the figures move on from the instant
         page.click("#now")
         expect(page.locator("#live")).to_have_text("实时", timeout=WAIT)
-        assert _figures(page)["reported"] >= shown["reported"]
+        assert told.get_attribute("data-as-of") > f"{day.isoformat()}T15:30:00"  # noqa: SIM300
 
         # an analyst's period table and a download
         analyst = b.page(b.context(1366, 768))
         _sign_in(analyst, base, "ana", "analyst password 1")
         expect(analyst).to_have_url(re.compile(r"/analysis$"))
-        analyst.fill("input[name=from]", "2025-09-22")
-        analyst.fill("input[name=to]", "2025-09-24")
+        analyst.fill("input[name=from]", street["first"].isoformat())
+        analyst.fill("input[name=to]", (street["first"] + timedelta(days=2)).isoformat())
         analyst.click("form.choose button[type=submit]")
         expect(analyst.locator("#sla tbody")).to_contain_text("城管")
         with analyst.expect_download() as download:
@@ -200,8 +206,8 @@ def test_the_big_screen_stays_up_and_live_after_the_session_ends(street: dict[st
         signed_in = wall.new_page()  # somebody signed in on that machine (their own dashboard: not watched)
         _sign_in(signed_in, base, "zhangwei", "leader password 1")
         screen = b.page(wall)
-        screen.goto(f"{base}/screen?key={key}&period=all")
-        expect(screen).to_have_url(re.compile(r"/screen\?period=all$"))  # the key left the address bar
+        screen.goto(f"{base}/screen?key={key}")
+        expect(screen).to_have_url(re.compile(r"/screen$"))  # the key left the address bar
         expect(screen.locator("h1")).to_contain_text("新碶街道")
         expect(screen.locator("#live")).to_have_text("实时")
         open_before = _figures(screen)["open"]
@@ -218,7 +224,7 @@ def test_the_big_screen_stays_up_and_live_after_the_session_ends(street: dict[st
         case = httpx.get(f"{base}/api/tickets/{made.json()['ticket_id']}", headers=boss).json()["case_no"]
         expect(screen.locator(f"#latest li[data-case='{case}']")).to_be_visible(timeout=WAIT)
         expect(screen.locator("[data-figure=open]")).to_have_text(str(open_before + 1), timeout=WAIT)
-        expect(screen).to_have_url(re.compile(r"/screen\?period=all$"))
+        expect(screen).to_have_url(re.compile(r"/screen$"))
         screen.wait_for_timeout(500)
         screen.screenshot(path=str(SHOTS / "screen.png"))
         clean(screen)

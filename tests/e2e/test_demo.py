@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,48 @@ def test_demo_through_kafka_and_postgres_shows_the_same_figures_as_embedded(tmp_
     assert kafka["tally"] == embedded["tally"]
     assert kafka["dashboard"] == embedded["dashboard"]
     assert kafka["sla"] == embedded["sla"]
+
+
+def test_demo_web_serves_the_simulated_streets_big_screen_as_of_the_story_end(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    import httpx2 as httpx
+
+    from tests.e2e.web import _free_port
+    from tests.waiting import wait_for
+
+    cli, port = Cli(tmp_path), _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "dispatch", "demo", "--days", "2", "--web", "--port", str(port)],
+                              cwd=tmp_path, env={**cli.env, "BROWSER": "true"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        said: list[str] = []
+
+        def announced() -> bool:
+            assert server.poll() is None, server.communicate(timeout=5)
+            line = server.stderr.readline() if server.stderr else ""
+            said.append(line)
+            return "/screen?key=" in line
+
+        wait_for(announced, timeout=120, every=0.1, what="the demo to print its big screen's address")
+        address = re.search(r"http://\S+", said[-1]).group(0)  # type: ignore[union-attr]
+        wait_for(lambda: _answers(httpx, f"http://127.0.0.1:{port}/healthz"), timeout=60, every=0.2,
+                 what="the web to answer")
+        with httpx.Client(follow_redirects=True) as browser:
+            screen = browser.get(address)
+            assert screen.status_code == 200 and "新碶街道" in screen.text and str(screen.url).endswith("/screen")
+            data = browser.get(f"http://127.0.0.1:{port}/screen/data").json()
+        assert data["figures"]["reported"] > 50  # two simulated days
+        assert data["as_of"].startswith("2025-09-24T00:00:00")  # "now" is the end of the story
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def _answers(httpx: Any, url: str) -> bool:
+    try:
+        return bool(httpx.get(url, timeout=1).status_code == 200)
+    except httpx.TransportError:
+        return False

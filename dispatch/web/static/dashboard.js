@@ -85,17 +85,18 @@
       node.textContent = fmt(value, node.getAttribute("data-kind"));
       node.setAttribute("data-value", JSON.stringify(value === undefined ? null : value));
       if (node.getAttribute("data-kind") === "alert") { node.parentNode.classList.toggle("on", value > 0); }
-      if (key === "reported" || key === "closed") {  // "this period's", or everything so far
-        node.parentNode.querySelector(".label").textContent = (data.period === "all" ? "累计" : "本期") +
-          (key === "reported" ? "上报" : "办结");
+      if (key === "reported" || key === "closed") {  // 今日上报, 本月办结 …
+        node.parentNode.querySelector(".label").textContent = data.period_name.slice(-1) === "日" ?
+          "今日" + (key === "reported" ? "上报" : "办结") : data.period_name + (key === "reported" ? "上报" : "办结");
       }
     });
     document.getElementById("place-name").textContent = f.name;
     var period = document.getElementById("period-text");
     if (period) {
-      period.textContent = data.period_name + (data.from ? "（" + local(data.from) + " 起）" : "") +
-        " · 截至 " + local(data.as_of);
+      period.textContent = data.period_name + "（" + local(data.from) + " 起）· 截至 " + local(data.as_of);
       period.setAttribute("data-as-of", data.as_of);
+      period.setAttribute("data-from", data.from);
+      period.setAttribute("data-to", data.to);
     }
     var banner = document.getElementById("live");
     if (banner) {
@@ -294,9 +295,8 @@
     refresh();
   }
   var slider = document.getElementById("slider"), picker = document.getElementById("when");
-  function span() {  // the slider's range: the period asked (or everything since the first report) up to now
-    var now = Date.now(), end = data.to ? Math.min(Date.parse(data.to), now) : now;
-    var start = data.from ? Date.parse(data.from) : (data.since ? Date.parse(data.since) : now - 30 * 86400000);
+  function span() {  // the slider's range: the period shown, up to now
+    var start = Date.parse(data.from), end = Math.min(Date.parse(data.to), Date.now());
     return [start, Math.max(end, start + 60000)];
   }
   if (slider) {
