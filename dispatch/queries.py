@@ -135,7 +135,7 @@ def resolve_ticket(runtime: Any, value: str | UUID) -> UUID:
 
 # -- figures ------------------------------------------------------------------------------------------
 
-def _place_of(runtime: Any, street: str | None, community: str | None) -> dict[str, str | None]:
+def place_of(runtime: Any, street: str | None, community: str | None) -> dict[str, str | None]:
     ref = runtime.reference
     if community:
         street = ref.community(community).street_id
@@ -160,7 +160,7 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
     if (street is None) == (community is None):
         raise InvalidCommand("give exactly one of a street or a community")
     if identity is not None:
-        may_view(identity, "dashboard", **_place_of(runtime, street, community))
+        may_view(identity, "dashboard", **place_of(runtime, street, community))
     from dispatch.projections.dashboard import community_dashboard, street_dashboard
 
     catch_up(runtime)
@@ -173,20 +173,22 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
 
 
 def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settings: Settings | None = None,
-        street: str | None = None, community: str | None = None, identity: Identity | None = None) -> dict[str, Any]:
+        street: str | None = None, community: str | None = None, identity: Identity | None = None,
+        percentiles: bool = True) -> dict[str, Any]:
     """SLA statistics and the scorecard, grouped ``by`` a dimension, optionally ``per`` day/week/month,
     optionally only of one street's or community's tickets (by id or name)."""
     ref = runtime.reference
     if identity is not None:
         street, community = _own_place(identity, street, community)
-        may_view(identity, "sla", **_place_of(runtime, street, community))
+        may_view(identity, "sla", **place_of(runtime, street, community))
     street_id = ref.street(street).id if street else None
     community_id = ref.community(community).id if community else None
     from dispatch.projections.sla_stats import sla_statistics
 
     catch_up(runtime)
     return sla_statistics(runtime.engine, ref, by=by, period=per, as_of=period.as_of, start=period.start,
-                          end=period.end, settings=settings or Settings(), street=street_id, community=community_id)
+                          end=period.end, settings=settings or Settings(), street=street_id, community=community_id,
+                          percentiles=percentiles)
 
 
 # -- tickets --------------------------------------------------------------------------------------------
@@ -387,7 +389,7 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
         if identity.role == "department":
             department = department or identity.department
         street, community = _own_place(identity, street, community)
-        may_view(identity, "overdue", **_place_of(runtime, street, community),
+        may_view(identity, "overdue", **place_of(runtime, street, community),
                  department=ref.department(department).id if department else None)
     now = now or runtime.clock.now()
     catch_up(runtime)

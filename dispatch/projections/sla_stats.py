@@ -72,10 +72,11 @@ def _name(reference: Reference, by: str, key: str) -> str:
 def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: datetime, period: str | None = None,
                    start: datetime | None = None, end: datetime | None = None,
                    settings: Settings | None = None, street: str | None = None,
-                   community: str | None = None) -> dict[str, Any]:
+                   community: str | None = None, percentiles: bool = True) -> dict[str, Any]:
     """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
     that unit's tickets. Computed in the database (``measures``): one grouped query per family
-    of figures over the period's rows."""
+    of figures over the period's rows. ``percentiles=False`` leaves out the MTTA/MTTH
+    percentiles (their keys too), the dearest family, for views that do not show them."""
     if by not in DIMENSIONS:
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
@@ -92,7 +93,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             labels = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
             q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community)
         calls = m.call_counts(conn, q, by)
-        pct = m.percentiles(conn, q, by)
+        pct = m.percentiles(conn, q, by) if percentiles else {}
         closes = m.close_counts(conn, q, by)
         evals = m.evaluation_counts(conn, q, by)
         centre = {} if by == "department" else m.centre_counts(conn, q, by)
@@ -115,6 +116,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                 continue
             period_info = {} if label is None else {"period": label, "period_start": _iso(w.start),
                                                     "period_end": _iso(w.end)}
+            if not percentiles:
+                figures = {k: v for k, v in figures.items() if not k.endswith(("_p50", "_p90"))}
             rows.append({by: key, "name": _name(reference, by, key), **period_info, **figures})
     result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
                       street=street, community=community)
