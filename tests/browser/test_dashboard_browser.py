@@ -237,3 +237,32 @@ def test_the_big_screen_stays_up_and_live_after_the_session_ends(street: dict[st
         assert wall.request.get(f"{base}/api/tickets", headers=bearer).status == 401
         assert b.errors == [], b.errors
         b.browser.close()
+
+
+def test_without_boundaries_the_grids_are_drawn_as_plain_tiles(tmp_path: Path) -> None:
+    """A reference file without grid boundaries (the sample's places alone): the map is a tile
+    per grid, coloured by its open work, still with names only."""
+    from playwright.sync_api import expect, sync_playwright
+
+    db = str(tmp_path / "plain.db")
+    sample = Path(__file__).resolve().parents[2] / "dispatch" / "data" / "sample.yaml"
+    _dispatch(db, "init", "--reference", str(sample))
+    runtime = bootstrap(db)
+    assert not runtime.reference.boundaries
+    op = accounts.local_operator("op")
+    accounts.add(runtime, op, name="zhangwei", role="leader", scope="street:caojing", password="leader password 1")
+    grids = len([g for c in runtime.reference.communities_of_street("caojing")
+                 for g in runtime.reference.grids_of_community(c.id)])
+    runtime.close()
+    _dispatch(db, "report", "--grid", "cj-shuiku-g01", "--category", "city_appearance", "--description", "垃圾堆放")
+    with web_process("--db", db) as web, sync_playwright() as p:
+        b = Browser(p)
+        page = b.page(b.context(1366, 768))
+        _sign_in(page, web.base, "zhangwei", "leader password 1")
+        expect(page.locator("#tiles .tile")).to_have_count(grids)
+        expect(page.locator("#map")).to_be_hidden()
+        one = page.locator("#tiles .tile[title^='水库村北片网格']")
+        expect(one).to_have_attribute("title", re.compile("在办 1，超时 0"))
+        clean(page)
+        assert b.errors == [], b.errors
+        b.browser.close()

@@ -226,7 +226,8 @@
       var item = el("li");
       item.setAttribute("data-case", t.case_no || "");
       item.appendChild(el("span", "case", t.case_no || "（编号生成中）"));
-      item.appendChild(el("span", "what", " " + t.category_name + " · " + t.community_name + t.grid_name + " "));
+      var where = t.grid_name.indexOf(t.community_name) === 0 ? t.grid_name : t.community_name + t.grid_name;
+      item.appendChild(el("span", "what", " " + t.category_name + " · " + where + " "));
       item.appendChild(el("span", "tag state", STATUS[t.status] || "—"));
       item.appendChild(el("time", "", " " + local(t.reported_at)));
       list.appendChild(item);
