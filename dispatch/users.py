@@ -225,11 +225,26 @@ class Token:
     expires_at: datetime
 
 
+def _mint(now: datetime, days: float) -> tuple[str, str, datetime]:
+    """A new token's id, secret and expiry."""
+    return secrets.token_hex(8), secrets.token_urlsafe(32), now + timedelta(days=days)
+
+
+def _refusal(row: Any, secret: str, now: datetime, kind: str) -> str:
+    """Why a stored token (``row``, or None) does not admit ``secret`` now; "" if it does."""
+    if row is None or not hmac.compare_digest(row.secret_sha256, _sha(secret)):
+        return f"unknown {kind}"
+    if row.revoked_at is not None:
+        return f"revoked {kind} {row.id}"
+    if row.expires_at <= now:
+        return f"expired {kind} {row.id}"
+    return ""
+
+
 def issue_token(engine: Engine, now: datetime, name: str, *, days: float = TOKEN_DAYS, label: str = "",
                 by: str) -> Token:
     ensure_tables(engine)
-    token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    expires = now + timedelta(days=days)
+    token_id, secret, expires = _mint(now, days)
     with engine.begin() as conn:
         row = _user(conn, name)
         if row.disabled:
@@ -273,16 +288,9 @@ def check_token(engine: Engine, now: datetime, text: str, *, where: str = "") ->
             row = conn.execute(select(api_tokens, users.c.role, users.c.scope_kind, users.c.scope, users.c.disabled)
                                .join(users, users.c.name == api_tokens.c.user_name)
                                .where(api_tokens.c.id == parts[1])).first()
-        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(parts[2])):
-            reason = "unknown token"
-        elif row.revoked_at is not None:
-            reason = f"revoked token {row.id}"
-        elif row.expires_at <= now:
-            reason = f"expired token {row.id}"
-        elif row.disabled:
+        reason = _refusal(row, parts[2], now, "token")
+        if not reason and row is not None and row.disabled:
             reason = f"disabled user {row.user_name}"
-        else:
-            reason = ""
     if reason:
         audit(engine, now, row.user_name if row is not None else "?", "token", "refused", f"{reason} {where}".strip())
         raise Unauthenticated("sign in again: the token is missing, wrong, expired or revoked")
@@ -298,8 +306,7 @@ def issue_display_token(engine: Engine, now: datetime, street: str, *, days: flo
                         by: str) -> Token:
     """A big screen's read-only token for one street (shown once)."""
     ensure_tables(engine)
-    token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    expires = now + timedelta(days=days)
+    token_id, secret, expires = _mint(now, days)
     with engine.begin() as conn:
         conn.execute(insert(display_tokens).values(id=token_id, street=street, secret_sha256=_sha(secret),
                                                    label=label[:200], created_by=by[:100], created_at=now,
@@ -335,14 +342,7 @@ def check_display_token(engine: Engine, now: datetime, text: str, *, where: str 
     if len(parts) == 3:
         with engine.connect() as conn:
             row = conn.execute(select(display_tokens).where(display_tokens.c.id == parts[1])).first()
-        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(parts[2])):
-            reason = "unknown display token"
-        elif row.revoked_at is not None:
-            reason = f"revoked display token {row.id}"
-        elif row.expires_at <= now:
-            reason = f"expired display token {row.id}"
-        else:
-            reason = ""
+        reason = _refusal(row, parts[2], now, "display token")
     if reason:
         audit(engine, now, "?", "display", "refused", f"{reason} {where}".strip())
         raise Unauthenticated("this big-screen link is wrong, expired or revoked: ask for a new one")

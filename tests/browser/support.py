@@ -48,7 +48,7 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     boundaries = runtime.reference.boundaries
     runtime.close()
     with web_process("--db", db) as web:
-        yield {"base": web.base, "ticket": str(ticket), "boundaries": boundaries}
+        yield {"base": web.base, "ticket": str(ticket), "boundaries": boundaries, "db": db}
 
 
 def visible(page: Any) -> str:

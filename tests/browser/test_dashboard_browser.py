@@ -130,6 +130,11 @@ def test_a_dashboard_shows_a_ticket_reported_and_closed_through_the_api_without_
             assert r.status_code == 200, (step, r.text)
         expect(newest).to_contain_text("已办结", timeout=WAIT)
         expect(page.locator("[data-figure=closed]")).to_have_text(str(closed + 1), timeout=WAIT)
+        # a write by another process (the CLI, on the same database) shows up as well
+        by_cli = _dispatch(site["db"], "report", "--grid", "cj-shuiku-g01", "--category", "city_appearance",
+                           "--description", "护栏倒伏")
+        expect(page.locator(f"#latest li[data-case='{by_cli['case_no']}']")).to_be_visible(timeout=WAIT)
+        expect(page.locator("[data-figure=reported]")).to_have_text(str(reported + 2), timeout=WAIT)
         assert page.evaluate("() => window.stillHere") is True
         clean(page)
         assert b.errors == [], b.errors
