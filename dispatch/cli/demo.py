@@ -155,7 +155,7 @@ def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, st
             raise click.UsageError("--kafka needs --db (e.g. --db postgresql://postgres@127.0.0.1:55432/demo)")
         from dispatch.kafka import KafkaSettings
 
-        settings = KafkaSettings(bootstrap=bootstrap_servers, prefix=topic_prefix or f"demo-{uuid4().hex[:8]}.")
+        settings = KafkaSettings.from_env(bootstrap_servers, topic_prefix or f"demo-{uuid4().hex[:8]}.")
     began = wallclock.perf_counter()
     data = _run(ctx, days, tickets_per_day, seed, street, first, timedelta(minutes=tick_minutes), settings,
                 reference_file)

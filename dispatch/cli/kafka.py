@@ -15,18 +15,42 @@ from dispatch.kafka import KafkaSettings
 __all__: list[str] = []
 
 
+_SECURITY = (  # option, KafkaSecurity field, help (secrets: a file or the environment, never the value)
+    ("--kafka-security", "protocol", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [env DISPATCH_KAFKA_SECURITY_PROTOCOL]."),
+    ("--kafka-sasl-mechanism", "mechanism", "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN [env DISPATCH_KAFKA_SASL_MECHANISM]."),
+    ("--kafka-username", "username", "SASL principal [env DISPATCH_KAFKA_USERNAME]."),
+    ("--kafka-password-file", "password_file", "File holding the SASL password [env DISPATCH_KAFKA_PASSWORD(_FILE)]."),
+    ("--kafka-ca-file", "cafile", "CA certificates (PEM) to trust [env DISPATCH_KAFKA_CA_FILE]."),
+    ("--kafka-cert-file", "certfile", "Client certificate (PEM) [env DISPATCH_KAFKA_CERT_FILE]."),
+    ("--kafka-key-file", "keyfile", "Its private key (PEM) [env DISPATCH_KAFKA_KEY_FILE]."),
+)
+
+
+def _keep_security(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def keep(ctx: click.Context, _: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.meta.setdefault("kafka_security", {})[field] = value
+        return value
+
+    return keep
+
+
 def kafka_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option, field, text in reversed(_SECURITY):
+        f = click.option(option, field, metavar="X", help=text, expose_value=False,
+                         callback=_keep_security(field))(f)
     f = click.option("--topic-prefix", metavar="P", help="Topic name prefix [env DISPATCH_TOPIC_PREFIX; default 'dispatch.'].")(f)
     f = click.option("--kafka", "bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers [env DISPATCH_KAFKA].")(f)
     return f
 
 
 def _settings(bootstrap: str | None, prefix: str | None, partitions: int | None = None) -> KafkaSettings:
-    settings = KafkaSettings.from_env(bootstrap, prefix)
+    security = click.get_current_context().meta.get("kafka_security", {})
+    settings = KafkaSettings.from_env(bootstrap, prefix, security=security)
     if partitions:
         settings = KafkaSettings(settings.bootstrap, settings.prefix,
                                  {k: (partitions if k in ("intake", "ticket-events") else v)
-                                  for k, v in settings.partitions.items()})
+                                  for k, v in settings.partitions.items()}, security=settings.security)
     return settings
 
 

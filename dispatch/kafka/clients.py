@@ -29,7 +29,7 @@ FETCH_MAX_WAIT_MS = 50
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     config: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
+        **settings.client_config(),
         "client_id": "dispatch",
         "enable_idempotence": True,
         "acks": "all",
@@ -43,7 +43,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
 
 def make_consumer(settings: KafkaSettings, group: str | None, **overrides: Any) -> KafkaConsumer:
     config: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
+        **settings.client_config(),
         "client_id": "dispatch",
         "group_id": group,
         "enable_auto_commit": False,

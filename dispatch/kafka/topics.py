@@ -15,6 +15,7 @@ import structlog
 from kafka import KafkaAdminClient
 
 from dispatch.errors import DispatchError
+from dispatch.kafka.security import KafkaSecurity
 
 __all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_PREFIX", "KafkaSettings", "Topics", "ensure_topics"]
 
@@ -61,19 +62,27 @@ class KafkaSettings:
     prefix: str = DEFAULT_PREFIX
     partitions: dict[str, int] = field(default_factory=_default_partitions)  # by base name
     replication_factor: int = 1
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS and SASL (dispatch.kafka.security)
 
     @property
     def topics(self) -> Topics:
         return Topics(self.prefix)
 
     @classmethod
-    def from_env(cls, bootstrap: str | None = None, prefix: str | None = None, **kwargs: Any) -> KafkaSettings:
-        """Options win over ``DISPATCH_KAFKA`` / ``DISPATCH_TOPIC_PREFIX``, which win over defaults."""
+    def from_env(cls, bootstrap: str | None = None, prefix: str | None = None, *,
+                 security: dict[str, Any] | None = None, **kwargs: Any) -> KafkaSettings:
+        """Options win over ``DISPATCH_KAFKA`` / ``DISPATCH_TOPIC_PREFIX`` / ``DISPATCH_KAFKA_*``
+        (security), which win over defaults."""
         return cls(
             bootstrap=bootstrap or os.environ.get("DISPATCH_KAFKA") or DEFAULT_BOOTSTRAP,
             prefix=prefix if prefix is not None else os.environ.get("DISPATCH_TOPIC_PREFIX", DEFAULT_PREFIX),
+            security=KafkaSecurity.from_env(**(security or {})),
             **kwargs,
         )
+
+    def client_config(self) -> dict[str, Any]:
+        """What every kafka-python client of this deployment is given: where, and how securely."""
+        return {"bootstrap_servers": self.bootstrap, **self.security.client_config()}
 
     def partitions_of(self, topic: str) -> int:
         return self.partitions.get(topic.removeprefix(self.prefix), 1)
@@ -82,7 +91,7 @@ class KafkaSettings:
 def ensure_topics(settings: KafkaSettings, *, timeout_ms: int = 30_000) -> list[str]:
     """Create the topics that are missing; return the names created. Safe to repeat,
     also from several processes at once (an "already exists" answer is success)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="dispatch-admin")
+    admin = KafkaAdminClient(**settings.client_config(), client_id="dispatch-admin")
     try:
         existing = set(admin.list_topics())
         wanted = {

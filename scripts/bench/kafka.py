@@ -76,7 +76,7 @@ def _engine_rate(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], d
 def _floor_rate(settings: KafkaSettings, db: str, n: int) -> dict[str, Any]:
     """kafka-python reads the same messages; one multi-row INSERT (and commit) per poll."""
     topic = settings.topics.intake
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**settings.client_config(), group_id=None, enable_auto_commit=False,
                              max_poll_records=2000, isolation_level="read_committed",
                              fetch_max_wait_ms=FETCH_MAX_WAIT_MS)  # the engine's consumer settings
     tps = [TopicPartition(topic, p) for p in range(settings.partitions_of(topic))]
@@ -187,7 +187,7 @@ def _engines_rate(engines: int, messages: list[tuple[bytes, bytes]], logs: Path)
 
 
 def _ends(settings: KafkaSettings, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None)
+    consumer = KafkaConsumer(**settings.client_config(), group_id=None)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         return {tp.partition: end for tp, end in consumer.end_offsets(tps).items()}

@@ -89,7 +89,7 @@ class _Watch:
 
 def _floor_consumer(settings: KafkaSettings, topic: str, sent: dict[bytes, float], out: dict[bytes, float],
                     ready: threading.Event, stop: threading.Event) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**settings.client_config(), group_id=None, enable_auto_commit=False,
                              isolation_level="read_committed", fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     tps = [TopicPartition(topic, p) for p in range(6)]
     consumer.assign(tps)
@@ -118,7 +118,7 @@ def _stages(db: str, settings: KafkaSettings, sent: dict[str, float], seen: dict
                                     "FROM dispatch_events WHERE originator_version = 1"):
             stored[tid] = datetime.fromisoformat(ts).timestamp()
     relayed: dict[str, float] = {}
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**settings.client_config(), group_id=None, enable_auto_commit=False)
     try:
         topic = settings.topics.ticket_events
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -145,7 +145,7 @@ def bench_latency(quick: bool) -> Result:
     settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=unique_prefix("latency"))
     ensure_topics(settings)
     floor_topic = settings.prefix + "floor"
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = KafkaAdminClient(**settings.client_config())
     admin.create_topics([NewTopic(floor_topic, 6, 1)])
     admin.close()
     db = fresh_pg("bench_latency")

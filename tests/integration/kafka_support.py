@@ -84,7 +84,7 @@ def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
 
 def read_topic(settings: KafkaSettings, topic: str) -> list[Any]:
     """Every message of ``topic`` now, in partition then offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**settings.client_config(), enable_auto_commit=False, group_id=None)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(tps)
@@ -114,7 +114,7 @@ def stored_command_ids(app: Any) -> Counter[str]:
 
 def intake_caught_up(stack: Stack, app: Any) -> bool:
     """Every intake partition's stored engine position is at its end offset."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, group_id=None)
+    consumer = KafkaConsumer(**stack.settings.client_config(), group_id=None)
     try:
         topic = stack.topics.intake
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

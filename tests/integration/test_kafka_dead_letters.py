@@ -64,7 +64,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_with_its_reason_and_good_comma
                                                 actor=huanwei)).encode(), None),
             (str(other).encode(), json.dumps(_report("good-2")).encode(), None),
         ]
-        producer = KafkaProducer(bootstrap_servers=s.settings.bootstrap, acks="all", max_request_size=1_000_000)
+        producer = KafkaProducer(**s.settings.client_config(), acks="all", max_request_size=1_000_000)
         sent = [producer.send(s.topics.intake, key=k, value=v).get(timeout=30) for k, v, _ in stream]
         producer.close()
 

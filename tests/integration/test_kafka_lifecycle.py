@@ -40,7 +40,7 @@ def _ticket_events(s, ticket_id: str) -> list[str]:
 def test_a_lifecycle_sent_by_an_outside_client_ends_closed_and_on_the_ticket_events_topic(tmp_path):
     with stack(tmp_path, "lifecycle") as s:
         engine_rt, relay_rt, projector_rt = bootstrap(s.db_url), bootstrap(s.db_url), bootstrap(s.db_url)
-        outside = KafkaProducer(bootstrap_servers=s.settings.bootstrap, acks="all")
+        outside = KafkaProducer(**s.settings.client_config(), acks="all")
         with threads(Engine(engine_rt, s.settings), Relay(relay_rt, s.settings), Projector(projector_rt, s.settings)):
             # The hotline reports a case; it has no ticket id yet, so it is keyed by its case number.
             report = {"type": "report", "command_id": "hl-1", "occurred_at": _at(0), "external_ref": "12345-0001",
