@@ -124,7 +124,7 @@ def _calls(q: Question, by: str) -> tuple[Any, list[ColumnElement[bool]]]:
     """The calls of the period: their key and conditions (a call carries its ticket's category
     and place, so neither needs tickets)."""
     c = t.calls.c
-    return getattr(c, by), [q.within(c.dispatched_at), *q.place(c, driving=False)]
+    return getattr(c, by), [q.within(c.dispatched_at), *q.place(c)]  # (place, dispatched_at) drives
 
 
 def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
@@ -233,7 +233,7 @@ def close_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str
                      _count(closed).label("closed_tickets"),
                      _count(and_(closed, tk.closed_at <= deadline)).label("close_on_time"),
                      _count(and_(not_(closed), deadline < T)).label("close_waiting_late"),
-                     ).where(q.within(tk.first_dispatched_at), not_(ended_otherwise), *q.place(driving=False))
+                     ).where(q.within(tk.first_dispatched_at), not_(ended_otherwise), *q.place())
     return {(row[0], int(row[1])): {k: (v or 0) for k, v in list(row._mapping.items())[2:]}
             for row in _rows(conn, query)}
 

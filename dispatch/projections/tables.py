@@ -187,6 +187,11 @@ Index("ix_tickets_community_reported", tickets.c.community, tickets.c.reported_a
 Index("ix_tickets_street_closed", tickets.c.street, tickets.c.closed_at)
 Index("ix_tickets_community_closed", tickets.c.community, tickets.c.closed_at)
 Index("ix_tickets_first_dispatched", tickets.c.first_dispatched_at)  # 按时结案: tickets first dispatched in a period
+# one place's period (a street's or a community's dashboard page) reads only that place's rows
+Index("ix_tickets_street_first_dispatched", tickets.c.street, tickets.c.first_dispatched_at)
+Index("ix_tickets_community_first_dispatched", tickets.c.community, tickets.c.first_dispatched_at)
+Index("ix_calls_street_dispatched", calls.c.street, calls.c.dispatched_at)
+Index("ix_calls_community_dispatched", calls.c.community, calls.c.dispatched_at)
 # a place's tickets open at an instant: not ended, or ended after it (``open_work``)
 Index("ix_tickets_street_ended", tickets.c.street, tickets.c.ended_at)
 Index("ix_tickets_community_ended", tickets.c.community, tickets.c.ended_at)
