@@ -275,7 +275,7 @@ def analysis_page(request: Request) -> Response:
         if by not in DIMENSIONS:
             raise DispatchError(f"unknown grouping {by!r}")
         window = service.read(lambda rt: queries.window(rt, start, end))
-        data = service.read(lambda rt: queries.sla(rt, by=by, period=window, identity=who))
+        data = service.read(lambda rt: queries.sla(rt, by=by, period=window, identity=who, percentiles=False))
     except Forbidden:
         return _render(request, "message.html", status=403, message="统计分析和数据导出仅限分析员和管理员使用")
     except DispatchError as error:
