@@ -22,6 +22,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
+from consumers.health import Availability, ProcessHealth
 from dispatch.kafka import KafkaSettings, make_consumer
 
 __all__ = ["TRANSIENT", "PartitionedConsumer", "Rewind"]
@@ -57,8 +58,11 @@ class _Listener(ConsumerRebalanceListener):
 
 class PartitionedConsumer(ABC):
     def __init__(self, settings: KafkaSettings, topic: str, group: str, *,
-                 max_poll_records: int = 2000, poll_timeout_ms: int = 500, **consumer_config: Any):
+                 max_poll_records: int = 2000, poll_timeout_ms: int = 500, health: ProcessHealth | None = None,
+                 **consumer_config: Any):
         self.settings, self.topic, self.group = settings, topic, group
+        self.health = health
+        self.availability = Availability(health, group)
         self.poll_timeout_ms, self.max_poll_records = poll_timeout_ms, max_poll_records
         self.owned: dict[TopicPartition, int | None] = {}  # partition -> last stored offset
         self.consumer = make_consumer(settings, group, max_poll_records=max_poll_records, **consumer_config)
@@ -114,8 +118,7 @@ class PartitionedConsumer(ABC):
         try:
             handled = self.poll_once()
         except TRANSIENT as error:
-            log.warning("server unavailable; backing off", error=f"{type(error).__name__}: {error}",
-                        backoff_s=self._backoff)
+            self.availability.failed(error, self._backoff)
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, 10.0)
             try:
@@ -127,6 +130,10 @@ class PartitionedConsumer(ABC):
         finally:
             structlog.contextvars.clear_contextvars()
         self._backoff = 0.5
+        self.availability.succeeded()
+        if self.health is not None:
+            for tp in list(self.owned):
+                self.health.set_lag(tp.topic, tp.partition, self.lag(tp))
         return handled
 
     def run(self, stop_event: threading.Event) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any, cast
 
 import click
@@ -199,10 +200,18 @@ class Engine(PartitionedConsumer):
                 raise _PartitionLost
             self.dead_letters.send_all(dead)
 
+        started = time.perf_counter()
         try:
             outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record)
         except ConcurrentChange as error:
             raise Rewind(str(error)) from None
+        if self.health is not None:
+            self.health.batch_seconds.observe(time.perf_counter() - started)
+            for outcome in outcomes:
+                refusal = outcome.error
+                self.health.outcomes.labels("applied" if refusal is None else refusal.code).inc()
+            for letter in dead:
+                self.health.dead_letters.labels(letter.code).inc()
         for tp, last in lasts.items():
             self.owned[tp] = last
         self.dead_letters.count(dead)
@@ -238,18 +247,24 @@ def stop_on_signals() -> threading.Event:
 
 def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, group: str | None = None,
           max_poll_records: int = 2000, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-          session_timeout_ms: int = 10_000) -> dict[str, int]:
-    """Run the engine until ``stop`` is set (SIGTERM / SIGINT); return its counts."""
+          session_timeout_ms: int = 10_000, metrics_port: int | None = None) -> dict[str, int]:
+    """Run the engine until ``stop`` is set (SIGTERM / SIGINT: the batch in hand is finished and
+    its position stored, then the consumer leaves its group at once); return its counts."""
+    from consumers.health import ProcessHealth
     from dispatch.kafka import ensure_topics
 
+    health = ProcessHealth("engine")
+    if metrics_port is not None:
+        health.serve(metrics_port)
     ensure_topics(settings)
     engine = Engine(runtime, settings, group=group, max_poll_records=max_poll_records,
-                    max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms)
+                    max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, health=health)
     log.info("engine started", group=engine.group, topic=engine.topic, db=runtime.db.display)
     try:
         engine.run(stop)
     finally:
         engine.close()
+        health.close()
         log.info("engine stopped", **engine.counts)
     return engine.counts
 
@@ -261,13 +276,13 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
 @click.option("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, show_default=True)
 @click.option("--session-timeout-ms", type=int, default=10_000, show_default=True,
               help="How soon the group gives a dead engine's partitions to another.")
-def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, group: str | None,
-         max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, metrics_port: int | None,
+         group: str | None, max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
     """The engine: intake commands → ticket aggregates, until SIGTERM / SIGINT."""
     stop = stop_on_signals()
     run_process(db, kafka, topic_prefix, log_level, lambda runtime, settings: serve(
         runtime, settings, stop, group=group, max_poll_records=max_poll_records,
-        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms))
+        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, metrics_port=metrics_port))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ def process_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--kafka", help="Bootstrap servers [env DISPATCH_KAFKA]."),
         click.option("--topic-prefix", help="Topic name prefix [env DISPATCH_TOPIC_PREFIX; default dispatch.]."),
         click.option("--log-level", default="INFO", show_default=True),
+        click.option("--metrics-port", type=click.IntRange(0, 65535),
+                     help="Serve /metrics, /healthz and /readyz on this port (127.0.0.1; 0: any free port).",
+                     envvar="DISPATCH_METRICS_PORT"),
     )):
         f = option(f)
     return f

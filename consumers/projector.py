@@ -74,6 +74,10 @@ class Projector(PartitionedConsumer):
             applied = [apply_batch(conn, events, source=self.source(tp), position=records[-1].offset)
                        for tp, records, events in decoded]
         self.dead_letters.count(dead)
+        if self.health is not None:
+            self.health.events.inc(sum(len(events) for _, _, events in decoded))
+            for letter in dead:
+                self.health.dead_letters.labels(letter.code).inc()
         for (tp, records, events), n in zip(decoded, applied):
             self.owned[tp] = records[-1].offset
             failed = sum(1 for letter in dead if letter.partition == tp.partition)
@@ -90,27 +94,34 @@ class Projector(PartitionedConsumer):
 
 
 def run_projector(runtime: Runtime, settings: KafkaSettings, stop: threading.Event,
-                  group: str | None = None) -> dict[str, int]:
+                  group: str | None = None, *, metrics_port: int | None = None) -> dict[str, int]:
+    from consumers.health import ProcessHealth
+
+    health = ProcessHealth("projector")
+    if metrics_port is not None:
+        health.serve(metrics_port)
     ensure_topics(settings)
-    projector = Projector(runtime, settings, group=group)
+    projector = Projector(runtime, settings, group=group, health=health)
     log.info("projector started", group=projector.group, topic=projector.topic)
     try:
         projector.run(stop)
     finally:
         projector.close()
+        health.close()
     return projector.counts
 
 
 @click.command(name="python -m consumers.projector")
 @process_options
 @click.option("--group", help="Consumer group [default <prefix>projector].")
-def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, group: str | None) -> None:
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, metrics_port: int | None,
+         group: str | None) -> None:
     """The projector: ticket-events → read models, until SIGTERM / SIGINT."""
     from consumers.engine import stop_on_signals
 
     stop = stop_on_signals()
     run_process(db, kafka, topic_prefix, log_level,
-                lambda runtime, settings: run_projector(runtime, settings, stop, group))
+                lambda runtime, settings: run_projector(runtime, settings, stop, group, metrics_port=metrics_port))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from consumers.base import TRANSIENT
+from consumers.health import Availability, ProcessHealth
 from consumers.process import process_options, run_process
 from dispatch.bootstrap import Runtime
 from dispatch.eventstore import listen
@@ -48,7 +49,8 @@ _SUMMARY = ("grid", "category", "priority", "channel", "description", "location"
 
 class Relay:
     def __init__(self, runtime: Runtime, settings: KafkaSettings, *, batch_size: int = 2000,
-                 idle_sleep: float = 0.2, name: str | None = None):
+                 idle_sleep: float = 0.2, name: str | None = None, health: ProcessHealth | None = None):
+        self.health, self.availability = health, Availability(health, "relay")
         self.app, self.topics = runtime.app, settings.topics
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         self.batch_size, self.idle_sleep = batch_size, idle_sleep
@@ -154,17 +156,25 @@ class Relay:
         self.counts["events"] += len(records)
         self.counts["whistles"] += whistles
         self.counts["batches"] += 1
+        if self.health is not None:
+            self.health.events.inc(len(records))
+            self.health.store_lag.set(max(0, self._last_notification_id() - self.position))
         log.info("relayed", events=len(records), whistles=whistles, position=last)
         return len(records)
 
     def step(self) -> int:
         try:
-            return self.relay_once()
+            relayed = self.relay_once()
         except TRANSIENT as error:
-            log.warning("server unavailable; retrying", error=f"{type(error).__name__}: {error}")
+            self.availability.failed(error, 1.0)
             time.sleep(1.0)
-            self.position = self.stored_position()  # send the unacknowledged batch again
+            try:
+                self.position = self.stored_position()  # send the unacknowledged batch again
+            except TRANSIENT:
+                pass
             return 0
+        self.availability.succeeded()
+        return relayed
 
     def run(self, stop_event: threading.Event) -> None:
         self._listener()  # LISTEN before the first read: no commit in between goes unnoticed
@@ -188,22 +198,29 @@ class Relay:
 
 @click.command(name="python -m consumers.relay")
 @process_options
-def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str) -> None:
+def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str,
+         metrics_port: int | None) -> None:
     """The relay: the event store → ticket-events and whistle, until SIGTERM / SIGINT."""
     from consumers.engine import stop_on_signals
 
     stop = stop_on_signals()
-    run_process(db, kafka, topic_prefix, log_level, lambda runtime, settings: run_relay(runtime, settings, stop))
+    run_process(db, kafka, topic_prefix, log_level,
+                lambda runtime, settings: run_relay(runtime, settings, stop, metrics_port=metrics_port))
 
 
-def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event) -> dict[str, int]:
+def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *,
+              metrics_port: int | None = None) -> dict[str, int]:
+    health = ProcessHealth("relay")
+    if metrics_port is not None:
+        health.serve(metrics_port)
     ensure_topics(settings)
-    relay = Relay(runtime, settings)
+    relay = Relay(runtime, settings, health=health)
     log.info("relay started", name=relay.name, position=relay.position)
     try:
         relay.run(stop)
     finally:
         relay.close()
+        health.close()
     return relay.counts
 
 

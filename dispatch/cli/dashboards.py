@@ -185,8 +185,10 @@ def timeline_command(ctx: Ctx, ticket: str) -> None:
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--at", "at", metavar="TIME", help="With --once: the pass as of this business time (backfills) [default: now].")
 @click.option("--interval", default=60.0, show_default=True, help="Seconds between passes.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="DISPATCH_METRICS_PORT",
+              help="Serve /metrics, /healthz and /readyz on this port (127.0.0.1) [env DISPATCH_METRICS_PORT].")
 @pass_ctx
-def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float) -> None:
+def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float, metrics_port: int | None) -> None:
     """Escalate missed acknowledgement and handling deadlines up the ladder (督办)."""
     from dispatch.watchdog import Watchdog
 
@@ -194,7 +196,10 @@ def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float) -> None:
         raise click.UsageError("--at is for one pass: give --once too")
     dog = Watchdog(ctx.runtime)
     if not once:
-        dog.run(interval, threading.Event())
+        from consumers.engine import stop_on_signals
+        from consumers.watch import watch
+
+        watch(dog, interval, stop_on_signals(), metrics_port=metrics_port)
         return
     outcomes = dog.tick(ctx.time(at) if at else None)
     done = [o for o in outcomes if o.error is None]

@@ -15,6 +15,12 @@ from dispatch.kafka import KafkaSettings
 __all__: list[str] = []
 
 
+def metrics_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="DISPATCH_METRICS_PORT",
+                        help="Serve /metrics, /healthz and /readyz on this port (127.0.0.1) [env "
+                             "DISPATCH_METRICS_PORT].")(f)
+
+
 _SECURITY = (  # option, KafkaSecurity field, help (secrets: a file or the environment, never the value)
     ("--kafka-security", "protocol", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL [env DISPATCH_KAFKA_SECURITY_PROTOCOL]."),
     ("--kafka-sasl-mechanism", "mechanism", "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN [env DISPATCH_KAFKA_SASL_MECHANISM]."),
@@ -56,6 +62,7 @@ def _settings(bootstrap: str | None, prefix: str | None, partitions: int | None 
 
 @main.command()
 @kafka_options
+@metrics_option
 @click.option("--group", help="Consumer group [default <prefix>engine].")
 @click.option("--max-poll-records", type=int, default=2000, show_default=True)
 @click.option("--max-message-bytes", type=int, default=64 * 1024, show_default=True,
@@ -63,39 +70,43 @@ def _settings(bootstrap: str | None, prefix: str | None, partitions: int | None 
 @click.option("--session-timeout-ms", type=int, default=10_000, show_default=True,
               help="How soon the group moves a dead engine's partitions to another.")
 @pass_ctx
-def serve(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, group: str | None,
+def serve(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, metrics_port: int | None, group: str | None,
           max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
     """Run the engine: intake commands → ticket aggregates (until Ctrl-C / SIGTERM)."""
     from consumers.engine import serve as run, stop_on_signals
 
     counts = run(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), group=group,
                  max_poll_records=max_poll_records, max_message_bytes=max_message_bytes,
-                 session_timeout_ms=session_timeout_ms)
+                 session_timeout_ms=session_timeout_ms, metrics_port=metrics_port)
     ctx.emit(counts, f"engine stopped: {counts}")
 
 
 @main.command()
 @kafka_options
+@metrics_option
 @pass_ctx
-def relay(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None) -> None:
+def relay(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, metrics_port: int | None) -> None:
     """Run the relay: event store → ticket-events and whistle topics."""
     from consumers.engine import stop_on_signals
     from consumers.relay import run_relay
 
-    counts = run_relay(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals())
+    counts = run_relay(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), metrics_port=metrics_port)
     ctx.emit(counts, f"relay stopped: {counts}")
 
 
 @main.command()
 @kafka_options
+@metrics_option
 @click.option("--group", help="Consumer group [default <prefix>projector].")
 @pass_ctx
-def project(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, group: str | None) -> None:
+def project(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, metrics_port: int | None,
+            group: str | None) -> None:
     """Run the projector: ticket-events topic → read models."""
     from consumers.engine import stop_on_signals
     from consumers.projector import run_projector
 
-    counts = run_projector(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), group)
+    counts = run_projector(ctx.runtime, _settings(bootstrap, topic_prefix), stop_on_signals(), group,
+                           metrics_port=metrics_port)
     ctx.emit(counts, f"projector stopped: {counts}")
 
 
