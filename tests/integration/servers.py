@@ -116,6 +116,27 @@ def kafka_start() -> str:
     return bootstrap
 
 
+def kafka_sasl_bootstrap() -> str | None:
+    """The test broker's SASL_PLAINTEXT listener (SCRAM-SHA-512, PLAIN; scripts/kafka-local), or None
+    when the tests were pointed at another broker without naming one (DISPATCH_TEST_KAFKA_SASL)."""
+    named = os.environ.get("DISPATCH_TEST_KAFKA_SASL")
+    if named:
+        return named
+    if os.environ.get(KAFKA_ENV) and os.environ[KAFKA_ENV] != _script("kafka-local", "bootstrap"):
+        return None
+    kafka_bootstrap()
+    return _script("kafka-local", "sasl-bootstrap")
+
+
+def postgres_stop() -> None:
+    """Stop the local PostgreSQL (its data is kept)."""
+    _script("pg-local", "stop")
+
+
+def postgres_start() -> None:
+    _script("pg-local", "start")
+
+
 def kafka_stop() -> None:
     """Stop the local broker (SIGTERM, SIGKILL after 30 s). Topics and data are kept."""
     _script("kafka-local", "stop")

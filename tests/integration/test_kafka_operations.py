@@ -1,0 +1,140 @@
+"""Running the engine as a service: SIGTERM mid-stream hands its partitions to the survivor at once
+(the session timeout is a minute; the survivor has them long before) and loses and doubles
+nothing; PostgreSQL stopped mid-stream and started again, the engine says so on /readyz and goes
+on with nothing lost or doubled; the metrics endpoint shows the lag and outcomes moving."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from dispatch.bootstrap import bootstrap
+from tests.integration.kafka_support import intake_caught_up, kill, stack, stored_command_ids, wait_for
+from tests.integration.servers import postgres_start, postgres_stop
+
+with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from dispatch.kafka import make_producer
+    from dispatch.kafka.load import lifecycle_messages, produce
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+SESSION_TIMEOUT_S = 60
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _exactly_once(app: Any, messages: list[Any]) -> None:
+    import json
+
+    expected = {json.loads(value)["command_id"] for _, value in messages}
+    counts = stored_command_ids(app)
+    assert set(counts) == expected, f"missing {len(expected - set(counts))}, unexpected {len(set(counts) - expected)}"
+    assert [cid for cid, n in counts.items() if n != 1] == []
+
+
+def test_sigterm_mid_stream_hands_the_partitions_over_at_once_and_loses_and_doubles_nothing(tmp_path: Any) -> None:
+    with stack(tmp_path, "sigterm") as s:
+        runtime = bootstrap(s.db_url)
+        port = _port()
+        minute = ("--session-timeout-ms", str(SESSION_TIMEOUT_S * 1000), "--max-poll-records", "200")
+        a = s.engine_process("engine-a", *minute, "--metrics-port", str(port))
+        b = s.engine_process("engine-b", *minute)
+        try:
+            def assigned(name: str) -> list[list[int]]:
+                return [line["partitions"] for line in s.log_lines(name) if line.get("event") == "partitions assigned"]
+
+            wait_for(lambda: assigned("engine-a") and assigned("engine-b") and assigned("engine-a")[-1]
+                     and assigned("engine-b")[-1]
+                     and len(assigned("engine-a")[-1]) + len(assigned("engine-b")[-1]) == 6, timeout=120,
+                     what="a split assignment")
+            before = len(assigned("engine-b"))
+            messages = lifecycle_messages(runtime.reference, 3000, start=T0, tag="term")
+            producer = make_producer(s.settings)
+            produce(producer, s.topics.intake, messages)
+            producer.close()
+            wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 500, every=0.05,
+                     what="some progress")
+
+            # A's metrics move while it works: its lag and its applied commands
+            first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            wait_for(lambda: _metric(httpx.get(f"http://127.0.0.1:{port}/metrics").text, "dispatch_commands_total",
+                                     outcome="applied") > _metric(first, "dispatch_commands_total", outcome="applied"),
+                     every=0.05, what="A's applied counter to move")
+            assert _metric(first, "dispatch_consumer_lag") > 0 and httpx.get(f"http://127.0.0.1:{port}/readyz").is_success
+
+            a.send_signal(signal.SIGTERM)
+            terminated = time.monotonic()
+            assert a.wait(timeout=SESSION_TIMEOUT_S) == 0
+            stopped = [line for line in s.log_lines("engine-a") if line.get("event") == "engine stopped"]
+            assert stopped and stopped[-1]["applied"] > 0
+            assert runtime.app.recorder.max_notification_id() < len(messages), "the stream ended before SIGTERM"
+            # B is given every partition because A left the group, not because A's session timed out
+            wait_for(lambda: len(assigned("engine-b")) > before and set(assigned("engine-b")[-1]) == set(range(6)),
+                     timeout=SESSION_TIMEOUT_S - 15, every=0.1, what="B to be assigned A's partitions")
+            assert time.monotonic() - terminated < SESSION_TIMEOUT_S - 15
+            wait_for(lambda: intake_caught_up(s, runtime.app), timeout=180, what="B to finish the stream")
+        finally:
+            kill(a)
+            kill(b)
+        _exactly_once(runtime.app, messages)
+        runtime.close()
+
+
+def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing(tmp_path: Any) -> None:
+    with stack(tmp_path, "pgdown") as s:
+        runtime = bootstrap(s.db_url)
+        port = _port()
+        engine = s.engine_process("engine", "--max-poll-records", "200", "--metrics-port", str(port))
+        ready = f"http://127.0.0.1:{port}/readyz"
+        try:
+            wait_for(lambda: any(line.get("event") == "partitions assigned" for line in s.log_lines("engine")),
+                     timeout=120, what="the engine to join")
+            messages = lifecycle_messages(runtime.reference, 2000, start=T0, tag="pgdown")
+            producer = make_producer(s.settings)
+            produce(producer, s.topics.intake, messages)
+            producer.close()
+            wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 300, every=0.05,
+                     what="some progress")
+            runtime.close()
+            postgres_stop()
+            try:
+                down = wait_for(lambda: (r := httpx.get(ready)).status_code == 503 and r.json(), timeout=60,
+                                what="/readyz to say the database is down")
+                assert "database" in down["down"]
+                assert engine.poll() is None, "the engine must wait for the database, not exit"
+                time.sleep(3)
+            finally:
+                postgres_start()
+            runtime = bootstrap(s.db_url)
+            wait_for(lambda: intake_caught_up(s, runtime.app), timeout=240, what="the engine to finish the stream")
+            wait_for(lambda: httpx.get(ready).status_code == 200, timeout=30, what="/readyz to be ready again")
+            lines = [line.get("event") for line in s.log_lines("engine")]
+            assert "database unavailable; retrying" in lines and "dependencies available again" in lines
+            assert lines.count("database unavailable; retrying") == 1
+        finally:
+            kill(engine)
+        _exactly_once(runtime.app, messages)
+        runtime.close()

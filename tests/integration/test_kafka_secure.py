@@ -1,0 +1,167 @@
+"""The Kafka door with authentication, on the real broker's SASL_PLAINTEXT listener behind KRaft's
+StandardAuthorizer (scripts/kafka-local): the lifecycle through clients that sign in with
+SCRAM-SHA-512 and hold only the ACLs their work needs; the broker refusing a principal what its
+ACLs do not allow, and a wrong password; PLAIN for a client that uses it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from dispatch.aggregates import ticket_id_for
+from dispatch.bootstrap import bootstrap
+from tests.integration.kafka_support import read_topic, threads, wait_for
+from tests.integration.servers import drop_postgres_database, fresh_postgres_database, kafka_bootstrap, \
+    kafka_sasl_bootstrap
+
+with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, KafkaAdminClient,
+                             ResourcePattern, ResourceType, ScramMechanism, UserScramCredentialUpsertion)
+    from kafka.errors import KafkaError, TopicAuthorizationFailedError
+
+    from consumers.engine import Engine
+    from consumers.projector import Projector
+    from consumers.relay import Relay
+    from dispatch.kafka import KafkaSettings, ensure_topics
+    from dispatch.kafka.security import KafkaSecurity
+    from dispatch.projections import list_tickets
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+ALL, READ, WRITE, DESCRIBE = ACLOperation.ALL, ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE
+
+
+def _sasl() -> str:
+    address = kafka_sasl_bootstrap()
+    if address is None:
+        pytest.skip("the test broker has no SASL listener named (DISPATCH_TEST_KAFKA_SASL)")
+    return address
+
+
+class Door:
+    """A topic prefix on the shared broker, principals made for it, and their ACLs."""
+
+    def __init__(self, name: str):
+        self.prefix = f"it-{name}-{uuid.uuid4().hex[:8]}."
+        self.plain = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=self.prefix)
+        self.sasl = _sasl()
+        self.admin = KafkaAdminClient(**self.plain.client_config())  # PLAINTEXT: the broker's super user
+        ensure_topics(self.plain)
+
+    def principal(self, role: str, acls: list[tuple[ResourceType, str, ACLResourcePatternType, ACLOperation]]
+                  ) -> KafkaSettings:
+        """A SCRAM-SHA-512 user with these ACLs (resource names relative to the prefix), as settings."""
+        user, password = f"{self.prefix}{role}", secrets.token_urlsafe(16)
+        assert self.admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password)]) == {user: None}
+        made = self.admin.create_acls([ACL(f"User:{user}", "*", op, ACLPermissionType.ALLOW,
+                                           ResourcePattern(kind, self.prefix + name, pattern))
+                                       for kind, name, pattern, op in acls])
+        assert not made["failed"], made["failed"]
+        security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512", username=user, password=password)
+        return KafkaSettings(bootstrap=self.sasl, prefix=self.prefix, security=security.checked())
+
+
+TOPICS, GROUPS = ResourceType.TOPIC, ResourceType.GROUP
+PREFIXED, LITERAL = ACLResourcePatternType.PREFIXED, ACLResourcePatternType.LITERAL
+
+
+def _service(door: Door, role: str) -> KafkaSettings:
+    """A dispatch process: every topic and consumer group of the deployment (its prefix)."""
+    return door.principal(role, [(TOPICS, "", PREFIXED, ALL), (GROUPS, "", PREFIXED, ALL)])
+
+
+@contextmanager
+def _database(name: str) -> Iterator[str]:
+    url = fresh_postgres_database(name)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+def _send(settings: KafkaSettings, topic: str, key: str, body: dict[str, Any]) -> None:
+    producer = KafkaProducer(**settings.client_config(), acks="all", max_block_ms=20_000)
+    try:
+        producer.send(topic, key=key.encode(), value=json.dumps(body, ensure_ascii=False).encode()).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def test_the_lifecycle_runs_through_clients_that_sign_in_with_scram(tmp_path: Any) -> None:
+    door = Door("scram")
+    engine_s, relay_s, projector_s = _service(door, "engine"), _service(door, "relay"), _service(door, "projector")
+    # the 12345 platform may write commands to intake, and nothing else
+    hotline = door.principal("hotline", [(TOPICS, "intake", LITERAL, WRITE), (TOPICS, "intake", LITERAL, DESCRIBE)])
+    with _database("kafka_scram") as db:
+        runtimes = [bootstrap(db) for _ in range(3)]
+        try:
+            with threads(Engine(runtimes[0], engine_s), Relay(runtimes[1], relay_s), Projector(runtimes[2], projector_s)):
+                centre, desk = {"role": "centre", "id": "c-1"}, {"role": "department", "id": "cg", "department": "chengguan"}
+                steps = [{"type": "report", "actor": {"role": "hotline", "id": "op-1"}, "grid": "cj-shuiku-g01",
+                          "category": "city_appearance", "channel": "hotline", "description": "路边垃圾",
+                          "external_ref": "12345-9"},
+                         {"type": "accept", "actor": centre}, {"type": "dispatch", "actor": centre},
+                         {"type": "acknowledge", "actor": desk, "department": "chengguan"},
+                         {"type": "handle", "actor": desk, "department": "chengguan", "result": "已清运"},
+                         {"type": "feedback", "actor": centre, "message": "已回访"},
+                         {"type": "evaluate", "actor": {"role": "resident", "id": "r"}, "satisfaction": "satisfied",
+                          "resolved": True},
+                         {"type": "close", "actor": centre}]
+                ticket = str(ticket_id_for(external_ref="12345-9", channel="hotline", command_id="scram-0"))
+                for n, step in enumerate(steps):
+                    body = step | {"command_id": f"scram-{n}", "occurred_at": (T0 + timedelta(minutes=20 * n)).isoformat()}
+                    if n:
+                        body["ticket_id"] = ticket
+                    _send(hotline, door.plain.topics.intake, ticket, body)
+                wait_for(lambda: list_tickets(runtimes[2].engine, status="closed"), timeout=120,
+                         what="the ticket closed in the read model the authenticated projector fills")
+            types = [json.loads(r.value)["type"] for r in read_topic(door.plain, door.plain.topics.ticket_events)]
+            assert types == ["Reported", "Accepted", "Dispatched", "Acknowledged", "Handled", "FeedbackGiven",
+                             "Evaluated", "Closed"]
+        finally:
+            for runtime in runtimes:
+                runtime.close()
+
+
+def test_the_broker_refuses_what_a_principals_acls_do_not_allow(tmp_path: Any) -> None:
+    door = Door("acl")
+    hotline = door.principal("hotline", [(TOPICS, "intake", LITERAL, WRITE), (TOPICS, "intake", LITERAL, DESCRIBE)])
+    _send(hotline, door.plain.topics.intake, "k", {"type": "report"})  # allowed (the engine would judge it)
+    with pytest.raises(TopicAuthorizationFailedError):
+        _send(hotline, door.plain.topics.ticket_events, "k", {"type": "Forged"})
+    reader = KafkaConsumer(door.plain.topics.ticket_events, **hotline.client_config(), group_id=None,
+                           consumer_timeout_ms=5_000)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            for _ in reader:
+                pass
+    finally:
+        reader.close()
+    # a wrong password does not get in at all
+    wrong = replace(hotline, security=replace(hotline.security, password="not the password"))
+    with pytest.raises(KafkaError):
+        KafkaProducer(**wrong.client_config(), max_block_ms=5_000, bootstrap_timeout_ms=5_000)
+    assert [json.loads(r.value)["type"] for r in read_topic(door.plain, door.plain.topics.ticket_events)] == []
+
+
+def test_a_client_may_sign_in_with_plain(tmp_path: Any) -> None:
+    door = Door("plain")
+    assert not door.admin.create_acls([ACL("User:plain-client", "*", op, ACLPermissionType.ALLOW,
+                                           ResourcePattern(TOPICS, door.plain.topics.intake, LITERAL))
+                                       for op in (WRITE, DESCRIBE)])["failed"]
+    plain = KafkaSettings(bootstrap=door.sasl, prefix=door.prefix, security=KafkaSecurity.from_env(
+        {}, protocol="SASL_PLAINTEXT", mechanism="PLAIN", username="plain-client", password="plain-client-secret"))
+    _send(plain, door.plain.topics.intake, "k", {"type": "report", "command_id": "plain-1"})
+    assert [r.key for r in read_topic(door.plain, door.plain.topics.intake)] == [b"k"]
