@@ -112,12 +112,13 @@ def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing
         try:
             wait_for(lambda: any(line.get("event") == "partitions assigned" for line in s.log_lines("engine")),
                      timeout=120, what="the engine to join")
-            messages = lifecycle_messages(runtime.reference, 2000, start=T0, tag="pgdown")
+            messages = lifecycle_messages(runtime.reference, 4000, start=T0, tag="pgdown")
             producer = make_producer(s.settings)
             produce(producer, s.topics.intake, messages)
             producer.close()
             wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 300, every=0.05,
                      what="some progress")
+            assert (runtime.app.recorder.max_notification_id() or 0) < len(messages), "the stream ended too soon"
             runtime.close()
             postgres_stop()
             try:
