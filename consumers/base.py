@@ -59,14 +59,14 @@ class _Listener(ConsumerRebalanceListener):
 class PartitionedConsumer(ABC):
     def __init__(self, settings: KafkaSettings, topic: str, group: str, *,
                  max_poll_records: int = 2000, poll_timeout_ms: int = 500, health: ProcessHealth | None = None,
-                 **consumer_config: Any):
+                 also: tuple[str, ...] = (), **consumer_config: Any):
         self.settings, self.topic, self.group = settings, topic, group
         self.health = health
         self.availability = Availability(health, group)
         self.poll_timeout_ms, self.max_poll_records = poll_timeout_ms, max_poll_records
         self.owned: dict[TopicPartition, int | None] = {}  # partition -> last stored offset
         self.consumer = make_consumer(settings, group, max_poll_records=max_poll_records, **consumer_config)
-        self.consumer.subscribe([topic], listener=_Listener(self))
+        self.consumer.subscribe([topic, *also], listener=_Listener(self))
         self._backoff = 0.5
 
     @abstractmethod

@@ -1,19 +1,18 @@
 """A department's desk: its whistle calls in, its answers out (``dispatch department``).
 
-One process per department. The whistle topic is keyed by department id, so all of
-one department's calls sit, in order, in one partition: the desk reads only that
-partition (computed with the producer's partitioner) and keeps only messages whose key
-is its own id. Why not one topic per department: departments are reference data that
-changes at runtime (a district has dozens), so per-department topics would need topic
-administration on every reference change and a relay that knows them all; one keyed
-topic keeps per-department order, needs no administration, and costs each desk one
-partition's traffic.
+One process per department, behind a door of its own: it reads its calls from
+``<prefix>whistle.<slug>`` and writes its answers to ``<prefix>answers.<slug>``
+(``Topics.whistle_of`` / ``answers_of``; ``slug`` makes any department id an ASCII name).
+Kafka's ACLs are per topic, not per key, so a topic each is what lets a broker keep a
+department's principal to its own calls and answers (``dispatch kafka-acls``); the engine
+takes the acting department from the answers topic a message came from, and dead-letters a
+body that claims another. (The relay also keeps every call on the shared ``whistle`` topic,
+keyed by department, for operators; desks have no reason to read it.)
 
-The desk sends acknowledge / reject / handle commands to intake (keyed by ticket id)
-with the department as actor. Command ids are derived from the call (``<dept>:<call>:
-<ticket>:ack``), so a redelivered call cannot be answered twice (the engine refuses a
-seen command id). Its consumer offsets are committed to Kafka after the answers are
-flushed: a department keeps no database.
+Answers are acknowledge / reject / handle commands keyed by ticket id. Command ids are
+derived from the call (``<dept>:<call>:<ticket>:ack``), so a redelivered call cannot be
+answered twice (the engine refuses a seen command id). Its consumer offsets are committed
+to Kafka after the answers are flushed: a department keeps no database.
 
 Automatic mode (the simulation): every call is acknowledged after ``ack_delay`` —
 or rejected with probability ``reject_rate`` — and, for the lead department, handled
@@ -34,7 +33,6 @@ from uuid import UUID
 
 import structlog
 from kafka import KafkaProducer, TopicPartition
-from kafka.partitioner.default import murmur2
 
 from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
 from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
@@ -120,11 +118,12 @@ class DepartmentDesk:
         return self._producer
 
     def _partition(self, consumer: Any) -> TopicPartition:
-        partitions = sorted(consumer.partitions_for_topic(self.topics.whistle) or [])
-        if not partitions:
-            raise RuntimeError(f"topic {self.topics.whistle} does not exist")
-        index = (murmur2(self.department.encode()) & 0x7FFFFFFF) % len(partitions)
-        return TopicPartition(self.topics.whistle, partitions[index])
+        """Its own door's calls: the one whistle topic its principal may read (one partition)."""
+        topic = self.topics.whistle_of(self.department)
+        if not consumer.partitions_for_topic(topic):
+            raise RuntimeError(f"topic {topic} does not exist, or this principal may not read it "
+                               "(create the topics with 'dispatch topics'; ACLs: 'dispatch kafka-acls')")
+        return TopicPartition(topic, 0)
 
     def _mine(self, record: Any) -> dict[str, Any] | None:
         if record.key != self.department.encode():
@@ -150,8 +149,10 @@ class DepartmentDesk:
             consumer.close()
 
     def send(self, commands: list[Any]) -> None:
-        """Answer on intake; returns once the broker has them."""
-        futures = [self.producer.send(self.topics.intake, key=intake_key(c), value=command_to_json(c)) for c in commands]
+        """Answer on its own answers topic (the engine takes the department from the topic's
+        name); returns once the broker has them."""
+        topic = self.topics.answers_of(self.department)
+        futures = [self.producer.send(topic, key=intake_key(c), value=command_to_json(c)) for c in commands]
         self.producer.flush(timeout=60)
         for future in futures:
             future.get(timeout=60)

@@ -46,7 +46,7 @@ from dispatch.bootstrap import Runtime
 from dispatch.commandlog import ensure_table, row_of
 from dispatch.commands import parse_command
 from dispatch.eventstore import WithOutcomes
-from dispatch.errors import ConcurrentChange, InvalidCommand
+from dispatch.errors import ConcurrentChange, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer
 from dispatch.kafka import (
     DeadLetter,
     DeadLetterSender,
@@ -75,6 +75,23 @@ def _ticket_of(record: Any) -> str | None:
     return record.key.decode(errors="replace") if record.key else None
 
 
+ANSWERS = frozenset({"acknowledge", "reject", "handle", "feedback", "request_extension"})
+
+
+def through_door(command: Any, department: str, topic: str) -> Any:
+    """A command from a department's answers topic, as that department: the topic (which the
+    broker's ACLs let only that department's principal write) says who acts; a body claiming
+    another department or role is forged, and anything but an answer has no business there."""
+    if command.type not in ANSWERS:
+        raise NotAnAnswer(f"{topic} carries a department's answers, not a {command.type!r} command")
+    actor = command.actor
+    claimed = {c for c in (getattr(command, "department", None), actor.department) if c is not None}
+    if actor.role != "department" or claimed - {department}:
+        who = ", ".join(sorted(claimed)) or actor.role
+        raise ForgedDepartment(f"a message on {topic} (department {department}) claims to act as {who}")
+    return command.model_copy(update={"actor": actor.model_copy(update={"department": department})})
+
+
 class Engine(PartitionedConsumer):
     """``Engine(runtime, settings).run(stop_event)`` or ``.run_until_idle()``."""
 
@@ -87,7 +104,10 @@ class Engine(PartitionedConsumer):
         self.max_message_bytes = max_message_bytes
         self.dead_letters = DeadLetterSender(make_producer(settings), settings.topics.dead_letters)
         self.counts = {"applied": 0, "refused": 0, "dead": 0, "batches": 0}
-        super().__init__(settings, settings.topics.intake, group or f"{settings.prefix}engine", **options)
+        # each department's door: its answers topic says which department is acting
+        self.doors = {settings.topics.answers_of(d): d for d in runtime.reference.departments}
+        super().__init__(settings, settings.topics.intake, group or f"{settings.prefix}engine",
+                         also=tuple(self.doors), **options)
 
     def stored_position(self, tp: TopicPartition) -> int | None:
         return self.recorder.max_tracking_id(self.source(tp))
@@ -100,7 +120,9 @@ class Engine(PartitionedConsumer):
             if not value:
                 raise InvalidCommand("empty message")
             command = parse_command(value)
-        except InvalidCommand as error:
+            if record.topic in self.doors:
+                command = through_door(command, self.doors[record.topic], record.topic)
+        except (InvalidCommand, Forbidden) as error:
             return None, DeadLetter.of(record, error.code, str(error))
         return command, None
 
@@ -256,7 +278,7 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
     health = ProcessHealth("engine")
     if metrics_port is not None:
         health.serve(metrics_port)
-    ensure_topics(settings)
+    ensure_topics(settings, departments=runtime.reference.departments)
     engine = Engine(runtime, settings, group=group, max_poll_records=max_poll_records,
                     max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, health=health)
     log.info("engine started", group=engine.group, topic=engine.topic, db=runtime.db.display)

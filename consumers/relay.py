@@ -143,6 +143,8 @@ class Relay:
             summary = self._summary(record.ticket_id) if record.type in ("Dispatched", "Redispatched") else None
             for dept, value in whistle_messages(record, summary, self._state_after(record)):
                 futures.append(self.producer.send(self.topics.whistle, key=dept, value=value))
+                # and on the department's own door, the one topic of calls its principal may read
+                futures.append(self.producer.send(self.topics.whistle_of(dept.decode()), key=dept, value=value))
                 whistles += 1
         self.producer.flush(timeout=60)
         for future in futures:
@@ -213,7 +215,7 @@ def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, 
     health = ProcessHealth("relay")
     if metrics_port is not None:
         health.serve(metrics_port)
-    ensure_topics(settings)
+    ensure_topics(settings, departments=runtime.reference.departments)
     relay = Relay(runtime, settings, health=health)
     log.info("relay started", name=relay.name, position=relay.position)
     try:

@@ -270,6 +270,14 @@ class BackfillNotAllowed(Forbidden):
     pass
 
 
+class ForgedDepartment(Forbidden):
+    """A message on a department's own answers topic that claims another department or role."""
+
+
+class NotAnAnswer(Forbidden):
+    """A message on a department's answers topic that is not one of a department's answers."""
+
+
 class UnknownUser(DispatchError):
     pass
 

@@ -33,7 +33,7 @@ class KafkaPipeline:
     """The three consumers of a deployment, stepped in turn in one thread."""
 
     def __init__(self, runtime: Any, settings: KafkaSettings, *, timeout: float = 120.0):
-        ensure_topics(settings)
+        ensure_topics(settings, departments=runtime.reference.departments)
         self.runtime, self.settings, self.timeout = runtime, settings, timeout
         self.producer = make_producer(settings)
         self.engine = Engine(runtime, settings, poll_timeout_ms=50)

@@ -113,13 +113,15 @@ def project(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, metrics_p
 @main.command()
 @kafka_options
 @click.option("--partitions", type=int, help="Partitions for intake and ticket-events [default 6].")
-def topics(bootstrap: str | None, topic_prefix: str | None, partitions: int | None) -> None:
-    """Create the topics that are missing (safe to repeat)."""
+@pass_ctx
+def topics(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, partitions: int | None) -> None:
+    """Create the topics that are missing, with each department's door (safe to repeat)."""
     from dispatch.kafka import ensure_topics
 
     settings = _settings(bootstrap, topic_prefix, partitions)
-    created = ensure_topics(settings)
-    for name in settings.topics.all():
+    departments = ctx.runtime.reference.departments
+    created = ensure_topics(settings, departments=departments)
+    for name in [*settings.topics.all(), *settings.topics.doors(departments)]:
         click.echo(f"{name}  {'created' if name in created else 'exists'}")
 
 

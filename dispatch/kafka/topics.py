@@ -1,13 +1,19 @@
 """Topic names, partition counts and idempotent topic creation.
 
 Every name is ``prefix + base``: ``dispatch.intake``, ``dispatch.ticket-events``,
-``dispatch.whistle``, ``dispatch.dead-letters`` by default. Tests use a unique
-prefix each, so they never see each other's messages. See docs/wire-format.md.
+``dispatch.whistle``, ``dispatch.dead-letters`` by default, and a door per department:
+``dispatch.whistle.<slug>`` (its calls: the only whistle topic its principal may read) and
+``dispatch.answers.<slug>`` (its answers: the only topic it may write). Kafka's ACLs are per
+topic, not per key, hence a topic each. ``slug`` (``department_slug``) makes a department id —
+which may be Chinese — a valid ASCII topic and principal name. Tests use a unique prefix each,
+so they never see each other's messages. See docs/wire-format.md.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +23,7 @@ from kafka import KafkaAdminClient
 from dispatch.errors import DispatchError
 from dispatch.kafka.security import KafkaSecurity
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_PREFIX", "KafkaSettings", "Topics", "ensure_topics"]
+__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_PREFIX", "KafkaSettings", "Topics", "department_slug", "ensure_topics"]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PREFIX = "dispatch."
@@ -48,6 +54,33 @@ class Topics:
 
     def all(self) -> list[str]:
         return [self.intake, self.ticket_events, self.whistle, self.dead_letters]
+
+    def whistle_of(self, department: str) -> str:
+        """The department's own calls (one partition: in order)."""
+        return f"{self.prefix}whistle.{department_slug(department)}"
+
+    def answers_of(self, department: str) -> str:
+        """The department's answers to its calls; the engine takes the department from this name."""
+        return f"{self.prefix}answers.{department_slug(department)}"
+
+    def doors(self, departments: Iterable[str]) -> list[str]:
+        return [t for d in departments for t in (self.whistle_of(d), self.answers_of(d))]
+
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+
+
+def department_slug(department: str) -> str:
+    """A department id as an ASCII topic and principal name: itself when it is lower-case ASCII
+    letters, digits and dashes (``chengguan``); else ``xn--`` and its Punycode (RFC 3492, the
+    encoding of international domain names: ``城管`` → ``xn--uisq74f``), when that is; else
+    ``x-`` and the hex of its UTF-8. Distinct ids get distinct names."""
+    if _SLUG.fullmatch(department):
+        return department
+    coded = "xn--" + department.encode("punycode").decode("ascii")
+    if _SLUG.fullmatch(coded) and len(coded) <= 100:
+        return coded
+    return "x-" + department.encode("utf-8").hex()[:96]
 
 
 def _default_partitions() -> dict[str, int]:
@@ -88,15 +121,15 @@ class KafkaSettings:
         return self.partitions.get(topic.removeprefix(self.prefix), 1)
 
 
-def ensure_topics(settings: KafkaSettings, *, timeout_ms: int = 30_000) -> list[str]:
-    """Create the topics that are missing; return the names created. Safe to repeat,
-    also from several processes at once (an "already exists" answer is success)."""
+def ensure_topics(settings: KafkaSettings, *, departments: Iterable[str] = (), timeout_ms: int = 30_000) -> list[str]:
+    """Create the topics that are missing (with each department's door); return the names
+    created. Safe to repeat, also from several processes at once ("already exists" is success)."""
     admin = KafkaAdminClient(**settings.client_config(), client_id="dispatch-admin")
     try:
         existing = set(admin.list_topics())
         wanted = {
             name: {"num_partitions": settings.partitions_of(name), "replication_factor": settings.replication_factor}
-            for name in settings.topics.all()
+            for name in [*settings.topics.all(), *settings.topics.doors(departments)]
             if name not in existing
         }
         if not wanted:

@@ -68,7 +68,9 @@ def stack(tmp_path: Path, name: str, *, partitions: int = 6) -> Iterator[Stack]:
     settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=prefix,
                              partitions={"intake": partitions, "ticket-events": partitions, "whistle": 3,
                                          "dead-letters": 1})
-    ensure_topics(settings)
+    from dispatch.reference import load_reference
+
+    ensure_topics(settings, departments=load_reference().departments)  # with every department's door
     db_url = fresh_postgres_database(f"kafka_{name}")
     try:
         yield Stack(settings, db_url, tmp_path)

@@ -194,3 +194,65 @@ def test_a_client_may_sign_in_with_plain(tmp_path: Any) -> None:
 
     wait_for(sent, timeout=30, what="the PLAIN client's message to be taken")
     assert [r.key for r in read_topic(door.plain, door.plain.topics.intake)] == [b"k"]
+
+
+def test_a_department_reads_only_its_calls_writes_only_its_answers_and_cannot_claim_another(tmp_path: Any) -> None:
+    from consumers.department import DepartmentDesk
+
+    door = Door("desk")
+    topics = door.plain.topics
+    engine_s, relay_s = _service(door, "engine"), _service(door, "relay")
+    desk = door.principal("desk-chengguan", [
+        (TOPICS, "whistle.chengguan", LITERAL, READ), (TOPICS, "whistle.chengguan", LITERAL, DESCRIBE),
+        (TOPICS, "answers.chengguan", LITERAL, WRITE), (TOPICS, "answers.chengguan", LITERAL, DESCRIBE),
+        (GROUPS, "department.chengguan", LITERAL, READ)])
+    ensure_topics(door.plain, departments=["chengguan", "huanwei", "zhifa"])
+    with _database("kafka_desk") as db:
+        runtimes = [bootstrap(db) for _ in range(2)]
+        try:
+            with threads(Engine(runtimes[0], engine_s), Relay(runtimes[1], relay_s)):
+                centre = {"role": "centre", "id": "c-1"}
+                ticket = str(ticket_id_for(external_ref="12345-7", channel="hotline", command_id="desk-0"))
+                for n, step in enumerate([
+                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
+                         "external_ref": "12345-7"},
+                        {"type": "accept", "actor": centre, "ticket_id": ticket},
+                        {"type": "dispatch", "actor": centre, "ticket_id": ticket}]):  # 城管 leads
+                    _send(door.plain, topics.intake, ticket, step | {
+                        "command_id": f"desk-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+                chengguan = DepartmentDesk(desk, "chengguan")
+                calls = wait_for(lambda: chengguan.inbox(), timeout=60, what="城管's call on its own door")
+                assert [(str(c["ticket_id"]), c["role"]) for c in calls] == [(ticket, "lead")]
+                # another department's calls: the broker does not even show this principal the topic
+                with pytest.raises(RuntimeError, match="may not read it"):
+                    DepartmentDesk(desk, "huanwei").inbox()
+                # nor may it write another department's answers
+                answer = {"type": "acknowledge", "actor": {"role": "department", "id": "cg-desk"},
+                          "ticket_id": ticket, "occurred_at": (T0 + timedelta(minutes=10)).isoformat()}
+                with pytest.raises(TopicAuthorizationFailedError):
+                    _send(desk, topics.answers_of("huanwei"), ticket,
+                          answer | {"department": "huanwei", "command_id": "cg-as-hw-1"})
+                # on its own door, a body claiming 环卫 is dead-lettered; its own answer is applied as 城管
+                _send(desk, topics.answers_of("chengguan"), ticket,
+                      answer | {"department": "huanwei", "command_id": "cg-as-hw-2"})
+                _send(desk, topics.answers_of("chengguan"), ticket,
+                      answer | {"department": "chengguan", "command_id": "cg-ack"})
+
+                def acknowledged() -> Any:
+                    for r in read_topic(door.plain, topics.ticket_events):
+                        event = json.loads(r.value)
+                        if event["type"] == "Acknowledged":
+                            return event
+                    return None
+
+                event = wait_for(acknowledged, timeout=60, what="城管's acknowledgement")
+                assert event["data"]["department"] == "chengguan"
+                assert event["data"]["actor"]["department"] == "chengguan"  # taken from the door
+                letters = wait_for(lambda: read_topic(door.plain, topics.dead_letters), timeout=60,
+                                   what="the forged answer's dead letter")
+                codes = [dict(r.headers).get("dispatch.error.code") for r in letters]
+                assert codes == [b"forged_department"], codes
+        finally:
+            for runtime in runtimes:
+                runtime.close()
