@@ -35,6 +35,7 @@ import structlog
 from kafka import KafkaProducer, TopicPartition
 
 from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
+from dispatch.kafka.topics import department_slug
 from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
 from dispatch.lifecycle import call_state
 
@@ -107,7 +108,7 @@ class DepartmentDesk:
                  producer: KafkaProducer | None = None, group: str | None = None):
         self.settings, self.department, self.auto = settings, department, auto
         self.topics = settings.topics
-        self.group = group or f"{settings.prefix}department.{department}"
+        self.group = group or f"{settings.prefix}department.{department_slug(department)}"
         self._producer = producer
         self.counts = {"calls": 0, "answers_sent": 0}
 

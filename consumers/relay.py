@@ -34,6 +34,7 @@ from consumers.base import TRANSIENT
 from consumers.health import Availability, ProcessHealth
 from consumers.process import process_options, run_process
 from dispatch.bootstrap import Runtime
+from dispatch.errors import DispatchError
 from dispatch.eventstore import listen
 from dispatch.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
 from dispatch.lifecycle import fold, new_state
@@ -51,7 +52,9 @@ class Relay:
     def __init__(self, runtime: Runtime, settings: KafkaSettings, *, batch_size: int = 2000,
                  idle_sleep: float = 0.2, name: str | None = None, health: ProcessHealth | None = None):
         self.health, self.availability = health, Availability(health, "relay")
-        self.app, self.topics = runtime.app, settings.topics
+        self.app, self.topics, self.settings = runtime.app, settings.topics, settings
+        self._doors: set[str] = set()
+        self._door_retry: dict[str, float] = {}
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         self.batch_size, self.idle_sleep = batch_size, idle_sleep
         self.name = name or f"relay:{self.topics.ticket_events}"
@@ -144,7 +147,9 @@ class Relay:
             for dept, value in whistle_messages(record, summary, self._state_after(record)):
                 futures.append(self.producer.send(self.topics.whistle, key=dept, value=value))
                 # and on the department's own door, the one topic of calls its principal may read
-                futures.append(self.producer.send(self.topics.whistle_of(dept.decode()), key=dept, value=value))
+                door = self._door(dept.decode())
+                if door is not None:
+                    futures.append(self.producer.send(door, key=dept, value=value))
                 whistles += 1
         self.producer.flush(timeout=60)
         for future in futures:
@@ -163,6 +168,23 @@ class Relay:
             self.health.store_lag.set(max(0, self._last_notification_id() - self.position))
         log.info("relayed", events=len(records), whistles=whistles, position=last)
         return len(records)
+
+    def _door(self, department: str) -> str | None:
+        """The department's whistle topic, made the first time a call goes to a department the
+        topics were not made for (one added to the reference data since). None (and an error line,
+        once a minute) if it cannot be made: run ``dispatch topics`` with the cluster's rights."""
+        if department not in self._doors:
+            if time.monotonic() < self._door_retry.get(department, 0.0):
+                return None
+            try:
+                ensure_topics(self.settings, only=[self.topics.whistle_of(department)])
+            except DispatchError as error:
+                log.error("department topic missing; its desk gets no calls until it exists",
+                          department=department, error=str(error))
+                self._door_retry[department] = time.monotonic() + 60
+                return None
+            self._doors.add(department)
+        return self.topics.whistle_of(department)
 
     def step(self) -> int:
         try:

@@ -125,6 +125,32 @@ def topics(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, partitions
         click.echo(f"{name}  {'created' if name in created else 'exists'}")
 
 
+@main.command("kafka-acls")
+@kafka_options
+@click.option("--principal-prefix", default="dispatch-", show_default=True,
+              help="Principals are User:<prefix>engine, …relay, …projector, …web, …desk-<department>.")
+@click.option("--apply", "apply_", is_flag=True, help="Create them with the admin client (needs Alter on the cluster).")
+@pass_ctx
+def kafka_acls(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, principal_prefix: str,
+               apply_: bool) -> None:
+    """Print (or --apply) the ACLs each process and each department's desk needs, and no more."""
+    from dispatch.kafka.acls import apply, plan
+
+    settings = _settings(bootstrap, topic_prefix)
+    grants = plan(settings.topics, ctx.runtime.reference.departments, principal_prefix)
+    rows = [vars(g) for g in grants]
+    if apply_:
+        made = apply(settings, grants)
+        ctx.emit({"applied": made, "acls": rows}, f"created {made} ACLs")
+        return
+
+    def human() -> None:
+        for g in grants:
+            click.echo(f"{g.principal}\t{g.operation}\t{g.resource}\t{g.pattern}\t{g.name}")
+
+    ctx.emit(rows, human)
+
+
 @main.command("schemas")
 @click.option("--out", default="schemas", show_default=True, type=click.Path(file_okay=False))
 def schemas(out: str) -> None:

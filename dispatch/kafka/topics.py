@@ -121,15 +121,18 @@ class KafkaSettings:
         return self.partitions.get(topic.removeprefix(self.prefix), 1)
 
 
-def ensure_topics(settings: KafkaSettings, *, departments: Iterable[str] = (), timeout_ms: int = 30_000) -> list[str]:
-    """Create the topics that are missing (with each department's door); return the names
-    created. Safe to repeat, also from several processes at once ("already exists" is success)."""
+def ensure_topics(settings: KafkaSettings, *, departments: Iterable[str] = (), only: Iterable[str] | None = None,
+                  timeout_ms: int = 30_000) -> list[str]:
+    """Create the topics that are missing (with each department's door; ``only``: just these);
+    return the names created. Safe to repeat, also from several processes at once ("already
+    exists" is success)."""
     admin = KafkaAdminClient(**settings.client_config(), client_id="dispatch-admin")
     try:
         existing = set(admin.list_topics())
         wanted = {
             name: {"num_partitions": settings.partitions_of(name), "replication_factor": settings.replication_factor}
-            for name in [*settings.topics.all(), *settings.topics.doors(departments)]
+            for name in (list(only) if only is not None
+                         else [*settings.topics.all(), *settings.topics.doors(departments)])
             if name not in existing
         }
         if not wanted:

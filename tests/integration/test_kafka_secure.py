@@ -35,7 +35,9 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from consumers.projector import Projector
     from consumers.relay import Relay
     from dispatch.kafka import KafkaSettings, ensure_topics
+    from dispatch.kafka.acls import apply, plan
     from dispatch.kafka.security import KafkaSecurity
+    from dispatch.reference import load_reference
     from dispatch.projections import list_tickets
 
 pytestmark = pytest.mark.integration
@@ -63,21 +65,27 @@ class Door:
         self.plain = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=self.prefix)
         self.sasl = _sasl()
         self.admin = KafkaAdminClient(**self.plain.client_config())  # PLAINTEXT: the broker's super user
-        ensure_topics(self.plain)
+        ensure_topics(self.plain, departments=load_reference().departments)
+
+    def user(self, role: str) -> KafkaSettings:
+        """A SCRAM-SHA-512 user ``<prefix><role>`` (no ACLs yet), as the settings it signs in with."""
+        user, password = f"{self.prefix}{role}", secrets.token_urlsafe(16)
+        assert self.admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password)]) == {user: None}
+        security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512", username=user, password=password)
+        return KafkaSettings(bootstrap=self.sasl, prefix=self.prefix, security=security.checked())
 
     def principal(self, role: str, acls: list[tuple[ResourceType, str, ACLResourcePatternType, ACLOperation]]
                   ) -> KafkaSettings:
         """A SCRAM-SHA-512 user with these ACLs (resource names relative to the prefix), as settings."""
-        user, password = f"{self.prefix}{role}", secrets.token_urlsafe(16)
-        assert self.admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password)]) == {user: None}
+        settings = self.user(role)
+        user = settings.security.username
         made = self.admin.create_acls([ACL(f"User:{user}", "*", op, ACLPermissionType.ALLOW,
                                            ResourcePattern(kind, self.prefix + name, pattern))
                                        for kind, name, pattern, op in acls])
         assert not made["failed"], made["failed"]
         self.wait_for_acls(f"User:{user}", len(acls))
-        security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512", username=user, password=password)
-        return KafkaSettings(bootstrap=self.sasl, prefix=self.prefix, security=security.checked())
+        return settings
 
 
 TOPICS, GROUPS = ResourceType.TOPIC, ResourceType.GROUP
@@ -201,12 +209,13 @@ def test_a_department_reads_only_its_calls_writes_only_its_answers_and_cannot_cl
 
     door = Door("desk")
     topics = door.plain.topics
-    engine_s, relay_s = _service(door, "engine"), _service(door, "relay")
-    desk = door.principal("desk-chengguan", [
-        (TOPICS, "whistle.chengguan", LITERAL, READ), (TOPICS, "whistle.chengguan", LITERAL, DESCRIBE),
-        (TOPICS, "answers.chengguan", LITERAL, WRITE), (TOPICS, "answers.chengguan", LITERAL, DESCRIBE),
-        (GROUPS, "department.chengguan", LITERAL, READ)])
-    ensure_topics(door.plain, departments=["chengguan", "huanwei", "zhifa"])
+    # the principals hold exactly what `dispatch kafka-acls` plans for them, and nothing else
+    engine_s, relay_s, desk = door.user("engine"), door.user("relay"), door.user("desk-chengguan")
+    ensure_topics(door.plain, departments=load_reference().departments)
+    grants = plan(topics, load_reference().departments, principal_prefix=door.prefix)
+    assert apply(door.plain, grants) == len(grants)
+    for who in ("engine", "relay", "desk-chengguan"):
+        door.wait_for_acls(f"User:{door.prefix}{who}", sum(g.principal == f"User:{door.prefix}{who}" for g in grants))
     with _database("kafka_desk") as db:
         runtimes = [bootstrap(db) for _ in range(2)]
         try:
