@@ -47,13 +47,19 @@ class _Listener(ConsumerRebalanceListener):
         for tp in revoked:
             self.owner.owned.pop(tp, None)
         if revoked:
-            log.info("partitions revoked", partitions=sorted(tp.partition for tp in revoked))
+            log.info("partitions revoked", **self._said(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         for tp in assigned:
             self.owner.seek_stored(tp)
-        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned),
-                 positions={tp.partition: self.owner.owned.get(tp) for tp in assigned})
+        log.info("partitions assigned", **self._said(assigned),
+                 positions={tp.partition: self.owner.owned.get(tp) for tp in assigned if tp.topic == self.owner.topic})
+
+    def _said(self, tps: Any) -> dict[str, Any]:
+        """The main topic's partitions, and the other topics' (the departments' doors) apart."""
+        others = sorted(f"{tp.topic}:{tp.partition}" for tp in tps if tp.topic != self.owner.topic)
+        return {"partitions": sorted(tp.partition for tp in tps if tp.topic == self.owner.topic),
+                **({"also": others} if others else {})}
 
 
 class PartitionedConsumer(ABC):
