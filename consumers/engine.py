@@ -46,7 +46,7 @@ from dispatch.bootstrap import Runtime
 from dispatch.commandlog import ensure_table, row_of
 from dispatch.commands import parse_command
 from dispatch.eventstore import WithOutcomes
-from dispatch.errors import ConcurrentChange, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer
+from dispatch.errors import ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer
 from dispatch.kafka import (
     DeadLetter,
     DeadLetterSender,
@@ -56,6 +56,7 @@ from dispatch.kafka import (
     install_fence,
     make_producer,
 )
+from dispatch.kafka.topics import WRITERS
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
 
@@ -92,6 +93,18 @@ def through_door(command: Any, department: str, topic: str) -> Any:
     return command.model_copy(update={"actor": actor.model_copy(update={"department": department})})
 
 
+def from_writer(command: Any, writer: str, topic: str) -> Any:
+    """A command from a writer's own intake, held to what that writer may claim: the 12345
+    platform (``hotline``) only hotline actors, the watchdog only the system's escalations."""
+    actor = command.actor
+    if writer == "hotline" and actor.role != "hotline":
+        raise ForgedActor(f"a message on {topic} (the hotline's) claims to act as {actor.role}")
+    if writer == "watchdog" and (command.type != "escalate" or actor.role != "system"):
+        raise ForgedActor(f"a message on {topic} (the watchdog's) is a {command.type!r} by {actor.role}; "
+                          "only the system's escalations come that way")
+    return command
+
+
 class Engine(PartitionedConsumer):
     """``Engine(runtime, settings).run(stop_event)`` or ``.run_until_idle()``."""
 
@@ -106,8 +119,10 @@ class Engine(PartitionedConsumer):
         self.counts = {"applied": 0, "refused": 0, "dead": 0, "batches": 0}
         # each department's door: its answers topic says which department is acting
         self.doors = {settings.topics.answers_of(d): d for d in runtime.reference.departments}
+        # and each writer's own intake: it says who wrote, and so what may be claimed
+        self.writers = {settings.topics.intake_of(w): w for w in WRITERS}
         super().__init__(settings, settings.topics.intake, group or f"{settings.prefix}engine",
-                         also=tuple(self.doors), **options)
+                         also=(*self.writers, *self.doors), **options)
 
     def stored_position(self, tp: TopicPartition) -> int | None:
         return self.recorder.max_tracking_id(self.source(tp))
@@ -122,6 +137,8 @@ class Engine(PartitionedConsumer):
             command = parse_command(value)
             if record.topic in self.doors:
                 command = through_door(command, self.doors[record.topic], record.topic)
+            elif record.topic in self.writers:
+                command = from_writer(command, self.writers[record.topic], record.topic)
         except (InvalidCommand, Forbidden) as error:
             return None, DeadLetter.of(record, error.code, str(error))
         return command, None

@@ -5,6 +5,8 @@ is away for a while (a line when it goes, "still unavailable" now and then, a li
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,9 +14,39 @@ import structlog
 from consumers.base import TRANSIENT
 from consumers.health import Availability, ProcessHealth
 
-__all__ = ["watch"]
+__all__ = ["Sent", "kafka_submit", "watch"]
 
 log = structlog.get_logger("dispatch.watchdog")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An escalation handed to the broker (the engine applies it, or refuses a repeat by its id)."""
+
+    ticket_id: Any
+    command: Any
+    error: None = None
+
+
+def kafka_submit(settings: Any) -> Callable[[list[Any]], list[Any]]:
+    """Kafka mode: escalations go to the watchdog's own intake (``<prefix>intake.watchdog``),
+    which its principal alone may write and where the engine takes nothing but escalations.
+    Their command ids are deterministic (``watchdog:<ticket>:<rung>``), so a pass that runs before
+    the read model shows the last one's escalations sends repeats the engine ignores."""
+    from dispatch.commands import command_to_json
+    from dispatch.kafka import intake_key, make_producer
+
+    producer = make_producer(settings)
+    topic = settings.topics.intake_of("watchdog")
+
+    def submit(commands: list[Any]) -> list[Any]:
+        futures = [producer.send(topic, key=intake_key(c), value=command_to_json(c)) for c in commands]
+        producer.flush(timeout=60)
+        for future in futures:
+            future.get(timeout=60)
+        return [Sent(c.ticket_id, c) for c in commands]
+
+    return submit
 
 
 def watch(dog: Any, interval: float, stop: threading.Event, *, metrics_port: int | None = None) -> None:

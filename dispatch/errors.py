@@ -274,6 +274,10 @@ class ForgedDepartment(Forbidden):
     """A message on a department's own answers topic that claims another department or role."""
 
 
+class ForgedActor(Forbidden):
+    """A message on a writer's own intake (the hotline's, the watchdog's) claiming what that writer may not."""
+
+
 class NotAnAnswer(Forbidden):
     """A message on a department's answers topic that is not one of a department's answers."""
 

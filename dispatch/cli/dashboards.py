@@ -187,14 +187,25 @@ def timeline_command(ctx: Ctx, ticket: str) -> None:
 @click.option("--interval", default=60.0, show_default=True, help="Seconds between passes.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="DISPATCH_METRICS_PORT",
               help="Serve /metrics, /healthz and /readyz on this port (127.0.0.1) [env DISPATCH_METRICS_PORT].")
+@click.option("--kafka", metavar="HOST:PORT", envvar="DISPATCH_KAFKA",
+              help="Kafka mode: send the escalations to the watchdog's intake for the engine [env DISPATCH_KAFKA; "
+                   "security: DISPATCH_KAFKA_*].")
+@click.option("--topic-prefix", metavar="P", help="Topic name prefix [env DISPATCH_TOPIC_PREFIX].")
 @pass_ctx
-def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float, metrics_port: int | None) -> None:
+def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float, metrics_port: int | None, kafka: str | None,
+             topic_prefix: str | None) -> None:
     """Escalate missed acknowledgement and handling deadlines up the ladder (督办)."""
     from dispatch.watchdog import Watchdog
 
     if at and not once:
         raise click.UsageError("--at is for one pass: give --once too")
-    dog = Watchdog(ctx.runtime)
+    submit = None
+    if kafka:
+        from consumers.watch import kafka_submit
+        from dispatch.kafka import KafkaSettings
+
+        submit = kafka_submit(KafkaSettings.from_env(kafka, topic_prefix))
+    dog = Watchdog(ctx.runtime, submit=submit)
     if not once:
         from consumers.engine import stop_on_signals
         from consumers.watch import watch

@@ -2,8 +2,9 @@
 only what its work needs, and each department's desk only its own door.
 
 Principals are ``User:<principal-prefix><name>``: ``dispatch-engine``, ``dispatch-relay``,
-``dispatch-projector``, ``dispatch-web`` (the web in Kafka mode, and other systems that write
-commands: the 12345 platform may share it or get a copy), and ``dispatch-desk-<slug>`` per
+``dispatch-projector``, ``dispatch-web`` (the web in Kafka mode: any signed-in actor),
+``dispatch-hotline`` (the 12345 platform: hotline actors, on its own intake),
+``dispatch-watchdog`` (escalations, on its own intake) and ``dispatch-desk-<slug>`` per
 department. Topics are created by an operator with the cluster's rights (``dispatch topics``).
 """
 
@@ -13,7 +14,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dispatch.kafka.topics import KafkaSettings, Topics, department_slug
+from dispatch.kafka.topics import WRITERS, KafkaSettings, Topics, department_slug
 
 __all__ = ["Grant", "apply", "plan"]
 
@@ -37,6 +38,9 @@ def plan(topics: Topics, departments: Iterable[str], principal_prefix: str = "di
     departments = list(departments)
     answers = [topics.answers_of(d) for d in departments]
     allow("engine", ("READ", "DESCRIBE"), "TOPIC", topics.intake)
+    for writer in WRITERS:
+        allow("engine", ("READ", "DESCRIBE"), "TOPIC", topics.intake_of(writer))
+        allow(writer, ("WRITE", "DESCRIBE"), "TOPIC", topics.intake_of(writer))
     for topic in answers:
         allow("engine", ("READ", "DESCRIBE"), "TOPIC", topic)
     allow("engine", ("WRITE", "DESCRIBE"), "TOPIC", topics.dead_letters)

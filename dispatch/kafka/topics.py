@@ -3,7 +3,8 @@
 Every name is ``prefix + base``: ``dispatch.intake``, ``dispatch.ticket-events``,
 ``dispatch.whistle``, ``dispatch.dead-letters`` by default, and a door per department:
 ``dispatch.whistle.<slug>`` (its calls: the only whistle topic its principal may read) and
-``dispatch.answers.<slug>`` (its answers: the only topic it may write). Kafka's ACLs are per
+``dispatch.answers.<slug>`` (its answers: the only topic it may write), and the intakes of the
+writers that are not the web: ``dispatch.intake.hotline``, ``dispatch.intake.watchdog``. Kafka's ACLs are per
 topic, not per key, hence a topic each. ``slug`` (``department_slug``) makes a department id —
 which may be Chinese — a valid ASCII topic and principal name. Tests use a unique prefix each,
 so they never see each other's messages. See docs/wire-format.md.
@@ -23,7 +24,7 @@ from kafka import KafkaAdminClient
 from dispatch.errors import DispatchError
 from dispatch.kafka.security import KafkaSecurity
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_PREFIX", "KafkaSettings", "Topics", "department_slug", "ensure_topics"]
+__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_PREFIX", "WRITERS", "KafkaSettings", "Topics", "department_slug", "ensure_topics"]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PREFIX = "dispatch."
@@ -52,8 +53,14 @@ class Topics:
     def dead_letters(self) -> str:
         return self.prefix + "dead-letters"
 
+    def intake_of(self, writer: str) -> str:
+        """A writer's own intake (``hotline``: the 12345 platform; ``watchdog``): the engine holds a
+        message there to what that writer may claim (``WRITERS``)."""
+        return f"{self.prefix}intake.{writer}"
+
     def all(self) -> list[str]:
-        return [self.intake, self.ticket_events, self.whistle, self.dead_letters]
+        return [self.intake, self.ticket_events, self.whistle, self.dead_letters,
+                *(self.intake_of(w) for w in WRITERS)]
 
     def whistle_of(self, department: str) -> str:
         """The department's own calls (one partition: in order)."""
@@ -83,8 +90,12 @@ def department_slug(department: str) -> str:
     return "x-" + department.encode("utf-8").hex()[:96]
 
 
+WRITERS = ("hotline", "watchdog")  # writers with an intake of their own (docs/wire-format.md)
+
+
 def _default_partitions() -> dict[str, int]:
-    return {"intake": 6, "ticket-events": 6, "whistle": 3, "dead-letters": 1}
+    return {"intake": 6, "ticket-events": 6, "whistle": 3, "dead-letters": 1, "intake.hotline": 3,
+            "intake.watchdog": 1}
 
 
 @dataclass(frozen=True)

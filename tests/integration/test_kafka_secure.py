@@ -265,3 +265,51 @@ def test_a_department_reads_only_its_calls_writes_only_its_answers_and_cannot_cl
         finally:
             for runtime in runtimes:
                 runtime.close()
+
+
+def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim_only_their_own(tmp_path: Any) -> None:
+    from consumers.watch import kafka_submit
+    from dispatch.watchdog import WATCHDOG_ACTOR
+
+    door = Door("writers")
+    topics = door.plain.topics
+    engine_s, hotline, watchdog = door.user("engine"), door.user("hotline"), door.user("watchdog")
+    ensure_topics(door.plain, departments=load_reference().departments)
+    grants = plan(topics, load_reference().departments, principal_prefix=door.prefix)
+    apply(door.plain, grants)
+    for who in ("engine", "hotline", "watchdog"):
+        door.wait_for_acls(f"User:{door.prefix}{who}", sum(g.principal == f"User:{door.prefix}{who}" for g in grants))
+    with _database("kafka_writers") as db:
+        runtime = bootstrap(db)
+        try:
+            with threads(Engine(runtime, engine_s)):
+                ticket = str(ticket_id_for(external_ref="12345-5", channel="hotline", command_id="w-0"))
+                report = {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                          "category": "city_appearance", "channel": "hotline", "description": "噪音扰民",
+                          "external_ref": "12345-5", "command_id": "w-0", "occurred_at": T0.isoformat()}
+                _send(hotline, topics.intake_of("hotline"), ticket, report)  # its own intake: applied
+                with pytest.raises(TopicAuthorizationFailedError):  # the web's intake is not the hotline's
+                    _send(hotline, topics.intake, ticket, report | {"command_id": "w-x"})
+                # the hotline claiming to be the grid centre, and a watchdog message that is no escalation
+                accept = {"type": "accept", "actor": {"role": "centre", "id": "c"}, "ticket_id": ticket,
+                          "command_id": "w-1", "occurred_at": (T0 + timedelta(minutes=1)).isoformat()}
+                _send(hotline, topics.intake_of("hotline"), ticket, accept)
+                _send(watchdog, topics.intake_of("watchdog"), ticket, accept | {"command_id": "w-2"})
+                # the watchdog's own escalation, sent as `dispatch watchdog --kafka` sends it
+                from dispatch.commands import Escalate
+
+                sent = kafka_submit(watchdog)([Escalate(ticket_id=ticket, actor=WATCHDOG_ACTOR, command_id="w-3",
+                                                        occurred_at=(T0 + timedelta(hours=2)).isoformat(),
+                                                        deadline="accept", rung=1)])
+                assert [s.error for s in sent] == [None]
+                def forged() -> set[str]:
+                    return {json.loads(r.value)["command_id"] for r in read_topic(door.plain, topics.dead_letters)
+                            if dict(r.headers).get("dispatch.error.code") == b"forged_actor"}
+
+                wait_for(lambda: len(forged()) >= 2, timeout=60, what="two dead letters")
+                assert forged() == {"w-1", "w-2"}  # not the report, not the watchdog's escalation
+                events = wait_for(lambda: [e for e in runtime.app.events.get(ticket_id_for(
+                    external_ref="12345-5", channel="hotline"))] or None, timeout=60, what="the ticket")
+                assert type(events[0]).__name__ == "Reported"
+        finally:
+            runtime.close()

@@ -48,3 +48,25 @@ def test_the_door_says_which_department_acts() -> None:
                      "chengguan", "t")
     with pytest.raises(NotAnAnswer, match="not a 'close' command"):
         through_door(_answer(type="close", department=None), "chengguan", "t")
+
+
+def test_a_writers_own_intake_says_what_may_be_claimed() -> None:
+    from consumers.engine import from_writer
+    from dispatch.errors import ForgedActor
+    from dispatch.kafka.acls import plan
+
+    hotline_report = parse_command(json.dumps({
+        "type": "report", "command_id": "h1", "occurred_at": "2026-03-02T09:00:00+08:00",
+        "actor": {"role": "hotline", "id": "op"}, "grid": "g1", "category": "c", "channel": "hotline",
+        "description": "x"}).encode())
+    assert from_writer(hotline_report, "hotline", "p.intake.hotline") is hotline_report
+    with pytest.raises(ForgedActor, match="claims to act as centre"):
+        from_writer(_answer(type="accept", department=None, actor={"role": "centre", "id": "c"}), "hotline", "t")
+    with pytest.raises(ForgedActor, match="only the system's escalations"):
+        from_writer(hotline_report, "watchdog", "p.intake.watchdog")
+    grants = {(g.principal, g.operation, g.name) for g in plan(Topics("p."), ["chengguan"])}
+    assert ("User:dispatch-hotline", "WRITE", "p.intake.hotline") in grants
+    assert ("User:dispatch-watchdog", "WRITE", "p.intake.watchdog") in grants
+    assert ("User:dispatch-engine", "READ", "p.intake.watchdog") in grants
+    assert not {g for g in grants if g[0] == "User:dispatch-hotline" and g[2] != "p.intake.hotline"}
+    assert ("User:dispatch-desk-chengguan", "WRITE", "p.intake") not in grants
