@@ -298,7 +298,7 @@ def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim
                 # the watchdog's own escalation, sent as `dispatch watchdog --kafka` sends it
                 from dispatch.commands import Escalate
 
-                sent = kafka_submit(watchdog)([Escalate(ticket_id=ticket, actor=WATCHDOG_ACTOR, command_id="w-3",
+                sent = kafka_submit(watchdog)([Escalate(ticket_id=uuid.UUID(ticket), actor=WATCHDOG_ACTOR, command_id="w-3",
                                                         occurred_at=(T0 + timedelta(hours=2)).isoformat(),
                                                         deadline="accept", rung=1)])
                 assert [s.error for s in sent] == [None]
