@@ -115,8 +115,10 @@ def test_a_dead_letter_keeps_the_original_bytes_and_says_where_from_and_why():
 def test_topic_names_carry_the_prefix():
     topics = KafkaSettings(prefix="t1.").topics
     assert topics == Topics("t1.")
-    assert topics.all() == ["t1.intake", "t1.ticket-events", "t1.whistle", "t1.dead-letters"]
+    assert topics.all() == ["t1.intake", "t1.ticket-events", "t1.whistle", "t1.dead-letters", "t1.intake.hotline",
+                            "t1.intake.watchdog"]
     assert KafkaSettings(prefix="t1.").partitions_of("t1.dead-letters") == 1
+    assert KafkaSettings(prefix="t1.").partitions_of("t1.intake.hotline") == 3
 
 
 def test_desks_hear_moved_deadlines_and_calls_closed_out_with_their_ticket():
