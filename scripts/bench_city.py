@@ -248,10 +248,7 @@ def main() -> None:
                         "(bench-results/city-*.json) and measure nothing")
     args = parser.parse_args()
     if args.report:
-        merged: dict[str, Any] = {}
-        for path in args.report:
-            merged.update(json.loads(Path(path).read_text()))
-        print(table(merged))
+        print(table(merged(args.report)))
         return
     configure_logging("WARNING")
     tpl = template(args.per_day)
@@ -284,6 +281,14 @@ def main() -> None:
     name = "city-" + "-".join(b.lower() for b, *_ in backends) + ".json"
     (REPO / "bench-results" / name).write_text(json.dumps(out, indent=1, default=str))
     print(table(out))
+
+
+def merged(paths: list[str]) -> dict[str, Any]:
+    """Earlier runs' result files, one over the other (``--report``)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        out.update(json.loads(Path(path).read_text()))
+    return out
 
 
 TARGET_MS = {"PostgreSQL": 200, "SQLite": 300}

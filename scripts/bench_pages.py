@@ -134,10 +134,7 @@ def main() -> None:
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print earlier runs' table and measure nothing")
     args = parser.parse_args()
     if args.report:
-        merged: dict[str, Any] = {}
-        for path in args.report:
-            merged.update(json.loads(Path(path).read_text()))
-        print(table(merged))
+        print(table(bench_city.merged(args.report)))
         return
     configure_logging("WARNING")
     tpl = bench_city.template(300)

@@ -97,16 +97,14 @@ PAGE_FIGURES = (
 )
 SCREEN_FIGURES = tuple(f for f in PAGE_FIGURES if f[0] in (
     "open", "reported", "closed", "ack_overdue", "handle_overdue", "escalations", "satisfaction_rate", "composite"))
-CHANNELS = {"patrol": "网格巡查", "video": "视频发现", "hotline": "12345热线", "online": "网上", "visit": "来访",
-            "media": "媒体", "third_party": "第三方平台"}
 
 
 def _config(request: Request) -> dict[str, Any]:
-    from dispatch.web.pages import STATUS
+    from dispatch.web.pages import CHANNEL, STATUS
 
     settings = request.app.state.board_settings
     return {"tiles": settings.get("tiles"), "attribution": settings.get("attribution") or "",
-            "tz": request.app.state.service.runtime.reference.timezone, "status": STATUS, "channels": CHANNELS}
+            "tz": request.app.state.service.runtime.reference.timezone, "status": STATUS, "channels": CHANNEL}
 
 
 def _script_json(value: Any) -> str:

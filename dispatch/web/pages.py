@@ -30,6 +30,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATUS = {"reported": "已上报", "accepted": "已受理", "dispatched": "已派单", "in_progress": "处置中",
           "awaiting_redispatch": "待再派", "handled": "已处置", "feedback_given": "已反馈", "evaluated": "已评价",
           "reopened": "返工", "closed": "已办结", "cancelled": "已撤销", "duplicate": "重复件"}
+CHANNEL = {"patrol": "网格巡查", "video": "视频发现", "hotline": "12345热线", "online": "网上", "visit": "来访",
+           "media": "媒体", "third_party": "第三方平台"}
 CALL_STATE = {"waiting": "待报到", "to_handle": "待处置"}
 ROLE = {"lead": "主办", "cooperating": "协办"}
 ANSWER = {None: "未报到", "acknowledged": "已报到", "rejected": "已退单"}
@@ -205,8 +207,8 @@ def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
     grids = sorted(ref.grids.values(), key=lambda g: (not (g.id in own or g.community_id in own), g.community_id, g.id))
     recent = service.read(lambda rt: queries.tickets(rt, identity=who, limit=10))
     mine = service.read(lambda rt: queries.tickets(rt, identity=who, mine=True, limit=20))
-    channels = ([("hotline", "12345热线"), ("online", "网上"), ("visit", "来访")] if who.role == "hotline"
-                else [("patrol", "网格巡查"), ("video", "视频发现"), ("visit", "来访")])
+    offered = ("hotline", "online", "visit") if who.role == "hotline" else ("patrol", "video", "visit")
+    channels = [(k, CHANNEL[k]) for k in offered]
     return {"categories": list(ref.categories.values()), "grids": grids, "key": uuid.uuid4().hex,
             "recent": recent, "mine": mine, "hotline": who.role == "hotline", "channels": channels, **extra}
 

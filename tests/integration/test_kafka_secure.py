@@ -75,6 +75,16 @@ class Door:
         security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512", username=user, password=password)
         return KafkaSettings(bootstrap=self.sasl, prefix=self.prefix, security=security.checked())
 
+    def planned(self, *roles: str) -> list[KafkaSettings]:
+        """SCRAM users for ``roles`` holding exactly what `dispatch kafka-acls` plans for them."""
+        users = [self.user(role) for role in roles]
+        grants = plan(self.plain.topics, load_reference().departments, principal_prefix=self.prefix)
+        assert apply(self.plain, grants) == len(grants)
+        for role in roles:
+            who = f"User:{self.prefix}{role}"
+            self.wait_for_acls(who, sum(g.principal == who for g in grants))
+        return users
+
     def principal(self, role: str, acls: list[tuple[ResourceType, str, ACLResourcePatternType, ACLOperation]]
                   ) -> KafkaSettings:
         """A SCRAM-SHA-512 user with these ACLs (resource names relative to the prefix), as settings."""
@@ -210,12 +220,7 @@ def test_a_department_reads_only_its_calls_writes_only_its_answers_and_cannot_cl
     door = Door("desk")
     topics = door.plain.topics
     # the principals hold exactly what `dispatch kafka-acls` plans for them, and nothing else
-    engine_s, relay_s, desk = door.user("engine"), door.user("relay"), door.user("desk-chengguan")
-    ensure_topics(door.plain, departments=load_reference().departments)
-    grants = plan(topics, load_reference().departments, principal_prefix=door.prefix)
-    assert apply(door.plain, grants) == len(grants)
-    for who in ("engine", "relay", "desk-chengguan"):
-        door.wait_for_acls(f"User:{door.prefix}{who}", sum(g.principal == f"User:{door.prefix}{who}" for g in grants))
+    engine_s, relay_s, desk = door.planned("engine", "relay", "desk-chengguan")
     with _database("kafka_desk") as db:
         runtimes = [bootstrap(db) for _ in range(2)]
         try:
@@ -273,12 +278,7 @@ def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim
 
     door = Door("writers")
     topics = door.plain.topics
-    engine_s, hotline, watchdog = door.user("engine"), door.user("hotline"), door.user("watchdog")
-    ensure_topics(door.plain, departments=load_reference().departments)
-    grants = plan(topics, load_reference().departments, principal_prefix=door.prefix)
-    apply(door.plain, grants)
-    for who in ("engine", "hotline", "watchdog"):
-        door.wait_for_acls(f"User:{door.prefix}{who}", sum(g.principal == f"User:{door.prefix}{who}" for g in grants))
+    engine_s, hotline, watchdog = door.planned("engine", "hotline", "watchdog")
     with _database("kafka_writers") as db:
         runtime = bootstrap(db)
         try:
