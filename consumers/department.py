@@ -9,7 +9,9 @@ takes the acting department from the answers topic a message came from, and dead
 body that claims another. (The relay also keeps every call on the shared ``whistle`` topic,
 keyed by department, for operators; desks have no reason to read it.)
 
-Answers are acknowledge / reject / handle commands keyed by ticket id. Command ids are
+Answers are acknowledge / reject / handle commands keyed by ticket id, naming the dispatch
+they answer (``dispatch_no``, from the call's id), so an answer that reaches the engine before
+that dispatch waits for it there and one to a replaced dispatch is refused. Command ids are
 derived from the call (``<dept>:<call>:<ticket>:ack``), so a redelivered call cannot be
 answered twice (the engine refuses a seen command id). Its consumer offsets are committed
 to Kafka after the answers are flushed: a department keeps no database.
@@ -37,7 +39,7 @@ from kafka import KafkaProducer, TopicPartition
 from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
 from dispatch.kafka.topics import department_slug
 from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
-from dispatch.lifecycle import call_state
+from dispatch.lifecycle import call_state, dispatch_no_of
 
 __all__ = ["AutoPolicy", "DepartmentDesk", "Inbox"]
 
@@ -55,7 +57,8 @@ class AutoPolicy:
     def answers(self, department: str, call: dict[str, Any]) -> list[Any]:
         rng = random.Random(f"{self.seed}:{call['ticket_id']}:{call['call_id']}")
         actor = {"role": "department", "id": f"{department}-auto", "department": department}
-        base = {"ticket_id": call["ticket_id"], "actor": actor, "department": department}
+        base = {"ticket_id": call["ticket_id"], "actor": actor, "department": department,
+                "dispatch_no": dispatch_no_of(call["call_id"])}
         at = call["dispatched_at"] + timedelta(minutes=self.ack_delay_minutes)
         cid = f"{department}:{call['call_id']}:{call['ticket_id']}"
         if rng.random() < self.reject_rate:

@@ -43,10 +43,13 @@ from consumers.base import TRANSIENT, PartitionedConsumer, Rewind
 from consumers.process import process_options, run_process
 from dispatch.application import Outcome
 from dispatch.bootstrap import Runtime
-from dispatch.commandlog import ensure_table, row_of
+from dispatch.commandlog import ensure_table
 from dispatch.commands import parse_command
 from dispatch.eventstore import WithOutcomes
-from dispatch.errors import ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer
+from dispatch import parked
+from dispatch.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
+                             Oversized)
+from dispatch.parking import Lot
 from dispatch.kafka import (
     DeadLetter,
     DeadLetterSender,
@@ -109,14 +112,18 @@ class Engine(PartitionedConsumer):
     """``Engine(runtime, settings).run(stop_event)`` or ``.run_until_idle()``."""
 
     def __init__(self, runtime: Runtime, settings: KafkaSettings, *, group: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, **options: Any):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, sweep_seconds: float = 10.0, **options: Any):
         self.app = runtime.app
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         install_fence(self.recorder)
         ensure_table(runtime.engine)
         self.max_message_bytes = max_message_bytes
         self.dead_letters = DeadLetterSender(make_producer(settings), settings.topics.dead_letters)
-        self.counts = {"applied": 0, "refused": 0, "dead": 0, "batches": 0}
+        self.counts = {"applied": 0, "refused": 0, "parked": 0, "dead": 0, "batches": 0}
+        self.db = runtime.engine
+        parked.ensure_table(runtime.engine)
+        self.waiting: int | None = None  # answers parked, as the last batch saw (None: not looked yet)
+        self.sweep_seconds, self._next_sweep = sweep_seconds, time.monotonic()
         # each department's door: its answers topic says which department is acting
         self.doors = {settings.topics.answers_of(d): d for d in runtime.reference.departments}
         # and each writer's own intake: it says who wrote, and so what may be claimed
@@ -127,23 +134,34 @@ class Engine(PartitionedConsumer):
     def stored_position(self, tp: TopicPartition) -> int | None:
         return self.recorder.max_tracking_id(self.source(tp))
 
-    def _decode(self, record: Any) -> tuple[Any, DeadLetter | None]:
+    def _command_of(self, record: Any) -> Any:
+        """The command a message holds, held to what its topic may say (raises ``DispatchError``)."""
         value = record.value
         if value is not None and len(value) > self.max_message_bytes:
-            return None, DeadLetter.of(record, "oversized", f"{len(value)} bytes > {self.max_message_bytes}")
+            raise Oversized(f"{len(value)} bytes > {self.max_message_bytes}")
+        if not value:
+            raise InvalidCommand("empty message")
+        command = parse_command(value)
+        if record.topic in self.doors:
+            command = through_door(command, self.doors[record.topic], record.topic)
+        elif record.topic in self.writers:
+            command = from_writer(command, self.writers[record.topic], record.topic)
+        return command
+
+    def _decode(self, record: Any) -> tuple[Any, DeadLetter | None]:
         try:
-            if not value:
-                raise InvalidCommand("empty message")
-            command = parse_command(value)
-            if record.topic in self.doors:
-                command = through_door(command, self.doors[record.topic], record.topic)
-            elif record.topic in self.writers:
-                command = from_writer(command, self.writers[record.topic], record.topic)
-        except (InvalidCommand, Forbidden) as error:
+            return self._command_of(record), None
+        except (InvalidCommand, Forbidden, Oversized) as error:
             return None, DeadLetter.of(record, error.code, str(error))
-        return command, None
 
     def poll_once(self) -> int:
+        handled = self._poll_once()
+        if self.waiting != 0 and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.sweep_seconds
+            self.sweep()
+        return handled
+
+    def _poll_once(self) -> int:
         """One poll; ALL its partitions' batches go into one transaction (one ``execute_batch``
         with a ``FencedTrackings`` of every partition's position). If that transaction cannot
         be made (a partition lost on the way, a bug meeting a message), each partition is
@@ -212,13 +230,13 @@ class Engine(PartitionedConsumer):
         expected = {tp: self.owned[tp] for tp, _ in parts}
         lasts = {tp: records[-1].offset if records else last_offset for tp, records in parts}
         dead = list(dead or [])
-        commands, origins = [], []
+        commands, origins = [], {}
         for _, records in parts:
             for record in records:
                 command, letter = self._decode(record)
                 if letter is None:
                     commands.append(command)
-                    origins.append(record)
+                    origins[id(command)] = record
                 else:
                     dead.append(letter)
 
@@ -226,51 +244,85 @@ class Engine(PartitionedConsumer):
                   if last is not None]
         inner = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
         tracking = WithOutcomes(inner.application_name, inner.notification_id, inner=inner)
+        lot = Lot(parked.waiting(self.db) if commands else {}, lambda tickets: parked.load(self.db, tickets),
+                  self._command_of, lambda command: origins[id(command)])
 
         def before_record(outcomes: list[Outcome]) -> None:
-            # every command's outcome is logged with the batch (the HTTP API answers from it)
-            tracking.rows.extend(row for row in map(row_of, commands, outcomes) if row is not None)
-            for outcome, record in zip(outcomes, origins):
-                if outcome.error is not None:
-                    dead.append(DeadLetter.of(record, outcome.error.code, str(outcome.error),
-                                              ticket_id=outcome.ticket_id))
-            dead.sort(key=lambda letter: (letter.partition, letter.offset))
+            lot.settle(outcomes, tracking, dead)
             if not all(self.owns(tp, stored) for tp, stored in expected.items()):
                 raise _PartitionLost
             self.dead_letters.send_all(dead)
 
         started = time.perf_counter()
         try:
-            outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record)
+            outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record, gate=lot)
         except ConcurrentChange as error:
             raise Rewind(str(error)) from None
-        if self.health is not None:
-            self.health.batch_seconds.observe(time.perf_counter() - started)
-            for outcome in outcomes:
-                refusal = outcome.error
-                self.health.outcomes.labels("applied" if refusal is None else refusal.code).inc()
-            for letter in dead:
-                self.health.dead_letters.labels(letter.code).inc()
         for tp, last in lasts.items():
             self.owned[tp] = last
-        self.dead_letters.count(dead)
+        self._count(lot, outcomes, dead, time.perf_counter() - started)
         applied_in: dict[int, int] = {}
-        for outcome, record in zip(outcomes, origins):
-            if outcome.ok:
+        for outcome in lot.final(outcomes):
+            record = origins.get(id(outcome.command))
+            if outcome.ok and record is not None:
                 applied_in[record.partition] = applied_in.get(record.partition, 0) + 1
         dead_in: dict[int, int] = {}
         for letter in dead:
             dead_in[letter.partition] = dead_in.get(letter.partition, 0) + 1
-        applied = sum(applied_in.values())
-        self.counts["applied"] += applied
-        self.counts["refused"] += len(outcomes) - applied
-        self.counts["dead"] += len(dead)
-        self.counts["batches"] += 1
         for tp, records in parts:
             log.info("batch applied", topic=tp.topic, partition=tp.partition,
                      first_offset=records[0].offset if records else lasts[tp], last_offset=lasts[tp],
                      messages=len(records), applied=applied_in.get(tp.partition, 0),
                      dead=dead_in.get(tp.partition, 0), lag=self.lag(tp))
+
+    def _count(self, lot: Lot, outcomes: list[Outcome], dead: list[DeadLetter], seconds: float) -> None:
+        outcomes = lot.final(outcomes)
+        parked_now = sum(lot.is_parked(o) for o in outcomes)
+        applied = sum(o.ok for o in outcomes)
+        self.counts["applied"] += applied
+        self.counts["parked"] += parked_now
+        self.counts["refused"] += len(outcomes) - applied - parked_now
+        self.counts["dead"] += len(dead)
+        self.counts["batches"] += 1
+        self.waiting = lot.total
+        self.dead_letters.count(dead)
+        if self.health is not None:
+            self.health.batch_seconds.observe(seconds)
+            for outcome in outcomes:
+                label = "parked" if lot.is_parked(outcome) else "applied" if outcome.error is None \
+                    else outcome.error.code
+                self.health.outcomes.labels(label).inc()
+            for letter in dead:
+                self.health.dead_letters.labels(letter.code).inc()
+            self.health.parked.set(lot.total)
+
+    def sweep(self) -> int:
+        """Try every parked answer again, in a transaction of its own (no partition moves): an
+        answer whose dispatch another engine applied is applied now. Returns how many remain."""
+        rows = parked.load(self.db)
+        if not rows:
+            self.waiting = 0
+            return 0
+        lot, commands = Lot.sweeping(rows, self._command_of)
+        tracking = WithOutcomes("parked", 0)
+        dead: list[DeadLetter] = []
+
+        def before_record(outcomes: list[Outcome]) -> None:
+            lot.settle(outcomes, tracking, dead)
+            self.dead_letters.send_all(dead)
+
+        started = time.perf_counter()
+        try:
+            outcomes = self.app.execute_batch(commands, tracking=tracking, before_record=before_record, gate=lot)
+        except ConcurrentChange:  # another engine settled some of them meanwhile: the next sweep sees
+            log.info("parked answers changed meanwhile; sweeping again later")
+            return len(rows)
+        remaining = len(rows) - len(tracking.unparked)
+        lot.total = remaining
+        self._count(lot, outcomes, dead, time.perf_counter() - started)
+        if tracking.unparked:
+            log.info("parked answers settled", settled=len(tracking.unparked), waiting=remaining)
+        return remaining
 
     def close(self) -> None:
         super().close()

@@ -3,7 +3,8 @@ on a port of its own (``--metrics-port``; 0 or none: not served):
 
 - ``/metrics`` — Prometheus text: consumer lag per partition, commands by outcome (applied, or
   the refusal's code), dead letters by code, batch latency, relay and projector lag, watchdog
-  escalations and the overdue calls it saw, and whether each dependency answers;
+  escalations and the overdue calls it saw, answers parked for their dispatch, a desk's calls and
+  answers, and whether each dependency answers;
 - ``/healthz`` — 200 while the process runs;
 - ``/readyz`` — 200 while its database and broker answer, else 503 with what is down.
 
@@ -45,6 +46,9 @@ class ProcessHealth:
         self.escalations = Counter("dispatch_watchdog_escalations", "Escalations the watchdog recorded", registry=r)
         self.overdue = Gauge("dispatch_overdue_deadlines", "Missed deadlines the watchdog's last pass found",
                              registry=r)
+        self.parked = Gauge("dispatch_parked_answers", "Answers waiting for the dispatch they answer", registry=r)
+        self.calls = Counter("dispatch_desk_calls", "Whistle calls a department's desk received", registry=r)
+        self.answers = Counter("dispatch_desk_answers", "Answers a department's desk sent", registry=r)
         self.up = Gauge("dispatch_dependency_up", "1 while the dependency answers", ["dependency"], registry=r)
         self.down: dict[str, str] = {}
         for dependency in ("database", "kafka"):

@@ -8,9 +8,10 @@ transaction. A refused command changes nothing and is reported in its ``Outcome`
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -29,7 +30,7 @@ from dispatch.reference import Reference
 from dispatch.sla import SlaPolicy
 from dispatch.timewindow import TimeWindow
 
-__all__ = ["DispatchApp", "Outcome"]
+__all__ = ["DispatchApp", "Gate", "Outcome"]
 
 log = structlog.get_logger("dispatch.app")
 
@@ -47,6 +48,15 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Gate(Protocol):
+    """What may hold a batch's commands back and bring others in (the Kafka engine's parking,
+    ``dispatch.parking``): ``holds(command)`` is the error to hold a command with instead of
+    running it (or None); ``after(command, outcome)`` the commands to run next, right after it."""
+
+    def holds(self, command: Any) -> DispatchError | None: ...
+    def after(self, command: Any, outcome: Outcome) -> list[Any]: ...
 
 
 class _Batch:
@@ -197,16 +207,19 @@ class DispatchApp(Application[UUID]):
         commands: Iterable[Any],
         tracking: Tracking | None = None,
         before_record: Callable[[list[Outcome]], None] | None = None,
+        gate: Gate | None = None,
     ) -> list[Outcome]:
         """Apply commands in order; record every accepted event and ``tracking`` atomically.
 
         ``before_record(outcomes)`` runs after the commands ran and before anything is
         recorded; if it raises, nothing is recorded (the Kafka engine sends a batch's
-        dead letters here, so they are safe before the batch's position is)."""
+        dead letters here, so they are safe before the batch's position is). ``gate`` may
+        hold commands back and run others after one (``Gate``): the outcomes are then in the
+        order the commands ran, one each time a command ran (a held command run again later has two)."""
         commands = list(commands)
         batch = _Batch(self, commands)
         try:
-            outcomes = self._run(batch, commands, before_record)
+            outcomes = self._run(batch, commands, before_record, gate)
             numbered = batch.numbered()
             self.record(batch.tickets.values(), tracking)
         except BaseException:
@@ -217,12 +230,17 @@ class DispatchApp(Application[UUID]):
         self.ticket_cache.keep(list(batch.tickets.values()))
         return outcomes
 
-    def _run(self, batch: _Batch, commands: list[Any],
-             before_record: Callable[[list[Outcome]], None] | None) -> list[Outcome]:
+    def _run(self, batch: _Batch, commands: list[Any], before_record: Callable[[list[Outcome]], None] | None,
+             gate: Gate | None = None) -> list[Outcome]:
         outcomes = []
-        for command in commands:
+        queue = deque(commands)
+        while queue:
+            command = queue.popleft()
             outcome = Outcome(command, ticket_id=getattr(command, "ticket_id", None))
+            held = gate.holds(command) if gate is not None else None
             try:
+                if held is not None:
+                    raise held
                 self.time_window.check(command.occurred_at, self.clock.now())
                 ticket = HANDLERS[type(command)](batch, command)
             except DispatchError as error:
@@ -233,6 +251,8 @@ class DispatchApp(Application[UUID]):
                 outcome.events = [type(ticket.pending_events[-1]).__name__]  # one event per command
                 outcome.version = ticket.version
             outcomes.append(outcome)
+            if gate is not None:
+                queue.extendleft(reversed(gate.after(command, outcome)))
         if before_record is not None:
             before_record(outcomes)
         return outcomes

@@ -164,11 +164,18 @@ class Dispatch(_OnTicket):
     reason: Text = ""
 
 
+DispatchNo = Annotated[int, Field(ge=1, le=10_000, description=(
+    "the dispatch (吹哨) this answers: the n of the call's call_id \"<n>:<department>\". Optional; when given, "
+    "an answer to a dispatch a later one replaced is refused, and one to a dispatch not yet applied waits for it "
+    "(the Kafka engine parks it) or is refused (other doors)"))]
+
+
 class Acknowledge(_OnTicket):
     """报到: a department reports in on its call."""
 
     type: Literal["acknowledge"] = "acknowledge"
     department: Name
+    dispatch_no: DispatchNo | None = None
 
 
 class Reject(_OnTicket):
@@ -176,6 +183,7 @@ class Reject(_OnTicket):
 
     type: Literal["reject"] = "reject"
     department: Name
+    dispatch_no: DispatchNo | None = None
     reason: Annotated[str, Field(min_length=1, max_length=4000,
                                  pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
 
@@ -183,6 +191,7 @@ class Reject(_OnTicket):
 class Handle(_OnTicket):
     type: Literal["handle"] = "handle"
     department: Name
+    dispatch_no: DispatchNo | None = None
     result: Text = ""
 
 
@@ -230,6 +239,7 @@ class RequestExtension(_OnTicket):
 
     type: Literal["request_extension"] = "request_extension"
     department: Name
+    dispatch_no: DispatchNo | None = None
     minutes: Annotated[int, Field(ge=1, le=366 * 24 * 60)]
     reason: _Reason
 

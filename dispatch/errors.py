@@ -330,6 +330,23 @@ class CallAlreadyAnswered(TransitionError):
     pass
 
 
+class AwaitingDispatch(TransitionError):
+    """An answer to a dispatch (吹哨) the ticket has not reached yet. The Kafka engine parks it
+    until the ticket reaches that dispatch (``dispatch.parking``); any other door refuses it."""
+
+
+class CallReplaced(TransitionError):
+    """An answer to a dispatch a later one has replaced: its call is no longer open."""
+
+
+class ParkingFull(DispatchError):
+    """Too many answers already wait for their dispatch (per ticket, or in all)."""
+
+
+class Oversized(DispatchError):
+    """A message over the engine's size limit."""
+
+
 class NotLeadDepartment(TransitionError):
     pass
 

@@ -39,6 +39,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
 from dispatch.commandlog import COLUMNS, OUTCOME_TYPES
+from dispatch.parked import PARKED_COLUMNS
 
 __all__ = ["FencedTracking", "FencedTrackings", "WithOutcomes", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
            "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
@@ -69,11 +70,15 @@ class FencedTrackings(Tracking):
 
 @dataclass(frozen=True)
 class WithOutcomes(Tracking):
-    """A position (``inner``) and the command log rows of the batch it closes
-    (``dispatch.commandlog``): written in the transaction of the batch's events."""
+    """A position (``inner``, or None) and what else the batch it closes writes, in the
+    transaction of the batch's events: its command log rows (``dispatch.commandlog``), the
+    answers it parks and the parked answers it applied or gave up (``dispatch.parked``: a
+    row already gone fails the transaction — another engine took that answer meanwhile)."""
 
     inner: Tracking | None = None
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    parked: list[tuple[Any, ...]] = field(default_factory=list)
+    unparked: list[int] = field(default_factory=list)
 
 
 class _Fenced:
@@ -83,9 +88,19 @@ class _Fenced:
     _fence_update: str
 
     _outcome_insert: str
+    _park_insert: str
+    _unpark: str  # one placeholder: SQLite repeats it per id
 
     def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
         curs.executemany(self._outcome_insert, rows)
+
+    def _unpark_ids(self, curs: Any, ids: list[int]) -> int:
+        gone = 0
+        for i in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = ids[i:i + _SQLITE_CHUNK]
+            curs.execute(self._unpark.replace("?", ",".join("?" * len(chunk))), chunk)
+            gone += getattr(curs, "sqlite_cursor", curs).rowcount  # eventsourcing's wrapper has no rowcount
+        return gone
 
     def _insert_tracking(self, curs: Any, tracking: Tracking) -> None:
         if isinstance(tracking, WithOutcomes):
@@ -93,6 +108,10 @@ class _Fenced:
                 self._insert_tracking(curs, tracking.inner)
             if tracking.rows:
                 self._insert_outcomes(curs, tracking.rows)
+            if tracking.unparked and self._unpark_ids(curs, tracking.unparked) != len(set(tracking.unparked)):
+                raise IntegrityError("a parked answer was taken by another engine meanwhile")
+            if tracking.parked:
+                curs.executemany(self._park_insert, tracking.parked)
             return
         if isinstance(tracking, FencedTrackings):
             for part in tracking.parts:
@@ -113,6 +132,9 @@ class _Fenced:
 class SQLiteStore(_Fenced, SQLiteProcessRecorder):
     _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
                        "ON CONFLICT (command_id) DO NOTHING")
+    _park_insert = (f"INSERT INTO parked_answers ({', '.join(PARKED_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(PARKED_COLUMNS))}) ON CONFLICT (source) DO NOTHING")
+    _unpark = "DELETE FROM parked_answers WHERE id IN (?)"
     _fence_insert = "INSERT INTO tracking VALUES (:name, :new) ON CONFLICT DO NOTHING RETURNING notification_id"
     _fence_update = ("UPDATE tracking SET notification_id = :new "
                      "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")
@@ -130,8 +152,15 @@ def _postgres_store() -> type:
         _outcome_insert = (f"INSERT INTO command_outcomes ({', '.join(COLUMNS)}) SELECT * FROM unnest("
                            + ", ".join(f"%s::{kind}[]" for kind in OUTCOME_TYPES) + ") ON CONFLICT (command_id) DO NOTHING")
 
+        _park_insert = (f"INSERT INTO parked_answers ({', '.join(PARKED_COLUMNS)}) "
+                        f"VALUES ({', '.join(['%s'] * len(PARKED_COLUMNS))}) ON CONFLICT (source) DO NOTHING")
+
         def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
             curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)
+
+        def _unpark_ids(self, curs: Any, ids: list[int]) -> int:
+            curs.execute("DELETE FROM parked_answers WHERE id = ANY(%s)", [ids])
+            return int(curs.rowcount)
 
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)

@@ -130,6 +130,11 @@ def call_id_for(dispatch_no: int, department: str) -> str:
     return f"{dispatch_no}:{department}"
 
 
+def dispatch_no_of(call_id: str) -> int:
+    """The dispatch a call belongs to: the ``n`` of ``"<n>:<department>"``."""
+    return int(call_id.split(":", 1)[0])
+
+
 # The names of a ticket's SLA deadlines (the timeline's clock, the watchdog's Escalate commands).
 def ack_deadline(call_id: str) -> str:
     return f"ack:{call_id}"

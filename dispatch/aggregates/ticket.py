@@ -21,6 +21,8 @@ from eventsourcing.domain import Aggregate, event
 from dispatch.errors import (
     AlreadyEscalated,
     AlreadyOnHold,
+    AwaitingDispatch,
+    CallReplaced,
     DuplicateOfEnded,
     ExtensionPending,
     NoExtensionPending,
@@ -227,6 +229,17 @@ class Ticket(Aggregate):
         if self.status not in LIFECYCLE[kind].came_from:
             raise error(f"cannot {step} ticket {self.id}: it is {self.status}")
 
+    def _at_dispatch(self, dispatch_no: int | None) -> None:
+        """An answer that names its dispatch (the ``n`` of its call ``n:<department>``) answers
+        that dispatch only: not one still to come, not one a later dispatch replaced."""
+        if dispatch_no is None or dispatch_no == self.dispatch_no:
+            return
+        if dispatch_no > self.dispatch_no:
+            raise AwaitingDispatch(f"ticket {self.id} has not reached dispatch {dispatch_no} yet "
+                                   f"(it is at dispatch {self.dispatch_no})")
+        raise CallReplaced(f"dispatch {dispatch_no} of ticket {self.id} was replaced by dispatch {self.dispatch_no}; "
+                           "its calls are closed")
+
     def _open_call(self, department: str, occurred_at: datetime) -> Call:
         if self.status not in LIFECYCLE["Acknowledged"].came_from:
             raise TicketNotDispatched(f"cannot answer for ticket {self.id}: it is {self.status}, no whistle is open")
@@ -311,19 +324,23 @@ class Ticket(Aggregate):
         else:
             self._redispatched(reason=reason, **kwargs)
 
-    def acknowledge(self, *, occurred_at: datetime, actor: Actor, department: str, command_id: str | None = None) -> None:
+    def acknowledge(self, *, occurred_at: datetime, actor: Actor, department: str, command_id: str | None = None,
+                    dispatch_no: int | None = None) -> None:
         """报到: the department reports in on its call."""
         self._check(occurred_at, command_id, answer=True)
+        self._at_dispatch(dispatch_no)
         call = self._open_call(department, occurred_at)
         self._acknowledged(
             occurred_at=occurred_at, actor=actor, command_id=command_id, call_id=call["call_id"], department=department
         )
 
     def reject(
-        self, *, occurred_at: datetime, actor: Actor, department: str, reason: str, command_id: str | None = None
+        self, *, occurred_at: datetime, actor: Actor, department: str, reason: str, command_id: str | None = None,
+        dispatch_no: int | None = None,
     ) -> None:
         """退单: "not our responsibility". A rejected lead call waits for a redispatch."""
         self._check(occurred_at, command_id, answer=True)
+        self._at_dispatch(dispatch_no)
         call = self._open_call(department, occurred_at)
         if not reason.strip():
             raise IllegalTransition("a rejection needs a reason")
@@ -336,9 +353,11 @@ class Ticket(Aggregate):
             reason=reason,
         )
 
-    def handle(self, *, occurred_at: datetime, actor: Actor, department: str, result: str, command_id: str | None = None) -> None:
+    def handle(self, *, occurred_at: datetime, actor: Actor, department: str, result: str, command_id: str | None = None,
+               dispatch_no: int | None = None) -> None:
         """处置: the lead department records that the issue is dealt with."""
         self._check(occurred_at, command_id)
+        self._at_dispatch(dispatch_no)
         if self.status not in LIFECYCLE["Handled"].came_from:
             raise TicketNotDispatched(f"cannot handle ticket {self.id}: it is {self.status}")
         call = next((c for c in self.calls.values() if c["department"] == department), None)
@@ -474,9 +493,10 @@ class Ticket(Aggregate):
                      override=override.strip() or None)
 
     def request_extension(self, *, occurred_at: datetime, actor: Actor, department: str, minutes: int, reason: str,
-                          command_id: str | None = None) -> None:
+                          command_id: str | None = None, dispatch_no: int | None = None) -> None:
         """延期申请: the lead department asks for ``minutes`` more (in the dispatch's time basis)."""
         self._check(occurred_at, command_id)
+        self._at_dispatch(dispatch_no)
         self._require("ExtensionRequested", TicketNotDispatched, "extend")
         if department != self.lead:
             raise NotLeadDepartment(f"only the lead department {self.lead} asks to extend ticket {self.id}")
