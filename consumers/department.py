@@ -36,6 +36,7 @@ from uuid import UUID
 import structlog
 from kafka import KafkaProducer, TopicPartition
 
+from consumers.health import ProcessHealth
 from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
 from dispatch.kafka.topics import department_slug
 from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
@@ -108,8 +109,8 @@ class Inbox:
 
 class DepartmentDesk:
     def __init__(self, settings: KafkaSettings, department: str, *, auto: AutoPolicy | None = None,
-                 producer: KafkaProducer | None = None, group: str | None = None):
-        self.settings, self.department, self.auto = settings, department, auto
+                 producer: KafkaProducer | None = None, group: str | None = None, health: ProcessHealth | None = None):
+        self.settings, self.department, self.auto, self.health = settings, department, auto, health
         self.topics = settings.topics
         self.group = group or f"{settings.prefix}department.{department_slug(department)}"
         self._producer = producer
@@ -161,6 +162,8 @@ class DepartmentDesk:
         for future in futures:
             future.get(timeout=60)
         self.counts["answers_sent"] += len(futures)
+        if self.health is not None:
+            self.health.answers.inc(len(futures))
 
     def follow(self, stop: threading.Event, on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Receive calls as they come; in auto mode answer them. Commits offsets after answering."""
@@ -182,6 +185,8 @@ class DepartmentDesk:
                         on_message(message)
                     if message["kind"] == "call":
                         self.counts["calls"] += 1
+                        if self.health is not None:
+                            self.health.calls.inc()
                         if self.auto is not None:
                             answers += self.auto.answers(self.department, message)
                 structlog.contextvars.clear_contextvars()
@@ -190,6 +195,10 @@ class DepartmentDesk:
                     log.info("answered calls", department=self.department, commands=len(answers))
                 if records:
                     consumer.commit()
+                if self.health is not None:
+                    highwater = consumer.highwater(tp)
+                    if highwater is not None:
+                        self.health.set_lag(tp.topic, tp.partition, highwater - consumer.position(tp))
         finally:
             consumer.close()
 

@@ -159,8 +159,9 @@ def _postgres_store() -> type:
             curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)
 
         def _unpark_ids(self, curs: Any, ids: list[int]) -> int:
-            curs.execute("DELETE FROM parked_answers WHERE id = ANY(%s)", [ids])
-            return int(curs.rowcount)
+            # RETURNING, not rowcount: the transaction may run in pipeline mode, where a count waits
+            curs.execute("DELETE FROM parked_answers WHERE id = ANY(%s) RETURNING id", [ids])
+            return len(curs.fetchall())
 
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)

@@ -176,11 +176,12 @@ def schemas(out: str) -> None:
 @click.option("--result", default="", help="What was done (with --handle).")
 @click.option("--at", metavar="TIME", help="Business time of the answer [default now].")
 @click.option("--as", "person", default=None, help="Who answers [default <dept>-desk].")
+@metrics_option
 @pass_ctx
 def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: str, inbox: bool, auto: bool,
                ack_delay_minutes: float, handle_delay_minutes: float, reject_rate: float, seed: int,
                ack_ticket: str | None, reject_ticket: str | None, handle_ticket: str | None, reason: str,
-               result: str, at: str | None, person: str | None) -> None:
+               result: str, at: str | None, person: str | None, metrics_port: int | None) -> None:
     """A department's desk: receive its whistle calls and answer them on intake."""
     from consumers.department import AutoPolicy, DepartmentDesk, call_line
     from consumers.engine import stop_on_signals
@@ -211,9 +212,17 @@ def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: 
             calls = desk.inbox()
             ctx.emit(calls, lambda: click.echo("\n".join(call_line(c) for c in calls) or "inbox empty"))
         else:
+            from consumers.health import ProcessHealth
+
             if auto:
                 desk.auto = AutoPolicy(ack_delay_minutes, handle_delay_minutes, reject_rate, seed)
-            desk.follow(stop_on_signals(), on_message=None if ctx.as_json else lambda m: click.echo(call_line(m)))
+            desk.health = ProcessHealth(f"desk {dept_id}")
+            if metrics_port is not None:
+                desk.health.serve(metrics_port)
+            try:
+                desk.follow(stop_on_signals(), on_message=None if ctx.as_json else lambda m: click.echo(call_line(m)))
+            finally:
+                desk.health.close()
     finally:
         desk.close()
 

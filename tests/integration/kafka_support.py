@@ -43,13 +43,21 @@ class Stack:
 
     def engine_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """``python -m consumers.engine`` against this stack, logging JSON to ``<logs>/<name>.log``."""
+        return self.process(name, "consumers.engine", "--session-timeout-ms", "6000", *args)
+
+    def process(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
+        """``python -m consumers.<module>`` (or ``dispatch``, a CLI command) against this stack,
+        logging to ``<logs>/<name>.log``."""
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(
-            [sys.executable, "-m", "consumers.engine", "--db", self.db_url, "--kafka", self.settings.bootstrap,
-             "--topic-prefix", self.settings.prefix, "--log-level", "INFO", "--session-timeout-ms", "6000",
-             *args],
-            cwd=REPO_ROOT, stdout=log, stderr=log, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
-        )
+        if module == "dispatch":
+            command, *rest = args
+            argv = ["dispatch", "--db", self.db_url, "-v", command, "--kafka", self.settings.bootstrap,
+                    "--topic-prefix", self.settings.prefix, *rest]
+        else:
+            argv = [module, "--db", self.db_url, "--kafka", self.settings.bootstrap,
+                    "--topic-prefix", self.settings.prefix, "--log-level", "INFO", *args]
+        return subprocess.Popen([sys.executable, "-m", *argv], cwd=REPO_ROOT, stdout=log, stderr=log,
+                                env=os.environ | {"PYTHONPATH": str(REPO_ROOT)})
 
     def log_lines(self, name: str) -> list[dict[str, Any]]:
         lines = []

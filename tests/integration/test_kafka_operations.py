@@ -5,6 +5,7 @@ on with nothing lost or doubled; the metrics endpoint shows the lag and outcomes
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
 from tests.integration.kafka_support import intake_caught_up, kill, stack, stored_command_ids, wait_for
 from tests.integration.servers import postgres_start, postgres_stop
@@ -151,3 +153,80 @@ def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing
             kill(engine)
         _exactly_once(runtime.app, messages)
         runtime.close()
+
+
+def test_every_process_serves_metrics_that_move_with_its_work(tmp_path: Any) -> None:
+    """The engine, relay, projector, watchdog and a department's desk, each on its own port: the
+    counters and lags each one owns move while a stream goes through all five."""
+    with stack(tmp_path, "metrics") as s:
+        bootstrap(s.db_url).close()  # the store, made as `dispatch init` would (the CLI's commands ask for one)
+        ports = {name: _port() for name in ("engine", "relay", "projector", "watchdog", "desk")}
+        processes = [
+            s.engine_process("engine", "--metrics-port", str(ports["engine"])),
+            s.process("relay", "consumers.relay", "--metrics-port", str(ports["relay"])),
+            s.process("projector", "consumers.projector", "--metrics-port", str(ports["projector"])),
+            # business times months ago: every acknowledgement deadline is missed as of now
+            s.process("watchdog", "dispatch", "watchdog", "--interval", "2", "--metrics-port", str(ports["watchdog"])),
+            s.process("desk", "dispatch", "department", "--dept", "chengguan", "--auto",
+                      "--metrics-port", str(ports["desk"])),
+        ]
+
+        def scrape(name: str) -> str:
+            return httpx.get(f"http://127.0.0.1:{ports[name]}/metrics", timeout=5).text
+
+        try:
+            before = {name: wait_for(lambda n=name: _answers(ports[n]) and scrape(n), timeout=120,
+                                     what=f"the {name}'s metrics endpoint") for name in ports}
+            centre = {"role": "centre", "id": "c-1"}
+            messages = []
+            for n in range(20):
+                ref = f"12345-m{n}"
+                ticket = str(ticket_id_for(external_ref=ref, channel="hotline"))
+                for k, body in enumerate([
+                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
+                         "external_ref": ref},
+                        {"type": "accept", "actor": centre, "ticket_id": ticket},
+                        # 城管 (whose desk runs) leads half; 环卫 (no desk: its calls go overdue) the rest
+                        {"type": "dispatch", "actor": centre, "ticket_id": ticket,
+                         "lead": "chengguan" if n % 2 == 0 else "huanwei", "cooperating": []}]):
+                    at = (T0 + timedelta(minutes=n + k)).isoformat()
+                    messages.append((ticket.encode(), json.dumps(body | {"command_id": f"m{n}-{k}", "occurred_at": at},
+                                                                 ensure_ascii=False).encode()))
+            producer = make_producer(s.settings)
+            produce(producer, s.topics.intake, messages)
+            producer.close()
+
+            def moved(name: str, metric: str, **labels: str) -> bool:
+                return _metric(scrape(name), metric, **labels) > _metric(before[name], metric, **labels)
+
+            wait_for(lambda: moved("engine", "dispatch_commands_total", outcome="applied"), timeout=120,
+                     what="the engine's applied counter")
+            wait_for(lambda: moved("relay", "dispatch_events_total"), timeout=120, what="the relay's events")
+            wait_for(lambda: moved("projector", "dispatch_events_total"), timeout=120, what="the projector's events")
+            wait_for(lambda: moved("desk", "dispatch_desk_calls_total") and moved("desk", "dispatch_desk_answers_total"),
+                     timeout=120, what="the desk's calls and answers")
+            wait_for(lambda: moved("watchdog", "dispatch_watchdog_escalations_total"), timeout=120,
+                     what="the watchdog's escalations")
+            # the desk's answers came through its door: the engine applied them too
+            wait_for(lambda: _metric(scrape("engine"), "dispatch_commands_total", outcome="applied") >= 60 + 10 + 10,
+                     timeout=120, what="the desk's answers applied")
+            # lags: per partition for the consumers, of the store for the relay, of its door for the desk
+            engine, projector, desk = scrape("engine"), scrape("projector"), scrape("desk")
+            assert f'topic="{s.topics.intake}"' in engine and "dispatch_consumer_lag{" in engine
+            assert f'topic="{s.topics.ticket_events}"' in projector
+            assert f'topic="{s.topics.whistle_of("chengguan")}"' in desk
+            assert "dispatch_store_lag_events" in scrape("relay")
+            assert _metric(scrape("watchdog"), "dispatch_overdue_deadlines") > 0
+            for name in ports:
+                assert httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5).status_code == 200, name
+        finally:
+            for process in processes:
+                kill(process, signal.SIGTERM)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

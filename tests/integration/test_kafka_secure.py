@@ -313,3 +313,60 @@ def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim
                 assert type(events[0]).__name__ == "Reported"
         finally:
             runtime.close()
+
+
+def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_applied(tmp_path: Any) -> None:
+    from dispatch import parked
+    from dispatch.commands import Acknowledge, Handle
+
+    from consumers.department import DepartmentDesk
+
+    door = Door("park")
+    topics = door.plain.topics
+    engine_s, huanwei_s = door.planned("engine", "desk-huanwei")
+    with _database("kafka_park") as db:
+        runtime = bootstrap(db)
+        try:
+            # no sweeps: the dispatch itself must wake the answer
+            with threads(Engine(runtime, engine_s, sweep_seconds=3600)):
+                centre = {"role": "centre", "id": "c-1"}
+                ticket = str(ticket_id_for(external_ref="12345-8", channel="hotline"))
+                for n, step in enumerate([
+                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
+                         "external_ref": "12345-8"},
+                        {"type": "accept", "actor": centre, "ticket_id": ticket},
+                        {"type": "dispatch", "actor": centre, "ticket_id": ticket, "lead": "chengguan",
+                         "cooperating": []}]):
+                    _send(door.plain, topics.intake, ticket, step | {
+                        "command_id": f"park-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+                _send(door.plain, topics.answers_of("chengguan"), ticket, {
+                    "type": "reject", "actor": {"role": "department", "id": "cg"}, "department": "chengguan",
+                    "ticket_id": ticket, "dispatch_no": 1, "reason": "不属于本部门", "command_id": "park-3",
+                    "occurred_at": (T0 + timedelta(minutes=5)).isoformat()})
+                wait_for(lambda: runtime.app.get_ticket(uuid.UUID(ticket)).status == "awaiting_redispatch",
+                         timeout=60, what="城管's rejection")
+                # 环卫's desk answers dispatch 2 (it signs in as itself, on its own door) before the centre's
+                # redispatch reaches the engine
+                desk = DepartmentDesk(huanwei_s, "huanwei")
+                actor = {"role": "department", "id": "hw-desk", "department": "huanwei"}
+                desk.send([Acknowledge(ticket_id=uuid.UUID(ticket), actor=actor, department="huanwei", dispatch_no=2,
+                                       command_id="hw-ack", occurred_at=T0 + timedelta(minutes=30)),
+                           Handle(ticket_id=uuid.UUID(ticket), actor=actor, department="huanwei", dispatch_no=2,
+                                  command_id="hw-handle", result="已清运", occurred_at=T0 + timedelta(minutes=90))])
+                desk.close()
+                waiting = wait_for(lambda: len(parked.load(runtime.engine)) == 2 and parked.load(runtime.engine),
+                                   timeout=60, what="both answers parked")
+                assert [(p.dispatch_no, p.topic) for p in waiting] == [(2, topics.answers_of("huanwei"))] * 2
+                _send(door.plain, topics.intake, ticket, {
+                    "type": "dispatch", "actor": centre, "ticket_id": ticket, "lead": "huanwei", "cooperating": [],
+                    "reason": "改派", "command_id": "park-4", "occurred_at": (T0 + timedelta(minutes=10)).isoformat()})
+                wait_for(lambda: runtime.app.get_ticket(uuid.UUID(ticket)).status == "handled", timeout=60,
+                         what="the parked answers applied after the redispatch")
+            events = [type(e).__name__ for e in runtime.app.events.get(uuid.UUID(ticket))]
+            assert events == ["Reported", "Accepted", "Dispatched", "Rejected", "Redispatched", "Acknowledged",
+                              "Handled"]
+            assert parked.load(runtime.engine) == []
+            assert read_topic(door.plain, topics.dead_letters) == []
+        finally:
+            runtime.close()
