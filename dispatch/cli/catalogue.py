@@ -61,6 +61,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'Create the database and store the reference data (the bundled sample by default).'),
     'overdue': ('dispatch.cli.views',
         "What is late now: the centre's accept and dispatch deadlines, departments' report-in and handling deadlines missed, by how much, at which level (held tickets stand still)."),
+    'parked': ('dispatch.cli.kafka',
+        'Show the answers waiting for the dispatch they answer (the engine parked them).'),
     'places': ('dispatch.cli.reference',
         'Districts, streets, communities and grids (ids beside names: give either to a command).'),
     'project': ('dispatch.cli.kafka',

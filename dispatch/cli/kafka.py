@@ -256,3 +256,16 @@ def dead_letters(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, limi
              "value": (d.value or b"")[:200].decode("utf-8", "replace")} for d in letters]
     ctx.emit(rows, lambda: click.echo("\n".join(f"{r['source']}  {r['code']}  {r['message']}" for r in rows)
                                       or "no dead letters"))
+
+
+@main.command()
+@pass_ctx
+def parked(ctx: Ctx) -> None:
+    """Show the answers waiting for the dispatch they answer (the engine parked them)."""
+    from dispatch import parked as lot
+
+    lot.ensure_table(ctx.runtime.engine)
+    rows = lot.describe(ctx.runtime.engine)
+    ctx.emit(rows, lambda: click.echo("\n".join(
+        f"{r['ticket_id']}  waits for dispatch {r['dispatch_no']}  {r['source']}  at {r['occurred_at']}"
+        for r in rows) or "no answer is waiting"))

@@ -48,8 +48,9 @@ def test_the_procfile_runs_the_units_commands() -> None:
     procfile = {line.split(":", 1)[0]: line.split(":", 1)[1].strip()
                 for line in (REPO / "Procfile").read_text(encoding="utf-8").splitlines()
                 if line and not line.startswith("#")}
-    assert set(procfile) == {"engine", "relay", "projector", "watchdog", "web"}
+    assert set(procfile) == {"engine", "relay", "projector", "watchdog", "web", "desk-chengguan"}
     for name, command in procfile.items():
-        unit = (UNITS / f"dispatch-{name}.service").read_text(encoding="utf-8")
+        unit_name = "desk@" if name.startswith("desk-") else name  # a department's desk: the template
+        unit = (UNITS / f"dispatch-{unit_name}.service").read_text(encoding="utf-8")
         verb = command.split()[1]
         assert f"{INSTALLED} {verb}" in unit, (name, verb)
