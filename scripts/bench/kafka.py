@@ -22,6 +22,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.commands import command_to_json
 from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
 from dispatch.kafka.load import produce
+from dispatch.kafka.security import KafkaSecurity
 from dispatch.reference import load_reference
 from dispatch.simulation import simulate
 
@@ -41,8 +42,9 @@ def intake_messages(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
 def _settings(name: str, intake_partitions: int = 6) -> KafkaSettings:
     settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=unique_prefix(name),
                              partitions={"intake": intake_partitions, "ticket-events": 6, "whistle": 3,
-                                         "dead-letters": 1})
-    ensure_topics(settings)
+                                         "dead-letters": 1},
+                             security=KafkaSecurity.from_env())  # DISPATCH_KAFKA_SECURITY_* as every client
+    ensure_topics(settings, departments=load_reference(None).departments)  # the engine reads every door
     return settings
 
 

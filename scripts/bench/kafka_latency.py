@@ -30,6 +30,7 @@ from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
 from dispatch.commands import Report, command_to_json
+from dispatch.kafka.security import KafkaSecurity
 from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
 from dispatch.projections import community_dashboard, create_tables
 from dispatch.projections import tables as t
@@ -142,8 +143,11 @@ def _stages(db: str, settings: KafkaSettings, sent: dict[str, float], seen: dict
 
 def bench_latency(quick: bool) -> Result:
     seconds = 15 if quick else 60
-    settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=unique_prefix("latency"))
-    ensure_topics(settings)
+    settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=unique_prefix("latency"),
+                             security=KafkaSecurity.from_env())  # DISPATCH_KAFKA_SECURITY_* as every client
+    from dispatch.reference import load_reference
+
+    ensure_topics(settings, departments=load_reference(None).departments)  # the engine reads every door
     floor_topic = settings.prefix + "floor"
     admin = KafkaAdminClient(**settings.client_config())
     admin.create_topics([NewTopic(floor_topic, 6, 1)])
