@@ -370,3 +370,48 @@ def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_app
             assert read_topic(door.plain, topics.dead_letters) == []
         finally:
             runtime.close()
+
+
+def test_an_engine_sweeps_in_answers_whose_dispatch_another_engine_applied(tmp_path: Any) -> None:
+    from dispatch import parked
+    from dispatch.commands import Acknowledge, parse_command
+
+    door = Door("sweep")
+    topics = door.plain.topics
+    with _database("kafka_sweep") as db:
+        runtime, other = bootstrap(db), bootstrap(db)
+        try:
+            with threads(Engine(runtime, door.plain, sweep_seconds=1)):
+                centre = {"role": "centre", "id": "c-1"}
+                ticket = str(ticket_id_for(external_ref="12345-6", channel="hotline"))
+                for n, step in enumerate([
+                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
+                         "external_ref": "12345-6"},
+                        {"type": "accept", "actor": centre, "ticket_id": ticket},
+                        {"type": "dispatch", "actor": centre, "ticket_id": ticket, "lead": "chengguan",
+                         "cooperating": []}]):
+                    _send(door.plain, topics.intake, ticket, step | {
+                        "command_id": f"sweep-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+                wait_for(lambda: runtime.app.get_ticket(uuid.UUID(ticket)).status == "dispatched", timeout=60,
+                         what="the first dispatch")
+                # 城管 answers a second dispatch that has not happened yet: it waits
+                _send(door.plain, topics.answers_of("chengguan"), ticket, json.loads(Acknowledge(
+                    ticket_id=uuid.UUID(ticket), actor={"role": "department", "id": "cg"}, department="chengguan",
+                    dispatch_no=2, command_id="sweep-ack", occurred_at=T0 + timedelta(minutes=40)).model_dump_json()))
+                wait_for(lambda: parked.load(runtime.engine), timeout=60, what="the answer parked")
+                # another engine process takes 城管's rejection and the redispatch to 城管: this one never
+                # sees them, so nothing here wakes the answer but its sweep
+                other.app.execute_batch([parse_command(body | {"ticket_id": ticket}) for body in [
+                    {"type": "reject", "actor": {"role": "department", "id": "cg", "department": "chengguan"},
+                     "department": "chengguan", "reason": "需要重派", "command_id": "sweep-3",
+                     "occurred_at": (T0 + timedelta(minutes=10)).isoformat()},
+                    {"type": "dispatch", "actor": centre, "lead": "chengguan", "cooperating": [],
+                     "command_id": "sweep-4", "occurred_at": (T0 + timedelta(minutes=20)).isoformat()}]])
+                wait_for(lambda: not parked.load(runtime.engine), timeout=60, what="the sweep to take the answer")
+            events = [type(e).__name__ for e in runtime.app.events.get(uuid.UUID(ticket))]
+            assert events[-2:] == ["Redispatched", "Acknowledged"]
+            assert read_topic(door.plain, topics.dead_letters) == []
+        finally:
+            runtime.close()
+            other.close()

@@ -197,3 +197,19 @@ def test_a_sweep_applies_answers_whose_dispatch_another_engine_applied(engine: E
                              gate=lot)
     assert engine.waiting() == [] and dead == []
     assert engine.events()[-2:] == ["Redispatched", "Acknowledged"]
+
+
+def test_a_sweep_that_only_gives_answers_up_records_no_event_and_clears_them(engine: Engine) -> None:
+    _rejected_by_chengguan(engine)
+    engine.batch((_ack("huanwei", 2), 20))
+    value = parked.load(engine.db)[0].value
+    # another engine cancelled the ticket: nothing woke the answer, and it can never be applied now
+    engine.app.execute_batch([parse_command(json.loads(engine.message(
+        {"type": "cancel", "actor": CENTRE, "reason": "重复上报"}, 30).value.decode()))])
+    events = len(engine.events())
+    lot, commands = Lot.sweeping(parked.load(engine.db), lambda row: parse_command(row.value))
+    tracking, dead = WithOutcomes("parked", 0), []
+    engine.app.execute_batch(commands, tracking=tracking, before_record=lambda o: lot.settle(o, tracking, dead),
+                             gate=lot)
+    assert engine.waiting() == [] and len(engine.events()) == events
+    assert [(d.code, d.value) for d in dead] == [("ticket_closed", value)]
