@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import time
+import uuid
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -230,3 +231,66 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_engine_killed_while_answers_park_and_wake_loses_and_doubles_none(tmp_path: Any) -> None:
+    """Answers sent before their dispatches: the engine is SIGKILLed while it parks them, and again
+    while the dispatches wake them; every answer is applied exactly once and none stays parked."""
+    from dispatch import parked
+
+    n = 150
+    centre = {"role": "centre", "id": "c-1"}
+    desk = {"role": "department", "id": "cg-desk", "department": "chengguan"}
+
+    def body(ticket: str, step: dict[str, Any], cid: str, minutes: int) -> tuple[bytes, bytes]:
+        return ticket.encode(), json.dumps(step | {"ticket_id": ticket, "command_id": cid, "occurred_at": (
+            T0 + timedelta(minutes=minutes)).isoformat()}, ensure_ascii=False).encode()
+
+    tickets = [str(ticket_id_for(external_ref=f"12345-k{i}", channel="hotline")) for i in range(n)]
+    opened, answers, dispatches = [], [], []
+    for i, ticket in enumerate(tickets):
+        report = {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+                  "category": "city_appearance", "channel": "hotline", "description": "垃圾",
+                  "external_ref": f"12345-k{i}"}
+        key, value = body(ticket, report, f"k{i}-report", 0)
+        opened += [(key, json.dumps({k: v for k, v in json.loads(value).items() if k != "ticket_id"},
+                                    ensure_ascii=False).encode()),
+                   body(ticket, {"type": "accept", "actor": centre}, f"k{i}-accept", 1)]
+        answers += [body(ticket, {"type": "acknowledge", "actor": desk, "department": "chengguan", "dispatch_no": 1},
+                         f"k{i}-ack", 10),
+                    body(ticket, {"type": "handle", "actor": desk, "department": "chengguan", "dispatch_no": 1,
+                                  "result": "已清运"}, f"k{i}-handle", 60)]
+        dispatches.append(body(ticket, {"type": "dispatch", "actor": centre, "lead": "chengguan",
+                                        "cooperating": []}, f"k{i}-dispatch", 2))
+    with stack(tmp_path, "parkkill") as s:
+        runtime = bootstrap(s.db_url)
+        parked.ensure_table(runtime.engine)
+        producer = make_producer(s.settings)
+        engine = s.engine_process("engine-1", "--max-poll-records", "5")
+        try:
+            produce(producer, s.topics.intake, opened)
+            wait_for(lambda: intake_caught_up(s, runtime.app), timeout=120, what="the reports and acceptances")
+            produce(producer, s.topics.answers_of("chengguan"), answers)
+            wait_for(lambda: len(parked.load(runtime.engine)) >= 40, every=0.02, what="some answers parked")
+            kill(engine)  # SIGKILL while it parks
+            assert len(parked.load(runtime.engine)) < len(answers), "every answer was parked before the kill"
+            engine = s.engine_process("engine-2", "--max-poll-records", "5")
+            wait_for(lambda: len(parked.load(runtime.engine)) == len(answers), timeout=120,
+                     what="every answer parked, once")
+            produce(producer, s.topics.intake, dispatches)
+            wait_for(lambda: len(parked.load(runtime.engine)) <= len(answers) - 40, every=0.02,
+                     what="some answers woken")
+            kill(engine)  # SIGKILL while the dispatches wake them
+            assert parked.load(runtime.engine), "every answer was woken before the kill"
+            engine = s.engine_process("engine-3", "--max-poll-records", "20")
+            wait_for(lambda: intake_caught_up(s, runtime.app) and not parked.load(runtime.engine), timeout=180,
+                     what="every dispatch applied and every answer woken")
+        finally:
+            producer.close()
+            kill(engine)
+        counts = stored_command_ids(runtime.app)
+        expected = {json.loads(value)["command_id"] for _, value in opened + answers + dispatches}
+        assert set(counts) == expected, f"missing {sorted(expected - set(counts))[:5]}"
+        assert [cid for cid, k in counts.items() if k != 1] == []
+        assert {runtime.app.get_ticket(uuid.UUID(t)).status for t in tickets} == {"handled"}
+        runtime.close()
