@@ -235,8 +235,8 @@ class Ticket(Aggregate):
         if dispatch_no is None or dispatch_no == self.dispatch_no:
             return
         if dispatch_no > self.dispatch_no:
-            raise AwaitingDispatch(f"ticket {self.id} has not reached dispatch {dispatch_no} yet "
-                                   f"(it is at dispatch {self.dispatch_no})")
+            now = f"it is at dispatch {self.dispatch_no}" if self.dispatch_no else "it has not been dispatched"
+            raise AwaitingDispatch(f"ticket {self.id} has not reached dispatch {dispatch_no} yet ({now})")
         raise CallReplaced(f"dispatch {dispatch_no} of ticket {self.id} was replaced by dispatch {self.dispatch_no}; "
                            "its calls are closed")
 

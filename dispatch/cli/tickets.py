@@ -112,38 +112,46 @@ def whistle(ctx: Ctx, ticket: str, lead: str | None, cooperating: tuple[str, ...
 
 
 DEPT = click.option("--dept", "department", required=True, help="Department id or name (e.g. chengguan, 城管).")
+DISPATCH_NO = click.option("--dispatch-no", type=click.IntRange(1, 10_000), default=None,
+                           help="The dispatch this answers (the n of its call n:<dept>); refused unless the ticket "
+                                "is at that dispatch.")
 
 
 @main.command()
 @TICKET
 @DEPT
+@DISPATCH_NO
 @_at
 @pass_ctx
-def ack(ctx: Ctx, ticket: str, department: str, at: str | None, by: str | None) -> None:
+def ack(ctx: Ctx, ticket: str, department: str, dispatch_no: int | None, at: str | None, by: str | None) -> None:
     """报到: a department reports in on its call."""
-    _run(ctx, c.Acknowledge, at, by, ticket_id=ticket, department=department)
+    _run(ctx, c.Acknowledge, at, by, ticket_id=ticket, department=department, dispatch_no=dispatch_no)
 
 
 @main.command()
 @TICKET
 @DEPT
 @click.option("--reason", required=True)
+@DISPATCH_NO
 @_at
 @pass_ctx
-def reject(ctx: Ctx, ticket: str, department: str, reason: str, at: str | None, by: str | None) -> None:
+def reject(ctx: Ctx, ticket: str, department: str, reason: str, dispatch_no: int | None, at: str | None,
+           by: str | None) -> None:
     """退单: not this department's responsibility."""
-    _run(ctx, c.Reject, at, by, ticket_id=ticket, department=department, reason=reason)
+    _run(ctx, c.Reject, at, by, ticket_id=ticket, department=department, reason=reason, dispatch_no=dispatch_no)
 
 
 @main.command()
 @TICKET
 @DEPT
 @click.option("--result", default="")
+@DISPATCH_NO
 @_at
 @pass_ctx
-def handle(ctx: Ctx, ticket: str, department: str, result: str, at: str | None, by: str | None) -> None:
+def handle(ctx: Ctx, ticket: str, department: str, result: str, dispatch_no: int | None, at: str | None,
+           by: str | None) -> None:
     """处置: the lead department records the handling."""
-    _run(ctx, c.Handle, at, by, ticket_id=ticket, department=department, result=result)
+    _run(ctx, c.Handle, at, by, ticket_id=ticket, department=department, result=result, dispatch_no=dispatch_no)
 
 
 @main.command()

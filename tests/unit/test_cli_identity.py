@@ -83,3 +83,14 @@ def test_a_leader_reads_only_its_own_street(tmp_path: Path) -> None:
     assert other.code == 1 and json.loads(other.err)["error"]["code"] == "forbidden"
     write = invoke("--db", db, "--as", "lead", "report", "--grid", "cj-shuiku-g01", "--category", "市容环卫", "-d", "x")
     assert write.code == 1 and "may not report" in write.err
+
+
+def test_an_answer_at_the_cli_may_name_its_dispatch(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    ticket = _dispatched(db)
+    ahead = invoke("--db", db, "--json", "ack", ticket, "--dept", "城管", "--dispatch-no", "2",
+                   "--at", "2026-11-20T09:20:00+08:00")
+    assert ahead.code == 1 and json.loads(ahead.err)["error"]["code"] == "awaiting_dispatch"
+    assert "has not reached dispatch 2 yet (it is at dispatch 1)" in ahead.err
+    done = invoke("--db", db, "ack", ticket, "--dept", "城管", "--dispatch-no", "1", "--at", "2026-11-20T09:20:00+08:00")
+    assert done.code == 0, done.err

@@ -200,3 +200,16 @@ def test_grid_boundaries_are_served_as_geojson(api: Api) -> None:
     grids = {f["properties"]["grid"] for f in data["features"]}
     assert GRID_A in grids and all(g.startswith("cj-") for g in grids)
     assert all(f["properties"]["sample"] is True and f["geometry"]["type"] == "Polygon" for f in data["features"])
+
+
+def test_an_answer_names_the_dispatch_it_answers(api: Api) -> None:
+    """Over HTTP (embedded: applied at once) an answer to a dispatch still to come is refused,
+    not parked — only the Kafka engine parks — and one to the current dispatch is applied."""
+    ticket = api.report()
+    api.step("disp-a", ticket, "accept")
+    api.step("disp-a", ticket, "dispatch")
+    ahead = api.post("desk-cg", f"/api/tickets/{ticket}/acknowledge", {"dispatch_no": 2})
+    assert ahead.status_code == 409 and ahead.json()["code"] == "awaiting_dispatch"
+    assert "has not reached dispatch 2" in ahead.json()["detail"]
+    assert api.version(ticket) == 3
+    assert api.step("desk-cg", ticket, "acknowledge", {"dispatch_no": 1})["version"] == 4
