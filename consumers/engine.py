@@ -261,6 +261,8 @@ class Engine(PartitionedConsumer):
         for tp, last in lasts.items():
             self.owned[tp] = last
         self._count(lot, outcomes, dead, time.perf_counter() - started)
+        if commands:  # the lot read what is parked (a batch of dead letters only did not)
+            self._waiting(lot.total)
         applied_in: dict[int, int] = {}
         for outcome in lot.final(outcomes):
             record = origins.get(id(outcome.command))
@@ -284,7 +286,6 @@ class Engine(PartitionedConsumer):
         self.counts["refused"] += len(outcomes) - applied - parked_now
         self.counts["dead"] += len(dead)
         self.counts["batches"] += 1
-        self.waiting = lot.total
         self.dead_letters.count(dead)
         if self.health is not None:
             self.health.batch_seconds.observe(seconds)
@@ -294,14 +295,19 @@ class Engine(PartitionedConsumer):
                 self.health.outcomes.labels(label).inc()
             for letter in dead:
                 self.health.dead_letters.labels(letter.code).inc()
-            self.health.parked.set(lot.total)
+
+    def _waiting(self, count: int) -> None:
+        """How many answers are parked, as a batch that read them (or a sweep) found."""
+        self.waiting = count
+        if self.health is not None:
+            self.health.parked.set(count)
 
     def sweep(self) -> int:
         """Try every parked answer again, in a transaction of its own (no partition moves): an
         answer whose dispatch another engine applied is applied now. Returns how many remain."""
         rows = parked.load(self.db)
         if not rows:
-            self.waiting = 0
+            self._waiting(0)
             return 0
         lot, commands = Lot.sweeping(rows, self._command_of)
         tracking = WithOutcomes("parked", 0)
@@ -318,8 +324,8 @@ class Engine(PartitionedConsumer):
             log.info("parked answers changed meanwhile; sweeping again later")
             return len(rows)
         remaining = len(rows) - len(tracking.unparked)
-        lot.total = remaining
         self._count(lot, outcomes, dead, time.perf_counter() - started)
+        self._waiting(remaining)
         if tracking.unparked:
             log.info("parked answers settled", settled=len(tracking.unparked), waiting=remaining)
         return remaining

@@ -74,6 +74,8 @@ class Lot:
     counts: dict[str, int] = field(default_factory=dict)
     new: dict[int, tuple[str, Any]] = field(default_factory=dict)  # id(command) → (ticket, command), to park
     retried: dict[int, ParkedAnswer] = field(default_factory=dict)  # id(command) → its stored row
+    stored: dict[int, Any] = field(default_factory=dict)  # a stored row's id → its command, once read
+    still: set[int] = field(default_factory=set)  # id(command) of the stored ones that still wait
     undecodable: list[tuple[ParkedAnswer, DispatchError]] = field(default_factory=list)
     full: set[int] = field(default_factory=set)
 
@@ -96,7 +98,9 @@ class Lot:
         if n is not None and isinstance(outcome.error, AwaitingDispatch):
             ticket = _key(outcome.ticket_id or command.ticket_id)
             self.floors[ticket] = min(n, self.floors.get(ticket, n))
-            if id(command) not in self.retried:  # a stored one keeps its row
+            if id(command) in self.retried:  # a stored one keeps its row
+                self.still.add(id(command))
+            else:
                 if self.counts.get(ticket, 0) >= MAX_PER_TICKET or self.total >= MAX_PARKED:
                     self.full.add(id(command))
                 else:
@@ -104,6 +108,7 @@ class Lot:
                     self.counts[ticket] = self.counts.get(ticket, 0) + 1
                     self.total += 1
             return []
+        self.still.discard(id(command))
         if outcome.ok and outcome.events and outcome.events[0] in WAKERS:
             return self._wake(_key(outcome.ticket_id))
         return []
@@ -114,10 +119,12 @@ class Lot:
         del self.floors[ticket]
         commands: list[Any] = []
         if self.waiting.get(ticket, (0, 0))[0]:
-            taken = {row.id for row in self.retried.values()}
             for row in self.load([ticket]):
-                if row.id not in taken:
+                known = self.stored.get(row.id)
+                if known is None:
                     commands += self._retry(row)
+                elif id(known) in self.still:  # woken before in this batch, and it still waited
+                    commands.append(known)
         for key in [k for k, (t, _) in self.new.items() if t == ticket]:  # parked earlier in this batch
             commands.append(self.new.pop(key)[1])
             self.counts[ticket] -= 1
@@ -131,6 +138,8 @@ class Lot:
             self.undecodable.append((row, error))
             return []
         self.retried[id(command)] = row
+        if row.id is not None:
+            self.stored[row.id] = command
         return [command]
 
     # -- a sweep: every stored answer, tried again -------------------------------------------------

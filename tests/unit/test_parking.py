@@ -213,3 +213,15 @@ def test_a_sweep_that_only_gives_answers_up_records_no_event_and_clears_them(eng
                              gate=lot)
     assert engine.waiting() == [] and len(engine.events()) == events
     assert [(d.code, d.value) for d in dead] == [("ticket_closed", value)]
+
+
+def test_an_answer_woken_too_early_waits_again_and_goes_with_its_own_dispatch(engine: Engine) -> None:
+    _rejected_by_chengguan(engine)
+    engine.batch((_ack("huanwei", 3), 40))
+    # one batch: dispatch 2 (城管 again, which turns it down again), then dispatch 3 to 环卫
+    engine.batch(({"type": "dispatch", "actor": CENTRE, "lead": "chengguan", "cooperating": []}, 10),
+                 ({"type": "reject", "actor": desk("chengguan"), "department": "chengguan", "dispatch_no": 2,
+                   "reason": "仍不属于本部门"}, 15),
+                 (REDISPATCH, 20))
+    assert engine.events()[-4:] == ["Redispatched", "Rejected", "Redispatched", "Acknowledged"]
+    assert engine.waiting() == [] and engine.dead == []
