@@ -120,7 +120,7 @@ class Lot:
         commands: list[Any] = []
         if self.waiting.get(ticket, (0, 0))[0]:
             for row in self.load([ticket]):
-                known = self.stored.get(row.id)
+                known = self.stored.get(row.id) if row.id is not None else None
                 if known is None:
                     commands += self._retry(row)
                 elif id(known) in self.still:  # woken before in this batch, and it still waited
