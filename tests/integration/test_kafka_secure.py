@@ -19,7 +19,7 @@ import pytest
 
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
-from tests.integration.kafka_support import read_topic, threads, wait_for
+from tests.integration.kafka_support import drop_topics, read_topic, threads, wait_for
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database, kafka_bootstrap, \
     kafka_sasl_bootstrap
 
@@ -52,8 +52,31 @@ def _sasl() -> str:
     return address
 
 
+_DOORS: list[Door] = []
+
+
+@pytest.fixture(autouse=True)
+def _tidy() -> Iterator[None]:
+    """Each test's topics, principals and ACLs go when it ends."""
+    yield
+    while _DOORS:
+        door = _DOORS.pop()
+        door.close()
+
+
 class Door:
     """A topic prefix on the shared broker, principals made for it, and their ACLs."""
+
+    def close(self) -> None:
+        try:
+            if self.principals:
+                self.admin.delete_acls([_acl_filter(p) for p in self.principals])
+                self.admin.delete_acls([_acl_filter("User:plain-client")])  # the PLAIN test's
+        except KafkaError:
+            pass
+        finally:
+            self.admin.close()
+        drop_topics(self.plain)
 
     def wait_for_acls(self, principal: str, count: int) -> None:
         """The broker answers DescribeAcls from its authorizer: once it lists them, they hold."""
@@ -65,11 +88,14 @@ class Door:
         self.plain = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=self.prefix)
         self.sasl = _sasl()
         self.admin = KafkaAdminClient(**self.plain.client_config())  # PLAINTEXT: the broker's super user
+        self.principals: list[str] = []
+        _DOORS.append(self)
         ensure_topics(self.plain, departments=load_reference().departments)
 
     def user(self, role: str) -> KafkaSettings:
         """A SCRAM-SHA-512 user ``<prefix><role>`` (no ACLs yet), as the settings it signs in with."""
         user, password = f"{self.prefix}{role}", secrets.token_urlsafe(16)
+        self.principals.append(f"User:{user}")
         assert self.admin.alter_user_scram_credentials(
             [UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password)]) == {user: None}
         security = KafkaSecurity(protocol="SASL_PLAINTEXT", mechanism="SCRAM-SHA-512", username=user, password=password)
@@ -79,6 +105,7 @@ class Door:
         """SCRAM users for ``roles`` holding exactly what `dispatch kafka-acls` plans for them."""
         users = [self.user(role) for role in roles]
         grants = plan(self.plain.topics, load_reference().departments, principal_prefix=self.prefix)
+        self.principals += sorted({g.principal for g in grants} - set(self.principals))
         assert apply(self.plain, grants) == len(grants)
         for role in roles:
             who = f"User:{self.prefix}{role}"

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from dispatch.projections import catch_up
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_to_json
+from tests.integration.kafka_support import drop_topics
 from tests.integration.servers import kafka_bootstrap
 from tests.unit.test_replay_helpers import T0, run_scenario
 
@@ -58,7 +59,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Kafka
             producer.close()
     finally:
         runtime.close()
-    yield db, settings
+    try:
+        yield db, settings
+    finally:
+        drop_topics(settings)
 
 
 def cli(db: str, *args: str) -> Any:
