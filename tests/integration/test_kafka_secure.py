@@ -342,6 +342,22 @@ def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim
             runtime.close()
 
 
+_CENTRE = {"role": "centre", "id": "c-1"}
+
+
+def _dispatched_to_chengguan(door: Door, ref: str, tag: str) -> str:
+    """A hotline report, accepted and dispatched to 城管 alone, sent on intake; its ticket id."""
+    ticket = str(ticket_id_for(external_ref=ref, channel="hotline"))
+    for n, step in enumerate([
+            {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
+             "category": "city_appearance", "channel": "hotline", "description": "垃圾", "external_ref": ref},
+            {"type": "accept", "actor": _CENTRE, "ticket_id": ticket},
+            {"type": "dispatch", "actor": _CENTRE, "ticket_id": ticket, "lead": "chengguan", "cooperating": []}]):
+        _send(door.plain, door.plain.topics.intake, ticket, step | {
+            "command_id": f"{tag}-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+    return ticket
+
+
 def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_applied(tmp_path: Any) -> None:
     from dispatch import parked
     from dispatch.commands import Acknowledge, Handle
@@ -356,17 +372,7 @@ def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_app
         try:
             # no sweeps: the dispatch itself must wake the answer
             with threads(Engine(runtime, engine_s, sweep_seconds=3600)):
-                centre = {"role": "centre", "id": "c-1"}
-                ticket = str(ticket_id_for(external_ref="12345-8", channel="hotline"))
-                for n, step in enumerate([
-                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
-                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
-                         "external_ref": "12345-8"},
-                        {"type": "accept", "actor": centre, "ticket_id": ticket},
-                        {"type": "dispatch", "actor": centre, "ticket_id": ticket, "lead": "chengguan",
-                         "cooperating": []}]):
-                    _send(door.plain, topics.intake, ticket, step | {
-                        "command_id": f"park-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+                centre, ticket = _CENTRE, _dispatched_to_chengguan(door, "12345-8", "park")
                 _send(door.plain, topics.answers_of("chengguan"), ticket, {
                     "type": "reject", "actor": {"role": "department", "id": "cg"}, "department": "chengguan",
                     "ticket_id": ticket, "dispatch_no": 1, "reason": "不属于本部门", "command_id": "park-3",
@@ -409,17 +415,7 @@ def test_an_engine_sweeps_in_answers_whose_dispatch_another_engine_applied(tmp_p
         runtime, other = bootstrap(db), bootstrap(db)
         try:
             with threads(Engine(runtime, door.plain, sweep_seconds=1)):
-                centre = {"role": "centre", "id": "c-1"}
-                ticket = str(ticket_id_for(external_ref="12345-6", channel="hotline"))
-                for n, step in enumerate([
-                        {"type": "report", "actor": {"role": "hotline", "id": "op"}, "grid": "cj-shuiku-g01",
-                         "category": "city_appearance", "channel": "hotline", "description": "垃圾",
-                         "external_ref": "12345-6"},
-                        {"type": "accept", "actor": centre, "ticket_id": ticket},
-                        {"type": "dispatch", "actor": centre, "ticket_id": ticket, "lead": "chengguan",
-                         "cooperating": []}]):
-                    _send(door.plain, topics.intake, ticket, step | {
-                        "command_id": f"sweep-{n}", "occurred_at": (T0 + timedelta(minutes=n)).isoformat()})
+                centre, ticket = _CENTRE, _dispatched_to_chengguan(door, "12345-6", "sweep")
                 wait_for(lambda: runtime.app.get_ticket(uuid.UUID(ticket)).status == "dispatched", timeout=60,
                          what="the first dispatch")
                 # 城管 answers a second dispatch that has not happened yet: it waits
