@@ -28,7 +28,8 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
 
     from dispatch.kafka import KafkaSettings, ensure_topics
 
-__all__ = ["Stack", "drop_topics", "read_topic", "stack", "stored_command_ids", "threads", "wait_for"]
+__all__ = ["Stack", "drop_topics", "read_topic", "some_progress", "stack", "stored_command_ids", "threads",
+           "wait_for"]
 
 
 @dataclass
@@ -58,6 +59,17 @@ class Stack:
                     "--topic-prefix", self.settings.prefix, "--log-level", "INFO", *args]
         return subprocess.Popen([sys.executable, "-m", *argv], cwd=REPO_ROOT, stdout=log, stderr=log,
                                 env=os.environ | {"PYTHONPATH": str(REPO_ROOT)})
+
+    def send(self, messages: list[tuple[bytes, bytes]], topic: str | None = None) -> None:
+        """Produce ``(key, value)`` messages to ``topic`` (intake by default); returns once the broker has them."""
+        from dispatch.kafka import make_producer
+        from dispatch.kafka.load import produce
+
+        producer = make_producer(self.settings)
+        try:
+            produce(producer, topic or self.topics.intake, messages)
+        finally:
+            producer.close()
 
     def log_lines(self, name: str) -> list[dict[str, Any]]:
         lines = []
@@ -128,6 +140,11 @@ def read_topic(settings: KafkaSettings, topic: str) -> list[Any]:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+def some_progress(app: Any, events: int) -> None:
+    """Wait until the store holds at least ``events`` events (a stream is under way)."""
+    wait_for(lambda: (app.recorder.max_notification_id() or 0) >= events, every=0.05, what="some progress")
 
 
 def stored_command_ids(app: Any) -> Counter[str]:

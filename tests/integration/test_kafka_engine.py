@@ -11,13 +11,14 @@ import pytest
 
 from dispatch.bootstrap import bootstrap
 from dispatch.errors import ConcurrentChange
-from tests.integration.kafka_support import intake_caught_up, kill, stack, stored_command_ids, wait_for
+from tests.integration.kafka_support import intake_caught_up, kill, some_progress, stack, stored_command_ids, \
+    wait_for
 from tests.integration.servers import kafka_start, kafka_stop
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
-    from dispatch.kafka import FencedTracking, install_fence, make_producer
-    from dispatch.kafka.load import lifecycle_messages, produce
+    from dispatch.kafka import FencedTracking, install_fence
+    from dispatch.kafka.load import lifecycle_messages
     from tests.integration.kafka_support import read_topic
 
 pytestmark = pytest.mark.integration
@@ -42,9 +43,7 @@ def test_kill_9_in_the_middle_of_5000_commands_then_restart_applies_each_exactly
         # 5,000 commands, as a door (the HTTP API) sends them: with the time received, so their outcomes are logged
         messages = [(key, _received(value)) for key, value in lifecycle_messages(runtime.reference, 1000, start=T0,
                                                                                  tag="k9")]
-        producer = make_producer(s.settings)
-        produce(producer, s.topics.intake, messages)
-        producer.close()
+        s.send(messages)
 
         engine = s.engine_process("engine-1", "--max-poll-records", "500")
         wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 500, every=0.05, what="some progress")
@@ -108,11 +107,8 @@ def test_two_engines_split_the_partitions_and_one_takes_over_when_the_other_is_k
             # 15,000 commands: far more than two engines apply between two looks at the store, so A dies
             # mid-stream (5,000 once finished within a quarter second on a fast machine).
             messages = lifecycle_messages(runtime.reference, 3000, start=T0, tag="two")
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, messages)
-            producer.close()
-            wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 500, every=0.05,
-                     what="some progress")
+            s.send(messages)
+            some_progress(runtime.app, 500)
             kill(a)
             assert runtime.app.recorder.max_notification_id() < len(messages), "the stream ended before A was killed"
             assert any(line.get("event") == "batch applied" for line in s.log_lines("engine-a"))
@@ -133,15 +129,11 @@ def test_a_broker_stopped_and_restarted_mid_stream_loses_nothing(tmp_path):
         first, second = messages[:1000], messages[1000:]
         engine = s.engine_process("engine")
         try:
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, first)
-            producer.close()
+            s.send(first)
             wait_for(lambda: intake_caught_up(s, runtime.app) and stored_command_ids(runtime.app), what="first half")
             kafka_stop()
             kafka_start()
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, second)
-            producer.close()
+            s.send(second)
             wait_for(lambda: intake_caught_up(s, runtime.app) and len(stored_command_ids(runtime.app)) == 2000,
                      timeout=180, what="the engine to reconnect and apply the second half")
         finally:

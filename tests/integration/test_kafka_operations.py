@@ -20,15 +20,15 @@ import pytest
 
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
-from tests.integration.kafka_support import intake_caught_up, kill, stack, stored_command_ids, wait_for
+from tests.integration.kafka_support import intake_caught_up, kill, some_progress, stack, stored_command_ids, \
+    wait_for
 from tests.integration.servers import postgres_start, postgres_stop
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka.admin import KafkaAdminClient
 
-    from dispatch.kafka import make_producer
-    from dispatch.kafka.load import lifecycle_messages, produce
+    from dispatch.kafka.load import lifecycle_messages
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -86,11 +86,8 @@ def test_sigterm_mid_stream_hands_the_partitions_over_at_once_and_loses_and_doub
                      what="a split assignment")
             before = len(assigned("engine-b"))
             messages = lifecycle_messages(runtime.reference, 3000, start=T0, tag="term")
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, messages)
-            producer.close()
-            wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 500, every=0.05,
-                     what="some progress")
+            s.send(messages)
+            some_progress(runtime.app, 500)
 
             # A's metrics move while it works: its lag and its applied commands
             first = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -128,11 +125,8 @@ def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing
             wait_for(lambda: any(line.get("event") == "partitions assigned" for line in s.log_lines("engine")),
                      timeout=120, what="the engine to join")
             messages = lifecycle_messages(runtime.reference, 4000, start=T0, tag="pgdown")
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, messages)
-            producer.close()
-            wait_for(lambda: (runtime.app.recorder.max_notification_id() or 0) >= 300, every=0.05,
-                     what="some progress")
+            s.send(messages)
+            some_progress(runtime.app, 300)
             assert (runtime.app.recorder.max_notification_id() or 0) < len(messages), "the stream ended too soon"
             runtime.close()
             postgres_stop()
@@ -194,9 +188,7 @@ def test_every_process_serves_metrics_that_move_with_its_work(tmp_path: Any) -> 
                     at = (T0 + timedelta(minutes=n + k)).isoformat()
                     messages.append((ticket.encode(), json.dumps(body | {"command_id": f"m{n}-{k}", "occurred_at": at},
                                                                  ensure_ascii=False).encode()))
-            producer = make_producer(s.settings)
-            produce(producer, s.topics.intake, messages)
-            producer.close()
+            s.send(messages)
 
             def moved(name: str, metric: str, **labels: str) -> bool:
                 return _metric(scrape(name), metric, **labels) > _metric(before[name], metric, **labels)
@@ -265,19 +257,18 @@ def test_an_engine_killed_while_answers_park_and_wake_loses_and_doubles_none(tmp
     with stack(tmp_path, "parkkill") as s:
         runtime = bootstrap(s.db_url)
         parked.ensure_table(runtime.engine)
-        producer = make_producer(s.settings)
         engine = s.engine_process("engine-1", "--max-poll-records", "5")
         try:
-            produce(producer, s.topics.intake, opened)
+            s.send(opened)
             wait_for(lambda: intake_caught_up(s, runtime.app), timeout=120, what="the reports and acceptances")
-            produce(producer, s.topics.answers_of("chengguan"), answers)
+            s.send(answers, s.topics.answers_of("chengguan"))
             wait_for(lambda: len(parked.load(runtime.engine)) >= 40, every=0.02, what="some answers parked")
             kill(engine)  # SIGKILL while it parks
             assert len(parked.load(runtime.engine)) < len(answers), "every answer was parked before the kill"
             engine = s.engine_process("engine-2", "--max-poll-records", "5")
             wait_for(lambda: len(parked.load(runtime.engine)) == len(answers), timeout=120,
                      what="every answer parked, once")
-            produce(producer, s.topics.intake, dispatches)
+            s.send(dispatches)
             wait_for(lambda: len(parked.load(runtime.engine)) <= len(answers) - 40, every=0.02,
                      what="some answers woken")
             kill(engine)  # SIGKILL while the dispatches wake them
@@ -286,7 +277,6 @@ def test_an_engine_killed_while_answers_park_and_wake_loses_and_doubles_none(tmp
             wait_for(lambda: intake_caught_up(s, runtime.app) and not parked.load(runtime.engine), timeout=180,
                      what="every dispatch applied and every answer woken")
         finally:
-            producer.close()
             kill(engine)
         counts = stored_command_ids(runtime.app)
         expected = {json.loads(value)["command_id"] for _, value in opened + answers + dispatches}
