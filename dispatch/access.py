@@ -20,7 +20,7 @@ from dispatch import commands as c
 from dispatch.errors import BackfillNotAllowed, Forbidden
 from dispatch.identity import Identity
 
-__all__ = ["ACTING_ROLE", "CALLBACK_ROLES", "CLAIMS", "sees_contact", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "check_claims", "may_read", "may_view",
+__all__ = ["ACTING_ROLE", "CALLBACK_ROLES", "CLAIMS", "sees_contact", "STEPS", "VIEWS", "actor_for", "authorize", "check_backfill", "check_claims", "may_read", "may_view", "sees_change",
            "read_scope", "visible_calls", "where_in_scope"]
 
 # Which steps each role records. admin: every step.
@@ -93,6 +93,13 @@ def may_read(identity: Identity, ticket: Any) -> bool:
     if identity.role == "department":
         return any(call.get("department") == identity.department for call in _calls_of(ticket))
     return _place_in_scope(identity, _place(ticket))
+
+
+def sees_change(identity: Identity, change: Mapping[str, Any]) -> bool:
+    """Whether a live page of ``identity`` is told that this ticket moved (``change``: its places,
+    reporter and called departments): what it may read, and what it reported itself."""
+    return may_read(identity, change) or (change.get("reported_by") is not None
+                                         and change.get("reported_by") == identity.name)
 
 
 def read_scope(identity: Identity) -> tuple[str, tuple[str, ...]] | None:

@@ -59,12 +59,10 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
 
 
 def place_position(runtime: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """A report's ``position`` ({"lat", "lon", "crs"}) placed in its grid; the position is kept
-    in the report's location text, in WGS-84."""
-    from dispatch.geo import to_wgs84
-
+    """A report's ``position`` ({"lat", "lon", "crs", "accuracy"}) placed in its grid; the
+    command carries it on (the event keeps it in WGS-84, with the system it was given in)."""
     fields = dict(fields)
-    position = fields.pop("position")
+    position = fields["position"]
     lat, lon, crs = position["lat"], position["lon"], position.get("crs") or "WGS84"
     if not runtime.reference.boundaries:
         raise PositionOutsideGrids("this deployment's reference data has no grid boundaries: name the grid")
@@ -73,10 +71,7 @@ def place_position(runtime: Any, fields: dict[str, Any]) -> dict[str, Any]:
         raise PositionOutsideGrids(f"no grid holds the position {lat}, {lon} ({crs})")
     if fields.get("grid") and runtime.reference.grid(fields["grid"]).id != grid:
         raise InvalidCommand(f"the position lies in grid {grid}, not in {fields['grid']}")
-    x, y = to_wgs84(lon, lat, crs)
-    where = f"{y:.6f},{x:.6f} (WGS-84)"
     fields["grid"] = grid
-    fields["location"] = f"{fields['location']} @ {where}" if fields.get("location") else where
     return fields
 
 

@@ -123,6 +123,17 @@ class Reporter(BaseModel):
     email: Annotated[str, Field(max_length=200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
 
 
+class Position(BaseModel):
+    """Where a report was made: latitude and longitude in the system it was given in (``WGS84``,
+    a phone's GPS; ``GCJ02``, a Chinese web map), and the accuracy in metres the phone gave."""
+
+    model_config = _STRICT
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    crs: Literal["WGS84", "GCJ02"] = "WGS84"
+    accuracy: Annotated[float, Field(ge=0, le=100_000)] | None = None
+
+
 class Report(_Command):
     """上报: an incident in a grid. ``external_ref`` (e.g. a 12345 case number) makes
     a resubmitted report reach the same ticket."""
@@ -134,6 +145,7 @@ class Report(_Command):
     channel: Literal["patrol", "video", "hotline", "online", "visit", "media", "third_party"]
     description: Text
     location: Text | None = None
+    position: Position | None = Field(default=None, description="where it was reported (the grid must hold it)")
     external_ref: Key | None = None
     reporter: Reporter | None = None
     media: Annotated[list[Annotated[str, Field(min_length=1, max_length=500,

@@ -112,7 +112,15 @@ def _snake(name: str) -> str:
 
 
 class DispatchError(Exception):
-    """A problem the user caused. ``str(error)`` is one readable line."""
+    """A problem the user caused. ``str(error)`` is one readable line; ``words`` are what a
+    translation of it may name (``dispatch.messages``: the time a lock ends, what was wrong)."""
+
+    words: dict[str, object] = {}
+
+    def saying(self, **words: object) -> DispatchError:
+        """This error, carrying ``words`` for its translations; returns itself (``raise e.saying(…)``)."""
+        self.words = {**self.words, **words}
+        return self
 
     @property
     def code(self) -> str:

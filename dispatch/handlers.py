@@ -59,6 +59,7 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
         channel=cmd.channel,
         description=cmd.description,
         location=cmd.location,
+        position=_position(cmd.position),
         external_ref=cmd.external_ref,
         reporter=uow.vault.seal(cmd.reporter.model_dump(exclude_none=True)) if cmd.reporter else None,
         media=list(cmd.media) if cmd.media else None,
@@ -71,6 +72,16 @@ def report(uow: UnitOfWork, cmd: c.Report) -> Ticket:
     )
     uow.add(ticket)
     return ticket
+
+
+def _position(given: Any) -> dict[str, Any] | None:
+    """A report's position as the event keeps it: WGS-84, with the system it was given in."""
+    if given is None:
+        return None
+    from dispatch.geo import to_wgs84
+
+    lon, lat = to_wgs84(given.lon, given.lat, given.crs)
+    return {"lat": round(lat, 7), "lon": round(lon, 7), "given_in": given.crs, "accuracy": given.accuracy}
 
 
 def _department(uow: UnitOfWork, cmd: Any) -> str:

@@ -173,6 +173,7 @@ def _reported(s: State, d: Mapping[str, Any], at: Any, version: int) -> Effect:
         s[key] = d[key]
     s["description"], s["location"], s["external_ref"] = d.get("description") or "", d.get("location"), \
         d.get("external_ref")
+    s["position"] = d.get("position")
     s["reported_at"] = s["last_at"] = at
     s["status"] = Status.REPORTED.value
     s["case_no"], s["accept_due"], s["dispatch_due"] = d.get("case_no"), d.get("accept_due"), d.get("dispatch_due")

@@ -30,16 +30,17 @@ class MediaStore:
         from PIL import Image, ImageOps, UnidentifiedImageError
 
         if len(raw) > MAX_PHOTO_BYTES:
-            raise InvalidCommand(f"photo: larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+            raise InvalidCommand(f"photo: larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB").saying(
+                why="photo_too_large", limit=f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB")
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
             with Image.open(io.BytesIO(raw)) as image:
                 if image.format not in ("JPEG", "PNG", "WEBP", "GIF"):
-                    raise InvalidCommand("photo: send a JPEG, PNG, WebP or GIF picture")
+                    raise InvalidCommand("photo: send a JPEG, PNG, WebP or GIF picture").saying(why="photo_type")
                 image.load()
                 upright = ImageOps.exif_transpose(image).convert("RGB")  # orientation kept, metadata dropped
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
-            raise InvalidCommand("photo: not a picture this server can read") from None
+            raise InvalidCommand("photo: not a picture this server can read").saying(why="photo_unreadable") from None
         upright.thumbnail((MAX_SIDE, MAX_SIDE))
         out = io.BytesIO()
         upright.save(out, format="JPEG", quality=85, optimize=True)  # no exif= : nothing but pixels

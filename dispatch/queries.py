@@ -37,14 +37,15 @@ from dispatch.identity import Identity
 from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import catch_up, list_tickets
+from dispatch.projections.tickets import change_rows, open_versions
 from dispatch.projections import tables as t
 from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections.figures import Settings
 from dispatch.projections.timeline import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date",
-           "overdue", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
+__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes",
+           "overdue", "participating", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -280,7 +281,7 @@ def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> 
         "calls": [dict(call) for call in tk.calls.values() if not hidden(call["department"])],
         "handle_due": tk.handle_due, "feedback_due": tk.feedback_due, "satisfaction": tk.satisfaction,
         "duplicate_of": tk.duplicate_of, "closed_via": tk.closed_via,
-        "reporter": contact, "media": media, "location": tk.location,
+        "reporter": contact, "media": media, "location": tk.location, "position": getattr(tk, "position", None),
         "case_no": case_number(tk), "accept_due": tk.accept_due, "dispatch_due": tk.dispatch_due,
         "provisional": tk.provisional, "held_since": tk.held_since, "extension": tk.extension,
         "override": tk.override,
@@ -472,3 +473,52 @@ def sla_rules(runtime: Any) -> list[dict[str, Any]]:
              "handle_minutes": r.handle_minutes, "feedback_minutes": r.feedback_minutes,
              "time_basis": r.time_basis, "escalate_every_minutes": r.escalate_every_minutes}
             for r in runtime.reference.sla_rules]
+
+
+def live_changes(runtime: Any, before: dict[str, int] | None) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """The open tickets' versions now, and the tickets that moved since ``before`` (new, changed,
+    or ended), each with its places, reporter and called departments (``access.sees_change``
+    decides who hears of it). ``before=None``: only the versions."""
+    now = open_versions(runtime.engine)
+    if before is None:
+        return now, []
+    moved = [tid for tid, version in now.items() if before.get(tid) != version]
+    moved += [tid for tid in before if tid not in now]
+    return now, change_rows(runtime.engine, moved)
+
+
+def participating(runtime: Any, identity: Identity, *, ended: bool = False, case_no: str | None = None,
+                  status: str | None = None, reported_from: datetime | None = None,
+                  reported_to: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """我参与的: the tickets ``identity``'s department reported in on (as lead or cooperating),
+    newest first, with their status and the lead's progress — open ones (``ended=False``) or,
+    for the history, ended ones filtered by case number, status and reporting period."""
+    dept = identity.department
+    if dept is None:
+        raise InvalidCommand("name the department")
+    may_view(identity, "inbox", department=dept)
+    catch_up(runtime)
+    c, tk = t.calls.c, t.tickets.c
+    query = (select(tk.ticket_id, tk.case_no, tk.status, tk.category, tk.grid, tk.community, tk.lead, tk.handled_by,
+                    tk.reported_at, tk.ended_at, tk.level, tk.dispatch_no, tk.description,
+                    c.role, c.dispatch_no.label("call_dispatch"), c.answered_at)
+             .join(t.calls, c.ticket_id == tk.ticket_id)
+             .where(c.department == dept, c.answer == "acknowledged",
+                    tk.status.in_(TERMINAL) if ended else tk.status.not_in(TERMINAL)))
+    if case_no:
+        query = query.where(tk.case_no.contains(case_no.strip(), autoescape=True))
+    if status:
+        query = query.where(tk.status == status)
+    if reported_from is not None:
+        query = query.where(tk.reported_at >= reported_from)
+    if reported_to is not None:
+        query = query.where(tk.reported_at < reported_to)
+    query = query.order_by(tk.reported_at.desc(), tk.ticket_id, c.dispatch_no.desc()).limit(limit * 3)
+    rows: dict[str, dict[str, Any]] = {}
+    with runtime.engine.connect() as conn:
+        for r in conn.execute(query):
+            if str(r.ticket_id) in rows:
+                continue  # its latest dispatch's call speaks for it
+            rows[str(r.ticket_id)] = {**r._mapping, "ticket_id": str(r.ticket_id),
+                                      "current": r.call_dispatch == r.dispatch_no}
+    return list(rows.values())[:limit]

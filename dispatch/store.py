@@ -28,8 +28,9 @@ from dispatch.config import Database
 __all__ = ["SCHEMA_VERSION", "Examined", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
-SCHEMA_VERSION = 5  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
-# 4: the calls' durations (figures in the database); 5: (place, time) indexes of calls and first dispatches
+SCHEMA_VERSION = 6  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
+# 4: the calls' durations (figures in the database); 5: (place, time) indexes of calls and first dispatches;
+# 6: a ticket's position and first photo (the console's rows, the map of reports)
 
 
 METADATA = MetaData()

@@ -26,19 +26,26 @@ History (keep this list; never edit a published step, add the next one):
   ``Reported`` v3 carries ``calendar`` too.
 - ``Escalated`` v2: ``deadlines``, every missed deadline that caused it (supervision is per
   ticket): a v1 event named one, ``[deadline]``.
+- ``Reported`` v4: ``position``, where the report was made as data —
+  ``{"lat", "lon", "given_in", "accuracy"}``: WGS-84 degrees, the system the position was given
+  in (``WGS84`` or ``GCJ02``), the accuracy in metres the phone gave (or ``None``). Before v4 a
+  placed report kept its position only in ``location`` as ``"<lat>,<lon> (WGS-84)"`` (after an
+  ``" @ "`` when the reporter also typed a place): that text is parsed back (``given_in`` unknown:
+  ``None``, accuracy ``None``); any other location gives ``None``.
 - ``Closed`` v2: ``override``, the centre's reason for closing a result the reporter found
   unsatisfactory or unresolved; ``None`` before (no override existed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
 
 __all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_closed_v1_v2", "upcast_data", "upcast_dispatched_v1_v2",
            "upcast_escalated_v1_v2", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record",
-           "upcast_reported_v1_v2", "upcast_reported_v2_v3"]
+           "upcast_reported_v1_v2", "upcast_reported_v2_v3", "upcast_reported_v3_v4", "position_in_text"]
 
 EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
 
@@ -68,6 +75,26 @@ def upcast_reported_v2_v3(state: State) -> None:
     state.setdefault("provisional", False)
 
 
+_IN_TEXT = re.compile(r"(?:^| @ )(-?\d{1,2}\.\d+),(-?\d{1,3}\.\d+) \(WGS-84\)$")
+
+
+def position_in_text(location: str | None) -> dict[str, Any] | None:
+    """The position an old report kept in its location text (``"30.123456,120.123456 (WGS-84)"``,
+    alone or after ``" @ "``), as a v4 ``position``; None when the text holds none."""
+    found = _IN_TEXT.search(location or "")
+    if found is None:
+        return None
+    lat, lon = float(found.group(1)), float(found.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return {"lat": lat, "lon": lon, "given_in": None, "accuracy": None}
+
+
+def upcast_reported_v3_v4(state: State) -> None:
+    """Reported v3 → v4: the position, parsed from the location text where it was kept."""
+    state.setdefault("position", position_in_text(state.get("location")))
+
+
 def upcast_dispatched_v1_v2(state: State) -> None:
     """Dispatched / Redispatched v1 → v2: every deadline came from a covered year; the holiday
     table it was counted with is not known."""
@@ -89,7 +116,8 @@ def upcast_closed_v1_v2(state: State) -> None:
 _CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
     "Evaluated": (2, [("method", upcast_evaluated_v1_v2)]),
     "Handled": (2, [("call_id", upcast_handled_v1_v2)]),
-    "Reported": (3, [("reporter", upcast_reported_v1_v2), ("case_no", upcast_reported_v2_v3)]),
+    "Reported": (4, [("reporter", upcast_reported_v1_v2), ("case_no", upcast_reported_v2_v3),
+                     ("position", upcast_reported_v3_v4)]),
     "Dispatched": (2, [("provisional", upcast_dispatched_v1_v2)]),
     "Redispatched": (2, [("provisional", upcast_dispatched_v1_v2)]),
     "Escalated": (2, [("deadlines", upcast_escalated_v1_v2)]),

@@ -191,7 +191,8 @@ def check_password(engine: Engine, now: datetime, name: str, password: str, *, w
         row = conn.execute(select(users).where(users.c.name == name)).first()
         if row is not None and row.locked_until is not None and row.locked_until > now:
             outcome: Exception = AccountLocked(f"too many failed sign-ins: try again after "
-                                               f"{row.locked_until.isoformat(timespec='minutes')}")
+                                               f"{row.locked_until.isoformat(timespec='minutes')}").saying(
+                until=row.locked_until)
         elif row is None or row.disabled or row.password_hash is None or not _verify(row.password_hash, password):
             outcome = Unauthenticated(_REFUSED)
             if row is not None:

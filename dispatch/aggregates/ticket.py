@@ -46,7 +46,7 @@ from dispatch.lifecycle import (FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTI
                                 needs_rework, new_state)
 from dispatch.upcasting import (EVALUATION_METHODS, upcast_closed_v1_v2, upcast_dispatched_v1_v2,
                                  upcast_escalated_v1_v2, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
-                                 upcast_reported_v1_v2, upcast_reported_v2_v3)
+                                 upcast_reported_v1_v2, upcast_reported_v2_v3, upcast_reported_v3_v4, position_in_text)
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")
@@ -67,7 +67,8 @@ def ticket_id_for(*, external_ref: str | None = None, channel: str = "", command
 class Ticket(Aggregate):
     # v2: the lifecycle state gained ``feedback_at`` (snapshots taken before it: ``upcast_v1_v2``)
     # v3: ``resolved``, the case number, the centre's deadlines, holds, extensions, overrides
-    class_version = 3
+    # v4: ``position``, the report's position as data (``upcast_v3_v4``)
+    class_version = 4
 
     class Event(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
@@ -88,6 +89,7 @@ class Ticket(Aggregate):
         channel: str
         description: str
         location: str | None
+        position: dict[str, Any] | None
         external_ref: str | None
         reported_at: datetime
         last_at: datetime
@@ -139,14 +141,20 @@ class Ticket(Aggregate):
         for key, value in new_state().items():
             state.setdefault(key, value)
 
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        """A snapshot taken before v4: the position as its report's event upcaster finds it."""
+        state.setdefault("position", position_in_text(state.get("location")))
+
     # ------------------------------------------------------------------ report
     class Reported(Aggregate.Created, Event):
         """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.vault``: ``{"key",
         "data"}``) or None; and ``media``: the report's photos (``file:<sha256>.jpg`` kept by
         ``dispatch web``, or URLs) or None. The lifecycle state holds neither (snapshots are unchanged).
-        v3 added ``case_no``, ``accept_due``/``dispatch_due`` in ``centre_basis`` and ``provisional``."""
+        v3 added ``case_no``, ``accept_due``/``dispatch_due`` in ``centre_basis`` and ``provisional``.
+        v4 added ``position``: ``{"lat", "lon", "given_in", "accuracy"}`` in WGS-84, or None."""
 
-        class_version = 3
+        class_version = 4
         occurred_at: datetime
         actor: Actor
         command_id: str | None
@@ -168,6 +176,7 @@ class Ticket(Aggregate):
         centre_basis: str | None
         provisional: bool
         calendar: str | None
+        position: dict[str, Any] | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -176,6 +185,10 @@ class Ticket(Aggregate):
         @staticmethod
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             upcast_reported_v2_v3(state)
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            upcast_reported_v3_v4(state)
 
     @event(Reported)
     def __init__(
@@ -203,6 +216,7 @@ class Ticket(Aggregate):
         centre_basis: str | None,
         provisional: bool,
         calendar: str | None,
+        position: dict[str, Any] | None,
     ) -> None:
         self.__dict__.update(new_state())  # the fold (``Event.apply``, after this) fills it in
         self.command_ids: list[str] = []

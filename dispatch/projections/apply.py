@@ -82,6 +82,9 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     row["accept_due"], row["dispatch_due"] = db_time(d.get("accept_due")), db_time(d.get("dispatch_due"))
     row["case_no"] = d.get("case_no") or legacy_case_no(row["ticket_id"], d["street"], d["occurred_at"])
     row["reported_by"] = (d.get("actor") or {}).get("id")
+    position = d.get("position") or {}
+    row["lat"], row["lon"] = position.get("lat"), position.get("lon")
+    row["photo"] = next((m for m in d.get("media") or () if m.startswith("file:")), None)
     row["extension_minutes"] = row["ended_at"] = row["dispatched_at"] = row["feedback_due"] = None
 
 

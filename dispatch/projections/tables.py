@@ -99,6 +99,8 @@ tickets = Table(
     Column("reported_by", String(200), index=True),  # the reporting actor's id ("my reports")
     Column("dispatched_at", _T),  # when the current dispatch was made (its calls' durations count from it)
     Column("feedback_due", _T),  # the current dispatch's feedback deadline (按时结案 judges by it)
+    Column("lat", Float), Column("lon", Float),  # where it was reported (WGS-84), if a position was given
+    Column("photo", String(100)),  # the report's first stored photo (file:<sha256>.jpg), for thumbnails
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").

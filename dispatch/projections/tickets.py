@@ -10,7 +10,7 @@ from sqlalchemy import Engine, exists, select
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import tables as t
 
-__all__ = ["list_tickets"]
+__all__ = ["change_rows", "list_tickets", "open_versions"]
 
 
 def list_tickets(engine: Engine, *, status: str | None = None, community: str | None = None,
@@ -30,7 +30,7 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
     query = select(tk.ticket_id, tk.status, tk.grid, tk.community, tk.street, tk.district, tk.category,
                    tk.priority, tk.channel, tk.reported_at, tk.closed_at, tk.level, tk.lead, tk.handled_by,
                    tk.satisfaction, tk.external_ref, tk.last_at, tk.last_version, tk.description, tk.case_no,
-                   tk.held_since, tk.extension_minutes, tk.closed_via, tk.provisional,
+                   tk.held_since, tk.extension_minutes, tk.closed_via, tk.provisional, tk.lat, tk.lon, tk.photo,
                    select(t.calls.c.handle_due).where(t.calls.c.ticket_id == tk.ticket_id,
                                                       t.calls.c.dispatch_no == tk.dispatch_no,
                                                       t.calls.c.role == "lead").limit(1)
@@ -63,3 +63,29 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
     query = query.order_by(tk.reported_at.desc(), tk.ticket_id).limit(limit).offset(offset)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def open_versions(engine: Engine) -> dict[str, int]:
+    """Every open ticket's last version: the live pages' hub compares two of these to learn which
+    tickets moved (its cost follows the open work, not the history)."""
+    t.ensure_tables(engine)
+    tk = t.tickets.c
+    with engine.connect() as conn:
+        return {str(row.ticket_id): int(row.last_version)
+                for row in conn.execute(select(tk.ticket_id, tk.last_version).where(tk.status.not_in(TERMINAL)))}
+
+
+def change_rows(engine: Engine, ids: list[str]) -> list[dict[str, Any]]:
+    """The places, reporter and departments called of these tickets: who may see that they moved."""
+    if not ids:
+        return []
+    t.ensure_tables(engine)
+    tk, c = t.tickets.c, t.calls.c
+    rows: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(select(tk.ticket_id, tk.grid, tk.community, tk.street, tk.district, tk.lead,
+                                       tk.reported_by, tk.last_version).where(tk.ticket_id.in_(ids))):
+            rows[str(row.ticket_id)] = {**row._mapping, "ticket_id": str(row.ticket_id), "calls": []}
+        for call in conn.execute(select(c.ticket_id, c.department).where(c.ticket_id.in_(ids)).distinct()):
+            rows[str(call.ticket_id)]["calls"].append({"department": call.department})
+    return list(rows.values())

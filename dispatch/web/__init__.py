@@ -32,6 +32,9 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+
+        service.live.start(asyncio.get_running_loop())
         if background:
             service.start()
         try:

@@ -89,16 +89,6 @@ _COMMON: dict[str, Any] = {
 }
 
 
-class Position(BaseModel):
-    """Where the reporter stands: placed in its grid (a report then needs no grid)."""
-
-    model_config = ConfigDict(extra="forbid")
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    crs: Literal["WGS84", "GCJ02"] = Field("WGS84", description="WGS84 from a phone's GPS, GCJ02 from Chinese "
-                                                              "web maps (Amap, Tencent)")
-
-
 def _body_model(command: type, name: str, optional: tuple[str, ...] = (),
                 extra: dict[str, Any] | None = None) -> type[BaseModel]:
     fields: dict[str, Any] = dict(_COMMON) | (extra or {})
@@ -117,8 +107,7 @@ def _body_model(command: type, name: str, optional: tuple[str, ...] = (),
     return model
 
 
-ReportBody = _body_model(c.Report, "ReportBody", optional=("channel", "grid"),
-                         extra={"position": (Position | None, Field(None, description="instead of a grid"))})
+ReportBody = _body_model(c.Report, "ReportBody", optional=("channel", "grid"))
 
 
 class Applied(BaseModel):

@@ -16,28 +16,27 @@ Routes translate; what they show is ``dispatch.boards`` and ``dispatch.queries``
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dispatch import boards, queries, users
 from dispatch.errors import DispatchError, Forbidden, Unauthenticated
 from dispatch.identity import Identity
-from dispatch.web import session
+from dispatch.web import live, session
 from dispatch.web.pages import _render, _signed_in
+from dispatch.web.pages import config as _config
+from dispatch.web.pages import script_json as _script_json
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 SCREEN_COOKIE = "dispatch_screen"
 SCREEN_GONE = "这个大屏链接无效、已过期或已撤销：请向街道或网格中心索取新的链接"
-STREAM_SECONDS = 300  # an event stream ends after this; the browser reconnects at once (a stop never waits)
 
 
 # -- who is looking ------------------------------------------------------------------------------------
@@ -97,20 +96,6 @@ PAGE_FIGURES = (
 )
 SCREEN_FIGURES = tuple(f for f in PAGE_FIGURES if f[0] in (
     "open", "reported", "closed", "ack_overdue", "handle_overdue", "escalations", "satisfaction_rate", "composite"))
-
-
-def _config(request: Request) -> dict[str, Any]:
-    from dispatch.web.pages import CHANNEL, STATUS
-
-    settings = request.app.state.board_settings
-    return {"tiles": settings.get("tiles"), "attribution": settings.get("attribution") or "",
-            "tz": request.app.state.service.runtime.reference.timezone, "status": STATUS, "channels": CHANNEL}
-
-
-def _script_json(value: Any) -> str:
-    """JSON to sit inside a <script> element: no character that could close it."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _page(request: Request, template: str, who: Identity, base: str, **extra: Any) -> Response:
@@ -174,31 +159,9 @@ def _boundaries(request: Request, who: Identity) -> dict[str, Any]:
 # -- live: server-sent events ----------------------------------------------------------------------------
 
 def _stream(request: Request, still_allowed: Callable[[], Any]) -> StreamingResponse:
-    """``changed`` whenever the read models move on (checked every second), a comment every 15 s
-    to keep proxies from closing the line; the stream ends after ``STREAM_SECONDS`` or when the
-    viewer is no longer allowed (the browser reconnects, and a refused reconnect ends it)."""
-    service = request.app.state.service
-
-    async def events() -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
-        last = await run_in_threadpool(boards.changes, service.runtime)
-        for second in range(STREAM_SECONDS):
-            await asyncio.sleep(1)
-            if await request.is_disconnected():
-                return
-            now = await run_in_threadpool(boards.changes, service.runtime)
-            if now != last:
-                last = now
-                yield f"event: changed\ndata: {now[0]}\n\n"
-            elif second % 15 == 14:
-                try:
-                    await run_in_threadpool(still_allowed)
-                except DispatchError:
-                    return
-                yield ": still here\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    """``changed`` whenever the read models move (``dispatch.web.live``: one watcher for the
+    process); the page asks for its figures again."""
+    return live.stream(request, still_allowed, None)
 
 
 # -- the big screen ------------------------------------------------------------------------------------

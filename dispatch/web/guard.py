@@ -124,6 +124,13 @@ class SizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.upload_limit if scope.get("path") in self.uploads else self.base
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if scope.get("path") in self.uploads and b"text/html" in accept:
+            # a person's form: back to it, where the refusal is said in its words (never a JSON page)
+            from starlette.responses import RedirectResponse
+
+            await RedirectResponse(f"{scope['path']}?refused=too_large", status_code=303)(scope, receive, send)
+            return
         response = problem(413, "too_large", f"the request body is over {limit} bytes",
                            instance=scope.get("path"))
         await response(scope, receive, send)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,9 +19,11 @@ from starlette.responses import Response
 
 from dispatch import commands as c
 from dispatch import queries
+from dispatch.access import sees_change
 from dispatch.actions import prepare
-from dispatch.errors import DispatchError, Unauthenticated
-from dispatch.web import session
+from dispatch.errors import DispatchError, Forbidden, TicketNotFound, Unauthenticated
+from dispatch.messages import STEPS, chinese
+from dispatch.web import live, session
 
 __all__ = ["router", "templates"]
 
@@ -42,6 +45,10 @@ HOME = {"department": "/desk", "dispatcher": "/console", "admin": "/console", "s
         "hotline": "/report", "leader": "/dashboard", "analyst": "/analysis"}
 MODES = {"on_the_spot": "当场解决", "forward_and_accept": "转交受理", "accept_on_behalf": "代为受理",
          "tell_the_path": "告知途径", "explain": "解释说明"}
+PROGRESS = {"dispatched": "已派单，等待报到", "in_progress": "处置中", "awaiting_redispatch": "退单，待网格中心再派",
+            "handled": "已处置，待反馈", "feedback_given": "已反馈，待评价", "evaluated": "已评价，待办结",
+            "reopened": "返工，待重新派单", "accepted": "待派单", "reported": "待受理", "closed": "已办结",
+            "cancelled": "已撤销", "duplicate": "重复件"}
 SATISFACTION = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 
 
@@ -75,6 +82,47 @@ def _deadline(ref: Any, key: str) -> str:
     return {"handle": "处置", "feedback": "反馈", "accept": "受理", "dispatch": "派遣"}.get(kind, "")
 
 
+def config(request: Request) -> dict[str, Any]:
+    """What the pages' maps and charts need to know (tiles, time zone, names of statuses)."""
+    settings = request.app.state.board_settings
+    return {"tiles": settings.get("tiles"), "attribution": settings.get("attribution") or "",
+            "tz": request.app.state.service.runtime.reference.timezone, "status": STATUS, "channels": CHANNEL}
+
+
+def script_json(value: Any) -> str:
+    """JSON to sit inside a <script> element: no character that could close it."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _when(request: Request, value: datetime) -> str:
+    """A time a person reads in a sentence: local, to the minute (the date only when not today)."""
+    tz = _tz(request)
+    local, today = value.astimezone(tz), request.app.state.service.runtime.clock.now().astimezone(tz)
+    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%m月%d日 %H:%M")
+
+
+def refusal(request: Request, error: DispatchError, who: Any = None, ticket: str | None = None,
+            step: str | None = None, department: str | None = None) -> str:
+    """A refusal as the person reads it: in Chinese, naming the case number, the department and
+    the step (``dispatch.messages``)."""
+    ref = request.app.state.service.runtime.reference
+    words: dict[str, Any] = {k: (_when(request, v) if isinstance(v, datetime) else v)
+                             for k, v in (getattr(error, "words", None) or {}).items()}
+    if ticket and not isinstance(error, (Forbidden, TicketNotFound)):
+        rows = request.app.state.service.read(lambda rt: queries.tickets(rt, ids=[ticket], limit=1))
+        if rows:
+            words["case"] = rows[0]["case_no"]
+    dept = department or (who.department if who is not None else None)
+    if dept in ref.departments:
+        words["department"] = ref.departments[dept].name
+    if step:
+        words["step"] = STEPS.get(step, "")
+    return chinese(error, **words)
+
+
 def _render(request: Request, page: str, status: int = 200, **context: Any) -> Response:
     ref = request.app.state.service.runtime.reference
     names = {"category": lambda k: ref.categories[k].name if k in ref.categories else k,
@@ -85,7 +133,8 @@ def _render(request: Request, page: str, status: int = 200, **context: Any) -> R
              "role": lambda k: ROLE.get(k, k), "answer": lambda k: ANSWER.get(k, k),
              "actor": lambda k: ACTOR.get(k, k), "call_state": lambda k: CALL_STATE.get(k, k),
              "local": lambda v: _local(request, v), "left": _left,
-             "deadline": lambda key: _deadline(ref, key)}
+             "deadline": lambda key: _deadline(ref, key),
+             "progress": lambda row: PROGRESS.get(row["status"], STATUS.get(row["status"], ""))}
     return templates.TemplateResponse(request, page, {"n": names, "csrf": session.csrf_token(request),
                                                       "who": getattr(request.state, "identity", None), **context},
                                       status_code=status)
@@ -124,7 +173,7 @@ async def login(request: Request) -> Response:
         session.begin(request, response, form.get("name", ""), form.get("password", ""))
     except DispatchError as error:
         # the page itself answers 200: a browser shows the sentence, not a failed request
-        return _render(request, "login.html", error=str(error), name=form.get("name", ""))
+        return _render(request, "login.html", error=refusal(request, error), name=form.get("name", ""))
     return response
 
 
@@ -137,17 +186,27 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _desk_calls(request: Request, who: Any) -> list[dict[str, Any]]:
-    service = request.app.state.service
-    return service.read(lambda rt: queries.inbox(rt, None, identity=who))
+def _following(request: Request, who: Any) -> Callable[[], Any]:
+    """The check a live page's stream repeats: still signed in."""
+    return lambda: session.identity(request)
 
+
+def _sees(who: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda change: sees_change(who, change)
+
+
+# -- a department's desk -------------------------------------------------------------------------------
 
 def _desk(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
-    """The desk's calls, and the tickets it led that wait for its feedback (反馈)."""
+    """The desk's calls (待办), the tickets it led that wait for its feedback (待反馈), and the open
+    tickets it reported in on and follows (我参与的)."""
     service = request.app.state.service
+    calls = service.read(lambda rt: queries.inbox(rt, None, identity=who))
     handled = service.read(lambda rt: queries.tickets(rt, identity=who, status="handled", limit=100))
-    return {"calls": _desk_calls(request, who),
-            "to_feedback": [t for t in handled if t["lead"] and t["lead"] == who.department], **extra}
+    to_feedback = [t for t in handled if t["lead"] and t["lead"] == who.department]
+    busy = {call["ticket_id"] for call in calls} | {t["ticket_id"] for t in to_feedback}
+    following = [t for t in service.read(lambda rt: queries.participating(rt, who)) if t["ticket_id"] not in busy]
+    return {"calls": calls, "to_feedback": to_feedback, "following": following, **extra}
 
 
 @router.get("/desk", response_class=HTMLResponse)
@@ -155,6 +214,8 @@ def desk(request: Request) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
+    if who.role != "department":
+        return _render(request, "message.html", status=403, message="部门工作人员才能使用这个页面")
     return _render(request, "desk.html", **_desk(request, who))
 
 
@@ -163,6 +224,35 @@ def desk_calls(request: Request) -> Response:
     who = session.identity(request)
     return _render(request, "desk_calls.html", **_desk(request, who))
 
+
+@router.get("/desk/events")
+def desk_events(request: Request) -> Response:
+    who = session.identity(request)
+    return live.stream(request, _following(request, who), _sees(who))
+
+
+@router.get("/desk/history", response_class=HTMLResponse)
+def desk_history(request: Request) -> Response:
+    """我参与的 · 已结束: the ended tickets the desk reported in on, by case number, period and status."""
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    p = request.query_params
+    asked = {"case": (p.get("case") or "").strip()[:60], "status": p.get("status") or "",
+             "start": p.get("from") or "", "end": p.get("to") or ""}
+    error, rows = None, []
+    try:
+        start, end = request.app.state.service.read(lambda rt: queries.bounds(rt, asked["start"] or None,
+                                                                               asked["end"] or None))
+        rows = request.app.state.service.read(lambda rt: queries.participating(
+            rt, who, ended=True, case_no=asked["case"] or None,
+            status=asked["status"] if asked["status"] in ENDED else None, reported_from=start, reported_to=end))
+    except DispatchError as refused:
+        error = refusal(request, refused, who)
+    return _render(request, "desk_history.html", rows=rows, asked=asked, ended=ENDED, error=error)
+
+
+ENDED = {"closed": "已办结", "cancelled": "已撤销", "duplicate": "重复件"}
 
 _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason",)),
                "handle": (c.Handle, ("result",)), "feedback": (c.Feedback, ("message",)),
@@ -174,30 +264,35 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
     form = session.form_of(await request.body())
     who = session.identity(request)
     session.require_csrf(request, form)
+
+    def answer(error: str | None) -> Response:
+        # a refusal is shown in the row it came from (htmx merges only 2xx answers)
+        context = _desk(request, who, error=error)
+        shown = {r["ticket_id"] for r in (*context["calls"], *context["to_feedback"])}
+        return _render(request, "desk_calls.html", error_ticket=ticket if ticket in shown else None, **context)
+
     if step not in _DESK_STEPS:
-        return _render(request, "desk_calls.html", **_desk(request, who, error="没有这个操作"))
+        return answer(refusal(request, DispatchError("no such step").saying(why="no_such_step")))
     kind, fields = _DESK_STEPS[step]
     values: dict[str, Any] = {f: form.get(f, "") for f in fields}
     if step != "feedback":
         values["department"] = who.department or ""
     service = request.app.state.service
-    error = None
     if kind is c.RequestExtension:  # asked in hours, recorded in minutes of the dispatch's time basis
         hours = form.get("hours", "")
         if not hours.isdigit() or not 1 <= int(hours) <= 720:
-            return _render(request, "desk_calls.html", **_desk(request, who, error="延期小时数：1 到 720 的整数"))
+            return answer(refusal(request, DispatchError("hours").saying(why="extension_hours")))
         values["minutes"] = int(hours) * 60
     try:
         service.submit(lambda rt: prepare(rt, kind, who, ticket_id=ticket, **values), kind, None)
     except DispatchError as refused:
-        error = str(refused)
-    # a refusal is shown in the list it came from (htmx swaps only 2xx answers)
-    return _render(request, "desk_calls.html", **_desk(request, who, error=error))
+        return answer(refusal(request, refused, who, ticket=ticket, step=step))
+    return answer(None)
 
 
 # -- the field report (网格员 / hotline) ----------------------------------------------------------------
 
-def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
+def _report_context(request: Request, who: Any, typed: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     import uuid
 
     service = request.app.state.service
@@ -209,22 +304,46 @@ def _report_context(request: Request, who: Any, **extra: Any) -> dict[str, Any]:
     mine = service.read(lambda rt: queries.tickets(rt, identity=who, mine=True, limit=20))
     offered = ("hotline", "online", "visit") if who.role == "hotline" else ("patrol", "video", "visit")
     channels = [(k, CHANNEL[k]) for k in offered]
-    return {"categories": list(ref.categories.values()), "grids": grids, "key": uuid.uuid4().hex,
-            "recent": recent, "mine": mine, "hotline": who.role == "hotline", "channels": channels, **extra}
+    # a refused report keeps what was typed (and its form key: a second try is still one report)
+    typed = typed or {}
+    from dispatch.media import MAX_PHOTO_BYTES
+
+    return {"categories": list(ref.categories.values()), "grids": grids, "key": typed.get("key") or uuid.uuid4().hex,
+            "max_photo": MAX_PHOTO_BYTES,
+            "recent": recent, "mine": mine, "hotline": who.role == "hotline", "channels": channels,
+            "typed": typed, **extra}
+
+
+@router.get("/report/lists", response_class=HTMLResponse)
+def report_lists(request: Request) -> Response:
+    """我的上报 and the area's recent reports, for the live page."""
+    who = session.identity(request)
+    return _render(request, "report_lists.html", **_report_context(request, who))
+
+
+@router.get("/report/events")
+def report_events(request: Request) -> Response:
+    who = session.identity(request)
+    return live.stream(request, _following(request, who), _sees(who))
 
 
 @router.get("/report", response_class=HTMLResponse)
-def report_page(request: Request, made: str | None = None) -> Response:
+def report_page(request: Request, made: str | None = None, refused: str | None = None) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
+    from dispatch.media import MAX_PHOTO_BYTES
+    from dispatch.messages import DETAILS
+
+    error = (DETAILS["body_too_large"].format(limit=f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB")
+             if refused == "too_large" else None)
     shown = None
     if made and queries.UUID_TEXT.match(made):
         try:
             shown = request.app.state.service.read(lambda rt: queries.show(rt, made, who))
         except DispatchError:  # in Kafka mode the engine may not have stored it yet
             shown = {"ticket_id": made, "case_no": "（编号生成中）"}
-    return _render(request, "report.html", made=shown, **_report_context(request, who))
+    return _render(request, "report.html", made=shown, error=error, **_report_context(request, who))
 
 
 @router.post("/report", response_class=HTMLResponse)
@@ -243,6 +362,8 @@ async def report(request: Request) -> Response:
     if form.get("lat") and form.get("lon"):
         try:
             fields["position"] = {"lat": float(form["lat"]), "lon": float(form["lon"]), "crs": "WGS84"}
+            if form.get("accuracy"):
+                fields["position"]["accuracy"] = min(float(form["accuracy"]), 100_000.0)
         except ValueError:
             pass
     if "position" not in fields:
@@ -257,13 +378,15 @@ async def report(request: Request) -> Response:
         try:
             fields["media"] = [service.runtime.media.put(await photo.read())]
         except DispatchError as refused:
-            return _render(request, "report.html", error=str(refused), **_report_context(request, who))
+            return _render(request, "report.html", error=refusal(request, refused, who),
+                           **_report_context(request, who, form))
     # a double tap on a flaky connection: the same form key makes one ticket
     key = "page-" + hashlib.sha256(f"{who.name}\x00{form.get('key', '')}".encode()).hexdigest()[:40]
     try:
         result = service.submit(lambda rt: prepare(rt, c.Report, who, command_id=key, **fields), c.Report, key)
     except DispatchError as refused:
-        return _render(request, "report.html", error=str(refused), **_report_context(request, who))
+        return _render(request, "report.html", error=refusal(request, refused, who, step="report"),
+                       **_report_context(request, who, form))
     # after a POST, a redirect: reloading the page then never sends the report again
     return RedirectResponse(f"/report?made={result.get('ticket_id', '')}", status_code=303)
 
@@ -309,6 +432,12 @@ def console_body(request: Request) -> Response:
     return _render(request, "console_body.html", **_console(request, who))
 
 
+@router.get("/console/events")
+def console_events(request: Request) -> Response:
+    who = session.identity(request)
+    return live.stream(request, _following(request, who), _sees(who))
+
+
 _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
     "accept": (c.Accept, ()), "first-contact": (c.FirstContact, ("mode",)), "dispatch": (c.Dispatch, ("lead",)),
     "duplicate": (c.MarkDuplicate, ("original_id",)), "feedback": (c.Feedback, ("message",)),
@@ -327,7 +456,7 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
     session.require_csrf(request, form)
     error = None
     if step not in _CONSOLE_STEPS:
-        error = "没有这个操作"
+        error = refusal(request, DispatchError("no such step").saying(why="no_such_step"))
     else:
         kind, fields = _CONSOLE_STEPS[step]
         values: dict[str, Any] = {f: form.get(f) or None for f in fields}
@@ -347,14 +476,18 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
                 values["original_id"] = str(request.app.state.service.read(
                     lambda rt: queries.show(rt, values["original_id"], who))["ticket_id"])
             except DispatchError as refused:
-                error = f"原案件：{refused}"
+                error = "原案件：" + chinese(refused, case=str(values["original_id"])[:40])
         if error is None:
             try:
                 request.app.state.service.submit(lambda rt: prepare(rt, kind, who, ticket_id=ticket, **values),
                                                  kind, None)
             except DispatchError as refused:
-                error = str(refused)
-    return _render(request, "console_body.html", error=error, **_console(request, who))
+                error = refusal(request, refused, who, ticket=ticket, step=step,
+                                department=values.get("lead") if kind is c.Dispatch else None)
+    context = _console(request, who)
+    shown = {r["ticket_id"] for rows in ([x["rows"] for x in context["lists"]] + [context["overdue"]]) for r in rows}
+    return _render(request, "console_body.html", error=error, error_ticket=ticket if ticket in shown else None,
+                   **context)
 
 
 @router.get("/tickets/{ticket}/media/{name}")
@@ -373,10 +506,34 @@ def ticket_page(request: Request, ticket: str) -> Response:
         return RedirectResponse("/login", status_code=303)
     service = request.app.state.service
     try:
-        shown = service.read(lambda rt: queries.show(rt, ticket, who))
-        timeline = service.read(lambda rt: queries.timeline(rt, ticket, who))
+        context = _ticket_context(request, who, ticket)
     except DispatchError as error:
-        return _render(request, "message.html", status=404 if "no ticket" in str(error) else 403,
-                       message=str(error))
-    return _render(request, "ticket.html", t=shown, events=timeline["events"])
+        return _render(request, "message.html", status=404 if isinstance(error, TicketNotFound) else 403,
+                       message=refusal(request, error, who))
+    return _render(request, "ticket.html", **context)
+
+
+def _ticket_context(request: Request, who: Any, ticket: str) -> dict[str, Any]:
+    service = request.app.state.service
+    shown = service.read(lambda rt: queries.show(rt, ticket, who))
+    timeline = service.read(lambda rt: queries.timeline(rt, ticket, who))
+    ref = service.runtime.reference
+    grid_shape = ref.boundaries.get(shown["grid"]) if ref.boundaries else None
+    spot = {"position": shown.get("position"), "grid": grid_shape, "grid_name": ref.place(shown["grid"]).grid.name}
+    return {"t": shown, "events": timeline["events"], "spot_json": script_json(spot),
+            "config_json": script_json(config(request)), "has_spot": bool(shown.get("position") or grid_shape),
+            "spot_name": spot["grid_name"]}
+
+
+@router.get("/tickets/{ticket}/body", response_class=HTMLResponse)
+def ticket_body(request: Request, ticket: str) -> Response:
+    who = session.identity(request)
+    return _render(request, "ticket_body.html", **_ticket_context(request, who, ticket))
+
+
+@router.get("/tickets/{ticket}/events")
+def ticket_events(request: Request, ticket: str) -> Response:
+    who = session.identity(request)
+    tid = str(request.app.state.service.read(lambda rt: queries.show(rt, ticket, who))["ticket_id"])
+    return live.stream(request, _following(request, who), lambda change: change["ticket_id"] == tid)
 

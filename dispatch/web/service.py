@@ -39,6 +39,9 @@ class WebService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog_every, self.catch_up_every = watchdog_every, catch_up_every
+        from dispatch.web.live import Hub
+
+        self.live = Hub(runtime, embedded=submitter is None)
 
     # -- lifecycle of the process --------------------------------------------------------------------
 
@@ -51,6 +54,7 @@ class WebService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.live.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         if self.submitter is not None:
@@ -77,7 +81,8 @@ class WebService:
     def _execute_batch(self, commands: list[Any]) -> list[Any]:
         with self._write_lock:
             outcomes: list[Any] = self.runtime.app.execute_batch(commands)
-            return outcomes
+        self.live.poke()
+        return outcomes
 
     # -- who is asking -------------------------------------------------------------------------------
 
@@ -122,6 +127,7 @@ class WebService:
             self.metrics.commands.labels(getattr(command, "type", kind.__name__.lower()), error.code).inc()
             raise
         self.metrics.commands.labels(command.type, result["outcome"]).inc()
+        self.live.poke()
         return result
 
     def _apply(self, command: Any) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         expect(call).to_contain_text("待处置")
         call.locator("input[name=result]").fill("已清运")
         call.get_by_role("button", name="处置完成").click()
-        expect(page.locator(".empty")).to_contain_text("没有待办的案件")
+        expect(page.locator("#todo .empty")).to_contain_text("没有待办的案件")
         feedback = page.locator("#to-feedback")  # as the lead, it tells the reporter the result
         feedback.locator("input[name=message]").fill("垃圾已清运")
         feedback.get_by_role("button", name="反馈").click()

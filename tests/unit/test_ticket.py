@@ -36,7 +36,7 @@ def new_ticket(**kw: object) -> Ticket:
                   grid="g1", community="c1", street="s1", district="d1", category="city_appearance",
                   priority="normal", channel="patrol", description="垃圾焚烧",
                   location=None, external_ref=None, reporter=None, media=None, case_no=None, accept_due=None, dispatch_due=None,
-                  centre_basis=None, provisional=False, calendar=None)
+                  centre_basis=None, provisional=False, calendar=None, position=None)
     fields.update(kw)
     return Ticket(**fields)  # type: ignore[arg-type]
 

@@ -91,7 +91,7 @@ def test_the_field_report_shows_the_new_case_number_and_my_reports_with_their_st
     shown = api.client.get(made.headers["location"]).text
     assert f"工单编号 <strong class=\"case\">{case_no}</strong>" in shown
     mine = shown.split('id="mine"', 1)[1].split("</section>", 1)[0]
-    assert case_no in mine and "已上报" in mine and mine.count("<li>") == 1
+    assert case_no in mine and "已上报" in mine and mine.count("</li>") == 1
     api.step("disp-a", ticket, "accept")
     mine = api.client.get("/report").text.split('id="mine"', 1)[1].split("</section>", 1)[0]
     assert "已受理" in mine

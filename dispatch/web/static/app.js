@@ -1,5 +1,6 @@
-// Tick the deadlines down between the server's answers: the server computed each "time left" in
-// its SLA time basis; this only counts calendar minutes until the next refresh (every 15 s).
+// Tick the deadlines down on the page: the server computed each "time left" in its SLA time basis;
+// this only counts calendar minutes down until the next pushed update replaces the row. It asks the
+// server nothing (updates come only by the event stream: live.js).
 (function () {
   function words(minutes) {
     var late = minutes < 0, m = Math.abs(Math.round(minutes)), h = Math.floor(m / 60);
@@ -28,12 +29,42 @@
     navigator.geolocation.getCurrentPosition(function (p) {
       document.getElementById("lat").value = p.coords.latitude.toFixed(6);
       document.getElementById("lon").value = p.coords.longitude.toFixed(6);
+      document.getElementById("accuracy").value = String(Math.round(p.coords.accuracy));
       shown.textContent = "已定位（±" + Math.round(p.coords.accuracy) + " 米）";
     }, function () { shown.textContent = "无法定位：请选择网格"; }, {enableHighAccuracy: true, timeout: 15000});
   });
 })();
 
-// The desk: a badge and a short tone when a new call arrives (the list refreshes every 15 s).
+// The field report: a photo over the limit is refused here, before it travels over a phone's line.
+(function () {
+  var photo = document.getElementById("photo"), shown = document.getElementById("photo-error");
+  if (!photo || !shown) { return; }
+  photo.addEventListener("change", function () {
+    var limit = parseInt(photo.getAttribute("data-max-bytes"), 10), file = photo.files && photo.files[0];
+    if (file && limit && file.size > limit) {
+      shown.textContent = "照片太大（" + (file.size / 1048576).toFixed(1) + " MB，最大 " + Math.floor(limit / 1048576) +
+        " MB）：请换一张较小的照片";
+      shown.hidden = false;
+      photo.value = "";
+    } else {
+      shown.hidden = true;
+    }
+  });
+})();
+
+// The whistle form: the lead department is never offered as a cooperating one.
+document.addEventListener("change", function (ev) {
+  var select = ev.target;
+  if (!select.matches || !select.matches(".whistle select[name=lead]")) { return; }
+  select.form.querySelectorAll("input[name=cooperating]").forEach(function (box) {
+    var lead = box.value === select.value;
+    box.disabled = lead;
+    if (lead) { box.checked = false; }
+    box.closest("label").hidden = lead;
+  });
+});
+
+// The desk: a badge and a short tone when a new call arrives (pushed: live.js merges it in).
 (function () {
   var calls = document.getElementById("calls");
   if (!calls) { return; }
@@ -49,7 +80,7 @@
       osc.start(); osc.stop(ctx.currentTime + 0.25);
     } catch (e) { /* no sound before the person has touched the page: the badge still shows */ }
   }
-  document.body.addEventListener("htmx:afterSwap", function () {
+  document.body.addEventListener("live:merged", function () {
     var now = waiting(), badge = document.getElementById("new-calls");
     if (now > seen && badge) {
       badge.textContent = "新 " + (now - seen);

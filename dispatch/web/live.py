@@ -1,0 +1,198 @@
+"""Live pages: one watcher per process follows where the read models stand and tells every open
+event stream (server-sent events) which tickets moved; each stream passes on only what its
+signed-in viewer may see (``access.sees_change``), and the page fetches its own fragment again
+and merges it row by row (``static/live.js``), never touching a row someone is typing in.
+
+The watcher checks the read models' position every ``every`` seconds (one small query for the
+whole process, however many pages are open), at once after a write made here, and — embedded —
+catches the projections up first. An event's id is the read models' position: a browser that
+reconnects (a lost line, a restarted server) sends it back as ``Last-Event-ID`` and is told to
+catch up when the position moved meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from dispatch import boards, queries
+from dispatch.errors import DispatchError
+
+__all__ = ["Hub", "stream"]
+
+log = structlog.get_logger("dispatch.web.live")
+STREAM_SECONDS = 300  # a stream ends after this; the browser reconnects at once with its last position
+KEEPALIVE_SECONDS = 15
+KEPT = 512  # moves remembered for streams that fall behind (further back: "catch up with everything")
+
+
+class Move:
+    """One move of the read models: their position after it, the tickets that moved (None: not
+    known, every page catches up), and when the watcher saw it (``time.monotonic``)."""
+
+    __slots__ = ("seq", "position", "changes", "seen")
+
+    def __init__(self, seq: int, position: int, changes: list[dict[str, Any]] | None, seen: float):
+        self.seq, self.position, self.changes, self.seen = seq, position, changes, seen
+
+
+class Hub:
+    def __init__(self, runtime: Any, *, embedded: bool, every: float = 0.25):
+        self.runtime, self.embedded, self.every = runtime, embedded, every
+        self.position = 0
+        self.seq = 0
+        self.moves: deque[Move] = deque(maxlen=KEPT)
+        self.streams = 0
+        self._signature: tuple[int, int] | None = None
+        self._versions: dict[str, int] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._moved: asyncio.Event | None = None
+        self._poke = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the watcher ---------------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._moved = loop, asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="dispatch-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def poke(self) -> None:
+        """A write was made here: look now rather than at the next tick."""
+        self._poke.set()
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            self._poke.wait(self.every)
+            self._poke.clear()
+            try:
+                self.check()
+                if failing:
+                    log.info("live pages: the read models can be read again")
+                failing = False
+            except Exception:  # noqa: BLE001 - a failed look is tried again at the next tick
+                if not failing:
+                    log.exception("live pages: cannot read the read models' position")
+                failing = True
+
+    def check(self) -> Move | None:
+        """Look once: when the read models moved, note which tickets did and wake the streams."""
+        if self.embedded:
+            from dispatch.projections import catch_up
+
+            catch_up(self.runtime)
+        signature = boards.changes(self.runtime)
+        if signature == self._signature:
+            return None
+        first = self._signature is None
+        versions, changes = queries.live_changes(self.runtime, self._versions)
+        self._signature, self._versions = signature, versions
+        self.position = signature[0]
+        if first:
+            return None
+        self.seq += 1
+        move = Move(self.seq, self.position, changes, time.monotonic())
+        self.moves.append(move)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+        return move
+
+    def _wake(self) -> None:
+        moved, self._moved = self._moved, asyncio.Event()
+        if moved is not None:
+            moved.set()
+
+    async def wait(self, timeout: float) -> None:
+        if self._moved is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(self._moved.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def since(self, seq: int) -> tuple[list[Move], bool]:
+        """The moves after ``seq``, and whether some were forgotten (then: catch up with everything)."""
+        newer = [m for m in self.moves if m.seq > seq]
+        lost = bool(newer) and newer[0].seq != seq + 1 or (not newer and self.seq > seq)
+        return newer, lost
+
+
+def _last_id(request: Request) -> int | None:
+    text = request.headers.get("last-event-id") or request.query_params.get("since") or ""
+    return int(text) if text.isdigit() else None
+
+
+def stream(request: Request, still_allowed: Callable[[], Any], sees: Callable[[dict[str, Any]], bool] | None,
+           *, on_sent: Callable[[Move], None] | None = None) -> StreamingResponse:
+    """``changed`` (its id the read models' position, its data the moved tickets' ids this viewer
+    may see) whenever a move concerns the viewer; a comment every 15 s keeps proxies from closing
+    the line. The stream ends after ``STREAM_SECONDS`` or when the viewer is no longer allowed
+    (the browser reconnects, and a refused reconnect ends it)."""
+    hub: Hub = request.app.state.service.live
+
+    def relevant(moves: list[Move]) -> list[str] | None:
+        shown: list[str] = []
+        for move in moves:
+            if move.changes is None:
+                return None
+            shown += [c["ticket_id"] for c in move.changes if sees is None or sees(c)]
+        return shown
+
+    def message(position: int, ids: list[str] | None) -> str:
+        return f"id: {position}\nevent: changed\ndata: {orjson.dumps(ids or []).decode()}\n\n"
+
+    async def events() -> AsyncIterator[str]:
+        hub.streams += 1
+        try:
+            yield "retry: 2000\n\n"
+            cursor = hub.seq
+            since = _last_id(request)
+            if since is not None and since != hub.position:  # moved while this page was away
+                yield message(hub.position, None)
+            else:
+                yield f"id: {hub.position}\nevent: ready\ndata: {hub.position}\n\n"
+            started = last_word = time.monotonic()
+            while time.monotonic() - started < STREAM_SECONDS:
+                await hub.wait(timeout=1.0)
+                if await request.is_disconnected():
+                    return
+                moves, lost = hub.since(cursor)
+                if moves:
+                    cursor = moves[-1].seq
+                ids = None if lost else relevant(moves)
+                if lost or ids:
+                    yield message(hub.position, ids)
+                    last_word = time.monotonic()
+                    if on_sent is not None and moves:
+                        on_sent(moves[-1])
+                elif time.monotonic() - last_word >= KEEPALIVE_SECONDS:
+                    try:
+                        await run_in_threadpool(still_allowed)
+                    except DispatchError:
+                        return
+                    yield ": still here\n\n"
+                    last_word = time.monotonic()
+        finally:
+            hub.streams -= 1
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
