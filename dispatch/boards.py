@@ -71,6 +71,7 @@ def board(runtime: Any, identity: Identity, *, street: str | None = None, commun
                              **place)
         grids = b.per_grid(engine, window.as_of, **place)
         latest = b.latest(engine, window.as_of, **place)
+        markers = b.reports(engine, window.as_of, **place)
         figures, scorecard, trend = figures_.result(), scorecard_.result(), trend_.result()
     names = _Names(ref)
     return {
@@ -84,9 +85,35 @@ def board(runtime: Any, identity: Identity, *, street: str | None = None, commun
         "latest": [{**row, "ticket_id": str(row["ticket_id"]), "category_name": names("categories", row["category"]),
                     "grid_name": names("grids", row["grid"]), "community_name": names("communities", row["community"]),
                     "reported_at": row["reported_at"].isoformat()} for row in latest],
+        "reports": _markers(ref, markers, window.as_of),
         "names": {"categories": {k: v.name for k, v in ref.categories.items()},
                   "grids": {g.id: g.name for g in _grids_of(ref, **place)}},
     }
+
+
+# which deadline an open ticket is working to, by its status then (centre: the centre's time basis)
+_WORKING_TO = {"reported": ("accept_due", "centre"), "accepted": ("dispatch_due", "centre"),
+               "reopened": ("dispatch_due", "centre"), "awaiting_redispatch": ("dispatch_due", "centre"),
+               "dispatched": ("ack_due", "call"), "in_progress": ("handle_due", "call"),
+               "handled": ("feedback_due", "call")}
+
+
+def _markers(ref: Any, rows: list[dict[str, Any]], as_of: datetime) -> list[dict[str, Any]]:
+    """The map's markers: case number, category, status, time left — nothing personal (no
+    description, no reporter), positions as recorded (WGS-84)."""
+    from dispatch.sla import SlaPolicy
+
+    policy, names, out = SlaPolicy(ref), _Names(ref), []
+    for row in rows:
+        column, kind = _WORKING_TO.get(row["status"] or "", (None, None))
+        due = row.get(column) if column else None
+        basis = row["centre_basis"] if kind == "centre" else row["time_basis"]
+        left = queries.minutes_left(policy, basis, as_of, due) if due is not None else None
+        out.append({"ticket_id": str(row["ticket_id"]), "case_no": row["case_no"], "lat": row["lat"], "lon": row["lon"],
+                    "category_name": names("categories", row["category"]), "grid_name": names("grids", row["grid"]),
+                    "status": row["status"], "minutes_left": None if left is None else round(left),
+                    "overdue": left is not None and left < 0})
+    return out
 
 
 def changes(runtime: Any) -> tuple[int, int]:

@@ -44,7 +44,7 @@ from dispatch.projections.figures import Settings
 from dispatch.projections.timeline import timeline as ticket_timeline
 from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes",
+__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "minutes_left",
            "overdue", "participating", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -330,7 +330,7 @@ def timeline(runtime: Any, ticket: str | UUID, identity: Identity | None = None)
 
 # -- work lists ---------------------------------------------------------------------------------------
 
-def _minutes_left(policy: SlaPolicy, basis: str | None, now: datetime, due: datetime | None) -> float | None:
+def minutes_left(policy: SlaPolicy, basis: str | None, now: datetime, due: datetime | None) -> float | None:
     if due is None:
         return None
     return round(policy.basis(basis or "calendar").minutes_between(now, due), 1)
@@ -370,7 +370,7 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
                          "dispatched_at": r.dispatched_at, "ack_due": r.ack_due,
                          "handle_due": r.handle_due if r.role == "lead" else None,
                          # a held ticket's clock stands still (挂起): the time left as the hold began
-                         "due": due, "minutes_left": _minutes_left(policy, r.time_basis, r.held_since or now, due),
+                         "due": due, "minutes_left": minutes_left(policy, r.time_basis, r.held_since or now, due),
                          "time_basis": r.time_basis, "status": r.status, "level": r.level, "category": r.category,
                          "grid": r.grid, "community": r.community, "description": r.description,
                          "case_no": r.case_no, "held": r.held_since is not None,
@@ -400,7 +400,7 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
     policy = SlaPolicy(ref)
     rows = []
     for m in missed:
-        left = _minutes_left(policy, m.time_basis, now, m.due)
+        left = minutes_left(policy, m.time_basis, now, m.due)
         rows.append({"ticket_id": m.ticket_id, "case_no": m.case_no, "call_id": m.call_id,
                      "department": m.department or None, "role": m.role,
                      "deadline": m.kind, "due": m.due, "minutes_late": None if left is None else -left,

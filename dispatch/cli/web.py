@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -60,5 +61,13 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     scheme = "https" if certfile else "http"
     click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}; "
                f"OpenAPI at /api/openapi.json)", err=True)
-    uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
-                server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
+    live = app.state.service.live
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            live.close()  # the pages' event streams end at once (the browsers reconnect when it is back)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
+                            server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
+    Server(config).run()

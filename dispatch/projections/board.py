@@ -22,7 +22,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.open_work import open_work
 from dispatch.projections.sla_stats import buckets
 
-__all__ = ["daily", "latest", "per_grid", "signature"]
+__all__ = ["daily", "latest", "per_grid", "reports", "signature"]
 
 
 def daily(engine: Engine, timezone: str, *, as_of: datetime, start: datetime, end: datetime | None,
@@ -76,3 +76,28 @@ def signature(engine: Engine) -> tuple[int, int]:
         total, sources = conn.execute(select(func.coalesce(func.sum(t.positions.c.position), 0),
                                              func.count()).select_from(t.positions)).one()
     return int(total), int(sources)
+
+
+def reports(engine: Engine, as_of: datetime, *, street: str | None = None, community: str | None = None,
+            limit: int = 2000) -> list[dict[str, Any]]:
+    """The place's reports open at the instant that carry a position (the map's markers): each
+    with its status then and the deadline it is working to (the centre's, a call's report-in, the
+    lead's handling, the feedback), newest first, at most ``limit``."""
+    tk, st, c = t.tickets.c, t.ticket_states, t.calls.c
+    state_then = (select(st.c.state).where(st.c.ticket_id == tk.ticket_id, st.c.at <= as_of)
+                  .order_by(st.c.version.desc()).limit(1).correlate(t.tickets).scalar_subquery())
+    current = (c.ticket_id == tk.ticket_id, c.dispatch_no == tk.dispatch_no, c.superseded_at.is_(None))
+    ack_due = select(func.min(c.ack_due)).where(*current, c.answer.is_(None)).correlate(t.tickets).scalar_subquery()
+    handle_due = (select(c.handle_due).where(*current, c.role == "lead").limit(1)
+                  .correlate(t.tickets).scalar_subquery())
+    place = [tk.street == street] if street is not None else []
+    if community is not None:
+        place.append(tk.community == community)
+    query = (select(tk.ticket_id, tk.case_no, tk.category, tk.grid, tk.lat, tk.lon, tk.reported_at,
+                    tk.accept_due, tk.dispatch_due, tk.feedback_due, tk.centre_basis, tk.time_basis,
+                    state_then.label("status"), ack_due.label("ack_due"), handle_due.label("handle_due"))
+             .where(*place, tk.lat.is_not(None), tk.reported_at <= as_of,
+                    (tk.ended_at.is_(None)) | (tk.ended_at > as_of))
+             .order_by(tk.reported_at.desc(), tk.ticket_id.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

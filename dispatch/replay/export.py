@@ -30,7 +30,7 @@ from dispatch.vault import FREE_TEXT, scrub
 __all__ = ["COLUMNS", "EXPORTS", "export_rows", "write_csv", "write_parquet"]
 
 Row = tuple[Any, ...]
-S, I, B, T, F = "string", "int", "bool", "time", "float"
+S, I, B, T, F, D = "string", "int", "bool", "time", "float", "degrees"  # degrees: WGS-84, 6 decimals in CSV
 _PLACE = [("district", S), ("district_name", S), ("street", S), ("street_name", S),
           ("community", S), ("community_name", S), ("grid", S), ("grid_name", S)]
 COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -40,7 +40,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
                 ("lead_name", S), ("handled_by", S), ("handled_by_name", S), ("time_basis", S),
                 ("satisfaction", S), ("description", S), ("case_no", S), ("closed_via", S),
                 ("first_contact_mode", S), ("accept_due", T), ("accepted_at", T), ("dispatch_due", T),
-                ("first_dispatched_at", T), ("provisional", B), ("held_since", T)],
+                ("first_dispatched_at", T), ("provisional", B), ("held_since", T), ("lat", D), ("lon", D)],
     "events": [("position", I), ("ticket_id", S), ("version", I), ("type", S), ("occurred_at", T),
                ("actor_role", S), ("actor_id", S), ("department", S), ("department_name", S),
                ("community", S), ("community_name", S), ("category", S), ("category_name", S), ("data", S)],
@@ -88,7 +88,7 @@ def _tickets(engine: Engine, ref: Reference, start: datetime | None, end: dateti
                    n("departments", r.handled_by), r.time_basis, r.satisfaction, scrub(r.description), r.case_no,
                    r.closed_via, (r.closed_via or "").partition("first_contact:")[2] or None, r.accept_due,
                    r.accepted_at, r.dispatch_due, r.first_dispatched_at,
-                   None if r.provisional is None else bool(r.provisional), r.held_since)
+                   None if r.provisional is None else bool(r.provisional), r.held_since, r.lat, r.lon)
 
 
 def _plain(value: Any) -> Any:
@@ -196,8 +196,9 @@ def write_csv(kind: str, rows: Iterator[Row], stream: IO[str], timezone: str, *,
         stream.write(BOM)
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow([name for name, _ in COLUMNS[kind]])
+    degrees = [k == D for _, k in COLUMNS[kind]]
     for row in rows:
-        writer.writerow([_csv_value(v, tz) for v in row])
+        writer.writerow([f"{v:.6f}" if deg and v is not None else _csv_value(v, tz) for v, deg in zip(row, degrees)])
         count += 1
     return count
 
@@ -208,7 +209,8 @@ def write_parquet(kind: str, rows: Iterator[Row], path: str, timezone: str) -> i
         import pyarrow.parquet as pq
     except ImportError:
         raise DispatchError("Parquet needs pyarrow: pip install 'dispatch[parquet]' (or use --format csv)") from None
-    types = {S: pa.string(), I: pa.int64(), B: pa.bool_(), F: pa.float64(), T: pa.timestamp("us", tz=timezone)}
+    types = {S: pa.string(), I: pa.int64(), B: pa.bool_(), F: pa.float64(), D: pa.float64(),
+             T: pa.timestamp("us", tz=timezone)}
     schema = pa.schema([(name, types[kind_]) for name, kind_ in COLUMNS[kind]])
     count = 0
     with pq.ParquetWriter(path, schema) as writer:

@@ -131,8 +131,11 @@ class SizeLimit:
 
             await RedirectResponse(f"{scope['path']}?refused=too_large", status_code=303)(scope, receive, send)
             return
+        from starlette.requests import Request as Asked
+
         response = problem(413, "too_large", f"the request body is over {limit} bytes",
-                           instance=scope.get("path"))
+                           instance=scope.get("path"), chinese=Asked(scope),
+                           words={"limit": f"{limit // 1024} KB" if limit < 1024 * 1024 else f"{limit // 1048576} MB"})
         await response(scope, receive, send)
 
 

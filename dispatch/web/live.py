@@ -53,6 +53,7 @@ class Hub:
         self.seq = 0
         self.moves: deque[Move] = deque(maxlen=KEPT)
         self.streams = 0
+        self.closing = False
         self._signature: tuple[int, int] | None = None
         self._versions: dict[str, int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -73,6 +74,15 @@ class Hub:
         self._poke.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def close(self) -> None:
+        """The process is stopping: every open stream ends now (from any thread, e.g. a signal handler)."""
+        self.closing = True
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is closed already
+                pass
 
     def poke(self) -> None:
         """A write was made here: look now rather than at the next tick."""
@@ -173,7 +183,7 @@ def stream(request: Request, still_allowed: Callable[[], Any], sees: Callable[[d
             started = last_word = time.monotonic()
             while time.monotonic() - started < STREAM_SECONDS:
                 await hub.wait(timeout=1.0)
-                if await request.is_disconnected():
+                if hub.closing or await request.is_disconnected():
                     return
                 moves, lost = hub.since(cursor)
                 if moves:

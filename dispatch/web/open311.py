@@ -282,8 +282,8 @@ def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
         "address": f"{place.district.name}{place.street.name}{place.community.name}{place.grid.name}",
         "address_id": row["grid"],
         "zipcode": None,
-        "lat": None,
-        "long": None,
+        "lat": row.get("lat"),
+        "long": row.get("lon"),
         "media_url": None,
     }
 

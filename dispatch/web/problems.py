@@ -1,5 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), carrying the same
-``code`` as the CLI's ``--json`` errors and the dead letters (docs/errors.md)."""
+``code`` as the CLI's ``--json`` errors and the dead letters (docs/errors.md). A client that asks
+in Chinese (``Accept-Language: zh…`` first) gets the Chinese ``title`` and ``detail`` of
+``dispatch.messages``; the ``code`` is the same either way."""
 
 from __future__ import annotations
 
@@ -39,6 +41,24 @@ _TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Con
            503: "Service unavailable", 500: "Internal error", 405: "Method not allowed"}
 
 
+_TITLES_ZH = {400: "请求有误", 401: "请先登录", 403: "没有权限", 404: "没有找到", 405: "不支持这种请求", 409: "与工单当前状态冲突",
+              413: "提交的内容过大", 415: "请发送 JSON", 422: "请求有误", 429: "请求过于频繁", 500: "内部错误",
+              503: "服务暂不可用"}
+
+
+def wants_chinese(request: Request) -> bool:
+    """Whether the client's first language choice is Chinese (``zh``, ``zh-CN``, ``zh-Hans``…)."""
+    first = (request.headers.get("accept-language") or "").split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first == "zh" or first.startswith("zh-")
+
+
+def _in_chinese(request: Request, body: dict[str, Any], error: Any = None, **words: Any) -> None:
+    from dispatch.messages import chinese, sentence
+
+    body["title"] = _TITLES_ZH.get(body["status"], "请求有误")
+    body["detail"] = chinese(error, **words) if error is not None else sentence(body["code"], **words)
+
+
 def status_of(error: e.DispatchError) -> int:
     kind_of: type = type(error)
     if isinstance(error, e.Refused):
@@ -50,9 +70,14 @@ def status_of(error: e.DispatchError) -> int:
 
 
 def problem(status: int, code: str, detail: str, *, instance: str | None = None,
-            headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    body = {"type": f"urn:dispatch:error:{code}", "title": _TITLES.get(status, "Bad request"), "status": status,
-            "detail": " ".join(detail.split()), "code": code}
+            headers: dict[str, str] | None = None, chinese: Request | None = None, error: Any = None,
+            words: dict[str, Any] | None = None, **extra: Any) -> Response:
+    """A problem body; ``chinese``: the request, when it asked for Chinese (title and detail then
+    from ``dispatch.messages``: of ``error`` when given, else of ``code`` with ``words``)."""
+    body: dict[str, Any] = {"type": f"urn:dispatch:error:{code}", "title": _TITLES.get(status, "Bad request"),
+                            "status": status, "detail": " ".join(detail.split()), "code": code}
+    if chinese is not None and wants_chinese(chinese):
+        _in_chinese(chinese, body, error, **(words or {}))
     if instance:
         body["instance"] = instance
     body.update(extra)
@@ -81,18 +106,26 @@ def install(app: Any, on_refusal: Any = None) -> None:
         extra: dict[str, Any] = {}
         if isinstance(error, e.AlreadyReported):
             extra["ticket_id"] = str(error.ticket_id)
-        return problem(status, error.code, str(error), instance=request.url.path, headers=headers, **extra)
+        return problem(status, error.code, str(error), instance=request.url.path, headers=headers,
+                       chinese=request, error=error, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
-        return problem(422, "invalid_command", _validation_detail(error), instance=request.url.path)
+        from dispatch.messages import FIELDS
+
+        where = [str(p) for p in (error.errors()[:1] or [{}])[0].get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = FIELDS.get(where[-1], where[-1]) if where else None
+        return problem(422, "invalid_command", _validation_detail(error), instance=request.url.path,
+                       chinese=request, words={"field": field})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "rate_limited",
                 415: "unsupported_media_type"}.get(error.status_code, "http_error")
+        retry = (getattr(error, "headers", None) or {}).get("Retry-After")
         return problem(error.status_code, code, str(error.detail), instance=request.url.path,
-                       headers=getattr(error, "headers", None))
+                       headers=getattr(error, "headers", None), chinese=request,
+                       words={"wait": f"{retry} 秒" if retry else None})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
@@ -103,6 +136,7 @@ def install(app: Any, on_refusal: Any = None) -> None:
         if isinstance(error, DRIVER_ERRORS):
             structlog.get_logger("dispatch.web").warning("database failed", path=request.url.path, error=str(error))
             return problem(503, "database_unavailable", "the database cannot be reached now; try again",
-                           instance=request.url.path)
+                           instance=request.url.path, chinese=request)
         structlog.get_logger("dispatch.web").error("unexpected", path=request.url.path, exc_info=error)
-        return problem(500, "internal_error", "an unexpected problem; it was logged", instance=request.url.path)
+        return problem(500, "internal_error", "an unexpected problem; it was logged", instance=request.url.path,
+                       chinese=request)

@@ -11,7 +11,7 @@
   var data = JSON.parse(document.getElementById("board-data").textContent);
   var config = JSON.parse(document.getElementById("board-config").textContent);
   var params = new URLSearchParams(window.location.search);
-  var live = !params.get("as_of"), charts = {}, map = null, shapes = null, layer = null;
+  var live = !params.get("as_of"), charts = {}, map = null, shapes = null, layer = null, reports = null;
   var STATUS = config.status || {}, CHANNEL = config.channels || {};
 
   // -- words and numbers ------------------------------------------------------------------------
@@ -251,23 +251,61 @@
     if (shapes === null) {
       shapes = false;
       fetch(base + "/boundaries?" + query().toString(), {credentials: "same-origin"}).then(function (r) { return r.json(); })
-        .then(function (geo) { shapes = geo; drawMap(); }).catch(function () { shapes = {features: []}; drawMap(); });
+        .then(function (geo) { shapes = geo; }, function () { shapes = {features: []}; }).then(drawMap);
       return;
     }
     if (!shapes) { return; }
     var mine = shapes.features.filter(function (f) { return f.id in data.names.grids; });
     if (!mine.length || !window.L) { return drawTiles(); }
     if (!map) {
-      map = window.L.map("map", {attributionControl: !!config.tiles, zoomSnap: 0.25, scrollWheelZoom: !screen});
+      map = window.L.map("map", {attributionControl: !!config.tiles, zoomSnap: 0.25, scrollWheelZoom: !screen,
+                                 maxZoom: 19});
       if (config.tiles) { window.L.tileLayer(config.tiles, {attribution: config.attribution, maxZoom: 19}).addTo(map); }
       layer = window.L.geoJSON({type: "FeatureCollection", features: mine}, {
         style: function (f) { return {color: "#445", weight: 1, fillColor: colour(f.id), fillOpacity: 0.75}; },
         onEachFeature: function (f, l) { l.bindTooltip(function () { return words(f.id); }, {sticky: true}); }
       }).addTo(map);
       map.fitBounds(layer.getBounds(), {padding: [8, 8]});
+      if (window.L.markerClusterGroup) {
+        // the reports themselves, clustered at street scale; the grid colouring stays as a layer
+        reports = window.L.markerClusterGroup({maxClusterRadius: 40, disableClusteringAtZoom: 18,
+                                               showCoverageOnHover: false});
+        reports.addTo(map);
+        window.L.control.layers(null, {"网格着色": layer, "上报点": reports}, {collapsed: false}).addTo(map);
+      }
     } else {
       layer.setStyle(function (f) { return {color: "#445", weight: 1, fillColor: colour(f.id), fillOpacity: 0.75}; });
     }
+    drawReports();
+  }
+  function left(minutes) {
+    if (minutes === null || minutes === undefined) { return "—"; }
+    var late = minutes < 0, m = Math.abs(minutes), h = Math.floor(m / 60);
+    var text = h ? h + "小时" + (m % 60) + "分" : m + "分钟";
+    return late ? "超时 " + text : "剩余 " + text;
+  }
+  function popup(r) {  // case number, category, status, time left: nothing personal
+    var box = el("div", "report-popup");
+    box.appendChild(el("b", "case", r.case_no || "（编号生成中）"));
+    box.appendChild(el("div", "", r.category_name + " · " + r.grid_name));
+    box.appendChild(el("div", "", (STATUS[r.status] || "—") + " · " + left(r.minutes_left)));
+    var link = el("a", "", "查看案件");
+    link.href = "/tickets/" + r.ticket_id;
+    if (!screen) { box.appendChild(link); }
+    return box;
+  }
+  function drawReports() {
+    if (!reports) { return; }
+    reports.clearLayers();
+    var shown = (data.reports || []).map(function (r) {
+      var dot = window.L.circleMarker([r.lat, r.lon], {radius: 7, weight: 2, color: "#fff", fillOpacity: 0.95,
+                                                      fillColor: r.overdue ? "#c0392b" : "#e67e22"});
+      dot.bindPopup(function () { return popup(r); });
+      dot.options.caseNo = r.case_no;
+      return dot;
+    });
+    reports.addLayers(shown);
+    document.getElementById("map").setAttribute("data-reports", String(shown.length));
   }
   function drawTiles() {  // no boundaries in the reference data: one tile per grid, in order
     var box = document.getElementById("tiles"), mapBox = document.getElementById("map");
