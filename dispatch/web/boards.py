@@ -210,7 +210,7 @@ def screen_boundaries(request: Request) -> Response:
 # -- the analysts' page --------------------------------------------------------------------------------
 
 DIMENSIONS = {"department": "部门", "category": "类别", "community": "社区", "street": "街道"}
-EXPORT_NAMES = {"tickets": "工单", "events": "事件", "sla": "SLA 明细"}
+EXPORT_NAMES = {"tickets": "工单", "events": "事件", "sla": "派单时限明细"}
 
 
 def _period_of(request: Request) -> tuple[str | None, str | None]:

@@ -189,3 +189,20 @@ def test_a_stream_tells_each_viewer_only_of_the_tickets_it_may_see(api: Api) -> 
     api.step("disp-a", mine, "cancel", {"reason": "重复上报"})
     move = hub.check()
     assert move is not None and [c["ticket_id"] for c in move.changes or ()] == [mine]  # ended: still told
+
+
+def test_a_photo_too_large_for_the_phone_form_is_refused_in_the_form_never_as_json(api: Api) -> None:
+    csrf = _sign_in(api, "sup-a")
+    big = b"\xff" * (11 * 1024 * 1024)
+    answer = api.client.post("/report", data={"csrf": csrf, "description": "路灯不亮", "category": "city_appearance"},
+                             files={"photo": ("huge.jpg", big, "image/jpeg")},
+                             headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/report?refused=too_large"
+    page = api.client.get(answer.headers["location"]).text
+    said = re.search(r'<p class="error" role="alert">([^<]+)</p>', page).group(1)  # type: ignore[union-attr]
+    assert said == "提交的内容过大（超过 10 MB）：请缩小照片或删减文字后重试"
+    # a program (no HTML asked for) still gets the problem, in Chinese when it asks
+    program = api.client.post("/report", content=big, headers={"Content-Type": "application/octet-stream",
+                                                                "Accept-Language": "zh"})
+    assert program.status_code == 413 and program.json()["code"] == "too_large"
+    assert program.json()["title"] == "提交的内容过大"
