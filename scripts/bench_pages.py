@@ -2,6 +2,7 @@
 """The dashboard pages at city scale: server time of every page and data answer a browser asks for.
 
     scripts/bench_pages.py [--postgres URL | --pg-reuse URL] [--keep DIR] [--n 15]
+    scripts/bench_pages.py --live [--streams 200] [--n 200]
 
 The data set is ``scripts/bench_city.py``'s (a year of the sample district laid down through the
 real projection code: ~100,000 tickets on SQLite, ~1,000,000 on PostgreSQL; ``--keep DIR`` and
@@ -14,6 +15,10 @@ a community's for this week;
 the big screen's page and data; the analysts' page for the month. Beside each, its floor: a
 plain ``SELECT count(*)`` of the tickets reported in the same place and period, measured in the
 same run. Prints a markdown table, writes ``bench-results/pages-<backends>.json``. Not a test.
+
+``--live``: the live path instead (``scripts/bench_live.py``): the time from a command to its
+``changed`` event on 200 open event streams and to its row in a page, beside the same server's
+event-stream floor.
 """
 
 from __future__ import annotations
@@ -132,7 +137,19 @@ def main() -> None:
     parser.add_argument("--keep", help="folder to keep the SQLite file in (and reuse it)")
     parser.add_argument("--n", type=int, default=15)
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print earlier runs' table and measure nothing")
+    parser.add_argument("--live", action="store_true", help="measure the live path (scripts/bench_live.py)")
+    parser.add_argument("--streams", type=int, default=200, help="with --live: open event streams")
     args = parser.parse_args()
+    if args.live:
+        live_spec = importlib.util.spec_from_file_location("bench_live", REPO / "scripts" / "bench_live.py")
+        assert live_spec and live_spec.loader
+        bench_live: Any = importlib.util.module_from_spec(live_spec)
+        live_spec.loader.exec_module(bench_live)
+        import sys
+
+        sys.argv = [sys.argv[0], "--streams", str(args.streams), "--n", str(max(args.n, 200))]
+        bench_live.main()
+        return
     if args.report:
         print(table(bench_city.merged(args.report)))
         return
