@@ -140,6 +140,9 @@ def _render(request: Request, page: str, status: int = 200, **context: Any) -> R
                                       status_code=status)
 
 
+render = _render
+
+
 def _signed_in(request: Request) -> Any:
     try:
         return session.identity(request)

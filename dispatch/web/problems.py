@@ -94,6 +94,27 @@ def _validation_detail(error: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+_MACHINE_DOORS = ("/api/", "/open311/", "/metrics", "/healthz", "/readyz")
+
+
+def _a_person(request: Request) -> bool:
+    """A browser navigating to a page or posting its form (not htmx, not a program): it is shown a
+    page in Chinese, never a JSON body."""
+    return (request.method in ("GET", "POST") and "text/html" in (request.headers.get("accept") or "")
+            and "hx-request" not in request.headers and not request.url.path.startswith(_MACHINE_DOORS))
+
+
+def _page(request: Request, status: int, error: e.DispatchError) -> Response:
+    from starlette.responses import RedirectResponse
+
+    if isinstance(error, e.Unauthenticated):  # signed out meanwhile: to the sign-in page
+        return RedirectResponse("/login", status_code=303)
+    from dispatch.web.pages import refusal, render
+
+    words = {"why": "stale_form"} if isinstance(error, e.Forbidden) and "stale" in str(error) else {}
+    return render(request, "message.html", status=status, message=refusal(request, error.saying(**words)))
+
+
 def install(app: Any, on_refusal: Any = None) -> None:
     """Every error becomes a problem; ``on_refusal(request, error)`` hears of each refused request."""
 
@@ -102,6 +123,8 @@ def install(app: Any, on_refusal: Any = None) -> None:
         if on_refusal is not None:
             on_refusal(request, error)
         status = status_of(error)
+        if _a_person(request):
+            return _page(request, status, error)
         headers = {"WWW-Authenticate": 'Bearer realm="dispatch"'} if status == 401 else None
         extra: dict[str, Any] = {}
         if isinstance(error, e.AlreadyReported):

@@ -126,7 +126,7 @@ def test_pushed_updates_keep_what_is_typed_reach_both_desks_and_survive_a_restar
             assert centre.evaluate("[document.activeElement.name, document.activeElement.selectionStart,"
                                    " document.activeElement.selectionEnd]") == ["message", 3, 3]
             row = centre.locator(f"#list-new article[data-ticket='{ticket}']")
-            expect(row.locator(".spot")).to_contain_text("📍")  # the place: grid and position
+            expect(row.locator(".spot")).to_contain_text("定位")  # the place: grid and position
 
             # accept and whistle: 城管 leads, 环卫 cooperates; both desks see the call, pushed
             row.get_by_role("button", name="受理").click()

@@ -75,7 +75,7 @@ def test_the_console_row_shows_the_photo_and_the_place(api: Api) -> None:
     _sign_in(api, "disp-a")
     body = api.client.get("/console/body").text
     row = body.split(f'data-key="t-{ticket}"', 1)[1].split("</article>", 1)[0]
-    assert f"📍 {lat:.5f}, {lon:.5f}" in row and "水库村北片网格" in row
+    assert f"定位 {lat:.5f}, {lon:.5f}" in row and "水库村北片网格" in row
     page = api.client.get(f"/tickets/{ticket}").text
     assert 'id="spot-map"' in page and f'"lat": {round(lat, 7)}' in page.replace("\\u0026", "&")
 
@@ -206,3 +206,18 @@ def test_a_photo_too_large_for_the_phone_form_is_refused_in_the_form_never_as_js
                                                                 "Accept-Language": "zh"})
     assert program.status_code == 413 and program.json()["code"] == "too_large"
     assert program.json()["title"] == "提交的内容过大"
+
+
+def test_a_browser_never_gets_a_json_page_a_stale_form_or_an_ended_session_is_said_in_chinese(api: Api) -> None:
+    _sign_in(api, "sup-a")
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    stale = api.client.post("/report", data={"csrf": "0" * 64, "description": "路灯不亮"}, headers=html)
+    assert stale.status_code == 403 and stale.headers["content-type"].startswith("text/html")
+    said = re.search(r'<p class="card error" role="alert">([^<]+)</p>', stale.text).group(1)  # type: ignore[union-attr]
+    assert said == "页面已过期：请刷新页面后重试"
+    api.client.cookies.clear()
+    ended = api.client.post("/report", data={"description": "路灯不亮"}, headers=html, follow_redirects=False)
+    assert ended.status_code == 303 and ended.headers["location"] == "/login"
+    # a program asking the same gets its problem, as before
+    program = api.client.post("/report", data={"description": "路灯不亮"}, headers={"Accept": "application/json"})
+    assert program.status_code == 401 and program.json()["code"] == "unauthenticated"

@@ -125,6 +125,10 @@
         apply(region, xhr.responseText, row || ev.detail.elt);
       } else if (xhr.status === 401) {
         expired();
+      } else if (xhr.status >= 400) {  // refused at the door (a stale page, too many steps): its own words
+        var said = "操作未能完成：请刷新页面后重试";
+        try { said = JSON.parse(xhr.responseText).detail || said; } catch (e) { /* not a problem body */ }
+        show(said, "down");
       }
     });
     var url = region.getAttribute("data-live-events");
