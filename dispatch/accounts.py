@@ -86,7 +86,33 @@ def issue_token(runtime: Any, by: Identity, name: str, *, days: float = users.TO
         may_view(by, "users")
     if not 0 < days <= 366:
         raise InvalidCommand("--days: between 0 and 366")
+    if label in users.SESSIONS:
+        raise InvalidCommand(f"--label: {label!r} names a password's session; give the token a label of its own")
     return users.issue_token(runtime.engine, runtime.clock.now(), name, days=days, label=label, by=by.name)
+
+
+def sessions(runtime: Any, by: Identity, name: str) -> list[dict[str, Any]]:
+    """The live sessions ``name``'s password made (one's own, or anyone's for an admin)."""
+    if by.name != name:
+        may_view(by, "users")
+    return users.list_sessions(runtime.engine, runtime.clock.now(), name)
+
+
+def sign_out_everywhere(runtime: Any, by: Identity, name: str, *, machines: bool = False,
+                        keep: str | None = None) -> int:
+    """End ``name``'s sessions (one's own but ``keep``, or anyone's for an admin); ``machines``:
+    its API tokens too (an admin only). Returns how many ended."""
+    if by.name != name or machines:
+        may_view(by, "users")
+    return users.end_sessions(runtime.engine, runtime.clock.now(), name, machines=machines, keep=keep, by=by.name)
+
+
+def end_session(runtime: Any, by: Identity, token_id: str) -> None:
+    """End one of one's own sessions (an admin: anyone's)."""
+    mine = {s["id"] for s in users.list_sessions(runtime.engine, runtime.clock.now(), by.name)}
+    if token_id not in mine:
+        may_view(by, "users")
+    users.revoke_token(runtime.engine, runtime.clock.now(), token_id, by=by.name)
 
 
 def tokens(runtime: Any, by: Identity, name: str | None = None) -> list[dict[str, Any]]:

@@ -164,12 +164,20 @@ def _user(conn: Any, name: str) -> Any:
     return row
 
 
+# the labels of the tokens a password made (a page's session, an API sign-in): a password change,
+# disabling the user or "sign out everywhere" ends them; tokens made for machines stay unless asked
+BROWSER, SIGN_IN = "browser", "sign-in"
+SESSIONS = (BROWSER, SIGN_IN)
+
+
 def set_disabled(engine: Engine, now: datetime, name: str, disabled: bool, *, by: str) -> None:
     ensure_tables(engine)
     with engine.begin() as conn:
         _user(conn, name)
         conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
-    audit(engine, now, by, "user.disable" if disabled else "user.enable", "ok", name)
+        ended = _end_sessions(conn, now, name, machines=False) if disabled else 0
+    audit(engine, now, by, "user.disable" if disabled else "user.enable", "ok",
+          name + (f" ({ended} sessions ended)" if ended else ""))
 
 
 def set_password(engine: Engine, now: datetime, name: str, password: str, *, by: str) -> None:
@@ -178,31 +186,78 @@ def set_password(engine: Engine, now: datetime, name: str, password: str, *, by:
         _user(conn, name)
         conn.execute(update(users).where(users.c.name == name).values(
             password_hash=_hash(password), failed_signins=0, locked_until=None))
-    audit(engine, now, by, "user.password", "ok", name)
+        ended = _end_sessions(conn, now, name, machines=False)  # the old password's sessions end with it
+    audit(engine, now, by, "user.password", "ok", name + (f" ({ended} sessions ended)" if ended else ""))
+
+
+def _end_sessions(conn: Any, now: datetime, name: str, *, machines: bool, keep: str | None = None) -> int:
+    t = api_tokens.c
+    query = update(api_tokens).where(t.user_name == name, t.revoked_at.is_(None), t.expires_at > now)
+    if not machines:
+        query = query.where(t.label.in_(SESSIONS))
+    if keep is not None:
+        query = query.where(t.id != keep)
+    return len(conn.execute(query.values(revoked_at=now).returning(t.id)).all())
+
+
+def end_sessions(engine: Engine, now: datetime, name: str, *, machines: bool = False, keep: str | None = None,
+                 by: str) -> int:
+    """Sign ``name`` out everywhere: every live session its password made (and, ``machines``, its
+    API tokens too), but ``keep`` (the session asking); returns how many ended."""
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        _user(conn, name)
+        ended = _end_sessions(conn, now, name, machines=machines, keep=keep)
+    audit(engine, now, by, "user.signout", "ok", f"{name}: {ended} ended" + (" (machines too)" if machines else ""))
+    return ended
+
+
+def list_sessions(engine: Engine, now: datetime, name: str) -> list[dict[str, Any]]:
+    """``name``'s live sessions (tokens its password made), newest first."""
+    ensure_tables(engine)
+    t = api_tokens.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.id, t.label, t.created_at, t.expires_at)
+                            .where(t.user_name == name, t.revoked_at.is_(None), t.expires_at > now,
+                                   t.label.in_(SESSIONS)).order_by(t.created_at.desc()))
+        return [dict(r._mapping) for r in rows]
 
 
 _REFUSED = "wrong user name or password"
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash no password matches, checked when there is no real one, so an unknown or disabled
+    name costs the same time as a wrong password."""
+    if not _DUMMY:
+        _DUMMY.append(_hash(secrets.token_urlsafe(24)))
+    return _DUMMY[0]
 
 
 def check_password(engine: Engine, now: datetime, name: str, password: str, *, where: str = "") -> Identity:
-    """Sign in with a password; counts failures and locks the account after ``LOCK_AFTER``."""
+    """Sign in with a password; counts failures and locks the account after ``LOCK_AFTER``.
+    An unknown name, a disabled user, a wrong password and a locked account answer alike, after
+    one password check each; that an account is locked is said only to a correct password."""
     ensure_tables(engine)
     with engine.begin() as conn:
         row = conn.execute(select(users).where(users.c.name == name)).first()
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            outcome: Exception = AccountLocked(f"too many failed sign-ins: try again after "
-                                               f"{row.locked_until.isoformat(timespec='minutes')}").saying(
-                until=row.locked_until)
-        elif row is None or row.disabled or row.password_hash is None or not _verify(row.password_hash, password):
+        usable = row is not None and not row.disabled and row.password_hash is not None
+        right = _verify(row.password_hash if row is not None and usable else _dummy_hash(), password) and usable
+        locked = row is not None and row.locked_until is not None and row.locked_until > now
+        outcome: Exception | None = None
+        if right and locked and row is not None:
+            outcome = AccountLocked(f"too many failed sign-ins: try again after "
+                                    f"{row.locked_until.isoformat(timespec='minutes')}").saying(until=row.locked_until)
+        elif not right:
             outcome = Unauthenticated(_REFUSED)
-            if row is not None:
+            if row is not None and not locked:
                 failed = row.failed_signins + 1
-                locked = now + timedelta(minutes=LOCK_MINUTES) if failed >= LOCK_AFTER else None
+                lock = now + timedelta(minutes=LOCK_MINUTES) if failed >= LOCK_AFTER else None
                 conn.execute(update(users).where(users.c.name == name).values(
-                    failed_signins=0 if locked else failed, locked_until=locked))
+                    failed_signins=0 if lock else failed, locked_until=lock))
         else:
             conn.execute(update(users).where(users.c.name == name).values(failed_signins=0, locked_until=None))
-            outcome = None  # type: ignore[assignment]
     if outcome is not None:
         audit(engine, now, name, "signin", "refused", f"{outcome} {where}".strip())
         raise outcome

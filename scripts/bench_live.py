@@ -59,7 +59,12 @@ def _prepare(db: str) -> None:
 
 
 async def _session(client: Any, base: str, name: str, password: str) -> dict[str, str]:
-    answer = await client.post(f"{base}/login", data={"name": name, "password": password}, follow_redirects=False)
+    import re
+
+    form = re.search(r'name="login_csrf" value="([0-9a-f]{64})"', (await client.get(f"{base}/login")).text)
+    assert form
+    answer = await client.post(f"{base}/login", data={"name": name, "password": password,
+                                                      "login_csrf": form.group(1)}, follow_redirects=False)
     assert answer.status_code == 303, answer.text
     value = answer.cookies["dispatch_session"]
     client.cookies.clear()  # each page carries its own session (below), never the client's jar

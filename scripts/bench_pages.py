@@ -98,8 +98,12 @@ def measure(url: str, n: int, end: Any) -> dict[str, Any]:
     mid = (month.start + (clock.now() - month.start) / 2).astimezone(month.start.tzinfo).strftime("%Y-%m-%dT%H:%M")
     out: dict[str, Any] = {}
     with TestClient(create_app(runtime, background=False)) as client:
-        assert client.post("/login", data={"name": "bench-admin", "password": "bench password 1"},
-                           follow_redirects=False).status_code == 303
+        import re
+
+        form = re.search(r'name="login_csrf" value="([0-9a-f]{64})"', client.get("/login").text)
+        assert form
+        assert client.post("/login", data={"name": "bench-admin", "password": "bench password 1",
+                                           "login_csrf": form.group(1)}, follow_redirects=False).status_code == 303
         assert client.get(f"/screen?key={key}", follow_redirects=False).status_code == 303
         for name, (path, period) in pages(community, mid).items():
             def ask() -> None:

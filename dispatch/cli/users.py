@@ -100,6 +100,32 @@ def token(ctx: Ctx, name: str, days: float, label: str) -> None:
 
 
 @users.command()
+@click.argument("name")
+@click.option("--machines", is_flag=True, help="End its API tokens made for programs too.")
+@pass_ctx
+def signout(ctx: Ctx, name: str, machines: bool) -> None:
+    """Sign a user out everywhere: every session its password made (pages, API sign-ins) ends now."""
+    ended = accounts.sign_out_everywhere(ctx.runtime, ctx.identity(), name, machines=machines)
+    ctx.emit({"name": name, "ended": ended, "machines": machines},
+             f"{name}: {ended} session{'s' if ended != 1 else ''} ended" + (" (API tokens too)" if machines else ""))
+
+
+@users.command()
+@click.argument("name")
+@pass_ctx
+def sessions(ctx: Ctx, name: str) -> None:
+    """A user's live sessions (made by its password: pages and API sign-ins)."""
+    rows = accounts.sessions(ctx.runtime, ctx.identity(), name)
+
+    def human() -> None:
+        for r in rows:
+            click.echo(f"{r['id']}\t{r['label']}\tsince {r['created_at']:%Y-%m-%d %H:%M}\t"
+                       f"until {r['expires_at']:%Y-%m-%d %H:%M}")
+
+    ctx.emit(rows, human)
+
+
+@users.command()
 @click.argument("name", required=False)
 @pass_ctx
 def tokens(ctx: Ctx, name: str | None) -> None:

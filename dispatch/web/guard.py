@@ -21,7 +21,7 @@ from dispatch.errors import Unauthenticated
 from dispatch.identity import Identity
 from dispatch.web.problems import problem
 
-__all__ = ["Limits", "Metrics", "RateLimiter", "SecurityHeaders", "SizeLimit", "authenticate"]
+__all__ = ["Limits", "Metrics", "RateLimiter", "SecurityHeaders", "SignInLimiter", "SizeLimit", "authenticate"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Limits:
     max_body: int = 64 * 1024
     writes_per_minute: float = 120.0
     write_burst: int = 60
-    signins_per_minute: float = 10.0
+    signins_per_minute: float = 60.0  # password sign-in attempts per client address (failures: SignInLimiter)
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Limits:
@@ -78,6 +78,52 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate
+
+
+class SignInLimiter:
+    """Every password sign-in, whatever the door (page or API), passes here first. Per client
+    address and per account name (known or not: the answer never tells them apart), failures
+    count; the first ``free`` of a key cost nothing, then each further try must wait twice as
+    long as the one before (1 s, 2 s, 4 s … at most ``cap``), answered 429 with ``Retry-After``.
+    A key's failures are forgotten ``forget`` seconds after its last one; a correct password
+    forgets its account's (its address's stay: one colleague signing in does not unlock a
+    guesser at the next desk). Rate limiting is about load and guessing, so it reads the
+    monotonic clock."""
+
+    def __init__(self, *, per_address: int = 10, per_account: int = 10, cap: float = 900.0, forget: float = 900.0):
+        self.free = {"address": per_address, "account": per_account}
+        self.cap, self.forget = cap, forget
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def _delay(self, kind: str, failures: int) -> float:
+        over = failures - self.free[kind]
+        return 0.0 if over < 0 else min(self.cap, 2.0 ** over)
+
+    def wait(self, address: str, account: str) -> float:
+        """0 if a try is allowed now, else the seconds until it is."""
+        now, longest = time.monotonic(), 0.0
+        with self._lock:
+            for key in (("address", address), ("account", account.casefold())):
+                failures, last = self._failures.get(key, (0, now))
+                if now - last > self.forget:
+                    self._failures.pop(key, None)
+                    continue
+                longest = max(longest, last + self._delay(key[0], failures) - now)
+        return max(0.0, longest)
+
+    def failed(self, address: str, account: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in (("address", address), ("account", account.casefold())):
+                failures, last = self._failures.get(key, (0, now))
+                self._failures[key] = ((0 if now - last > self.forget else failures) + 1, now)
+            if len(self._failures) > 50_000:  # forget the quiet ones
+                self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.forget}
+
+    def succeeded(self, account: str) -> None:
+        with self._lock:
+            self._failures.pop(("account", account.casefold()), None)
 
 
 def authenticate(request: Request, engine: Any, now: Any) -> Identity:
@@ -159,7 +205,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
         h = response.headers
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("Content-Security-Policy", self.policy)
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if not request.url.path.startswith("/static/"):  # answers and pages may hold personal data

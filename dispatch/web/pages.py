@@ -163,21 +163,49 @@ def favicon() -> Response:
     return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
+def _login_form(request: Request, status: int = 200, headers: dict[str, str] | None = None,
+                **context: Any) -> Response:
+    """The sign-in form, with its own CSRF token (set as a cookie the first time)."""
+    from starlette.responses import Response as Plain
+
+    cookies = Plain()
+    secret = session.login_secret(request, cookies)
+    page = _render(request, "login.html", status=status, login_csrf=session.login_token(secret), **context)
+    for name, value in [*cookies.headers.items(), *(headers or {}).items()]:
+        if name.lower() in ("set-cookie", "retry-after"):
+            page.headers.append(name, value)
+    return page
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> Response:
-    return _render(request, "login.html")
+    return _login_form(request)
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
+    from fastapi import HTTPException
+
+    from dispatch.messages import sentence
+
     form = session.form_of(await request.body())
+    name = form.get("name", "")[:100]
     response = RedirectResponse("/", status_code=303)
     try:
-        session.begin(request, response, form.get("name", ""), form.get("password", ""))
+        session.require_login_csrf(request, form)
+        session.begin(request, response, name, form.get("password", ""))
+    except HTTPException as limited:  # too many tries: said in the form, with when to try again
+        retry = (limited.headers or {}).get("Retry-After", "60")
+        return _login_form(request, status=limited.status_code, headers={"Retry-After": retry}, name=name,
+                           error=sentence("rate_limited", wait=_seconds(int(retry))))
     except DispatchError as error:
         # the page itself answers 200: a browser shows the sentence, not a failed request
-        return _render(request, "login.html", error=refusal(request, error), name=form.get("name", ""))
+        return _login_form(request, error=refusal(request, error), name=name)
     return response
+
+
+def _seconds(seconds: int) -> str:
+    return f"{seconds} 秒" if seconds < 90 else f"{(seconds + 59) // 60} 分钟"
 
 
 @router.post("/logout")
@@ -540,3 +568,50 @@ def ticket_events(request: Request, ticket: str) -> Response:
     tid = str(request.app.state.service.read(lambda rt: queries.show(rt, ticket, who))["ticket_id"])
     return live.stream(request, _following(request, who), lambda change: change["ticket_id"] == tid)
 
+
+
+# -- one's own sessions --------------------------------------------------------------------------------
+
+SESSION_KIND = {"browser": "网页", "sign-in": "接口登录"}
+
+
+def _current_session(request: Request) -> str | None:
+    token = request.cookies.get(session.COOKIE) or ""
+    return token.split("_")[1] if token.startswith("dsp_") and token.count("_") >= 2 else None
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, done: str | None = None) -> Response:
+    """我的登录: where one is signed in; each can be ended, or all but this one."""
+    from dispatch import accounts
+
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    rows = request.app.state.service.read(lambda rt: accounts.sessions(rt, who, who.name))
+    return _render(request, "account.html", sessions=rows, current=_current_session(request), kinds=SESSION_KIND,
+                   done=done if done and done.isdigit() else None)
+
+
+@router.post("/account/sessions/{token_id}/end")
+async def account_end_session(request: Request, token_id: str) -> Response:
+    from dispatch import accounts
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    request.app.state.service.read(lambda rt: accounts.end_session(rt, who, token_id))
+    return RedirectResponse("/login" if token_id == _current_session(request) else "/account?done=1",
+                            status_code=303)
+
+
+@router.post("/account/sign-out-others")
+async def account_sign_out_others(request: Request) -> Response:
+    from dispatch import accounts
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    ended = request.app.state.service.read(lambda rt: accounts.sign_out_everywhere(
+        rt, who, who.name, keep=_current_session(request)))
+    return RedirectResponse(f"/account?done={ended}", status_code=303)

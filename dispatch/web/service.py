@@ -19,7 +19,7 @@ from fastapi import HTTPException, Request
 from dispatch import users
 from dispatch.errors import AlreadyReported, DispatchError, DuplicateCommand, Forbidden
 from dispatch.identity import Identity
-from dispatch.web.guard import Limits, Metrics, RateLimiter, authenticate
+from dispatch.web.guard import Limits, Metrics, RateLimiter, SignInLimiter, authenticate
 
 __all__ = ["WebService"]
 
@@ -34,6 +34,7 @@ class WebService:
         self.metrics = Metrics()
         self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst)
         self.signins = RateLimiter(limits.signins_per_minute, max(1, int(limits.signins_per_minute)))
+        self.guesses = SignInLimiter()
         self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,15 +90,24 @@ class WebService:
     def identify(self, request: Request) -> Identity:
         return authenticate(request, self.runtime.engine, self.runtime.clock.now())
 
-    def sign_in(self, request: Request, name: str, password: str) -> users.Token:
+    def sign_in(self, request: Request, name: str, password: str, *, label: str = "sign-in") -> users.Token:
+        """Every password sign-in, page or API: the address's attempts and both the address's and
+        the account's failures are limited first (429 with ``Retry-After``, the same for any name);
+        then the password is checked (``users.check_password``: the same answer, in about the same
+        time, for an unknown name, a wrong password and a locked account); then a session token."""
         client = request.client.host if request.client else "?"
-        wait = self.signins.take(client)
+        wait = max(self.signins.take(client), self.guesses.wait(client, name))
         if wait:
             raise HTTPException(429, f"too many sign-ins from {client}: try again in {wait:.0f} s",
                                 headers={"Retry-After": str(int(wait) + 1)})
         now = self.runtime.clock.now()
-        who = users.check_password(self.runtime.engine, now, name, password, where=f"from {client}")
-        return users.issue_token(self.runtime.engine, now, who.name, days=SESSION_HOURS / 24, label="sign-in",
+        try:
+            who = users.check_password(self.runtime.engine, now, name, password, where=f"from {client} ({label})")
+        except DispatchError:
+            self.guesses.failed(client, name)
+            raise
+        self.guesses.succeeded(name)
+        return users.issue_token(self.runtime.engine, now, who.name, days=SESSION_HOURS / 24, label=label,
                                  by=who.name)
 
     def refused(self, request: Request, error: DispatchError) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +17,8 @@ from dispatch import users
 from dispatch.errors import Forbidden, Unauthenticated
 from dispatch.identity import Identity
 
-__all__ = ["COOKIE", "begin", "csrf_token", "end", "identity", "require_csrf"]
+__all__ = ["COOKIE", "LOGIN_COOKIE", "begin", "csrf_token", "end", "identity", "login_secret", "login_token", "require_csrf",
+           "require_login_csrf", "same_origin"]
 
 COOKIE = "dispatch_session"
 SESSION_HOURS = 8
@@ -40,22 +42,61 @@ def csrf_token(request: Request) -> str:
     return hmac.new(token.encode(), b"dispatch-csrf", hashlib.sha256).hexdigest()
 
 
+_STALE = "this form is stale or came from elsewhere: reload the page and try again"
+LOGIN_COOKIE = "dispatch_login"  # the sign-in form's own secret, before there is a session
+
+
+def same_origin(request: Request) -> bool:
+    """A state-changing request from a page this server served: its ``Origin`` (or, without one,
+    its ``Referer``) names this server's own origin. The pages' ``Referrer-Policy: same-origin``
+    makes a browser send it; ``Origin: null`` (another site that hides itself) is refused. A
+    request that sends neither passes (older clients; the CSRF token still guards it)."""
+    from urllib.parse import urlsplit
+
+    served = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    origin = request.headers.get("origin")
+    if origin is None and request.headers.get("referer"):
+        parts = urlsplit(request.headers["referer"])
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin is None or origin.lower() == served
+
+
 def require_csrf(request: Request, form: dict[str, str]) -> None:
     sent = form.get("csrf") or request.headers.get("x-csrf-token") or ""
-    if not request.cookies.get(COOKIE) or not hmac.compare_digest(sent, csrf_token(request)):
-        raise Forbidden("this form is stale or came from elsewhere: reload the page and try again")
+    if not request.cookies.get(COOKIE) or not hmac.compare_digest(sent, csrf_token(request)) \
+            or not same_origin(request):
+        raise Forbidden(_STALE).saying(why="stale_form")
 
 
-def begin(request: Request, response: Response, name: str, password: str) -> Identity:
-    service = request.app.state.service
-    client = request.client.host if request.client else "?"
-    now = service.runtime.clock.now()
-    who = users.check_password(service.runtime.engine, now, name, password, where=f"from {client} (browser)")
-    token = users.issue_token(service.runtime.engine, now, who.name, days=SESSION_HOURS / 24, label="browser",
-                              by=who.name)
+def login_token(secret: str) -> str:
+    """The sign-in form's CSRF token (login CSRF: another site cannot sign a person in as somebody
+    else), derived from the random secret in the form page's own cookie (HttpOnly, SameSite=Strict)."""
+    return hmac.new(secret.encode(), b"dispatch-login", hashlib.sha256).hexdigest()
+
+
+def login_secret(request: Request, response: Response) -> str:
+    """This browser's sign-in secret, made (and set as a cookie on ``response``) when it has none."""
+    secret = request.cookies.get(LOGIN_COOKIE) or ""
+    if len(secret) < 32:
+        secret = secrets.token_urlsafe(32)
+        response.set_cookie(LOGIN_COOKIE, secret, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path="/login")
+    return secret
+
+
+def require_login_csrf(request: Request, form: dict[str, str]) -> None:
+    secret = request.cookies.get(LOGIN_COOKIE) or ""
+    if len(secret) < 32 or not hmac.compare_digest(form.get("login_csrf", ""), login_token(secret)) \
+            or not same_origin(request):
+        raise Forbidden(_STALE).saying(why="stale_form")
+
+
+def begin(request: Request, response: Response, name: str, password: str) -> None:
+    """Sign in from the page: through the one password path (``WebService.sign_in``: its limits,
+    its answers), into a session cookie."""
+    token = request.app.state.service.sign_in(request, name, password, label=users.BROWSER)
     response.set_cookie(COOKIE, token.text, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
-    return who
 
 
 def end(request: Request, response: Response) -> None:

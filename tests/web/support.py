@@ -70,6 +70,23 @@ class Api:
         return int(self.get("boss", f"/api/tickets/{ticket}").json()["version"])
 
 
+def login_form(client: Any, base: str = "") -> dict[str, str]:
+    """What a browser's sign-in form carries besides the name and password: its CSRF token (the
+    form page sets the cookie it comes from)."""
+    import re
+
+    page = client.get(f"{base}/login").text
+    found = re.search(r'name="login_csrf" value="([0-9a-f]{64})"', page)
+    assert found, page[:500]
+    return {"login_csrf": found.group(1)}
+
+
+def page_sign_in(client: Any, name: str, password: str, base: str = "", **options: Any) -> Any:
+    """Sign in as the page does (GET the form, POST it with its token)."""
+    return client.post(f"{base}/login", data={"name": name, "password": password, **login_form(client, base)},
+                       **options)
+
+
 def make_api(tmp: Path, limits: Limits | None = None, **options: Any) -> Api:
     """``options`` go to ``create_app`` (the background thread is off unless asked for)."""
     clock = SimulatedClock(START)

@@ -17,14 +17,14 @@ import pytest
 
 from dispatch import accounts, boards, queries
 from dispatch.errors import InvalidCommand
-from tests.web.support import START, Api
+from tests.web.support import START, Api, page_sign_in
 
 TZ = ZoneInfo("Asia/Shanghai")
 
 
 def _sign_in(api: Api, name: str) -> None:
     accounts.set_password(api.runtime, accounts.local_operator("op"), name, "page password 1")
-    r = api.client.post("/login", data={"name": name, "password": "page password 1"}, follow_redirects=False)
+    r = page_sign_in(api.client, name, "page password 1", follow_redirects=False)
     assert r.status_code == 303
 
 
@@ -124,7 +124,7 @@ def test_a_display_token_outlives_sessions_and_opens_one_streets_figures_only(ap
     r = api.client.post("/api/tickets", headers={"Authorization": f"Bearer {key}"},
                         json={"grid": "cj-shuiku-g01", "category": "city_appearance", "description": "x"})
     assert r.status_code == 401
-    assert api.client.post("/login", data={"name": key, "password": key}).status_code == 200  # just a failed sign-in
+    assert page_sign_in(api.client, key, key).status_code == 200  # just a failed sign-in
     # revoked: the screen says so, and does not fall back to a sign-in page
     accounts.revoke(api.runtime, accounts.local_operator("op"), key.split("_")[1])
     gone = api.client.get("/screen", follow_redirects=False)

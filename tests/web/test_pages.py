@@ -7,12 +7,12 @@ import re
 from datetime import timedelta
 
 from dispatch import accounts
-from tests.web.support import Api
+from tests.web.support import Api, page_sign_in
 
 
 def _sign_in(api: Api, name: str) -> None:
     accounts.set_password(api.runtime, accounts.local_operator("op"), name, "page password 1")
-    r = api.client.post("/login", data={"name": name, "password": "page password 1"}, follow_redirects=False)
+    r = page_sign_in(api.client, name, "page password 1", follow_redirects=False)
     assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
     assert "samesite=strict" in r.headers["set-cookie"].lower()
 
