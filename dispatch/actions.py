@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from dispatch import commands as c
-from dispatch.access import authorize, check_backfill
-from dispatch.errors import InvalidCommand, PositionOutsideGrids
+from dispatch.access import authorize, check_backfill, may_read
+from dispatch.errors import HiddenTicket, InvalidCommand, PositionOutsideGrids
 from dispatch.identity import Identity
 from dispatch.queries import resolve_ticket
 
@@ -46,6 +46,8 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
                        "district": place.district.id}
     else:
         ticket = runtime.app.get_ticket(resolve_ticket(runtime, fields["ticket_id"]))
+        if identity.role != "admin" and identity.kind != "local" and not may_read(identity, ticket):
+            raise HiddenTicket(fields["ticket_id"])  # a ticket one may not see does not exist for one
         fields["ticket_id"] = str(ticket.id)
         if "original_id" in fields:
             fields["original_id"] = str(resolve_ticket(runtime, fields["original_id"]))

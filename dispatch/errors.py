@@ -6,6 +6,7 @@
     │   ├── UnknownGrid, UnknownCommunity, UnknownStreet, UnknownDistrict
     │   ├── UnknownDepartment, UnknownCategory, UnknownPriority
     ├── TicketNotFound            no ticket with that id
+    │   └── HiddenTicket          one the identity may not see: answered as TicketNotFound
     ├── InvalidCommand            a command's fields are missing or mistyped
     ├── DuplicateCommand          a command id seen before: no second effect
     ├── AlreadyReported           the same outside reference (e.g. 12345 case) again
@@ -63,6 +64,7 @@ __all__ = [
     "ReworkRequired",
     "BackfillNotAllowed",
     "Forbidden",
+    "HiddenTicket",
     "Unauthenticated",
     "UnknownUser",
     "UserExists",
@@ -203,6 +205,16 @@ class TicketNotFound(DispatchError):
     def __init__(self, ticket_id: object):
         self.ticket_id = ticket_id
         super().__init__(f"no ticket {ticket_id}")
+
+
+class HiddenTicket(TicketNotFound):
+    """A ticket the identity may not see: said exactly as one that does not exist (its code is
+    ``ticket_not_found``, its sentence the same), so nobody learns what exists outside their
+    scope; the refusal is still audited as a forbidden attempt."""
+
+    @property
+    def code(self) -> str:
+        return "ticket_not_found"
 
 
 class InvalidCommand(DispatchError):

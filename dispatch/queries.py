@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 
 from dispatch.access import may_read, may_view, read_scope, sees_contact, visible_calls
-from dispatch.errors import Forbidden, InvalidCommand, TicketNotFound
+from dispatch.errors import Forbidden, HiddenTicket, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
 from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL
@@ -61,11 +61,14 @@ def is_bare_date(value: str | None) -> bool:
     return bool(value) and bool(_BARE_DATE.match(str(value).strip()))
 
 
-def business_time(runtime: Any, value: str | None, option: str = "--at") -> datetime:
+def business_time(runtime: Any, value: str | None, option: str = "--at", *, instant: bool = True) -> datetime:
     """A business time given as text: ISO-8601; without an offset it is local to the reference
-    data's timezone; absent, it is the runtime's clock now."""
+    data's timezone; absent, it is the runtime's clock now. Every door's times obey the window
+    of business times (``dispatch.timewindow``): none before its earliest; an ``instant`` (a
+    step's time, an ``as_of``) none past now and its tolerance — a period's bound (``from``,
+    ``to``) may lie ahead, as this month's end does."""
+    now: datetime = runtime.clock.now()
     if value is None:
-        now: datetime = runtime.clock.now()
         return now
     try:
         parsed = datetime.fromisoformat(value.strip())
@@ -73,6 +76,9 @@ def business_time(runtime: Any, value: str | None, option: str = "--at") -> date
         raise InvalidCommand(f"{option} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T09:30+08:00)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(runtime.reference.timezone))
+    window = getattr(runtime.app, "time_window", None)
+    if window is not None:
+        window.check(parsed, now if instant else max(now, parsed))
     return parsed
 
 
@@ -85,8 +91,8 @@ class Window:
 
 def bounds(runtime: Any, start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
     """``start`` inclusive, ``end`` exclusive; a bare date as ``end`` includes that whole day."""
-    lo = business_time(runtime, start, "--from") if start else None
-    hi = business_time(runtime, end, "--to") if end else None
+    lo = business_time(runtime, start, "--from", instant=False) if start else None
+    hi = business_time(runtime, end, "--to", instant=False) if end else None
     if hi is not None and is_bare_date(end):
         hi += timedelta(days=1)
     return lo, hi
@@ -230,7 +236,7 @@ def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
         tid = UUID(str(found[0]["ticket_id"]))
     tk = runtime.app.get_ticket(tid)
     if identity is not None and not may_read(identity, tk):
-        raise Forbidden(f"{identity.describe()} may not see this ticket")
+        raise HiddenTicket(value)  # said as for a ticket that does not exist
     return tk
 
 

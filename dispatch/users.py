@@ -16,6 +16,7 @@ Times come from the clock the caller passes (``now``), never from here.
 from __future__ import annotations
 
 import hashlib
+import re
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -117,13 +118,18 @@ def _identity(row: Any) -> Identity:
     return Identity(name=row.name, role=row.role, scope_kind=row.scope_kind, scope=tuple(row.scope or ()))
 
 
+# what a user name may be: it is shown on pages and written into every event's actor
+USER_NAME = re.compile(r"[^\W_](?:[\w.@-]{0,62}[^\W_])?")
+
+
 def add_user(engine: Engine, now: datetime, *, name: str, role: str, scope_kind: str | None, scope: list[str],
              password: str | None, by: str) -> Identity:
     """A new user (scope ids already resolved by the caller). Raises ``UserExists``."""
     if role not in SCOPE_KINDS:
         raise InvalidCommand(f"role: give one of {', '.join(SCOPE_KINDS)}")
-    if not name or len(name) > 100 or any(ord(ch) < 32 for ch in name) or name.startswith("local:"):
-        raise InvalidCommand("name: 1–100 characters, no control characters, not starting with 'local:'")
+    if not USER_NAME.fullmatch(name):
+        raise InvalidCommand("name: 1–64 letters (Chinese too) or digits, and '.', '_', '@', '-' inside; "
+                             "no spaces, no markup")
     kinds = SCOPE_KINDS[role]
     if kinds and (scope_kind not in kinds or not scope):
         raise InvalidCommand(f"a {role} is bound to a {' or a '.join(kinds)}: give --scope KIND:ID[,ID…]")

@@ -152,21 +152,29 @@ class SizeLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await self._refuse(scope, receive, send)
             return
-        seen, limit = 0, self.limit
+        seen, limit, refused = 0, self.limit, False
 
         async def counted() -> Message:
-            nonlocal seen
+            # a body that grows past the limit as it arrives (chunked, or longer than it said) is
+            # answered 413 here and now; the application is told the client left, and whatever it
+            # answers after that is dropped (a body parser would have made the overflow a 400)
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.upload_limit if scope.get("path") in self.uploads else self.base
@@ -183,10 +191,6 @@ class SizeLimit:
                            instance=scope.get("path"), chinese=Asked(scope),
                            words={"limit": f"{limit // 1024} KB" if limit < 1024 * 1024 else f"{limit // 1048576} MB"})
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

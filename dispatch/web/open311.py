@@ -309,9 +309,10 @@ def _when(runtime: Any, value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        return queries.business_time(runtime, value, name)
-    except InvalidCommand:
-        raise Open311Error(400, f"{name}: an ISO-8601 time, e.g. 2026-11-20T00:00:00+08:00") from None
+        return queries.business_time(runtime, value, name, instant=False)
+    except DispatchError as refused:  # not a time, or outside the window of business times
+        raise Open311Error(400, f"{name}: an ISO-8601 time from 2000 on, e.g. 2026-11-20T00:00:00+08:00 "
+                                f"({refused})") from None
 
 
 @router.get("/requests.{fmt}", summary="Requests (GET Service Requests), those the key's user may see")

@@ -17,7 +17,7 @@ import structlog
 from fastapi import HTTPException, Request
 
 from dispatch import users
-from dispatch.errors import AlreadyReported, DispatchError, DuplicateCommand, Forbidden
+from dispatch.errors import AlreadyReported, DispatchError, DuplicateCommand, Forbidden, HiddenTicket
 from dispatch.identity import Identity
 from dispatch.web.guard import Limits, Metrics, RateLimiter, SignInLimiter, authenticate
 
@@ -113,7 +113,7 @@ class WebService:
     def refused(self, request: Request, error: DispatchError) -> None:
         """Audit a refusal by a signed-in identity (token refusals are audited where checked)."""
         who = getattr(request.state, "identity", None)
-        if isinstance(error, Forbidden) and who is not None:
+        if isinstance(error, (Forbidden, HiddenTicket)) and who is not None:
             users.audit(self.runtime.engine, self.runtime.clock.now(), who.name, "forbidden", "refused",
                         f"{request.method} {request.url.path}: {error}")
 

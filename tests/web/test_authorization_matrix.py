@@ -7,6 +7,8 @@ The expectations are written out by hand, as the roles are described to their us
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from datetime import timedelta
 from typing import Any
 
@@ -90,11 +92,12 @@ def test_writes(api: Api, tickets: dict[str, str], where: str) -> None:
         for who in ROLES:
             before, audited = api.version(ticket), _forbidden_rows(api)
             r = api.post(who, f"/api/tickets/{ticket}/{step}", _body(step, who, tickets))
+            sees = who in READS_TICKET["AB".index(where)]
             if who in allowed:
                 assert r.status_code not in (401, 403), (step, who, r.text)
-            else:
-                assert r.status_code == 403, (step, who, r.text)
-                assert r.json()["code"] == "forbidden"
+            else:  # what one may not see does not exist for one (404, as for none); the rest 403
+                assert r.status_code == (403 if sees else 404), (step, who, r.text)
+                assert r.json()["code"] == ("forbidden" if sees else "ticket_not_found")
                 assert api.version(ticket) == before, (step, who)  # nothing recorded
                 assert _forbidden_rows(api) == audited + 1  # the refusal is in the audit log
             assert api.post(None, f"/api/tickets/{ticket}/{step}", _body(step, who, tickets)).status_code == 401
@@ -115,7 +118,11 @@ def test_ticket_reads(api: Api, tickets: dict[str, str]) -> None:
         for suffix in ("", "/history", "/timeline"):
             for who in ROLES:
                 r = api.get(who, f"/api/tickets/{tickets[where]}{suffix}")
-                assert r.status_code == (200 if who in allowed else 403), (where, suffix, who, r.text)
+                assert r.status_code == (200 if who in allowed else 404), (where, suffix, who, r.text)
+                if who not in allowed:  # exactly as for a ticket that does not exist
+                    none = api.get(who, f"/api/tickets/{uuid4()}{suffix}")
+                    assert (none.status_code, none.json()["code"], none.json()["title"]) == \
+                        (r.status_code, r.json()["code"], r.json()["title"])
             assert api.get(None, f"/api/tickets/{tickets[where]}{suffix}").status_code == 401
 
 

@@ -136,3 +136,45 @@ def test_an_admin_signs_a_user_out_everywhere(api: Api) -> None:
     assert api.client.get("/api/inbox", headers={"Authorization": f"Bearer {machine}"}).status_code == 401
     with pytest.raises(Exception, match="may not"):  # a user signs only itself out
         accounts.sign_out_everywhere(api.runtime, accounts.identity_of(api.runtime, "desk-hw"), "desk-cg")
+
+
+def test_every_time_parameter_obeys_the_window_of_business_times(api: Api) -> None:
+    _set(api, "lead-a", "page password 1")
+    page_sign_in(api.client, "lead-a", "page password 1")
+    for asked in ("1900-01-01T00:00", "2199-01-01T00:00"):
+        r = api.client.get("/dashboard/data", params={"street": "caojing", "as_of": asked})
+        assert r.status_code == 422 and r.json()["code"] == "business_time_out_of_range", r.text
+        r = api.get("lead-a", "/api/dashboard", street="caojing", as_of=asked)
+        assert r.status_code == 422 and r.json()["code"] == "business_time_out_of_range", r.text
+    assert api.get("lead-a", "/api/dashboard", street="caojing", start="1900-01-01").status_code == 422
+    ok = api.get("lead-a", "/api/dashboard", street="caojing", start="2026-11-01", end="2026-12-01")
+    assert ok.status_code == 200, ok.text  # a period may end ahead of now
+    key = api.tokens["hot-a"]
+    old = api.client.get("/open311/v2/requests.json", params={"api_key": key, "start_date": "1900-01-01T00:00:00Z"})
+    assert old.status_code == 400 and old.json()[0]["code"] == 400
+
+
+def test_a_body_too_large_is_413_however_it_arrives(api: Api) -> None:
+    def chunks() -> Any:  # no Content-Length: the size is only known as it arrives
+        yield b'{"grid": "cj-shuiku-g01", "category": "city_appearance", "description": "'
+        for _ in range(80):
+            yield b"x" * 1024
+        yield b'"}'
+
+    r = api.client.post("/api/tickets", content=chunks(), headers=api.headers("sup-a", **{
+        "Content-Type": "application/json"}))
+    assert r.status_code == 413 and r.json()["code"] == "too_large", r.text
+    small = api.client.post("/api/tickets", content=iter([b'{"grid": "cj-shuiku-g01", "category": "city_appearance", ',
+                                                          b'"description": "x"}']),
+                            headers=api.headers("sup-a", **{"Content-Type": "application/json"}))
+    assert small.status_code == 201, small.text
+
+
+@pytest.mark.parametrize("name", ["<b>boss</b>", "a b", "-x", "x" * 65, "local:op", "名字\u200b"])
+def test_a_user_name_is_letters_digits_and_a_few_marks(api: Api, name: str) -> None:
+    with pytest.raises(Exception, match="name: 1–64 letters"):
+        accounts.add(api.runtime, accounts.local_operator("op"), name=name, role="analyst", scope=None,
+                     password="page password 1")
+    made = accounts.add(api.runtime, accounts.local_operator("op"), name="王.分析-1", role="analyst", scope=None,
+                        password="page password 1")
+    assert made.name == "王.分析-1"
