@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -217,13 +216,14 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _following(request: Request, who: Any) -> Callable[[], Any]:
-    """The check a live page's stream repeats: still signed in."""
-    return lambda: session.identity(request)
-
-
-def _sees(who: Any) -> Callable[[dict[str, Any]], bool]:
-    return lambda change: sees_change(who, change)
+@router.get("/console/events")
+@router.get("/desk/events")
+@router.get("/report/events")
+def work_events(request: Request) -> Response:
+    """The event stream of a page that lists work (the console, a desk, my reports): told of
+    the moved tickets its signed-in viewer may see, for as long as it stays signed in."""
+    who = session.identity(request)
+    return live.stream(request, lambda: session.identity(request), lambda change: sees_change(who, change))
 
 
 # -- a department's desk -------------------------------------------------------------------------------
@@ -254,12 +254,6 @@ def desk(request: Request) -> Response:
 def desk_calls(request: Request) -> Response:
     who = session.identity(request)
     return _render(request, "desk_calls.html", **_desk(request, who))
-
-
-@router.get("/desk/events")
-def desk_events(request: Request) -> Response:
-    who = session.identity(request)
-    return live.stream(request, _following(request, who), _sees(who))
 
 
 @router.get("/desk/history", response_class=HTMLResponse)
@@ -351,11 +345,6 @@ def report_lists(request: Request) -> Response:
     who = session.identity(request)
     return _render(request, "report_lists.html", **_report_context(request, who))
 
-
-@router.get("/report/events")
-def report_events(request: Request) -> Response:
-    who = session.identity(request)
-    return live.stream(request, _following(request, who), _sees(who))
 
 
 @router.get("/report", response_class=HTMLResponse)
@@ -463,12 +452,6 @@ def console_body(request: Request) -> Response:
     return _render(request, "console_body.html", **_console(request, who))
 
 
-@router.get("/console/events")
-def console_events(request: Request) -> Response:
-    who = session.identity(request)
-    return live.stream(request, _following(request, who), _sees(who))
-
-
 _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
     "accept": (c.Accept, ()), "first-contact": (c.FirstContact, ("mode",)), "dispatch": (c.Dispatch, ("lead",)),
     "duplicate": (c.MarkDuplicate, ("original_id",)), "feedback": (c.Feedback, ("message",)),
@@ -566,7 +549,7 @@ def ticket_body(request: Request, ticket: str) -> Response:
 def ticket_events(request: Request, ticket: str) -> Response:
     who = session.identity(request)
     tid = str(request.app.state.service.read(lambda rt: queries.show(rt, ticket, who))["ticket_id"])
-    return live.stream(request, _following(request, who), lambda change: change["ticket_id"] == tid)
+    return live.stream(request, lambda: session.identity(request), lambda change: change["ticket_id"] == tid)
 
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from tests.browser.support import chromium
+from tests.browser.support import chromium, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +31,6 @@ def _foreign(page: Any) -> list[str]:
     shown = CASE_NO.sub(" ", shown)
     return sorted({w for w in LATIN.findall(shown) if w not in LATIN_OK})
 
-
-def _sign_in(page: Any, base: str, name: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_every_page_and_every_refusal_is_in_chinese(site: dict[str, Any]) -> None:
@@ -58,19 +52,19 @@ def test_every_page_and_every_refusal_is_in_chinese(site: dict[str, Any]) -> Non
         stranger = person()
         stranger.goto(f"{base}/desk")
         check(stranger, "sign-in page")
-        _sign_in(stranger, base, "hw", "wrong password")
+        sign_in(stranger, base, "hw", "wrong password")
         expect(stranger.locator(".error")).to_contain_text("用户名或密码不正确")
         check(stranger, "wrong password")
         for _ in range(4):
-            _sign_in(stranger, base, "hw", "wrong password")
-        _sign_in(stranger, base, "hw", "desk password 2")  # locked: told only to the right password
+            sign_in(stranger, base, "hw", "wrong password")
+        sign_in(stranger, base, "hw", "desk password 2")  # locked: told only to the right password
         expect(stranger.locator(".error")).to_contain_text("账户已暂时锁定")
         assert re.search(r"请于 \d\d:\d\d 后再试", stranger.locator(".error").inner_text())
         check(stranger, "locked account")
 
         # the supervisor's phone: the form, a photo that is not one, a photo too large
         phone = person(viewport={"width": 390, "height": 844}, is_mobile=True)
-        _sign_in(phone, base, "sup", "field password 1")
+        sign_in(phone, base, "sup", "field password 1")
         check(phone, "report page")
         phone.fill("textarea[name=description]", "路灯不亮")
         phone.set_input_files("input[name=photo]", {"name": "scene.jpg", "mimeType": "image/jpeg",
@@ -90,7 +84,7 @@ def test_every_page_and_every_refusal_is_in_chinese(site: dict[str, Any]) -> Non
 
         # the console: a refused step (a duplicate of a case number that does not exist)
         centre = person()
-        _sign_in(centre, base, "disp", "centre password 1")
+        sign_in(centre, base, "disp", "centre password 1")
         centre.goto(f"{base}/console")
         check(centre, "console")
         token = httpx.post(f"{base}/api/session", json={"name": "sup", "password": "field password 1"},
@@ -106,7 +100,7 @@ def test_every_page_and_every_refusal_is_in_chinese(site: dict[str, Any]) -> Non
 
         # a desk: its call is cancelled while the desk types a rejection; the step is refused
         desk = person()
-        _sign_in(desk, base, "cg", "desk password 1")
+        sign_in(desk, base, "cg", "desk password 1")
         call = desk.locator(f"article.call[data-ticket='{ticket}']")
         call.locator("input[name=reason]").fill("不属于本部门职责")
         boss = httpx.post(f"{base}/api/session", json={"name": "boss", "password": "admin password 1"},
@@ -123,7 +117,7 @@ def test_every_page_and_every_refusal_is_in_chinese(site: dict[str, Any]) -> Non
 
         # the leader's dashboard, the analyst's page, a page one's role may not open
         boss_page = person()
-        _sign_in(boss_page, base, "boss", "admin password 1")
+        sign_in(boss_page, base, "boss", "admin password 1")
         boss_page.goto(f"{base}/dashboard")
         expect(boss_page.locator("[data-figure=open]")).not_to_have_text("—")
         check(boss_page, "dashboard")

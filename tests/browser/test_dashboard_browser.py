@@ -27,7 +27,7 @@ import pytest
 
 from dispatch import accounts
 from dispatch.bootstrap import bootstrap
-from tests.browser.support import SHOTS, chromium, clean
+from tests.browser.support import SHOTS, chromium, clean, sign_in
 from tests.e2e.web import web_process
 
 pytestmark = pytest.mark.integration
@@ -78,13 +78,6 @@ class Browser:
         return page
 
 
-def _sign_in(page: Any, base: str, name: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
 
 def _figures(page: Any) -> dict[str, Any]:
     return dict(page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-figure]')]
@@ -105,7 +98,7 @@ def test_a_dashboard_shows_a_ticket_reported_and_closed_through_the_api_without_
     with sync_playwright() as p:
         b = Browser(p)
         page = b.page(b.context(1366, 768))
-        _sign_in(page, base, "disp", "centre password 1")
+        sign_in(page, base, "disp", "centre password 1")
         page.goto(f"{base}/dashboard?period=today")
         expect(page.locator("#live")).to_have_text("实时")
         reported = _figures(page)["reported"]
@@ -151,7 +144,7 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
     with sync_playwright() as p:
         b = Browser(p)
         page = b.page(b.context(1366, 768))
-        _sign_in(page, base, "zhangwei", "leader password 1")
+        sign_in(page, base, "zhangwei", "leader password 1")
         expect(page).to_have_url(re.compile(r"/dashboard$"))
         expect(page.locator("input[name=period][value=month]")).to_be_checked()  # this month, by default
         page.fill("#when", instant)
@@ -182,7 +175,7 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
 
         # an analyst's period table and a download
         analyst = b.page(b.context(1366, 768))
-        _sign_in(analyst, base, "ana", "analyst password 1")
+        sign_in(analyst, base, "ana", "analyst password 1")
         expect(analyst).to_have_url(re.compile(r"/analysis$"))
         analyst.fill("input[name=from]", street["first"].isoformat())
         analyst.fill("input[name=to]", (street["first"] + timedelta(days=2)).isoformat())
@@ -209,7 +202,7 @@ def test_the_big_screen_stays_up_and_live_after_the_session_ends(street: dict[st
         b = Browser(p)
         wall = b.context(1920, 1080)
         signed_in = wall.new_page()  # somebody signed in on that machine (their own dashboard: not watched)
-        _sign_in(signed_in, base, "zhangwei", "leader password 1")
+        sign_in(signed_in, base, "zhangwei", "leader password 1")
         screen = b.page(wall)
         screen.goto(f"{base}/screen?key={key}")
         expect(screen).to_have_url(re.compile(r"/screen$"))  # the key left the address bar
@@ -263,7 +256,7 @@ def test_without_boundaries_the_grids_are_drawn_as_plain_tiles(tmp_path: Path) -
     with web_process("--db", db) as web, sync_playwright() as p:
         b = Browser(p)
         page = b.page(b.context(1366, 768))
-        _sign_in(page, web.base, "zhangwei", "leader password 1")
+        sign_in(page, web.base, "zhangwei", "leader password 1")
         expect(page.locator("#tiles .tile")).to_have_count(grids)
         expect(page.locator("#map")).to_be_hidden()
         one = page.locator("#tiles .tile[title^='水库村北片网格']")

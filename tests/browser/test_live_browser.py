@@ -25,7 +25,7 @@ from dispatch import accounts
 from dispatch import commands as c
 from dispatch.actions import act
 from dispatch.bootstrap import bootstrap
-from tests.browser.support import SHOTS, chromium, clean
+from tests.browser.support import SHOTS, chromium, clean, sign_in
 from tests.e2e.web import web_process
 
 pytestmark = pytest.mark.integration
@@ -59,12 +59,6 @@ def _setup(db: str) -> dict[str, Any]:
     runtime.close()
     return {"handled": handled, "boundaries": boundaries}
 
-
-def _sign_in(page: Any, base: str, name: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def _token(base: str, name: str, password: str) -> str:
@@ -101,9 +95,9 @@ def test_pushed_updates_keep_what_is_typed_reach_both_desks_and_survive_a_restar
         with web_process("--db", db, port=port) as web:
             base = web.base
             centre, cg, hw = person(), person(), person()
-            _sign_in(centre, base, "disp", "centre password 1")
-            _sign_in(cg, base, "cg", "desk password 1")
-            _sign_in(hw, base, "hw", "desk password 2")
+            sign_in(centre, base, "disp", "centre password 1")
+            sign_in(cg, base, "cg", "desk password 1")
+            sign_in(hw, base, "hw", "desk password 2")
             centre.goto(f"{base}/console")
             for page in (centre, cg, hw):  # each page's stream is open before anything happens
                 page.wait_for_function("window.dispatchLive && document.querySelector('[data-live-events]')")
@@ -166,7 +160,7 @@ def test_pushed_updates_keep_what_is_typed_reach_both_desks_and_survive_a_restar
 
             # the report's marker on the dashboard's map of reports
             leader = person()
-            _sign_in(leader, again.base, "zhang", "leader password 1")
+            sign_in(leader, again.base, "zhang", "leader password 1")
             expect(leader.locator("#map")).to_have_attribute("data-reports", "1")
             marker = leader.locator("#map path.leaflet-interactive[fill='#e67e22'], #map .marker-cluster").first
             expect(marker).to_be_visible()

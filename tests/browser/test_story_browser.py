@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.browser.support import SHOTS, chromium, clean
+from tests.browser.support import SHOTS, chromium, clean, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +26,6 @@ def _photo_with_gps() -> bytes:
     image.save(out, format="JPEG", exif=exif)
     return out.getvalue()
 
-
-def _sign_in(page: Any, base: str, name: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]) -> None:
@@ -57,7 +51,7 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
         # 1. the supervisor on patrol, on a phone, with its position
         field = person(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2,
                        geolocation={"latitude": lat, "longitude": lon}, permissions=["geolocation"])
-        _sign_in(field, base, "sup", "field password 1")
+        sign_in(field, base, "sup", "field password 1")
         expect(field).to_have_url(re.compile(r"/report$"))
         field.select_option("select[name=category]", label="市容环卫")
         field.fill("textarea[name=description]", "水库村南口垃圾满溢")
@@ -74,7 +68,7 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
 
         # 2. the dispatcher accepts and whistles (the category's routing pre-filled)
         centre = person(viewport={"width": 1280, "height": 900})
-        _sign_in(centre, base, "disp", "centre password 1")
+        sign_in(centre, base, "disp", "centre password 1")
         expect(centre).to_have_url(re.compile(r"/console$"))
         new = centre.locator("#list-new article", has_text="水库村南口垃圾满溢")
         expect(new).to_contain_text("水库村南片网格")  # placed in its grid by the position
@@ -88,7 +82,7 @@ def test_four_people_take_a_report_from_the_field_to_closed(site: dict[str, Any]
 
         # 3. the department reports in and handles it
         desk = person(viewport={"width": 1280, "height": 800})
-        _sign_in(desk, base, "cg", "desk password 1")
+        sign_in(desk, base, "cg", "desk password 1")
         call = desk.locator("article.call", has_text="水库村南口垃圾满溢")
         call.get_by_role("button", name="报到").click()
         expect(call).to_contain_text("待处置")

@@ -21,7 +21,10 @@ def _codes_of_classes() -> set[str]:
     found, stack = set(), [errors.DispatchError]
     while stack:
         cls = stack.pop()
-        found.add(errors._snake(cls.__name__))
+        try:  # the code the class answers with (HiddenTicket speaks as ticket_not_found)
+            found.add(cls.__new__(cls).code)
+        except AttributeError:  # a code made of what an instance carries (Refused)
+            found.add(errors._snake(cls.__name__))
         stack.extend(cls.__subclasses__())
     return found
 
