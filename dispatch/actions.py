@@ -27,9 +27,12 @@ COMMANDS: dict[str, type] = {
 
 
 def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None = None,
-            command_id: str | None = None, as_role: str | None = None, **fields: Any) -> Any:
+            command_id: str | None = None, as_role: str | None = None, uploaded: tuple[str, ...] = (),
+            **fields: Any) -> Any:
     """The command ``identity`` asks for, authorized and validated (raises ``Forbidden``,
-    ``BackfillNotAllowed``, ``TicketNotFound``, ``InvalidCommand``, unknown names…)."""
+    ``BackfillNotAllowed``, ``TicketNotFound``, ``InvalidCommand``, unknown names…). A report
+    names stored photos (``file:…``) only among ``uploaded``, those its own request just stored:
+    never another ticket's photo by its hash."""
     check_backfill(identity, at is not None)
     ref = runtime.reference
     received = runtime.clock.now()
@@ -37,6 +40,10 @@ def prepare(runtime: Any, kind: type, identity: Identity, *, at: datetime | None
     if "department" in fields:
         fields["department"] = ref.department(fields["department"]).id
     if kind is c.Report:
+        theirs = [m for m in fields.get("media") or () if str(m).startswith("file:") and m not in uploaded]
+        if theirs:
+            raise InvalidCommand("media: a stored photo (file:…) is named only by the report that uploads it; "
+                                 "send photos as http(s) URLs").saying(why="media_not_yours")
         if "position" in fields:
             fields = place_position(runtime, fields)
         place = ref.place(fields["grid"])

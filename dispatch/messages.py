@@ -108,6 +108,7 @@ DETAILS: dict[str, str] = {
     "extension_hours": "延期小时数：请填写 1 到 720 的整数",
     "no_such_step": "没有这个操作",
     "stale_form": "页面已过期：请刷新页面后重试",
+    "media_not_yours": "照片只能在这次上报时上传，不能引用已存的照片",
 }
 
 # the fields of a command as a form names them

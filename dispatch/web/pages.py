@@ -403,7 +403,8 @@ async def report(request: Request) -> Response:
     # a double tap on a flaky connection: the same form key makes one ticket
     key = "page-" + hashlib.sha256(f"{who.name}\x00{form.get('key', '')}".encode()).hexdigest()[:40]
     try:
-        result = service.submit(lambda rt: prepare(rt, c.Report, who, command_id=key, **fields), c.Report, key)
+        result = service.submit(lambda rt: prepare(rt, c.Report, who, command_id=key,
+                                                   uploaded=tuple(fields.get("media") or ()), **fields), c.Report, key)
     except DispatchError as refused:
         return _render(request, "report.html", error=refusal(request, refused, who, step="report"),
                        **_report_context(request, who, form))

@@ -178,3 +178,31 @@ def test_a_user_name_is_letters_digits_and_a_few_marks(api: Api, name: str) -> N
     made = accounts.add(api.runtime, accounts.local_operator("op"), name="王.分析-1", role="analyst", scope=None,
                         password="page password 1")
     assert made.name == "王.分析-1"
+
+
+def test_a_report_names_no_stored_photo_it_did_not_upload(api: Api) -> None:
+    import io
+
+    from PIL import Image
+
+    csrf = None
+    _set(api, "sup-a", "page password 1")
+    page_sign_in(api.client, "sup-a", "page password 1")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', api.client.get("/report").text).group(1)  # type: ignore[union-attr]
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(picture, format="JPEG")
+    made = api.client.post("/report", data={"csrf": csrf, "key": "k-photo", "category": "city_appearance",
+                                            "description": "占道", "grid": "cj-shuiku-g01"},
+                           files={"photo": ("p.jpg", picture.getvalue(), "image/jpeg")}, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    ticket = made.headers["location"].split("=", 1)[1]
+    [photo] = api.get("boss", f"/api/tickets/{ticket}").json()["media"]
+    assert photo.startswith("file:")
+    # another user names that photo in a report of its own, to read it through its own ticket
+    r = api.post("hot-a", "/api/tickets", {"grid": "cj-shuiku-g01", "category": "city_appearance",
+                                           "description": "x", "media": [photo]})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_command"
+    # an outside link stays allowed (Open311's media_url)
+    ok = api.post("hot-a", "/api/tickets", {"grid": "cj-shuiku-g01", "category": "city_appearance",
+                                            "description": "x", "media": ["https://intranet.example/p/1.jpg"]})
+    assert ok.status_code == 201, ok.text
