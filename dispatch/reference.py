@@ -269,7 +269,7 @@ class _NamedIn(_In):
 
 
 class _CommunityIn(_NamedIn):
-    grids: list[_NamedIn] | None = None
+    grids: Annotated[list[_NamedIn], Field(min_length=1)] | None = None
     grid_count: Annotated[int, Field(gt=0, le=10_000)] | None = None  # MAX_GRID_COUNT
 
     @model_validator(mode="after")
@@ -280,11 +280,11 @@ class _CommunityIn(_NamedIn):
 
 
 class _StreetIn(_NamedIn):
-    communities: list[_CommunityIn]
+    communities: Annotated[list[_CommunityIn], Field(min_length=1)]  # no empty tree: every level holds something
 
 
 class _DistrictIn(_NamedIn):
-    streets: list[_StreetIn]
+    streets: Annotated[list[_StreetIn], Field(min_length=1)]
 
 
 class _CategoryIn(_NamedIn):
@@ -320,10 +320,10 @@ class _FileIn(_In):
     working_hours: list[str]
     calendar_overrides: dict[Any, Any] = {}
     calendar_years: list[Annotated[int, Field(ge=2000, le=2100)]] = []
-    districts: list[_DistrictIn]
-    departments: list[_NamedIn]
-    priorities: list[_NamedIn]
-    categories: list[_CategoryIn]
+    districts: Annotated[list[_DistrictIn], Field(min_length=1)]
+    departments: Annotated[list[_NamedIn], Field(min_length=1)]
+    priorities: Annotated[list[_NamedIn], Field(min_length=1)]
+    categories: Annotated[list[_CategoryIn], Field(min_length=1)]
     sla: list[_SlaIn]
     boundaries: _BoundariesIn | None = None
 

@@ -113,9 +113,12 @@ def run(argv: list[str] | None = None) -> Any:
     if threading.current_thread() is threading.main_thread():
         # SIGTERM unwinds like Ctrl-C, so scratch folders and incomplete markers are tidied up
         signal.signal(signal.SIGTERM, _terminated)
-    _STATE["as_json"] = "--json" in args[: args.index("--") if "--" in args else len(args)]
+    options = args[: args.index("--") if "--" in args else len(args)]
+    _STATE["as_json"] = "--json" in options
+    if _STATE["as_json"]:  # `dispatch sla … --json` as well as `dispatch --json sla …`
+        args = ["--json"] + [a for i, a in enumerate(args) if not (a == "--json" and i < len(options))]
     try:
-        return main.main(args=argv, prog_name="dispatch", standalone_mode=False)
+        return main.main(args=args, prog_name="dispatch", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:

@@ -64,8 +64,10 @@ def show(ctx: Ctx, ticket: str) -> None:
                    f"{printable(data['description'])}")
         click.echo(f"  {place.district.name} / {place.street.name} / {place.community.name} / {place.grid.name}")
         click.echo(f"  reported {data['reported_at'].isoformat()}")
+        ended = data["status"] in ("closed", "cancelled", "duplicate")
         for call in data["calls"]:
-            answer = call["answer"] or "waiting"
+            # an unanswered call of an ended ticket is closed out: nobody waits for it any more
+            answer = call["answer"] or ("closed out, unanswered" if ended else "waiting")
             click.echo(f"  call {call['call_id']} {ref.departments[call['department']].name} ({call['role']}): "
                        f"{answer}; report in by {call['ack_due'].isoformat()}")
         if data["status"] in ("reported", "accepted") and data["dispatch_due"]:

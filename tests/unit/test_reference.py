@@ -209,6 +209,12 @@ BAD: list[tuple[str, object, str, str]] = [
     ("empty name", edit(lambda d: d["departments"][0].update(name=" ")), "departments[0].name", "non-empty"),
     ("grids and grid_count", edit(lambda d: d["districts"][0]["streets"][0]["communities"][0].update(
         grid_count=3)), C0, "exactly one of 'grids'"),
+    ("no districts", edit(lambda d: d.update(districts=[])), "districts", "at least 1 item"),
+    ("a street of nothing", edit(lambda d: d["districts"][0]["streets"][0].update(communities=[])),
+     "districts[0].streets[0].communities", "at least 1 item"),
+    ("a community of no grids", edit(lambda d: d["districts"][0]["streets"][0]["communities"][0].update(grids=[])),
+     f"{C0}.grids", "at least 1 item"),
+    ("no departments", edit(lambda d: d.update(departments=[])), "departments", "at least 1 item"),
     ("yaml syntax", "timezone: Asia/Shanghai\n  sample: true\n", "line 2", "YAML syntax error: mapping values"),
     ("top level list", "- 1\n- 2\n", "", "must be a mapping"),
     ("empty file", "", "", "the file is empty"),
