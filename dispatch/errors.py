@@ -31,7 +31,7 @@
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
-        │   ├── TicketNotDispatched, TicketNotHandled, …
+        │   ├── TicketNotDispatched, TicketNotHandled, FeedbackNotGiven, …
         ├── NotYourWhistle        a department acting on a call that is not its own
         ├── CallAlreadyAnswered   a second acknowledge / reject of the same call
         ├── NotLeadDepartment     only the lead department may record the handling
@@ -63,6 +63,7 @@ __all__ = [
     "ReopenNeedsReason",
     "ReworkRequired",
     "BackfillNotAllowed",
+    "FeedbackNotGiven",
     "Forbidden",
     "HiddenTicket",
     "Unauthenticated",
@@ -340,6 +341,10 @@ class TicketNotHandled(IllegalTransition):
 
 class TicketNotEvaluated(IllegalTransition):
     pass
+
+
+class FeedbackNotGiven(IllegalTransition):
+    """Evaluating a handled ticket whose result nobody has fed back to the reporter yet (反馈 first)."""
 
 
 class NotYourWhistle(TransitionError):

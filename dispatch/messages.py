@@ -74,6 +74,7 @@ CHINESE: dict[str, str] = {
     "ticket_not_dispatched": "{case} 还没有派单，不能{step}",
     "ticket_not_handled": "{case} 还没有处置完成，不能{step}",
     "ticket_not_evaluated": "{case} 还没有评价，不能{step}",
+    "feedback_not_given": "{case} 还没有向报告人反馈处置结果：请先反馈，再评价",
     "not_your_whistle": "{department}在 {case} 上没有待答复的派单",
     "call_already_answered": "{department}已经答复过 {case} 的派单",
     "awaiting_dispatch": "{case} 还没有到达这次派单：请等派单到达后再答复",

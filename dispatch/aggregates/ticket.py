@@ -24,6 +24,7 @@ from dispatch.errors import (
     AwaitingDispatch,
     CallReplaced,
     DuplicateOfEnded,
+    FeedbackNotGiven,
     ExtensionPending,
     NoExtensionPending,
     NotOnHold,
@@ -408,6 +409,9 @@ class Ticket(Aggregate):
     ) -> None:
         """评价: the reporter's verdict on the result, and how it was collected (``method``)."""
         self._check(occurred_at, command_id)
+        if self.status == "handled":  # handled, but the reporter has not been told: feedback first
+            raise FeedbackNotGiven(f"cannot evaluate ticket {self.id}: its result has not been fed back to the "
+                                   "reporter yet (give the feedback first)")
         self._require("Evaluated", TicketNotHandled, "evaluate")
         if satisfaction not in SATISFACTION:
             raise IllegalTransition(f"unknown satisfaction {satisfaction!r}; one of {', '.join(SATISFACTION)}")

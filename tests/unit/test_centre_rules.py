@@ -146,7 +146,7 @@ def _handled(run: Desk, when: str = "10-12") -> str:
 def test_evaluation_needs_feedback_first(rt: Runtime) -> None:
     run = Desk(rt)
     tid = _handled(run)
-    run.refused("ticket_not_handled", "evaluate", "10-12 10:30", RESIDENT, ticket_id=tid, satisfaction="satisfied",
+    run.refused("feedback_not_given", "evaluate", "10-12 10:30", RESIDENT, ticket_id=tid, satisfaction="satisfied",
                 resolved=True)
     run("feedback", "10-12 10:30", ticket_id=tid)
     run("evaluate", "10-12 10:40", RESIDENT, ticket_id=tid, satisfaction="satisfied", resolved=True)
