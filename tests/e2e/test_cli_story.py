@@ -127,7 +127,9 @@ def test_unknown_grid_category_and_usage_errors_are_one_line(tmp_path: Path) -> 
 
 def test_a_bad_reference_file_is_named_with_its_problem_and_nothing_is_loaded(tmp_path: Path) -> None:
     bad = tmp_path / "places.yaml"
-    bad.write_text("timezone: Asia/Shanghai\nworking_hours: ['08:30-12:00']\ndistricts: []\n"
+    bad.write_text("timezone: Asia/Shanghai\nworking_hours: ['08:30-12:00']\n"
+                   "districts: [{id: d, name: D, streets: [{id: s, name: S, communities: "
+                   "[{id: c1, name: C1, grid_count: 1}]}]}]\n"
                    "departments: [{id: a, name: A}]\npriorities: [{id: normal, name: 一般}]\n"
                    "categories: [{id: c, name: C, kind: grid, lead_department: nobody}]\n"
                    "sla: [{category: '*', priority: '*', ack_minutes: 30, handle_minutes: 60, "
