@@ -15,7 +15,7 @@ from __future__ import annotations
 from string import Formatter
 from typing import Any
 
-__all__ = ["CHINESE", "DETAILS", "FIELDS", "STEPS", "chinese", "sentence"]
+__all__ = ["CHINESE", "DETAILS", "FIELDS", "STEPS", "chinese", "detail", "sentence"]
 
 # the words a sentence may use, and what stands in when the caller does not know them
 _DEFAULTS = {"case": "该工单", "department": "本部门", "step": "这一步", "until": "稍后", "field": "填写的内容",
@@ -132,14 +132,19 @@ def sentence(code: str, **words: Any) -> str:
     return Formatter().vformat(template, (), given)
 
 
+def detail(why: str, **words: Any) -> str:
+    """The sentence of a refusal that is about one thing (``DETAILS``): a photo, a form, a field."""
+    return Formatter().vformat(DETAILS[why], (), _Words(words))
+
+
 def chinese(error: Any, **words: Any) -> str:
     """A refusal in Chinese: its code's sentence, with what the error itself carries (``words``)
     and what the caller knows (the case number, the department's name, the step)."""
     carried = dict(getattr(error, "words", None) or {}) | {k: v for k, v in words.items() if v}
     code = getattr(error, "code", "dispatch_error")
-    why = carried.get("why")
+    why = carried.pop("why", None)
     if why in DETAILS:
-        return Formatter().vformat(DETAILS[why], (), _Words(carried))
+        return detail(why, **carried)
     if "field" not in carried:  # "description: too long" → 描述
         head = str(error).split(":", 1)[0].strip().split(".")[-1]
         if head in FIELDS:

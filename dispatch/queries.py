@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 
 from dispatch.access import may_read, may_view, read_scope, sees_contact, visible_calls
-from dispatch.errors import Forbidden, HiddenTicket, InvalidCommand, TicketNotFound
+from dispatch.errors import HiddenTicket, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
 from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL

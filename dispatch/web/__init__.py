@@ -25,7 +25,7 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
                cors_origins: tuple[str, ...] = (), background: bool = True,
                watchdog_every: float = 60.0, map_tiles: str | None = None,
                map_attribution: str | None = None) -> FastAPI:
-    """The application. ``background=False`` leaves the catch-up and watchdog thread off
+    """The application. ``background=False`` leaves the watchdog thread off
     (tests drive time themselves); ``submitter`` switches to Kafka mode; ``map_tiles`` is an
     intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map."""
     service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every)

@@ -17,11 +17,10 @@ Routes translate; what they show is ``dispatch.boards`` and ``dispatch.queries``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from dispatch import boards, queries, users
@@ -132,7 +131,7 @@ def dashboard_data(request: Request) -> Response:
 @router.get("/dashboard/events")
 async def dashboard_events(request: Request) -> Response:
     session.identity(request)
-    return _stream(request, lambda: session.identity(request))
+    return live.stream(request, lambda: session.identity(request), None)  # any move: the figures are asked again
 
 
 @router.get("/dashboard/boundaries")
@@ -154,14 +153,6 @@ def _boundaries(request: Request, who: Identity) -> dict[str, Any]:
         feature["properties"] = {"grid_name": feature["properties"]["grid_name"],
                                  "community_name": feature["properties"]["community_name"]}
     return shapes
-
-
-# -- live: server-sent events ----------------------------------------------------------------------------
-
-def _stream(request: Request, still_allowed: Callable[[], Any]) -> StreamingResponse:
-    """``changed`` whenever the read models move (``dispatch.web.live``: one watcher for the
-    process); the page asks for its figures again."""
-    return live.stream(request, still_allowed, None)
 
 
 # -- the big screen ------------------------------------------------------------------------------------
@@ -199,7 +190,7 @@ def screen_data(request: Request) -> Response:
 @router.get("/screen/events")
 async def screen_events(request: Request) -> Response:
     _screen(request)
-    return _stream(request, lambda: _screen(request))
+    return live.stream(request, lambda: _screen(request), None)
 
 
 @router.get("/screen/boundaries")

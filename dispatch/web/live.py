@@ -37,13 +37,13 @@ KEPT = 512  # moves remembered for streams that fall behind (further back: "catc
 
 
 class Move:
-    """One move of the read models: their position after it, the tickets that moved (None: not
-    known, every page catches up), and when the watcher saw it (``time.monotonic``)."""
+    """One move of the read models: their position after it and the tickets that moved (None:
+    not known, every page catches up)."""
 
-    __slots__ = ("seq", "position", "changes", "seen")
+    __slots__ = ("seq", "position", "changes")
 
-    def __init__(self, seq: int, position: int, changes: list[dict[str, Any]] | None, seen: float):
-        self.seq, self.position, self.changes, self.seen = seq, position, changes, seen
+    def __init__(self, seq: int, position: int, changes: list[dict[str, Any]] | None):
+        self.seq, self.position, self.changes = seq, position, changes
 
 
 class Hub:
@@ -119,7 +119,7 @@ class Hub:
         if first:
             return None
         self.seq += 1
-        move = Move(self.seq, self.position, changes, time.monotonic())
+        move = Move(self.seq, self.position, changes)
         self.moves.append(move)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
@@ -151,8 +151,8 @@ def _last_id(request: Request) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def stream(request: Request, still_allowed: Callable[[], Any], sees: Callable[[dict[str, Any]], bool] | None,
-           *, on_sent: Callable[[Move], None] | None = None) -> StreamingResponse:
+def stream(request: Request, still_allowed: Callable[[], Any],
+           sees: Callable[[dict[str, Any]], bool] | None) -> StreamingResponse:
     """``changed`` (its id the read models' position, its data the moved tickets' ids this viewer
     may see) whenever a move concerns the viewer; a comment every 15 s keeps proxies from closing
     the line. The stream ends after ``STREAM_SECONDS`` or when the viewer is no longer allowed
@@ -192,8 +192,6 @@ def stream(request: Request, still_allowed: Callable[[], Any], sees: Callable[[d
                 if lost or ids:
                     yield message(hub.position, ids)
                     last_word = time.monotonic()
-                    if on_sent is not None and moves:
-                        on_sent(moves[-1])
                 elif time.monotonic() - last_word >= KEEPALIVE_SECONDS:
                     try:
                         await run_in_threadpool(still_allowed)

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from dispatch import commands as c
 from dispatch import queries, users
 from dispatch.actions import prepare
-from dispatch.errors import DispatchError, InvalidCommand, TicketNotFound, Unauthenticated
+from dispatch.errors import DispatchError, TicketNotFound, Unauthenticated
 from dispatch.identity import Identity
 from dispatch.lifecycle import LIFECYCLE, TERMINAL
 from dispatch.projections.records import jsonable

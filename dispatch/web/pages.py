@@ -21,7 +21,7 @@ from dispatch import queries
 from dispatch.access import sees_change
 from dispatch.actions import prepare
 from dispatch.errors import DispatchError, Forbidden, TicketNotFound, Unauthenticated
-from dispatch.messages import STEPS, chinese
+from dispatch.messages import STEPS, chinese, detail
 from dispatch.web import live, session
 
 __all__ = ["router", "templates"]
@@ -139,9 +139,6 @@ def _render(request: Request, page: str, status: int = 200, **context: Any) -> R
                                       status_code=status)
 
 
-render = _render
-
-
 def _signed_in(request: Request) -> Any:
     try:
         return session.identity(request)
@@ -165,14 +162,11 @@ def favicon() -> Response:
 def _login_form(request: Request, status: int = 200, headers: dict[str, str] | None = None,
                 **context: Any) -> Response:
     """The sign-in form, with its own CSRF token (set as a cookie the first time)."""
-    from starlette.responses import Response as Plain
-
-    cookies = Plain()
-    secret = session.login_secret(request, cookies)
+    secret, fresh = session.login_secret(request)
     page = _render(request, "login.html", status=status, login_csrf=session.login_token(secret), **context)
-    for name, value in [*cookies.headers.items(), *(headers or {}).items()]:
-        if name.lower() in ("set-cookie", "retry-after"):
-            page.headers.append(name, value)
+    if fresh:
+        session.keep_login_secret(request, page, secret)
+    page.headers.update(headers or {})
     return page
 
 
@@ -297,7 +291,7 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
         return _render(request, "desk_calls.html", error_ticket=ticket if ticket in shown else None, **context)
 
     if step not in _DESK_STEPS:
-        return answer(refusal(request, DispatchError("no such step").saying(why="no_such_step")))
+        return answer(detail("no_such_step"))
     kind, fields = _DESK_STEPS[step]
     values: dict[str, Any] = {f: form.get(f, "") for f in fields}
     if step != "feedback":
@@ -306,7 +300,7 @@ async def desk_step(request: Request, ticket: str, step: str) -> Response:
     if kind is c.RequestExtension:  # asked in hours, recorded in minutes of the dispatch's time basis
         hours = form.get("hours", "")
         if not hours.isdigit() or not 1 <= int(hours) <= 720:
-            return answer(refusal(request, DispatchError("hours").saying(why="extension_hours")))
+            return answer(detail("extension_hours"))
         values["minutes"] = int(hours) * 60
     try:
         service.submit(lambda rt: prepare(rt, kind, who, ticket_id=ticket, **values), kind, None)
@@ -346,17 +340,14 @@ def report_lists(request: Request) -> Response:
     return _render(request, "report_lists.html", **_report_context(request, who))
 
 
-
 @router.get("/report", response_class=HTMLResponse)
 def report_page(request: Request, made: str | None = None, refused: str | None = None) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
     from dispatch.media import MAX_PHOTO_BYTES
-    from dispatch.messages import DETAILS
 
-    error = (DETAILS["body_too_large"].format(limit=f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB")
-             if refused == "too_large" else None)
+    error = detail("body_too_large", limit=f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB") if refused == "too_large" else None
     shown = None
     if made and queries.UUID_TEXT.match(made):
         try:
@@ -471,7 +462,7 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
     session.require_csrf(request, form)
     error = None
     if step not in _CONSOLE_STEPS:
-        error = refusal(request, DispatchError("no such step").saying(why="no_such_step"))
+        error = detail("no_such_step")
     else:
         kind, fields = _CONSOLE_STEPS[step]
         values: dict[str, Any] = {f: form.get(f) or None for f in fields}
@@ -519,7 +510,6 @@ def ticket_page(request: Request, ticket: str) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    service = request.app.state.service
     try:
         context = _ticket_context(request, who, ticket)
     except DispatchError as error:

@@ -109,10 +109,9 @@ def _page(request: Request, status: int, error: e.DispatchError) -> Response:
 
     if isinstance(error, e.Unauthenticated):  # signed out meanwhile: to the sign-in page
         return RedirectResponse("/login", status_code=303)
-    from dispatch.web.pages import refusal, render
+    from dispatch.web.pages import _render, refusal
 
-    words = {"why": "stale_form"} if isinstance(error, e.Forbidden) and "stale" in str(error) else {}
-    return render(request, "message.html", status=status, message=refusal(request, error.saying(**words)))
+    return _render(request, "message.html", status=status, message=refusal(request, error))
 
 
 def install(app: Any, on_refusal: Any = None) -> None:
@@ -145,10 +144,6 @@ def install(app: Any, on_refusal: Any = None) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "rate_limited",
                 415: "unsupported_media_type"}.get(error.status_code, "http_error")
-        if error.status_code == 413 and _a_person(request):  # a person's form: back to it, said in its words
-            from starlette.responses import RedirectResponse
-
-            return RedirectResponse(f"{request.url.path}?refused=too_large", status_code=303)
         retry = (getattr(error, "headers", None) or {}).get("Retry-After")
         return problem(error.status_code, code, str(error.detail), instance=request.url.path,
                        headers=getattr(error, "headers", None), chinese=request,

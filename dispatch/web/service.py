@@ -1,8 +1,8 @@
 """One web process's state: the runtime, who is asking, the limits, and where commands go.
 
-Embedded (no ``--kafka``): a command is applied here, one at a time (``execute``), and a
-background thread keeps the read models caught up and runs the SLA watchdog, so nothing
-waits for a CLI command. Kafka mode: the command is produced to the intake topic and the
+Embedded (no ``--kafka``): a command is applied here, one at a time (``execute``); the live
+pages' watcher (``dispatch.web.live``) keeps the read models caught up and a background thread
+runs the SLA watchdog, so nothing waits for a CLI command. Kafka mode: the command is produced to the intake topic and the
 engine's recorded outcome is awaited (``dispatch.outcomes``); this process never writes
 the event store.
 """
@@ -28,8 +28,7 @@ SESSION_HOURS = 8
 
 
 class WebService:
-    def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0,
-                 catch_up_every: float = 1.0):
+    def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0):
         self.runtime, self.limits = runtime, limits
         self.metrics = Metrics()
         self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst)
@@ -39,7 +38,7 @@ class WebService:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.watchdog_every, self.catch_up_every = watchdog_every, catch_up_every
+        self.watchdog_every = watchdog_every
         from dispatch.web.live import Hub
 
         self.live = Hub(runtime, embedded=submitter is None)
@@ -62,22 +61,17 @@ class WebService:
             self.submitter.close()
 
     def _background(self) -> None:
-        from dispatch.projections import catch_up
+        """The watchdog, every ``watchdog_every`` seconds (the live pages' watcher, ``self.live``,
+        keeps the read models caught up; a tick catches up itself too)."""
         from dispatch.watchdog import Watchdog
 
         watchdog = Watchdog(self.runtime, submit=self._execute_batch)
-        next_watch = 0.0
-        elapsed = 0.0
         while not self._stop.is_set():
             try:
-                catch_up(self.runtime)
-                if elapsed >= next_watch:
-                    watchdog.tick()
-                    next_watch = elapsed + self.watchdog_every
+                watchdog.tick()
             except Exception:  # noqa: BLE001 - a background failure is logged, the server goes on
-                log.exception("background catch-up or watchdog failed")
-            self._stop.wait(self.catch_up_every)
-            elapsed += self.catch_up_every
+                log.exception("background watchdog failed")
+            self._stop.wait(self.watchdog_every)
 
     def _execute_batch(self, commands: list[Any]) -> list[Any]:
         with self._write_lock:

@@ -17,7 +17,7 @@ from dispatch import users
 from dispatch.errors import Forbidden, Unauthenticated
 from dispatch.identity import Identity
 
-__all__ = ["COOKIE", "LOGIN_COOKIE", "begin", "csrf_token", "end", "identity", "login_secret", "login_token", "require_csrf",
+__all__ = ["COOKIE", "LOGIN_COOKIE", "begin", "csrf_token", "end", "identity", "keep_login_secret", "login_secret", "login_token", "require_csrf",
            "require_login_csrf", "same_origin"]
 
 COOKIE = "dispatch_session"
@@ -74,14 +74,15 @@ def login_token(secret: str) -> str:
     return hmac.new(secret.encode(), b"dispatch-login", hashlib.sha256).hexdigest()
 
 
-def login_secret(request: Request, response: Response) -> str:
-    """This browser's sign-in secret, made (and set as a cookie on ``response``) when it has none."""
+def login_secret(request: Request) -> tuple[str, bool]:
+    """This browser's sign-in secret, and whether it is new (it had none: ``keep_login_secret``)."""
     secret = request.cookies.get(LOGIN_COOKIE) or ""
-    if len(secret) < 32:
-        secret = secrets.token_urlsafe(32)
-        response.set_cookie(LOGIN_COOKIE, secret, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/login")
-    return secret
+    return (secret, False) if len(secret) >= 32 else (secrets.token_urlsafe(32), True)
+
+
+def keep_login_secret(request: Request, response: Response, secret: str) -> None:
+    response.set_cookie(LOGIN_COOKIE, secret, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/login")
 
 
 def require_login_csrf(request: Request, form: dict[str, str]) -> None:
