@@ -90,3 +90,127 @@ def act(runtime: Any, kind: type, identity: Identity, *, at: datetime | None = N
     the step's error if it was refused)."""
     command = prepare(runtime, kind, identity, at=at, command_id=command_id, as_role=as_role, **fields)
     return runtime.app.execute(command)
+
+
+# -- reports placed later (待定位) ----------------------------------------------------------------------
+
+def hold_unplaced(runtime: Any, identity: Identity, *, category: str, description: str, location: str,
+                  priority: str = "normal", channel: str = "third_party", reporter: dict[str, Any] | None = None,
+                  media: list[str] | None = None) -> str:
+    """A report that names its place only in words (Open311's ``address_string``): checked as a
+    report is (who may report, the category, priority and fields), then kept to be placed on a
+    grid by a dispatcher (``place``). Returns its token."""
+    import uuid
+
+    from dispatch import unplaced
+    from dispatch.access import STEPS
+    from dispatch.errors import Forbidden
+
+    if identity.role != "admin" and c.Report not in STEPS.get(identity.role, frozenset()):
+        raise Forbidden(f"{identity.describe()} may not report")
+    ref = runtime.reference
+    fields: dict[str, Any] = {"category": ref.category(category).id, "priority": ref.priority(priority).id,
+                              "channel": channel, "description": description, "location": location,
+                              "media": media, "reporter": reporter}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    received = runtime.clock.now()
+    c.parse_command({"type": "report", "occurred_at": received.isoformat(), "grid": "unplaced",
+                     "actor": {"role": "system", "id": identity.name}, **fields})  # the fields as a report's
+    if reporter:
+        fields["reporter"] = runtime.app.vault.seal(reporter)  # as an event keeps it
+    districts = _districts(runtime, identity)
+    token = str(uuid.uuid4())
+    unplaced.add(runtime.engine, token, received.isoformat(),
+                 {"name": identity.name, "role": identity.role, "scope_kind": identity.scope_kind,
+                  "scope": list(identity.scope), "kind": identity.kind},
+                 districts[0] if districts and len(districts) == 1 else None, fields)
+    return token
+
+
+def _districts(runtime: Any, identity: Identity) -> tuple[str, ...] | None:
+    """The districts an identity's scope lies in (None: unscoped, or a department: all of them)."""
+    ref = runtime.reference
+    if not identity.scope or identity.scope_kind not in ("grid", "community", "street", "district"):
+        return None
+
+    def district_of(kind: str, key: str) -> str:
+        if kind == "grid":
+            return ref.place(key).district.id
+        if kind == "community":
+            return district_of("street", ref.community(key).street_id)
+        if kind == "street":
+            return ref.street(key).district_id
+        return ref.district(key).id
+
+    return tuple(sorted({district_of(identity.scope_kind or "district", value) for value in identity.scope}))
+
+
+def unplaced_for(runtime: Any, identity: Identity) -> list[dict[str, Any]]:
+    """The reports waiting to be placed that ``identity`` (a dispatcher, an admin) may place: those
+    sent from its districts and those of no district, oldest first."""
+    from dispatch import unplaced
+
+    if identity.role not in ("dispatcher", "admin"):
+        return []
+    return unplaced.waiting(runtime.engine, _districts(runtime, identity))
+
+
+def placeable_grids(runtime: Any, identity: Identity) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The grids ``identity`` may place a report on, by community: ``[(community name, [(grid id,
+    grid name)])]`` — those of its streets or districts (every grid for an admin)."""
+    ref = runtime.reference
+    if identity.role not in ("dispatcher", "admin"):
+        return []
+    streets = [s for s in ref.streets.values()
+               if identity.role == "admin" or not identity.scope
+               or (s.id if identity.scope_kind == "street" else s.district_id) in identity.scope]
+    return [(f"{s.name} · {k.name}", [(g.id, g.name) for g in ref.grids_of_community(k.id)])
+            for s in streets for k in ref.communities_of_street(s.id)]
+
+
+def place(runtime: Any, identity: Identity, token: str, grid: str) -> Any:
+    """定位: the report waiting under ``token`` placed on ``grid`` by ``identity`` (a dispatcher of
+    that grid's street or district, or an admin): the report command its sender would have made
+    there, with the time it was received as its business time. The placing is claimed first, so
+    two dispatchers never make two tickets of one report; ``placed`` or ``unplace`` follows."""
+    from dispatch import unplaced
+    from dispatch.errors import Forbidden, NotWaitingToBePlaced
+
+    ref = runtime.reference
+    spot = ref.place(grid)
+    if identity.role not in ("dispatcher", "admin"):
+        raise Forbidden(f"{identity.describe()} may not place reports")
+    waiting = unplaced.get(runtime.engine, token)
+    if waiting is None or waiting["placed_at"] is not None:
+        raise NotWaitingToBePlaced(f"no report waits to be placed under {token}")
+    allowed = _districts(runtime, identity)
+    if allowed is not None and waiting["district"] not in (None, *allowed):
+        raise NotWaitingToBePlaced(f"no report waits to be placed under {token}")  # another area's: not said
+    authorize(identity, c.Accept, {"grid": spot.grid.id, "community": spot.community.id,
+                                   "street": spot.street.id, "district": spot.district.id}, {})
+    sender = waiting["sender"]
+    by = Identity(sender["name"], sender["role"], sender["scope_kind"], tuple(sender["scope"]), sender["kind"])
+    fields = dict(waiting["fields"])
+    if fields.get("reporter"):
+        opened = runtime.app.vault.open(fields["reporter"])
+        fields["reporter"] = None if not opened or opened.get("erased") else opened
+    command = prepare(runtime, c.Report, by, command_id=f"placed-{token}", grid=spot.grid.id, **fields)
+    received = waiting["received_at"]
+    command = command.model_copy(update={"occurred_at": datetime.fromisoformat(received),
+                                         "actor": command.actor.model_copy(update={"received_at": received})})
+    if not unplaced.claim(runtime.engine, token, placed_at=runtime.clock.now().isoformat(), placed_by=identity.name,
+                          grid=spot.grid.id):
+        raise NotWaitingToBePlaced(f"no report waits to be placed under {token}")
+    return command
+
+
+def placed(runtime: Any, token: str, result: dict[str, Any] | None) -> None:
+    """After ``place``: the ticket (or, in Kafka mode, the command) the report became; None: it was
+    refused, and the report waits again."""
+    from dispatch import unplaced
+
+    if result is None:
+        unplaced.release(runtime.engine, token)
+    else:
+        unplaced.settle(runtime.engine, token, ticket_id=str(result["ticket_id"]) if result.get("ticket_id") else None,
+                        command_id=result.get("command_id"))

@@ -28,6 +28,7 @@
     ├── UserExists                a user of that name exists already
     ├── CommandNotFound           no outcome of that command id (Kafka mode status URL)
     ├── PositionOutsideGrids      a report's position lies in no grid
+    ├── NotWaitingToBePlaced      no report waits under that token (placed already, or none)
     └── TransitionError           the lifecycle refuses this step; nothing recorded
         ├── TicketClosed          anything after Closed / Cancelled / Duplicate
         ├── IllegalTransition     the step is not allowed in the ticket's state
@@ -89,6 +90,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidCommand",
     "NotLeadDepartment",
+    "NotWaitingToBePlaced",
     "NotYourWhistle",
     "ReferenceDataError",
     "TicketClosed",
@@ -309,6 +311,10 @@ class UnknownUser(DispatchError):
 
 class PositionOutsideGrids(DispatchError):
     """A position no grid boundary holds (or no boundaries are configured)."""
+
+
+class NotWaitingToBePlaced(DispatchError):
+    """No report waits to be placed (待定位) under that token: placed already, or never sent."""
 
 
 class CommandNotFound(DispatchError):

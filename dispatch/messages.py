@@ -24,7 +24,7 @@ _DEFAULTS = {"case": "该工单", "department": "本部门", "step": "这一步"
 STEPS = {"report": "上报", "accept": "受理", "first_contact": "首问办结", "dispatch": "派单", "acknowledge": "报到",
          "reject": "退单", "handle": "处置", "feedback": "反馈", "evaluate": "评价", "close": "办结", "reopen": "返工",
          "escalate": "督办升级", "duplicate": "标记重复件", "cancel": "撤销", "extension": "申请延期",
-         "extension-approve": "同意延期", "extension-refuse": "不同意延期", "hold": "挂起", "resume": "恢复"}
+         "extension-approve": "同意延期", "extension-refuse": "不同意延期", "hold": "挂起", "resume": "恢复", "place": "定位"}
 
 CHINESE: dict[str, str] = {
     # sign-in and permission
@@ -48,6 +48,7 @@ CHINESE: dict[str, str] = {
     "parking_full": "{case} 等待派单的答复过多，已拒收",
     "invalid_event": "无法读取的事件，已隔离",
     "position_outside_grids": "这个位置不在任何网格内：请选择网格",
+    "not_waiting_to_be_placed": "这条上报已不在待定位队列中：可能已由其他调度员定位",
     "command_not_found": "没有找到这次提交的记录",
     "unknown_user": "没有这个用户",
     "user_exists": "这个用户名已被使用",
@@ -107,6 +108,7 @@ DETAILS: dict[str, str] = {
     "photo_unreadable": "照片无法识别：请重新拍摄或换一张照片",
     "body_too_large": "提交的内容过大（超过 {limit}）：请缩小照片或删减文字后重试",
     "extension_hours": "延期小时数：请填写 1 到 720 的整数",
+    "place_grid": "请选择这条上报所在的网格，再定位",
     "no_such_step": "没有这个操作",
     "stale_form": "页面已过期：请刷新页面后重试",
     "media_not_yours": "照片只能在这次上报时上传，不能引用已存的照片",

@@ -202,7 +202,7 @@ def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settin
 
 def tickets(runtime: Any, *, status: str | None = None, street: str | None = None, community: str | None = None,
             grid: str | None = None, category: str | None = None, department: str | None = None,
-            limit: int = 50, offset: int = 0, external_ref: str | None = None,
+            limit: int = 50, categories: list[str] | None = None, offset: int = 0, external_ref: str | None = None,
             identity: Identity | None = None, ids: list[str] | None = None, closed: bool | None = None,
             reported_from: datetime | None = None, reported_to: datetime | None = None,
             mine: bool = False, extension_pending: bool = False) -> list[dict[str, Any]]:
@@ -217,6 +217,7 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
         community=ref.community(community).id if community else None,
         grid=ref.grid(grid).id if grid else None,
         category=ref.category(category).id if category else None,
+        categories=[ref.category(k).id for k in categories] if categories else None,
         department=ref.department(department).id if department else None,
         limit=limit, offset=offset, external_ref=external_ref,
         scope=read_scope(identity) if identity is not None else None, ids=ids, closed=closed,

@@ -31,10 +31,14 @@ __all__: list[str] = []
                    "(https://…/{z}/{x}/{y}.png) [env DISPATCH_MAP_TILES; default: no base map].")
 @click.option("--map-attribution", metavar="TEXT", envvar="DISPATCH_MAP_ATTRIBUTION",
               help="The map service's attribution line [env DISPATCH_MAP_ATTRIBUTION].")
+@click.option("--open311-public-reads", is_flag=True,
+              help="Let anyone read Open311 requests without an api_key: only their public fields (no "
+                   "description beyond the category, no media, positions to about 100 m). Off: every GET of "
+                   "requests needs a key.")
 @pass_ctx
 def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
         keyfile: str | None, cors: tuple[str, ...], watchdog_every: float, map_tiles: str | None,
-        map_attribution: str | None) -> None:
+        map_attribution: str | None, open311_public_reads: bool) -> None:
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
 
@@ -54,7 +58,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
         submitter = KafkaSubmitter(runtime)
     app = create_app(runtime, limits=Limits.from_env(dict(os.environ)), submitter=submitter, https=bool(certfile),
                      cors_origins=cors, watchdog_every=watchdog_every, map_tiles=map_tiles,
-                     map_attribution=map_attribution)
+                     map_attribution=map_attribution, open311_public_reads=open311_public_reads)
     if users.count(runtime.engine) == 0:
         click.echo("dispatch: note: no users yet — create the first admin with "
                    "'dispatch users add NAME --role admin --password'", err=True)

@@ -19,7 +19,7 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
                  scope: tuple[str, tuple[str, ...]] | None = None, ids: list[str] | None = None,
                  closed: bool | None = None, reported_from: datetime | None = None,
                  reported_to: datetime | None = None, reported_by: str | None = None,
-                 extension_pending: bool = False) -> list[dict[str, Any]]:
+                 extension_pending: bool = False, categories: list[str] | None = None) -> list[dict[str, Any]]:
     """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch);
     ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids;
     ``ids``: only these tickets; ``closed``: only ended (closed, cancelled, duplicate) or only open
@@ -44,6 +44,8 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
             query = query.where(column == value)
     if ids is not None:
         query = query.where(tk.ticket_id.in_(ids))
+    if categories is not None:
+        query = query.where(tk.category.in_(categories))
     if closed is not None:
         query = query.where(tk.status.in_(TERMINAL) if closed else tk.status.not_in(TERMINAL))
     if reported_from is not None:

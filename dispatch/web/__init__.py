@@ -24,10 +24,11 @@ __all__ = ["create_app"]
 def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = None, https: bool = False,
                cors_origins: tuple[str, ...] = (), background: bool = True,
                watchdog_every: float = 60.0, map_tiles: str | None = None,
-               map_attribution: str | None = None) -> FastAPI:
+               map_attribution: str | None = None, open311_public_reads: bool = False) -> FastAPI:
     """The application. ``background=False`` leaves the watchdog thread off
     (tests drive time themselves); ``submitter`` switches to Kafka mode; ``map_tiles`` is an
-    intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map."""
+    intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map;
+    ``open311_public_reads``: Open311 requests readable without a key (their public fields)."""
     service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every)
 
     @asynccontextmanager
@@ -54,6 +55,7 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
                               "Every request but sign-in carries `Authorization: Bearer <token>`.")
     app.state.service = service
     app.state.board_settings = {"tiles": map_tiles, "attribution": map_attribution}
+    app.state.open311_public_reads = open311_public_reads
     problems.install(app, on_refusal=service.refused)
 
     from fastapi.staticfiles import StaticFiles

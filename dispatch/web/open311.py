@@ -5,13 +5,19 @@ speaks. A translation of the same service layer as the native API:
 - services = the categories (priority and channel as attributes);
 - ``POST requests`` = a report (``api_key``: an API token of a user allowed to report; a position
   in ``lat``/``long`` — WGS-84, or GCJ-02 with the ``crs=GCJ02`` extension — or ``address_id``
-  = a grid id); ``service_request_id`` is the ticket id (its case number is accepted wherever one is asked for); in Kafka mode the answer may be a
-  ``token`` to look up with ``GET tokens/{id}``;
+  = a grid id, or only ``address_string``: the report then waits to be placed on a grid by the
+  grid centre, 待定位, and the answer is a ``token``); ``service_request_id`` is the ticket id (its
+  case number is accepted wherever one is asked for); in Kafka mode the answer may be a ``token``
+  too, to look up with ``GET tokens/{id}``;
 - ``GET requests`` / ``requests/{id}`` = tickets the key's user may see (page/page_size
-  extension); ``status`` open/closed, ``status_notes`` the lifecycle step in Chinese,
-  ``agency_responsible`` the lead department, ``expected_datetime`` its handling deadline.
+  extension; the last 90 days and up to 1,000 by default); ``status`` open/closed, ``status_notes``
+  the lifecycle step in Chinese, ``agency_responsible`` the lead department, ``expected_datetime``
+  its handling deadline. Without a key only when the server runs with ``--open311-public-reads``,
+  and then only the public fields (``public_row``).
 
-Errors are the spec's ``[{"code", "description"}]`` with the HTTP status as code.
+Errors are the spec's ``[{"code", "description"}]`` with the HTTP status as code: 403 for a
+missing or bad ``api_key``, 404 for an unknown ``service_code``. docs/open311.md is the
+conformance table, point by point.
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ from zoneinfo import ZoneInfo
 from xml.etree import ElementTree as ET
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from dispatch import commands as c
 from dispatch import queries, users
-from dispatch.actions import prepare
+from dispatch.actions import hold_unplaced, prepare
 from dispatch.errors import DispatchError, TicketNotFound, Unauthenticated
 from dispatch.identity import Identity
 from dispatch.lifecycle import LIFECYCLE, TERMINAL
@@ -41,6 +47,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_PAGE = 1000
+DEFAULT_DAYS = 90
+JSON = "application/json; charset=utf-8"
 _LABEL = {step.to: step.label for step in LIFECYCLE.values() if getattr(step, "to", None)}
 
 
@@ -83,7 +91,7 @@ def _element(parent: ET.Element, name: str, value: Any) -> None:
 def _answer(fmt: str, root: str, item: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
     if fmt == "xml":
         return Response(_xml(root, item, rows), status_code=status, media_type="text/xml; charset=utf-8")
-    return Response(orjson.dumps(rows, default=jsonable), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(rows, default=jsonable), status_code=status, media_type=JSON)
 
 
 def _document(fmt: str, root: str, doc: dict[str, Any]) -> Response:
@@ -94,7 +102,7 @@ def _document(fmt: str, root: str, doc: dict[str, Any]) -> Response:
             _element(top, key, value)
         return Response(b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="utf-8"),
                         media_type="text/xml; charset=utf-8")
-    return Response(orjson.dumps(doc), media_type="application/json")
+    return Response(orjson.dumps(doc), media_type=JSON)
 
 
 def _error_response(fmt: str, status: int, description: str) -> Response:
@@ -107,9 +115,20 @@ def _guarded(request: Request, fmt: str, body: Any) -> Response:
         return body()
     except Open311Error as error:
         return _error_response(fmt, error.status, error.description)
+    except Unauthenticated as error:  # the spec: 403 for a missing or bad api_key
+        request.app.state.service.refused(request, error)
+        return _error_response(fmt, 403, str(error))
     except DispatchError as error:
         request.app.state.service.refused(request, error)
         return _error_response(fmt, status_of(error), str(error))
+    except HTTPException as error:  # e.g. too many writes (429): still in the spec's shape
+        response = _error_response(fmt, error.status_code, str(error.detail))
+        response.headers.update(error.headers or {})
+        return response
+
+
+def _public(request: Request) -> bool:
+    return bool(getattr(request.app.state, "open311_public_reads", False))
 
 
 def _identity(request: Request, api_key: str | None) -> Identity:
@@ -215,6 +234,8 @@ async def post_request(request: Request, fmt: str) -> Response:
         attributes = {m.group(1): v for k, v in form.items() if (m := _ATTRIBUTE.match(k))}
         if not form.get("service_code"):
             raise Open311Error(400, "service_code is required")
+        if form["service_code"] not in service.runtime.reference.categories:
+            raise Open311Error(404, f"no service {form['service_code']}: GET services.{f} lists them")
         fields: dict[str, Any] = {"category": form["service_code"],
                                   "priority": attributes.get("priority") or "normal",
                                   "channel": attributes.get("channel") or "third_party",
@@ -228,8 +249,8 @@ async def post_request(request: Request, fmt: str) -> Response:
                 raise Open311Error(400, "crs: WGS84 (GPS) or GCJ02 (Chinese web maps)")
         elif form.get("address_id"):
             fields["grid"] = form["address_id"]
-        else:
-            raise Open311Error(400, "give a location: lat and long, or address_id (a grid id)")
+        elif not form.get("address_string", "").strip():
+            raise Open311Error(400, "give a location: lat and long, address_id (a grid id) or address_string")
         name = " ".join(x for x in (form.get("last_name"), form.get("first_name")) if x)
         reporter = {k: v for k, v in (("name", name), ("phone", form.get("phone")), ("email", form.get("email")))
                     if v}
@@ -239,6 +260,16 @@ async def post_request(request: Request, fmt: str) -> Response:
             fields["location"] = form["address_string"][:4000]
         if form.get("media_url"):
             fields["media"] = [form["media_url"]]
+        if "grid" not in fields and "position" not in fields:  # only words: the grid centre places it (待定位)
+            wait = service.writes.take(who.name)
+            if wait:
+                raise HTTPException(429, f"too many writes: try again in {wait:.0f} s",
+                                    headers={"Retry-After": str(int(wait) + 1)})
+            token = service.read(lambda runtime: hold_unplaced(runtime, who, **fields))
+            row = {"token": token, "service_notice": "待定位: the grid centre places the report on a grid; "
+                                                     "GET tokens/{token} then gives its request id",
+                   "account_id": None}
+            return _answer(f, "service_requests", "request", [row], 201)
         result = service.submit(lambda runtime: prepare(runtime, c.Report, who, **fields), c.Report, None)
         if result.get("outcome") == "pending":
             row = {"token": result["command_id"], "service_notice": "accepted; look the request id up by the token",
@@ -250,16 +281,42 @@ async def post_request(request: Request, fmt: str) -> Response:
     return _guarded(request, fmt, body)
 
 
-@router.get("/tokens/{token}.{fmt}", summary="The request id of a deferred report (Kafka mode)")
+@router.get("/tokens/{token}.{fmt}", summary="The request id of a report answered with a token")
 def token(request: Request, token: str, fmt: str, api_key: str | None = None) -> Response:
+    """A token is given for a report waiting to be placed on a grid (待定位) and, in Kafka mode, for
+    one the engine has not applied yet. Its request id is empty until there is a ticket."""
     def body() -> Response:
+        from dispatch import unplaced
+
         f = _fmt(fmt)
-        who = _identity(request, api_key)
-        result = request.app.state.service.outcome(token, who)
+        who = None if _public(request) and not api_key else _identity(request, api_key)
+        service = request.app.state.service
+        waiting = service.read(lambda runtime: unplaced.get(runtime.engine, token)) if len(token) <= 40 else None
+        if waiting is not None:
+            if who is not None and who.role != "admin" and waiting["sender"]["name"] != who.name \
+                    and who.role != "dispatcher":
+                raise Open311Error(404, f"no token {token}")
+            ticket_id = waiting["ticket_id"]
+            if ticket_id is None and waiting["command_id"]:  # Kafka mode: placed, applied by the engine since?
+                ticket_id = service.read(lambda runtime: _applied(runtime, waiting["command_id"]))
+            return _answer(f, "service_requests", "request", [{"service_request_id": ticket_id, "token": token}])
+        if service.submitter is None or who is None:
+            raise Open311Error(404, f"no token {token}")
+        try:
+            result = service.outcome(token, who)
+        except DispatchError as refused:
+            raise Open311Error(404 if status_of(refused) == 404 else status_of(refused), str(refused)) from None
         row = {"service_request_id": result.get("ticket_id"), "token": token}
         return _answer(f, "service_requests", "request", [row])
 
     return _guarded(request, fmt, body)
+
+
+def _applied(runtime: Any, command_id: str) -> str | None:
+    from dispatch import commandlog
+
+    found = commandlog.lookup(runtime.engine, command_id)
+    return None if found is None or found.get("outcome") != "applied" else str(found["ticket_id"])
 
 
 def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
@@ -279,13 +336,20 @@ def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
         "requested_datetime": _stamp(row["reported_at"], tz),
         "updated_datetime": _stamp(row["last_at"], tz),
         "expected_datetime": _stamp(row.get("handle_due"), tz),
-        "address": f"{place.district.name}{place.street.name}{place.community.name}{place.grid.name}",
+        "address": f"{place.grid.name}, {place.community.name}, {place.street.name}, {place.district.name}",
         "address_id": row["grid"],
         "zipcode": None,
         "lat": row.get("lat"),
         "long": row.get("lon"),
         "media_url": None,
     }
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may read (``--open311-public-reads``): no description beyond the category, no
+    media, the position rounded to 0.001° (about 100 m); the rows hold no personal data anyway."""
+    rounded = {k: (None if row[k] is None else round(float(row[k]), 3)) for k in ("lat", "long")}
+    return {**row, "description": row["service_name"], "media_url": None, **rounded}
 
 
 def _ticket_ids(runtime: Any, asked: list[str]) -> list[str]:
@@ -318,25 +382,33 @@ def _when(runtime: Any, value: str | None, name: str) -> datetime | None:
 @router.get("/requests.{fmt}", summary="Requests (GET Service Requests), those the key's user may see")
 def get_requests(request: Request, fmt: str, api_key: str | None = None, service_request_id: str | None = None,
                  service_code: str | None = None, start_date: str | None = None, end_date: str | None = None,
-                 status: str | None = None, page: str = "1", page_size: str = "50") -> Response:
+                 status: str | None = None, page: str = "1", page_size: str = str(MAX_PAGE)) -> Response:
     def body() -> Response:
         f = _fmt(fmt)
         number, size = _whole(page, "page"), _whole(page_size, "page_size")
-        who = _identity(request, api_key)
+        who = None if _public(request) and not api_key else _identity(request, api_key)
         runtime = request.app.state.service.runtime
-        if status not in (None, "", "open", "closed") and set(status.split(",")) - {"open", "closed"}:
-            raise Open311Error(400, "status: open or closed")
-        closed = None if not status or set(status.split(",")) == {"open", "closed"} else status == "closed"
         if not 1 <= size <= MAX_PAGE or not 1 <= number <= 1_000_000:
             raise Open311Error(400, f"page from 1, page_size from 1 to {MAX_PAGE}")
-        ids = _ticket_ids(runtime, [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_PAGE]) \
-            if service_request_id else None
-        start, end = _when(runtime, start_date, "start_date"), _when(runtime, end_date, "end_date")
-        if ids is None and start is None and end is None:  # the spec's default: the last 90 days
-            start = runtime.clock.now() - timedelta(days=90)
-        rows = queries.tickets(runtime, identity=who, category=service_code or None, ids=ids, closed=closed,
-                               reported_from=start, reported_to=end, limit=size, offset=(number - 1) * size)
-        return _answer(f, "service_requests", "request", [_request_row(runtime, r) for r in rows])
+        if service_request_id:  # the spec: a list of ids overrides every other filter
+            ids = _ticket_ids(runtime, [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_PAGE])
+            rows = queries.tickets(runtime, identity=who, ids=ids, limit=size, offset=(number - 1) * size)
+        else:
+            statuses = {x.strip() for x in (status or "").split(",") if x.strip()}
+            if statuses - {"open", "closed"}:
+                raise Open311Error(400, "status: open or closed (or both, comma-separated)")
+            closed = None if len(statuses) != 1 else statuses == {"closed"}
+            codes = [x.strip() for x in (service_code or "").split(",") if x.strip()]
+            unknown = [x for x in codes if x not in runtime.reference.categories]
+            if unknown:
+                raise Open311Error(404, f"no service {', '.join(unknown)}: GET services.{f} lists them")
+            start, end = _when(runtime, start_date, "start_date"), _when(runtime, end_date, "end_date")
+            if start is None:  # the spec's default: the 90 days before the end (or now)
+                start = (end or runtime.clock.now()) - timedelta(days=DEFAULT_DAYS)
+            rows = queries.tickets(runtime, identity=who, categories=codes or None, closed=closed, reported_from=start,
+                                   reported_to=end, limit=size, offset=(number - 1) * size)
+        answer = [_request_row(runtime, r) for r in rows]
+        return _answer(f, "service_requests", "request", answer if who is not None else [public_row(r) for r in answer])
 
     return _guarded(request, fmt, body)
 
@@ -345,13 +417,15 @@ def get_requests(request: Request, fmt: str, api_key: str | None = None, service
 def get_request(request: Request, request_id: str, fmt: str, api_key: str | None = None) -> Response:
     def body() -> Response:
         f = _fmt(fmt)
-        who = _identity(request, api_key)
+        who = None if _public(request) and not api_key else _identity(request, api_key)
         runtime = request.app.state.service.runtime
-        shown = queries.show(runtime, request_id, who)  # TicketNotFound / Forbidden
-        rows = queries.tickets(runtime, identity=who, ids=[shown["ticket_id"]], limit=1)
+        shown = queries.show(runtime, request_id, who)  # TicketNotFound (HiddenTicket alike)
+        rows = queries.tickets(runtime, identity=who, ids=[str(shown["ticket_id"])], limit=1)
         if not rows:
             raise TicketNotFound(request_id)
         row = _request_row(runtime, rows[0])
+        if who is None:
+            return _answer(f, "service_requests", "request", [public_row(row)])
         row["media_url"] = next((m for m in shown["media"] if m.startswith("http")), None)
         return _answer(f, "service_requests", "request", [row])
 

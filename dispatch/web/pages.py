@@ -19,8 +19,9 @@ from starlette.responses import Response
 from dispatch import commands as c
 from dispatch import queries
 from dispatch.access import sees_change
+from dispatch import actions
 from dispatch.actions import prepare
-from dispatch.errors import DispatchError, Forbidden, TicketNotFound, Unauthenticated
+from dispatch.errors import DispatchError, Forbidden, InvalidCommand, TicketNotFound, Unauthenticated
 from dispatch.messages import STEPS, chinese, detail
 from dispatch.web import live, session
 
@@ -424,7 +425,9 @@ def _console(request: Request, who: Any) -> dict[str, Any]:
         rows.sort(key=lambda r: r["reported_at"])
         lists.append({"key": key, "title": title, "rows": rows})
     overdue = service.read(lambda rt: queries.overdue(rt, identity=who))
-    return {"lists": lists, "overdue": overdue, "modes": MODES, "satisfaction": SATISFACTION,
+    waiting = service.read(lambda rt: actions.unplaced_for(rt, who))
+    grids = service.read(lambda rt: actions.placeable_grids(rt, who)) if waiting else []
+    return {"lists": lists, "overdue": overdue, "unplaced": waiting, "grids": grids, "modes": MODES, "satisfaction": SATISFACTION,
             "departments": list(ref.departments.values()), "categories": ref.categories}
 
 
@@ -461,6 +464,8 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
     who = session.identity(request)
     session.require_csrf(request, form)
     error = None
+    if step == "place":
+        return _place(request, who, ticket, form.get("grid") or "")
     if step not in _CONSOLE_STEPS:
         error = detail("no_such_step")
     else:
@@ -493,6 +498,28 @@ async def console_step(request: Request, ticket: str, step: str) -> Response:
     context = _console(request, who)
     shown = {r["ticket_id"] for rows in ([x["rows"] for x in context["lists"]] + [context["overdue"]]) for r in rows}
     return _render(request, "console_body.html", error=error, error_ticket=ticket if ticket in shown else None,
+                   **context)
+
+
+def _place(request: Request, who: Any, token: str, grid: str) -> Response:
+    """定位: a report that came with an address in words only, placed on a grid."""
+    service = request.app.state.service
+    error = None
+    try:
+        if not grid:
+            raise InvalidCommand("grid: choose the grid the address lies in").saying(why="place_grid")
+        command = service.read(lambda rt: actions.place(rt, who, token, grid))
+        try:
+            result = service.submit(lambda rt: command, c.Report, None)
+        except BaseException:
+            service.read(lambda rt: actions.placed(rt, token, None))
+            raise
+        service.read(lambda rt: actions.placed(rt, token, result))
+    except DispatchError as refused:
+        error = refusal(request, refused, who, step="place")
+    context = _console(request, who)
+    shown = {u["token"] for u in context["unplaced"]}
+    return _render(request, "console_body.html", error=error, error_ticket=token if token in shown else None,
                    **context)
 
 

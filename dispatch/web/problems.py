@@ -33,6 +33,7 @@ _STATUS: list[tuple[type[e.DispatchError], int]] = [
     (e.AlreadyReported, 409),
     (e.UserExists, 409),
     (e.ConcurrentChange, 409),
+    (e.NotWaitingToBePlaced, 409),
     (e.TransitionError, 409),
     (e.DatabaseError, 503),
 ]

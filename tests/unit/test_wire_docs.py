@@ -25,6 +25,7 @@ NOT_ON_THE_WIRE = {
     "unsafe_target": "replay targets", "concurrent_change": "the engine retries its batch",
     "unknown_community": "the wire names grids", "unknown_street": "the wire names grids",
     "unknown_district": "the wire names grids",
+    "not_waiting_to_be_placed": "the console places Open311 reports given in words",
 }
 
 

@@ -87,6 +87,21 @@ def page_sign_in(client: Any, name: str, password: str, base: str = "", **option
                        **options)
 
 
+def sign_in_page(api: Api, name: str) -> str:
+    """Sign ``name`` in on the pages (a page password set first); returns the CSRF token the
+    pages' htmx requests carry."""
+    import re
+
+    accounts.set_password(api.runtime, accounts.local_operator("op"), name, "page password 1")
+    api.client.cookies.clear()
+    r = page_sign_in(api.client, name, "page password 1", follow_redirects=False)
+    assert r.status_code == 303
+    page = api.client.get("/report").text  # any page carries the CSRF token for htmx
+    found = re.search(r'"X-CSRF-Token": "([0-9a-f]{64})"', page)
+    assert found
+    return found.group(1)
+
+
 def make_api(tmp: Path, limits: Limits | None = None, **options: Any) -> Api:
     """``options`` go to ``create_app`` (the background thread is off unless asked for)."""
     clock = SimulatedClock(START)

@@ -72,12 +72,12 @@ def test_a_post_without_a_valid_key_is_refused_in_the_spec_shape(api: Api) -> No
     for who, key in ((None, None), (None, "dsp_nope_nope")):
         form = {"lat": str(lat), "long": str(lon)} | ({"api_key": key} if key else {})
         r = _post(api, who, **form)
-        assert r.status_code == 401 and list(r.json()[0]) == ["code", "description"]
+        assert r.status_code == 403 and list(r.json()[0]) == ["code", "description"]
     r = _post(api, "lead-a", lat=str(lat), long=str(lon))  # a leader may not report
     assert r.status_code == 403
     xml = api.client.post("/open311/v2/requests.xml", data={"service_code": "x"}, headers=FORM)
     root = ET.fromstring(xml.content)
-    assert root.tag == "errors" and root.find("error/code").text == "401"  # type: ignore[union-attr]
+    assert root.tag == "errors" and root.find("error/code").text == "403"  # type: ignore[union-attr]
 
 
 def test_requests_filtered_by_date_and_status_and_paged(api: Api) -> None:

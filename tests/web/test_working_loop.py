@@ -12,7 +12,7 @@ from datetime import timedelta
 from coordTransform import wgs84_to_gcj02
 
 from dispatch import accounts
-from tests.web.support import Api, page_sign_in
+from tests.web.support import Api, page_sign_in, sign_in_page as _sign_in
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -20,17 +20,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def _middle(api: Api, grid: str) -> tuple[float, float]:
     ring = api.runtime.reference.boundaries[grid]["coordinates"][0]
     return (ring[0][0] + ring[1][0]) / 2, (ring[0][1] + ring[2][1]) / 2
-
-
-def _sign_in(api: Api, name: str) -> str:
-    accounts.set_password(api.runtime, accounts.local_operator("op"), name, "page password 1")
-    api.client.cookies.clear()
-    r = page_sign_in(api.client, name, "page password 1", follow_redirects=False)
-    assert r.status_code == 303
-    page = api.client.get("/report").text  # any page carries the CSRF token for htmx
-    found = re.search(r'"X-CSRF-Token": "([0-9a-f]{64})"', page)
-    assert found
-    return found.group(1)
 
 
 def _text(html: str) -> str:
