@@ -68,6 +68,9 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
     app.include_router(boards.router)
     app.mount("/static", StaticFiles(packages=[("dispatch.web", "static")]), name="static")
     app.include_router(health.router)
+    from dispatch.web import openapi
+
+    openapi.install(app, runtime)
     app.middleware("http")(service.metrics.middleware())
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

@@ -120,7 +120,8 @@ def _guarded(request: Request, fmt: str, body: Any) -> Response:
         return _error_response(fmt, 403, str(error))
     except DispatchError as error:
         request.app.state.service.refused(request, error)
-        return _error_response(fmt, status_of(error), str(error))
+        status = status_of(error)
+        return _error_response(fmt, 400 if status == 422 else status, str(error))  # the spec's general error
     except HTTPException as error:  # e.g. too many writes (429): still in the spec's shape
         response = _error_response(fmt, error.status_code, str(error.detail))
         response.headers.update(error.headers or {})
