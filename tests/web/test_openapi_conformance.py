@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from dispatch.web.guard import Limits
+from tests.said import say
 from tests.web.support import Api, make_api
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -69,7 +70,8 @@ def test_every_operation_answers_as_its_document_says(web: Api, mode: Generation
             except Unsatisfiable:  # nothing to make invalid (no parameters, no body): nothing to send
                 assert mode is GenerationMode.NEGATIVE
         RAN["operations"] += mode is GenerationMode.POSITIVE
-    print(f"schemathesis, {mode.value}: {len(operations)} operations, {RAN['requests']} requests so far")
+    say(f"schemathesis, {mode.value}: {len(operations)} operations, {RAN['requests']} requests in all so far, "
+        f"{len(failed)} failures")
     assert failed == []
 
 
@@ -96,7 +98,8 @@ def test_stateful_runs_follow_the_links_from_a_report(web: Api) -> None:
 
     Machine.run(settings=settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
                                   derandomize=True, database=None, stateful_step_count=6))
-    print(f"schemathesis, stateful: {sum(v for k, v in steps.items() if k != '2xx')} requests, {steps['2xx']} 2xx")
+    say(f"schemathesis, stateful: {sum(v for k, v in steps.items() if k != '2xx')} requests, {steps['2xx']} "
+        f"answered 2xx, {len([k for k in steps if k.startswith('POST /api/tickets/')])} steps reached by links")
     assert steps["POST /api/tickets"] > 0 and steps["2xx"] > 0
     followed = [k for k in steps if k.startswith("POST /api/tickets/{ticket}/")]
     assert len(followed) >= 5, steps
