@@ -6,6 +6,13 @@ The consumer subscribes in a group, but never trusts Kafka's committed offsets
 database + 1 (or the beginning). Each poll yields at most one ``process(tp, records)``
 call per partition; ``process`` records its position in the transaction of its work,
 or raises ``Rewind`` to go back to the stored position.
+
+It never sits on an empty assignment: a member that has had no partition for ``EMPTY_AFTER``
+seconds says so (a warning, and ``/readyz``: "no partitions for N s") and rejoins its group, at
+growing intervals (a group with more members than partitions leaves some members idle; they
+then rejoin ever more rarely, up to every half hour). While idle it checks every few seconds that
+the broker and the database still answer, so an outage is logged ("… unavailable", "available
+again") even when no message comes.
 """
 
 from __future__ import annotations
@@ -23,16 +30,35 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.health import Availability, ProcessHealth
+from dispatch.errors import DatabaseUnavailable
 from dispatch.kafka import KafkaSettings, make_consumer
 
-__all__ = ["TRANSIENT", "PartitionedConsumer", "Rewind"]
+__all__ = ["EMPTY_AFTER", "TRANSIENT", "PartitionedConsumer", "Rewind", "broker_answers"]
 
 log = structlog.get_logger("dispatch.consumers")
 
 # Errors that say "a server is unreachable now", not "this message is bad".
 TRANSIENT: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, KafkaError, psycopg.OperationalError, sqlalchemy.exc.OperationalError,
+    DatabaseUnavailable,
 )
+EMPTY_AFTER = 15.0  # seconds without a partition before a member says so and rejoins
+PROBE_EVERY = 5.0  # seconds between checks that the broker and database answer, while no message comes
+
+
+def broker_answers(settings: KafkaSettings) -> bool:
+    """Whether a bootstrap broker accepts a connection now (what an idle consumer cannot tell)."""
+    import socket
+
+    servers = settings.bootstrap
+    for server in (servers.split(",") if isinstance(servers, str) else servers):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)), timeout=2):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 class Rewind(Exception):
@@ -72,8 +98,14 @@ class PartitionedConsumer(ABC):
         self.poll_timeout_ms, self.max_poll_records = poll_timeout_ms, max_poll_records
         self.owned: dict[TopicPartition, int | None] = {}  # partition -> last stored offset
         self.consumer = make_consumer(settings, group, max_poll_records=max_poll_records, **consumer_config)
-        self.consumer.subscribe([topic, *also], listener=_Listener(self))
+        self.topics = [topic, *also]
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
         self._backoff = 0.5
+        self._empty_since: float | None = time.monotonic()
+        self._rejoin_every = EMPTY_AFTER
+        self._next_rejoin = time.monotonic() + EMPTY_AFTER
+        self._quiet_since = time.monotonic()
+        self._next_probe = time.monotonic() + PROBE_EVERY
 
     @abstractmethod
     def stored_position(self, tp: TopicPartition) -> int | None:
@@ -119,10 +151,23 @@ class PartitionedConsumer(ABC):
             handled += len(records)
         return handled
 
+    def probe_database(self) -> None:
+        """Raise a ``TRANSIENT`` error if the database does not answer (a subclass with one says how)."""
+
     def step(self) -> int:
         """``poll_once``, surviving an unreachable database or broker (back off, rewind)."""
         try:
             handled = self.poll_once()
+            self._watch_assignment()
+            if handled:
+                self._quiet_since = time.monotonic()
+            elif time.monotonic() >= self._next_probe:  # nothing came: do the servers still answer?
+                self._next_probe = time.monotonic() + PROBE_EVERY
+                if not broker_answers(self.settings):
+                    from kafka.errors import KafkaConnectionError
+
+                    raise KafkaConnectionError(f"no broker of {self.settings.bootstrap} accepts a connection")
+                self.probe_database()
         except TRANSIENT as error:
             self.availability.failed(error, self._backoff)
             time.sleep(self._backoff)
@@ -141,6 +186,30 @@ class PartitionedConsumer(ABC):
             for tp in list(self.owned):
                 self.health.set_lag(tp.topic, tp.partition, self.lag(tp))
         return handled
+
+    def _watch_assignment(self) -> None:
+        """No partition for a while: say so, and rejoin the group (at growing intervals)."""
+        now = time.monotonic()
+        if self.consumer.assignment():
+            if self._empty_since is not None and now - self._empty_since >= EMPTY_AFTER:
+                log.info("partitions assigned again", group=self.group, after_s=round(now - self._empty_since, 1))
+            self._empty_since, self._rejoin_every = None, EMPTY_AFTER
+            if self.health is not None:
+                self.health.down.pop("partitions", None)
+            return
+        if self._empty_since is None:
+            self._empty_since, self._next_rejoin = now, now + EMPTY_AFTER
+            return
+        empty = now - self._empty_since
+        if self.health is not None and empty >= EMPTY_AFTER:
+            self.health.down["partitions"] = f"no partitions for {empty:.0f} s"
+        if now >= self._next_rejoin:
+            self._rejoin_every = min(self._rejoin_every * 2, 1800.0)
+            self._next_rejoin = now + self._rejoin_every
+            log.warning("no partitions assigned; rejoining the group", group=self.group, topics=len(self.topics),
+                        empty_s=round(empty, 1), next_rejoin_s=round(self._rejoin_every))
+            self.consumer.unsubscribe()
+            self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     def run(self, stop_event: threading.Event) -> None:
         while not stop_event.is_set():

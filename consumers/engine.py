@@ -29,6 +29,7 @@ and B saving 100..199 would both pass.)
 
 from __future__ import annotations
 
+from datetime import timedelta
 import signal
 import threading
 import time
@@ -49,7 +50,7 @@ from dispatch.eventstore import WithOutcomes
 from dispatch import parked
 from dispatch.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
                              Oversized)
-from dispatch.parking import Lot
+from dispatch.parking import REPORT_WINDOW, Lot
 from dispatch.kafka import (
     DeadLetter,
     DeadLetterSender,
@@ -112,8 +113,10 @@ class Engine(PartitionedConsumer):
     """``Engine(runtime, settings).run(stop_event)`` or ``.run_until_idle()``."""
 
     def __init__(self, runtime: Runtime, settings: KafkaSettings, *, group: str | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, sweep_seconds: float = 10.0, **options: Any):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, sweep_seconds: float = 10.0,
+                 report_window: timedelta = REPORT_WINDOW, **options: Any):
         self.app = runtime.app
+        self.report_window = report_window  # how long a command waits for its ticket's report
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         install_fence(self.recorder)
         ensure_table(runtime.engine)
@@ -130,6 +133,10 @@ class Engine(PartitionedConsumer):
         self.writers = {settings.topics.intake_of(w): w for w in WRITERS}
         super().__init__(settings, settings.topics.intake, group or f"{settings.prefix}engine",
                          also=(*self.writers, *self.doors), **options)
+
+    def probe_database(self) -> None:
+        with self.db.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def stored_position(self, tp: TopicPartition) -> int | None:
         return self.recorder.max_tracking_id(self.source(tp))
@@ -245,7 +252,8 @@ class Engine(PartitionedConsumer):
         inner = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
         tracking = WithOutcomes(inner.application_name, inner.notification_id, inner=inner)
         lot = Lot(parked.waiting(self.db) if commands else {}, lambda tickets: parked.load(self.db, tickets),
-                  self._command_of, lambda command: origins[id(command)])
+                  self._command_of, lambda command: origins[id(command)], now=self.app.clock.now,
+                  window=self.report_window)
 
         def before_record(outcomes: list[Outcome]) -> None:
             lot.settle(outcomes, tracking, dead)
@@ -309,7 +317,7 @@ class Engine(PartitionedConsumer):
         if not rows:
             self._waiting(0)
             return 0
-        lot, commands = Lot.sweeping(rows, self._command_of)
+        lot, commands = Lot.sweeping(rows, self._command_of, now=self.app.clock.now, window=self.report_window)
         tracking = WithOutcomes("parked", 0)
         dead: list[DeadLetter] = []
 
@@ -344,7 +352,8 @@ def stop_on_signals() -> threading.Event:
 
 def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, group: str | None = None,
           max_poll_records: int = 2000, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-          session_timeout_ms: int = 10_000, metrics_port: int | None = None) -> dict[str, int]:
+          session_timeout_ms: int = 10_000, metrics_port: int | None = None,
+          report_window: timedelta = REPORT_WINDOW, sweep_seconds: float = 10.0) -> dict[str, int]:
     """Run the engine until ``stop`` is set (SIGTERM / SIGINT: the batch in hand is finished and
     its position stored, then the consumer leaves its group at once); return its counts."""
     from consumers.health import ProcessHealth
@@ -353,16 +362,19 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
     health = ProcessHealth("engine")
     if metrics_port is not None:
         health.serve(metrics_port)
-    ensure_topics(settings, departments=runtime.reference.departments)
-    engine = Engine(runtime, settings, group=group, max_poll_records=max_poll_records,
-                    max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, health=health)
-    log.info("engine started", group=engine.group, topic=engine.topic, db=runtime.db.display)
-    try:
-        engine.run(stop)
+    try:  # the port is given back if the start fails (the process tries again)
+        ensure_topics(settings, departments=runtime.reference.departments)
+        engine = Engine(runtime, settings, group=group, max_poll_records=max_poll_records,
+                        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, health=health,
+                        report_window=report_window, sweep_seconds=sweep_seconds)
+        log.info("engine started", group=engine.group, topic=engine.topic, db=runtime.db.display)
+        try:
+            engine.run(stop)
+        finally:
+            engine.close()
+            log.info("engine stopped", **engine.counts)
     finally:
-        engine.close()
         health.close()
-        log.info("engine stopped", **engine.counts)
     return engine.counts
 
 
@@ -373,13 +385,20 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
 @click.option("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, show_default=True)
 @click.option("--session-timeout-ms", type=int, default=10_000, show_default=True,
               help="How soon the group gives a dead engine's partitions to another.")
+@click.option("--report-window", type=click.FloatRange(0.1, 86_400), default=REPORT_WINDOW.total_seconds(),
+              show_default=True, help="Seconds a command for a ticket not reported yet waits for the report, "
+                                      "before it is dead-lettered ticket_not_found.")
+@click.option("--sweep-seconds", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Seconds between retries of the parked commands.")
 def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str, metrics_port: int | None,
-         group: str | None, max_poll_records: int, max_message_bytes: int, session_timeout_ms: int) -> None:
+         group: str | None, max_poll_records: int, max_message_bytes: int, session_timeout_ms: int,
+         report_window: float, sweep_seconds: float) -> None:
     """The engine: intake commands → ticket aggregates, until SIGTERM / SIGINT."""
     stop = stop_on_signals()
     run_process(db, kafka, topic_prefix, log_level, lambda runtime, settings: serve(
         runtime, settings, stop, group=group, max_poll_records=max_poll_records,
-        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, metrics_port=metrics_port))
+        max_message_bytes=max_message_bytes, session_timeout_ms=session_timeout_ms, metrics_port=metrics_port,
+        report_window=timedelta(seconds=report_window), sweep_seconds=sweep_seconds), stop=stop)
 
 
 if __name__ == "__main__":

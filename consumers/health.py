@@ -134,6 +134,6 @@ class Availability:
                         down_s=round(time.monotonic() - self.since, 1))
             self.since = None
         if self.health is not None and self.health.down:
-            for dependency in list(self.health.down):
+            for dependency in [d for d in self.health.down if d in ("database", "kafka")]:
                 self.health.up.labels(dependency).set(1)
-            self.health.down.clear()
+                del self.health.down[dependency]

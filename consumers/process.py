@@ -5,6 +5,8 @@ the click options every process takes, and running it with one ``bootstrap()``.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +33,43 @@ def process_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_process(db: str | None, kafka: str | None, topic_prefix: str | None, log_level: str,
-                body: Callable[[Runtime, KafkaSettings], Any]) -> None:
-    """Bootstrap once (logging, clock, stores, Kafka settings), run ``body(runtime, settings)``, close."""
-    runtime = bootstrap(db, kafka=kafka, topic_prefix=topic_prefix, log_level=log_level)
-    try:
-        body(runtime, runtime.kafka)
-    finally:
-        runtime.close()
+                body: Callable[[Runtime, KafkaSettings], Any], stop: threading.Event | None = None) -> None:
+    """Bootstrap once (logging, clock, stores, Kafka settings), run ``body(runtime, settings)``, close.
+
+    A database or broker that is not ready at start-up (or goes away under ``body``) is waited
+    for: the start is tried again at growing intervals (1 s, 2 s … at most 30 s), with one
+    "unavailable" line, "still unavailable" lines at growing intervals and one line when it is
+    back — until it works or ``stop`` is set (SIGTERM)."""
+    from consumers.base import TRANSIENT
+    from consumers.health import Availability
+
+    configure_logging(log_level)
+    availability = Availability(None, "start-up")
+    wait = 1.0
+    while True:
+        runtime = None
+        try:
+            runtime = bootstrap(db, kafka=kafka, topic_prefix=topic_prefix, log_level=log_level)
+            availability.succeeded()
+            body(runtime, runtime.kafka)
+            return
+        except TRANSIENT as error:
+            availability.failed(error, wait)
+            if stop is not None and stop.wait(wait) or stop is None and _sleep(wait):
+                return
+            wait = min(wait * 2, 30.0)
+        finally:
+            if runtime is not None:
+                runtime.close()
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+def configure_logging(level: str) -> None:
+    """The processes' log lines, before the first connection (so its failure is logged too)."""
+    from dispatch.logs import configure_logging as configure
+
+    configure(level)

@@ -45,6 +45,10 @@ class Projector(PartitionedConsumer):
         self.counts = {"events": 0, "applied": 0, "dead": 0, "batches": 0}
         super().__init__(settings, settings.topics.ticket_events, group or f"{settings.prefix}projector", **options)
 
+    def probe_database(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def stored_position(self, tp: TopicPartition) -> int | None:
         return stored_position(self.engine, self.source(tp))
 
@@ -100,13 +104,15 @@ def run_projector(runtime: Runtime, settings: KafkaSettings, stop: threading.Eve
     health = ProcessHealth("projector")
     if metrics_port is not None:
         health.serve(metrics_port)
-    ensure_topics(settings)
-    projector = Projector(runtime, settings, group=group, health=health)
-    log.info("projector started", group=projector.group, topic=projector.topic)
-    try:
-        projector.run(stop)
+    try:  # the port is given back if the start fails (the process tries again)
+        ensure_topics(settings)
+        projector = Projector(runtime, settings, group=group, health=health)
+        log.info("projector started", group=projector.group, topic=projector.topic)
+        try:
+            projector.run(stop)
+        finally:
+            projector.close()
     finally:
-        projector.close()
         health.close()
     return projector.counts
 
@@ -121,7 +127,7 @@ def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level:
 
     stop = stop_on_signals()
     run_process(db, kafka, topic_prefix, log_level,
-                lambda runtime, settings: run_projector(runtime, settings, stop, group, metrics_port=metrics_port))
+                lambda runtime, settings: run_projector(runtime, settings, stop, group, metrics_port=metrics_port), stop=stop)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import click
 import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
-from consumers.base import TRANSIENT
+from consumers.base import PROBE_EVERY, TRANSIENT, broker_answers
 from consumers.health import Availability, ProcessHealth
 from consumers.process import process_options, run_process
 from dispatch.bootstrap import Runtime
@@ -57,6 +57,7 @@ class Relay:
         self._door_retry: dict[str, float] = {}
         self.recorder = cast(ProcessRecorder, self.app.recorder)
         self.batch_size, self.idle_sleep = batch_size, idle_sleep
+        self._next_probe = time.monotonic() + PROBE_EVERY
         self.name = name or f"relay:{self.topics.ticket_events}"
         self.producer = make_producer(settings)
         self.position = self.stored_position()
@@ -189,6 +190,12 @@ class Relay:
     def step(self) -> int:
         try:
             relayed = self.relay_once()
+            if not relayed and time.monotonic() >= self._next_probe:  # idle: does the broker still answer?
+                self._next_probe = time.monotonic() + PROBE_EVERY
+                if not broker_answers(self.settings):
+                    from kafka.errors import KafkaConnectionError
+
+                    raise KafkaConnectionError(f"no broker of {self.settings.bootstrap} accepts a connection")
         except TRANSIENT as error:
             self.availability.failed(error, 1.0)
             time.sleep(1.0)
@@ -229,7 +236,7 @@ def main(db: str | None, kafka: str | None, topic_prefix: str | None, log_level:
 
     stop = stop_on_signals()
     run_process(db, kafka, topic_prefix, log_level,
-                lambda runtime, settings: run_relay(runtime, settings, stop, metrics_port=metrics_port))
+                lambda runtime, settings: run_relay(runtime, settings, stop, metrics_port=metrics_port), stop=stop)
 
 
 def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *,
@@ -237,13 +244,15 @@ def run_relay(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, 
     health = ProcessHealth("relay")
     if metrics_port is not None:
         health.serve(metrics_port)
-    ensure_topics(settings, departments=runtime.reference.departments)
-    relay = Relay(runtime, settings, health=health)
-    log.info("relay started", name=relay.name, position=relay.position)
-    try:
-        relay.run(stop)
+    try:  # the port is given back if the start fails (the process tries again)
+        ensure_topics(settings, departments=runtime.reference.departments)
+        relay = Relay(runtime, settings, health=health)
+        log.info("relay started", name=relay.name, position=relay.position)
+        try:
+            relay.run(stop)
+        finally:
+            relay.close()
     finally:
-        relay.close()
         health.close()
     return relay.counts
 

@@ -54,6 +54,9 @@ def make_consumer(settings: KafkaSettings, group: str | None, **overrides: Any) 
         # A dead member's partitions move after 10 s (Kafka's default is 45 s).
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 2_000,
+        # Topics and partitions made after the consumer joined are seen within 10 s (default 5 min):
+        # an engine started right after `dispatch topics` must not sit on an empty assignment.
+        "metadata_max_age_ms": 10_000,
     }
     return KafkaConsumer(**(config | overrides))
 

@@ -43,6 +43,7 @@ class Engine:
         ensure_table(self.db)
         parked.ensure_table(self.db)
         self.offset, self.stored, self.dead, self.n = -1, None, [], 0
+        self.clock = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # the engine's clock, moved by the tests
 
     def message(self, body: dict[str, Any], minutes: int) -> Any:
         self.offset += 1
@@ -51,7 +52,8 @@ class Engine:
         if body["type"] != "report":
             body["ticket_id"] = TICKET
         return SimpleNamespace(topic="answers", partition=0, offset=self.offset, timestamp=None, key=TICKET.encode(),
-                               value=json.dumps(body, ensure_ascii=False).encode(), headers=[])
+                               value=json.dumps(body, ensure_ascii=False).encode(),
+                               headers=[("trace-id", f"t-{self.n}".encode())])
 
     def batch(self, *steps: tuple[dict[str, Any], int], fail: bool = False) -> list[Any]:
         records = [self.message(body, minutes) for body, minutes in steps]
@@ -61,7 +63,7 @@ class Engine:
             commands.append(command)
             origins[id(command)] = record
         lot = Lot(parked.waiting(self.db), lambda tickets: parked.load(self.db, tickets),
-                  lambda row: parse_command(row.value), lambda command: origins[id(command)])
+                  lambda row: parse_command(row.value), lambda command: origins[id(command)], now=lambda: self.clock)
         fence = FencedTracking("answers:0", records[-1].offset, self.stored)
         tracking = WithOutcomes(fence.application_name, fence.notification_id, inner=fence)
         dead: list[Any] = []
@@ -79,6 +81,16 @@ class Engine:
     def events(self) -> list[str]:
         return [type(e).__name__ for e in self.app.events.get(ticket_id_for(external_ref="12345-park",
                                                                                  channel="hotline"))]
+
+    def sweep(self) -> list[Any]:
+        """As the engine's periodic sweep: every parked command tried again; the dead letters."""
+        lot, commands = Lot.sweeping(parked.load(self.db), lambda row: parse_command(row.value),
+                                     now=lambda: self.clock)
+        tracking, dead = WithOutcomes("parked", 0), []
+        self.app.execute_batch(commands, tracking=tracking, before_record=lambda o: lot.settle(o, tracking, dead),
+                               gate=lot)
+        self.dead += dead
+        return dead
 
     def waiting(self) -> list[tuple[int, str]]:
         return [(p.dispatch_no, json.loads(p.value)["type"]) for p in parked.load(self.db)]
@@ -225,3 +237,56 @@ def test_an_answer_woken_too_early_waits_again_and_goes_with_its_own_dispatch(en
                  (REDISPATCH, 20))
     assert engine.events()[-4:] == ["Redispatched", "Rejected", "Redispatched", "Acknowledged"]
     assert engine.waiting() == [] and engine.dead == []
+
+
+# -- any command before its report ----------------------------------------------------------------------
+
+ACCEPT = {"type": "accept", "actor": CENTRE}
+DISPATCH = {"type": "dispatch", "actor": CENTRE, "lead": "huanwei", "cooperating": []}
+FEEDBACK = {"type": "feedback", "actor": CENTRE, "message": "已清运"}
+EVALUATE = {"type": "evaluate", "actor": {"role": "hotline", "id": "op"}, "satisfaction": "satisfied",
+            "resolved": True}
+CLOSE = {"type": "close", "actor": CENTRE}
+LIFECYCLE = ["Reported", "Accepted", "Dispatched", "Acknowledged", "Handled", "FeedbackGiven", "Evaluated", "Closed"]
+
+
+def test_a_whole_lifecycle_arriving_in_reverse_is_applied_in_its_own_order(engine: Engine) -> None:
+    steps = [(REPORT, 0), (ACCEPT, 1), (DISPATCH, 2), (_ack("huanwei", 1), 3), (_handle("huanwei", 1), 4),
+             (FEEDBACK, 5), (EVALUATE, 6), (CLOSE, 7)]
+    for body, minutes in reversed(steps[1:]):  # each in a batch of its own, the report last
+        [outcome] = engine.batch((body, minutes))
+        assert outcome.error.code == "ticket_not_found"
+    assert [n for n, _ in engine.waiting()] == [0] * 7  # all wait for the report, in the order they came
+    engine.batch((REPORT, 0))
+    assert engine.events() == LIFECYCLE
+    assert engine.waiting() == [] and engine.dead == []
+
+
+def test_one_that_came_before_its_report_waits_for_its_turn_after_it(engine: Engine) -> None:
+    engine.batch((FEEDBACK, 5))  # the feedback first, on its own topic
+    engine.batch((REPORT, 0), (ACCEPT, 1))
+    assert engine.waiting() == [(-1, "feedback")]  # the report is there; the handling is not yet
+    engine.batch((DISPATCH, 2), (_ack("huanwei", 1), 3))
+    assert engine.waiting() == [(-1, "feedback")]
+    engine.batch((_handle("huanwei", 1), 4), (EVALUATE, 6))  # after the handling: its turn, then the evaluation
+    assert engine.events() == LIFECYCLE[:-1] and engine.waiting() == [] and engine.dead == []
+
+
+def test_a_command_whose_report_never_comes_is_given_up_after_the_window_with_its_bytes_and_headers(
+        engine: Engine) -> None:
+    engine.batch((ACCEPT, 1), (DISPATCH, 2))
+    stored = [(p.value, p.headers) for p in parked.load(engine.db)]
+    assert engine.sweep() == [] and len(engine.waiting()) == 2  # within the window: still waiting
+    engine.clock += parking.REPORT_WINDOW
+    dead = engine.sweep()
+    assert [(d.code, d.value, d.headers) for d in dead] == [("ticket_not_found", v, h) for v, h in stored]
+    assert stored[0][1] == (("trace-id", b"t-1"),) and engine.waiting() == [] and engine.events() == []
+
+
+def test_a_parked_answer_refused_later_keeps_its_headers(engine: Engine) -> None:
+    _rejected_by_chengguan(engine)
+    engine.batch((_ack("huanwei", 2), 20))
+    engine.batch(({"type": "cancel", "actor": CENTRE, "reason": "重复上报"}, 30))
+    [letter] = engine.dead
+    assert letter.code == "ticket_closed" and letter.headers == (("trace-id", f"t-{engine.n - 1}".encode()),)
+    assert ("trace-id", f"t-{engine.n - 1}".encode()) in letter.kafka_headers()
