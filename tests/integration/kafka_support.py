@@ -82,16 +82,18 @@ class Stack:
 
 
 @contextmanager
-def stack(tmp_path: Path, name: str, *, partitions: int = 6) -> Iterator[Stack]:
-    """A unique topic prefix (topics created) and a fresh PostgreSQL database."""
+def stack(tmp_path: Path, name: str, *, partitions: int = 6, postgres: str | None = None,
+          bootstrap: str | None = None) -> Iterator[Stack]:
+    """A unique topic prefix (topics created) and a fresh PostgreSQL database — on the shared
+    test servers, or on a test's own (``postgres``: a URL of the server; ``bootstrap``)."""
     prefix = f"it-{name}-{uuid.uuid4().hex[:8]}."
-    settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=prefix,
+    settings = KafkaSettings(bootstrap=bootstrap or kafka_bootstrap(), prefix=prefix,
                              partitions={"intake": partitions, "ticket-events": partitions, "whistle": 3,
                                          "dead-letters": 1})
     from dispatch.reference import load_reference
 
     ensure_topics(settings, departments=load_reference().departments)  # with every department's door
-    db_url = fresh_postgres_database(f"kafka_{name}")
+    db_url = fresh_postgres_database(f"kafka_{name}", postgres)
     try:
         yield Stack(settings, db_url, tmp_path)
     finally:

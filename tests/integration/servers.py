@@ -17,6 +17,8 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -78,9 +80,10 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def fresh_postgres_database(prefix: str = "dispatch") -> str:
-    """Create a new, uniquely named, empty database; return its SQLAlchemy URL."""
-    base = postgres_url()
+def fresh_postgres_database(prefix: str = "dispatch", server: str | None = None) -> str:
+    """Create a new, uniquely named, empty database (on ``server``, a URL of it; default the
+    shared test server); return its SQLAlchemy URL."""
+    base = server or postgres_url()
     slug = re.sub(r"[^a-z0-9_]+", "_", prefix.lower()).strip("_") or "db"
     name = f"{slug[:40]}_{uuid.uuid4().hex[:12]}"  # < 63 chars (identifier limit)
     with _connect_maintenance(base) as conn:
@@ -146,3 +149,77 @@ def kafka_restart() -> str:
     """Stop and start the local broker; its topics and messages survive."""
     kafka_stop()
     return kafka_start()
+
+
+# --- private servers: for the tests that stop one -----------------------------------------------
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class PrivateServer:
+    """A server of the test's own, started from the same script as the shared one (another data
+    directory and port): a test that stops a server stops this one, never the shared one."""
+
+    def __init__(self, script: str, env: dict[str, str], data: Path):
+        self.script, self.env, self.data = script, env, data
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run([str(SCRIPTS / self.script), *args], cwd=REPO_ROOT, env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"scripts/{self.script} {' '.join(args)} exited {result.returncode}: {result.stdout}")
+        return result.stdout.strip()
+
+    def start(self) -> None:
+        self.run("start")
+
+    def stop(self) -> None:
+        self.run("stop")
+
+
+@contextmanager
+def private_postgres() -> Iterator[tuple[PrivateServer, str]]:
+    """A PostgreSQL cluster of the test's own (scripts/pg-local, another data directory and
+    port): the server and the URL of its test database. Stopped and removed afterwards."""
+    import shutil
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix="dpg-", dir="/tmp"))  # short: the socket lives there
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    [port] = free_ports(1)
+    server = PrivateServer("pg-local", {**os.environ, "PG_DATA": str(data / "d"), "PG_PORT": str(port)}, data)
+    try:
+        server.start()
+        yield server, server.run("url")
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+@contextmanager
+def private_kafka(tmp: Path) -> Iterator[tuple[PrivateServer, str]]:
+    """A broker of the test's own (scripts/kafka-local, another data directory and ports): the
+    server and its bootstrap address. Stopped afterwards."""
+    plain, controller, sasl = free_ports(3)
+    server = PrivateServer("kafka-local", {**os.environ, "KAFKA_DATA": str(tmp / "kafka"), "KAFKA_PORT": str(plain),
+                                           "KAFKA_CONTROLLER_PORT": str(controller), "KAFKA_SASL_PORT": str(sasl),
+                                           "KAFKA_HEAP": "384m"}, tmp / "kafka")
+    try:
+        server.start()
+        yield server, f"127.0.0.1:{plain}"
+    finally:
+        server.stop()

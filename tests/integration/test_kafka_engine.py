@@ -13,7 +13,7 @@ from dispatch.bootstrap import bootstrap
 from dispatch.errors import ConcurrentChange
 from tests.integration.kafka_support import intake_caught_up, kill, some_progress, stack, stored_command_ids, \
     wait_for
-from tests.integration.servers import kafka_start, kafka_stop
+from tests.integration.servers import private_kafka
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -123,7 +123,8 @@ def test_two_engines_split_the_partitions_and_one_takes_over_when_the_other_is_k
 
 
 def test_a_broker_stopped_and_restarted_mid_stream_loses_nothing(tmp_path):
-    with stack(tmp_path, "brokerrestart") as s:
+    """On a broker of the test's own: the shared one keeps serving the other tests."""
+    with private_kafka(tmp_path) as (broker, address), stack(tmp_path, "brokerrestart", bootstrap=address) as s:
         runtime = bootstrap(s.db_url)
         messages = lifecycle_messages(runtime.reference, 400, start=T0, tag="br")
         first, second = messages[:1000], messages[1000:]
@@ -131,8 +132,8 @@ def test_a_broker_stopped_and_restarted_mid_stream_loses_nothing(tmp_path):
         try:
             s.send(first)
             wait_for(lambda: intake_caught_up(s, runtime.app) and stored_command_ids(runtime.app), what="first half")
-            kafka_stop()
-            kafka_start()
+            broker.stop()
+            broker.start()
             s.send(second)
             wait_for(lambda: intake_caught_up(s, runtime.app) and len(stored_command_ids(runtime.app)) == 2000,
                      timeout=180, what="the engine to reconnect and apply the second half")

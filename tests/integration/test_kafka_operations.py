@@ -22,7 +22,7 @@ from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
 from tests.integration.kafka_support import intake_caught_up, kill, some_progress, stack, stored_command_ids, \
     wait_for
-from tests.integration.servers import postgres_start, postgres_stop
+from tests.integration.servers import private_postgres
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -116,7 +116,8 @@ def test_sigterm_mid_stream_hands_the_partitions_over_at_once_and_loses_and_doub
 
 
 def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing(tmp_path: Any) -> None:
-    with stack(tmp_path, "pgdown") as s:
+    """On a PostgreSQL of the test's own: the shared one, other tests' and people's, keeps running."""
+    with private_postgres() as (server, url), stack(tmp_path, "pgdown", postgres=url) as s:
         runtime = bootstrap(s.db_url)
         port = _port()
         engine = s.engine_process("engine", "--max-poll-records", "200", "--metrics-port", str(port))
@@ -129,7 +130,7 @@ def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing
             some_progress(runtime.app, 300)
             assert (runtime.app.recorder.max_notification_id() or 0) < len(messages), "the stream ended too soon"
             runtime.close()
-            postgres_stop()
+            server.stop()
             try:
                 down = wait_for(lambda: (r := httpx.get(ready)).status_code == 503 and r.json(), timeout=60,
                                 what="/readyz to say the database is down")
@@ -137,7 +138,7 @@ def test_postgres_stopped_mid_stream_and_started_again_loses_and_doubles_nothing
                 assert engine.poll() is None, "the engine must wait for the database, not exit"
                 time.sleep(3)
             finally:
-                postgres_start()
+                server.start()
             runtime = bootstrap(s.db_url)
             wait_for(lambda: intake_caught_up(s, runtime.app), timeout=240, what="the engine to finish the stream")
             wait_for(lambda: httpx.get(ready).status_code == 200, timeout=30, what="/readyz to be ready again")
