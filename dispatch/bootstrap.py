@@ -26,7 +26,7 @@ from dispatch.config import Database, resolve_db
 from dispatch.dberrors import translate_db_errors
 from dispatch.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
 from dispatch.reference import Reference, load_reference, reference_from_dict
-from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine,
+from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine, examine_file,
                             load_stored_reference, store_reference, write_marker)
 from dispatch.timewindow import TimeWindow
 from dispatch import holidays
@@ -142,6 +142,8 @@ def open_database(db: Database, *, create: bool, kind: str = "live") -> Engine:
         if not create:
             raise DatabaseNotFound(f"no dispatch database at {path} (create one with 'dispatch --db {path} init')")
         create_sqlite_file(path)
+    elif path and path != ":memory:":
+        _look_first(db, path, create)
     engine = create_read_engine(db)
     try:
         with _schema_lock(engine):
@@ -153,6 +155,20 @@ def open_database(db: Database, *, create: bool, kind: str = "live") -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _look_first(db: Database, path: str, create: bool) -> None:
+    """An existing file is read first without a byte written (``store.examine_file``): another
+    tool's file, a damaged one, or one of another schema is refused exactly as it was."""
+    import sqlite3
+
+    try:
+        seen = examine_file(path)
+    except sqlite3.DatabaseError as error:
+        raise NotADispatchDatabase(f"{path} is not a database dispatch can read ({error}); "
+                                   "dispatch will not write into it") from None
+    if seen.what != "empty":  # an empty look may be a new dispatch file whose tables are still in its -wal
+        _check(db, seen, create)
 
 
 def _check(db: Database, found: Examined, create: bool) -> None:

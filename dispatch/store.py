@@ -107,13 +107,38 @@ def examine(engine: Engine) -> Examined:
     if dispatch_meta.name in tables:
         with engine.connect() as conn:
             marker = {k: v for k, v in conn.execute(select(dispatch_meta.c.key, dispatch_meta.c.value))}
-        if marker.get("schema") == "dispatch":
-            return Examined("dispatch", marker, tables)
+    else:
+        marker = {}
+    return _classify(tables, marker)
+
+
+def _classify(tables: tuple[str, ...], marker: dict[str, str]) -> Examined:
+    if dispatch_meta.name in tables and marker.get("schema") == "dispatch":
+        return Examined("dispatch", marker, tables)
     if not tables:
         return Examined("empty", {}, tables)
     if reference_data.name in tables and dispatch_meta.name not in tables:
         return Examined("legacy", {}, tables)
     return Examined("foreign", {}, tables)
+
+
+def examine_file(path: str) -> Examined:
+    """What an existing SQLite file holds, read without writing a byte to it or beside it
+    (read-only and immutable: no journal mode switched, no -wal or -shm made), so another tool's
+    file or a damaged one is refused untouched. Raises ``sqlite3.DatabaseError`` for a file that
+    is not a database. A dispatch file's newest changes may still be in its -wal: it may look
+    ``empty`` here, never ``foreign``."""
+    import sqlite3
+
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+    try:
+        tables = tuple(sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")))
+        marker: dict[str, str] = {}
+        if dispatch_meta.name in tables:
+            marker = {str(k): str(v) for k, v in conn.execute(f"SELECT key, value FROM {dispatch_meta.name}")}
+    finally:
+        conn.close()
+    return _classify(tables, marker)
 
 
 def write_marker(engine: Engine, kind: str, state: str = "complete") -> None:

@@ -114,6 +114,21 @@ def check(ctx: Ctx) -> None:
         sys.exit(1)
 
 
+def _not_foreign(path: str) -> None:
+    """Another tool's file, or one that is no database, is refused before a byte of it changes."""
+    import sqlite3
+
+    from dispatch.errors import NotADispatchDatabase
+    from dispatch.store import examine_file
+
+    try:
+        found = examine_file(path)
+    except sqlite3.DatabaseError as error:
+        raise NotADispatchDatabase(f"{path} is not a database dispatch can read ({error})") from None
+    if found.what == "foreign":
+        raise NotADispatchDatabase(f"{path} is not a dispatch database; dispatch will not write into it")
+
+
 @main.command()
 @pass_ctx
 def upgrade(ctx: Ctx) -> None:
@@ -125,6 +140,8 @@ def upgrade(ctx: Ctx) -> None:
     db = resolve_db(ctx.db_url)
     if db.is_sqlite and not os.path.exists(db.url.database or ""):
         raise DatabaseNotFound(f"no database file at {db.url.database}")
+    if db.is_sqlite:
+        _not_foreign(db.url.database or "")
     engine = create_read_engine(db)
     try:
         with translate_db_errors(db):

@@ -33,7 +33,7 @@ from dispatch.config import resolve_db
 from dispatch.dberrors import translate_db_errors
 from dispatch.errors import DispatchError, UnsafeTarget
 from dispatch.reference import load_reference
-from dispatch.store import create_read_engine, examine
+from dispatch.store import examine, examine_file
 from dispatch.simulation import DEFAULT_START, SimulationTally, simulate
 from dispatch.simulation.runner import run_embedded
 from dispatch.simulation.summary import agreement, figures
@@ -55,12 +55,13 @@ def _open(ctx: Ctx, reference_file: str | None) -> tuple[Runtime, str]:
     where = db.url.database if db.is_sqlite else db.display
     path = db.url.database if db.is_sqlite else None
     if path and os.path.exists(path):
-        engine = create_read_engine(db)
+        import sqlite3
+
         try:
-            with translate_db_errors(db):
-                found = examine(engine)
-        finally:
-            engine.dispose()
+            found = examine_file(path)  # read first, without a byte written: another tool's file stays as it is
+        except sqlite3.DatabaseError as error:
+            raise UnsafeTarget(f"{where} is not a database the demo can use ({error}); give another with --db") \
+                from None
         if found.what == "dispatch" and found.kind == "demo" and url == DEMO_DB:
             for suffix in ("", "-wal", "-shm", "-journal"):  # an earlier demo's file: ours to recreate
                 Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -74,11 +74,30 @@ def _same_database(a: Database, b: Database) -> bool:
                                                                         ub.database)
 
 
+def _look_first(path: str) -> None:
+    """An existing file that is not a replay's is refused before a byte of it changes."""
+    import sqlite3
+
+    from dispatch.store import examine_file
+
+    try:
+        found = examine_file(path)
+    except sqlite3.DatabaseError as error:
+        raise UnsafeTarget(f"{path} is not a database ({error}); give a new path with --into") from None
+    if found.what == "foreign" or found.what == "legacy" or (found.what == "dispatch" and found.kind != "replay"):
+        what = {"dispatch": f"a {found.kind} dispatch database", "legacy": "a dispatch database"}.get(
+            found.what, "another tool's database")
+        raise UnsafeTarget(f"{path} is {what} that no replay made; a replay writes only into a new database "
+                           "or one it made itself: give a new path with --into")
+
+
 def _claim_target(db: Database) -> Engine:
     """An engine on a target this replay may write: a new database, or one an earlier replay made."""
     path = db.url.database if db.is_sqlite else None
     if path and path != ":memory:" and not os.path.exists(path):
         create_sqlite_file(path)
+    elif path and path != ":memory:":
+        _look_first(path)
     engine = create_read_engine(db)
     try:
         found = examine(engine)

@@ -115,11 +115,33 @@ def test_another_tools_sqlite_file_is_left_alone(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE invoices (n INTEGER)")
-    for args in (["tickets"], ["init"], [*REPORT, "--at", AT], ["demo", "--days", "1"]):
+    before = other.read_bytes()
+    for args in (["tickets"], ["init"], [*REPORT, "--at", AT], ["demo", "--days", "1"], ["upgrade"]):
         one_line_refusal(invoke("--db", str(other), *args), "not")
+    assert other.read_bytes() == before  # not a byte: no journal mode switched, no change counter moved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no -wal, no -shm beside it
     with sqlite3.connect(other) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert names == ["invoices"]
+
+
+def test_a_replay_into_another_tools_file_leaves_it_as_it_was(db: str, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "other.db"
+    other.parent.mkdir()
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (n INTEGER)")
+    before = other.read_bytes()
+    one_line_refusal(invoke("--db", db, "replay", "--into", str(other)), "no replay made")
+    assert other.read_bytes() == before and [p.name for p in other.parent.iterdir()] == ["other.db"]
+
+
+def test_a_file_that_is_no_database_is_refused_untouched(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_bytes(b"SQLite format 3\x00" + os.urandom(4000))  # a damaged header, then garbage
+    before = notes.read_bytes()
+    for args in (["tickets"], [*REPORT, "--at", AT]):
+        one_line_refusal(invoke("--db", str(notes), *args), "not")
+    assert notes.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
 def test_a_damaged_file_is_found_by_check(db: str) -> None:
