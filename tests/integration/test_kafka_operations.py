@@ -211,9 +211,11 @@ def test_every_process_serves_metrics_that_move_with_its_work(tmp_path: Any) -> 
             assert f'topic="{s.topics.ticket_events}"' in projector
             assert f'topic="{s.topics.whistle_of("chengguan")}"' in desk
             assert "dispatch_store_lag_events" in scrape("relay")
-            assert _metric(scrape("watchdog"), "dispatch_overdue_deadlines") > 0
+            wait_for(lambda: _metric(scrape("watchdog"), "dispatch_overdue_deadlines") > 0, timeout=60,
+                     what="the watchdog's overdue deadlines")
             for name in ports:
-                assert httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5).status_code == 200, name
+                wait_for(lambda name=name: httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5).status_code
+                         == 200, timeout=60, what=f"{name} ready")
         finally:
             for process in processes:
                 kill(process, signal.SIGTERM)
