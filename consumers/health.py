@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Availability", "ProcessHealth"]
+__all__ = ["Availability", "NotifyMetrics", "ProcessHealth"]
 
 log = structlog.get_logger("dispatch.health")
 
@@ -96,6 +96,40 @@ class ProcessHealth:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class NotifyMetrics:
+    """The notifier's figures on a process's registry: sent, failed and retried per channel kind,
+    the age of the oldest message not sent yet, and the channels down (each a ``/readyz`` line)."""
+
+    def __init__(self, health: ProcessHealth):
+        r, self.health = health.registry, health
+        self._sent = Counter("dispatch_notify_sent", "Notifications sent, per channel kind", ["channel"], registry=r)
+        self._failed = Counter("dispatch_notify_failed", "Notifications given up after their retries, per channel kind",
+                               ["channel"], registry=r)
+        self._retried = Counter("dispatch_notify_retried", "Failed sends to be tried again, per channel kind",
+                                ["channel"], registry=r)
+        self._oldest = Gauge("dispatch_notify_oldest_unsent_seconds", "Age of the oldest notification not sent yet",
+                             registry=r)
+        self._down = Gauge("dispatch_notify_channels_down", "Channels whose last three sends failed", registry=r)
+
+    def sent(self, kind: str) -> None:
+        self._sent.labels(kind).inc()
+
+    def failed(self, kind: str) -> None:
+        self._failed.labels(kind).inc()
+
+    def retried(self, kind: str) -> None:
+        self._retried.labels(kind).inc()
+
+    def oldest(self, seconds: float | None) -> None:
+        self._oldest.set(seconds or 0)
+
+    def channels_down(self, lines: dict[str, str]) -> None:
+        self._down.set(len(lines))
+        for key in [k for k in self.health.down if k.startswith("notify channel")]:
+            del self.health.down[key]
+        self.health.down.update(lines)
 
 
 class Availability:

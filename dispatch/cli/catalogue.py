@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "A department's open calls: to report in (报到) or, as lead, to handle (处置), soonest first."),
     'init': ('dispatch.cli.database',
         'Create the database and store the reference data (the bundled sample by default).'),
+    'notify': ('dispatch.cli.notify',
+        'Notifications: whistle calls, deadlines ahead, escalations — by e-mail, 企业微信, 钉钉 or webhook.'),
     'overdue': ('dispatch.cli.views',
         "What is late now: the centre's accept and dispatch deadlines, departments' report-in and handling deadlines missed, by how much, at which level (held tickets stand still)."),
     'parked': ('dispatch.cli.kafka',

