@@ -5,9 +5,11 @@ hold them.
 - a whistle call (``Dispatched``, ``Redispatched``) → each department called;
 - a report-in or handling deadline ``remind_minutes`` ahead (10 by default, per category) →
   the department whose deadline it is;
-- an escalation (``Escalated``, 督办) → the level it reached: a community's supervisors, a street's
-  or a district's dispatchers and leaders;
-- an extension request → the grid centre (the dispatchers of the ticket's street and district);
+- an escalation (``Escalated``, 督办) → the level it reached: that community's, street's or
+  district's own channels (``level``, e.g. a street office's group robot) and its people — a
+  community's supervisors, a street's or a district's dispatchers and leaders;
+- an extension request → the grid centre: the street's channels and the dispatchers of the
+  ticket's street and district;
 - a reopened ticket (返工) → its lead department.
 
 A notice is short and Chinese: the case number, the category, the place (grid and community),
@@ -37,7 +39,8 @@ _SUPERVISE = {"community": (("supervisor", "community"),),
 
 @dataclass(frozen=True)
 class Notice:
-    """One message for one recipient: ``("department", id)`` or ``("user", name)``; ``key`` is
+    """One message for one recipient: ``("department", id)``, ``("user", name)`` or ``("level",
+    "<community|street|district>:<id>")``; ``key`` is
     unique per cause and recipient (the channel is added when it is queued); ``basis``: the time
     basis of what it is about (``working``: quiet hours may hold it)."""
 
@@ -113,20 +116,35 @@ def for_event(event: Any, position: int, ticket: Any, ref: Any, users: list[dict
         wanted = _SUPERVISE.get(level, ())
         people = [u["name"] for u in users if not u.get("disabled") and (u["role"], u["scope_kind"]) in wanted
                   and where in (u.get("scope") or ())]
-        return [notice(("user", person), f"【督办·{_LEVEL.get(level, level)}】{t.case} {t.category}",
-                       t.body(f"已升级到{_LEVEL.get(level, level)}级督办：{short(event.reason)}"))
-                for person in people]
+        recipients = [("level", f"{level}:{where}"), *(("user", person) for person in people)]
+        return [notice(recipient, f"【督办·{_LEVEL.get(level, level)}】{t.case} {t.category}",
+                       t.body(f"已升级到{_LEVEL.get(level, level)}级督办：{_missed(event, t)}"))
+                for recipient in recipients]
     if name == "ExtensionRequested":
         centre = [u["name"] for u in users if not u.get("disabled") and u["role"] == "dispatcher"
                   and ({t.street, t.district} & set(u.get("scope") or ()))]
         hours = round(event.minutes / 60, 1)
-        return [notice(("user", person), f"【延期申请】{t.case} {t.category}",
+        recipients = [("level", f"street:{t.street}"), *(("user", person) for person in centre)]
+        return [notice(recipient, f"【延期申请】{t.case} {t.category}",
                        t.body(f"{t.department(event.department)}申请延期 {hours} 小时：{short(event.reason)}"))
-                for person in centre]
+                for recipient in recipients]
     if name == "Reopened" and t.lead:
         return [notice(("department", t.lead), f"【返工】{t.department(t.lead)}：{t.case} {t.category}",
                        t.body(f"群众不满意或问题未解决，请返工：{short(event.reason)}"))]
     return []
+
+
+def _missed(event: Any, t: _Ticket) -> str:
+    """What an escalation is for, in words: the deadlines it names (``accept``, ``dispatch``,
+    ``ack:<n>:<department>``, ``handle:<n>``)."""
+    said = []
+    for key in getattr(event, "deadlines", None) or [event.deadline]:
+        kind, _, rest = str(key).partition(":")
+        if kind == "ack":
+            said.append(f"{t.department(rest.partition(':')[2])}报到超时")
+        else:
+            said.append({"accept": "受理超时", "dispatch": "派遣超时", "handle": "处置超时"}.get(kind, kind))
+    return "、".join(dict.fromkeys(said))
 
 
 def reminder(deadline: Any, ticket: Any, ref: Any, base_url: str, minutes_left: float) -> Notice | None:

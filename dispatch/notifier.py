@@ -60,6 +60,7 @@ class Notifier:
         self.base_url, self.batch = base_url, batch
         self.retry_base, self.retry_cap, self.max_attempts = retry_base, retry_cap, max_attempts
         self.log_file = Path(log_file) if log_file else None
+        self._logged: set[str] = set()
         self.metrics, self._send = metrics, send
         self.catch_up = catch_up  # embedded: the read models are caught up here (Kafka mode: the projector)
         self.failures: dict[int, int] = {}  # channel id → failures in a row
@@ -117,16 +118,18 @@ class Notifier:
         return rows
 
     def _log(self, notice: Notice) -> None:
-        if self.log_file is None:
+        if self.log_file is None or notice.key in self._logged:  # a reminder is looked at on every pass
             return
+        self._logged.add(notice.key)
         with self.log_file.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"at": self.clock.now().isoformat(), "key": notice.key,
                                 "to": f"{notice.recipient[0]}:{notice.recipient[1]}", "subject": notice.subject,
                                 "body": notice.body}, ensure_ascii=False) + "\n")
 
     # -- 2. reminders -----------------------------------------------------------------------------------
-    def remind_once(self) -> int:
-        """Queue a reminder for each report-in or handling deadline due within its minutes."""
+    def remind_once(self, lookahead: timedelta = timedelta(0)) -> int:
+        """Queue a reminder for each report-in or handling deadline due within its minutes
+        (plus ``lookahead``, the time to the next pass: none falls between two passes)."""
         from dispatch.projections import catch_up
         from dispatch.projections.deadlines import missed_deadlines
 
@@ -136,12 +139,12 @@ class Notifier:
         default = int(outbox.setting(self.engine, "remind_minutes") or DEFAULT_REMIND_MINUTES)
         per_category = {k.id: int(v) for k in self.runtime.reference.categories.values()
                         if (v := outbox.setting(self.engine, f"remind_minutes:{k.id}")) is not None}
-        widest = max([default, *per_category.values()])
+        widest = max([default, *per_category.values()]) + lookahead.total_seconds() / 60
         notices = []
         for deadline in missed_deadlines(self.engine, now + timedelta(minutes=widest)):
             minutes = per_category.get(deadline.category, default)
             left = (deadline.due - now).total_seconds() / 60
-            if not 0 < left <= minutes:
+            if not 0 < left <= minutes + lookahead.total_seconds() / 60:
                 continue
             found = reminder(deadline, self.app.get_ticket(_uuid(deadline.ticket_id)), self.runtime.reference,
                              self.base_url, left)
@@ -199,10 +202,10 @@ class Notifier:
             log.info("notification channel up again", channel=channel, kind=kind)
 
     # -- the loop ---------------------------------------------------------------------------------------
-    def tick(self) -> int:
+    def tick(self, lookahead: timedelta = timedelta(0)) -> int:
         while self.feed_once():
             pass
-        self.remind_once()
+        self.remind_once(lookahead)
         sent = self.send_once()
         if self.metrics is not None:
             oldest = outbox.oldest_unsent(self.engine)
@@ -213,7 +216,7 @@ class Notifier:
     def run(self, stop: threading.Event, every: float = 1.0) -> None:
         while not stop.is_set():
             try:
-                self.tick()
+                self.tick(timedelta(seconds=every))
             except Exception as error:  # noqa: BLE001 - a database hiccup: logged, tried again next time
                 log.warning("notifier tick failed; trying again", error=f"{type(error).__name__}: {error}")
             stop.wait(every)
@@ -250,16 +253,22 @@ def _admin(identity: Identity) -> None:
 
 def add_channel(runtime: Any, identity: Identity, *, owner: str, kind: str, target: str, secret: str | None = None,
                 quiet: bool = True, label: str = "") -> dict[str, Any]:
-    """A channel for a department (``department:<id or name>``) or a user (``user:<name>``)."""
+    """A channel for a department (``department:<id or name>``), a user (``user:<name>``) or a
+    level of the ladder (``community:``, ``street:``, ``district:<id or name>``: its supervision
+    group; a street's is the grid centre's, which hears of extension requests too)."""
     _admin(identity)
     owner_kind, _, who = owner.partition(":")
+    ref = runtime.reference
     if owner_kind == "department":
-        who = runtime.reference.department(who).id
+        who = ref.department(who).id
     elif owner_kind == "user":
         if who not in {u["name"] for u in users.list_users(runtime.engine)}:
             raise InvalidCommand(f"owner: no user {who}")
+    elif owner_kind in ("community", "street", "district"):
+        who = f"{owner_kind}:{getattr(ref, owner_kind)(who).id}"
+        owner_kind = "level"
     else:
-        raise InvalidCommand("owner: department:<id or name> or user:<name>")
+        raise InvalidCommand("owner: department:<id or name>, user:<name>, or community:/street:/district:<id or name>")
     if kind not in outbox.KINDS:
         raise InvalidCommand(f"kind: one of {', '.join(outbox.KINDS)}")
     if kind == "email" and "@" not in target:
@@ -272,7 +281,7 @@ def add_channel(runtime: Any, identity: Identity, *, owner: str, kind: str, targ
                               secret=secret, quiet=quiet, label=label)
     users.audit(runtime.engine, runtime.clock.now(), identity.name, "notify channel add", "ok",
                 f"{made} {owner_kind}:{who} {kind}")
-    return {"id": made, "owner": f"{owner_kind}:{who}", "kind": kind, "target": _shown(kind, target),
+    return {"id": made, "owner": who if owner_kind == "level" else f"{owner_kind}:{who}", "kind": kind, "target": _shown(kind, target),
             "quiet": quiet, "label": label}
 
 
@@ -285,7 +294,7 @@ def _shown(kind: str, target: str) -> str:
 
 def list_channels(runtime: Any, identity: Identity) -> list[dict[str, Any]]:
     _admin(identity)
-    return [{"id": c["id"], "owner": f"{c['owner_kind']}:{c['owner']}", "kind": c["kind"],
+    return [{"id": c["id"], "owner": c["owner"] if c["owner_kind"] == "level" else f"{c['owner_kind']}:{c['owner']}", "kind": c["kind"],
              "target": _shown(c["kind"], c["target"]), "secret": c["secret"], "quiet": bool(c["quiet"]),
              "label": c["label"]} for c in outbox.channels(runtime.engine)]
 

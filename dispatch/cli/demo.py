@@ -141,10 +141,13 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
 @click.option("--web", "serve", is_flag=True,
               help="Then serve the simulated street's big screen in the browser (as of the simulation's end).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="With --web: the port.")
+@click.option("--notify-log", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write every notification the story would have sent (whistle calls, reminders, escalations …) "
+                   "to FILE, one JSON line each, at its simulated time.")
 @pass_ctx
 def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, start_day: str, tick_minutes: int,
          bootstrap_servers: str | None, topic_prefix: str | None, reference_file: str | None, serve: bool,
-         port: int) -> None:
+         port: int, notify_log: str | None) -> None:
     """Simulate a street for --days through the engine; show its dashboard and SLA table."""
     try:
         first = date.fromisoformat(start_day)
@@ -159,7 +162,7 @@ def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, st
         settings = KafkaSettings.from_env(bootstrap_servers, topic_prefix or f"demo-{uuid4().hex[:8]}.")
     began = wallclock.perf_counter()
     data = _run(ctx, days, tickets_per_day, seed, street, first, timedelta(minutes=tick_minutes), settings,
-                reference_file)
+                reference_file, notify_log)
     ctx.emit(data, lambda: _show(data, wallclock.perf_counter() - began))
     if any(not a["agree"] for a in data["agreement"]) or data["engine"]["refused"]:
         raise DispatchError("the demo's figures do not agree with the simulation (see above)")
@@ -187,8 +190,22 @@ def _serve(ctx: Ctx, demo: dict[str, Any], port: int) -> None:
     uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning", server_header=False,
                 timeout_graceful_shutdown=2)
 
+def _notifying(runtime: Any, path: str, tick: timedelta, then: Callable[[datetime], None]) -> Callable[[datetime], None]:
+    """Each watchdog pass also a notifier pass on the simulated clock, every notice to ``path``."""
+    from dispatch.notifier import Notifier
+
+    Path(path).write_text("", encoding="utf-8")
+    notifier = Notifier(runtime, log_file=path, base_url="http://127.0.0.1:8000")
+
+    def on_tick(at: datetime) -> None:
+        notifier.tick(tick)
+        then(at)
+
+    return on_tick
+
+
 def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, first: date, tick: timedelta,
-         kafka: KafkaSettings | None, reference_file: str | None = None) -> dict[str, Any]:
+         kafka: KafkaSettings | None, reference_file: str | None = None, notify_log: str | None = None) -> dict[str, Any]:
     runtime, display = _open(ctx, reference_file)
     try:
         start = datetime.combine(first, time(), tzinfo=ZoneInfo(runtime.reference.timezone))
@@ -198,6 +215,8 @@ def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, fi
         tally = SimulationTally()
         commands = simulate(runtime.reference, s.id, days, tickets_per_day, seed, start, tally=tally)
         with _progress(sys.stderr.isatty() and not ctx.as_json, start, end) as on_tick:
+            if notify_log is not None:
+                on_tick = _notifying(runtime, notify_log, tick, on_tick)
             if kafka is None:
                 report = run_embedded(runtime, commands, start=start, end=end, tick=tick, on_tick=on_tick)
             else:

@@ -29,7 +29,9 @@ def notify() -> None:
 @pass_ctx
 def add(ctx: Ctx, owner: str, email: str | None, wecom: str | None, dingtalk: str | None, webhook: str | None,
         secret: str | None, no_quiet_hours: bool, label: str) -> None:
-    """A channel for OWNER: department:<id or name> (its desk group, its duty phone) or user:<name>."""
+    """A channel for OWNER: department:<id or name> (its desk group, its duty phone), user:<name>, or a
+    level of the ladder — community:, street:, district:<id or name> (its supervision group; a
+    street's is the grid centre's)."""
     from dispatch import notifier
 
     given = [(k, v) for k, v in (("email", email), ("wecom", wecom), ("dingtalk", dingtalk), ("webhook", webhook))
