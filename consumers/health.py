@@ -102,8 +102,8 @@ class NotifyMetrics:
     """The notifier's figures on a process's registry: sent, failed and retried per channel kind,
     the age of the oldest message not sent yet, and the channels down (each a ``/readyz`` line)."""
 
-    def __init__(self, health: ProcessHealth):
-        r, self.health = health.registry, health
+    def __init__(self, registry: CollectorRegistry, down: dict[str, str]):
+        r, self.down = registry, down
         self._sent = Counter("dispatch_notify_sent", "Notifications sent, per channel kind", ["channel"], registry=r)
         self._failed = Counter("dispatch_notify_failed", "Notifications given up after their retries, per channel kind",
                                ["channel"], registry=r)
@@ -127,9 +127,9 @@ class NotifyMetrics:
 
     def channels_down(self, lines: dict[str, str]) -> None:
         self._down.set(len(lines))
-        for key in [k for k in self.health.down if k.startswith("notify channel")]:
-            del self.health.down[key]
-        self.health.down.update(lines)
+        for key in [k for k in self.down if k.startswith("notify channel")]:
+            del self.down[key]
+        self.down.update(lines)
 
 
 class Availability:

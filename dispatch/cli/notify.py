@@ -140,7 +140,7 @@ def run(ctx: Ctx, base_url: str, every: float, kafka_mode: bool, retry_base: flo
     if metrics_port is not None:
         health.serve(metrics_port)
     notifier = Notifier(ctx.runtime, base_url=base_url, retry_base=retry_base, max_attempts=max_attempts,
-                        catch_up=not kafka_mode, log_file=log_file, metrics=NotifyMetrics(health))
+                        catch_up=not kafka_mode, log_file=log_file, metrics=NotifyMetrics(health.registry, health.down))
     stop = stop_on_signals()
     click.echo(f"dispatch notify: running (every {every} s; links to {base_url})", err=True)
     try:

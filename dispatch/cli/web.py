@@ -35,10 +35,13 @@ __all__: list[str] = []
               help="Let anyone read Open311 requests without an api_key: only their public fields (no "
                    "description beyond the category, no media, positions to about 100 m). Off: every GET of "
                    "requests needs a key.")
+@click.option("--base-url", envvar="DISPATCH_BASE_URL", metavar="URL",
+              help="Where people open these pages (the links in notifications) [env DISPATCH_BASE_URL; default "
+                   "this server's address].")
 @pass_ctx
 def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
         keyfile: str | None, cors: tuple[str, ...], watchdog_every: float, map_tiles: str | None,
-        map_attribution: str | None, open311_public_reads: bool) -> None:
+        map_attribution: str | None, open311_public_reads: bool, base_url: str | None) -> None:
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
 
@@ -58,7 +61,8 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
         submitter = KafkaSubmitter(runtime)
     app = create_app(runtime, limits=Limits.from_env(dict(os.environ)), submitter=submitter, https=bool(certfile),
                      cors_origins=cors, watchdog_every=watchdog_every, map_tiles=map_tiles,
-                     map_attribution=map_attribution, open311_public_reads=open311_public_reads)
+                     map_attribution=map_attribution, open311_public_reads=open311_public_reads,
+                     base_url=base_url or f"{'https' if certfile else 'http'}://{host}:{port}")
     if users.count(runtime.engine) == 0:
         click.echo("dispatch: note: no users yet — create the first admin with "
                    "'dispatch users add NAME --role admin --password'", err=True)

@@ -24,12 +24,16 @@ __all__ = ["create_app"]
 def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = None, https: bool = False,
                cors_origins: tuple[str, ...] = (), background: bool = True,
                watchdog_every: float = 60.0, map_tiles: str | None = None,
-               map_attribution: str | None = None, open311_public_reads: bool = False) -> FastAPI:
+               map_attribution: str | None = None, open311_public_reads: bool = False,
+               base_url: str = "http://127.0.0.1:8000") -> FastAPI:
     """The application. ``background=False`` leaves the watchdog thread off
     (tests drive time themselves); ``submitter`` switches to Kafka mode; ``map_tiles`` is an
     intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map;
-    ``open311_public_reads``: Open311 requests readable without a key (their public fields)."""
-    service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every)
+    ``open311_public_reads``: Open311 requests readable without a key (their public fields);
+    ``base_url``: where people open the pages (the links in notifications; embedded, the notifier
+    runs in-process)."""
+    service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every,
+                         base_url=base_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

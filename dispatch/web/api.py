@@ -317,3 +317,64 @@ def categories(who: Who, service: Service) -> Response:
 def sla_rules(who: Who, service: Service) -> Response:
     _reference(who)
     return _json({"rules": service.read(queries.sla_rules)})
+
+
+# -- notifications: who hears what (admins) -------------------------------------------------------------
+
+class ChannelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    owner: Annotated[str, Field(min_length=3, max_length=300, description="department:<id or name>, user:<name>, "
+                                "or community:/street:/district:<id or name>")]
+    kind: Literal["email", "wecom", "dingtalk", "webhook"]
+    target: Annotated[str, Field(min_length=3, max_length=1000, description="an e-mail address, or the robot's or "
+                                                                            "receiver's http(s) URL")]
+    secret: Annotated[str | None, Field(max_length=500, description="where the secret is: env:NAME or file:/path "
+                                                                   "(never the secret itself)")] = None
+    quiet: Annotated[bool, Field(description="working-time notices wait for working hours")] = True
+    label: Annotated[str, Field(max_length=200)] = ""
+
+
+class Resend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: Annotated[list[Annotated[int, Field(ge=1)]] | None, Field(max_length=1000)] = None
+
+
+@router.get("/notify/channels", tags=["notifications"], summary="Every notification channel (admins)")
+def notify_channels(who: Who, service: Service) -> Response:
+    from dispatch import notifier
+
+    return _json(service.read(lambda rt: notifier.list_channels(rt, who)))
+
+
+@router.post("/notify/channels", tags=["notifications"], status_code=201,
+             summary="A channel for a department, a user or a level of the ladder (admins)")
+def notify_add(body: ChannelBody, who: Who, service: Service) -> Response:
+    from dispatch import notifier
+
+    made = service.read(lambda rt: notifier.add_channel(rt, who, owner=body.owner, kind=body.kind, target=body.target,
+                                                        secret=body.secret, quiet=body.quiet, label=body.label))
+    return _json(made, 201)
+
+
+@router.delete("/notify/channels/{channel_id}", tags=["notifications"], summary="Remove a channel (admins)")
+def notify_remove(channel_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, service: Service) -> Response:
+    from dispatch import notifier
+    from dispatch.errors import UnknownReference
+
+    if not service.read(lambda rt: notifier.remove_channel(rt, who, channel_id)):
+        raise UnknownReference(f"no channel {channel_id}")
+    return _json({"removed": channel_id})
+
+
+@router.get("/notify/failed", tags=["notifications"], summary="Messages given up after their retries (admins)")
+def notify_failed(who: Who, service: Service) -> Response:
+    from dispatch import notifier
+
+    return _json(service.read(lambda rt: notifier.failed_sends(rt, who)))
+
+
+@router.post("/notify/resend", tags=["notifications"], summary="Send given-up messages again (admins)")
+def notify_resend(body: Resend, who: Who, service: Service) -> Response:
+    from dispatch import notifier
+
+    return _json({"resent": service.read(lambda rt: notifier.resend(rt, who, body.ids))})

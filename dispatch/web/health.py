@@ -22,9 +22,13 @@ def healthz() -> JSONResponse:
 
 @router.get("/readyz", summary="Its database (and broker) can be reached")
 def readyz(request: Request) -> JSONResponse:
-    checks = request.app.state.service.ready()
+    service = request.app.state.service
+    checks = service.ready()
     ok = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if service.notices():
+        body["notifications"] = service.notices()  # channels down: said, the door stays ready
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -48,6 +48,8 @@ def _statuses(path: str, method: str) -> set[int]:
         return {401, 429, 503}
     if path.startswith("/api/reference/"):
         return {401, 403, 422, 429, 503}
+    if path.startswith("/api/notify/"):
+        return {401, 403, 404, 422, 429, 503} | ({400, 413, 415} if method != "get" else set())
     if path.startswith("/api/"):
         return _WRITES if method == "post" else _READS
     if path.startswith("/open311/"):
@@ -86,6 +88,9 @@ def _examples(runtime: Any) -> dict[str, dict[str, Any]]:
         "HoldBody": {"reason": "等待业主配合"},
         "ResumeBody": {"note": "业主已配合"},
         "SignIn": {"name": "admin", "password": "correct horse battery"},
+        "ChannelBody": {"owner": f"department:{lead}", "kind": "wecom",
+                        "target": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…", "label": "值班群"},
+        "Resend": {},
         "Erase": {"phone": "13812345678"},
     }
 

@@ -616,3 +616,78 @@ async def account_sign_out_others(request: Request) -> Response:
     ended = request.app.state.service.read(lambda rt: accounts.sign_out_everywhere(
         rt, who, who.name, keep=_current_session(request)))
     return RedirectResponse(f"/account?done={ended}", status_code=303)
+
+
+# -- notifications, managed (admins) -----------------------------------------------------------------------
+
+NOTIFY_KINDS = {"email": "电子邮件", "wecom": "企业微信机器人", "dingtalk": "钉钉机器人", "webhook": "短信网关等（签名回调）"}
+
+
+@router.get("/admin/notify", response_class=HTMLResponse)
+def notify_page(request: Request, done: str | None = None, error: str | None = None) -> Response:
+    """消息通知: the channels (add, remove) and the messages given up (send again)."""
+    from dispatch import notifier
+
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    if who.role != "admin":
+        return _render(request, "message.html", status=403, message="系统管理员才能管理消息通知")
+    service = request.app.state.service
+    ref = service.runtime.reference
+    channels = service.read(lambda rt: notifier.list_channels(rt, who))
+    failed = service.read(lambda rt: notifier.failed_sends(rt, who))
+    from dispatch import accounts
+
+    people = service.read(lambda rt: accounts.list_all(rt, who))
+    owners = ([(f"department:{d.id}", f"部门：{d.name}") for d in ref.departments.values()]
+              + [(f"street:{s.id}", f"街道（网格中心）：{s.name}") for s in ref.streets.values()]
+              + [(f"district:{d.id}", f"区：{d.name}") for d in ref.districts.values()]
+              + [(f"community:{c.id}", f"社区：{c.name}") for c in ref.communities.values()]
+              + [(f"user:{u['name']}", f"用户：{u['name']}") for u in people if not u["disabled"]])
+    names = dict(owners)
+    return _render(request, "notify.html", channels=channels, failed=failed, owners=owners, kinds=NOTIFY_KINDS,
+                   owner_name=lambda key: names.get(key, key), done={"added": "已添加渠道", "removed": "已删除渠道"}.get(
+                       done or "", f"已安排重新发送 {done} 条" if done and done.isdigit() else None),
+                   error={"bad": "渠道信息有误：请检查接收方、方式和地址（密钥只填位置 env: 或 file:）"}.get(error or ""))
+
+
+@router.post("/admin/notify/add")
+async def notify_add(request: Request) -> Response:
+    from dispatch import notifier
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    try:
+        request.app.state.service.read(lambda rt: notifier.add_channel(
+            rt, who, owner=form.get("owner") or "", kind=form.get("kind") or "", target=(form.get("target") or "").strip(),
+            secret=(form.get("secret") or "").strip() or None, quiet=form.get("quiet") == "yes",
+            label=(form.get("label") or "").strip()[:200]))
+    except (DispatchError, ValueError) as refused:
+        if isinstance(refused, Forbidden):
+            raise
+        return RedirectResponse("/admin/notify?error=bad", status_code=303)
+    return RedirectResponse("/admin/notify?done=added", status_code=303)
+
+
+@router.post("/admin/notify/{channel_id}/remove")
+async def notify_remove(request: Request, channel_id: int) -> Response:
+    from dispatch import notifier
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    request.app.state.service.read(lambda rt: notifier.remove_channel(rt, who, channel_id))
+    return RedirectResponse("/admin/notify?done=removed", status_code=303)
+
+
+@router.post("/admin/notify/resend")
+async def notify_resend(request: Request) -> Response:
+    from dispatch import notifier
+
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    count = request.app.state.service.read(lambda rt: notifier.resend(rt, who))
+    return RedirectResponse(f"/admin/notify?done={count}", status_code=303)

@@ -28,7 +28,8 @@ SESSION_HOURS = 8
 
 
 class WebService:
-    def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0):
+    def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0,
+                 base_url: str = "http://127.0.0.1:8000", notify: bool = True):
         self.runtime, self.limits = runtime, limits
         self.metrics = Metrics()
         self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst)
@@ -39,6 +40,8 @@ class WebService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog_every = watchdog_every
+        self.base_url, self.notify = base_url, notify
+        self.notify_down: dict[str, str] = {}  # channels down, for /readyz's detail
         from dispatch.web.live import Hub
 
         self.live = Hub(runtime, embedded=submitter is None)
@@ -46,11 +49,23 @@ class WebService:
     # -- lifecycle of the process --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Embedded: keep the read models caught up and run the watchdog in-process."""
+        """Embedded: run the watchdog and the notifier in-process (Kafka mode: their own processes)."""
         if self.submitter is None:
             thread = threading.Thread(target=self._background, name="dispatch-background", daemon=True)
             thread.start()
             self._threads.append(thread)
+            if self.notify:
+                thread = threading.Thread(target=self._notifier, name="dispatch-notifier", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _notifier(self) -> None:
+        """The notifier (``dispatch.notifier``) on this process's clock, every 2 s."""
+        from consumers.health import NotifyMetrics
+        from dispatch.notifier import Notifier
+
+        Notifier(self.runtime, base_url=self.base_url,
+                 metrics=NotifyMetrics(self.metrics.registry, self.notify_down)).run(self._stop, 2.0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -170,6 +185,10 @@ class WebService:
         if self.submitter is not None:
             checks["kafka"] = self.submitter.ready()
         return checks
+
+    def notices(self) -> dict[str, str]:
+        """Notification channels down (told on /readyz, without making the door unready)."""
+        return dict(self.notify_down)
 
     def lag(self) -> int | None:
         if self.submitter is not None:

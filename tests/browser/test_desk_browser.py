@@ -123,3 +123,38 @@ def test_a_desk_reports_in_and_handles_its_call_in_the_browser(site: dict[str, A
         small.goto(f"{site['base']}/desk")
         expect(small).to_have_url(re.compile(r"/login$"))
         browser.close()
+
+
+def test_a_new_call_shows_a_system_notification_on_the_desk(site: dict[str, Any]) -> None:
+    """The Notifications API (allowed by the person): a new call pushed to the desk shows one,
+    with its case number; the page asks for the permission with a button, not on load."""
+    from playwright.sync_api import expect, sync_playwright
+
+    spy = """
+      window.__shown = [];
+      function Spy(title, options) { window.__shown.push({title: title, body: (options || {}).body || ""}); }
+      Spy.permission = "default";
+      Spy.requestPermission = function () { Spy.permission = "granted"; return Promise.resolve("granted"); };
+      window.Notification = Spy;
+    """
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        context = browser.new_context(locale="zh-CN")
+        context.add_init_script(spy)
+        page = context.new_page()
+        page.goto(f"{site['base']}/login")
+        page.fill("input[name=name]", "cg")
+        page.fill("input[name=password]", "desk password 1")
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/desk$"))
+        ask = page.locator("#notify-permission")
+        expect(ask).to_be_visible()
+        ask.click()
+        expect(ask).to_be_hidden()
+        page.wait_for_function("window.dispatchLive && window.dispatchLive.opened > 0", timeout=20_000)
+        ticket = _dispatched(site["base"], _api_session(site["base"]), "市容环卫")  # 城管 leads
+        case = httpx.get(f"{site['base']}/api/tickets/{ticket}", headers=_api_session(site["base"])).json()["case_no"]
+        page.wait_for_function("window.__shown.length > 0", timeout=20_000)
+        shown = page.evaluate("window.__shown")
+        assert shown[0]["title"] == f"新派单 {case}" and "市容环卫" in shown[0]["body"], shown
+        browser.close()

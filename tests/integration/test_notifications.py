@@ -157,7 +157,7 @@ def test_a_channel_down_is_retried_and_given_up_sends_are_resent(runtime: Runtim
     with receiver("webhook", "hook-hmac-secret") as hook:
         channel = add_channel(runtime, OPERATOR, owner="department:chengguan", kind="webhook",
                               target=f"{hook.url}/sms", secret=f"file:{tmp_path / 'hook.key'}", quiet=False)
-        notifier = Notifier(runtime, retry_base=0.05, retry_cap=0.2, max_attempts=50, metrics=NotifyMetrics(health))
+        notifier = Notifier(runtime, retry_base=0.05, retry_cap=0.2, max_attempts=50, metrics=NotifyMetrics(health.registry, health.down))
         notifier.tick()
         hook.down = True
         _whistle(runtime, 3)

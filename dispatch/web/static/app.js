@@ -64,13 +64,37 @@ document.addEventListener("change", function (ev) {
   });
 });
 
-// The desk: a badge and a short tone when a new call arrives (pushed: live.js merges it in).
+// The desk: a badge, a short tone and a system notification (the Notifications API, once the
+// person has allowed it) when a new call arrives (pushed: live.js merges it in).
 (function () {
   var calls = document.getElementById("calls");
   if (!calls) { return; }
   var title = document.title;
   function waiting() { return calls.querySelectorAll("article.call[data-state=waiting]").length; }
-  var seen = waiting();
+  function keys() {
+    var found = {};
+    calls.querySelectorAll("article.call[data-state=waiting]").forEach(function (a) { found[a.dataset.key] = a; });
+    return found;
+  }
+  var seen = waiting(), known = keys();
+  var ask = document.getElementById("notify-permission");
+  if (ask && "Notification" in window && Notification.permission === "default") {
+    ask.hidden = false;  // a browser asks only after a click
+    ask.addEventListener("click", function () {
+      Notification.requestPermission().then(function () { ask.hidden = true; });
+    });
+  }
+  function tell(article) {
+    if (!("Notification" in window) || Notification.permission !== "granted") { return; }
+    var caseNo = article.querySelector(".case"), what = article.querySelector("h2 a"),
+        due = article.querySelector(".due");
+    try {
+      var shown = new Notification("新派单 " + (caseNo ? caseNo.textContent : ""), {
+        body: (what ? what.textContent : "") + (due ? "\n" + due.textContent.replace(/\s+/g, " ").trim() : ""),
+        tag: "dispatch-" + article.dataset.key, lang: "zh-CN"});
+      shown.onclick = function () { window.focus(); article.scrollIntoView({block: "center"}); shown.close(); };
+    } catch (e) { /* a browser that allows no notification from a page: the badge and tone remain */ }
+  }
   function tone() {
     try {
       var Ctx = window.AudioContext || window.webkitAudioContext;
@@ -81,7 +105,11 @@ document.addEventListener("change", function (ev) {
     } catch (e) { /* no sound before the person has touched the page: the badge still shows */ }
   }
   document.body.addEventListener("live:merged", function () {
-    var now = waiting(), badge = document.getElementById("new-calls");
+    var now = waiting(), badge = document.getElementById("new-calls"), current = keys();
+    Object.keys(current).filter(function (k) { return !known[k]; }).slice(0, 3).forEach(function (k) {
+      tell(current[k]);
+    });
+    known = current;
     if (now > seen && badge) {
       badge.textContent = "新 " + (now - seen);
       badge.hidden = false;

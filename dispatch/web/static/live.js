@@ -10,7 +10,7 @@
   "use strict";
   var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
   var state = document.getElementById("live-state");
-  window.dispatchLive = {messages: 0, fetches: 0, merges: 0, errors: 0};
+  window.dispatchLive = {opened: 0, messages: 0, fetches: 0, merges: 0, errors: 0};
 
   function busy(el) {
     var active = document.activeElement;
@@ -135,6 +135,7 @@
     if (!url || !window.EventSource) { return; }
     var away = false, source = new EventSource(url);
     source.addEventListener("open", function () {
+      window.dispatchLive.opened++;
       if (away) { show("", ""); refresh(region); }
       away = false;
     });
