@@ -281,9 +281,7 @@ _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason
 
 @router.post("/desk/{ticket}/{step}", response_class=HTMLResponse)
 async def desk_step(request: Request, ticket: str, step: str) -> Response:
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
 
     def answer(error: str | None) -> Response:
         # a refusal is shown in the row it came from (htmx merges only 2xx answers)
@@ -581,6 +579,14 @@ def _current_session(request: Request) -> str | None:
     return token.split("_")[1] if token.startswith("dsp_") and token.count("_") >= 2 else None
 
 
+async def _posted(request: Request) -> tuple[dict[str, str], Any]:
+    """A page's form post: its fields and who sent it, its CSRF token checked (else 403)."""
+    form = session.form_of(await request.body())
+    who = session.identity(request)
+    session.require_csrf(request, form)
+    return form, who
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, done: str | None = None) -> Response:
     """我的登录: where one is signed in; each can be ended, or all but this one."""
@@ -598,9 +604,7 @@ def account_page(request: Request, done: str | None = None) -> Response:
 async def account_end_session(request: Request, token_id: str) -> Response:
     from dispatch import accounts
 
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
     request.app.state.service.read(lambda rt: accounts.end_session(rt, who, token_id))
     return RedirectResponse("/login" if token_id == _current_session(request) else "/account?done=1",
                             status_code=303)
@@ -610,9 +614,7 @@ async def account_end_session(request: Request, token_id: str) -> Response:
 async def account_sign_out_others(request: Request) -> Response:
     from dispatch import accounts
 
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
     ended = request.app.state.service.read(lambda rt: accounts.sign_out_everywhere(
         rt, who, who.name, keep=_current_session(request)))
     return RedirectResponse(f"/account?done={ended}", status_code=303)
@@ -656,9 +658,7 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
 async def notify_add(request: Request) -> Response:
     from dispatch import notifier
 
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
     try:
         request.app.state.service.read(lambda rt: notifier.add_channel(
             rt, who, owner=form.get("owner") or "", kind=form.get("kind") or "", target=(form.get("target") or "").strip(),
@@ -675,9 +675,7 @@ async def notify_add(request: Request) -> Response:
 async def notify_remove(request: Request, channel_id: int) -> Response:
     from dispatch import notifier
 
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
     request.app.state.service.read(lambda rt: notifier.remove_channel(rt, who, channel_id))
     return RedirectResponse("/admin/notify?done=removed", status_code=303)
 
@@ -686,8 +684,6 @@ async def notify_remove(request: Request, channel_id: int) -> Response:
 async def notify_resend(request: Request) -> Response:
     from dispatch import notifier
 
-    form = session.form_of(await request.body())
-    who = session.identity(request)
-    session.require_csrf(request, form)
+    form, who = await _posted(request)
     count = request.app.state.service.read(lambda rt: notifier.resend(rt, who))
     return RedirectResponse(f"/admin/notify?done={count}", status_code=303)

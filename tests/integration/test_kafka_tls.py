@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import socket
 import subprocess
 import uuid
 import warnings
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.servers import REPO_ROOT
+from tests.integration.servers import REPO_ROOT, free_ports
 from tests.integration.kafka_support import read_topic
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
@@ -34,17 +33,6 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from dispatch.kafka.security import KafkaSecurity
 
 pytestmark = pytest.mark.integration
-
-
-def _ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _authority(name: str) -> tuple[Any, Any]:
@@ -87,7 +75,7 @@ def test_sasl_ssl_with_a_certificate_authority_the_test_makes(tmp_path: Path) ->
     _, other_ca = _authority("somebody else's CA")
     (tmp_path / "other-ca.pem").write_bytes(_pem(other_ca))
 
-    plain_port, controller, sasl, tls = _ports(4)
+    plain_port, controller, sasl, tls = free_ports(4)
     env = {**os.environ, "KAFKA_DATA": str(tmp_path / "kafka"), "KAFKA_PORT": str(plain_port),
            "KAFKA_CONTROLLER_PORT": str(controller), "KAFKA_SASL_PORT": str(sasl), "KAFKA_SSL_PORT": str(tls),
            "KAFKA_SSL_KEYSTORE_PEM": str(keystore), "KAFKA_HEAP": "384m"}
