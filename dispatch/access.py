@@ -97,7 +97,10 @@ def may_read(identity: Identity, ticket: Any) -> bool:
 
 def sees_change(identity: Identity, change: Mapping[str, Any]) -> bool:
     """Whether a live page of ``identity`` is told that this ticket moved (``change``: its places,
-    reporter and called departments): what it may read, and what it reported itself."""
+    reporter and called departments): what it may read, and what it reported itself; a report
+    waiting to be placed (``unplaced``) moves the consoles of the grid centres."""
+    if change.get("unplaced"):
+        return identity.role in ("dispatcher", "admin")
     return may_read(identity, change) or (change.get("reported_by") is not None
                                          and change.get("reported_by") == identity.name)
 

@@ -125,6 +125,14 @@ class Hub:
             self._loop.call_soon_threadsafe(self._wake)
         return move
 
+    def announce(self, change: dict[str, Any]) -> None:
+        """Something the read models do not hold moved (an Open311 report waiting to be placed,
+        待定位): the streams whose viewers see it are told, as of the read models' position."""
+        self.seq += 1
+        self.moves.append(Move(self.seq, self.position, [change]))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+
     def _wake(self) -> None:
         moved, self._moved = self._moved, asyncio.Event()
         if moved is not None:

@@ -115,6 +115,13 @@ def test_row_08_an_address_in_words_waits_to_be_placed_and_keeps_its_time(api: A
     [row] = sent.json()
     token = row["token"]
     assert "service_request_id" not in row
+    from dispatch.access import sees_change
+    from dispatch.identity import Identity
+
+    [told] = api.client.app.state.service.live.moves[-1].changes  # the consoles' streams are told at once
+    assert told["ticket_id"] == f"unplaced-{token}"
+    assert sees_change(Identity("d", "dispatcher", "street", ("caojing",)), told)
+    assert not sees_change(Identity("c", "department", "department", ("chengguan",)), told)
     reported = api.clock.now()
     waiting = _get(api, f"tokens/{token}.json").json()
     assert waiting == [{"service_request_id": None, "token": token}]
