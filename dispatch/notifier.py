@@ -136,13 +136,11 @@ class Notifier:
         if self.catch_up:
             catch_up(self.runtime)
         now = self.clock.now()
-        default = int(outbox.setting(self.engine, "remind_minutes") or DEFAULT_REMIND_MINUTES)
-        per_category = {k.id: int(v) for k in self.runtime.reference.categories.values()
-                        if (v := outbox.setting(self.engine, f"remind_minutes:{k.id}")) is not None}
-        widest = max([default, *per_category.values()]) + lookahead.total_seconds() / 60
+        rules = {key: int(value) for key, value in outbox.settings(self.engine, "remind_minutes").items()}
+        widest = max([DEFAULT_REMIND_MINUTES, *rules.values()]) + lookahead.total_seconds() / 60
         notices = []
         for deadline in missed_deadlines(self.engine, now + timedelta(minutes=widest)):
-            minutes = per_category.get(deadline.category, default)
+            minutes = remind_minutes(rules, deadline.category, deadline.priority)
             left = (deadline.due - now).total_seconds() / 60
             if not 0 < left <= minutes + lookahead.total_seconds() / 60:
                 continue
@@ -307,11 +305,27 @@ def remove_channel(runtime: Any, identity: Identity, channel_id: int) -> bool:
     return done
 
 
-def set_remind_minutes(runtime: Any, identity: Identity, minutes: int | None, category: str | None = None) -> None:
+def remind_minutes(rules: dict[str, int], category: str, priority: str) -> int:
+    """Minutes ahead for a deadline of ``category`` × ``priority``: the most specific rule, as SLA
+    rules are chosen — (category, priority) > (category, any) > (any, priority) > the default."""
+    for key in (f"remind_minutes:{category}:{priority}", f"remind_minutes:{category}:*",
+                f"remind_minutes:*:{priority}", "remind_minutes:*:*", "remind_minutes"):
+        if key in rules:
+            return rules[key]
+    return DEFAULT_REMIND_MINUTES
+
+
+def set_remind_minutes(runtime: Any, identity: Identity, minutes: int | None, category: str | None = None,
+                       priority: str | None = None) -> None:
+    """How long before a deadline of ``category`` × ``priority`` (each, or any) its department is
+    reminded; None: back to the rule below it."""
     _admin(identity)
     if minutes is not None and not 1 <= minutes <= 24 * 60:
         raise InvalidCommand("minutes: from 1 to 1440")
-    key = "remind_minutes" + (f":{runtime.reference.category(category).id}" if category else "")
+    ref = runtime.reference
+    cat = ref.category(category).id if category else "*"
+    prio = ref.priority(priority).id if priority else "*"
+    key = "remind_minutes" if (cat, prio) == ("*", "*") else f"remind_minutes:{cat}:{prio}"
     outbox.set_setting(runtime.engine, key, None if minutes is None else str(minutes))
 
 

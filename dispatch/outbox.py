@@ -105,6 +105,14 @@ def setting(engine: Engine, key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def settings(engine: Engine, prefix: str) -> dict[str, str]:
+    """Every setting whose key starts with ``prefix``."""
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        return {str(k): str(v) for k, v in conn.execute(select(notify_settings.c.key, notify_settings.c.value)
+                                                        .where(notify_settings.c.key.startswith(prefix)))}
+
+
 def set_setting(engine: Engine, key: str, value: str | None) -> None:
     ensure_tables(engine)
     with engine.begin() as conn:

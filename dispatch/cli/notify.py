@@ -75,17 +75,20 @@ def remove(ctx: Ctx, channel_id: int) -> None:
 @notify.command("remind")
 @click.option("--minutes", type=click.IntRange(1, 1440), help="Minutes before a deadline (default 10).")
 @click.option("--category", help="Only for this category (else for all).")
-@click.option("--default", "reset", is_flag=True, help="Back to the default.")
+@click.option("--priority", help="Only for this priority (else for all).")
+@click.option("--default", "reset", is_flag=True, help="Back to the rule below (the default: 10 minutes).")
 @pass_ctx
-def remind(ctx: Ctx, minutes: int | None, category: str | None, reset: bool) -> None:
-    """How long before a report-in or handling deadline its department is reminded."""
+def remind(ctx: Ctx, minutes: int | None, category: str | None, priority: str | None, reset: bool) -> None:
+    """How long before a report-in or handling deadline its department is reminded, per SLA rule
+    (category × priority; the most specific wins)."""
     from dispatch import notifier
 
     if minutes is None and not reset:
         raise click.UsageError("give --minutes N, or --default")
-    notifier.set_remind_minutes(ctx.runtime, ctx.identity(), None if reset else minutes, category)
-    ctx.emit({"category": category, "minutes": minutes}, f"reminders {minutes or 'default'} minutes ahead"
-             + (f" for {category}" if category else ""))
+    notifier.set_remind_minutes(ctx.runtime, ctx.identity(), None if reset else minutes, category, priority)
+    ctx.emit({"category": category, "priority": priority, "minutes": minutes},
+             f"reminders {minutes or 'by the rule below'} minutes ahead"
+             + (f" for {category or 'any category'} × {priority or 'any priority'}" if category or priority else ""))
 
 
 @notify.command("failed")
