@@ -147,6 +147,7 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
         sign_in(page, base, "zhangwei", "leader password 1")
         expect(page).to_have_url(re.compile(r"/dashboard$"))
         expect(page.locator("input[name=period][value=month]")).to_be_checked()  # this month, by default
+        expect(page.locator("html[data-drawn]")).to_have_count(1, timeout=WAIT)  # the page has drawn its figures
         page.fill("#when", instant)
         page.click("#travel")
         expect(page.locator("#live")).to_contain_text(f"历史视图：截至 {day:%m-%d} 15:30", timeout=WAIT)

@@ -104,13 +104,14 @@
       banner.className = live ? "live" : "live past";
     }
     var picker = document.getElementById("when"), slider = document.getElementById("slider");
-    if (picker && live) { picker.value = pickerValue(data.as_of); }
+    if (picker && live && !picker.dataset.touched) { picker.value = pickerValue(data.as_of); }  // not under typing
     if (slider) {  // where the instant shown sits in the period (or since the first report)
       var s = span(), at = Date.parse(data.as_of);
       slider.value = String(Math.round(Math.min(1, Math.max(0, (at - s[0]) / (s[1] - s[0]))) * 1000));
     }
     drawTrend(); drawCategories(); drawChannels(); drawRates(); drawDepartments();
     drawUnits(); drawScorecard(); drawLatest(); drawMap();
+    document.documentElement.dataset.drawn = String(Number(document.documentElement.dataset.drawn || 0) + 1);
   }
 
   function drawTrend() {
@@ -328,6 +329,8 @@
   setInterval(function () { if (live) { refresh(); } }, 60000);
 
   function go(asOf) {
+    var typed = document.getElementById("when");
+    if (typed) { delete typed.dataset.touched; }
     if (asOf) { params.set("as_of", asOf); } else { params.delete("as_of"); }
     live = !asOf;
     if (!screen) { history.replaceState(null, "", window.location.pathname + "?" + params.toString()); }
@@ -345,6 +348,9 @@
       picker.value = pickerValue(at.toISOString());
       go(picker.value);
     });
+  }
+  if (picker) {  // a live refresh never overwrites an instant the person is typing
+    picker.addEventListener("input", function () { picker.dataset.touched = "1"; });
   }
   var travel = document.getElementById("travel");
   if (travel) { travel.addEventListener("click", function () { if (picker.value) { go(picker.value); } }); }
