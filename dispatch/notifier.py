@@ -159,7 +159,8 @@ class Notifier:
         for row in outbox.due(self.engine, now_wall=time.time(), now_business=self.clock.now().isoformat()):
             channel = {"kind": row["kind"], "target": row["target"], "secret": row["secret"]}
             message = {"dedup_key": row["dedup_key"], "subject": row["subject"], "body": row["body"],
-                       "ticket_id": row["ticket_id"], "link": _link(row["body"])}
+                       "ticket_id": row["ticket_id"],
+                       "link": f"{self.base_url.rstrip('/')}/tickets/{row['ticket_id']}" if row["ticket_id"] else None}
             try:
                 self._send(channel, message)
             except senders.ChannelError as error:
@@ -227,13 +228,6 @@ class Notifier:
 def _basis(ticket: Any) -> str:
     """The time basis of a ticket's deadlines (its current dispatch's), for quiet hours."""
     return str(getattr(ticket, "time_basis", None) or "calendar")
-
-
-def _link(body: str) -> str | None:
-    for line in reversed(body.splitlines()):
-        if line.startswith("查看："):
-            return line[3:]
-    return None
 
 
 def _uuid(value: str) -> Any:
