@@ -204,6 +204,25 @@ def place(runtime: Any, identity: Identity, token: str, grid: str) -> Any:
     return command
 
 
+def token_of_unplaced(runtime: Any, identity: Identity | None, token: str) -> tuple[bool, str | None]:
+    """Whether ``token`` names a report given in words (待定位) that ``identity`` may look up (its
+    sender, a dispatcher, an admin; anyone when the door is public: ``identity`` None), and the
+    ticket it became (None while it waits, or while the engine has not applied it yet)."""
+    from dispatch import commandlog, unplaced
+
+    waiting = unplaced.get(runtime.engine, token) if len(token) <= 40 else None
+    if waiting is None:
+        return False, None
+    if identity is not None and identity.role not in ("admin", "dispatcher") \
+            and waiting["sender"]["name"] != identity.name:
+        return False, None
+    ticket = waiting["ticket_id"]
+    if ticket is None and waiting["command_id"]:  # Kafka mode: placed; applied by the engine since?
+        found = commandlog.lookup(runtime.engine, waiting["command_id"])
+        ticket = str(found["ticket_id"]) if found is not None and found.get("outcome") == "applied" else None
+    return True, ticket
+
+
 def placed(runtime: Any, token: str, result: dict[str, Any] | None) -> None:
     """After ``place``: the ticket (or, in Kafka mode, the command) the report became; None: it was
     refused, and the report waits again."""

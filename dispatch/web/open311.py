@@ -288,19 +288,13 @@ def token(request: Request, token: str, fmt: str, api_key: str | None = None) ->
     """A token is given for a report waiting to be placed on a grid (待定位) and, in Kafka mode, for
     one the engine has not applied yet. Its request id is empty until there is a ticket."""
     def body() -> Response:
-        from dispatch import unplaced
+        from dispatch.actions import token_of_unplaced
 
         f = _fmt(fmt)
         who = None if _public(request) and not api_key else _identity(request, api_key)
         service = request.app.state.service
-        waiting = service.read(lambda runtime: unplaced.get(runtime.engine, token)) if len(token) <= 40 else None
-        if waiting is not None:
-            if who is not None and who.role != "admin" and waiting["sender"]["name"] != who.name \
-                    and who.role != "dispatcher":
-                raise Open311Error(404, f"no token {token}")
-            ticket_id = waiting["ticket_id"]
-            if ticket_id is None and waiting["command_id"]:  # Kafka mode: placed, applied by the engine since?
-                ticket_id = service.read(lambda runtime: _applied(runtime, waiting["command_id"]))
+        known, ticket_id = service.read(lambda runtime: token_of_unplaced(runtime, who, token))
+        if known:
             return _answer(f, "service_requests", "request", [{"service_request_id": ticket_id, "token": token}])
         if service.submitter is None or who is None:
             raise Open311Error(404, f"no token {token}")
@@ -312,13 +306,6 @@ def token(request: Request, token: str, fmt: str, api_key: str | None = None) ->
         return _answer(f, "service_requests", "request", [row])
 
     return _guarded(request, fmt, body)
-
-
-def _applied(runtime: Any, command_id: str) -> str | None:
-    from dispatch import commandlog
-
-    found = commandlog.lookup(runtime.engine, command_id)
-    return None if found is None or found.get("outcome") != "applied" else str(found["ticket_id"])
 
 
 def _request_row(runtime: Any, row: dict[str, Any]) -> dict[str, Any]:
