@@ -65,6 +65,10 @@ class Hub:
     # -- the watcher ---------------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One watcher per hub: an application started again (a second server on it) replaces it."""
+        if self._thread is not None and self._thread.is_alive():
+            self.stop()
+        self._stop.clear()
         self._loop, self._moved = loop, asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="dispatch-live", daemon=True)
         self._thread.start()

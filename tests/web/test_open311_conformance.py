@@ -280,12 +280,17 @@ def test_row_24_public_reads_show_only_public_fields(public: Api) -> None:
 # -- row 25: an outside client, unchanged ----------------------------------------------------------------
 
 def _serve(api: Api) -> Iterator[str]:
+    """A real server on a free port, on an application of its own over the same database."""
     import uvicorn
+
+    from dispatch.web import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api.client.app, host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(api.runtime, background=False,
+                     open311_public_reads=api.client.app.state.open311_public_reads)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
