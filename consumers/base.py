@@ -32,8 +32,9 @@ from kafka.errors import KafkaError
 from consumers.health import Availability, ProcessHealth
 from dispatch.errors import DatabaseUnavailable
 from dispatch.kafka import KafkaSettings, make_consumer
+from dispatch.kafka.clients import broker_answers
 
-__all__ = ["EMPTY_AFTER", "TRANSIENT", "PartitionedConsumer", "Rewind", "broker_answers"]
+__all__ = ["EMPTY_AFTER", "TRANSIENT", "PartitionedConsumer", "Rewind"]
 
 log = structlog.get_logger("dispatch.consumers")
 
@@ -44,21 +45,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 EMPTY_AFTER = 15.0  # seconds without a partition before a member says so and rejoins
 PROBE_EVERY = 5.0  # seconds between checks that the broker and database answer, while no message comes
-
-
-def broker_answers(settings: KafkaSettings) -> bool:
-    """Whether a bootstrap broker accepts a connection now (what an idle consumer cannot tell)."""
-    import socket
-
-    servers = settings.bootstrap
-    for server in (servers.split(",") if isinstance(servers, str) else servers):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)), timeout=2):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
 
 
 class Rewind(Exception):

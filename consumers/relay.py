@@ -30,7 +30,8 @@ import click
 import structlog
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
-from consumers.base import PROBE_EVERY, TRANSIENT, broker_answers
+from consumers.base import PROBE_EVERY, TRANSIENT
+from dispatch.kafka.clients import broker_answers
 from consumers.health import Availability, ProcessHealth
 from consumers.process import process_options, run_process
 from dispatch.bootstrap import Runtime

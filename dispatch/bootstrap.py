@@ -160,19 +160,16 @@ def open_database(db: Database, *, create: bool, kind: str = "live") -> Engine:
 def _look_first(db: Database, path: str, create: bool) -> None:
     """An existing file is read first without a byte written (``store.examine_file``): another
     tool's file, a damaged one, or one of another schema is refused exactly as it was."""
-    import sqlite3
-
-    try:
-        seen = examine_file(path)
-    except sqlite3.DatabaseError as error:
-        raise NotADispatchDatabase(f"{path} is not a database dispatch can read ({error}); "
-                                   "dispatch will not write into it") from None
+    seen = examine_file(path)
     if seen.what != "empty":  # an empty look may be a new dispatch file whose tables are still in its -wal
         _check(db, seen, create)
 
 
 def _check(db: Database, found: Examined, create: bool) -> None:
     where = db.url.database if db.is_sqlite else db.display
+    if found.what == "unreadable":
+        raise NotADispatchDatabase(f"{where} is not a database dispatch can read ({found.reason}); "
+                                   "dispatch will not write into it")
     if found.what == "foreign":
         shown = ", ".join(found.tables[:6]) + (", …" if len(found.tables) > 6 else "")
         raise NotADispatchDatabase(f"{where} is not a dispatch database (it holds other tables: {shown}); "

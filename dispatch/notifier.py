@@ -35,6 +35,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -144,7 +145,7 @@ class Notifier:
             left = (deadline.due - now).total_seconds() / 60
             if not 0 < left <= minutes + lookahead.total_seconds() / 60:
                 continue
-            found = reminder(deadline, self.app.get_ticket(_uuid(deadline.ticket_id)), self.runtime.reference,
+            found = reminder(deadline, self.app.get_ticket(UUID(str(deadline.ticket_id))), self.runtime.reference,
                              self.base_url, left)
             if found is not None:
                 notices.append(found)
@@ -228,12 +229,6 @@ class Notifier:
 def _basis(ticket: Any) -> str:
     """The time basis of a ticket's deadlines (its current dispatch's), for quiet hours."""
     return str(getattr(ticket, "time_basis", None) or "calendar")
-
-
-def _uuid(value: str) -> Any:
-    from uuid import UUID
-
-    return UUID(str(value))
 
 
 # -- who hears what, managed (admins) ---------------------------------------------------------------------

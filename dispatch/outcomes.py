@@ -78,17 +78,9 @@ class KafkaSubmitter:
 
     def ready(self) -> str:
         """"ok" if a bootstrap broker accepts a connection now."""
-        import socket
+        from dispatch.kafka.clients import broker_answers
 
-        servers = self.settings.bootstrap
-        for server in (servers.split(",") if isinstance(servers, str) else servers):
-            host, _, port = server.strip().rpartition(":")
-            try:
-                with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)), timeout=2):
-                    return "ok"
-            except (OSError, ValueError):
-                continue
-        return "broker unreachable"
+        return "ok" if broker_answers(self.settings) else "broker unreachable"
 
     def close(self) -> None:
         self.producer.close(timeout=5)

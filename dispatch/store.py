@@ -86,11 +86,13 @@ def create_read_engine(db: Database) -> Engine:
 @dataclass(frozen=True)
 class Examined:
     """What a database holds: ``empty``, ``dispatch`` (with its marker), ``legacy`` (a dispatch
-    database made before the marker existed) or ``foreign`` (another tool's tables)."""
+    database made before the marker existed), ``foreign`` (another tool's tables) or, for a file
+    read by ``examine_file``, ``unreadable`` (no database: ``reason`` says why)."""
 
     what: str
     marker: dict[str, str]
     tables: tuple[str, ...]
+    reason: str = ""
 
     @property
     def kind(self) -> str | None:
@@ -125,17 +127,21 @@ def _classify(tables: tuple[str, ...], marker: dict[str, str]) -> Examined:
 def examine_file(path: str) -> Examined:
     """What an existing SQLite file holds, read without writing a byte to it or beside it
     (read-only and immutable: no journal mode switched, no -wal or -shm made), so another tool's
-    file or a damaged one is refused untouched. Raises ``sqlite3.DatabaseError`` for a file that
-    is not a database. A dispatch file's newest changes may still be in its -wal: it may look
-    ``empty`` here, never ``foreign``."""
+    file or a damaged one is refused untouched (``unreadable``: no database at all). A dispatch
+    file's newest changes may still be in its -wal: it may look ``empty`` here, never ``foreign``."""
     import sqlite3
 
-    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+    except sqlite3.DatabaseError as error:
+        return Examined("unreadable", {}, (), reason=str(error))
     try:
         tables = tuple(sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")))
         marker: dict[str, str] = {}
         if dispatch_meta.name in tables:
             marker = {str(k): str(v) for k, v in conn.execute(f"SELECT key, value FROM {dispatch_meta.name}")}
+    except sqlite3.DatabaseError as error:
+        return Examined("unreadable", {}, (), reason=str(error))
     finally:
         conn.close()
     return _classify(tables, marker)

@@ -116,15 +116,12 @@ def check(ctx: Ctx) -> None:
 
 def _not_foreign(path: str) -> None:
     """Another tool's file, or one that is no database, is refused before a byte of it changes."""
-    import sqlite3
-
     from dispatch.errors import NotADispatchDatabase
     from dispatch.store import examine_file
 
-    try:
-        found = examine_file(path)
-    except sqlite3.DatabaseError as error:
-        raise NotADispatchDatabase(f"{path} is not a database dispatch can read ({error})") from None
+    found = examine_file(path)
+    if found.what == "unreadable":
+        raise NotADispatchDatabase(f"{path} is not a database dispatch can read ({found.reason})")
     if found.what == "foreign":
         raise NotADispatchDatabase(f"{path} is not a dispatch database; dispatch will not write into it")
 

@@ -55,13 +55,9 @@ def _open(ctx: Ctx, reference_file: str | None) -> tuple[Runtime, str]:
     where = db.url.database if db.is_sqlite else db.display
     path = db.url.database if db.is_sqlite else None
     if path and os.path.exists(path):
-        import sqlite3
-
-        try:
-            found = examine_file(path)  # read first, without a byte written: another tool's file stays as it is
-        except sqlite3.DatabaseError as error:
-            raise UnsafeTarget(f"{where} is not a database the demo can use ({error}); give another with --db") \
-                from None
+        found = examine_file(path)  # read first, without a byte written: another tool's file stays as it is
+        if found.what == "unreadable":
+            raise UnsafeTarget(f"{where} is not a database the demo can use ({found.reason}); give another with --db")
         if found.what == "dispatch" and found.kind == "demo" and url == DEMO_DB:
             for suffix in ("", "-wal", "-shm", "-journal"):  # an earlier demo's file: ours to recreate
                 Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from dispatch.kafka.topics import KafkaSettings
 from dispatch.kafka.wire import DeadLetter
 
-__all__ = ["FETCH_MAX_WAIT_MS", "DeadLetterSender", "make_consumer", "make_producer"]
+__all__ = ["FETCH_MAX_WAIT_MS", "DeadLetterSender", "broker_answers", "make_consumer", "make_producer"]
 
 log = structlog.get_logger("dispatch.kafka")
 
@@ -25,6 +25,21 @@ log = structlog.get_logger("dispatch.kafka")
 # gets data while such a fetch is held waits for it, so kafka-python's default (500 ms)
 # is added to the latency of a quiet-ish stream. Benchmarks give their floors the same.
 FETCH_MAX_WAIT_MS = 50
+
+
+def broker_answers(settings: KafkaSettings) -> bool:
+    """Whether a bootstrap broker accepts a connection now (a cheap probe: no Kafka request)."""
+    import socket
+
+    servers = settings.bootstrap
+    for server in (servers.split(",") if isinstance(servers, str) else servers):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port or 9092)), timeout=2):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:

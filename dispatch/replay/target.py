@@ -76,14 +76,11 @@ def _same_database(a: Database, b: Database) -> bool:
 
 def _look_first(path: str) -> None:
     """An existing file that is not a replay's is refused before a byte of it changes."""
-    import sqlite3
-
     from dispatch.store import examine_file
 
-    try:
-        found = examine_file(path)
-    except sqlite3.DatabaseError as error:
-        raise UnsafeTarget(f"{path} is not a database ({error}); give a new path with --into") from None
+    found = examine_file(path)
+    if found.what == "unreadable":
+        raise UnsafeTarget(f"{path} is not a database ({found.reason}); give a new path with --into")
     if found.what == "foreign" or found.what == "legacy" or (found.what == "dispatch" and found.kind != "replay"):
         what = {"dispatch": f"a {found.kind} dispatch database", "legacy": "a dispatch database"}.get(
             found.what, "another tool's database")

@@ -132,6 +132,11 @@ def _public(request: Request) -> bool:
     return bool(getattr(request.app.state, "open311_public_reads", False))
 
 
+def _reader(request: Request, api_key: str | None) -> Identity | None:
+    """Who reads: the key's user, or nobody (None) when reads are public and no key is given."""
+    return None if _public(request) and not api_key else _identity(request, api_key)
+
+
 def _identity(request: Request, api_key: str | None) -> Identity:
     service = request.app.state.service
     if not api_key:
@@ -291,7 +296,7 @@ def token(request: Request, token: str, fmt: str, api_key: str | None = None) ->
         from dispatch.actions import token_of_unplaced
 
         f = _fmt(fmt)
-        who = None if _public(request) and not api_key else _identity(request, api_key)
+        who = _reader(request, api_key)
         service = request.app.state.service
         known, ticket_id = service.read(lambda runtime: token_of_unplaced(runtime, who, token))
         if known:
@@ -375,7 +380,7 @@ def get_requests(request: Request, fmt: str, api_key: str | None = None, service
     def body() -> Response:
         f = _fmt(fmt)
         number, size = _whole(page, "page"), _whole(page_size, "page_size")
-        who = None if _public(request) and not api_key else _identity(request, api_key)
+        who = _reader(request, api_key)
         runtime = request.app.state.service.runtime
         if not 1 <= size <= MAX_PAGE or not 1 <= number <= 1_000_000:
             raise Open311Error(400, f"page from 1, page_size from 1 to {MAX_PAGE}")
@@ -406,7 +411,7 @@ def get_requests(request: Request, fmt: str, api_key: str | None = None, service
 def get_request(request: Request, request_id: str, fmt: str, api_key: str | None = None) -> Response:
     def body() -> Response:
         f = _fmt(fmt)
-        who = None if _public(request) and not api_key else _identity(request, api_key)
+        who = _reader(request, api_key)
         runtime = request.app.state.service.runtime
         shown = queries.show(runtime, request_id, who)  # TicketNotFound (HiddenTicket alike)
         rows = queries.tickets(runtime, identity=who, ids=[str(shown["ticket_id"])], limit=1)

@@ -648,10 +648,11 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
               + [(f"community:{c.id}", f"社区：{c.name}") for c in ref.communities.values()]
               + [(f"user:{u['name']}", f"用户：{u['name']}") for u in people if not u["disabled"]])
     names = dict(owners)
+    said = {"added": "已添加渠道", "removed": "已删除渠道"}.get(done or "") or (
+        f"已安排重新发送 {done} 条" if done and done.isdigit() else None)
     return _render(request, "notify.html", channels=channels, failed=failed, owners=owners, kinds=NOTIFY_KINDS,
-                   owner_name=lambda key: names.get(key, key), done={"added": "已添加渠道", "removed": "已删除渠道"}.get(
-                       done or "", f"已安排重新发送 {done} 条" if done and done.isdigit() else None),
-                   error={"bad": "渠道信息有误：请检查接收方、方式和地址（密钥只填位置 env: 或 file:）"}.get(error or ""))
+                   owner_name=lambda key: names.get(key, key), done=said,
+                   error="渠道信息有误：请检查接收方、方式和地址（密钥只填位置 env: 或 file:）" if error == "bad" else None)
 
 
 @router.post("/admin/notify/add")

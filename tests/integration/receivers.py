@@ -158,8 +158,9 @@ class Mailbox:
 def smtp_server(folder: Path, user: str = "dispatch", password: str = "mail-secret") -> Iterator[tuple[Mailbox, dict[str, str]]]:
     """An SMTP server on a free port demanding STARTTLS and a login; yields the mailbox and the
     environment that points dispatch at it."""
-    import socket
     import ssl
+
+    from tests.integration.servers import free_ports
 
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -172,9 +173,7 @@ def smtp_server(folder: Path, user: str = "dispatch", password: str = "mail-secr
         ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
         return AuthResult(success=ok, auth_data=data.login if ok else None)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    [port] = free_ports(1)
     box = Mailbox()
     controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
                             authenticator=authenticator, auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"])

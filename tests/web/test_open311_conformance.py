@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from dispatch import accounts
+from tests.waiting import wait_for
 from tests.web.support import START, Api, make_api, sign_in_page
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -293,10 +293,7 @@ def _serve(api: Api) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    wait_for(lambda: server.started, timeout=20, every=0.05, what="the server to start")
     try:
         yield f"http://127.0.0.1:{port}{BASE}"
     finally:
