@@ -61,7 +61,7 @@ from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommuni
                              UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
 
 __all__ = ["Category", "Community", "Department", "District", "Grid", "Place", "Priority",
-           "Reference", "SlaRule", "Street", "load_reference", "reference_from_dict"]
+           "Reference", "SlaRule", "Street", "load_reference", "read_reference_data", "reference_from_dict"]
 
 _SAMPLE_NAME = "sample.yaml (bundled sample)"
 
@@ -610,6 +610,13 @@ def _parse_json(text: str, name: str) -> Any:
 def load_reference(path: str | Path | None = None, *, boundaries: bool = True) -> Reference:
     """Load and validate a reference file; ``None`` loads the bundled sample data (with its
     made-up sample grid boundaries, ``data/sample-boundaries.json``, unless ``boundaries=False``)."""
+    name, data = read_reference_data(path, boundaries=boundaries)
+    return reference_from_dict(data, source=name)
+
+
+def read_reference_data(path: str | Path | None = None, *, boundaries: bool = True) -> tuple[str, Any]:
+    """A reference file parsed but not yet validated: ``(its name, its data)``, within the
+    same limits as ``load_reference`` (size, depth, syntax, not empty)."""
     extra: dict[str, Any] = {}
     if path is None:
         name, resource = _SAMPLE_NAME, resources.files("dispatch").joinpath("data/sample.yaml")
@@ -651,4 +658,4 @@ def load_reference(path: str | Path | None = None, *, boundaries: bool = True) -
         raise ReferenceDataError(name, "", "the file is empty")
     if extra and isinstance(data, dict):
         data = {**data, **extra}
-    return reference_from_dict(data, source=name)
+    return name, data

@@ -77,6 +77,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         '返工: send an evaluated ticket back for another dispatch.'),
     'replay': ('dispatch.cli.replay',
         'Rebuild every projection from the event store (or Kafka) into a fresh database.'),
+    'reference': ('dispatch.cli.reference',
+        'The rules in force (SLA, routing, calendar) as a file to edit for a what-if: reference export.'),
     'report': ('dispatch.cli.tickets',
         '上报: report an incident.'),
     'reporters': ('dispatch.cli.users',
@@ -109,6 +111,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'Escalate missed acknowledgement and handling deadlines up the ladder (督办).'),
     'web': ('dispatch.cli.web',
         'Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka.'),
+    'what-if': ('dispatch.cli.whatif',
+        'What the figures would have been under other SLA rules, routing, calendar or ladder.'),
     'whistle': ('dispatch.cli.tickets',
         '吹哨: dispatch to a lead department and cooperating ones (again after a rejection or reopen).'),
 }

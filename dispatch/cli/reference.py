@@ -106,3 +106,42 @@ def sla_rules(ctx: Ctx) -> None:
         click.echo(f"working hours {', '.join(ref.working_hours)} ({ref.timezone}); minutes")
 
     ctx.emit(rows, human)
+
+
+@main.group("reference")
+def reference_group() -> None:
+    """The rules in force (SLA, routing, calendar) as a file to edit for a what-if: reference export."""
+
+
+@reference_group.command("export")
+@click.option("--sections", default="sla,routing,calendar", show_default=True, metavar="LIST",
+              help="Comma-separated: sla, routing, calendar, ladder (the ladder's pace is each SLA rule's "
+                   "escalate_every_minutes, so it comes with sla).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), help="File [default: stdout].")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@pass_ctx
+def reference_export(ctx: Ctx, sections: str, out: str | None, force: bool) -> None:
+    """Write the rules in force as YAML, to copy and edit for 'dispatch what-if --reference'."""
+    import os
+
+    import yaml
+
+    from dispatch.errors import DispatchError
+    from dispatch.whatif import SECTIONS, export_rules
+
+    wanted = [s.strip() for s in sections.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown or not wanted:
+        raise click.UsageError(f"--sections: one or more of {', '.join(SECTIONS)}")
+    body = export_rules(ctx.runtime.reference, wanted)
+    text = ("# the rules in force, from dispatch reference export; edit a copy and give it to\n"
+            "# dispatch what-if --reference FILE (places and departments stay those in force)\n"
+            + yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    if os.path.exists(out) and not force:
+        raise DispatchError(f"{out} exists: give --force to replace it, or another --out")
+    with open(out, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    click.echo(f"wrote {', '.join(wanted)} to {out}", err=True)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, union_all
 
 from dispatch.projections import tables as t
 
-__all__ = ["open_work", "total"]
+__all__ = ["open_at", "open_work", "total"]
 
 
 def _empty() -> dict[str, Any]:
@@ -33,7 +33,7 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     """Open-work figures per unit (``by``: ``community`` or ``grid``) of the scope."""
     tk, st, c, es = t.tickets.c, t.ticket_states.c, t.calls.c, t.escalations.c
     unit = tk.community if by == "community" else tk.grid
-    scope = [tk.ticket_id.in_(_open_at(as_of, street, community)), tk.reported_at <= as_of]
+    scope = [tk.ticket_id.in_(open_at(as_of, street, community)), tk.reported_at <= as_of]
     earlier = t.ticket_states.alias("earlier")
     last = (select(func.max(earlier.c.version)).where(earlier.c.ticket_id == tk.ticket_id, earlier.c.at <= as_of)
             .correlate(t.tickets).scalar_subquery())
@@ -64,7 +64,7 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     return dict(out)
 
 
-def _open_at(as_of: datetime, street: str | None, community: str | None) -> Any:
+def open_at(as_of: datetime, street: str | None, community: str | None) -> Any:
     """The tickets not ended by ``as_of`` (open then if reported by then) as two index
     ranges on (place, ended_at): those not ended at all and those ended after the instant. So
     the cost follows the open work (and, looking back, what ended since), not the history."""

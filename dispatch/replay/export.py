@@ -187,16 +187,19 @@ _FORMULA_PREFIXES = frozenset("=+-@\t\r")
 BOM = "\ufeff"
 
 
-def write_csv(kind: str, rows: Iterator[Row], stream: IO[str], timezone: str, *, bom: bool = True) -> int:
+def write_csv(kind: str, rows: Iterator[Row], stream: IO[str], timezone: str, *, bom: bool = True,
+              columns: list[tuple[str, str]] | None = None) -> int:
     """Header + rows; returns the number of rows. Text that starts with ``= + - @`` TAB or CR is
     prefixed with ``'`` (formula injection in Excel/WPS); a field with CR or LF is quoted (RFC 4180
-    line ends); a UTF-8 byte-order mark first, so Chinese Excel reads UTF-8 (``bom=False`` omits it)."""
+    line ends); a UTF-8 byte-order mark first, so Chinese Excel reads UTF-8 (``bom=False`` omits it).
+    ``columns``: another table's (name, kind) list than ``COLUMNS[kind]``."""
     tz, count = ZoneInfo(timezone), 0
     if bom:
         stream.write(BOM)
     writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow([name for name, _ in COLUMNS[kind]])
-    degrees = [k == D for _, k in COLUMNS[kind]]
+    columns = columns or COLUMNS[kind]
+    writer.writerow([name for name, _ in columns])
+    degrees = [k == D for _, k in columns]
     for row in rows:
         writer.writerow([f"{v:.6f}" if deg and v is not None else _csv_value(v, tz) for v, deg in zip(row, degrees)])
         count += 1

@@ -1,0 +1,326 @@
+"""``dispatch what-if``: history judged under other rules, checked against hand computation and
+against the slow way (a second engine fed the same commands under the other reference file).
+
+The hand scenario (one street, working time 08:30-12:00 / 13:30-17:30 = 450 minutes a day; normal
+tickets: report-in 60, handling 450, feedback 900 working minutes; the centre's accept 10 and
+dispatch 20), in 2026, read as of Fri 10-16 12:00:
+
+  T1..T5  reported Mon 10-12 08:40, accepted 08:45, dispatched 09:00 (report-in due 10:00)
+          T1 reports in 09:30 (30 min), T2 10:30 (90), T3 10:59 (119), T4 11:30 (150), T5 never.
+  T6      reported Tue 10-13 16:00, accepted 16:05, dispatched 16:30: report-in due 17:30 (in at 17:00);
+          handling due Wed 10-14 16:30 (60 on Tuesday + 390 on Wednesday); handled Thu 10-15 10:00.
+
+Actual report-in: on time T1, T6; late T2, T3, T4; overdue T5 → 2 of 6 judged on time.
+With report-in doubled (120): T2 (90) and T3 (119) fall between the two deadlines and turn on
+time → 4 of 6, and exactly their two report-in deadlines change verdict.
+With Wed 10-14 a holiday: T6's handling deadline moves one working day (450 working minutes) to
+Thu 10-15 16:30, so its handling at Thu 10:00 turns from late to on time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.clock import SimulatedClock
+from dispatch.errors import ReferenceDataError
+from dispatch.queries import Window
+from dispatch.simulation import simulate
+from dispatch.simulation.runner import run_embedded
+from dispatch.whatif import differing, export_rules, what_if
+from tests.unit.test_sla_scenario import REFERENCE, Story, cli_json
+
+AS_OF = datetime.fromisoformat("2026-10-16T12:00:00+08:00")
+PERIOD = Window(None, None, AS_OF)
+
+
+def _write(path: Path, body: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def play(runtime: Runtime) -> dict[str, str]:
+    s = Story(runtime)
+    for name in ("T1", "T2", "T3", "T4", "T5"):
+        s.intake(name, "10-12 08:40", "ca-g01", "sanitation", "patrol", "10-12 09:00")
+    for name, at in (("T1", "09:30"), ("T2", "10:30"), ("T3", "10:59"), ("T4", "11:30")):
+        s.do(name, "acknowledge", f"10-12 {at}", department="huanwei")
+    s.intake("T6", "10-13 16:00", "ca-g02", "sanitation", "patrol", "10-13 16:30")
+    s.do("T6", "acknowledge", "10-13 17:00", department="huanwei")
+    s.do("T6", "handle", "10-15 10:00", department="huanwei")
+    return s.ids
+
+
+@pytest.fixture
+def story(tmp_path: Path) -> Iterator[tuple[Runtime, dict[str, str], Path]]:
+    runtime = bootstrap(str(tmp_path / "w.db"), reference_file=_write(tmp_path / "ref.yaml", REFERENCE))
+    try:
+        yield runtime, play(runtime), tmp_path
+    finally:
+        runtime.close()
+
+
+def _rules(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(REFERENCE)
+    for rule in body["sla"]:
+        rule.update(changes)
+    return body
+
+
+def _figure(result: dict[str, Any], unit: str, figure: str) -> dict[str, Any]:
+    [row] = [r for r in result["rows"] if r["unit"] == unit and r["figure"] == figure]
+    return row
+
+
+def test_the_same_rules_change_no_figure_and_no_verdict(story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, _, tmp = story
+    for by in ("department", "category", "community", "street"):
+        result = what_if(runtime, _write(tmp / "same.yaml", REFERENCE), period=PERIOD, by=by)
+        assert result["rows"] and differing(result["rows"]) == [], by
+        assert all(r["delta"] in (0, None) for r in result["rows"])
+        assert result["changed"] == 0
+    board = what_if(runtime, str(tmp / "same.yaml"), period=PERIOD, dashboard=True, street="s1")
+    assert board["rows"] and differing(board["rows"]) == [] and board["changed"] == 0
+
+
+def test_report_in_doubled_turns_exactly_the_calls_between_the_two_deadlines(
+        story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, ids, tmp = story
+    result = what_if(runtime, _write(tmp / "doubled.yaml", _rules(ack_minutes=120)), period=PERIOD, by="department")
+    rate = _figure(result, "huanwei", "ack_on_time_rate")
+    assert (rate["actual"], rate["what_if"]) == (pytest.approx(2 / 6), pytest.approx(4 / 6))
+    assert rate["delta"] == pytest.approx(2 / 6)
+    on_time = _figure(result, "huanwei", "ack_on_time")
+    assert (on_time["actual"], on_time["what_if"], on_time["delta"]) == (2, 4, 2)
+    assert {(c["ticket_id"], c["deadline"]) for c in result["changed_tickets"]} == {
+        (ids["T2"], "ack:1:huanwei"), (ids["T3"], "ack:1:huanwei")}
+    assert result["changed"] == 2
+    for c in result["changed_tickets"]:
+        assert (c["verdict"], c["verdict_what_if"]) == ("late", "on_time")
+        assert c["due"] == datetime.fromisoformat("2026-10-12T10:00:00+08:00")
+        assert c["due_what_if"] == datetime.fromisoformat("2026-10-12T11:00:00+08:00")  # 120 working minutes
+    # MTTA is what happened: the same minutes under either deadline
+    assert _figure(result, "huanwei", "mtta_minutes_mean")["delta"] == 0
+
+
+def test_a_holiday_added_moves_a_working_time_deadline_across_it_by_its_working_minutes(
+        story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, ids, tmp = story
+    rules = {"calendar_overrides": {"2026-10-14": "holiday"}}  # a rules-only file laid over the rules in force
+    result = what_if(runtime, _write(tmp / "holiday.yaml", rules), period=PERIOD, by="department")
+    [handle] = [c for c in result["changed_tickets"] if c["deadline"].startswith("handle:")]
+    assert handle["ticket_id"] == ids["T6"]
+    assert handle["due"] == datetime.fromisoformat("2026-10-14T16:30:00+08:00")
+    assert handle["due_what_if"] == datetime.fromisoformat("2026-10-15T16:30:00+08:00")
+    assert (handle["verdict"], handle["verdict_what_if"]) == ("late", "on_time")
+    assert _figure(result, "huanwei", "handle_on_time")["delta"] == 1
+
+
+def test_a_file_that_changes_places_or_departments_is_refused_with_the_differences(
+        story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, _, tmp = story
+    other = copy.deepcopy(REFERENCE)
+    other["departments"][0]["name"] = "城市管理"
+    other["districts"][0]["streets"][0]["communities"].pop()
+    with pytest.raises(ReferenceDataError) as refused:
+        what_if(runtime, _write(tmp / "other.yaml", other), period=PERIOD, by="department")
+    text = str(refused.value)
+    assert "departments[chengguan].name" in text and "communities[cb] missing" in text
+    with pytest.raises(ReferenceDataError, match="holds only sla"):
+        what_if(runtime, _write(tmp / "extra.yaml", {"departments": []}), period=PERIOD, by="department")
+
+
+def test_routing_is_shown_as_who_would_have_led(story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, _, tmp = story
+    rules = {"categories": [{"id": "sanitation", "lead_department": "chengguan", "cooperating": ["huanwei"]}]}
+    result = what_if(runtime, _write(tmp / "routing.yaml", rules), period=PERIOD, by="department")
+    assert result["routing"] == [{"category": "sanitation", "name": "环卫环保", "lead": "huanwei", "cooperating": [],
+                                  "lead_what_if": "chengguan", "cooperating_what_if": ["huanwei"], "dispatches": 6,
+                                  "led_by": {"huanwei": 6}}]
+    assert differing(result["rows"]) == [] and result["changed"] == 0  # what happened stays what happened
+
+
+def test_the_cli_exports_the_rules_and_answers_in_json(story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, _, tmp = story
+    url = str(runtime.db.url.database)
+    exported = yaml.safe_load(cli_json_text(url, "reference", "export", "--sections", "sla,calendar"))
+    assert exported == {k: v for k, v in export_rules(runtime.reference, ["sla", "calendar"]).items()}
+    for rule in exported["sla"]:
+        rule["ack_minutes"] *= 2
+    path = _write(tmp / "edited.yaml", exported)
+    data = cli_json(url, "what-if", "--reference", path, "--by", "department", "--as-of", AS_OF.isoformat(),
+                    "--changed", "--out", str(tmp / "changed.csv"))
+    assert data["changed"] == 2 and len(data["changed_tickets"]) == 2
+    assert {"unit", "figure", "actual", "what_if", "delta"} <= set(data["rows"][0])
+    lines = (tmp / "changed.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("case_no,ticket_id,deadline") and len(lines) == 3
+
+
+def cli_json_text(url: str, *args: str) -> str:
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    result = CliRunner().invoke(main, ["--db", url, *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# -- the slow way: the same commands through an engine started under the other file ---------------------
+
+SIM_START = datetime(2025, 9, 22, tzinfo=timezone(timedelta(hours=8)))
+SIM_DAYS = 28
+
+
+def _simulated(url: str, reference_file: str | None, commands: list[Any]) -> Runtime:
+    runtime = bootstrap(url, clock=SimulatedClock(SIM_START), reference_file=reference_file)
+    run_embedded(runtime, iter(commands), start=SIM_START, end=SIM_START + timedelta(days=SIM_DAYS), watchdog=False)
+    return runtime
+
+
+def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_path: Path) -> None:
+    from dispatch.reference import load_reference
+
+    sample = load_reference(None, boundaries=False)
+    commands = list(simulate(sample, "xinqi", SIM_DAYS, 25, 3, SIM_START))
+    body = sample.to_dict()
+    for rule in body["sla"]:  # report-in doubled, handling a third shorter, the centre's dispatch halved
+        rule["ack_minutes"] *= 2
+        rule["handle_minutes"] = max(rule["ack_minutes"], rule["handle_minutes"] * 2 // 3)
+        rule["feedback_minutes"] = max(rule["handle_minutes"], rule["feedback_minutes"])
+        rule["dispatch_minutes"] = max(rule.get("accept_minutes", 30), rule.get("dispatch_minutes", 60) // 2)
+    body["calendar_overrides"] = {**body.get("calendar_overrides", {}), "2025-10-09": "holiday",
+                                  "2025-10-18": "workday"}
+    other_file = _write(tmp_path / "other.yaml", body)
+    actual = _simulated(str(tmp_path / "actual.db"), None, commands)
+    slow = _simulated(str(tmp_path / "slow.db"), other_file, commands)
+    try:
+        as_of = SIM_START + timedelta(days=SIM_DAYS)
+        questions = [(None, None, as_of), (SIM_START + timedelta(days=7), SIM_START + timedelta(days=21), as_of),
+                     (SIM_START + timedelta(days=3), SIM_START + timedelta(days=10), SIM_START + timedelta(days=12))]
+        moved = 0
+        for start, end, instant in questions:
+            period = Window(start, end, instant)
+            for by, per in (("department", None), ("community", "week"), ("category", None)):
+                result = what_if(actual, other_file, period=period, by=by, per=per)
+                from dispatch.queries import sla
+
+                expected = sla(slow, by=by, per=per, period=period)
+                got = {(r["unit"], r.get("period"), r["figure"]): r["what_if"] for r in result["rows"]}
+                for row in expected["rows"]:
+                    for figure, value in row.items():
+                        key = (row[by], row.get("period"), figure)
+                        if key in got:
+                            assert got[key] == pytest.approx(value, abs=1e-9) if isinstance(value, float) \
+                                else got[key] == value, (by, per, start, key)
+                assert {k for k in got} >= {(row[by], row.get("period"), f) for row in expected["rows"]
+                                            for f, v in row.items() if isinstance(v, (int, float))
+                                            and not isinstance(v, bool)}
+                moved += len(differing(result["rows"]))
+            board = what_if(actual, other_file, period=period, dashboard=True, street="xinqi")
+            from dispatch.queries import dashboard
+
+            slow_board = dashboard(slow, street="xinqi", period=period)
+            assert {r["figure"]: r["what_if"] for r in board["rows"] if r["unit"] == "xinqi"} == pytest.approx(
+                {k: v for k, v in _numbers(slow_board).items()})
+        assert moved > 50  # the other rules moved many figures: the comparison above is not of equals
+        assert _deadlines_of(_replayed(actual, other_file)) == _deadlines_of(slow.engine)
+    finally:
+        actual.close()
+        slow.close()
+
+
+def _replayed(runtime: Runtime, path: str) -> Any:
+    """The what-if's scratch read model of every ticket."""
+    from dispatch.projections import tables as t
+    from dispatch.whatif import replayed, rules_from
+
+    with runtime.engine.connect() as conn:
+        ids = sorted(conn.execute(t.tickets.select().with_only_columns(t.tickets.c.ticket_id)).scalars())
+    return replayed(runtime, ids, rules_from(runtime.reference, path))
+
+
+def _deadlines_of(engine: Any) -> dict[str, Any]:
+    """Every deadline (and working-minute duration) the read model holds, by ticket and call."""
+    from sqlalchemy import select
+
+    from dispatch.projections import tables as t
+
+    tk, c = t.tickets.c, t.calls.c
+    with engine.connect() as conn:
+        tickets = {r[0]: tuple(r[1:]) for r in conn.execute(select(tk.ticket_id, tk.accept_due, tk.dispatch_due,
+                                                                   tk.feedback_due, tk.provisional))}
+        calls = {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(select(
+            c.ticket_id, c.call_id, c.ack_due, c.handle_due, c.feedback_due, c.time_basis, c.escalate_every_minutes,
+            c.ack_minutes, c.handle_minutes, c.calendar))}
+    return {"tickets": tickets, "calls": calls}
+
+
+def _numbers(board: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in board.items():
+        if key in ("communities", "grids", "ranking", "unranked"):
+            continue
+        if isinstance(value, dict):
+            out.update(_numbers(value, f"{prefix}{key}."))
+        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_json_of_a_result_is_plain(story: tuple[Runtime, dict[str, str], Path]) -> None:
+    runtime, _, tmp = story
+    result = what_if(runtime, _write(tmp / "d.yaml", _rules(ack_minutes=120)), period=PERIOD, by="street")
+    from dispatch.projections.records import jsonable
+
+    assert json.loads(json.dumps(result, default=jsonable))["changed"] == 2
+
+
+def play_holds_and_extensions(runtime: Runtime) -> None:
+    """The hand scenario, and tickets whose deadlines a hold and an extension moved."""
+    s = Story(runtime)
+    for name in ("T1", "T2", "T3"):
+        s.intake(name, "10-12 08:40", "ca-g01", "sanitation", "patrol", "10-12 09:00")
+    s.do("T1", "acknowledge", "10-12 10:30", department="huanwei")
+    s.do("T1", "hold", "10-12 11:00", reason="waiting for the owner")  # T1: handling held a day
+    s.do("T1", "resume", "10-13 11:00", note="owner back")
+    s.do("T1", "handle", "10-14 09:00", department="huanwei")
+    s.do("T2", "acknowledge", "10-12 09:20", department="huanwei")  # T2: asks 300 more minutes, granted
+    s.do("T2", "request_extension", "10-12 15:00", department="huanwei", minutes=300, reason="parts")
+    s.do("T2", "decide_extension", "10-12 15:30", approve=True, reason="ok")
+    s.do("T2", "handle", "10-13 15:00", department="huanwei")
+    s.do("T3", "hold", "10-12 09:10", reason="before anyone reported in")  # T3: held before its report-in
+    s.do("T3", "resume", "10-12 14:00", note="go")
+    s.do("T3", "acknowledge", "10-12 14:40", department="huanwei")
+
+
+def test_holds_and_extensions_move_as_the_engine_moves_them(tmp_path: Path) -> None:
+    from dispatch.queries import sla
+
+    other = _rules(ack_minutes=90, handle_minutes=470, feedback_minutes=960)
+    other["calendar_overrides"] = {"2026-10-13": "holiday"}
+    other_file = _write(tmp_path / "other.yaml", other)
+    actual = bootstrap(str(tmp_path / "a.db"), reference_file=_write(tmp_path / "ref.yaml", REFERENCE))
+    slow = bootstrap(str(tmp_path / "s.db"), reference_file=other_file)
+    try:
+        play_holds_and_extensions(actual)
+        play_holds_and_extensions(slow)
+        result = what_if(actual, other_file, period=PERIOD, by="department")
+        expected = sla(slow, by="department", period=PERIOD)["rows"]
+        got = {(r["unit"], r["figure"]): r["what_if"] for r in result["rows"]}
+        assert expected and all(got[(row["department"], k)] == v for row in expected for k, v in row.items()
+                                if (row["department"], k) in got)
+        assert differing(result["rows"])  # the rules moved figures
+        assert _deadlines_of(_replayed(actual, other_file)) == _deadlines_of(slow.engine)
+        assert _deadlines_of(_replayed(actual, other_file)) != _deadlines_of(actual.engine)
+    finally:
+        actual.close()
+        slow.close()
