@@ -112,6 +112,9 @@ DETAILS: dict[str, str] = {
     "no_such_step": "没有这个操作",
     "stale_form": "页面已过期：请刷新页面后重试",
     "media_not_yours": "照片只能在这次上报时上传，不能引用已存的照片",
+    "rules_differ": "规则与现行基础数据有 {count} 处不同：推演只能改时限规则、派单路由和工作日历，地点、部门、紧急程度和类别须保持不变",
+    "rules_sections": "规则只能包含时限规则、类别的派单路由、工作时间和工作日历这几部分",
+    "rules_category": "规则里的类别须是现行的类别，请按现行类别的编号填写",
 }
 
 # the fields of a command as a form names them

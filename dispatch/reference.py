@@ -61,7 +61,8 @@ from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommuni
                              UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
 
 __all__ = ["Category", "Community", "Department", "District", "Grid", "Place", "Priority",
-           "Reference", "SlaRule", "Street", "load_reference", "read_reference_data", "reference_from_dict"]
+           "Reference", "SlaRule", "Street", "load_reference", "parse_reference_text",
+           "read_reference_data", "reference_from_dict"]
 
 _SAMPLE_NAME = "sample.yaml (bundled sample)"
 
@@ -640,10 +641,21 @@ def read_reference_data(path: str | Path | None = None, *, boundaries: bool = Tr
             raise ReferenceDataError(name, "", "not UTF-8 text") from None
         except OSError as exc:
             raise ReferenceDataError(name, "", f"cannot read the file ({exc.strerror})") from None
+    data = parse_reference_text(text, name, json_text=suffix == ".json")
+    if extra and isinstance(data, dict):
+        data = {**data, **extra}
+    return name, data
+
+
+def parse_reference_text(text: str, name: str, *, json_text: bool = False) -> Any:
+    """Reference data given as text (YAML, or JSON with ``json_text``), parsed within the file
+    limits (depth, syntax, not empty); ``name`` names it in errors."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise _limit(name, "size exceeded: the file is too large")
     if _bracket_depth(text) > MAX_DEPTH:
         raise _limit(name, "depth exceeded: the file nests too deeply")
     try:
-        data = _parse_json(text, name) if suffix == ".json" else _parse_yaml(text, name)
+        data = _parse_json(text, name) if json_text else _parse_yaml(text, name)
     except json.JSONDecodeError as exc:
         raise ReferenceDataError(name, f"line {exc.lineno}, column {exc.colno}",
                                  f"JSON syntax error: {exc.msg}") from None
@@ -656,6 +668,4 @@ def read_reference_data(path: str | Path | None = None, *, boundaries: bool = Tr
         raise _limit(name, "depth exceeded: the file nests too deeply") from None
     if data is None:
         raise ReferenceDataError(name, "", "the file is empty")
-    if extra and isinstance(data, dict):
-        data = {**data, **extra}
-    return name, data
+    return data

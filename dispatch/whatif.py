@@ -38,7 +38,7 @@ from sqlalchemy.pool import StaticPool
 
 from dispatch.errors import ReferenceDataError
 from dispatch.lifecycle import accept_deadline, dispatch_deadline, fold, new_state, open_deadlines
-from dispatch.reference import Reference, read_reference_data, reference_from_dict
+from dispatch.reference import Reference, parse_reference_text, read_reference_data, reference_from_dict
 from dispatch.sla import SlaPolicy
 
 __all__ = ["CHANGED_COLUMNS", "SECTIONS", "changed_rows", "compare", "differing", "export_rules", "rewrite", "rules_from",
@@ -75,9 +75,14 @@ def export_rules(reference: Reference, sections: Sequence[str] = tuple(SECTIONS)
     return out
 
 
-def rules_from(current: Reference, path: str) -> Reference:
-    """The reference data in force with the rules of the file at ``path`` (see the module)."""
-    name, data = read_reference_data(path, boundaries=False)
+def rules_from(current: Reference, path: str | None = None, *, text: str | None = None,
+               name: str = "规则") -> Reference:
+    """The reference data in force with the rules of the file at ``path``, or of YAML ``text``
+    (named ``name`` in errors), as the module says."""
+    if text is not None:
+        data = parse_reference_text(text, name)
+    else:
+        name, data = read_reference_data(path, boundaries=False)
     if not isinstance(data, dict):
         raise ReferenceDataError(name, "", "the file must hold a mapping of sections")
     base = current.to_dict()
@@ -88,7 +93,7 @@ def rules_from(current: Reference, path: str) -> Reference:
             if key not in _RULE_KEYS:
                 raise ReferenceDataError(name, str(key), "a rules file holds only sla, categories (their "
                                          "lead_department and cooperating), working_hours, calendar_overrides "
-                                         "and calendar_years")
+                                         "and calendar_years").saying(why="rules_sections")
         merged = {**base, **{k: v for k, v in data.items() if k != "categories"}}
         if "categories" in data:
             merged["categories"] = _merge_categories(name, base["categories"], data["categories"])
@@ -98,7 +103,8 @@ def rules_from(current: Reference, path: str) -> Reference:
     if found:
         more = f" (and {len(found) - 10} more)" if len(found) > 10 else ""
         raise ReferenceDataError(name, "", "only the SLA rules, routing, calendar and ladder may differ from the "
-                                 f"reference data in force; it differs in {'; '.join(found[:10])}{more}")
+                                 f"reference data in force; it differs in {'; '.join(found[:10])}{more}"
+                                 ).saying(why="rules_differ", count=len(found))
     return replace(other, holidays=current.holidays, boundaries=current.boundaries)
 
 
@@ -108,7 +114,8 @@ def _merge_categories(name: str, base: list[dict[str, Any]], given: Any) -> list
     by_id = {c["id"]: dict(c) for c in base}
     for i, item in enumerate(given):
         if not isinstance(item, dict) or item.get("id") not in by_id:
-            raise ReferenceDataError(name, f"categories[{i}]", "names no category in force (give its id)")
+            raise ReferenceDataError(name, f"categories[{i}]", "names no category in force (give its id)"
+                                     ).saying(why="rules_category")
         by_id[item["id"]].update(item)
     return list(by_id.values())
 
@@ -336,12 +343,12 @@ def _routing(current: Reference, other: Reference, leads: Mapping[tuple[str, str
     return out
 
 
-def what_if(runtime: Any, path: str, *, period: Any, by: str | None = None, per: str | None = None,
+def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = None, by: str | None = None, per: str | None = None,
             street: str | None = None, community: str | None = None, dashboard: bool = False,
             settings: Any = None, identity: Any = None, progress: bool = False) -> dict[str, Any]:
     """The figures of ``dispatch sla`` (``by``, ``per``) or of a dashboard (``dashboard``, of
     ``street`` or ``community``) for ``period`` (a ``queries.Window``), actual and under the
-    rules of the file at ``path``, with the deadlines whose verdict changed and the routing
+    rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
     that differs. Read-only; ``identity`` limits it as the same view would be."""
     from dispatch import queries
     from dispatch.projections import measures as m
@@ -352,7 +359,7 @@ def what_if(runtime: Any, path: str, *, period: Any, by: str | None = None, per:
     from dispatch.replay.progress import EventProgress
 
     settings = settings or Settings()
-    other = rules_from(runtime.reference, path)
+    other = rules_from(runtime.reference, path, text=text)
     if dashboard:
         actual = queries.dashboard(runtime, street=street, community=community, period=period, settings=settings,
                                    identity=identity)
@@ -390,7 +397,7 @@ def what_if(runtime: Any, path: str, *, period: Any, by: str | None = None, per:
     return {"question": {"view": "dashboard" if dashboard else "sla", "by": None if dashboard else by, "period": per,
                          "street": street, "community": community, "as_of": period.as_of.isoformat(),
                          "from": _iso(period.start), "to": _iso(period.end)},
-            "reference": str(path), "tickets": len(ids), "rows": rows,
+            "reference": str(path) if path is not None else "规则", "tickets": len(ids), "rows": rows,
             "changed": len(changed), "changed_tickets": changed,
             "routing": _routing(runtime.reference, other, leads), "note": NOTE}
 

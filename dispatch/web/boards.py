@@ -9,7 +9,8 @@
   sessions. The key is swapped at once for an HttpOnly cookie limited to ``/screen``, so it
   leaves the address bar.
 - ``/analysis`` — SLA figures by a dimension for a period and exports (CSV, Parquet) to
-  download, personal data masked as everywhere else.
+  download, personal data masked as everywhere else; 规则推演 (what-if): the same figures under
+  rules edited on the page (``dispatch.whatif``), POSTed to ``/analysis/what-if``.
 
 Routes translate; what they show is ``dispatch.boards`` and ``dispatch.queries``.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -214,29 +216,139 @@ def analysis_page(request: Request) -> Response:
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
+    p = request.query_params
+    return _analysis(request, who, p.get("from") or None, p.get("to") or None, p.get("by") or "department")
+
+
+@router.post("/analysis/what-if", response_class=HTMLResponse)
+async def analysis_what_if(request: Request) -> Response:
+    """规则推演: the period's figures under the rules typed on the page, beside the actual ones."""
+    from starlette.concurrency import run_in_threadpool
+
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    form = session.form_of(await request.body())
+    session.require_csrf(request, form)
+    return await run_in_threadpool(lambda: _analysis(request, who, form.get("from") or None, form.get("to") or None,
+                                                     form.get("by") or "department", rules=form.get("rules") or ""))
+
+
+WHAT_IF_SHOWN = 200  # changed deadlines listed on the page (the CLI's --out writes them all)
+
+
+def _analysis(request: Request, who: Identity, start: str | None, end: str | None, by: str, *,
+              rules: str | None = None) -> Response:
+    from dispatch.access import may_view
+    from dispatch.errors import ReferenceDataError
+    from dispatch.web.pages import refusal
+
     service = request.app.state.service
-    start, end = _period_of(request)
     if start is None and end is None:  # by default this month so far: a year of a district is a slow question
         month = boards.period_window(service.runtime, "month")
         start = month.start.date().isoformat() if month.start else None
-    by = request.query_params.get("by") or "department"
+    result, problem, where = None, None, None
     try:
-        from dispatch.access import may_view
-
         may_view(who, "export")
         if by not in DIMENSIONS:
-            raise DispatchError(f"unknown grouping {by!r}")
+            raise DispatchError(f"unknown grouping {by!r}").saying(field="分组")
         window = service.read(lambda rt: queries.window(rt, start, end))
         data = service.read(lambda rt: queries.sla(rt, by=by, period=window, identity=who, percentiles=False))
+        if rules is not None:
+            from dispatch.whatif import what_if
+
+            try:
+                result = service.read(lambda rt: what_if(rt, None, text=rules, period=window, by=by, identity=who))
+            except ReferenceDataError as error:
+                problem, where = refusal(request, error), error.path or None
     except Forbidden:
         return _render(request, "message.html", status=403, message="统计分析和数据导出仅限分析员和管理员使用")
     except DispatchError as error:
-        return _render(request, "message.html", status=400, message=str(error))
+        return _render(request, "message.html", status=400, message=refusal(request, error))
     ref = service.runtime.reference
     for row in (*data["rows"], *data.get("ranking", [])):
         row["label"] = _name(ref, by, row[by])
-    return _render(request, "analysis.html", sla=data, by=by, dimensions=DIMENSIONS, exports=EXPORT_NAMES,
-                   start=start or "", end=end or "", pct=_pct, num=_num, score=_score)
+    if result is not None:
+        result["shown"] = _moved(result["rows"], by, ref)
+        for c in result["changed_tickets"][:WHAT_IF_SHOWN]:
+            c["deadline_name"] = _deadline_name(c["deadline"])
+            c["department_name"] = _name(ref, "department", c["department"]) if c["department"] else ""
+            c["verdicts"] = (_VERDICTS.get(c["verdict"], "—"), _VERDICTS.get(c["verdict_what_if"], "—"))
+            c["times"] = tuple(_when(c[k], ref.timezone) for k in ("due", "due_what_if", "done_at"))
+        for r in result["routing"]:
+            r["lead_name"], r["lead_what_if_name"] = (_name(ref, "department", r["lead"]),
+                                                      _name(ref, "department", r["lead_what_if"]))
+    if rules is None:
+        from dispatch.whatif import export_rules
+
+        import yaml
+
+        rules = yaml.safe_dump(export_rules(ref), allow_unicode=True, sort_keys=False)
+    return _render(request, "analysis.html", status=200 if problem is None else 400, sla=data, by=by,
+                   dimensions=DIMENSIONS, exports=EXPORT_NAMES, start=start or "", end=end or "", pct=_pct,
+                   num=_num, score=_score, rules=rules, what_if=result, problem=problem, where=where,
+                   shown=WHAT_IF_SHOWN)
+
+
+# the figures a what-if shows, in Chinese, with how each is written
+FIGURES = {
+    "dispatched": ("派单", "n"), "answered": ("已答复", "n"), "acknowledged": ("已报到", "n"), "rejected": ("退单", "n"),
+    "ack_on_time": ("按时报到", "n"), "ack_late": ("超时报到", "n"), "ack_pending": ("待报到", "n"),
+    "ack_on_time_rate": ("报到及时率", "%"), "rejection_rate": ("退单率", "%"), "dispatch_accuracy": ("派单准确率", "%"),
+    "mtta_minutes_mean": ("平均响应（分钟）", "m"), "mtta_minutes_p50": ("响应中位数（分钟）", "m"),
+    "mtta_minutes_p90": ("响应90分位（分钟）", "m"), "lead_calls": ("主办派单", "n"), "handled": ("已处置", "n"),
+    "handle_on_time": ("按时处置", "n"), "handle_late": ("超时处置", "n"), "handle_pending": ("待处置", "n"),
+    "handle_on_time_rate": ("处置及时率", "%"), "mtth_minutes_mean": ("平均处置（分钟）", "m"),
+    "mtth_minutes_p50": ("处置中位数（分钟）", "m"), "mtth_minutes_p90": ("处置90分位（分钟）", "m"),
+    "closed_tickets": ("已结案", "n"), "close_on_time": ("按时结案", "n"), "close_late": ("超时结案", "n"),
+    "close_on_time_rate": ("按时结案率", "%"), "accept_on_time": ("按时受理", "n"), "accept_late": ("超时受理", "n"),
+    "accept_on_time_rate": ("按时立案率", "%"), "dispatch_on_time": ("按时派遣", "n"), "dispatch_late": ("超时派遣", "n"),
+    "dispatch_on_time_rate": ("按时派遣率", "%"), "evaluated": ("已评价", "n"), "satisfied": ("满意", "n"),
+    "basically_satisfied": ("基本满意", "n"), "unsatisfied": ("不满意", "n"), "contacted": ("已联系", "n"),
+    "resolved": ("已解决", "n"), "satisfaction_rate": ("满意率", "%"), "response_rate": ("联系率", "%"),
+    "resolution_rate": ("解决率", "%"), "reopen_rate": ("返工率", "%"), "reopened": ("返工", "n"),
+    "tickets_evaluated": ("评价工单", "n"), "composite": ("综合得分", "s"),
+}
+
+
+def _moved(rows: list[dict[str, Any]], by: str, ref: Any) -> list[dict[str, Any]]:
+    """The figures a what-if moved, named and written for the page."""
+    from dispatch.whatif import differing
+
+    out = []
+    for r in differing(rows):
+        if r["figure"] not in FIGURES:
+            continue
+        name, kind = FIGURES[r["figure"]]
+        write = {"%": _pct, "m": _num, "s": _score}.get(kind, lambda v: "—" if v is None else str(v))
+        delta = r["delta"]
+        if delta is None:
+            shown = "—"
+        elif kind == "%":
+            shown = f"{delta * 100:+.1f} 个百分点"
+        elif kind == "s":
+            shown = f"{delta * 100:+.1f}"
+        elif kind == "m":
+            shown = f"{delta:+.1f}"
+        else:
+            shown = f"{delta:+d}"
+        out.append({"unit": _name(ref, by, r["unit"]), "figure": name, "actual": write(r["actual"]),
+                    "what_if": write(r["what_if"]), "delta": shown})
+    return out
+
+
+_DEADLINES = {"ack": "报到", "handle": "处置", "accept": "受理", "dispatch": "派遣", "close": "结案"}
+_VERDICTS = {"on_time": "按时", "late": "超时", "overdue": "超时未办", "pending": "未到期", "not_owed": "无需", None: "—"}
+
+
+def _deadline_name(deadline: str) -> str:
+    return _DEADLINES.get(deadline.split(":", 1)[0], "时限")
+
+
+def _when(value: Any, tz: str = "") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M") if tz else value.strftime("%m-%d %H:%M")
 
 
 def _pct(value: float | None) -> str:

@@ -180,3 +180,42 @@ def test_the_content_security_policy_allows_only_the_configured_tile_server(tmp_
     made.runtime.close()
     assert "img-src 'self' data: https://tiles.intranet.example;" in policy
     assert "script-src" not in policy and "default-src 'self'" in policy
+
+
+def test_an_analyst_replays_the_period_under_rules_edited_on_the_page(api: Api) -> None:
+    import yaml
+
+    _closed_ticket(api)  # dispatched, reported in 1 minute later, handled 1 minute after that
+    _sign_in(api, "ana")
+    page = api.client.get("/analysis", params={"by": "department"}).text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)  # type: ignore[union-attr]
+    shown = re.search(r'<textarea name="rules"[^>]*>(.*?)</textarea>', page, re.S).group(1)  # type: ignore[union-attr]
+    import html
+
+    rules = yaml.safe_load(html.unescape(shown))
+    assert {"sla", "categories", "working_hours"} <= set(rules)  # the rules in force, to edit
+
+    def what_if(body: dict[str, Any], **form: str) -> Any:
+        return api.client.post("/analysis/what-if", data={"csrf": csrf, "by": "department", "from": "", "to": "",
+                                                          "rules": yaml.safe_dump(body, allow_unicode=True), **form})
+
+    same = what_if(rules)
+    assert same.status_code == 200 and "按这些规则，各项指标都不变" in same.text
+    assert re.search(r'id="what-if-changed">0<', same.text)
+    for rule in rules["sla"]:  # one calendar minute for everything: the handling, two minutes in, turns late
+        rule.update(ack_minutes=1, handle_minutes=1, feedback_minutes=1, time_basis="calendar")
+    tight = what_if(rules)
+    assert tight.status_code == 200, tight.text
+    figures = tight.text.split('id="what-if-figures"')[1].split("</table>")[0]
+    assert "处置及时率" in figures and "100.0%" in figures and "0.0%" in figures and "-100.0 个百分点" in figures
+    assert re.search(r'id="what-if-changed">[1-9]', tight.text)
+    listing = tight.text.split('id="what-if-changed-list"')[1].split("</table>")[0]
+    assert "处置" in listing and "按时" in listing and "超时" in listing and "城管" in listing
+    rules["departments"] = [{"id": "chengguan", "name": "城市管理局"}]
+    refused = what_if(rules)
+    assert refused.status_code == 400 and "规则只能包含" in refused.text
+    assert "Reference" not in refused.text and "only" not in refused.text  # Chinese only
+    assert what_if(rules, csrf="0" * 64).status_code == 403  # a stale or forged form changes nothing
+    _sign_in(api, "lead-a")  # a leader sees figures, not a what-if
+    leader_page = api.client.get("/analysis")
+    assert leader_page.status_code == 403
