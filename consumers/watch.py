@@ -58,6 +58,7 @@ def watch(dog: Any, interval: float, stop: threading.Event, *, metrics_port: int
         while not stop.is_set():
             try:
                 outcomes = dog.tick()
+                dog.keep_rollups()
             except TRANSIENT as error:
                 availability.failed(error, backoff)
                 stop.wait(backoff)

@@ -109,8 +109,19 @@ class Watchdog:
         log.info("watchdog tick", now=now.isoformat(), owed=len(commands), escalated=len(escalated))
         return outcomes
 
+    def keep_rollups(self, limit: int = 2) -> Any:
+        """Roll up a few more settled days (``dispatch.projections.rollups``): the watchdog's
+        loop keeps a district's quarter fast without anyone running ``dispatch rollup``."""
+        from dispatch.projections.rollups import roll_up
+
+        result = roll_up(self.runtime.engine, self.runtime.reference.timezone, self.runtime.clock.now(), limit=limit)
+        if result.built:
+            log.info("rolled up", **result.to_dict())
+        return result
+
     def run(self, interval: float, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         while not stop.is_set():
             self.tick()
+            self.keep_rollups()
             stop.wait(interval)

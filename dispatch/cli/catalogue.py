@@ -85,6 +85,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Reporters' personal data (name, phone, e-mail for the call-back)."),
     'resume': ('dispatch.cli.tickets',
         '恢复: the clocks run again; every open deadline moves by the time held.'),
+    'rollup': ('dispatch.cli.dashboards',
+        'Roll up settled days for fast SLA figures over long periods (the watchdog keeps them too).'),
     'schemas': ('dispatch.cli.kafka',
         'Write the intake command JSON Schema (generated from the command models).'),
     'kafka-acls': ('dispatch.cli.kafka',

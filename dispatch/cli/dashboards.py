@@ -20,7 +20,7 @@ from dispatch import queries
 from dispatch.projections import Settings
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
 
-__all__ = ["dashboard", "sla", "timeline_command", "watchdog"]
+__all__ = ["dashboard", "rollup", "sla", "timeline_command", "watchdog"]
 
 def _settings(min_evaluated: int, basic_weight: float, weights: str) -> Settings:
     try:
@@ -217,3 +217,17 @@ def watchdog(ctx: Ctx, once: bool, at: str | None, interval: float, metrics_port
     data = {"escalated": [{"ticket_id": str(o.ticket_id), "deadline": o.command.deadline, "rung": o.command.rung}
                           for o in done], "refused": len(outcomes) - len(done)}
     ctx.emit(data, f"escalated {len(done)} (refused {data['refused']})")
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1), help="Roll up at most this many days in this run.")
+@pass_ctx
+def rollup(ctx: Ctx, limit: int | None) -> None:
+    """Roll up settled days for fast SLA figures over long periods (the watchdog keeps them too)."""
+    from dispatch.projections.rollups import roll_up
+
+    ctx.catch_up()
+    rt = ctx.runtime
+    result = roll_up(rt.engine, rt.reference.timezone, rt.clock.now(), limit=limit).to_dict()
+    ctx.emit(result, f"rolled up {result['built']} day(s); {result['days']} in all, "
+                     f"{result['open_tickets']} ticket-day(s) still read raw (not ended when rolled up)")

@@ -24,6 +24,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.decode import paused_gc
 from dispatch.projections.durations import Minutes, minutes_for
 from dispatch.projections.records import EventRecord
+from dispatch.projections.rollups import forget
 from dispatch.projections.rows import TicketRows
 from dispatch.projections.writer import writer_for
 
@@ -359,6 +360,9 @@ def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, po
         b = _Batch(known, writer.db_time, minutes or minutes_for(conn))
         applied = _fold(b, records, tids)
         writer.write(conn, b)
+        if applied and claim:  # a day these events fall in can change: its rollup goes (``rollups``;
+            # a rebuild worker writes a fresh target of its own, which has none)
+            forget(conn, [r.data.get("occurred_at") for r in records])
         if rows is not None:
             for row in b.tickets.values():  # kept rows forget their calls (see _restore): memory
                 row["calls"] = _NO_CALLS

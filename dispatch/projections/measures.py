@@ -34,8 +34,9 @@ from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 
-__all__ = ["Question", "Group", "call_counts", "first_activity", "keys_of", "centre_counts", "close_counts", "closed_counts",
-           "escalation_counts", "evaluation_counts", "percentiles", "reported_counts"]
+__all__ = ["METRICS", "Question", "Group", "call_counts", "first_activity", "keys_of", "centre_counts", "close_counts",
+           "closed_counts", "escalation_counts", "evaluation_counts", "evaluation_firsts", "minute_values",
+           "nearest_rank", "percentiles", "previous_evaluation", "reported_counts"]
 
 Group = tuple[str, int]  # (unit, bucket)
 _K, _B = "g_key", "g_bucket"  # output names the GROUP BY refers to (distinct from any column's)
@@ -68,12 +69,19 @@ class Question:
     buckets: tuple[Window, ...] = ()
     street: str | None = None
     community: str | None = None
+    span: Window | None = None  # only this part of the period (the rest read from rollups)
+    # only the rows this admits: ``among(ticket_id column, time column) -> condition`` (rollups)
+    among: Any = None
 
     def within(self, column: Any) -> ColumnElement[bool]:
-        """``column`` in the period (and its buckets) and at or before the instant."""
+        """``column`` in the period (and its buckets; in ``span`` if given) and at or before the instant."""
         lo = self.buckets[0].start if self.buckets else self.start
         hi = self.buckets[-1].end if self.buckets else self.end
+        if self.span is not None:
+            lo, hi = self.span.start, self.span.end
         parts = [column <= self.as_of]
+        if self.among is not None:
+            parts.append(self.among(column.table.c.ticket_id, column))
         if lo is not None:
             parts.append(column >= lo)
         if hi is not None:
@@ -164,8 +172,41 @@ def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, 
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
     for row in _rows(conn, query):
         m = dict(row._mapping)
-        out[(m.pop(_K), int(m.pop(_B)), m.pop("g_role"))] = {k: (v or 0) for k, v in m.items()}
+        group = (m.pop(_K), int(m.pop(_B)), m.pop("g_role"))
+        out[group] = {k: (v or 0) for k, v in m.items()}
     return out
+
+
+METRICS = ("mtta_minutes", "mtth_minutes")
+
+
+def _metrics(q: Question) -> tuple[tuple[str, ColumnElement[bool], Any], ...]:
+    c, x = t.calls.c, _call_terms(q)
+    return (("mtta_minutes", x["acknowledged"], c.ack_minutes),
+            ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes))
+
+
+def minute_values(conn: Connection, q: Question, by: str) -> dict[tuple[Group, str], list[float]]:
+    """The minutes behind the percentiles, per (group, metric): MTTA of acknowledged calls, MTTH
+    of handled lead calls, unsorted."""
+    metrics = _metrics(q)
+    key, where = _calls(q, by)
+    values: dict[tuple[Group, str], list[float]] = defaultdict(list)
+    query = select(key, q.bucket(t.calls.c.dispatched_at),
+                   *[case((condition, minutes), else_=None) for _, condition, minutes in metrics]
+                   ).select_from(t.calls).where(*where, or_(*[condition for _, condition, _ in metrics]))
+    for k, bucket, ack, handle in conn.execute(query):
+        group = (k, int(bucket))
+        if ack is not None:
+            values[(group, "mtta_minutes")].append(ack)
+        if handle is not None:
+            values[(group, "mtth_minutes")].append(handle)
+    return values
+
+
+def nearest_rank(ordered: Any, n: int) -> tuple[Any, Any]:
+    """p50 and p90 (nearest rank: the ⌈p·n⌉-th smallest) of ``n`` sorted values."""
+    return ordered[max(1, math.ceil(0.5 * n)) - 1], ordered[max(1, math.ceil(0.9 * n)) - 1]
 
 
 def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, float | None]]:
@@ -174,10 +215,8 @@ def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str,
     ⌈p·n⌉-th); on SQLite, which has no ordered-set aggregate, the period's minutes are read in
     one pass and ranked here."""
     c = t.calls.c
-    x = _call_terms(q)
     out: dict[Group, dict[str, float | None]] = defaultdict(dict)
-    metrics = (("mtta_minutes", x["acknowledged"], c.ack_minutes),
-               ("mtth_minutes", and_(x["lead"], x["handled"]), c.handle_minutes))
+    metrics = _metrics(q)
     key, where = _calls(q, by)
     if conn.dialect.name == "postgresql":  # one pass: each aggregate filtered to its own calls
         aggregates = [func.percentile_disc(p).within_group(minutes).filter(and_(condition, minutes.is_not(None)))
@@ -188,21 +227,9 @@ def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str,
         for row in _rows(conn, query):
             out[(row[0], int(row[1]))].update({k: v for k, v in list(row._mapping.items())[2:]})
         return out
-    values: dict[tuple[Group, str], list[float]] = defaultdict(list)
-    query = select(key, q.bucket(c.dispatched_at),
-                   *[case((condition, minutes), else_=None) for _, condition, minutes in metrics]
-                   ).select_from(t.calls).where(*where, or_(*[condition for _, condition, _ in metrics]))
-    for k, bucket, ack, handle in conn.execute(query):
-        group = (k, int(bucket))
-        if ack is not None:
-            values[(group, "mtta_minutes")].append(ack)
-        if handle is not None:
-            values[(group, "mtth_minutes")].append(handle)
-    for (group, name), found in values.items():
+    for (group, name), found in minute_values(conn, q, by).items():
         found.sort()
-        n = len(found)
-        out[group][f"{name}_p50"] = found[max(1, math.ceil(0.5 * n)) - 1]
-        out[group][f"{name}_p90"] = found[max(1, math.ceil(0.9 * n)) - 1]
+        out[group][f"{name}_p50"], out[group][f"{name}_p90"] = nearest_rank(found, len(found))
     return out
 
 
@@ -318,6 +345,45 @@ def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dic
               func.count(func.distinct(ev.ticket_id)).label("tickets_evaluated"),
               func.count(func.distinct(reopened)).label("reopened")]
     query = _grouped(q, key, ev.at, *counts).where(q.within(ev.at), *q.place(ev))
+    return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
+            for row in _rows(conn, query)}
+
+
+def _evaluation_key(table: Any, by: str) -> Any:
+    return func.coalesce(table.c.department, "") if by == "department" else getattr(table.c, by)
+
+
+def previous_evaluation(q: Question, by: str, *, reopened: bool = False) -> Any:
+    """The time of the ticket's previous evaluation of the same unit (with ``reopened``: the
+    previous one reopened by the instant), for each evaluation row: distinct tickets counted
+    as the rows with none since the period's (bucket's) start."""
+    ev, before = t.evaluations, t.evaluations.alias("before")
+    conditions = [before.c.ticket_id == ev.c.ticket_id, before.c.version < ev.c.version,
+                  _evaluation_key(before, by) == _evaluation_key(ev, by)]
+    if reopened:
+        conditions.append(q.up_to(before.c.reopened_at))
+    return select(func.max(before.c.at)).where(*conditions).correlate(ev).scalar_subquery()
+
+
+def evaluation_firsts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
+    """``tickets_evaluated`` and ``reopened`` (distinct tickets) of the rows in ``q`` counted
+    without ``DISTINCT``: a row counts when the ticket has no earlier row of the unit in its
+    bucket (so a part of a period read here adds up with the part read from rollups)."""
+    ev = t.evaluations.c
+    windows = list(q.buckets) or [Window(q.start, q.end)]
+    if any(w.start is None for w in windows):
+        raise ValueError("evaluation_firsts needs a bounded period")
+
+    def first(previous: Any) -> ColumnElement[bool]:  # nothing of the unit since its bucket began
+        before = case(*[(ev.at < w.end, previous < w.start) for w in windows[:-1]], else_=previous < windows[-1].start) \
+            if len(windows) > 1 else previous < windows[0].start
+        return or_(previous.is_(None), before)
+
+    prev, prev_reopened = previous_evaluation(q, by), previous_evaluation(q, by, reopened=True)
+    query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at,
+                     _count(first(prev)).label("tickets_evaluated"),
+                     _count(and_(q.up_to(ev.reopened_at), first(prev_reopened))).label("reopened"),
+                     ).where(q.within(ev.at), *q.place(ev))
     return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
             for row in _rows(conn, query)}
 

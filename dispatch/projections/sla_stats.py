@@ -3,6 +3,8 @@ and the scorecard ranking (考核) built from them."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +13,7 @@ from sqlalchemy import Engine
 
 from dispatch.errors import DispatchError
 from dispatch.projections import measures as m
+from dispatch.projections import rollups
 from dispatch.projections.figures import (Settings, Window, add_counts, call_figures, centre_figures, close_figures,
                                           evaluation_figures)
 from dispatch.reference import Reference
@@ -72,11 +75,14 @@ def _name(reference: Reference, by: str, key: str) -> str:
 def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: datetime, period: str | None = None,
                    start: datetime | None = None, end: datetime | None = None,
                    settings: Settings | None = None, street: str | None = None,
-                   community: str | None = None, percentiles: bool = True) -> dict[str, Any]:
+                   community: str | None = None, percentiles: bool = True,
+                   use_rollups: bool = True) -> dict[str, Any]:
     """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
     that unit's tickets. Computed in the database (``measures``): one grouped query per family
-    of figures over the period's rows. ``percentiles=False`` leaves out the MTTA/MTTH
-    percentiles (their keys too), the dearest family, for views that do not show them."""
+    of figures over the period's rows — the settled days at its start from their rollups
+    (``rollups``; ``use_rollups=False``: raw rows only), the rest raw, added up. ``percentiles=False``
+    leaves out the MTTA/MTTH percentiles (their keys too), the dearest family, for views that
+    do not show them."""
     if by not in DIMENSIONS:
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
@@ -92,13 +98,18 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             tz = ZoneInfo(reference.timezone)
             labels = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
             q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community)
-        calls = m.call_counts(conn, q, by)
-        pct = m.percentiles(conn, q, by) if percentiles else {}
-        closes = m.close_counts(conn, q, by)
-        evals = m.evaluation_counts(conn, q, by)
-        centre = {} if by == "department" else m.centre_counts(conn, q, by)
-        others: list[Any] = [] if by == "department" else [m.closed_counts(conn, q, by),
-                                                           m.escalation_counts(conn, q, by)]
+        rolled = rollups.prefix(conn, q, ZoneInfo(reference.timezone)) if use_rollups else None
+        if rolled is None:
+            calls = m.call_counts(conn, q, by)
+            pct = m.percentiles(conn, q, by) if percentiles else {}
+            closes = m.close_counts(conn, q, by)
+            evals = m.evaluation_counts(conn, q, by)
+            centre = {} if by == "department" else m.centre_counts(conn, q, by)
+            others: list[Any] = [] if by == "department" else [m.closed_counts(conn, q, by),
+                                                               m.escalation_counts(conn, q, by)]
+        else:
+            calls, pct, closes, evals, centre, others = _with_rollups(conn, q, by, rolled,
+                                                                      ZoneInfo(reference.timezone), percentiles)
     per_group: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for (key, bucket, _role), counts in calls.items():
         per_group.setdefault((key, bucket), []).append(counts)
@@ -126,6 +137,63 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
         if by == "department":
             result["cooperation_ranking"] = _cooperation(calls, reference, settings)
     return result
+
+
+def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
+    """Counts of two parts of a period, added up group by group."""
+    for key, values in more.items():
+        if isinstance(values, dict):
+            mine = into.setdefault(key, {})
+            for name, n in values.items():
+                mine[name] = mine.get(name, 0) + n
+        else:
+            into[key] = into.get(key, 0) + values
+    return into
+
+
+def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
+                  percentiles: bool) -> tuple[Any, ...]:
+    """Every family's counts: the rolled-up days of the prefix, plus the raw rows after it."""
+    import numpy as np
+
+    got = rollups.rolled_counts(conn, q, by, rolled, tz)
+    calls, closes = got["calls"], got["closes"]
+    evals = {g: {**v, **got["firsts"].get(g, {"tickets_evaluated": 0, "reopened": 0})}
+             for g, v in got["evaluations"].items()}
+    centre = got.get("centre", {})
+    others = [] if by == "department" else [got["closed"], got["escalations"]]
+    hi = q.buckets[-1].end if q.buckets else q.end
+    raw = [replace(q, span=Window(rolled.start, rolled.end), among=rollups.open_rows(rolled))]  # its open tickets
+    if hi is None or rolled.end < hi:
+        raw.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
+    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
+                                                for k, blobs in got["minutes"].items()}
+    for part in raw:
+        _add(calls, m.call_counts(conn, part, by))
+        _add(closes, m.close_counts(conn, part, by))
+        raw_evals = m.evaluation_counts(conn, part, by)
+        firsts = m.evaluation_firsts(conn, part, by)
+        for group, counts in raw_evals.items():
+            counts.update(firsts.get(group, {"tickets_evaluated": 0, "reopened": 0}))
+        _add(evals, raw_evals)
+        if by != "department":
+            _add(centre, m.centre_counts(conn, part, by))
+            _add(others[0], m.closed_counts(conn, part, by))
+            _add(others[1], m.escalation_counts(conn, part, by))
+        if percentiles:
+            for key, values in m.minute_values(conn, part, by).items():
+                minutes.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+    pct: dict[Any, dict[str, Any]] = {}
+    if percentiles:
+        for (group, metric), parts in minutes.items():
+            values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            n = len(values)
+            if n:
+                k50, k90 = max(1, math.ceil(0.5 * n)) - 1, max(1, math.ceil(0.9 * n)) - 1
+                chosen = np.partition(values, [k50, k90])
+                pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
+                                                  f"{metric}_p90": float(chosen[k90])})
+    return calls, pct, closes, evals, centre, others
 
 
 def envelope(*, by: str, period: str | None, as_of: datetime, start: datetime | None, end: datetime | None,

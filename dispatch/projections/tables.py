@@ -14,11 +14,13 @@ import weakref
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer, MetaData, String, Table,
-                        TypeDecorator)
+from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer, LargeBinary, MetaData, String,
+                        Table, TypeDecorator)
 
-__all__ = ["METADATA", "UtcDateTime", "calls", "create_tables", "escalations", "evaluations",
-           "positions", "quarantined_events", "reopens", "ticket_states", "tickets"]
+__all__ = ["CALL_COUNTS", "EVALUATION_COUNTS", "METADATA", "ROLLUPS", "UtcDateTime", "calls", "create_tables",
+           "escalations", "evaluations", "positions", "quarantined_events", "reopens", "rollup_calls", "rollup_centre",
+           "rollup_closed", "rollup_closes", "rollup_days", "rollup_escalations", "rollup_evaluations",
+           "rollup_firsts", "rollup_minutes", "rollup_open", "ticket_states", "tickets"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -209,6 +211,59 @@ quarantined_events = Table(
     Column("reason", String(500), nullable=False),
 )
 
+# -- rollups of settled history (``dispatch.projections.rollups``) ----------------------------------------
+# Derived from the tables above, not from events: kept apart (``replay --verify`` compares the
+# read model only) and rebuilt by ``dispatch rollup``. A day is one local calendar day of the
+# reference data's timezone, "YYYY-MM-DD".
+ROLLUPS = MetaData()
+_Day = String(10)
+_Unit = String(200)
+
+
+def _rollup(name: str, *keys: Column[Any], counts: tuple[str, ...] = (), extra: tuple[Column[Any], ...] = ()) -> Table:
+    return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("dim", String(20), primary_key=True),
+                 Column("unit", _Unit, primary_key=True), *keys,
+                 *(Column(c, Float if c.endswith("_sum") else Integer, nullable=False) for c in counts), *extra)
+
+
+# the days rolled up: valid for an instant at or after ``settled_at`` (every time their rows hold
+# is earlier); an event whose business time falls in a day deletes its row here (``forget``)
+rollup_days = Table(
+    "rollup_days", ROLLUPS,
+    Column("day", _Day, primary_key=True),
+    Column("day_start", _T, nullable=False, index=True),
+    Column("day_end", _T, nullable=False),
+    Column("settled_at", _T, nullable=False),
+)
+# the tickets not ended when their day was rolled up: their rows of that day are read raw
+rollup_open = Table(
+    "rollup_open", ROLLUPS,
+    Column("day", _Day, primary_key=True),
+    Column("ticket_id", _Id, primary_key=True),
+    Column("day_start", _T, nullable=False),
+    Column("day_end", _T, nullable=False),
+    Column("settles_at", _T),  # ended, but a deadline its counts compare with is still ahead until then
+)
+Index("ix_rollup_open_ticket", rollup_open.c.ticket_id, rollup_open.c.day)
+CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
+               "lead_calls", "handled", "handle_on_time", "handle_overdue", "mtth_sum")
+rollup_calls = _rollup("rollup_calls", Column("role", String(20), primary_key=True), counts=CALL_COUNTS)
+# the day's minutes to report in / to handle, sorted float64 (merged exactly for percentiles)
+rollup_minutes = _rollup("rollup_minutes", Column("metric", String(20), primary_key=True),
+                         extra=(Column("n", Integer, nullable=False), Column("sorted", LargeBinary, nullable=False)))
+rollup_closes = _rollup("rollup_closes", counts=("closed_tickets", "close_on_time", "close_waiting_late"))
+rollup_centre = _rollup("rollup_centre", counts=("reported", "accept_on_time", "accept_judged", "dispatch_on_time",
+                                                 "dispatch_judged"))
+rollup_closed = _rollup("rollup_closed", counts=("n",))
+rollup_escalations = _rollup("rollup_escalations", Column("level", String(20), primary_key=True), counts=("n",))
+EVALUATION_COUNTS = ("evaluated", "satisfied", "basically_satisfied", "unsatisfied", "contacted", "resolved")
+rollup_evaluations = _rollup("rollup_evaluations", counts=EVALUATION_COUNTS)
+# distinct tickets do not add up over days: each evaluation row is counted with the local day of
+# the ticket's previous one of the same unit (kind "evaluated"; "reopened": of the previous reopened
+# one), "" for none; a ticket is new to a period when that day is before the period's first
+rollup_firsts = _rollup("rollup_firsts", Column("kind", String(20), primary_key=True),
+                        Column("prev_day", _Day, primary_key=True), counts=("n",))
+
 # engines whose tables exist; weak, so a new engine at a dead one's address is not taken for it
 _created: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -222,7 +277,8 @@ def create_tables(engine: Engine) -> None:
 
     with _creating:
         create_all(engine, METADATA)
-        for table in METADATA.sorted_tables:  # an index added by a later version, on tables that exist
+        create_all(engine, ROLLUPS)
+        for table in (*METADATA.sorted_tables, *ROLLUPS.sorted_tables):  # an index added by a later version, on tables that exist
             for index in table.indexes:
                 try:
                     with engine.begin() as conn:

@@ -84,6 +84,7 @@ class WebService:
         while not self._stop.is_set():
             try:
                 watchdog.tick()
+                watchdog.keep_rollups()
             except Exception:  # noqa: BLE001 - a background failure is logged, the server goes on
                 log.exception("background watchdog failed")
             self._stop.wait(self.watchdog_every)

@@ -1,0 +1,345 @@
+"""Rollups of settled history: per local day and unit, the counts every SLA figure is made of.
+
+A district's quarter of SLA figures would otherwise read every call, evaluation and ticket of
+the quarter each time. An ended ticket takes no more events, so the rows it keys in a day (its
+calls dispatched, its report, first dispatch or closing, its evaluations and escalations that
+day) can no longer change — as of any instant at or after the latest time they hold (a
+deadline, an answer, the ending). ``roll_up`` writes, for each local day before today, for each
+dimension (department, category, community, street) and unit, what ``measures`` computes over
+the day's rows of **ended** tickets as of that instant (the day's ``settled_at``):
+
+- ``rollup_calls``: report-in and handling counts and minute sums, per role;
+- ``rollup_minutes``: the day's MTTA / MTTH minutes, sorted (float64): percentiles are merged
+  **exactly** (the ⌈p·n⌉-th smallest of the concatenated days), not estimated;
+- ``rollup_closes``, ``rollup_centre``, ``rollup_closed``, ``rollup_escalations``,
+  ``rollup_evaluations``: the other families' counts;
+- ``rollup_firsts``: distinct tickets (evaluated, reopened) do not add up over days, so each
+  evaluation row is kept with the local day of the ticket's previous one of the same unit: a
+  ticket is new to a period when that day is before the period's (bucket's) first;
+- ``rollup_open``: the tickets not ended then, whose rows of that day are read raw at question
+  time (a few in a hundred; ``roll_up`` rolls the day again once some of them have ended).
+
+``rollup_days`` lists the days rolled up. An event whose business time falls in a rolled-up day
+(a backfill, a late report) deletes that day there, in the same transaction that applies it
+(``forget``, from ``apply``), so a rollup is never read stale; ``roll_up`` writes it again. On
+PostgreSQL the builder takes the projections' lock, so no batch is applied between its reading a
+day and writing it.
+
+``rolled_counts`` answers for a **prefix** of rolled-up days — consecutive local days from the
+period's start, each settled by the instant asked; ``sla_stats`` adds the raw rows of the
+prefix's open tickets and every raw row after the prefix (``measures`` over that span).
+Questions limited to a street or a community, or whose start is not a local midnight, read raw
+rows only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, literal_column, or_, select, text, union
+
+from dispatch.projections import measures as m
+from dispatch.projections import tables as t
+from dispatch.projections.figures import Window
+
+__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "forget", "open_rows", "prefix", "roll_up", "rolled_counts"]
+
+DIMENSIONS = ("department", "category", "community", "street")
+_MICRO = timedelta(microseconds=1)
+_FAMILIES = (t.rollup_calls, t.rollup_minutes, t.rollup_closes, t.rollup_centre, t.rollup_closed,
+             t.rollup_escalations, t.rollup_evaluations, t.rollup_firsts)
+
+
+# -- invalidation (from the projection's own transaction) ---------------------------------------------
+
+def forget(conn: Connection, times: Iterable[datetime]) -> None:
+    """The days holding any of ``times`` (events just applied) are rolled up no more."""
+    found = [at for at in times if isinstance(at, datetime) and at.tzinfo is not None and 1900 < at.year < 9000]
+    # (an impossible time was quarantined, not applied: it made no row)
+    if not found:
+        return
+    d = t.rollup_days.c
+    conn.execute(delete(t.rollup_days).where(d.day_end > min(found), d.day_start <= max(found)))
+
+
+# -- building ------------------------------------------------------------------------------------------
+
+def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=tz)
+    nxt = day + timedelta(days=1)
+    return start, datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
+
+
+def _day_rows(d0: datetime, d1: datetime, *, ended: bool) -> Any:
+    """The tickets with a row keyed in ``[d0, d1)``, ended or not yet."""
+    tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
+
+    def within(column: Any) -> Any:
+        return and_(column >= d0, column < d1)
+
+    state = tk.ended_at.is_not(None) if ended else tk.ended_at.is_(None)
+    parts = [select(tk.ticket_id).where(within(tk.reported_at), state),
+             select(tk.ticket_id).where(within(tk.first_dispatched_at), state),
+             select(tk.ticket_id).where(within(tk.closed_at), state),
+             select(c.ticket_id).join(t.tickets, tk.ticket_id == c.ticket_id).where(within(c.dispatched_at), state),
+             select(ev.ticket_id).join(t.tickets, tk.ticket_id == ev.ticket_id).where(within(ev.at), state),
+             select(es.ticket_id).join(t.tickets, tk.ticket_id == es.ticket_id).where(within(es.at), state)]
+    return union(*parts)
+
+
+def _settles(conn: Connection, d0: datetime, d1: datetime) -> dict[str, datetime]:
+    """When each ended ticket with a row in the day stops counting differently as of later
+    instants: its ending (no event comes after it) or, if later, a deadline a count still
+    compares with the instant — the report-in of a call left unanswered and never closed out (a
+    superseded one), the handling of a lead call left unhandled (docs/figures.md)."""
+    tk, c = t.tickets.c, t.calls.c
+    ids = _day_rows(d0, d1, ended=True).subquery()
+    found = dict(conn.execute(select(tk.ticket_id, tk.ended_at).where(tk.ticket_id.in_(select(ids.c[0])))).all())
+    unanswered = select(c.ticket_id, func.max(c.ack_due)).where(
+        c.ticket_id.in_(select(ids.c[0])), c.answered_at.is_(None), c.closed_out_at.is_(None)).group_by(c.ticket_id)
+    unhandled = select(c.ticket_id, func.max(c.handle_due)).where(
+        c.ticket_id.in_(select(ids.c[0])), c.role == "lead", c.handled_at.is_(None), c.handle_due.is_not(None),
+        or_(c.answer.is_(None), c.answer != "rejected")).group_by(c.ticket_id)
+    for query in (unanswered, unhandled):
+        for tid, due in conn.execute(query):
+            if due is not None and due > found[tid]:
+                found[tid] = due
+    return found
+
+
+def _rows_of(day: str, dim: str, counts: dict[Any, dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+    out = []
+    for group, values in counts.items():
+        row: dict[str, Any] = {"day": day, "dim": dim, "unit": group[0]}
+        for name, value in zip(names, group[2:]):
+            row[name] = value
+        row.update(values)
+        out.append(row)
+    return out
+
+
+def _ended_only(day: str) -> Any:
+    """A ``Question.among`` admitting the rows of the tickets not open when ``day`` was rolled up."""
+    o = t.rollup_open.c
+
+    def among(ticket_id: Any, time: Any) -> Any:
+        return ticket_id.not_in(select(o.ticket_id).where(o.day == day))
+    return among
+
+
+def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: datetime) -> None:
+    import numpy as np
+
+    for table in (*_FAMILIES, t.rollup_open):
+        conn.execute(delete(table).where(table.c.day == day))
+    settles = _settles(conn, d0, d1)
+    later = {tid for tid, at in settles.items() if at > now}  # a deadline still ahead: read raw for now
+    open_ids = sorted(set(conn.execute(_day_rows(d0, d1, ended=False)).scalars()) | later)
+    if open_ids:
+        conn.execute(insert(t.rollup_open), [{"day": day, "ticket_id": i, "day_start": d0, "day_end": d1,
+                                              "settles_at": settles.get(i)} for i in open_ids])
+    settled = max([d0, *(at for tid, at in settles.items() if tid not in later)]) + _MICRO
+    q = m.Question(settled, d0, d1, among=_ended_only(day))
+    rows: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for dim in DIMENSIONS:
+        rows[t.rollup_calls] += _rows_of(day, dim, m.call_counts(conn, q, dim), "role")
+        for (group, metric), values in m.minute_values(conn, q, dim).items():
+            ordered = np.sort(np.asarray(values, dtype=np.float64))
+            rows[t.rollup_minutes].append({"day": day, "dim": dim, "unit": group[0], "metric": metric,
+                                           "n": len(ordered), "sorted": ordered.tobytes()})
+        rows[t.rollup_closes] += _rows_of(day, dim, m.close_counts(conn, q, dim))
+        if dim != "department":
+            rows[t.rollup_centre] += _rows_of(day, dim, m.centre_counts(conn, q, dim))
+            rows[t.rollup_closed] += [{"day": day, "dim": dim, "unit": g[0], "n": n}
+                                      for g, n in m.closed_counts(conn, q, dim).items()]
+            rows[t.rollup_escalations] += [{"day": day, "dim": dim, "unit": g[0], "level": g[2], "n": n}
+                                           for g, n in m.escalation_counts(conn, q, dim).items()]
+        for group, counts in m.evaluation_counts(conn, q, dim).items():
+            rows[t.rollup_evaluations].append({"day": day, "dim": dim, "unit": group[0],
+                                               **{k: counts[k] for k in t.EVALUATION_COUNTS}})
+        rows[t.rollup_firsts] += _firsts(conn, q, dim, day)
+    for table in _FAMILIES:
+        if rows[table]:
+            conn.execute(insert(table), rows[table])
+    conn.execute(delete(t.rollup_days).where(t.rollup_days.c.day == day))
+    conn.execute(insert(t.rollup_days).values(day=day, day_start=d0, day_end=d1, settled_at=settled))
+
+
+def _firsts(conn: Connection, q: m.Question, dim: str, day: str) -> list[dict[str, Any]]:
+    ev = t.evaluations
+    key = func.coalesce(ev.c.department, "") if dim == "department" else getattr(ev.c, dim)
+    query = select(key, m.previous_evaluation(q, dim), ev.c.reopened_at,
+                   m.previous_evaluation(q, dim, reopened=True)).where(q.within(ev.c.at))
+    tz = q.start.tzinfo if q.start is not None else timezone.utc
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for unit, previous, reopened, previous_reopened in conn.execute(query):
+        counts[(unit, "evaluated", _local_day(previous, tz))] += 1
+        if reopened is not None:
+            counts[(unit, "reopened", _local_day(previous_reopened, tz))] += 1
+    return [{"day": day, "dim": dim, "unit": unit, "kind": kind, "prev_day": prev, "n": n}
+            for (unit, kind, prev), n in counts.items()]
+
+
+def _local_day(at: datetime | None, tz: Any) -> str:
+    return "" if at is None else at.astimezone(tz).date().isoformat()
+
+
+@dataclass
+class RollupResult:
+    built: int = 0  # days rolled up (or again) by this run
+    days: int = 0  # rolled up in all, after it
+    open_tickets: int = 0  # (day, ticket) rows read raw: tickets not ended when their day was rolled up
+
+    def to_dict(self) -> dict[str, int]:
+        return {"built": self.built, "days": self.days, "open_tickets": self.open_tickets}
+
+
+def roll_up(engine: Engine, timezone_name: str, now: datetime, *, limit: int | None = None) -> RollupResult:
+    """Roll up every local day before ``now``'s not rolled up yet, and again those some of whose
+    open tickets have ended since (at most ``limit`` days), one transaction per day."""
+    t.ensure_tables(engine)
+    tz = ZoneInfo(timezone_name)
+    today = now.astimezone(tz).date()
+    result = RollupResult()
+    o, tk = t.rollup_open.c, t.tickets.c
+    with engine.connect() as conn:
+        first = conn.execute(select(func.min(tk.reported_at))).scalar()
+        done = set(conn.execute(select(t.rollup_days.c.day)).scalars())
+        ended = or_(and_(o.settles_at.is_(None), tk.ended_at.is_not(None)), o.settles_at <= now)
+        again = set(conn.execute(select(o.day).join(t.tickets, tk.ticket_id == o.ticket_id)
+                                 .where(ended).distinct()).scalars())
+    if first is None:
+        return result
+    day = first.astimezone(tz).date()
+    while day < today and (limit is None or result.built < limit):
+        name = day.isoformat()
+        if name not in done or name in again:
+            d0, d1 = _day_bounds(day, tz)
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(48151623)"))  # the projections' (apply._claim)
+                _build_day(conn, name, d0, d1, now)
+            result.built += 1
+        day += timedelta(days=1)
+    with engine.connect() as conn:
+        result.days = int(conn.execute(select(func.count()).select_from(t.rollup_days)).scalar() or 0)
+        result.open_tickets = int(conn.execute(select(func.count()).select_from(t.rollup_open)).scalar() or 0)
+    return result
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prefix:
+    """Rolled-up days ``[first, last]`` covering ``[start, end)`` of the question."""
+
+    first: str
+    last: str
+    start: datetime
+    end: datetime
+
+
+def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
+    """The longest run of rolled-up days from the question's start, each settled by its instant
+    and inside its period (None: read raw rows only)."""
+    lo = q.buckets[0].start if q.buckets else q.start
+    hi = q.buckets[-1].end if q.buckets else q.end
+    if lo is None or q.street is not None or q.community is not None:
+        return None
+    local = lo.astimezone(tz)
+    if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
+        return None
+    d = t.rollup_days.c
+    query = select(d.day, d.day_start, d.day_end, d.settled_at).where(d.day_start >= lo).order_by(d.day)
+    if hi is not None:
+        query = query.where(d.day_end <= hi)
+    expected, first, last, end = local.date(), None, None, None
+    for day, day_start, day_end, settled_at in conn.execute(query):
+        if day != expected.isoformat() or settled_at > q.as_of:
+            break
+        first, last, end = first or day, day, day_end
+        expected += timedelta(days=1)
+    if last is None or end is None:
+        return None
+    return Prefix(first, last, lo, end)
+
+
+def open_rows(p: Prefix) -> Any:
+    """A ``Question.among`` admitting the rows, in the prefix's days, of the tickets open when
+    their day was rolled up."""
+    o = t.rollup_open.c
+
+    def among(ticket_id: Any, time: Any) -> Any:
+        days = and_(o.day >= p.first, o.day <= p.last)
+        return and_(ticket_id.in_(select(o.ticket_id).where(days)),
+                    select(o.ticket_id).where(o.ticket_id == ticket_id, days, o.day_start <= time,
+                                              o.day_end > time).exists())
+    return among
+
+
+def _day_bucket(q: m.Question, tz: ZoneInfo, day: Any) -> Any:
+    """The bucket index of a rollup row's day (the question's buckets are local days' starts)."""
+    if len(q.buckets) <= 1:
+        return literal_column("0")
+    ends = [w.end.astimezone(tz).date().isoformat() for w in q.buckets[:-1] if w.end is not None]
+    return case(*[(day < end, literal_column(str(i))) for i, end in enumerate(ends)],
+                else_=literal_column(str(len(q.buckets) - 1)))
+
+
+def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
+    windows = list(q.buckets) or [Window(q.start, q.end)]
+    return [w.start.astimezone(tz).date().isoformat() if w.start is not None else "" for w in windows]
+
+
+def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Any]:
+    """Every family's counts over the prefix's days, keyed as ``measures`` keys them."""
+    out: dict[str, Any] = {}
+
+    def grouped(table: Any, columns: Sequence[str], *extra: str) -> dict[Any, dict[str, Any]]:
+        c = table.c
+        bucket = _day_bucket(q, tz, c.day)
+        query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra], *[func.sum(c[n]).label(n) for n in columns])
+                 .where(c.dim == by, c.day >= p.first, c.day <= p.last)
+                 .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+        found = {}
+        for row in conn.execute(query):
+            values = row._mapping
+            found[(row[0], int(row[1]), *row[2:2 + len(extra)])] = {n: values[n] or 0 for n in columns}
+        return found
+
+    out["calls"] = grouped(t.rollup_calls, t.CALL_COUNTS, "role")
+    out["closes"] = {k: v for k, v in grouped(t.rollup_closes, ("closed_tickets", "close_on_time",
+                                                                 "close_waiting_late")).items()}
+    if by != "department":
+        out["centre"] = grouped(t.rollup_centre, ("reported", "accept_on_time", "accept_judged", "dispatch_on_time",
+                                                  "dispatch_judged"))
+        out["closed"] = {k: v["n"] for k, v in grouped(t.rollup_closed, ("n",)).items()}
+        out["escalations"] = {k: v["n"] for k, v in grouped(t.rollup_escalations, ("n",), "level").items()}
+    out["evaluations"] = grouped(t.rollup_evaluations, t.EVALUATION_COUNTS)
+    # distinct tickets: the rows whose previous one of the unit came before their bucket's start
+    f = t.rollup_firsts.c
+    bucket = _day_bucket(q, tz, f.day)
+    starts = _bucket_starts(q, tz)
+    start_of = case(*[(bucket == literal_column(str(i)), literal_column(f"'{s}'")) for i, s in enumerate(starts)],
+                    else_=literal_column("''")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
+    query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
+             .where(f.dim == by, f.day >= p.first, f.day <= p.last, f.prev_day < start_of)
+             .group_by(f.unit, literal_column("b"), f.kind))
+    firsts: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
+    for unit, b, kind, n in conn.execute(query):
+        firsts[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
+    out["firsts"] = dict(firsts)
+    # the minutes: each group's sorted days, concatenated
+    mn = t.rollup_minutes.c
+    query = (select(mn.unit, _day_bucket(q, tz, mn.day), mn.metric, mn.sorted)
+             .where(mn.dim == by, mn.day >= p.first, mn.day <= p.last))
+    minutes: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
+    for unit, b, metric, blob in conn.execute(query):
+        minutes[((unit, int(b)), metric)].append(bytes(blob))
+    out["minutes"] = minutes
+    return out
