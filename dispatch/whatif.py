@@ -226,8 +226,9 @@ def _events(app: Any, ids: Sequence[str]) -> list[list[Any]]:
 
 
 def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
-             advance: Callable[[int], None] = lambda n: None) -> Engine:
-    """A scratch read model of the tickets ``ids`` under ``reference``'s rules."""
+             advance: Callable[[int], None] = lambda n: None, events: Any = None) -> Engine:
+    """A scratch read model of the tickets ``ids`` under ``reference``'s rules (``events``: where
+    their events come from, ``ids -> [[record, …] per ticket]``; the event store by default)."""
     from dispatch.projections.apply import apply_batch
     from dispatch.projections.durations import minutes_from
 
@@ -236,7 +237,8 @@ def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
     engine = _scratch()
     for n, i in enumerate(range(0, len(ids), _CHUNK)):
         chunk = ids[i:i + _CHUNK]
-        records = [r for ticket in _events(runtime.app, chunk) for r in rewrite(ticket, policy)]
+        found = events(chunk) if events is not None else _events(runtime.app, chunk)
+        records = [r for ticket in found for r in rewrite(ticket, policy)]
         with engine.begin() as conn:
             apply_batch(conn, records, source="what-if", position=n, minutes=minutes)
         advance(len(chunk))
@@ -345,7 +347,7 @@ def _routing(current: Reference, other: Reference, leads: Mapping[tuple[str, str
 
 def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = None, by: str | None = None, per: str | None = None,
             street: str | None = None, community: str | None = None, dashboard: bool = False,
-            settings: Any = None, identity: Any = None, progress: bool = False) -> dict[str, Any]:
+            settings: Any = None, identity: Any = None, progress: bool = False, events: Any = None) -> dict[str, Any]:
     """The figures of ``dispatch sla`` (``by``, ``per``) or of a dashboard (``dashboard``, of
     ``street`` or ``community``) for ``period`` (a ``queries.Window``), actual and under the
     rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
@@ -378,7 +380,7 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         leads = v.lead_calls(conn, q)
         live_verdicts = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
     with EventProgress(len(ids), "what-if", enabled=progress) as bar:
-        scratch = replayed(runtime, ids, other, bar.advance)
+        scratch = replayed(runtime, ids, other, bar.advance, events)
     try:
         if dashboard:
             make = street_dashboard if street else community_dashboard

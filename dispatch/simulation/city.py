@@ -26,7 +26,7 @@ from dispatch.projections.apply import TicketRows, apply_batch
 from dispatch.projections.records import DATETIME_FIELDS, EventRecord
 from dispatch.projections.reader import StoreReader
 
-__all__ = ["Template", "lay_down", "simulate_template", "variant_places", "with_variants"]
+__all__ = ["CopiedEvents", "Template", "lay_down", "plan_of", "simulate_template", "variant_places", "with_variants"]
 
 _NS = uuid.UUID("5b0a6f1e-7c3d-4e1a-9a43-0c1d2e3f4a5b")
 _TIME_MAPS = frozenset({"dues"})
@@ -152,8 +152,7 @@ def lay_down(engine: Engine, template: Template, *, weeks: int, per_week: int = 
     (weeks ``first_week`` … counted from the template's start); returns the tickets laid down.
     With ``variants`` > 1 the copies of a week go round the repeated streets (``with_variants``).
     With ``workers`` > 1, forked processes take every n-th copy (PostgreSQL)."""
-    plan = [(n, d + timedelta(weeks=first_week), n % per_week % variants + 1)
-            for n, d in copies(template, weeks, per_week)]
+    plan = plan_of(template, weeks=weeks, per_week=per_week, first_week=first_week, variants=variants)
     last = max(d for _, d, _ in plan) - timedelta(weeks=1) if plan else timedelta()
     if workers <= 1:
         _lay(engine, template, plan, last, on_progress)
@@ -197,3 +196,48 @@ def _lay(engine: Engine, template: Template, plan: list[tuple[int, timedelta, in
                                 rows=rows, minutes=minutes)
             if on_progress is not None:
                 on_progress(template.tickets)
+
+
+class CopiedEvents:
+    """The events of laid-down copies, by ticket id, made again from the template (a city-scale
+    read model has no event store behind it): what ``dispatch.whatif`` reads for the benchmark.
+    ``plan`` as ``lay_down`` makes it: (copy number, shift, street variant)."""
+
+    def __init__(self, template: Template, plan: list[tuple[int, timedelta, int]]):
+        self.template = template
+        self.by_ticket: dict[uuid.UUID, list[EventRecord]] = {}
+        for r in template.records:
+            self.by_ticket.setdefault(r.ticket_id, []).append(r)
+        self.copies: dict[str, tuple[uuid.UUID, int]] = {}  # copy id -> (template ticket, plan index)
+        self.plan = plan
+        for index, (number, _, _) in enumerate(plan):
+            for tid in self.by_ticket:
+                self.copies[str(uuid.uuid5(_NS, f"{tid}:{number}"))] = (tid, index)
+        self._ids: dict[int, dict[str, str]] = {}
+
+    def _names(self, index: int) -> dict[str, str]:
+        found = self._ids.get(index)
+        if found is None:
+            number, _, variant = self.plan[index]
+            found = {str(tid): str(uuid.uuid5(_NS, f"{tid}:{number}")) for tid in self.by_ticket}
+            found.update(variant_places(self.template, variant))
+            self._ids = {index: found}  # one copy's names at a time: memory
+        return found
+
+    def __call__(self, ids: list[str]) -> list[list[EventRecord]]:
+        out = []
+        for cid in sorted(ids, key=lambda i: self.copies[i][1] if i in self.copies else -1):
+            if cid not in self.copies:
+                continue
+            tid, index = self.copies[cid]
+            names, delta = self._names(index), self.plan[index][1]
+            out.append([replace(r, ticket_id=uuid.UUID(cid), data=_shift(r.data, delta, "", names))
+                        for r in self.by_ticket[tid]])
+        return out
+
+
+def plan_of(template: Template, *, weeks: int, per_week: int = 1, first_week: int = 0,
+            variants: int = 1) -> list[tuple[int, timedelta, int]]:
+    """The copies ``lay_down`` lays with these arguments."""
+    return [(n, d + timedelta(weeks=first_week), n % per_week % variants + 1)
+            for n, d in copies(template, weeks, per_week)]

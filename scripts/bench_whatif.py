@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""A what-if of a district's quarter at city scale, timed beside its floors.
+
+    scripts/bench_whatif.py --db URL --result bench-results/city-sqlite.json [--backend SQLite]
+
+Runs on a read model ``scripts/bench_city.py`` laid down (``--keep`` for SQLite; the PostgreSQL
+URL it prints). Such a read model has no event store behind it, so the tickets' events are made
+again from the cached template (``city.CopiedEvents``) — the what-if reads them where it would
+read the store. The question: ``sla --by department`` for the history's last quarter (91 days)
+under the rules in force with report-in doubled and a working day of the quarter made a holiday;
+timed once, with the progress bar on stderr. Floors, measured in the same run: making those
+tickets' events alone, and the same question from the live read model (``dispatch sla``).
+Writes ``bench-results/whatif-<backend>.json``. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from dispatch.bootstrap import bootstrap  # noqa: E402
+from dispatch.logs import configure_logging  # noqa: E402
+from dispatch.projections import sla_statistics  # noqa: E402
+from dispatch.projections import verdicts  # noqa: E402
+from dispatch.projections.measures import Question  # noqa: E402
+from dispatch.queries import Window  # noqa: E402
+from dispatch.simulation import city  # noqa: E402
+from dispatch.whatif import export_rules, what_if  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="the read model bench_city.py laid down")
+    parser.add_argument("--result", required=True, help="bench_city.py's result file (the history's shape)")
+    parser.add_argument("--backend", default="SQLite")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    shape = json.loads(Path(args.result).read_text())[f"{args.backend} build"]
+    cached = REPO / "bench-results" / "city-template.pickle"
+    import pickle
+
+    tpl = pickle.loads(cached.read_bytes())["template"]
+    runtime = bootstrap(args.db, create=False)
+    plan = city.plan_of(tpl, weeks=shape["weeks"], per_week=shape["per_week"], variants=shape["per_week"])
+    started = time.perf_counter()
+    source = city.CopiedEvents(tpl, plan)
+    index_seconds = time.perf_counter() - started
+    end = tpl.start + timedelta(weeks=shape["weeks"])
+    start = end - timedelta(days=91)
+    period = Window(start, end, end - timedelta(microseconds=1))
+    rules = export_rules(runtime.reference)
+    for rule in rules["sla"]:
+        rule["ack_minutes"] *= 2
+        rule["handle_minutes"] = max(rule["handle_minutes"], rule["ack_minutes"])
+        rule["feedback_minutes"] = max(rule["feedback_minutes"], rule["handle_minutes"])
+    holiday = (end - timedelta(days=30)).astimezone(start.tzinfo).date()
+    while holiday.weekday() >= 5:
+        holiday += timedelta(days=1)
+    rules["calendar_overrides"] = {**rules.get("calendar_overrides", {}), holiday.isoformat(): "holiday"}
+    folder = Path(tempfile.mkdtemp(prefix="bench-whatif-"))
+    path = folder / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+
+    started = time.perf_counter()
+    result = what_if(runtime, str(path), period=period, by="department", progress=True, events=source)
+    seconds = time.perf_counter() - started
+
+    with runtime.engine.connect() as conn:  # floors
+        ids = verdicts.touched(conn, Question(period.as_of, start, end))
+    started = time.perf_counter()
+    made = sum(len(ticket) for i in range(0, len(ids), 2000) for ticket in source(ids[i:i + 2000]))
+    events_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    sla_statistics(runtime.engine, runtime.reference, by="department", as_of=period.as_of, start=start, end=end)
+    sla_seconds = time.perf_counter() - started
+    out = {"backend": args.backend, "tickets": result["tickets"], "events": made, "seconds": round(seconds, 2),
+           "floor_events_seconds": round(events_seconds, 2), "floor_sla_seconds": round(sla_seconds, 3),
+           "source_index_seconds": round(index_seconds, 2), "changed": result["changed"],
+           "figures_moved": sum(1 for r in result["rows"] if r["delta"] not in (0, None)),
+           "history_tickets": shape["tickets"]}
+    runtime.close()
+    (REPO / "bench-results").mkdir(exist_ok=True)
+    (REPO / "bench-results" / f"whatif-{args.backend.lower()}.json").write_text(json.dumps(out, indent=1))
+    print(f"{args.backend}: what-if of a quarter ({out['tickets']:,} tickets, {made:,} events, of a history of "
+          f"{shape['tickets']:,}): {seconds:.1f} s; floors: making the events {events_seconds:.1f} s, the same "
+          f"question live {sla_seconds * 1000:.0f} ms; {out['changed']:,} deadline verdicts changed, "
+          f"{out['figures_moved']} figures moved")
+
+
+if __name__ == "__main__":
+    main()
