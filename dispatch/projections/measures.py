@@ -358,8 +358,9 @@ def previous_evaluation(q: Question, by: str, *, reopened: bool = False) -> Any:
     previous one reopened by the instant), for each evaluation row: distinct tickets counted
     as the rows with none since the period's (bucket's) start."""
     ev, before = t.evaluations, t.evaluations.alias("before")
+    # the unit compared through coalesce: no place index may drive this (the ticket's own rows do)
     conditions = [before.c.ticket_id == ev.c.ticket_id, before.c.version < ev.c.version,
-                  _evaluation_key(before, by) == _evaluation_key(ev, by)]
+                  func.coalesce(getattr(before.c, by), "") == func.coalesce(getattr(ev.c, by), "")]
     if reopened:
         conditions.append(q.up_to(before.c.reopened_at))
     return select(func.max(before.c.at)).where(*conditions).correlate(ev).scalar_subquery()
