@@ -52,6 +52,13 @@ def add_counts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {k: sum(p.get(k) or 0 for p in parts) for k in _CALL_COUNTS}
 
 
+def _mean(total: float, n: int) -> float | None:
+    """A mean of minutes, to a millionth of a minute: a sum of floats depends on the order it was
+    added up in (the last bits), and the figures are the same however the rows were summed —
+    by the database in one pass, or day by day from rollups."""
+    return round(total / n, 6) if n else None
+
+
 def call_figures(n: Mapping[str, Any], pct: Mapping[str, float | None]) -> dict[str, Any]:
     """Report-in (报到) and handling (处置) figures of one group's calls dispatched in the period."""
     dispatched, answered, rejected, on_time = n["dispatched"], n["answered"], n["rejected"], n["ack_on_time"]
@@ -64,12 +71,12 @@ def call_figures(n: Mapping[str, Any], pct: Mapping[str, float | None]) -> dict[
         "ack_pending": dispatched - judged, "ack_on_time_rate": rate(on_time, judged),
         "rejection_rate": rate(rejected, answered),
         "dispatch_accuracy": None if not dispatched else 1 - rejected / dispatched,
-        "mtta_minutes_mean": n["mtta_sum"] / n["mtta_n"] if n["mtta_n"] else None,
+        "mtta_minutes_mean": _mean(n["mtta_sum"], n["mtta_n"]),
         "mtta_minutes_p50": pct.get("mtta_minutes_p50"), "mtta_minutes_p90": pct.get("mtta_minutes_p90"),
         "lead_calls": n["lead_calls"], "handled": handled, "handle_on_time": h_on_time,
         "handle_late": h_judged - h_on_time, "handle_pending": n["lead_calls"] - h_judged,
         "handle_on_time_rate": rate(h_on_time, h_judged),
-        "mtth_minutes_mean": n["mtth_sum"] / handled if handled else None,
+        "mtth_minutes_mean": _mean(n["mtth_sum"], handled),
         "mtth_minutes_p50": pct.get("mtth_minutes_p50"), "mtth_minutes_p90": pct.get("mtth_minutes_p90"),
     }
 

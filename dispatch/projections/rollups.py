@@ -47,7 +47,8 @@ from dispatch.projections import measures as m
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 
-__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "forget", "open_rows", "prefix", "roll_up", "rolled_counts"]
+__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "forget", "open_rows", "prefix", "roll_up", "rolled_counts",
+           "settling_rows"]
 
 DIMENSIONS = ("department", "category", "community", "street")
 _MICRO = timedelta(microseconds=1)
@@ -135,7 +136,7 @@ def _ended_only(day: str) -> Any:
 def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: datetime) -> None:
     import numpy as np
 
-    for table in (*_FAMILIES, t.rollup_open):
+    for table in (*_FAMILIES, t.rollup_open, t.rollup_settles):
         conn.execute(delete(table).where(table.c.day == day))
     settles = _settles(conn, d0, d1)
     later = {tid for tid, at in settles.items() if at > now}  # a deadline still ahead: read raw for now
@@ -144,6 +145,10 @@ def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: date
         conn.execute(insert(t.rollup_open), [{"day": day, "ticket_id": i, "day_start": d0, "day_end": d1,
                                               "settles_at": settles.get(i)} for i in open_ids])
     settled = max([d0, *(at for tid, at in settles.items() if tid not in later)]) + _MICRO
+    after = [{"day": day, "ticket_id": tid, "day_start": d0, "day_end": d1, "settles_at": at + _MICRO}
+             for tid, at in sorted(settles.items()) if tid not in later and at + _MICRO >= d1]
+    if after:
+        conn.execute(insert(t.rollup_settles), after)
     q = m.Question(settled, d0, d1, among=_ended_only(day))
     rows: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for dim in DIMENSIONS:
@@ -245,8 +250,8 @@ class Prefix:
 
 
 def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
-    """The longest run of rolled-up days from the question's start, each settled by its instant
-    and inside its period (None: read raw rows only)."""
+    """The longest run of rolled-up days from the question's start, inside its period and over
+    by its instant (every row of them at or before it; None: read raw rows only)."""
     lo = q.buckets[0].start if q.buckets else q.start
     hi = q.buckets[-1].end if q.buckets else q.end
     if lo is None or q.street is not None or q.community is not None:
@@ -255,18 +260,31 @@ def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
         return None
     d = t.rollup_days.c
-    query = select(d.day, d.day_start, d.day_end, d.settled_at).where(d.day_start >= lo).order_by(d.day)
+    query = select(d.day, d.day_end).where(d.day_start >= lo, d.day_end <= q.as_of + _MICRO).order_by(d.day)
     if hi is not None:
         query = query.where(d.day_end <= hi)
     expected, first, last, end = local.date(), None, None, None
-    for day, day_start, day_end, settled_at in conn.execute(query):
-        if day != expected.isoformat() or settled_at > q.as_of:
+    for day, day_end in conn.execute(query):
+        if day != expected.isoformat():
             break
         first, last, end = first or day, day, day_end
         expected += timedelta(days=1)
     if last is None or end is None:
         return None
     return Prefix(first, last, lo, end)
+
+
+def settling_rows(p: Prefix, after: datetime) -> Any:
+    """A ``Question.among`` admitting the rows, in the prefix's days, of the rolled-up tickets
+    whose counts still changed after ``after`` (their part as of then is not the rolled-up one)."""
+    s = t.rollup_settles.c
+
+    def among(ticket_id: Any, time: Any) -> Any:
+        days = and_(s.day >= p.first, s.day <= p.last)
+        return and_(ticket_id.in_(select(s.ticket_id).where(days, s.settles_at > after)),
+                    select(s.ticket_id).where(s.ticket_id == ticket_id, days, s.settles_at > after,
+                                              s.day_start <= time, s.day_end > time).exists())
+    return among
 
 
 def open_rows(p: Prefix) -> Any:

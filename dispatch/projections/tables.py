@@ -20,7 +20,7 @@ from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer
 __all__ = ["CALL_COUNTS", "EVALUATION_COUNTS", "METADATA", "ROLLUPS", "UtcDateTime", "calls", "create_tables",
            "escalations", "evaluations", "positions", "quarantined_events", "reopens", "rollup_calls", "rollup_centre",
            "rollup_closed", "rollup_closes", "rollup_days", "rollup_escalations", "rollup_evaluations",
-           "rollup_firsts", "rollup_minutes", "rollup_open", "ticket_states", "tickets"]
+           "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "ticket_states", "tickets"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -245,6 +245,18 @@ rollup_open = Table(
     Column("settles_at", _T),  # ended, but a deadline its counts compare with is still ahead until then
 )
 Index("ix_rollup_open_ticket", rollup_open.c.ticket_id, rollup_open.c.day)
+# the rolled-up tickets whose counts still changed after their day ended (most: a ticket takes
+# days), with when they stopped: asked as of an earlier instant, their part is worked out again
+rollup_settles = Table(
+    "rollup_settles", ROLLUPS,
+    Column("day", _Day, primary_key=True),
+    Column("ticket_id", _Id, primary_key=True),
+    Column("day_start", _T, nullable=False),
+    Column("day_end", _T, nullable=False),
+    Column("settles_at", _T, nullable=False),
+)
+Index("ix_rollup_settles_at", rollup_settles.c.settles_at)
+Index("ix_rollup_settles_ticket", rollup_settles.c.ticket_id, rollup_settles.c.day)
 CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
                "lead_calls", "handled", "handle_on_time", "handle_overdue", "mtth_sum")
 rollup_calls = _rollup("rollup_calls", Column("role", String(20), primary_key=True), counts=CALL_COUNTS)

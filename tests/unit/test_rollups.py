@@ -75,6 +75,10 @@ def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime) -> None:
     scoped = _both(history, by="department", street="xinqi", as_of=END, start=START, end=END)
     assert scoped[0] == scoped[1]
     assert used > 30  # the questions above did read rollups, not only raw rows
+    s = t.rollup_settles.c  # and some asked as of an instant before rolled-up tickets had settled
+    with history.engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(s.settles_at > _days(7.25), s.day_end <= _days(7.25))
+                            ).scalar()
 
 
 def test_an_event_in_a_rolled_up_day_takes_it_out_until_it_is_rolled_up_again(history: Runtime) -> None:
