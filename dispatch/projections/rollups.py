@@ -281,7 +281,10 @@ def settling_rows(p: Prefix, after: datetime) -> Any:
 
     def among(ticket_id: Any, time: Any) -> Any:
         days = and_(s.day >= p.first, s.day <= p.last)
-        return and_(ticket_id.in_(select(s.ticket_id).where(days, s.settles_at > after)),
+        # found through settles_at (few settled after the instant), the days only filtering
+        late = select(s.ticket_id).where(s.settles_at > after, s.day.concat("") >= p.first,
+                                         s.day.concat("") <= p.last)
+        return and_(ticket_id.in_(late),
                     select(s.ticket_id).where(s.ticket_id == ticket_id, days, s.settles_at > after,
                                               s.day_start <= time, s.day_end > time).exists())
     return among

@@ -255,7 +255,7 @@ rollup_settles = Table(
     Column("day_end", _T, nullable=False),
     Column("settles_at", _T, nullable=False),
 )
-Index("ix_rollup_settles_at", rollup_settles.c.settles_at)
+Index("ix_rollup_settles_at", rollup_settles.c.settles_at, rollup_settles.c.day, rollup_settles.c.ticket_id)
 Index("ix_rollup_settles_ticket", rollup_settles.c.ticket_id, rollup_settles.c.day)
 CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
                "lead_calls", "handled", "handle_on_time", "handle_overdue", "mtth_sum")
