@@ -26,6 +26,12 @@ DAYS = 16
 END = START + timedelta(days=DAYS)
 
 
+@pytest.fixture(autouse=True)
+def every_run_of_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rollups read for a run of any length here (a short history; the exactness is the point)."""
+    monkeypatch.setattr(rollups, "MIN_PREFIX", timedelta(days=1))
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     runtime = bootstrap(str(tmp_path_factory.mktemp("rollups") / "r.db"), clock=SimulatedClock(START))
@@ -120,3 +126,10 @@ def test_a_day_is_rolled_up_again_once_its_open_tickets_end(history: Runtime) ->
     fast, raw = _both(history, by="department", period="week", as_of=END + timedelta(hours=1), start=START,
                       end=END + timedelta(days=1))
     assert fast == raw
+
+
+def test_a_short_run_of_days_is_read_raw(history: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollups, "MIN_PREFIX", timedelta(days=14))
+    rollups.roll_up(history.engine, history.reference.timezone, END)
+    assert _prefix_days(history, START, START + timedelta(days=7), END) == 0
+    assert _prefix_days(history, START, END, END) == DAYS
