@@ -129,27 +129,30 @@ def _fixed(reference: Reference) -> dict[str, Any]:
 
 
 def _differences(a: Any, b: Any, path: str = "") -> Iterator[str]:
+    maps = _as_maps(a, b)
+    if maps is None:
+        if a != b:
+            yield f"{path} ({a!r} in force, {b!r} here)"
+        return
+    left, right, named = maps
+    for key in list(left) + [k for k in right if k not in left]:
+        where = named(path, key)
+        if key not in right:
+            yield f"{where} missing"
+        elif key not in left:
+            yield f"{where} added"
+        else:
+            yield from _differences(left[key], right[key], where)
+
+
+def _as_maps(a: Any, b: Any) -> tuple[dict[Any, Any], dict[Any, Any], Callable[[str, Any], str]] | None:
+    """Two mappings to walk side by side (a list of items with ids is one, by id), and how a
+    path names an entry; None for two values to compare."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            where = f"{path}.{key}" if path else str(key)
-            if key not in b:
-                yield f"{where} missing"
-            elif key not in a:
-                yield f"{where} added"
-            else:
-                yield from _differences(a[key], b[key], where)
-    elif isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) and "id" in x for x in a + b):
-        left, right = {x["id"]: x for x in a}, {x["id"]: x for x in b}
-        for key in list(left) + [k for k in right if k not in left]:
-            where = f"{path}[{key}]"
-            if key not in right:
-                yield f"{where} missing"
-            elif key not in left:
-                yield f"{where} added"
-            else:
-                yield from _differences(left[key], right[key], where)
-    elif a != b:
-        yield f"{path} ({a!r} in force, {b!r} here)"
+        return a, b, lambda path, key: f"{path}.{key}" if path else str(key)
+    if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) and "id" in x for x in a + b):
+        return {x["id"]: x for x in a}, {x["id"]: x for x in b}, lambda path, key: f"{path}[{key}]"
+    return None
 
 
 # -- the rewrite -------------------------------------------------------------------------------------

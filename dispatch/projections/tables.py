@@ -235,26 +235,18 @@ rollup_days = Table(
     Column("day_end", _T, nullable=False),
     Column("settled_at", _T, nullable=False),
 )
+def _ticket_days(name: str, settles: Column[Any]) -> Table:
+    return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("ticket_id", _Id, primary_key=True),
+                 Column("day_start", _T, nullable=False), Column("day_end", _T, nullable=False), settles)
+
+
 # the tickets not ended when their day was rolled up: their rows of that day are read raw
-rollup_open = Table(
-    "rollup_open", ROLLUPS,
-    Column("day", _Day, primary_key=True),
-    Column("ticket_id", _Id, primary_key=True),
-    Column("day_start", _T, nullable=False),
-    Column("day_end", _T, nullable=False),
-    Column("settles_at", _T),  # ended, but a deadline its counts compare with is still ahead until then
-)
+rollup_open = _ticket_days("rollup_open", Column("settles_at", _T))  # set: ended, but a deadline its
+# counts compare with the instant was still ahead (until then)
 Index("ix_rollup_open_ticket", rollup_open.c.ticket_id, rollup_open.c.day)
 # the rolled-up tickets whose counts still changed after their day ended (most: a ticket takes
 # days), with when they stopped: asked as of an earlier instant, their part is worked out again
-rollup_settles = Table(
-    "rollup_settles", ROLLUPS,
-    Column("day", _Day, primary_key=True),
-    Column("ticket_id", _Id, primary_key=True),
-    Column("day_start", _T, nullable=False),
-    Column("day_end", _T, nullable=False),
-    Column("settles_at", _T, nullable=False),
-)
+rollup_settles = _ticket_days("rollup_settles", Column("settles_at", _T, nullable=False))
 Index("ix_rollup_settles_at", rollup_settles.c.settles_at, rollup_settles.c.day, rollup_settles.c.ticket_id)
 Index("ix_rollup_settles_ticket", rollup_settles.c.ticket_id, rollup_settles.c.day)
 CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
