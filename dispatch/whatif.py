@@ -385,7 +385,7 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         ids = v.touched(conn, q, open_too=dashboard)
         leads = v.lead_calls(conn, q)
         live_verdicts = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
-    with EventProgress(len(ids), "what-if", enabled=progress) as bar:
+    with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
         scratch = replayed(runtime, ids, other, bar.advance, events)
     try:
         if dashboard:

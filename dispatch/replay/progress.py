@@ -16,20 +16,22 @@ __all__ = ["EventProgress"]
 
 
 class _Rate(TextColumn):
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "events") -> None:
         super().__init__("")
+        self.unit = unit
 
     def render(self, task):  # type: ignore[no-untyped-def]
         speed = task.finished_speed or task.speed
-        return f"{speed:,.0f} events/s" if speed else "… events/s"
+        return f"{speed:,.0f} {self.unit}/s" if speed else f"… {self.unit}/s"
 
 
 class EventProgress:
     """``with EventProgress(total, "replay") as p: p.advance(n)``. ``total`` may be None."""
 
     def __init__(self, total: int | None, label: str, *, stream: TextIO | None = None,
-                 interval: float = 5.0, enabled: bool = True):
+                 interval: float = 5.0, enabled: bool = True, unit: str = "events"):
         self.total, self.label, self.interval, self.enabled = total, label, interval, enabled
+        self.unit = unit
         self.stream = stream or sys.stderr
         self.done = 0
         self._started = self._last = time.monotonic()
@@ -40,7 +42,7 @@ class EventProgress:
         self._started = self._last = time.monotonic()
         if self.enabled and self.stream.isatty():
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TaskProgressColumn(), _Rate(), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TaskProgressColumn(), _Rate(self.unit), TimeElapsedColumn(), TextColumn("ETA"),
                                  TimeRemainingColumn(), console=Console(file=self.stream), transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total)
@@ -58,13 +60,13 @@ class EventProgress:
 
     def _line(self, now: float) -> None:
         rate = self.done / max(now - self._started, 1e-9)
-        text = f"{self.label}: {self.done:,} events"
+        text = f"{self.label}: {self.done:,} {self.unit}"
         if self.total:
             left = max(self.total - self.done, 0)
             eta = f"{left / rate:,.0f}s" if rate else "?"
-            text += f" of {self.total:,} ({self.done / self.total:.0%}), {rate:,.0f} events/s, ETA {eta}"
+            text += f" of {self.total:,} ({self.done / self.total:.0%}), {rate:,.0f} {self.unit}/s, ETA {eta}"
         else:
-            text += f", {rate:,.0f} events/s"
+            text += f", {rate:,.0f} {self.unit}/s"
         print(text, file=self.stream, flush=True)
 
     @property
