@@ -189,6 +189,14 @@ def test_time_travel_shows_the_figures_of_dashboard_as_of_that_instant(street: d
         assert rows[0].startswith("ticket_id,") and len(rows) > 50
         assert download.value.suggested_filename.startswith("dispatch-tickets-")
         analyst.screenshot(path=str(SHOTS / "analysis.png"), full_page=True)
+        # 规则推演: the rules in force, report-in doubled, the same period again
+        rules = analyst.locator("textarea[name=rules]")
+        assert "ack_minutes: 30" in rules.input_value()
+        rules.fill(rules.input_value().replace("ack_minutes: 30", "ack_minutes: 60"))
+        analyst.get_by_role("button", name="推演").click()
+        expect(analyst.locator("#what-if-figures")).to_contain_text("报到及时率", timeout=WAIT)
+        assert int(analyst.locator("#what-if-changed").inner_text()) > 0
+        analyst.locator("#what-if").screenshot(path=str(SHOTS / "analysis-what-if.png"))
         clean(analyst)
         assert b.errors == [], b.errors
         b.browser.close()
