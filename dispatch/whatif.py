@@ -272,9 +272,10 @@ def _sla_units(data: Mapping[str, Any]) -> dict[tuple[str, str | None], tuple[st
 
 
 def _dashboard_units(data: Mapping[str, Any]) -> dict[tuple[str, str | None], tuple[str, dict[str, Any]]]:
-    unit = data.get("street") or data.get("community")
+    unit = str(data.get("street") or data.get("community"))
     parts = {k: v for k, v in data.items() if k not in ("communities", "grids", "ranking", "unranked")}
-    out = {(unit, None): (data.get("name") or unit, dict(_flat("", parts)))}
+    out: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] = {
+        (unit, None): (str(data.get("name") or unit), dict(_flat("", parts)))}
     for kind in ("communities", "grids"):
         for item in data.get(kind) or []:
             key = item["community" if kind == "communities" else "grid"]

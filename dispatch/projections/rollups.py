@@ -61,7 +61,7 @@ _FAMILIES = (t.rollup_calls, t.rollup_minutes, t.rollup_closes, t.rollup_centre,
 
 # -- invalidation (from the projection's own transaction) ---------------------------------------------
 
-def forget(conn: Connection, times: Iterable[datetime]) -> None:
+def forget(conn: Connection, times: Iterable[Any]) -> None:
     """The days holding any of ``times`` (events just applied) are rolled up no more."""
     found = [at for at in times if isinstance(at, datetime) and at.tzinfo is not None and 1900 < at.year < 9000]
     # (an impossible time was quarantined, not applied: it made no row)
@@ -103,7 +103,8 @@ def _settles(conn: Connection, d0: datetime, d1: datetime) -> dict[str, datetime
     superseded one), the handling of a lead call left unhandled (docs/figures.md)."""
     tk, c = t.tickets.c, t.calls.c
     ids = _day_rows(d0, d1, ended=True).subquery()
-    found = dict(conn.execute(select(tk.ticket_id, tk.ended_at).where(tk.ticket_id.in_(select(ids.c[0])))).all())
+    found: dict[str, datetime] = {tid: at for tid, at in conn.execute(
+        select(tk.ticket_id, tk.ended_at).where(tk.ticket_id.in_(select(ids.c[0]))))}
     unanswered = select(c.ticket_id, func.max(c.ack_due)).where(
         c.ticket_id.in_(select(ids.c[0])), c.answered_at.is_(None), c.closed_out_at.is_(None)).group_by(c.ticket_id)
     unhandled = select(c.ticket_id, func.max(c.handle_due)).where(
@@ -272,7 +273,7 @@ def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
             break
         first, last, end = first or day, day, day_end
         expected += timedelta(days=1)
-    if last is None or end is None or (end - lo) < MIN_PREFIX:
+    if first is None or last is None or end is None or (end - lo) < MIN_PREFIX:
         return None
     return Prefix(first, last, lo, end)
 

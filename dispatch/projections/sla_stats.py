@@ -199,18 +199,18 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
     pct: dict[Any, dict[str, Any]] = {}
     if percentiles:
         for (group, metric), chunks in added.items():
-            values = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+            merged: Any = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
             gone = removed.get((group, metric))
             if gone:  # a multiset difference: each value taken away once
-                values = np.sort(values, kind="stable")
+                merged = np.sort(merged, kind="stable")
                 out = np.sort(np.asarray(gone, dtype=np.float64))
-                at = np.searchsorted(values, out, side="left") + (np.arange(len(out)) -
+                at = np.searchsorted(merged, out, side="left") + (np.arange(len(out)) -
                                                                   np.searchsorted(out, out, side="left"))
-                values = np.delete(values, at)
-            n = len(values)
+                merged = np.delete(merged, at)
+            n = len(merged)
             if n:
                 k50, k90 = max(1, math.ceil(0.5 * n)) - 1, max(1, math.ceil(0.9 * n)) - 1
-                chosen = np.partition(values, [k50, k90])
+                chosen = np.partition(merged, [k50, k90])
                 pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
                                                   f"{metric}_p90": float(chosen[k90])})
     return calls, pct, closes, evals, centre, others
