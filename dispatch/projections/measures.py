@@ -36,7 +36,7 @@ from dispatch.projections.figures import Window
 
 __all__ = ["METRICS", "Question", "Group", "call_counts", "first_activity", "keys_of", "centre_counts", "close_counts",
            "closed_counts", "escalation_counts", "evaluation_counts", "evaluation_firsts", "minute_values",
-           "nearest_rank", "percentiles", "previous_evaluation", "reported_counts"]
+           "nearest_rank", "percentiles", "ranks", "previous_evaluation", "reported_counts"]
 
 Group = tuple[str, int]  # (unit, bucket)
 _K, _B = "g_key", "g_bucket"  # output names the GROUP BY refers to (distinct from any column's)
@@ -204,9 +204,15 @@ def minute_values(conn: Connection, q: Question, by: str) -> dict[tuple[Group, s
     return values
 
 
+def ranks(n: int) -> tuple[int, int]:
+    """Where p50 and p90 sit among ``n`` sorted values (nearest rank: the ⌈p·n⌉-th smallest)."""
+    return max(1, math.ceil(0.5 * n)) - 1, max(1, math.ceil(0.9 * n)) - 1
+
+
 def nearest_rank(ordered: Any, n: int) -> tuple[Any, Any]:
-    """p50 and p90 (nearest rank: the ⌈p·n⌉-th smallest) of ``n`` sorted values."""
-    return ordered[max(1, math.ceil(0.5 * n)) - 1], ordered[max(1, math.ceil(0.9 * n)) - 1]
+    """p50 and p90 of ``n`` sorted values."""
+    k50, k90 = ranks(n)
+    return ordered[k50], ordered[k90]
 
 
 def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, float | None]]:

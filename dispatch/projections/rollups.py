@@ -41,11 +41,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, literal_column, or_, select, text, union
+from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, literal_column, or_, select, text
 
 from dispatch.projections import measures as m
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
+from dispatch.projections.verdicts import touched_query
 
 __all__ = ["DIMENSIONS", "Prefix", "RollupResult", "forget", "open_rows", "prefix", "roll_up", "rolled_counts",
            "settling_rows"]
@@ -80,20 +81,10 @@ def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def _day_rows(d0: datetime, d1: datetime, *, ended: bool) -> Any:
-    """The tickets with a row keyed in ``[d0, d1)``, ended or not yet."""
-    tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
-
-    def within(column: Any) -> Any:
-        return and_(column >= d0, column < d1)
-
+    """The tickets with a row keyed in ``[d0, d1)`` (``verdicts.touched``), ended or not yet."""
+    tk = t.tickets.c
     state = tk.ended_at.is_not(None) if ended else tk.ended_at.is_(None)
-    parts = [select(tk.ticket_id).where(within(tk.reported_at), state),
-             select(tk.ticket_id).where(within(tk.first_dispatched_at), state),
-             select(tk.ticket_id).where(within(tk.closed_at), state),
-             select(c.ticket_id).join(t.tickets, tk.ticket_id == c.ticket_id).where(within(c.dispatched_at), state),
-             select(ev.ticket_id).join(t.tickets, tk.ticket_id == ev.ticket_id).where(within(ev.at), state),
-             select(es.ticket_id).join(t.tickets, tk.ticket_id == es.ticket_id).where(within(es.at), state)]
-    return union(*parts)
+    return select(tk.ticket_id).where(tk.ticket_id.in_(touched_query(m.Question(d1, d0, d1))), state)
 
 
 def _settles(conn: Connection, d0: datetime, d1: datetime) -> dict[str, datetime]:

@@ -3,7 +3,6 @@ and the scorecard ranking (考核) built from them."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -209,7 +208,7 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
                 merged = np.delete(merged, at)
             n = len(merged)
             if n:
-                k50, k90 = max(1, math.ceil(0.5 * n)) - 1, max(1, math.ceil(0.9 * n)) - 1
+                k50, k90 = m.ranks(n)
                 chosen = np.partition(merged, [k50, k90])
                 pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
                                                   f"{metric}_p90": float(chosen[k90])})

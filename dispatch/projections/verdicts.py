@@ -24,13 +24,18 @@ from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["lead_calls", "touched", "verdicts"]
+__all__ = ["lead_calls", "touched", "touched_query", "verdicts"]
 
 _CHUNK = 500
 
 
 def touched(conn: Connection, q: Question, *, open_too: bool = False) -> list[str]:
     """The ids of the tickets whose rows the figures of ``q`` read."""
+    return sorted(set(conn.execute(touched_query(q, open_too=open_too)).scalars()))
+
+
+def touched_query(q: Question, *, open_too: bool = False) -> Any:
+    """``touched`` as a query (one column: the ticket ids, distinct)."""
     tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
     parts: list[Any] = [
         select(c.ticket_id).where(q.within(c.dispatched_at), *q.place(c)),
@@ -43,7 +48,7 @@ def touched(conn: Connection, q: Question, *, open_too: bool = False) -> list[st
     if open_too:
         parts.append(select(tk.ticket_id).where(tk.ticket_id.in_(open_at(q.as_of, q.street, q.community)),
                                                 tk.reported_at <= q.as_of))
-    return sorted(set(conn.execute(union(*parts)).scalars()))
+    return union(*parts)
 
 
 def _judge(due: datetime | None, done: datetime | None, at: datetime) -> str | None:

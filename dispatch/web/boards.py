@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -274,7 +273,6 @@ def _analysis(request: Request, who: Identity, start: str | None, end: str | Non
             c["deadline_name"] = _deadline_name(c["deadline"])
             c["department_name"] = _name(ref, "department", c["department"]) if c["department"] else ""
             c["verdicts"] = (_VERDICTS.get(c["verdict"], "—"), _VERDICTS.get(c["verdict_what_if"], "—"))
-            c["times"] = tuple(_when(c[k], ref.timezone) for k in ("due", "due_what_if", "done_at"))
         for r in result["routing"]:
             r["lead_name"], r["lead_what_if_name"] = (_name(ref, "department", r["lead"]),
                                                       _name(ref, "department", r["lead_what_if"]))
@@ -344,11 +342,6 @@ _VERDICTS = {"on_time": "按时", "late": "超时", "overdue": "超时未办", "
 def _deadline_name(deadline: str) -> str:
     return _DEADLINES.get(deadline.split(":", 1)[0], "时限")
 
-
-def _when(value: Any, tz: str = "") -> str:
-    if value is None:
-        return "—"
-    return value.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M") if tz else value.strftime("%m-%d %H:%M")
 
 
 def _pct(value: float | None) -> str:
