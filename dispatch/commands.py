@@ -8,8 +8,10 @@ Schema, generated from these models by ``dispatch schemas``.
 
 from __future__ import annotations
 
+
 import json
 import re
+import threading
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal, Union
@@ -303,9 +305,19 @@ Command = Annotated[
 ]
 
 
+_BUILDING = threading.Lock()
+
+
 @cache
 def _adapter() -> TypeAdapter[Any]:
-    """Built on first use (a CLI command that only reads never pays for it)."""
+    """Built on first use (a CLI command that only reads never pays for it), once: a web
+    process's first concurrent requests wait for one build rather than each making its own."""
+    with _BUILDING:
+        return _built()
+
+
+@cache
+def _built() -> TypeAdapter[Any]:
     return TypeAdapter(Command)
 
 

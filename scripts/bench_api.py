@@ -1,22 +1,38 @@
 #!/usr/bin/env python
-"""The HTTP door's cost: `dispatch web` (embedded, SQLite) answering one client in sequence —
-report writes, ticket reads and a desk's inbox — each beside a floor measured in the same run:
-`/healthz`, the same server answering with no database work.
+"""A grid centre's whole staff on one `dispatch web`: a realistic mix of concurrent users, each
+figure beside the same server's `/healthz` under the same load (the floor), measured in one run.
 
-    python scripts/bench_api.py [--n 300]
+    python scripts/bench_api.py [--users 20,50,100] [--seconds 20] [--writers 20]
+                                [--postgres URL --workers 1,2] [--json FILE]
 
-Prints a table (milliseconds, p50 and p95). The write rate limit is lifted for the run. Not a
-test: nothing here fails the build."""
+The mix, per user (closed loop, no think time, so the server is as busy as it gets):
+- desks (40 %): hold their event stream open (`/desk/events`, server-sent events) and read their
+  calls (`/api/inbox`) when the stream says something of theirs moved — they poll nothing;
+- phones (25 %): report (`POST /api/tickets`) and read back what they made;
+- dispatchers (20 %): the newest reported tickets, accept one and dispatch it;
+- dashboards (15 %): a street's dashboard (`/api/dashboard`) and the ticket list (`?limit=50`).
+A probe asks `/healthz` all along. Reads' p95 are given as a multiple of the probe's p95.
+
+Then the write door alone: `--writers` clients reporting as fast as they can; commands/s of the
+2xx answers, and afterwards every one of them is looked up in the store (`dispatch show`) and
+`dispatch replay --verify` must be clean. With `--postgres URL` the same runs on PostgreSQL for
+each `--workers N` (the ratio to one worker is printed). Not a test: nothing here fails the build.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -24,61 +40,242 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.web import web_process  # noqa: E402
 
+DESKS = ["chengguan", "huanwei", "shizheng", "jiaojing", "wuye", "zhifa"]
+GRIDS = ["cj-shuiku-g01", "cj-shuiku-g02", "cj-hutang-g01"]
+UNLIMITED = {"DISPATCH_WEB_WRITES_PER_MINUTE": "1000000", "DISPATCH_WEB_WRITE_BURST": "1000000",
+             "DISPATCH_WEB_SIGNINS_PER_MINUTE": "1000000"}
 
-def _times(call: object, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
+
+def _cli(db: list[str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "dispatch", *db, *args], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def _setup(db: list[str]) -> dict[str, str]:
+    """The staff's users and their tokens (role → token; desks by department)."""
+    _cli(db, "init")
+    who = {"hot": ("hotline", "district:jinshan"), "disp": ("dispatcher", "district:jinshan"),
+           "lead": ("leader", "street:caojing")}
+    who |= {f"desk-{d}": ("department", d) for d in DESKS}
+    tokens = {}
+    for name, (role, scope) in who.items():
+        _cli(db, "users", "add", name, "--role", role, "--scope", scope)
+        tokens[name] = json.loads(_cli(db, "--json", "users", "token", name))["token"]
+    return tokens
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.writes_ok: list[str] = []
+        self.statuses: dict[tuple[str, int, str], int] = defaultdict(int)
+
+    async def timed(self, name: str, call: Any) -> httpx.Response | None:
         started = time.perf_counter()
-        call()  # type: ignore[operator]
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+        try:
+            response = await call
+        except httpx.HTTPError:
+            self.errors[name] += 1
+            return None
+        self.times[name].append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 300:
+            self.errors[name] += 1
+            self.statuses[(name, response.status_code, response.text[:160])] += 1
+        return response
 
 
-def _row(name: str, values: list[float], floor: list[float]) -> str:
-    p50, p95 = statistics.median(values), statistics.quantiles(values, n=20)[18]
-    f50 = statistics.median(floor)
-    return f"| {name} | {p50:.1f} | {p95:.1f} | {f50:.1f} | {p50 / f50:.1f} |"
+def _p(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def _mix(base: str, tokens: dict[str, str], users: int, seconds: float) -> Tally:
+    tally = Tally()
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=users * 2 + 10, max_keepalive_connections=users * 2 + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        def bearer(name: str) -> dict[str, str]:
+            return {"Authorization": "Bearer " + tokens[name]}
+
+        async def probe() -> None:
+            while time.perf_counter() < stop:
+                await tally.timed("GET /healthz (floor)", client.get("/healthz"))
+                await asyncio.sleep(0.02)
+
+        async def desk(i: int) -> None:
+            name = f"desk-{DESKS[i % len(DESKS)]}"
+            cookies = {"dispatch_session": tokens[name]}
+            moved = asyncio.Event()
+
+            async def listen() -> None:
+                try:
+                    async with client.stream("GET", "/desk/events", cookies=cookies,
+                                             headers={"Accept": "text/event-stream"}, timeout=None) as stream:
+                        async for line in stream.aiter_lines():
+                            if line.startswith("data:"):
+                                moved.set()
+                except (httpx.HTTPError, asyncio.CancelledError):
+                    pass
+
+            listener = asyncio.create_task(listen())
+            await tally.timed("GET /api/inbox (a desk)", client.get("/api/inbox", headers=bearer(name)))
+            while time.perf_counter() < stop:
+                try:
+                    await asyncio.wait_for(moved.wait(), timeout=max(0.01, stop - time.perf_counter()))
+                except asyncio.TimeoutError:
+                    break
+                moved.clear()
+                await tally.timed("GET /api/inbox (a desk)", client.get("/api/inbox", headers=bearer(name)))
+            listener.cancel()
+
+        async def phone(i: int) -> None:
+            while time.perf_counter() < stop:
+                r = await tally.timed("POST /api/tickets (report)", client.post(
+                    "/api/tickets", headers=bearer("hot"),
+                    json={"grid": GRIDS[i % len(GRIDS)], "category": "city_appearance", "description": "垃圾满溢"}))
+                if r is not None and r.status_code == 201:
+                    tally.writes_ok.append(r.json()["ticket_id"])
+                    await tally.timed("GET /api/tickets/{id}", client.get(f"/api/tickets/{r.json()['ticket_id']}",
+                                                                          headers=bearer("hot")))
+
+        async def dispatcher(i: int) -> None:
+            while time.perf_counter() < stop:
+                r = await tally.timed("GET /api/tickets?status=reported", client.get(
+                    "/api/tickets", headers=bearer("disp"), params={"status": "reported", "limit": 10}))
+                rows = r.json() if r is not None and r.status_code == 200 else []
+                rows = rows.get("tickets", rows) if isinstance(rows, dict) else rows
+                if not rows:
+                    await asyncio.sleep(0.05)
+                    continue
+                tid = rows[i % len(rows)]["ticket_id"]
+                a = await tally.timed("POST accept", client.post(f"/api/tickets/{tid}/accept", headers=bearer("disp"),
+                                                                 json={}))
+                if a is not None and a.status_code < 300:
+                    await tally.timed("POST dispatch", client.post(f"/api/tickets/{tid}/dispatch",
+                                                                   headers=bearer("disp"), json={}))
+
+        async def board(i: int) -> None:
+            while time.perf_counter() < stop:
+                await tally.timed("GET /api/dashboard (a street)", client.get(
+                    "/api/dashboard", headers=bearer("lead"), params={"street": "caojing"}))
+                await tally.timed("GET /api/tickets?limit=50", client.get("/api/tickets", headers=bearer("lead"),
+                                                                          params={"limit": 50}))
+
+        kinds = [desk] * 8 + [phone] * 5 + [dispatcher] * 4 + [board] * 3  # 40/25/20/15 %
+        tasks = [asyncio.create_task(kinds[i % len(kinds)](i)) for i in range(users)]
+        tasks.append(asyncio.create_task(probe()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return tally
+
+
+async def _writes(base: str, token: str, writers: int, seconds: float) -> tuple[Tally, float]:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=writers + 5, max_keepalive_connections=writers + 5)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        stop = time.perf_counter() + seconds
+
+        async def writer(i: int) -> None:
+            n = 0
+            while time.perf_counter() < stop:
+                n += 1
+                r = await tally.timed("POST /api/tickets (report)", client.post(
+                    "/api/tickets", headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"w{i}-{n}"},
+                    json={"grid": GRIDS[i % len(GRIDS)], "category": "city_appearance", "description": "占道经营"}))
+                if r is not None and r.status_code == 201:
+                    tally.writes_ok.append(r.json()["ticket_id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(i) for i in range(writers)))
+        elapsed = time.perf_counter() - started
+    return tally, elapsed
+
+
+def _stored(db: list[str], ids: list[str]) -> int:
+    """How many of the answered tickets the store holds (one query of the read model by id)."""
+    code = ("import sys, json\nfrom dispatch.bootstrap import bootstrap\nfrom sqlalchemy import text\n"
+            "ids = json.load(sys.stdin)\nrt = bootstrap(sys.argv[1] if len(sys.argv) > 1 else None, create=False)\n"
+            "from dispatch.projections import catch_up\ncatch_up(rt)\n"
+            "with rt.engine.connect() as c:\n"
+            "    have = {str(r[0]) for r in c.execute(text('SELECT ticket_id FROM tickets'))}\n"
+            "print(sum(1 for i in ids if i in have))")
+    args = [sys.executable, "-c", code] + ([db[1]] if db else [])
+    done = subprocess.run(args, input=json.dumps(ids), capture_output=True, text=True, check=True)
+    return int(done.stdout.strip())
+
+
+def _table(title: str, tally: Tally, elapsed: float | None = None) -> list[str]:
+    floor = tally.times.get("GET /healthz (floor)", [])
+    f95 = _p(floor, 95)
+    out = [f"**{title}**", "", "| request | n | errors | p50 ms | p95 ms | p95 × /healthz p95 |", "|---|---|---|---|---|---|"]
+    for name, values in sorted(tally.times.items()):
+        ratio = "—" if name.startswith("GET /healthz") or not name.startswith("GET") else f"{_p(values, 95) / f95:.1f}"
+        out.append(f"| {name} | {len(values)} | {tally.errors.get(name, 0)} | {statistics.median(values):.1f} | "
+                   f"{_p(values, 95):.1f} | {ratio} |")
+    for (name, status, text), n in sorted(tally.statuses.items(), key=lambda kv: -kv[1])[:5]:
+        out.append(f"| ↳ {name}: {status} × {n} | {text} |")
+    writes = sum(len(v) for k, v in tally.times.items() if k.startswith("POST"))
+    if elapsed:
+        out.append(f"\nwrites: {len(tally.writes_ok)} answered 2xx in {elapsed:.1f} s = "
+                   f"**{len(tally.writes_ok) / elapsed:.0f} commands/s**")
+    elif writes:
+        out.append(f"\n{writes} writes")
+    return out + [""]
+
+
+def _run(db: list[str], env: dict[str, str], users: list[int], seconds: float, writers: int,
+         workers: int | None) -> dict[str, Any]:
+    tokens = _setup(db)
+    extra = ["--workers", str(workers)] if workers else []
+    result: dict[str, Any] = {}
+    with web_process(*db, env={**os.environ, **env, **UNLIMITED}, web_args=extra) as web:
+        for n in users:
+            tally = asyncio.run(_mix(web.base, tokens, n, seconds))
+            result[f"mix-{n}"] = tally
+        tally, elapsed = asyncio.run(_writes(web.base, tokens["hot"], writers, seconds))
+        result["writes"] = (tally, elapsed)
+    stored = _stored(db, tally.writes_ok)
+    verify = subprocess.run([sys.executable, "-m", "dispatch", *db, "replay", "--verify"], capture_output=True,
+                            text=True)
+    result["stored"] = (stored, len(tally.writes_ok), verify.returncode, (verify.stdout + verify.stderr).strip()[-300:])
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=300)
-    n = parser.parse_args().n
+    parser.add_argument("--users", default="20,50,100")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--writers", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL", help="also on PostgreSQL (a database this run may empty)")
+    parser.add_argument("--workers", default="1,2", help="with --postgres: the worker counts to compare")
+    args = parser.parse_args()
+    users = [int(u) for u in args.users.split(",")]
+    lines = []
     with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.db")
-        run = [sys.executable, "-m", "dispatch", "--db", db]
-        subprocess.run([*run, "init"], check=True, capture_output=True)
-        subprocess.run([*run, "users", "add", "hot", "--role", "hotline", "--scope", "district:jinshan"], check=True,
-                       capture_output=True)
-        subprocess.run([*run, "users", "add", "cg", "--role", "department", "--scope", "城管"], check=True,
-                       capture_output=True)
-        hot = subprocess.run([*run, "--json", "users", "token", "hot"], check=True, capture_output=True, text=True)
-        cg = subprocess.run([*run, "--json", "users", "token", "cg"], check=True, capture_output=True, text=True)
-        import json
-
-        H = {"Authorization": "Bearer " + json.loads(hot.stdout)["token"]}
-        D = {"Authorization": "Bearer " + json.loads(cg.stdout)["token"]}
-        import os
-
-        unlimited = {**os.environ, "DISPATCH_WEB_WRITES_PER_MINUTE": "1000000", "DISPATCH_WEB_WRITE_BURST": "1000000"}
-        with web_process("--db", db, env=unlimited) as web, httpx.Client(base_url=web.base) as client:
-            floor = _times(lambda: client.get("/healthz"), n)
-            made: list[str] = []
-
-            def report() -> None:
-                r = client.post("/api/tickets", headers=H, json={"grid": "cj-shuiku-g01", "category": "city_appearance",
-                                                                  "description": "垃圾"})
-                made.append(r.json()["ticket_id"])
-
-            writes = _times(report, n)
-            reads = _times(lambda: client.get(f"/api/tickets/{made[len(made) // 2]}", headers=H), n)
-            lists = _times(lambda: client.get("/api/tickets", headers=H, params={"limit": 50}), n)
-            inbox = _times(lambda: client.get("/api/inbox", headers=D), n)
-    print("| request | p50 ms | p95 ms | floor p50 ms (/healthz) | ratio |")
-    print("|---|---|---|---|---|")
-    for name, values in (("POST /api/tickets (a report)", writes), ("GET /api/tickets/{id}", reads),
-                         ("GET /api/tickets?limit=50", lists), ("GET /api/inbox (a desk)", inbox)):
-        print(_row(name, values, floor))
+        db = ["--db", str(Path(tmp) / "bench.db")]
+        res = _run(db, {}, users, args.seconds, args.writers, None)
+        for n in users:
+            lines += _table(f"Embedded (SQLite, one process), {n} users", res[f"mix-{n}"])
+        tally, elapsed = res["writes"]
+        lines += _table(f"Embedded, {args.writers} writers reporting", tally, elapsed)
+        stored, answered, rc, text = res["stored"]
+        lines.append(f"stored afterwards: {stored} of {answered} answered; replay --verify exit {rc}: {text}\n")
+    if args.postgres:
+        rates = {}
+        for w in [int(x) for x in args.workers.split(",")]:
+            subprocess.run([sys.executable, "-m", "dispatch", "--db", args.postgres, "database", "drop", "--yes"],
+                           capture_output=True)
+            res = _run(["--db", args.postgres], {}, [], args.seconds, args.writers, w)
+            tally, elapsed = res["writes"]
+            rates[w] = len(tally.writes_ok) / elapsed
+            lines += _table(f"PostgreSQL, --workers {w}, {args.writers} writers reporting", tally, elapsed)
+            stored, answered, rc, text = res["stored"]
+            lines.append(f"stored afterwards: {stored} of {answered}; replay --verify exit {rc}\n")
+        one = rates.get(1)
+        if one:
+            lines.append(" · ".join(f"--workers {w}: {r / one:.2f}× one worker" for w, r in rates.items()))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
     from dispatch.web import openapi
 
     openapi.install(app, runtime)
-    app.middleware("http")(service.metrics.middleware())
+    app.add_middleware(service.metrics.middleware)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])

@@ -130,7 +130,7 @@ def dashboard_data(request: Request) -> Response:
 
 
 @router.get("/dashboard/events")
-async def dashboard_events(request: Request) -> Response:
+def dashboard_events(request: Request) -> Response:
     session.identity(request)
     return live.stream(request, lambda: session.identity(request), None)  # any move: the figures are asked again
 
@@ -189,7 +189,7 @@ def screen_data(request: Request) -> Response:
 
 
 @router.get("/screen/events")
-async def screen_events(request: Request) -> Response:
+def screen_events(request: Request) -> Response:
     _screen(request)
     return live.stream(request, lambda: _screen(request), None)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool as off_loop  # a form post's work: never on the event loop
 from starlette.responses import Response
 
 from dispatch import commands as c
@@ -178,11 +179,15 @@ def login_page(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
+    return await off_loop(_login, request, await request.body())
+
+
+def _login(request: Request, body: bytes) -> Response:
     from fastapi import HTTPException
 
     from dispatch.messages import sentence
 
-    form = session.form_of(await request.body())
+    form = session.form_of(body)
     name = form.get("name", "")[:100]
     response = RedirectResponse("/", status_code=303)
     try:
@@ -204,7 +209,11 @@ def _seconds(seconds: int) -> str:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    form = session.form_of(await request.body())
+    return await off_loop(_logout, request, await request.body())
+
+
+def _logout(request: Request, body: bytes) -> Response:
+    form = session.form_of(body)
     session.require_csrf(request, form)
     response = RedirectResponse("/login", status_code=303)
     session.end(request, response)
@@ -281,7 +290,11 @@ _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason
 
 @router.post("/desk/{ticket}/{step}", response_class=HTMLResponse)
 async def desk_step(request: Request, ticket: str, step: str) -> Response:
-    form, who = await _posted(request)
+    return await off_loop(_desk_step, request, await request.body(), ticket, step)
+
+
+def _desk_step(request: Request, body: bytes, ticket: str, step: str) -> Response:
+    form, who = _posted(request, body)
 
     def answer(error: str | None) -> Response:
         # a refusal is shown in the row it came from (htmx merges only 2xx answers)
@@ -358,13 +371,17 @@ def report_page(request: Request, made: str | None = None, refused: str | None =
 
 @router.post("/report", response_class=HTMLResponse)
 async def report(request: Request) -> Response:
-    import hashlib
-
     from starlette.datastructures import UploadFile
 
     received = await request.form(max_files=1, max_fields=30)
     photo = received.get("photo")
-    form = {k: v for k, v in received.items() if isinstance(v, str)}
+    image = await photo.read() if isinstance(photo, UploadFile) and photo.filename else None
+    return await off_loop(_report, request, {k: v for k, v in received.items() if isinstance(v, str)}, image)
+
+
+def _report(request: Request, form: dict[str, str], image: bytes | None) -> Response:
+    import hashlib
+
     who = session.identity(request)
     session.require_csrf(request, form)
     fields: dict[str, Any] = {"category": form.get("category", ""), "description": form.get("description", ""),
@@ -384,9 +401,9 @@ async def report(request: Request) -> Response:
     if form.get("channel") in c.CHANNELS:
         fields["channel"] = form["channel"]
     service = request.app.state.service
-    if isinstance(photo, UploadFile) and photo.filename:
+    if image is not None:
         try:
-            fields["media"] = [service.runtime.media.put(await photo.read())]
+            fields["media"] = [service.runtime.media.put(image)]
         except DispatchError as refused:
             return _render(request, "report.html", error=refusal(request, refused, who),
                            **_report_context(request, who, form))
@@ -457,7 +474,10 @@ _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
 
 @router.post("/console/{ticket}/{step}", response_class=HTMLResponse)
 async def console_step(request: Request, ticket: str, step: str) -> Response:
-    raw = await request.body()
+    return await off_loop(_console_step, request, await request.body(), ticket, step)
+
+
+def _console_step(request: Request, raw: bytes, ticket: str, step: str) -> Response:
     form = session.form_of(raw)
     who = session.identity(request)
     session.require_csrf(request, form)
@@ -579,9 +599,9 @@ def _current_session(request: Request) -> str | None:
     return token.split("_")[1] if token.startswith("dsp_") and token.count("_") >= 2 else None
 
 
-async def _posted(request: Request) -> tuple[dict[str, str], Any]:
+def _posted(request: Request, body: bytes) -> tuple[dict[str, str], Any]:
     """A page's form post: its fields and who sent it, its CSRF token checked (else 403)."""
-    form = session.form_of(await request.body())
+    form = session.form_of(body)
     who = session.identity(request)
     session.require_csrf(request, form)
     return form, who
@@ -602,9 +622,13 @@ def account_page(request: Request, done: str | None = None) -> Response:
 
 @router.post("/account/sessions/{token_id}/end")
 async def account_end_session(request: Request, token_id: str) -> Response:
+    return await off_loop(_account_end_session, request, await request.body(), token_id)
+
+
+def _account_end_session(request: Request, body: bytes, token_id: str) -> Response:
     from dispatch import accounts
 
-    form, who = await _posted(request)
+    form, who = _posted(request, body)
     request.app.state.service.read(lambda rt: accounts.end_session(rt, who, token_id))
     return RedirectResponse("/login" if token_id == _current_session(request) else "/account?done=1",
                             status_code=303)
@@ -612,9 +636,13 @@ async def account_end_session(request: Request, token_id: str) -> Response:
 
 @router.post("/account/sign-out-others")
 async def account_sign_out_others(request: Request) -> Response:
+    return await off_loop(_account_sign_out_others, request, await request.body())
+
+
+def _account_sign_out_others(request: Request, body: bytes) -> Response:
     from dispatch import accounts
 
-    form, who = await _posted(request)
+    form, who = _posted(request, body)
     ended = request.app.state.service.read(lambda rt: accounts.sign_out_everywhere(
         rt, who, who.name, keep=_current_session(request)))
     return RedirectResponse(f"/account?done={ended}", status_code=303)
@@ -657,9 +685,13 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
 
 @router.post("/admin/notify/add")
 async def notify_add(request: Request) -> Response:
+    return await off_loop(_notify_add, request, await request.body())
+
+
+def _notify_add(request: Request, body: bytes) -> Response:
     from dispatch import notifier
 
-    form, who = await _posted(request)
+    form, who = _posted(request, body)
     try:
         request.app.state.service.read(lambda rt: notifier.add_channel(
             rt, who, owner=form.get("owner") or "", kind=form.get("kind") or "", target=(form.get("target") or "").strip(),
@@ -674,17 +706,25 @@ async def notify_add(request: Request) -> Response:
 
 @router.post("/admin/notify/{channel_id}/remove")
 async def notify_remove(request: Request, channel_id: int) -> Response:
+    return await off_loop(_notify_remove, request, await request.body(), channel_id)
+
+
+def _notify_remove(request: Request, body: bytes, channel_id: int) -> Response:
     from dispatch import notifier
 
-    form, who = await _posted(request)
+    form, who = _posted(request, body)
     request.app.state.service.read(lambda rt: notifier.remove_channel(rt, who, channel_id))
     return RedirectResponse("/admin/notify?done=removed", status_code=303)
 
 
 @router.post("/admin/notify/resend")
 async def notify_resend(request: Request) -> Response:
+    return await off_loop(_notify_resend, request, await request.body())
+
+
+def _notify_resend(request: Request, body: bytes) -> Response:
     from dispatch import notifier
 
-    form, who = await _posted(request)
+    form, who = _posted(request, body)
     count = request.app.state.service.read(lambda rt: notifier.resend(rt, who))
     return RedirectResponse(f"/admin/notify?done={count}", status_code=303)

@@ -1,6 +1,8 @@
 """One web process's state: the runtime, who is asking, the limits, and where commands go.
 
-Embedded (no ``--kafka``): a command is applied here, one at a time (``execute``); the live
+Embedded (no ``--kafka``): a command is applied here by one writer thread that takes every
+command waiting — from however many requests — and applies them in one transaction
+(``GroupCommit``: the engine's batch path; each request gets its own outcome); the live
 pages' watcher (``dispatch.web.live``) keeps the read models caught up and a background thread
 runs the SLA watchdog, so nothing waits for a CLI command. Kafka mode: the command is produced to the intake topic and the
 engine's recorded outcome is awaited (``dispatch.outcomes``); this process never writes
@@ -9,8 +11,10 @@ the event store.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import structlog
@@ -37,6 +41,7 @@ class WebService:
         self.guesses = SignInLimiter()
         self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
         self._write_lock = threading.Lock()
+        self.commit = GroupCommit(runtime.app, self._write_lock) if submitter is None else None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog_every = watchdog_every
@@ -70,6 +75,8 @@ class WebService:
     def stop(self) -> None:
         self._stop.set()
         self.live.stop()
+        if self.commit is not None:
+            self.commit.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         if self.submitter is not None:
@@ -151,9 +158,11 @@ class WebService:
         return result
 
     def _apply(self, command: Any) -> dict[str, Any]:
+        assert self.commit is not None
         try:
-            with self._write_lock:
-                outcome = self.runtime.app.execute(command)
+            outcome = self.commit.apply(command)
+            if outcome.error is not None:
+                raise outcome.error
         except DuplicateCommand:
             return replayed(self.runtime, command)
         except AlreadyReported as error:
@@ -200,6 +209,70 @@ class WebService:
         recorder: Any = self.runtime.app.recorder
         top = recorder.max_notification_id() or 0
         return max(0, top - (stored_position(self.runtime.engine, STORE_SOURCE) or 0))
+
+
+class GroupCommit:
+    """Commands from concurrent requests applied together. Each request thread hands its command
+    over and waits; one writer thread takes every command waiting (up to ``most``) and applies
+    them in order in one transaction (``execute_batch``, as the Kafka engine does), then answers
+    each with its own outcome. A refusal is that command's alone (an outcome with its error);
+    should the transaction itself fail, the batch's commands are applied again one by one, so the
+    failure reaches only the command that causes it."""
+
+    def __init__(self, app: Any, lock: threading.Lock, most: int = 256):
+        self.app, self.lock, self.most = app, lock, most
+        self._waiting: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Lock()
+
+    def apply(self, command: Any) -> Any:
+        """The command's outcome (``dispatch.application.Outcome``), once it is recorded."""
+        if self._thread is None or not self._thread.is_alive():
+            with self._started:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="dispatch-writer", daemon=True)
+                    self._thread.start()
+        done: Future[Any] = Future()
+        self._waiting.put((command, done))
+        return done.result()
+
+    def stop(self) -> None:
+        with self._started:
+            if self._thread is not None and self._thread.is_alive():
+                self._waiting.put(None)
+                self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            first = self._waiting.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.most:
+                try:
+                    item = self._waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._waiting.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._apply(batch)
+
+    def _apply(self, batch: list[tuple[Any, Future[Any]]]) -> None:
+        try:
+            with self.lock:
+                outcomes = self.app.execute_batch([command for command, _ in batch])
+        except Exception as error:  # noqa: BLE001 - each command again alone, below
+            if len(batch) == 1:
+                batch[0][1].set_exception(error)
+                return
+            for item in batch:
+                self._apply([item])
+            return
+        for (_, done), outcome in zip(batch, outcomes):
+            done.set_result(outcome)
 
 
 def replayed(runtime: Any, command: Any, ticket_id: Any = None) -> dict[str, Any]:
