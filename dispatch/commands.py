@@ -8,7 +8,6 @@ Schema, generated from these models by ``dispatch schemas``.
 
 from __future__ import annotations
 
-
 import json
 import re
 import threading

@@ -3,7 +3,6 @@
 figure beside the same server's `/healthz` under the same load (the floor), measured in one run.
 
     python scripts/bench_api.py [--users 20,50,100] [--seconds 20] [--writers 20]
-                                [--postgres URL --workers 1,2] [--json FILE]
 
 The mix, per user (closed loop, no think time, so the server is as busy as it gets):
 - desks (40 %): hold their event stream open (`/desk/events`, server-sent events) and read their
@@ -14,9 +13,9 @@ The mix, per user (closed loop, no think time, so the server is as busy as it ge
 A probe asks `/healthz` all along. Reads' p95 are given as a multiple of the probe's p95.
 
 Then the write door alone: `--writers` clients reporting as fast as they can; commands/s of the
-2xx answers, and afterwards every one of them is looked up in the store (`dispatch show`) and
-`dispatch replay --verify` must be clean. With `--postgres URL` the same runs on PostgreSQL for
-each `--workers N` (the ratio to one worker is printed). Not a test: nothing here fails the build.
+2xx answers; afterwards every answered ticket is looked for in the read model caught up from the
+store, and `dispatch replay --verify` must be clean. (More than one worker on PostgreSQL is not
+measured: `dispatch web` has no `--workers` yet.) Not a test: nothing here fails the build.
 """
 
 from __future__ import annotations
@@ -224,12 +223,10 @@ def _table(title: str, tally: Tally, elapsed: float | None = None) -> list[str]:
     return out + [""]
 
 
-def _run(db: list[str], env: dict[str, str], users: list[int], seconds: float, writers: int,
-         workers: int | None) -> dict[str, Any]:
+def _run(db: list[str], users: list[int], seconds: float, writers: int) -> dict[str, Any]:
     tokens = _setup(db)
-    extra = ["--workers", str(workers)] if workers else []
     result: dict[str, Any] = {}
-    with web_process(*db, env={**os.environ, **env, **UNLIMITED}, web_args=extra) as web:
+    with web_process(*db, env={**os.environ, **UNLIMITED}) as web:
         for n in users:
             tally = asyncio.run(_mix(web.base, tokens, n, seconds))
             result[f"mix-{n}"] = tally
@@ -247,34 +244,18 @@ def main() -> None:
     parser.add_argument("--users", default="20,50,100")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--writers", type=int, default=20)
-    parser.add_argument("--postgres", metavar="URL", help="also on PostgreSQL (a database this run may empty)")
-    parser.add_argument("--workers", default="1,2", help="with --postgres: the worker counts to compare")
     args = parser.parse_args()
     users = [int(u) for u in args.users.split(",")]
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         db = ["--db", str(Path(tmp) / "bench.db")]
-        res = _run(db, {}, users, args.seconds, args.writers, None)
+        res = _run(db, users, args.seconds, args.writers)
         for n in users:
             lines += _table(f"Embedded (SQLite, one process), {n} users", res[f"mix-{n}"])
         tally, elapsed = res["writes"]
         lines += _table(f"Embedded, {args.writers} writers reporting", tally, elapsed)
         stored, answered, rc, text = res["stored"]
         lines.append(f"stored afterwards: {stored} of {answered} answered; replay --verify exit {rc}: {text}\n")
-    if args.postgres:
-        rates = {}
-        for w in [int(x) for x in args.workers.split(",")]:
-            subprocess.run([sys.executable, "-m", "dispatch", "--db", args.postgres, "database", "drop", "--yes"],
-                           capture_output=True)
-            res = _run(["--db", args.postgres], {}, [], args.seconds, args.writers, w)
-            tally, elapsed = res["writes"]
-            rates[w] = len(tally.writes_ok) / elapsed
-            lines += _table(f"PostgreSQL, --workers {w}, {args.writers} writers reporting", tally, elapsed)
-            stored, answered, rc, text = res["stored"]
-            lines.append(f"stored afterwards: {stored} of {answered}; replay --verify exit {rc}\n")
-        one = rates.get(1)
-        if one:
-            lines.append(" · ".join(f"--workers {w}: {r / one:.2f}× one worker" for w, r in rates.items()))
     print("\n".join(lines))
 
 

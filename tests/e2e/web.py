@@ -31,11 +31,11 @@ def _free_port() -> int:
 
 @contextmanager
 def web_process(*args: str, cwd: Path | None = None, env: dict[str, Any] | None = None,
-                port: int | None = None, web_args: list[str] | tuple[str, ...] = ()) -> Iterator[WebProcess]:
+                port: int | None = None) -> Iterator[WebProcess]:
     """``python -m dispatch <args> web --port P`` until it answers /healthz; stopped (SIGTERM) on
     the way out, and its stderr checked for a traceback. ``port``: a given one (a restart)."""
     port = port or _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port), *web_args], cwd=cwd,
+    server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port)], cwd=cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     web = WebProcess(f"http://127.0.0.1:{port}")
     def answering() -> bool:
