@@ -42,6 +42,7 @@ class WebService:
         self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
         self._write_lock = threading.Lock()
         self.commit = GroupCommit(runtime.app, self._write_lock) if submitter is None else None
+        _tables_first(runtime.engine)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.watchdog_every = watchdog_every
@@ -209,6 +210,22 @@ class WebService:
         recorder: Any = self.runtime.app.recorder
         top = recorder.max_notification_id() or 0
         return max(0, top - (stored_position(self.runtime.engine, STORE_SOURCE) or 0))
+
+
+def _tables_first(engine: Any) -> None:
+    """The tables this process's threads would create on first use (users, notifications, case
+    numbers, …), created now, before any thread starts: on SQLite a table created by one thread
+    can make another thread's statement fail ("database schema has changed")."""
+    from dispatch import casenumbers, commandlog, holidays, outbox, parked, unplaced
+    from dispatch.store import ensure_created
+
+    users.ensure_tables(engine)
+    outbox.ensure_tables(engine)
+    commandlog.ensure_table(engine)
+    unplaced.ensure_table(engine)
+    parked.ensure_table(engine)
+    ensure_created(engine, casenumbers.METADATA)
+    ensure_created(engine, holidays.METADATA)
 
 
 class GroupCommit:
