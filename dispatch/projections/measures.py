@@ -72,6 +72,9 @@ class Question:
     span: Window | None = None  # only this part of the period (the rest read from rollups)
     # only the rows this admits: ``among(ticket_id column, time column) -> condition`` (rollups)
     among: Any = None
+    # groups by the ticket instead of by a time bucket: ``classes(ticket_id column) -> integer``
+    # (rollups: the day a ticket settled, as days after the one rolled up)
+    classes: Any = None
 
     def within(self, column: Any) -> ColumnElement[bool]:
         """``column`` in the period (and its buckets; in ``span`` if given) and at or before the instant."""
@@ -88,7 +91,13 @@ class Question:
             parts.append(column < hi)
         return and_(*parts)
 
+    @property
+    def bucketed(self) -> bool:
+        return len(self.buckets) > 1 or self.classes is not None
+
     def bucket(self, column: Any) -> ColumnElement[Any]:
+        if self.classes is not None:
+            return self.classes(column.table.c.ticket_id)  # type: ignore[no-any-return]
         if len(self.buckets) <= 1:
             return _zero()
         return case(*[(column < w.end, literal_column(str(i))) for i, w in enumerate(self.buckets[:-1])],
@@ -113,9 +122,8 @@ class Question:
 
 def _grouped(q: Question, key: Any, time: Any, *figures: Any) -> Any:
     """``SELECT key, bucket, figures…`` grouped by both (by their output names)."""
-    bucketed = len(q.buckets) > 1
     query = select(key.label(_K), q.bucket(time).label(_B), *figures)
-    return query.group_by(literal_column(_K), *([literal_column(_B)] if bucketed else []))
+    return query.group_by(literal_column(_K), *([literal_column(_B)] if q.bucketed else []))
 
 
 def _ticket_key(by: str) -> Any:

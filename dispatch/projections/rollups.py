@@ -19,6 +19,13 @@ the day's rows of **ended** tickets as of that instant (the day's ``settled_at``
 - ``rollup_open``: the tickets not ended then, whose rows of that day are read raw at question
   time (a few in a hundred; ``roll_up`` rolls the day again once some of them have ended).
 
+Every family's rows are also keyed by ``settled_day``: the local day by whose end the tickets
+counted in them had stopped changing — the rolled-up day itself for most; for a ticket whose
+ending, or a deadline a count still compares with the instant, came on a later day, that day
+(``rollup_settles`` lists these tickets). A question as of an instant takes whole the rows
+settled before the instant's day (``cut``) and reads raw, as of the instant, the rows of the
+tickets settling on it or later — no part is ever worked out twice and taken away.
+
 ``rollup_days`` lists the days rolled up. An event whose business time falls in a rolled-up day
 (a backfill, a late report) deletes that day there, in the same transaction that applies it
 (``forget``, from ``apply``), so a rollup is never read stale; ``roll_up`` writes it again. On
@@ -26,8 +33,8 @@ PostgreSQL the builder takes the projections' lock, so no batch is applied betwe
 day and writing it.
 
 ``rolled_counts`` answers for a **prefix** of rolled-up days — consecutive local days from the
-period's start, each settled by the instant asked; ``sla_stats`` adds the raw rows of the
-prefix's open tickets and every raw row after the prefix (``measures`` over that span).
+period's start, each over by the instant asked; ``sla_stats`` adds the raw rows of the prefix's
+open and still-settling tickets and every raw row after the prefix (``measures`` over that span).
 Questions limited to a street or a community, or whose start is not a local midnight, read raw
 rows only.
 """
@@ -48,7 +55,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "forget", "open_rows", "prefix", "roll_up", "rolled_counts",
+__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "open_rows", "prefix", "roll_up", "rolled_counts",
            "settling_rows"]
 
 DIMENSIONS = ("department", "category", "community", "street")
@@ -108,10 +115,11 @@ def _settles(conn: Connection, d0: datetime, d1: datetime) -> dict[str, datetime
     return found
 
 
-def _rows_of(day: str, dim: str, counts: dict[Any, dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+def _rows_of(day: str, dim: str, counts: dict[Any, dict[str, Any]], settled: Sequence[str],
+             *names: str) -> list[dict[str, Any]]:
     out = []
     for group, values in counts.items():
-        row: dict[str, Any] = {"day": day, "dim": dim, "unit": group[0]}
+        row: dict[str, Any] = {"day": day, "dim": dim, "unit": group[0], "settled_day": settled[int(group[1])]}
         for name, value in zip(names, group[2:]):
             row[name] = value
         row.update(values)
@@ -128,6 +136,17 @@ def _ended_only(day: str) -> Any:
     return among
 
 
+def _settled_classes(day: str, later: dict[str, list[str]]) -> tuple[list[str], Any]:
+    """The days the day's tickets settled by (the day itself first) and a ``Question.classes``
+    giving each row's index among them (``later``: the tickets of each later day)."""
+    settled = [day, *sorted(later)]
+    if len(settled) == 1:
+        return settled, lambda ticket_id: literal_column("0")
+    return settled, lambda ticket_id: case(*[(ticket_id.in_(later[s]), literal_column(str(i)))
+                                             for i, s in enumerate(settled) if i],
+                                           else_=literal_column("0"))
+
+
 def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: datetime) -> None:
     import numpy as np
 
@@ -139,50 +158,59 @@ def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: date
     if open_ids:
         conn.execute(insert(t.rollup_open), [{"day": day, "ticket_id": i, "day_start": d0, "day_end": d1,
                                               "settles_at": settles.get(i)} for i in open_ids])
-    settled = max([d0, *(at for tid, at in settles.items() if tid not in later)]) + _MICRO
-    after = [{"day": day, "ticket_id": tid, "day_start": d0, "day_end": d1, "settles_at": at + _MICRO}
+    settled_at = max([d0, *(at for tid, at in settles.items() if tid not in later)]) + _MICRO
+    tz = d0.tzinfo
+    after = [{"day": day, "ticket_id": tid, "day_start": d0, "day_end": d1, "settles_at": at + _MICRO,
+              "settled_day": _local_day(at + _MICRO, tz)}
              for tid, at in sorted(settles.items()) if tid not in later and at + _MICRO >= d1]
     if after:
         conn.execute(insert(t.rollup_settles), after)
-    q = m.Question(settled, d0, d1, among=_ended_only(day))
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for row in after:
+        by_day[row["settled_day"]].append(row["ticket_id"])
+    settled, classes = _settled_classes(day, by_day)
+    q = m.Question(settled_at, d0, d1, among=_ended_only(day), classes=classes)
     rows: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for dim in DIMENSIONS:
-        rows[t.rollup_calls] += _rows_of(day, dim, m.call_counts(conn, q, dim), "role")
+        rows[t.rollup_calls] += _rows_of(day, dim, m.call_counts(conn, q, dim), settled, "role")
         for (group, metric), values in m.minute_values(conn, q, dim).items():
             ordered = np.sort(np.asarray(values, dtype=np.float64))
-            rows[t.rollup_minutes].append({"day": day, "dim": dim, "unit": group[0], "metric": metric,
+            rows[t.rollup_minutes].append({"day": day, "dim": dim, "unit": group[0],
+                                           "settled_day": settled[int(group[1])], "metric": metric,
                                            "n": len(ordered), "sorted": ordered.tobytes()})
-        rows[t.rollup_closes] += _rows_of(day, dim, m.close_counts(conn, q, dim))
+        rows[t.rollup_closes] += _rows_of(day, dim, m.close_counts(conn, q, dim), settled)
         if dim != "department":
-            rows[t.rollup_centre] += _rows_of(day, dim, m.centre_counts(conn, q, dim))
-            rows[t.rollup_closed] += [{"day": day, "dim": dim, "unit": g[0], "n": n}
-                                      for g, n in m.closed_counts(conn, q, dim).items()]
-            rows[t.rollup_escalations] += [{"day": day, "dim": dim, "unit": g[0], "level": g[2], "n": n}
+            rows[t.rollup_centre] += _rows_of(day, dim, m.centre_counts(conn, q, dim), settled)
+            rows[t.rollup_closed] += [{"day": day, "dim": dim, "unit": g[0], "settled_day": settled[int(g[1])],
+                                       "n": n} for g, n in m.closed_counts(conn, q, dim).items()]
+            rows[t.rollup_escalations] += [{"day": day, "dim": dim, "unit": g[0], "settled_day": settled[int(g[1])],
+                                            "level": g[2], "n": n}
                                            for g, n in m.escalation_counts(conn, q, dim).items()]
         for group, counts in m.evaluation_counts(conn, q, dim).items():
             rows[t.rollup_evaluations].append({"day": day, "dim": dim, "unit": group[0],
+                                               "settled_day": settled[int(group[1])],
                                                **{k: counts[k] for k in t.EVALUATION_COUNTS}})
-        rows[t.rollup_firsts] += _firsts(conn, q, dim, day)
+        rows[t.rollup_firsts] += _firsts(conn, q, dim, day, settled)
     for table in _FAMILIES:
         if rows[table]:
             conn.execute(insert(table), rows[table])
     conn.execute(delete(t.rollup_days).where(t.rollup_days.c.day == day))
-    conn.execute(insert(t.rollup_days).values(day=day, day_start=d0, day_end=d1, settled_at=settled))
+    conn.execute(insert(t.rollup_days).values(day=day, day_start=d0, day_end=d1, settled_at=settled_at))
 
 
-def _firsts(conn: Connection, q: m.Question, dim: str, day: str) -> list[dict[str, Any]]:
+def _firsts(conn: Connection, q: m.Question, dim: str, day: str, settled: Sequence[str]) -> list[dict[str, Any]]:
     ev = t.evaluations
     key = func.coalesce(ev.c.department, "") if dim == "department" else getattr(ev.c, dim)
-    query = select(key, m.previous_evaluation(q, dim), ev.c.reopened_at,
+    query = select(key, q.bucket(ev.c.at), m.previous_evaluation(q, dim), ev.c.reopened_at,
                    m.previous_evaluation(q, dim, reopened=True)).where(q.within(ev.c.at))
     tz = q.start.tzinfo if q.start is not None else timezone.utc
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    for unit, previous, reopened, previous_reopened in conn.execute(query):
-        counts[(unit, "evaluated", _local_day(previous, tz))] += 1
+    counts: dict[tuple[str, int, str, str], int] = defaultdict(int)
+    for unit, index, previous, reopened, previous_reopened in conn.execute(query):
+        counts[(unit, int(index), "evaluated", _local_day(previous, tz))] += 1
         if reopened is not None:
-            counts[(unit, "reopened", _local_day(previous_reopened, tz))] += 1
-    return [{"day": day, "dim": dim, "unit": unit, "kind": kind, "prev_day": prev, "n": n}
-            for (unit, kind, prev), n in counts.items()]
+            counts[(unit, int(index), "reopened", _local_day(previous_reopened, tz))] += 1
+    return [{"day": day, "dim": dim, "unit": unit, "settled_day": settled[index], "kind": kind, "prev_day": prev,
+             "n": n} for (unit, index, kind, prev), n in counts.items()]
 
 
 def _local_day(at: datetime | None, tz: Any) -> str:
@@ -269,18 +297,27 @@ def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     return Prefix(first, last, lo, end)
 
 
-def settling_rows(p: Prefix, after: datetime) -> Any:
+def cut(as_of: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
+    """The local midnight on or before the instant (one microsecond on, as a prefix's last day may
+    end at it) and its day: rolled-up rows whose tickets settled before that day are taken whole."""
+    local = (as_of + _MICRO).astimezone(tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    return midnight, midnight.date().isoformat()
+
+
+def settling_rows(p: Prefix, cut_at: datetime) -> Any:
     """A ``Question.among`` admitting the rows, in the prefix's days, of the rolled-up tickets
-    whose counts still changed after ``after`` (their part as of then is not the rolled-up one)."""
+    that settled at or after ``cut_at`` (``cut``): the rollups keep them under a later settled
+    day, so they are read raw, as of the instant."""
     s = t.rollup_settles.c
 
     def among(ticket_id: Any, time: Any) -> Any:
         days = and_(s.day >= p.first, s.day <= p.last)
-        # found through settles_at (few settled after the instant), the days only filtering
-        late = select(s.ticket_id).where(s.settles_at > after, s.day.concat("") >= p.first,
+        # found through settles_at (few settled after the cut), the days only filtering
+        late = select(s.ticket_id).where(s.settles_at >= cut_at, s.day.concat("") >= p.first,
                                          s.day.concat("") <= p.last)
         return and_(ticket_id.in_(late),
-                    select(s.ticket_id).where(s.ticket_id == ticket_id, days, s.settles_at > after,
+                    select(s.ticket_id).where(s.ticket_id == ticket_id, days, s.settles_at >= cut_at,
                                               s.day_start <= time, s.day_end > time).exists())
     return among
 
@@ -313,14 +350,16 @@ def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
 
 
 def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Any]:
-    """Every family's counts over the prefix's days, keyed as ``measures`` keys them."""
+    """Every family's counts over the prefix's days of the tickets settled before the instant's
+    day (``cut``), keyed as ``measures`` keys them."""
     out: dict[str, Any] = {}
+    _, cut_day = cut(q.as_of, tz)
 
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> dict[Any, dict[str, Any]]:
         c = table.c
         bucket = _day_bucket(q, tz, c.day)
         query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra], *[func.sum(c[n]).label(n) for n in columns])
-                 .where(c.dim == by, c.day >= p.first, c.day <= p.last)
+                 .where(c.dim == by, c.day >= p.first, c.day <= p.last, c.settled_day < cut_day)
                  .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
         found = {}
         for row in conn.execute(query):
@@ -344,7 +383,7 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     start_of = case(*[(bucket == literal_column(str(i)), literal_column(f"'{s}'")) for i, s in enumerate(starts)],
                     else_=literal_column("''")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
     query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
-             .where(f.dim == by, f.day >= p.first, f.day <= p.last, f.prev_day < start_of)
+             .where(f.dim == by, f.day >= p.first, f.day <= p.last, f.settled_day < cut_day, f.prev_day < start_of)
              .group_by(f.unit, literal_column("b"), f.kind))
     firsts: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
     for unit, b, kind, n in conn.execute(query):
@@ -353,7 +392,7 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     # the minutes: each group's sorted days, concatenated
     mn = t.rollup_minutes.c
     query = (select(mn.unit, _day_bucket(q, tz, mn.day), mn.metric, mn.sorted)
-             .where(mn.dim == by, mn.day >= p.first, mn.day <= p.last))
+             .where(mn.dim == by, mn.day >= p.first, mn.day <= p.last, mn.settled_day < cut_day))
     minutes: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
     for unit, b, metric, blob in conn.execute(query):
         minutes[((unit, int(b)), metric)].append(bytes(blob))

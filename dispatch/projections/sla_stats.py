@@ -4,7 +4,7 @@ and the scorecard ranking (考核) built from them."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,26 +138,23 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     return result
 
 
-def _add(into: dict[Any, Any], more: dict[Any, Any], sign: int = 1) -> dict[Any, Any]:
-    """Counts of two parts of a period, added up (``sign=-1``: taken away) group by group."""
+def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
+    """Counts of two parts of a period, added up group by group."""
     for key, values in more.items():
         if isinstance(values, dict):
             mine = into.setdefault(key, {})
             for name, n in values.items():
-                mine[name] = mine.get(name, 0) + sign * n
+                mine[name] = mine.get(name, 0) + n
         else:
-            into[key] = into.get(key, 0) + sign * values
+            into[key] = into.get(key, 0) + values
     return into
-
-
-_FINAL = datetime(9000, 1, 1, tzinfo=timezone.utc)  # "as of" after every ticket has settled
 
 
 def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
                   percentiles: bool) -> tuple[Any, ...]:
-    """Every family's counts: the rolled-up days of the prefix; plus, read raw, the rows there of
-    the tickets open when their day was rolled up, the part as of the instant of the tickets that
-    settled after it (less the part the rollup counted for them), and every row after the prefix."""
+    """Every family's counts: the rolled-up days of the prefix, of the tickets settled before the
+    instant's day; plus, read raw, the rows there of the tickets open when their day was rolled
+    up or settled since that day began (as of the instant), and every row after the prefix."""
     import numpy as np
 
     got = rollups.rolled_counts(conn, q, by, rolled, tz)
@@ -168,44 +165,32 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
     others = [] if by == "department" else [got["closed"], got["escalations"]]
     hi = q.buckets[-1].end if q.buckets else q.end
     inside = Window(rolled.start, rolled.end)
-    settling = rollups.settling_rows(rolled, q.as_of)
-    parts = [(1, replace(q, span=inside, among=rollups.open_rows(rolled))),
-             (1, replace(q, span=inside, among=settling)),
-             (-1, replace(q, as_of=_FINAL, span=inside, among=settling))]
+    cut_at, _ = rollups.cut(q.as_of, tz)
+    parts = [replace(q, span=inside, among=rollups.open_rows(rolled)),
+             replace(q, span=inside, among=rollups.settling_rows(rolled, cut_at))]
     if hi is None or rolled.end < hi:
-        parts.append((1, replace(q, span=Window(rolled.end, hi))))  # after the prefix
-    added: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
-                                              for k, blobs in got["minutes"].items()}
-    removed: dict[tuple[Any, str], list[float]] = {}
-    for sign, part in parts:
-        _add(calls, m.call_counts(conn, part, by), sign)
-        _add(closes, m.close_counts(conn, part, by), sign)
+        parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
+    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
+                                                for k, blobs in got["minutes"].items()}
+    for part in parts:
+        _add(calls, m.call_counts(conn, part, by))
+        _add(closes, m.close_counts(conn, part, by))
         raw_evals = m.evaluation_counts(conn, part, by)
         firsts = m.evaluation_firsts(conn, part, by)
         for group, counts in raw_evals.items():
             counts.update(firsts.get(group, {"tickets_evaluated": 0, "reopened": 0}))
-        _add(evals, raw_evals, sign)
+        _add(evals, raw_evals)
         if by != "department":
-            _add(centre, m.centre_counts(conn, part, by), sign)
-            _add(others[0], m.closed_counts(conn, part, by), sign)
-            _add(others[1], m.escalation_counts(conn, part, by), sign)
+            _add(centre, m.centre_counts(conn, part, by))
+            _add(others[0], m.closed_counts(conn, part, by))
+            _add(others[1], m.escalation_counts(conn, part, by))
         if percentiles:
             for key, values in m.minute_values(conn, part, by).items():
-                if sign > 0:
-                    added.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
-                else:
-                    removed.setdefault(key, []).extend(values)
+                minutes.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
     pct: dict[Any, dict[str, Any]] = {}
     if percentiles:
-        for (group, metric), chunks in added.items():
+        for (group, metric), chunks in minutes.items():
             merged: Any = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-            gone = removed.get((group, metric))
-            if gone:  # a multiset difference: each value taken away once
-                merged = np.sort(merged, kind="stable")
-                out = np.sort(np.asarray(gone, dtype=np.float64))
-                at = np.searchsorted(merged, out, side="left") + (np.arange(len(out)) -
-                                                                  np.searchsorted(out, out, side="left"))
-                merged = np.delete(merged, at)
             n = len(merged)
             if n:
                 k50, k90 = m.ranks(n)

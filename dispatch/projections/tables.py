@@ -221,8 +221,11 @@ _Unit = String(200)
 
 
 def _rollup(name: str, *keys: Column[Any], counts: tuple[str, ...] = (), extra: tuple[Column[Any], ...] = ()) -> Table:
+    # ``settled_day``: the local day by whose end the counted tickets had stopped changing (the
+    # row's own day for most): a question as of an instant on a later day takes the row whole,
+    # and reads the rows of the tickets settling later raw (``rollups.settling_rows``)
     return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("dim", String(20), primary_key=True),
-                 Column("unit", _Unit, primary_key=True), *keys,
+                 Column("unit", _Unit, primary_key=True), Column("settled_day", _Day, primary_key=True), *keys,
                  *(Column(c, Float if c.endswith("_sum") else Integer, nullable=False) for c in counts), *extra)
 
 
@@ -235,9 +238,9 @@ rollup_days = Table(
     Column("day_end", _T, nullable=False),
     Column("settled_at", _T, nullable=False),
 )
-def _ticket_days(name: str, settles: Column[Any]) -> Table:
+def _ticket_days(name: str, *settles: Column[Any]) -> Table:
     return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("ticket_id", _Id, primary_key=True),
-                 Column("day_start", _T, nullable=False), Column("day_end", _T, nullable=False), settles)
+                 Column("day_start", _T, nullable=False), Column("day_end", _T, nullable=False), *settles)
 
 
 # the tickets not ended when their day was rolled up: their rows of that day are read raw
@@ -246,7 +249,8 @@ rollup_open = _ticket_days("rollup_open", Column("settles_at", _T))  # set: ende
 Index("ix_rollup_open_ticket", rollup_open.c.ticket_id, rollup_open.c.day)
 # the rolled-up tickets whose counts still changed after their day ended (most: a ticket takes
 # days), with when they stopped: asked as of an earlier instant, their part is worked out again
-rollup_settles = _ticket_days("rollup_settles", Column("settles_at", _T, nullable=False))
+rollup_settles = _ticket_days("rollup_settles", Column("settles_at", _T, nullable=False),
+                              Column("settled_day", _Day, nullable=False))  # the local day of settles_at
 Index("ix_rollup_settles_at", rollup_settles.c.settles_at, rollup_settles.c.day, rollup_settles.c.ticket_id)
 Index("ix_rollup_settles_ticket", rollup_settles.c.ticket_id, rollup_settles.c.day)
 CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
@@ -281,6 +285,7 @@ def create_tables(engine: Engine) -> None:
 
     with _creating:
         create_all(engine, METADATA)
+        _drop_older_rollups(engine)
         create_all(engine, ROLLUPS)
         for table in (*METADATA.sorted_tables, *ROLLUPS.sorted_tables):  # an index added by a later version, on tables that exist
             for index in table.indexes:
@@ -291,6 +296,18 @@ def create_tables(engine: Engine) -> None:
                     if "already exists" not in str(error):
                         raise
         _created.add(engine)
+
+
+def _drop_older_rollups(engine: Engine) -> None:
+    """Rollups an earlier version wrote (without ``settled_day``) dropped: derived data, rolled up
+    again by ``dispatch rollup`` or the watchdog; until then questions read raw rows."""
+    from sqlalchemy import inspect
+
+    with engine.begin() as conn:
+        found = inspect(conn)
+        if found.has_table(rollup_calls.name) and "settled_day" not in {
+                c["name"] for c in found.get_columns(rollup_calls.name)}:
+            ROLLUPS.drop_all(conn, checkfirst=True)
 
 
 def ensure_tables(engine: Engine) -> None:

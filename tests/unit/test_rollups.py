@@ -41,12 +41,13 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
 
 
 def _days(days: float | None) -> datetime | None:
-    return None if days is None else START + timedelta(days=days)
+    return None if days is None else START + timedelta(days=days)  # (to the microsecond)
 
 
 QUESTIONS = [  # (start, end, as-of) in days after START
     (0, DAYS, DAYS), (0, 10, 12), (2, 9, 5.5), (0, DAYS, 7.25), (3, 4, 15), (1, None, DAYS), (0, 7, 7),
     (0.5, 9, 12),  # a start that is no local midnight: raw rows only
+    (0, DAYS, 7 - 1e-6 / 86400),  # a microsecond before a midnight: the prefix's last day ends then
 ]
 
 
@@ -133,3 +134,23 @@ def test_a_short_run_of_days_is_read_raw(history: Runtime, monkeypatch: pytest.M
     rollups.roll_up(history.engine, history.reference.timezone, END)
     assert _prefix_days(history, START, START + timedelta(days=7), END) == 0
     assert _prefix_days(history, START, END, END) == DAYS
+
+
+def test_rollups_an_earlier_version_wrote_are_dropped_and_rolled_again(tmp_path: Any) -> None:
+    """Rollups without the day their tickets settled by cannot be read: the tables are made again
+    (derived data; the read model and the event store are not touched)."""
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE rollup_calls (day VARCHAR(10), dim VARCHAR(20), unit VARCHAR(200), "
+                             "role VARCHAR(20), dispatched INTEGER, PRIMARY KEY (day, dim, unit, role))")
+        conn.exec_driver_sql("INSERT INTO rollup_calls VALUES ('2025-01-06', 'street', 'xinqi', 'lead', 3)")
+        conn.exec_driver_sql("CREATE TABLE rollup_days (day VARCHAR(10) PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO rollup_days VALUES ('2025-01-06')")
+    t.create_tables(engine)
+    with engine.connect() as conn:
+        assert "settled_day" in {c["name"] for c in inspect(conn).get_columns("rollup_calls")}
+        assert conn.execute(select(func.count()).select_from(t.rollup_calls)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(t.rollup_days)).scalar() == 0  # rolled again
+    engine.dispose()
