@@ -55,14 +55,14 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "open_rows", "prefix", "roll_up", "rolled_counts",
-           "settling_rows"]
+__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "prefix", "raw_rows", "roll_up", "rolled_counts"]
 
 DIMENSIONS = ("department", "category", "community", "street")
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
 # (the tickets still settling, those open when rolled up) — measured: a week, 100 ms raw vs 160 ms
 MIN_PREFIX = timedelta(days=14)
 _MICRO = timedelta(microseconds=1)
+WHOLE = "*"  # the ``settled_day`` of a day's rows summed over their settled days (sorts before any day)
 _FAMILIES = (t.rollup_calls, t.rollup_minutes, t.rollup_closes, t.rollup_centre, t.rollup_closed,
              t.rollup_escalations, t.rollup_evaluations, t.rollup_firsts)
 
@@ -193,9 +193,34 @@ def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: date
         rows[t.rollup_firsts] += _firsts(conn, q, dim, day, settled)
     for table in _FAMILIES:
         if rows[table]:
-            conn.execute(insert(table), rows[table])
+            # a day whose tickets all settled by its end needs no rows by settled day
+            conn.execute(insert(table), _whole(table, rows[table]) + (rows[table] if len(settled) > 1 else []))
     conn.execute(delete(t.rollup_days).where(t.rollup_days.c.day == day))
-    conn.execute(insert(t.rollup_days).values(day=day, day_start=d0, day_end=d1, settled_at=settled_at))
+    conn.execute(insert(t.rollup_days).values(day=day, day_start=d0, day_end=d1, settled_at=settled_at,
+                                              settled_by=settled[-1]))
+
+
+def _whole(table: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a day summed over their settled days (``settled_day`` ``WHOLE``): what a
+    question reads of a day whose tickets had all settled before its instant's day."""
+    import numpy as np
+
+    keys = [c.name for c in table.primary_key.columns if c.name != "settled_day"]
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        found = out.get(key)
+        if found is None:
+            out[key] = {**row, "settled_day": WHOLE}
+        elif table is t.rollup_minutes:
+            merged = np.sort(np.concatenate([np.frombuffer(found["sorted"], dtype=np.float64),
+                                             np.frombuffer(row["sorted"], dtype=np.float64)]))
+            found.update(n=len(merged), sorted=merged.tobytes())
+        else:
+            for name, value in row.items():
+                if name not in keys and name != "settled_day":
+                    found[name] += value
+    return list(out.values())
 
 
 def _firsts(conn: Connection, q: m.Question, dim: str, day: str, settled: Sequence[str]) -> list[dict[str, Any]]:
@@ -270,7 +295,7 @@ class Prefix:
     last: str
     start: datetime
     end: datetime
-
+    settled_by: tuple[str, ...] = ()  # each day's latest settled day, in order
 
 def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     """The longest run of rolled-up days from the question's start, inside its period and over
@@ -283,18 +308,20 @@ def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
         return None
     d = t.rollup_days.c
-    query = select(d.day, d.day_end).where(d.day_start >= lo, d.day_end <= q.as_of + _MICRO).order_by(d.day)
+    query = select(d.day, d.day_end, d.settled_by).where(d.day_start >= lo, d.day_end <= q.as_of + _MICRO
+                                                         ).order_by(d.day)
     if hi is not None:
         query = query.where(d.day_end <= hi)
-    expected, first, last, end = local.date(), None, None, None
-    for day, day_end in conn.execute(query):
+    expected, first, last, end, settled_by = local.date(), None, None, None, []
+    for day, day_end, by in conn.execute(query):
         if day != expected.isoformat():
             break
         first, last, end = first or day, day, day_end
+        settled_by.append(by)
         expected += timedelta(days=1)
     if first is None or last is None or end is None or (end - lo) < MIN_PREFIX:
         return None
-    return Prefix(first, last, lo, end)
+    return Prefix(first, last, lo, end, tuple(settled_by))
 
 
 def cut(as_of: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
@@ -305,34 +332,45 @@ def cut(as_of: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
     return midnight, midnight.date().isoformat()
 
 
-def settling_rows(p: Prefix, cut_at: datetime) -> Any:
-    """A ``Question.among`` admitting the rows, in the prefix's days, of the rolled-up tickets
-    that settled at or after ``cut_at`` (``cut``): the rollups keep them under a later settled
-    day, so they are read raw, as of the instant."""
-    s = t.rollup_settles.c
-
-    def among(ticket_id: Any, time: Any) -> Any:
-        days = and_(s.day >= p.first, s.day <= p.last)
-        # found through settles_at (few settled after the cut), the days only filtering
-        late = select(s.ticket_id).where(s.settles_at >= cut_at, s.day.concat("") >= p.first,
-                                         s.day.concat("") <= p.last)
-        return and_(ticket_id.in_(late),
-                    select(s.ticket_id).where(s.ticket_id == ticket_id, days, s.settles_at >= cut_at,
-                                              s.day_start <= time, s.day_end > time).exists())
-    return among
-
-
-def open_rows(p: Prefix) -> Any:
-    """A ``Question.among`` admitting the rows, in the prefix's days, of the tickets open when
-    their day was rolled up."""
-    o = t.rollup_open.c
+def raw_rows(conn: Connection, p: Prefix, cut_at: datetime) -> tuple[datetime | None, Any]:
+    """What of the prefix is read raw: the start of its first day holding such rows (None: no
+    rows) and a ``Question.among`` admitting them — the rows of the tickets open when their day
+    was rolled up (those days' rows), and every row of the rolled-up tickets that settled at or
+    after ``cut_at`` (``cut``; the rollups keep them under a later settled day). Those are
+    listed once here: a ticket settles at one time, so every day of it in the prefix is either
+    open or settling."""
+    o, s = t.rollup_open.c, t.rollup_settles.c
+    # found through settles_at (few settled after the cut), the days only filtering
+    late: dict[str, datetime] = {}
+    for ticket_id, day_start in conn.execute(select(s.ticket_id, s.day_start).where(
+            s.settles_at >= cut_at, s.day.concat("") >= p.first, s.day.concat("") <= p.last)):
+        late[ticket_id] = min(day_start, late.get(ticket_id, day_start))
+    first_open = conn.execute(select(func.min(o.day_start)).where(o.day >= p.first, o.day <= p.last)).scalar()
+    starts = [at for at in (first_open, min(late.values(), default=None)) if at is not None]
+    if not starts:
+        return None, None
+    settling = _one_of(conn.dialect.name, sorted(late))
 
     def among(ticket_id: Any, time: Any) -> Any:
         days = and_(o.day >= p.first, o.day <= p.last)
-        return and_(ticket_id.in_(select(o.ticket_id).where(days)),
-                    select(o.ticket_id).where(o.ticket_id == ticket_id, days, o.day_start <= time,
-                                              o.day_end > time).exists())
-    return among
+        opened = and_(ticket_id.in_(select(o.ticket_id).where(days)),
+                      select(o.ticket_id).where(o.ticket_id == ticket_id, days, o.day_start <= time,
+                                                o.day_end > time).exists())
+        return or_(opened, settling(ticket_id)) if late else opened
+    return min(starts), among
+
+
+def _one_of(dialect: str, ids: Sequence[str]) -> Any:
+    """``ticket_id`` among ``ids``, as one bound value however many they are."""
+    import json
+
+    from sqlalchemy import String, any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    if dialect == "postgresql":
+        return lambda ticket_id: ticket_id == any_(bindparam("late_ids", list(ids), type_=ARRAY(String)))
+    listed = select(literal_column("value")).select_from(func.json_each(bindparam("late_ids", json.dumps(ids))))
+    return lambda ticket_id: ticket_id.in_(listed)
 
 
 def _day_bucket(q: m.Question, tz: ZoneInfo, day: Any) -> Any:
@@ -349,6 +387,18 @@ def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
     return [w.start.astimezone(tz).date().isoformat() if w.start is not None else "" for w in windows]
 
 
+def _settled_before(c: Any, p: Prefix, cut_day: str) -> Any:
+    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``: a
+    day's whole row where all of its tickets had, else its rows of the settled days before it."""
+    days = [date.fromisoformat(p.first) + timedelta(days=i) for i in range(len(p.settled_by))]
+    split = [d.isoformat() for d, by in zip(days, p.settled_by) if by >= cut_day]
+    whole = and_(c.day >= p.first, c.day <= p.last, c.settled_day == WHOLE)
+    if not split:
+        return whole
+    return or_(and_(whole, c.day.not_in(split)),
+               and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day))
+
+
 def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Any]:
     """Every family's counts over the prefix's days of the tickets settled before the instant's
     day (``cut``), keyed as ``measures`` keys them."""
@@ -359,7 +409,7 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
         c = table.c
         bucket = _day_bucket(q, tz, c.day)
         query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra], *[func.sum(c[n]).label(n) for n in columns])
-                 .where(c.dim == by, c.day >= p.first, c.day <= p.last, c.settled_day < cut_day)
+                 .where(c.dim == by, _settled_before(c, p, cut_day))
                  .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
         found = {}
         for row in conn.execute(query):
@@ -383,7 +433,7 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     start_of = case(*[(bucket == literal_column(str(i)), literal_column(f"'{s}'")) for i, s in enumerate(starts)],
                     else_=literal_column("''")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
     query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
-             .where(f.dim == by, f.day >= p.first, f.day <= p.last, f.settled_day < cut_day, f.prev_day < start_of)
+             .where(f.dim == by, _settled_before(f, p, cut_day), f.prev_day < start_of)
              .group_by(f.unit, literal_column("b"), f.kind))
     firsts: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
     for unit, b, kind, n in conn.execute(query):
@@ -392,7 +442,7 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     # the minutes: each group's sorted days, concatenated
     mn = t.rollup_minutes.c
     query = (select(mn.unit, _day_bucket(q, tz, mn.day), mn.metric, mn.sorted)
-             .where(mn.dim == by, mn.day >= p.first, mn.day <= p.last, mn.settled_day < cut_day))
+             .where(mn.dim == by, _settled_before(mn, p, cut_day)))
     minutes: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
     for unit, b, metric, blob in conn.execute(query):
         minutes[((unit, int(b)), metric)].append(bytes(blob))

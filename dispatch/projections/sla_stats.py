@@ -164,10 +164,8 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
     centre = got.get("centre", {})
     others = [] if by == "department" else [got["closed"], got["escalations"]]
     hi = q.buckets[-1].end if q.buckets else q.end
-    inside = Window(rolled.start, rolled.end)
-    cut_at, _ = rollups.cut(q.as_of, tz)
-    parts = [replace(q, span=inside, among=rollups.open_rows(rolled)),
-             replace(q, span=inside, among=rollups.settling_rows(rolled, cut_at))]
+    first, among = rollups.raw_rows(conn, rolled, rollups.cut(q.as_of, tz)[0])
+    parts = [] if first is None else [replace(q, span=Window(first, rolled.end), among=among)]
     if hi is None or rolled.end < hi:
         parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
     minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]

@@ -222,8 +222,9 @@ _Unit = String(200)
 
 def _rollup(name: str, *keys: Column[Any], counts: tuple[str, ...] = (), extra: tuple[Column[Any], ...] = ()) -> Table:
     # ``settled_day``: the local day by whose end the counted tickets had stopped changing (the
-    # row's own day for most): a question as of an instant on a later day takes the row whole,
-    # and reads the rows of the tickets settling later raw (``rollups.settling_rows``)
+    # row's own day for many): a question as of an instant on a later day takes the row, and
+    # reads the rows of the tickets settling later raw (``rollups.raw_rows``); ``*``: the
+    # day's rows of every settled day summed (read when all of them are before the instant's day)
     return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("dim", String(20), primary_key=True),
                  Column("unit", _Unit, primary_key=True), Column("settled_day", _Day, primary_key=True), *keys,
                  *(Column(c, Float if c.endswith("_sum") else Integer, nullable=False) for c in counts), *extra)
@@ -237,6 +238,7 @@ rollup_days = Table(
     Column("day_start", _T, nullable=False, index=True),
     Column("day_end", _T, nullable=False),
     Column("settled_at", _T, nullable=False),
+    Column("settled_by", _Day, nullable=False),  # the latest settled_day of its rows
 )
 def _ticket_days(name: str, *settles: Column[Any]) -> Table:
     return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("ticket_id", _Id, primary_key=True),
@@ -305,9 +307,10 @@ def _drop_older_rollups(engine: Engine) -> None:
 
     with engine.begin() as conn:
         found = inspect(conn)
-        if found.has_table(rollup_calls.name) and "settled_day" not in {
-                c["name"] for c in found.get_columns(rollup_calls.name)}:
-            ROLLUPS.drop_all(conn, checkfirst=True)
+        for table, column in ((rollup_calls, "settled_day"), (rollup_days, "settled_by")):
+            if found.has_table(table.name) and column not in {c["name"] for c in found.get_columns(table.name)}:
+                ROLLUPS.drop_all(conn, checkfirst=True)
+                return
 
 
 def ensure_tables(engine: Engine) -> None:

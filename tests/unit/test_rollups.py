@@ -57,6 +57,10 @@ def _both(runtime: Runtime, **question: Any) -> tuple[dict[str, Any], dict[str, 
     return fast, raw
 
 
+def _local_day(at: datetime) -> str:
+    return at.astimezone(START.tzinfo).date().isoformat()
+
+
 def _prefix_days(runtime: Runtime, start: datetime | None, end: datetime | None, as_of: datetime) -> int:
     from zoneinfo import ZoneInfo
 
@@ -79,6 +83,16 @@ def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime) -> None:
             for period in (None, "day", "week"):
                 fast, raw = _both(history, by=by, period=period, as_of=as_of, start=start, end=end)
                 assert fast == raw, (by, period, s, e, a)
+    d = t.rollup_days.c  # as of noon on a day some earlier day's last tickets settled on
+    with history.engine.connect() as conn:
+        by = conn.execute(select(d.settled_by).where(d.settled_by > d.day, d.settled_by < _local_day(END))
+                          .order_by(d.day)).scalars().first()
+    assert by is not None
+    noon = datetime.fromisoformat(by).replace(hour=12, tzinfo=START.tzinfo)
+    for by_ in ("department", "community"):
+        for period in (None, "week"):
+            fast, raw = _both(history, by=by_, period=period, as_of=noon, start=START, end=END)
+            assert fast == raw, (by_, period, noon)
     scoped = _both(history, by="department", street="xinqi", as_of=END, start=START, end=END)
     assert scoped[0] == scoped[1]
     assert used > 30  # the questions above did read rollups, not only raw rows
