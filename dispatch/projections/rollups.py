@@ -160,9 +160,9 @@ def _build_day(conn: Connection, day: str, d0: datetime, d1: datetime, now: date
                                               "settles_at": settles.get(i)} for i in open_ids])
     settled_at = max([d0, *(at for tid, at in settles.items() if tid not in later)]) + _MICRO
     tz = d0.tzinfo
-    after = [{"day": day, "ticket_id": tid, "day_start": d0, "day_end": d1, "settles_at": at + _MICRO,
-              "settled_day": _local_day(at + _MICRO, tz)}
-             for tid, at in sorted(settles.items()) if tid not in later and at + _MICRO >= d1]
+    after: list[dict[str, Any]] = [{"day": day, "ticket_id": tid, "day_start": d0, "day_end": d1,
+                                    "settles_at": at + _MICRO, "settled_day": _local_day(at + _MICRO, tz)}
+                                   for tid, at in sorted(settles.items()) if tid not in later and at + _MICRO >= d1]
     if after:
         conn.execute(insert(t.rollup_settles), after)
     by_day: dict[str, list[str]] = defaultdict(list)
@@ -369,7 +369,7 @@ def _one_of(dialect: str, ids: Sequence[str]) -> Any:
 
     if dialect == "postgresql":
         return lambda ticket_id: ticket_id == any_(bindparam("late_ids", list(ids), type_=ARRAY(String)))
-    listed = select(literal_column("value")).select_from(func.json_each(bindparam("late_ids", json.dumps(ids))))
+    listed: Any = select(literal_column("value")).select_from(func.json_each(bindparam("late_ids", json.dumps(ids))))
     return lambda ticket_id: ticket_id.in_(listed)
 
 
