@@ -297,6 +297,7 @@ class Prefix:
     end: datetime
     settled_by: tuple[str, ...] = ()  # each day's latest settled day, in order
 
+
 def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     """The longest run of rolled-up days from the question's start, inside its period and over
     by its instant (every row of them at or before it; None: read raw rows only)."""

@@ -153,8 +153,8 @@ def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
 def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
                   percentiles: bool) -> tuple[Any, ...]:
     """Every family's counts: the rolled-up days of the prefix, of the tickets settled before the
-    instant's day; plus, read raw, the rows there of the tickets open when their day was rolled
-    up or settled since that day began (as of the instant), and every row after the prefix."""
+    instant's day; plus, read raw as of the instant, the rows there of the tickets open when their
+    day was rolled up or settling on the instant's day or later, and every row after the prefix."""
     import numpy as np
 
     got = rollups.rolled_counts(conn, q, by, rolled, tz)
