@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool as off_loop  # a form post's work: never on the event loop
 from starlette.responses import Response
 
 from dispatch import commands as c
@@ -29,6 +28,26 @@ from dispatch.web import live, session
 __all__ = ["router", "templates"]
 
 router = APIRouter(include_in_schema=False)
+
+
+# A form post's body is read on the event loop (a dependency), its work done in the thread pool
+# (the routes are plain ``def``): nothing a post does — SQL, argon2 — holds up other requests.
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
+async def _upload(request: Request) -> tuple[dict[str, str], bytes | None]:
+    """The report form's fields and its photo (at most one)."""
+    from starlette.datastructures import UploadFile
+
+    received = await request.form(max_files=1, max_fields=30)
+    photo = received.get("photo")
+    image = await photo.read() if isinstance(photo, UploadFile) and photo.filename else None
+    return {k: v for k, v in received.items() if isinstance(v, str)}, image
+
+
+Posted = Annotated[bytes, Depends(_body)]
+Upload = Annotated[tuple[dict[str, str], bytes | None], Depends(_upload)]
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 STATUS = {"reported": "已上报", "accepted": "已受理", "dispatched": "已派单", "in_progress": "处置中",
@@ -178,11 +197,7 @@ def login_page(request: Request) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request) -> Response:
-    return await off_loop(_login, request, await request.body())
-
-
-def _login(request: Request, body: bytes) -> Response:
+def login(request: Request, body: Posted) -> Response:
     from fastapi import HTTPException
 
     from dispatch.messages import sentence
@@ -208,11 +223,7 @@ def _seconds(seconds: int) -> str:
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    return await off_loop(_logout, request, await request.body())
-
-
-def _logout(request: Request, body: bytes) -> Response:
+def logout(request: Request, body: Posted) -> Response:
     form = session.form_of(body)
     session.require_csrf(request, form)
     response = RedirectResponse("/login", status_code=303)
@@ -289,11 +300,7 @@ _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason
 
 
 @router.post("/desk/{ticket}/{step}", response_class=HTMLResponse)
-async def desk_step(request: Request, ticket: str, step: str) -> Response:
-    return await off_loop(_desk_step, request, await request.body(), ticket, step)
-
-
-def _desk_step(request: Request, body: bytes, ticket: str, step: str) -> Response:
+def desk_step(request: Request, body: Posted, ticket: str, step: str) -> Response:
     form, who = _posted(request, body)
 
     def answer(error: str | None) -> Response:
@@ -370,18 +377,10 @@ def report_page(request: Request, made: str | None = None, refused: str | None =
 
 
 @router.post("/report", response_class=HTMLResponse)
-async def report(request: Request) -> Response:
-    from starlette.datastructures import UploadFile
-
-    received = await request.form(max_files=1, max_fields=30)
-    photo = received.get("photo")
-    image = await photo.read() if isinstance(photo, UploadFile) and photo.filename else None
-    return await off_loop(_report, request, {k: v for k, v in received.items() if isinstance(v, str)}, image)
-
-
-def _report(request: Request, form: dict[str, str], image: bytes | None) -> Response:
+def report(request: Request, upload: Upload) -> Response:
     import hashlib
 
+    form, image = upload
     who = session.identity(request)
     session.require_csrf(request, form)
     fields: dict[str, Any] = {"category": form.get("category", ""), "description": form.get("description", ""),
@@ -473,11 +472,7 @@ _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
 
 
 @router.post("/console/{ticket}/{step}", response_class=HTMLResponse)
-async def console_step(request: Request, ticket: str, step: str) -> Response:
-    return await off_loop(_console_step, request, await request.body(), ticket, step)
-
-
-def _console_step(request: Request, raw: bytes, ticket: str, step: str) -> Response:
+def console_step(request: Request, raw: Posted, ticket: str, step: str) -> Response:
     form = session.form_of(raw)
     who = session.identity(request)
     session.require_csrf(request, form)
@@ -621,11 +616,7 @@ def account_page(request: Request, done: str | None = None) -> Response:
 
 
 @router.post("/account/sessions/{token_id}/end")
-async def account_end_session(request: Request, token_id: str) -> Response:
-    return await off_loop(_account_end_session, request, await request.body(), token_id)
-
-
-def _account_end_session(request: Request, body: bytes, token_id: str) -> Response:
+def account_end_session(request: Request, body: Posted, token_id: str) -> Response:
     from dispatch import accounts
 
     form, who = _posted(request, body)
@@ -635,11 +626,7 @@ def _account_end_session(request: Request, body: bytes, token_id: str) -> Respon
 
 
 @router.post("/account/sign-out-others")
-async def account_sign_out_others(request: Request) -> Response:
-    return await off_loop(_account_sign_out_others, request, await request.body())
-
-
-def _account_sign_out_others(request: Request, body: bytes) -> Response:
+def account_sign_out_others(request: Request, body: Posted) -> Response:
     from dispatch import accounts
 
     form, who = _posted(request, body)
@@ -684,11 +671,7 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
 
 
 @router.post("/admin/notify/add")
-async def notify_add(request: Request) -> Response:
-    return await off_loop(_notify_add, request, await request.body())
-
-
-def _notify_add(request: Request, body: bytes) -> Response:
+def notify_add(request: Request, body: Posted) -> Response:
     from dispatch import notifier
 
     form, who = _posted(request, body)
@@ -705,11 +688,7 @@ def _notify_add(request: Request, body: bytes) -> Response:
 
 
 @router.post("/admin/notify/{channel_id}/remove")
-async def notify_remove(request: Request, channel_id: int) -> Response:
-    return await off_loop(_notify_remove, request, await request.body(), channel_id)
-
-
-def _notify_remove(request: Request, body: bytes, channel_id: int) -> Response:
+def notify_remove(request: Request, body: Posted, channel_id: int) -> Response:
     from dispatch import notifier
 
     form, who = _posted(request, body)
@@ -718,11 +697,7 @@ def _notify_remove(request: Request, body: bytes, channel_id: int) -> Response:
 
 
 @router.post("/admin/notify/resend")
-async def notify_resend(request: Request) -> Response:
-    return await off_loop(_notify_resend, request, await request.body())
-
-
-def _notify_resend(request: Request, body: bytes) -> Response:
+def notify_resend(request: Request, body: Posted) -> Response:
     from dispatch import notifier
 
     form, who = _posted(request, body)
