@@ -106,7 +106,7 @@ def hold_unplaced(runtime: Any, identity: Identity, *, category: str, descriptio
     from dispatch.access import STEPS
     from dispatch.errors import Forbidden
 
-    if identity.role != "admin" and c.Report not in STEPS.get(identity.role, frozenset()):
+    if identity.role != "admin" and "Report" not in STEPS.get(identity.role, frozenset()):
         raise Forbidden(f"{identity.describe()} may not report")
     ref = runtime.reference
     fields: dict[str, Any] = {"category": ref.category(category).id, "priority": ref.priority(priority).id,
@@ -117,7 +117,7 @@ def hold_unplaced(runtime: Any, identity: Identity, *, category: str, descriptio
     c.parse_command({"type": "report", "occurred_at": received.isoformat(), "grid": "unplaced",
                      "actor": {"role": "system", "id": identity.name}, **fields})  # the fields as a report's
     if reporter:
-        fields["reporter"] = runtime.app.vault.seal(reporter)  # as an event keeps it
+        fields["reporter"] = runtime.vault.seal(reporter)  # as an event keeps it
     districts = _districts(runtime, identity)
     token = str(uuid.uuid4())
     unplaced.add(runtime.engine, token, received.isoformat(),
@@ -192,7 +192,7 @@ def place(runtime: Any, identity: Identity, token: str, grid: str) -> Any:
     by = Identity(sender["name"], sender["role"], sender["scope_kind"], tuple(sender["scope"]), sender["kind"])
     fields = dict(waiting["fields"])
     if fields.get("reporter"):
-        opened = runtime.app.vault.open(fields["reporter"])
+        opened = runtime.vault.open(fields["reporter"])
         fields["reporter"] = None if not opened or opened.get("erased") else opened
     command = prepare(runtime, c.Report, by, command_id=f"placed-{token}", grid=spot.grid.id, **fields)
     received = waiting["received_at"]

@@ -37,3 +37,15 @@ def test_a_command_and_its_own_help_still_work_through_the_lazy_group() -> None:
     assert out.exit_code == 0 and "most specific rule wins" in " ".join(out.output.split())
     unknown = CliRunner().invoke(main, ["no-such-command"])
     assert unknown.exit_code == 2 and "No such command" in unknown.output
+
+
+def test_the_rules_of_who_records_what_name_the_command_models_the_engine_handles() -> None:
+    # dispatch.access names the steps by class name, so that a read need not import the models
+    from dispatch.access import ACTING_ROLE, CLAIMS, STEPS
+    from dispatch.handlers import HANDLERS
+
+    handled = {kind.__name__ for kind in HANDLERS}
+    assert set(ACTING_ROLE) == handled
+    for table in (STEPS, CLAIMS):
+        for role, names in table.items():
+            assert names <= handled, (role, names - handled)
