@@ -25,6 +25,8 @@ from typing import Any
 import psycopg
 import sqlalchemy.exc
 import structlog
+
+from dispatch.logs import get_logger
 from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
@@ -36,7 +38,7 @@ from dispatch.kafka.clients import broker_answers
 
 __all__ = ["EMPTY_AFTER", "TRANSIENT", "PartitionedConsumer", "Rewind"]
 
-log = structlog.get_logger("dispatch.consumers")
+log = get_logger("dispatch.consumers")
 
 # Errors that say "a server is unreachable now", not "this message is bad".
 TRANSIENT: tuple[type[BaseException], ...] = (

@@ -34,6 +34,9 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+
+
+from dispatch.logs import get_logger
 from kafka import KafkaProducer, TopicPartition
 
 from consumers.health import ProcessHealth
@@ -44,7 +47,7 @@ from dispatch.lifecycle import call_state, dispatch_no_of
 
 __all__ = ["AutoPolicy", "DepartmentDesk", "Inbox"]
 
-log = structlog.get_logger("dispatch.department")
+log = get_logger("dispatch.department")
 
 
 @dataclass(frozen=True)

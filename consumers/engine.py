@@ -36,7 +36,7 @@ import time
 from typing import Any, cast
 
 import click
-import structlog
+from dispatch.logs import get_logger
 from eventsourcing.persistence import ProcessRecorder
 from kafka import TopicPartition
 
@@ -65,7 +65,7 @@ from dispatch.kafka.topics import WRITERS
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-log = structlog.get_logger("dispatch.engine")
+log = get_logger("dispatch.engine")
 
 
 class _PartitionLost(Exception):

@@ -20,12 +20,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import structlog
+from dispatch.logs import get_logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Availability", "NotifyMetrics", "ProcessHealth"]
 
-log = structlog.get_logger("dispatch.health")
+log = get_logger("dispatch.health")
 
 
 class ProcessHealth:

@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 import click
-import structlog
+from dispatch.logs import get_logger
 from kafka import TopicPartition
 
 from consumers.base import PartitionedConsumer
@@ -34,7 +34,7 @@ from dispatch.projections.records import EventRecord, record_from_json
 
 __all__ = ["Projector", "main"]
 
-log = structlog.get_logger("dispatch.projector")
+log = get_logger("dispatch.projector")
 
 
 class Projector(PartitionedConsumer):

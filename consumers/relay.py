@@ -27,7 +27,7 @@ from uuid import UUID
 
 import psycopg
 import click
-import structlog
+from dispatch.logs import get_logger
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from consumers.base import PROBE_EVERY, TRANSIENT
@@ -44,7 +44,7 @@ from dispatch.projections.records import record_to_json
 
 __all__ = ["Relay", "main"]
 
-log = structlog.get_logger("dispatch.relay")
+log = get_logger("dispatch.relay")
 _LISTEN_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT, psycopg.Error)
 _SUMMARY = ("grid", "category", "priority", "channel", "description", "location")
 

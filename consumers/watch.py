@@ -9,14 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
+from dispatch.logs import get_logger
 
 from consumers.base import TRANSIENT
 from consumers.health import Availability, ProcessHealth
 
 __all__ = ["Sent", "kafka_submit", "watch"]
 
-log = structlog.get_logger("dispatch.watchdog")
+log = get_logger("dispatch.watchdog")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-import structlog
+from dispatch.logs import get_logger
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -32,7 +32,7 @@ from dispatch.timewindow import TimeWindow
 
 __all__ = ["DispatchApp", "Gate", "Outcome"]
 
-log = structlog.get_logger("dispatch.app")
+log = get_logger("dispatch.app")
 
 
 @dataclass

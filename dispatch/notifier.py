@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import structlog
+from dispatch.logs import get_logger
 
 from dispatch import channels as senders
 from dispatch import outbox, users
@@ -47,7 +47,7 @@ from dispatch.notices import DEFAULT_REMIND_MINUTES, Notice, for_event, quiet_un
 
 __all__ = ["Notifier", "add_channel", "list_channels", "remove_channel", "set_remind_minutes"]
 
-log = structlog.get_logger("dispatch.notifier")
+log = get_logger("dispatch.notifier")
 FEED = "store"
 
 

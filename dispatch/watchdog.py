@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import structlog
+from dispatch.logs import get_logger
 from sqlalchemy import Engine
 
 from dispatch.lifecycle import ack_deadline, handle_deadline
@@ -30,7 +30,7 @@ from dispatch.projections.deadlines import missed_deadlines
 
 __all__ = ["OpenDeadline", "Watchdog", "WATCHDOG_ACTOR", "due_escalations", "open_deadlines"]
 
-log = structlog.get_logger("dispatch.watchdog")
+log = get_logger("dispatch.watchdog")
 WATCHDOG_ACTOR = Actor(role="system", id="watchdog")
 _HARMLESS = (AlreadyEscalated, DuplicateCommand, TopOfLadder)  # a read model a step behind the store
 

@@ -135,9 +135,9 @@ def run(argv: list[str] | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("DISPATCH_DEBUG"):
             raise
-        import structlog
+        from dispatch.logs import get_logger
 
-        structlog.get_logger("dispatch.cli").debug("unexpected", exc_info=True)
+        get_logger("dispatch.cli").debug("unexpected", exc_info=True)
         from dispatch.dberrors import DRIVER_ERRORS, describe_db_error
 
         if isinstance(e, DRIVER_ERRORS):

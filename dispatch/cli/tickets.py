@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import click
-import structlog
+from dispatch.logs import get_logger
 
 from dispatch import commands as c
 from dispatch.actions import act
@@ -19,7 +19,7 @@ from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 
 __all__: list[str] = []
 
-log = structlog.get_logger("dispatch.cli")
+log = get_logger("dispatch.cli")
 
 
 def _at(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import structlog
+from dispatch.logs import get_logger
 from kafka import KafkaConsumer, KafkaProducer
 
 from dispatch.kafka.topics import KafkaSettings
@@ -18,7 +18,7 @@ from dispatch.kafka.wire import DeadLetter
 
 __all__ = ["FETCH_MAX_WAIT_MS", "DeadLetterSender", "broker_answers", "make_consumer", "make_producer"]
 
-log = structlog.get_logger("dispatch.kafka")
+log = get_logger("dispatch.kafka")
 
 # How long the broker may hold a fetch that has no data yet. kafka-python sends one fetch
 # per broker at a time, for the partitions that have nothing buffered; a partition that

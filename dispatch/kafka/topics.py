@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
+from dispatch.logs import get_logger
 from kafka import KafkaAdminClient
 
 from dispatch.errors import DispatchError
@@ -30,7 +30,7 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PREFIX = "dispatch."
 _ALREADY_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
 
-log = structlog.get_logger("dispatch.kafka")
+log = get_logger("dispatch.kafka")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import structlog
-from sqlalchemy import Connection, Engine, select, text
+from dispatch.logs import get_logger
+from sqlalchemy import Connection, Engine, text
 
 from dispatch.caseno import legacy_case_no
 from dispatch.lifecycle import fold, new_state
@@ -26,11 +26,12 @@ from dispatch.projections.durations import Minutes, minutes_for
 from dispatch.projections.records import EventRecord
 from dispatch.projections.rollups import forget
 from dispatch.projections.rows import TicketRows
+from dispatch.projections.tables import stored_position
 from dispatch.projections.writer import writer_for
 
 __all__ = ["COUNTERS", "PositionMoved", "TicketRows", "apply_batch", "apply_records", "stored_position"]
 
-log = structlog.get_logger("dispatch.projections")
+log = get_logger("dispatch.projections")
 
 
 _TIDS: dict[UUID, str] = {}  # ticket UUID -> its text form, the read model's key (bounded)
@@ -370,8 +371,3 @@ def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, po
     return applied
 
 
-def stored_position(engine: Engine, source: str) -> int | None:
-    t.ensure_tables(engine)
-    with engine.connect() as conn:
-        value = conn.execute(select(t.positions.c.position).where(t.positions.c.source == source)).scalar()
-    return None if value is None else int(value)

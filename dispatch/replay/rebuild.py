@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import structlog
+from dispatch.logs import get_logger
 from sqlalchemy import Engine
 
 from dispatch.projections.apply import TicketRows, apply_batch
@@ -32,7 +32,7 @@ from dispatch.replay.sources import Page, StoreSource
 
 __all__ = ["RebuildResult", "Source", "rebuild"]
 
-log = structlog.get_logger("dispatch.replay")
+log = get_logger("dispatch.replay")
 
 # Pages read and decoded ahead of the one being written, by target: PostgreSQL works in
 # its own process while the driver waits, so a reader thread overlaps with it; SQLite's

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-import structlog
+from dispatch.logs import get_logger
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -30,7 +30,7 @@ from dispatch.errors import DispatchError
 
 __all__ = ["Hub", "stream"]
 
-log = structlog.get_logger("dispatch.web.live")
+log = get_logger("dispatch.web.live")
 STREAM_SECONDS = 300  # a stream ends after this; the browser reconnects at once with its last position
 KEEPALIVE_SECONDS = 15
 KEPT = 512  # moves remembered for streams that fall behind (further back: "catch up with everything")

@@ -152,14 +152,14 @@ def install(app: Any, on_refusal: Any = None) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
-        import structlog
+        from dispatch.logs import get_logger
 
         from dispatch.dberrors import DRIVER_ERRORS
 
         if isinstance(error, DRIVER_ERRORS):
-            structlog.get_logger("dispatch.web").warning("database failed", path=request.url.path, error=str(error))
+            get_logger("dispatch.web").warning("database failed", path=request.url.path, error=str(error))
             return problem(503, "database_unavailable", "the database cannot be reached now; try again",
                            instance=request.url.path, chinese=request)
-        structlog.get_logger("dispatch.web").error("unexpected", path=request.url.path, exc_info=error)
+        get_logger("dispatch.web").error("unexpected", path=request.url.path, exc_info=error)
         return problem(500, "internal_error", "an unexpected problem; it was logged", instance=request.url.path,
                        chinese=request)

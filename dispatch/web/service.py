@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-import structlog
+from dispatch.logs import get_logger
 from fastapi import HTTPException, Request
 
 from dispatch import users
@@ -27,7 +27,7 @@ from dispatch.web.guard import Limits, Metrics, RateLimiter, SignInLimiter, auth
 
 __all__ = ["WebService"]
 
-log = structlog.get_logger("dispatch.web")
+log = get_logger("dispatch.web")
 SESSION_HOURS = 8
 
 
