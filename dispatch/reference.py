@@ -45,6 +45,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from types import SimpleNamespace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -52,8 +54,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from dispatch.calendar import parse_working_hours
 from dispatch.geo import check_geometry
@@ -254,79 +254,128 @@ class Reference:
 
 # --- the file schema --------------------------------------------------------------------------
 
-_Id = Annotated[str, StringConstraints(pattern=r"^\S+$")]
-_Name = Annotated[str, StringConstraints(pattern=r"\S")]
+@cache
+def _file_schema() -> Any:
+    """The pydantic model a reference file is validated with, built when a file is first read
+    (a process that reads only its stored copy never imports pydantic: ``_stored_document``)."""
+    from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+    _Id = Annotated[str, StringConstraints(pattern=r"^\S+$")]
+    _Name = Annotated[str, StringConstraints(pattern=r"\S")]
+    _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+    _Minutes = Annotated[int, Field(gt=0, le=366 * 24 * 60)]  # MAX_MINUTES
+
+
+    class _In(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+
+    class _NamedIn(_In):
+        id: _Id
+        name: _Name
+
+
+    class _CommunityIn(_NamedIn):
+        grids: Annotated[list[_NamedIn], Field(min_length=1)] | None = None
+        grid_count: Annotated[int, Field(gt=0, le=10_000)] | None = None  # MAX_GRID_COUNT
+
+        @model_validator(mode="after")
+        def _grids_or_count(self) -> _CommunityIn:
+            if (self.grids is None) == (self.grid_count is None):
+                raise ValueError("give exactly one of 'grids' (a list) or 'grid_count' (a number)")
+            return self
+
+
+    class _StreetIn(_NamedIn):
+        communities: Annotated[list[_CommunityIn], Field(min_length=1)]  # no empty tree: every level holds something
+
+
+    class _DistrictIn(_NamedIn):
+        streets: Annotated[list[_StreetIn], Field(min_length=1)]
+
+
+    class _CategoryIn(_NamedIn):
+        kind: Literal["grid", "hotline"]
+        lead_department: _Id
+        cooperating: list[_Id] = []
+
+
+    class _SlaIn(_In):
+        category: _Id
+        priority: _Id
+        ack_minutes: _Minutes
+        handle_minutes: _Minutes
+        feedback_minutes: _Minutes
+        time_basis: Literal["calendar", "working"]
+        escalate_every_minutes: _Minutes
+        accept_minutes: _Minutes = 30
+        dispatch_minutes: _Minutes = 60
+
+
+    class _BoundariesIn(_In):
+        """Grid boundaries: GeoJSON geometries (Polygon or MultiPolygon) by grid id, all in one
+        coordinate system: WGS-84 (GPS) or GCJ-02 (Chinese web maps; converted to WGS-84 on load)."""
+
+        crs: Literal["WGS84", "GCJ02"]
+        sample: bool = False
+        grids: dict[_Id, dict[str, Any]]
+
+
+    class _FileIn(_In):
+        sample: bool = False
+        timezone: str
+        working_hours: list[str]
+        calendar_overrides: dict[Any, Any] = {}
+        calendar_years: list[Annotated[int, Field(ge=2000, le=2100)]] = []
+        districts: Annotated[list[_DistrictIn], Field(min_length=1)]
+        departments: Annotated[list[_NamedIn], Field(min_length=1)]
+        priorities: Annotated[list[_NamedIn], Field(min_length=1)]
+        categories: Annotated[list[_CategoryIn], Field(min_length=1)]
+        sla: list[_SlaIn]
+        boundaries: _BoundariesIn | None = None
+
+    return _FileIn
+
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_Minutes = Annotated[int, Field(gt=0, le=366 * 24 * 60)]  # MAX_MINUTES
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+def _stored_document(data: dict[str, Any]) -> Any:
+    """The stored copy of the reference data (``Reference.to_dict`` of data validated when it was
+    stored) read as ``_file_schema`` would read it — the same attributes and defaults — so that
+    ``reference_from_dict`` builds the same Reference from it; any surprise raises, and the
+    caller validates it in full instead."""
+    def item(d: dict[str, Any], **defaults: Any) -> SimpleNamespace:
+        if not isinstance(d, dict):
+            raise TypeError("not a mapping")
+        return SimpleNamespace(**{**defaults, **d})
+
+    def community(c: dict[str, Any]) -> SimpleNamespace:
+        out = item(c, grids=None, grid_count=None)
+        out.grids = [item(g) for g in out.grids] if out.grids is not None else None
+        return out
+
+    doc = item(data, sample=False, calendar_overrides={}, calendar_years=[], boundaries=None)
+    doc.districts = [item(d) for d in doc.districts]
+    for d in doc.districts:
+        d.streets = [item(st) for st in d.streets]
+        for st in d.streets:
+            st.communities = [community(c) for c in st.communities]
+    doc.departments = [item(x) for x in doc.departments]
+    doc.priorities = [item(x) for x in doc.priorities]
+    doc.categories = [item(x, cooperating=[]) for x in doc.categories]
+    doc.sla = [item(x, accept_minutes=30, dispatch_minutes=60) for x in doc.sla]
+    if doc.boundaries is not None:
+        doc.boundaries = item(doc.boundaries, sample=False)
+    if set(vars(doc)) - _FILE_KEYS or any(set(vars(r)) - _SLA_KEYS for r in doc.sla):
+        raise ValueError("keys the schema does not know")
+    return doc
 
 
-class _NamedIn(_In):
-    id: _Id
-    name: _Name
-
-
-class _CommunityIn(_NamedIn):
-    grids: Annotated[list[_NamedIn], Field(min_length=1)] | None = None
-    grid_count: Annotated[int, Field(gt=0, le=10_000)] | None = None  # MAX_GRID_COUNT
-
-    @model_validator(mode="after")
-    def _grids_or_count(self) -> _CommunityIn:
-        if (self.grids is None) == (self.grid_count is None):
-            raise ValueError("give exactly one of 'grids' (a list) or 'grid_count' (a number)")
-        return self
-
-
-class _StreetIn(_NamedIn):
-    communities: Annotated[list[_CommunityIn], Field(min_length=1)]  # no empty tree: every level holds something
-
-
-class _DistrictIn(_NamedIn):
-    streets: Annotated[list[_StreetIn], Field(min_length=1)]
-
-
-class _CategoryIn(_NamedIn):
-    kind: Literal["grid", "hotline"]
-    lead_department: _Id
-    cooperating: list[_Id] = []
-
-
-class _SlaIn(_In):
-    category: _Id
-    priority: _Id
-    ack_minutes: _Minutes
-    handle_minutes: _Minutes
-    feedback_minutes: _Minutes
-    time_basis: Literal["calendar", "working"]
-    escalate_every_minutes: _Minutes
-    accept_minutes: _Minutes = 30
-    dispatch_minutes: _Minutes = 60
-
-
-class _BoundariesIn(_In):
-    """Grid boundaries: GeoJSON geometries (Polygon or MultiPolygon) by grid id, all in one
-    coordinate system: WGS-84 (GPS) or GCJ-02 (Chinese web maps; converted to WGS-84 on load)."""
-
-    crs: Literal["WGS84", "GCJ02"]
-    sample: bool = False
-    grids: dict[_Id, dict[str, Any]]
-
-
-class _FileIn(_In):
-    sample: bool = False
-    timezone: str
-    working_hours: list[str]
-    calendar_overrides: dict[Any, Any] = {}
-    calendar_years: list[Annotated[int, Field(ge=2000, le=2100)]] = []
-    districts: Annotated[list[_DistrictIn], Field(min_length=1)]
-    departments: Annotated[list[_NamedIn], Field(min_length=1)]
-    priorities: Annotated[list[_NamedIn], Field(min_length=1)]
-    categories: Annotated[list[_CategoryIn], Field(min_length=1)]
-    sla: list[_SlaIn]
-    boundaries: _BoundariesIn | None = None
+_FILE_KEYS = frozenset({"sample", "timezone", "working_hours", "calendar_overrides", "calendar_years", "districts",
+                        "departments", "priorities", "categories", "sla", "boundaries"})
+_SLA_KEYS = frozenset({"category", "priority", "ack_minutes", "handle_minutes", "feedback_minutes", "time_basis",
+                       "escalate_every_minutes", "accept_minutes", "dispatch_minutes"})
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -352,18 +401,29 @@ def _iso_date(text: object) -> date | None:
         return None
 
 
-def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
-    """Validate ``data`` (the file form) and build a Reference; ``source`` names it in errors."""
+def reference_from_dict(data: dict[str, Any], *, source: str, stored: bool = False) -> Reference:
+    """Validate ``data`` (the file form) and build a Reference; ``source`` names it in errors.
+    ``stored``: the database's copy, validated when it was stored — read without the file schema
+    (every check after it still runs), and validated in full if it does not read."""
     def fail(path: str, problem: str) -> ReferenceDataError:
         return ReferenceDataError(source, path, problem)
 
     if not isinstance(data, dict):
         raise fail("", f"the top level must be a mapping of keys, not {type(data).__name__}")
-    try:
-        doc = _FileIn.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise fail(_path(first["loc"]), _problem(first)) from None
+    doc = None
+    if stored:
+        try:
+            doc = _stored_document(data)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            doc = None
+    if doc is None:
+        from pydantic import ValidationError
+
+        try:
+            doc = _file_schema().model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise fail(_path(first["loc"]), _problem(first)) from None
     try:
         ZoneInfo(doc.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -469,7 +529,7 @@ def reference_from_dict(data: dict[str, Any], *, source: str) -> Reference:
         sample=doc.sample, timezone=doc.timezone, working_hours=tuple(doc.working_hours),
         calendar_overrides=overrides, districts=districts, streets=streets, communities=communities,
         grids=grids, departments=departments, categories=categories, priorities=priorities,
-        sla_rules=tuple(SlaRule(**r.model_dump()) for r in doc.sla), boundaries=boundaries,
+        sla_rules=tuple(SlaRule(**(vars(r) if isinstance(r, SimpleNamespace) else r.model_dump())) for r in doc.sla), boundaries=boundaries,
         boundaries_sample=bool(doc.boundaries and doc.boundaries.sample),
         calendar_years=frozenset(doc.calendar_years))
 
@@ -563,6 +623,8 @@ def _measure(root: Any, name: str) -> None:
 
 
 def _yaml_loader() -> type:
+    import yaml  # here: a process that reads its reference data from the database never parses YAML
+
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C parser when installed
 
     class Loader(base):  # type: ignore[valid-type,misc]
@@ -654,6 +716,8 @@ def parse_reference_text(text: str, name: str, *, json_text: bool = False) -> An
         raise _limit(name, "size exceeded: the file is too large")
     if _bracket_depth(text) > MAX_DEPTH:
         raise _limit(name, "depth exceeded: the file nests too deeply")
+    import yaml
+
     try:
         data = _parse_json(text, name) if json_text else _parse_yaml(text, name)
     except json.JSONDecodeError as exc:

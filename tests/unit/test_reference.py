@@ -162,6 +162,23 @@ def test_to_dict_round_trips_and_is_json(sample: Reference) -> None:
     assert again == ref and again.calendar_overrides == {date(2025, 10, 11): True}
 
 
+def test_the_stored_copy_reads_back_equal_without_the_file_schema(sample: Reference) -> None:
+    # bootstrap reads the database's copy with stored=True (no pydantic): the same Reference as
+    # the validated read, from the stored form and from a file form that leans on the defaults
+    sloppy = base()
+    sloppy["sla"][0].pop("accept_minutes", None)
+    sloppy["categories"][0].pop("cooperating", None)
+    for data in (json.loads(json.dumps(sample.to_dict(), ensure_ascii=False)), sloppy,
+                 {**base(), "calendar_overrides": {"2025-10-11": "workday"}, "calendar_years": [2025]}):
+        assert reference_from_dict(data, source="db", stored=True) == reference_from_dict(data, source="db")
+    broken = {**sample.to_dict(), "sla": "nonsense"}  # a copy that does not read: validated, refused as a file is
+    with pytest.raises(ReferenceDataError, match="sla"):
+        reference_from_dict(broken, source="db", stored=True)
+    unknown = {**sample.to_dict(), "colour": "red"}
+    with pytest.raises(ReferenceDataError, match="unknown key"):
+        reference_from_dict(unknown, source="db", stored=True)
+
+
 def test_a_users_json_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "my-city.json"
     path.write_text(json.dumps(base(), ensure_ascii=False), encoding="utf-8")
