@@ -15,12 +15,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer, LargeBinary, MetaData, String,
-                        Table, TypeDecorator)
+                        Table, TypeDecorator, select, text)
 
 __all__ = ["CALL_COUNTS", "EVALUATION_COUNTS", "METADATA", "ROLLUPS", "UtcDateTime", "calls", "create_tables",
            "escalations", "evaluations", "positions", "quarantined_events", "reopens", "rollup_calls", "rollup_centre",
            "rollup_closed", "rollup_closes", "rollup_days", "rollup_escalations", "rollup_evaluations",
-           "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "ticket_states", "tickets"]
+           "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "stored_position", "ticket_states",
+           "tickets"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -286,6 +287,9 @@ def create_tables(engine: Engine) -> None:
     from dispatch.store import create_all
 
     with _creating:
+        if _all_there(engine):  # the usual case, in one query instead of one per table and index
+            _created.add(engine)
+            return
         create_all(engine, METADATA)
         _drop_older_rollups(engine)
         create_all(engine, ROLLUPS)
@@ -298,6 +302,27 @@ def create_tables(engine: Engine) -> None:
                     if "already exists" not in str(error):
                         raise
         _created.add(engine)
+
+
+def _all_there(engine: Engine) -> bool:
+    """Whether every table and index of this version exists, the rollups in their current shape."""
+    tables = [*METADATA.sorted_tables, *ROLLUPS.sorted_tables]
+    indexes = [index.name for table in tables for index in table.indexes]
+    if not all(isinstance(name, str) for name in indexes):
+        return False
+    if engine.dialect.name == "sqlite":
+        query = "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')"
+    else:
+        query = ("SELECT 'table', tablename FROM pg_tables WHERE schemaname = current_schema() UNION ALL "
+                 "SELECT 'index', indexname FROM pg_indexes WHERE schemaname = current_schema()")
+    with engine.connect() as conn:
+        found = {(kind, name) for kind, name in conn.execute(text(query))}
+        if not ({("table", t.name) for t in tables} | {("index", name) for name in indexes}) <= found:
+            return False
+        # the columns the database has (``_drop_older_rollups``' question)
+        calls = set(conn.execute(text("SELECT * FROM rollup_calls LIMIT 0")).keys())
+        days = set(conn.execute(text("SELECT * FROM rollup_days LIMIT 0")).keys())
+    return "settled_day" in calls and "settled_by" in days
 
 
 def _drop_older_rollups(engine: Engine) -> None:
@@ -316,6 +341,14 @@ def _drop_older_rollups(engine: Engine) -> None:
 def ensure_tables(engine: Engine) -> None:
     if engine not in _created:
         create_tables(engine)
+
+
+def stored_position(engine: Engine, source: str) -> int | None:
+    """Where the projection of ``source`` stands (None: it has applied nothing yet)."""
+    ensure_tables(engine)
+    with engine.connect() as conn:
+        value = conn.execute(select(positions.c.position).where(positions.c.source == source)).scalar()
+    return None if value is None else int(value)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:
