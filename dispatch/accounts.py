@@ -155,7 +155,7 @@ def erase_reporter(runtime: Any, by: Identity, *, phone: str | None = None, emai
     may_view(by, "users")
     if bool(phone) == bool(email):
         raise InvalidCommand("give the reporter's phone number or e-mail (one of them)")
-    erased = runtime.app.vault.erase(phone=phone, email=email)
+    erased = runtime.vault.erase(phone=phone, email=email)
     users.audit(runtime.engine, runtime.clock.now(), by.name, "reporter.erase", "ok" if erased else "none found",
                 "by phone" if phone else "by e-mail")  # the audit log holds no personal data either
     return erased

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from dispatch.application import DispatchApp
 from dispatch.clock import Clock, SystemClock
 from dispatch.logs import configure_logging
 from dispatch.config import Database, resolve_db
@@ -33,19 +32,41 @@ from dispatch import holidays
 from dispatch.casenumbers import CaseNumbers
 from dispatch.vault import Vault
 
+if TYPE_CHECKING:
+    from dispatch.application import DispatchApp
+
 __all__ = ["Runtime", "bootstrap", "open_database"]
 
 
 class Runtime:
-    """A process's wiring. Setting ``clock`` hands the new clock to the application too
-    (the business-time window moves with it)."""
+    """A process's wiring. ``app`` (the event-sourced application: commands in, events out) is
+    built when first asked for, unless ``bootstrap`` built it already: a command that only reads
+    the read models never imports it. Setting ``clock`` hands the new clock to the application
+    too (the business-time window moves with it)."""
 
-    def __init__(self, db: Database, engine: Engine, reference: Reference, app: DispatchApp,
-                 clock: Clock | None = None, kafka: tuple[str | None, str | None] = (None, None)):
-        self.db, self.engine, self.reference, self.app = db, engine, reference, app
+    def __init__(self, db: Database, engine: Engine, reference: Reference, app: DispatchApp | None = None,
+                 clock: Clock | None = None, kafka: tuple[str | None, str | None] = (None, None), *,
+                 make_app: Callable[[], DispatchApp] | None = None, time_window: TimeWindow | None = None,
+                 vault: Vault | None = None, case_numbers: CaseNumbers | None = None, store_table: str | None = None):
+        self.db, self.engine, self.reference = db, engine, reference
+        self._app, self._make_app = app, make_app
+        self.time_window = time_window or TimeWindow()
+        self.vault = vault or Vault(engine)
+        self.case_numbers = case_numbers
+        self.store_table = store_table  # the event store's table when it lives in ``engine``'s database
         self.clock = clock or SystemClock()
         self._kafka_options = kafka
         self._kafka: Any = None
+
+    @property
+    def app(self) -> DispatchApp:
+        if self._app is None:
+            assert self._make_app is not None
+            app = self._make_app()
+            app.clock, app.time_window, app.vault, app.case_numbers = (self._clock, self.time_window, self.vault,
+                                                                       self.case_numbers)
+            self._app = app
+        return self._app
 
     @property
     def kafka(self) -> Any:
@@ -85,10 +106,12 @@ class Runtime:
     @clock.setter
     def clock(self, clock: Clock) -> None:
         self._clock = clock
-        self.app.clock = clock
+        if self._app is not None:
+            self._app.clock = clock
 
     def close(self) -> None:
-        self.app.close()
+        if self._app is not None:
+            self._app.close()
         self.engine.dispose()
 
 
@@ -116,19 +139,38 @@ def bootstrap(
     if log_level is not None:
         configure_logging(log_level)
     db = resolve_db(db_url)
+    store_env = db.eventstore_env() | (env or {})
     with translate_db_errors(db):
         engine = open_database(db, create=create, kind=kind)
         try:
             with _schema_lock(engine):
                 reference = replace(_reference(engine, reference_file), holidays=holidays.in_force(engine))
-                app = DispatchApp(env=db.eventstore_env() | (env or {}), reference=reference)
-            app.time_window = TimeWindow.from_env(_settings(env))
-            app.vault = Vault(engine)
-            app.case_numbers = CaseNumbers(engine)
+
+            def make_app() -> DispatchApp:
+                from dispatch.application import DispatchApp
+
+                with translate_db_errors(db), _schema_lock(engine):
+                    return DispatchApp(env=store_env, reference=reference)
+
+            runtime = Runtime(db=db, engine=engine, reference=reference, make_app=make_app, clock=clock,
+                              kafka=(kafka, topic_prefix), time_window=TimeWindow.from_env(_settings(env)),
+                              vault=Vault(engine), case_numbers=CaseNumbers(engine),
+                              store_table=_store_table(db, store_env))
+            if create:
+                runtime.app  # a database made now gets its event store now, under the schema lock
         except BaseException:
             engine.dispose()
             raise
-    return Runtime(db=db, engine=engine, reference=reference, app=app, clock=clock, kafka=(kafka, topic_prefix))
+    return runtime
+
+
+def _store_table(db: Database, store_env: Mapping[str, str]) -> str | None:
+    """The event store's table when it is eventsourcing's default one in the database itself
+    (``dispatch.projections.runner.store_top`` then reads its last position in one query)."""
+    own = db.eventstore_env()
+    same = all(store_env.get(key) == own.get(key) for key in ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "POSTGRES_DBNAME",
+                                                               "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_SCHEMA"))
+    return "stored_events" if same and own.get("SQLITE_DBNAME") != ":memory:" else None
 
 
 def _settings(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -218,7 +260,7 @@ def _reference(engine: Engine, reference_file: str | Path | None) -> Reference:
     stored = load_stored_reference(engine)
     if stored is not None:
         source, body = stored
-        return reference_from_dict(body, source=f"stored reference data (from {source})")
+        return reference_from_dict(body, source=f"stored reference data (from {source})", stored=True)
     reference = load_reference(None)
     store_reference(engine, "bundled sample", reference.to_dict())
     return reference

@@ -76,7 +76,7 @@ def business_time(runtime: Any, value: str | None, option: str = "--at", *, inst
         raise InvalidCommand(f"{option} {value!r} is not an ISO-8601 time (e.g. 2026-11-20T09:30+08:00)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(runtime.reference.timezone))
-    window = getattr(runtime.app, "time_window", None)
+    window = getattr(runtime, "time_window", None)
     if window is not None:
         window.check(parsed, now if instant else max(now, parsed))
     return parsed
@@ -123,7 +123,7 @@ def resolve_ticket(runtime: Any, value: str | UUID) -> UUID:
     except ValueError:
         pass
     if looks_like_case_no(text):
-        found = runtime.app.case_numbers.lookup(text) if runtime.app.case_numbers is not None else None
+        found = runtime.case_numbers.lookup(text) if runtime.case_numbers is not None else None
         if found is None:
             raise TicketNotFound(f"with case number {text}")
         return found
@@ -245,7 +245,7 @@ def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, 
     """A reporter's contact as ``identity`` may see it: in full, masked, or ``{"erased": true}``."""
     from dispatch.vault import mask
 
-    data = runtime.app.vault.open(sealed) if sealed else None
+    data = runtime.vault.open(sealed) if sealed else None
     if data is None or data.get("erased") or sees_contact(identity):
         return data
     return mask(data)

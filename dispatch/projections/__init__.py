@@ -17,7 +17,7 @@ from typing import Any
 # each name from its module, imported when first asked for: a command that shows one ticket
 # does not pay for the dashboards' modules
 _HOMES = {
-    "apply_records": "apply", "stored_position": "apply", "community_dashboard": "dashboard",
+    "apply_records": "apply", "stored_position": "tables", "community_dashboard": "dashboard",
     "street_dashboard": "dashboard", "Settings": "figures", "EventRecord": "records", "STORE_SOURCE": "runner",
     "catch_up": "runner", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "tickets",
 }

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dispatch.projections.apply import PositionMoved, apply_records, stored_position
-from dispatch.projections.reader import StoreReader
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-__all__ = ["STORE_SOURCE", "catch_up"]
+from dispatch.projections.tables import stored_position
+
+__all__ = ["STORE_SOURCE", "catch_up", "store_top"]
 
 STORE_SOURCE = "store"
 
@@ -26,6 +28,12 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
     """
     engine = runtime.engine
     stored = stored_position(engine, STORE_SOURCE)
+    top = store_top(engine, getattr(runtime, "store_table", None))
+    if top is not None and top <= (stored or 0):
+        return 0  # nothing new: a read command need not load the projection code, nor the store's
+    from dispatch.projections.apply import PositionMoved, apply_records
+    from dispatch.projections.reader import StoreReader
+
     applied = 0
     reader = StoreReader(runtime.app)
     while True:
@@ -46,3 +54,18 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
         if read < batch_size:
             break
     return applied
+
+
+def store_top(engine: Engine, table: str | None) -> int | None:
+    """The event store's last notification id, read on the read models' engine when the store
+    is a ``table`` of the same database (``Runtime.store_table``; None: unknown, so ask the store)."""
+    if table is None:
+        return None
+    column = "rowid" if engine.dialect.name == "sqlite" else "notification_id"
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(f"SELECT max({column}) FROM {table}")).scalar() or 0
+    except (OperationalError, ProgrammingError) as error:
+        if table in str(error):  # no store in this database (a replay's): no event to apply
+            return 0
+        raise
