@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.text import cell
+from dispatch.cli.text import console as wide_console
 from dispatch import queries
 from dispatch.projections import Settings
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
@@ -49,12 +49,6 @@ def _figure_options(f: Any) -> Any:
     return f
 
 
-def _console() -> Console:
-    """Figures tables are wide: never squeeze them below 140 columns (a pipe defaults to 80)."""
-    console = Console()
-    return console if console.width >= 140 else Console(width=140)
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -79,7 +73,7 @@ def _dash_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def _show_dashboard(data: dict[str, Any]) -> None:
-    console = _console()
+    console = wide_console()
     unit = "street" if "communities" in data else "community"
     console.print(f"[bold]{data['name']}[/bold] ({data[unit]}) as of {data['as_of']}"
                   f"  period {data['from'] or '…'} → {data['to'] or '…'}")
@@ -136,7 +130,7 @@ def _show_sla(data: dict[str, Any]) -> None:
         lead = [row.get("name") or row[by]] + ([row["period"]] if data["period"] else [])
         table.add_row(*lead, *(f"{row[c]:.1f}" if "minutes" in c and row[c] is not None else _fmt(row[c])
                                for c in _SLA_COLUMNS))
-    console = _console()
+    console = wide_console()
     console.print(table)
     if "ranking" in data:
         ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
@@ -169,7 +163,7 @@ def _show_timeline(data: dict[str, Any]) -> None:
         who = f"{actor.get('role', '')}:{actor.get('id', '')}"
         clock = ", ".join(f"{s['deadline']} {s['minutes_left']:+.0f}" for s in e["sla"]) or "—"
         table.add_row(str(e["version"]), e["label"], e["occurred_at"], cell(who), clock)
-    _console().print(table)
+    wide_console().print(table)
 
 
 @main.command("timeline")

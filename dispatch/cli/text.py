@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["cell", "printable"]
+__all__ = ["cell", "console", "printable"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -27,3 +28,8 @@ def printable(value: Any) -> str:
 
 def cell(value: Any) -> str:
     return escape(printable(value))
+
+
+def console() -> Console:
+    found = Console(emoji=False)
+    return found if found.width >= 140 else Console(width=140, emoji=False)

@@ -6,14 +6,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.aggregates import STATUSES
-from dispatch.cli.text import printable
+from dispatch.lifecycle import STATUSES
+from dispatch.cli.text import cell, console, printable
 
 __all__: list[str] = []
 
@@ -115,8 +114,7 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
                           r["reported_at"].astimezone(ZoneInfo(ref.timezone)).isoformat(timespec="minutes"),
                           community.name if community else r["community"], r["grid"],
                           category.name if category else r["category"])
-        console = Console()
-        (console if console.width >= 140 else Console(width=140)).print(table)
+        console().print(table)
         click.echo(f"{len(rows)} ticket(s)")
 
     ctx.emit(rows, human)
@@ -151,9 +149,8 @@ def inbox(ctx: Ctx, department: str) -> None:
             table.add_row(r["case_no"] or str(r["ticket_id"]), r["role"],
                           "report in" if r["state"] == "waiting" else "handle",
                           _hm(r["due"], tz), left, category.name if category else r["category"],
-                          r["grid"], printable(r["description"])[:40])
-        console = Console()
-        (console if console.width >= 140 else Console(width=140)).print(table)
+                          r["grid"], cell(printable(r["description"])[:40]))
+        console().print(table)
         click.echo(f"{len(rows)} open call(s)")
 
     ctx.emit(rows, human)
@@ -184,8 +181,7 @@ def overdue(ctx: Ctx, street: str | None, community: str | None, department: str
                           _DEADLINES.get(r["deadline"], r["deadline"]), _hm(r["due"], tz),
                           _minutes(r["minutes_late"]), r["level"],
                           community_.name if community_ else r["community"])
-        console = Console()
-        (console if console.width >= 140 else Console(width=140)).print(table)
+        console().print(table)
         click.echo(f"{len(rows)} overdue")
 
     ctx.emit(rows, human)
