@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ class Runtime:
                  vault: Vault | None = None, case_numbers: CaseNumbers | None = None, store_table: str | None = None):
         self.db, self.engine, self.reference = db, engine, reference
         self._app, self._make_app = app, make_app
+        self._building = threading.Lock()
         self.time_window = time_window or TimeWindow()
         self.vault = vault or Vault(engine)
         self.case_numbers = case_numbers
@@ -61,11 +63,13 @@ class Runtime:
     @property
     def app(self) -> DispatchApp:
         if self._app is None:
-            assert self._make_app is not None
-            app = self._make_app()
-            app.clock, app.time_window, app.vault, app.case_numbers = (self._clock, self.time_window, self.vault,
-                                                                       self.case_numbers)
-            self._app = app
+            with self._building:  # a web server's threads meeting it at once build one
+                if self._app is None:
+                    assert self._make_app is not None
+                    app = self._make_app()
+                    app.clock, app.time_window, app.vault, app.case_numbers = (
+                        self._clock, self.time_window, self.vault, self.case_numbers)
+                    self._app = app
         return self._app
 
     @property

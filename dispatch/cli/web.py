@@ -52,6 +52,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("give --certfile and --keyfile together")
     runtime = ctx.runtime
+    runtime.app  # a server builds its application now, not on the first write
     submitter = None
     kafka = kafka or os.environ.get("DISPATCH_KAFKA")
     if kafka:
