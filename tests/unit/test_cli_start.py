@@ -5,6 +5,7 @@ imported when it runs. (The time itself is measured by scripts/bench_cli.py, nev
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 import sys
 
 from click.testing import CliRunner
@@ -49,3 +50,37 @@ def test_the_rules_of_who_records_what_name_the_command_models_the_engine_handle
     for table in (STEPS, CLAIMS):
         for role, names in table.items():
             assert names <= handled, (role, names - handled)
+
+
+_PROBE = """
+import sys
+from dispatch.cli import run
+try:
+    run(sys.argv[1:])
+except SystemExit:
+    pass
+print('LOADED:' + ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in
+      ('eventsourcing', 'pydantic', 'yaml', 'structlog', 'kafka', 'fastapi', 'psycopg')
+      or m in ('dispatch.commands', 'dispatch.aggregates', 'dispatch.application', 'dispatch.handlers',
+               'dispatch.projections.apply', 'dispatch.eventstore'))))
+"""
+
+
+def test_a_read_of_the_read_models_imports_only_what_its_answer_needs(tmp_path: Any) -> None:
+    # once the read models hold every event, the lists and dashboards read SQL: no event store,
+    # command models, projection code, file schema or logging library (the store is looked at in
+    # one query to find nothing new)
+    def dispatch(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True,
+                              cwd=tmp_path)
+        return done.stdout
+
+    dispatch("init")
+    dispatch("report", "--grid", "cj-shuiku-g01", "--category", "市容环卫", "-d", "路灯不亮")
+    assert "dispatch.projections.apply" in dispatch("tickets")  # the first read projects the report
+    for read in (["tickets"], ["dashboard", "--street", "caojing"], ["sla", "--by", "department"],
+                 ["overdue"]):
+        out = dispatch(*read)
+        assert "LOADED:" in out, (read, out)
+        assert out.rsplit("LOADED:", 1)[1].strip() == "", (read, out)
+    assert "CAOJING-" in dispatch("tickets")  # and it answered
