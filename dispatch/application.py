@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from dispatch.logs import get_logger
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from dispatch.aggregates import Ticket, ticket_id_for
 from dispatch import eventstore
+from dispatch.eventstore import TicketStore
 from dispatch.bulk_load import TicketCache
 from dispatch.caseno import case_prefix
 from dispatch.clock import Clock, SystemClock
@@ -143,16 +144,11 @@ def _tickets_named(command: Any) -> list[UUID]:
     return [n for n in named if isinstance(n, UUID)]  # a case number is looked up when it is used
 
 
-SNAPSHOT_EVERY_ENV = "DISPATCH_SNAPSHOT_EVERY"
-DEFAULT_SNAPSHOT_EVERY = 50
+class DispatchApp(TicketStore):
+    """The tickets' store (``eventstore.TicketStore``: snapshots, recorders, ``get_ticket``) with
+    the commands: ``execute_batch`` runs them with the reference data's rules."""
 
-
-class DispatchApp(Application[UUID]):
-    """``DISPATCH_SNAPSHOT_EVERY`` (environment or ``env``): snapshot a ticket at every
-    N-th version, so a long history loads from the snapshot plus the events after it;
-    0 turns snapshots off (tickets load from their full history) [default 50]."""
-
-    name = "dispatch"
+    name = "dispatch"  # eventsourcing names each subclass after itself: its tables' names come from this
 
     def __init__(self, env: Mapping[str, str], reference: Reference):
         self.reference = reference
@@ -165,35 +161,6 @@ class DispatchApp(Application[UUID]):
         self.vault: Any = None  # bootstrap() hands in the database's (dispatch.vault.Vault)
         self.case_numbers: Any = None  # and its case-number counters (dispatch.casenumbers.CaseNumbers)
         super().__init__(env)
-
-    def construct_env(self, name: str, env: Any = None) -> Any:
-        environment = super().construct_env(name, env)
-        raw = environment.get(SNAPSHOT_EVERY_ENV) or str(DEFAULT_SNAPSHOT_EVERY)
-        try:
-            every = int(raw)
-            if every < 0:
-                raise ValueError
-        except ValueError:
-            raise DispatchError(f"{SNAPSHOT_EVERY_ENV}={raw!r}: give a whole number of events (0 = off)") from None
-        # per instance, from the setting (the base class declares it as a class variable)
-        self.snapshotting_intervals = {Ticket: every} if every else {}  # type: ignore[misc]
-        environment["IS_SNAPSHOTTING_ENABLED"] = "y" if every else "n"
-        # dispatch's own recorders (fenced positions, the fast insert): see dispatch.eventstore
-        topic = eventstore.recorder_topic(environment.get("PERSISTENCE_MODULE") or "")
-        if topic and not environment.get("PROCESS_RECORDER_TOPIC"):
-            environment["PROCESS_RECORDER_TOPIC"] = topic
-        return environment
-
-    def construct_recorder(self) -> Any:
-        # A process recorder keeps Tracking records in the same transaction as events.
-        return self.factory.process_recorder()
-
-    def get_ticket(self, ticket_id: UUID) -> Ticket:
-        try:
-            ticket: Ticket = self.repository.get(ticket_id)
-        except AggregateNotFoundError:
-            raise TicketNotFound(ticket_id) from None
-        return ticket
 
     def execute(self, command: Any) -> Outcome:
         """Apply one command; raise its error if it was refused."""

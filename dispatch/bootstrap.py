@@ -35,6 +35,7 @@ from dispatch.vault import Vault
 
 if TYPE_CHECKING:
     from dispatch.application import DispatchApp
+    from dispatch.eventstore import TicketStore
 
 __all__ = ["Runtime", "bootstrap", "open_database"]
 
@@ -47,10 +48,13 @@ class Runtime:
 
     def __init__(self, db: Database, engine: Engine, reference: Reference, app: DispatchApp | None = None,
                  clock: Clock | None = None, kafka: tuple[str | None, str | None] = (None, None), *,
-                 make_app: Callable[[], DispatchApp] | None = None, time_window: TimeWindow | None = None,
+                 make_app: Callable[[], DispatchApp] | None = None,
+                 make_store: Callable[[], TicketStore] | None = None, time_window: TimeWindow | None = None,
                  vault: Vault | None = None, case_numbers: CaseNumbers | None = None, store_table: str | None = None):
         self.db, self.engine, self.reference = db, engine, reference
         self._app, self._make_app = app, make_app
+        self._store: TicketStore | None = None
+        self._make_store = make_store
         self._building = threading.Lock()
         self.time_window = time_window or TimeWindow()
         self.vault = vault or Vault(engine)
@@ -71,6 +75,18 @@ class Runtime:
                         self._clock, self.time_window, self.vault, self.case_numbers)
                     self._app = app
         return self._app
+
+    @property
+    def store(self) -> TicketStore:
+        """The tickets' events and snapshots, to read one ticket: the application when it is
+        built, else the store alone (``eventstore.TicketStore``: no command models, no handlers)."""
+        if self._app is not None or self._make_store is None:
+            return self.app
+        if self._store is None:
+            with self._building:
+                if self._store is None:
+                    self._store = self._make_store()
+        return self._store
 
     @property
     def kafka(self) -> Any:
@@ -114,8 +130,9 @@ class Runtime:
             self._app.clock = clock
 
     def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
+        for opened in (self._app, self._store):
+            if opened is not None:
+                opened.close()
         self.engine.dispose()
 
 
@@ -156,7 +173,14 @@ def bootstrap(
                 with translate_db_errors(db), _schema_lock(engine):
                     return DispatchApp(env=store_env, reference=reference)
 
-            runtime = Runtime(db=db, engine=engine, reference=reference, make_app=make_app, clock=clock,
+            def make_store() -> TicketStore:
+                from dispatch.eventstore import TicketStore
+
+                with translate_db_errors(db), _schema_lock(engine):
+                    return TicketStore(env=store_env)
+
+            runtime = Runtime(db=db, engine=engine, reference=reference, make_app=make_app, make_store=make_store,
+                              clock=clock,
                               kafka=(kafka, topic_prefix), time_window=TimeWindow.from_env(_settings(env)),
                               vault=Vault(engine), case_numbers=CaseNumbers(engine),
                               store_table=_store_table(db, store_env))
@@ -174,7 +198,10 @@ def _store_table(db: Database, store_env: Mapping[str, str]) -> str | None:
     own = db.eventstore_env()
     same = all(store_env.get(key) == own.get(key) for key in ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "POSTGRES_DBNAME",
                                                                "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_SCHEMA"))
-    return "stored_events" if same and own.get("SQLITE_DBNAME") != ":memory:" else None
+    if not same or own.get("SQLITE_DBNAME") == ":memory:":
+        return None
+    # eventsourcing's names: "stored_events" on SQLite, "<application name>_events" on PostgreSQL
+    return "stored_events" if db.is_sqlite else "dispatch_events"
 
 
 def _settings(env: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -22,6 +22,8 @@ and only here (a unit test holds this: no other module names a private recorder 
 - ``notification_rows``: a page of the notification log as plain driver tuples.
 - ``store_spec``: how another process opens the same store by itself (rebuild workers).
 - ``listen``: a PostgreSQL connection LISTENing on the channel the store NOTIFYs on commit.
+- ``TicketStore``: the tickets as eventsourcing stores them (the snapshot setting, these
+  recorders, ``get_ticket``) — what a read of one ticket needs; ``DispatchApp`` adds the commands.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteProcessRecorder
 
 from dispatch.commandlog import COLUMNS, OUTCOME_TYPES
 from dispatch.parked import PARKED_COLUMNS
+from dispatch.aggregates import Ticket
+from dispatch.errors import DispatchError, TicketNotFound
 
 __all__ = ["FencedTracking", "FencedTrackings", "WithOutcomes", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
            "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
@@ -416,3 +421,46 @@ def listen(recorder: Any) -> Iterator[Any]:
     with recorder.datastore.get_connection() as conn:
         conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
         yield conn
+
+
+SNAPSHOT_EVERY_ENV = "DISPATCH_SNAPSHOT_EVERY"
+DEFAULT_SNAPSHOT_EVERY = 50
+
+
+class TicketStore(Application[UUID]):
+    """The tickets' events and snapshots, read (and, through ``DispatchApp``, written).
+
+    ``DISPATCH_SNAPSHOT_EVERY`` (environment or ``env``): snapshot a ticket at every
+    N-th version, so a long history loads from the snapshot plus the events after it;
+    0 turns snapshots off (tickets load from their full history) [default 50]."""
+
+    name = "dispatch"
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        environment = super().construct_env(name, env)
+        raw = environment.get(SNAPSHOT_EVERY_ENV) or str(DEFAULT_SNAPSHOT_EVERY)
+        try:
+            every = int(raw)
+            if every < 0:
+                raise ValueError
+        except ValueError:
+            raise DispatchError(f"{SNAPSHOT_EVERY_ENV}={raw!r}: give a whole number of events (0 = off)") from None
+        # per instance, from the setting (the base class declares it as a class variable)
+        self.snapshotting_intervals = {Ticket: every} if every else {}  # type: ignore[misc]
+        environment["IS_SNAPSHOTTING_ENABLED"] = "y" if every else "n"
+        # dispatch's own recorders (fenced positions, the fast insert), above
+        topic = recorder_topic(environment.get("PERSISTENCE_MODULE") or "")
+        if topic and not environment.get("PROCESS_RECORDER_TOPIC"):
+            environment["PROCESS_RECORDER_TOPIC"] = topic
+        return environment
+
+    def construct_recorder(self) -> Any:
+        # A process recorder keeps Tracking records in the same transaction as events.
+        return self.factory.process_recorder()
+
+    def get_ticket(self, ticket_id: UUID) -> Ticket:
+        try:
+            ticket: Ticket = self.repository.get(ticket_id)
+        except AggregateNotFoundError:
+            raise TicketNotFound(ticket_id) from None
+        return ticket

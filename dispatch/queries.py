@@ -235,7 +235,7 @@ def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
         if not found:
             raise
         tid = UUID(str(found[0]["ticket_id"]))
-    tk = runtime.app.get_ticket(tid)
+    tk = runtime.store.get_ticket(tid)
     if identity is not None and not may_read(identity, tk):
         raise HiddenTicket(value)  # said as for a ticket that does not exist
     return tk
@@ -253,7 +253,7 @@ def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, 
 
 def _reported(runtime: Any, tid: UUID, identity: Identity | None) -> tuple[dict[str, Any] | None, list[str]]:
     """The report's contact (as ``identity`` may see it) and its photos."""
-    for event in runtime.app.events.get(tid, lte=1):
+    for event in runtime.store.events.get(tid, lte=1):
         state = vars(event)
         return _contact(runtime, state.get("reporter"), identity), list(state.get("media") or [])
     return None, []
@@ -303,7 +303,7 @@ def case_number(ticket: Any) -> str:
 def history(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> list[dict[str, Any]]:
     """Every event of a ticket: version, type, business time, actor and the step's own details
     (not the steps of other departments' calls that ``identity`` does not see)."""
-    app = runtime.app
+    app = runtime.store
     tk = _ticket(runtime, ticket, identity)
     hidden = _hidden(identity, tk)
     rows = []

@@ -34,7 +34,7 @@ def _plain(value: Any) -> Any:
 
 
 def timeline(runtime: Any, ticket_id: UUID) -> dict[str, Any]:
-    events = list(runtime.app.events.get(ticket_id))
+    events = list(runtime.store.events.get(ticket_id))
     if not events:
         raise TicketNotFound(ticket_id)
     policy = SlaPolicy(runtime.reference)

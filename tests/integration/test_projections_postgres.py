@@ -58,3 +58,22 @@ def test_a_redelivered_batch_changes_nothing_on_postgres(pg_url: str) -> None:
         assert cli_json(pg_url, "sla", "--by", "street", "--as-of", AS_OF) == before
     finally:
         runtime.close()
+
+
+def test_a_read_finds_the_store_s_last_position_in_its_own_table_on_postgres(pg_url: str) -> None:
+    # catch_up looks at the store's table by name before it loads anything: the name must be the
+    # one eventsourcing gives it, or a read would find "nothing new" and miss every event
+    from dispatch.projections.runner import store_top
+
+    from dispatch import queries
+
+    runtime = bootstrap(pg_url, create=False)
+    try:
+        # one ticket read through the store alone (the application not built): the same table
+        assert runtime.store.recorder.events_table_name == runtime.store_table
+        first = queries.tickets(runtime, limit=1)[0]
+        assert queries.show(runtime, str(first["ticket_id"]))["status"] == first["status"]
+        assert runtime.store_table == runtime.app.recorder.events_table_name
+        assert store_top(runtime.engine, runtime.store_table) == runtime.app.recorder.max_notification_id() > 0
+    finally:
+        runtime.close()

@@ -84,3 +84,37 @@ def test_a_read_of_the_read_models_imports_only_what_its_answer_needs(tmp_path: 
         assert "LOADED:" in out, (read, out)
         assert out.rsplit("LOADED:", 1)[1].strip() == "", (read, out)
     assert "CAOJING-" in dispatch("tickets")  # and it answered
+
+
+def test_showing_one_ticket_reads_its_events_without_the_command_models(tmp_path: Any) -> None:
+    # show, history and timeline read the ticket from the event store (eventsourcing, the Ticket)
+    # but not the command models, the handlers, the file schema or the logging library
+    def dispatch(*args: str) -> str:
+        return subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True,
+                              cwd=tmp_path).stdout
+
+    dispatch("init")
+    ticket = dispatch("report", "--grid", "cj-shuiku-g01", "--category", "市容环卫", "-d", "路灯不亮").split()[0]
+    dispatch("tickets")
+    for read in (["show", ticket], ["history", ticket], ["timeline", ticket]):
+        out = dispatch(*read)
+        loaded = set(out.rsplit("LOADED:", 1)[1].split())
+        assert "路灯不亮" in out or "Reported" in out or "上报" in out, (read, out)  # it answered
+        assert "dispatch.eventstore" in loaded  # from the store itself
+        assert not loaded & {"dispatch.commands", "dispatch.application", "dispatch.handlers", "pydantic", "yaml",
+                             "structlog"}, (read, sorted(loaded))
+
+
+def test_a_read_finds_the_store_s_last_position_in_its_own_table(tmp_path: Any) -> None:
+    from dispatch.bootstrap import bootstrap
+    from dispatch.projections.runner import store_top
+
+    runtime = bootstrap(str(tmp_path / "d.db"))
+    try:
+        assert store_top(runtime.engine, runtime.store_table) == 0
+        subprocess.run([sys.executable, "-c", _PROBE, "--db", str(tmp_path / "d.db"), "report", "--grid",
+                        "cj-shuiku-g01", "--category", "市容环卫", "-d", "x"], check=True, capture_output=True)
+        assert runtime.store_table == runtime.app.recorder.events_table_name
+        assert store_top(runtime.engine, runtime.store_table) == runtime.app.recorder.max_notification_id() == 1
+    finally:
+        runtime.close()
