@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -41,8 +41,9 @@ from dispatch.projections.tickets import change_rows, open_versions
 from dispatch.projections import tables as t
 from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections.figures import Settings
-from dispatch.projections.timeline import timeline as ticket_timeline
-from dispatch.sla import SlaPolicy
+
+if TYPE_CHECKING:
+    from dispatch.sla import SlaPolicy
 
 __all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "minutes_left",
            "overdue", "participating", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
@@ -325,6 +326,8 @@ def history(runtime: Any, ticket: str | UUID, identity: Identity | None = None) 
 
 def timeline(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> dict[str, Any]:
     """Every event with the SLA clock after it (``dispatch.projections.timeline``)."""
+    from dispatch.projections.timeline import timeline as ticket_timeline
+
     tk = _ticket(runtime, ticket, identity)
     hidden = _hidden(identity, tk)
     found = ticket_timeline(runtime, tk.id)
@@ -367,6 +370,8 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
              .join(t.tickets, tk.ticket_id == c.ticket_id)
              .where(c.department == dept, c.superseded_at.is_(None), tk.status.not_in(TERMINAL),
                     or_(waiting, to_handle)))
+    from dispatch.sla import SlaPolicy
+
     policy = SlaPolicy(ref)
     rows = []
     with runtime.engine.connect() as conn:
@@ -404,6 +409,8 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
     missed = missed_deadlines(runtime.engine, now, street=ref.street(street).id if street else None,
                               community=ref.community(community).id if community else None,
                               department=ref.department(department).id if department else None)
+    from dispatch.sla import SlaPolicy
+
     policy = SlaPolicy(ref)
     rows = []
     for m in missed:
