@@ -119,6 +119,13 @@ class Runtime:
             self._media = MediaStore(os.environ.get("DISPATCH_MEDIA_DIR") or default)
         return self._media
 
+    def forget_connections(self) -> None:
+        """In a forked child process: the parent's application, store and pooled connections are
+        left alone (never used, never closed here); the next use opens this process's own."""
+        self.engine.dispose(close=False)
+        self._app = self._store = None
+        self._building = threading.Lock()
+
     @property
     def clock(self) -> Clock:
         return self._clock

@@ -229,26 +229,137 @@ def _events(app: Any, ids: Sequence[str]) -> list[list[Any]]:
 
 
 def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
-             advance: Callable[[int], None] = lambda n: None, events: Any = None) -> Engine:
+             advance: Callable[[int], None] = lambda n: None, events: Any = None, workers: int = 1) -> Engine:
     """A scratch read model of the tickets ``ids`` under ``reference``'s rules (``events``: where
-    their events come from, ``ids -> [[record, …] per ticket]``; the event store by default)."""
-    from dispatch.projections.apply import TicketRows, apply_batch
+    their events come from, ``ids -> [[record, …] per ticket]``; the event store by default).
+    ``workers`` > 1: that many forked processes, each projecting its share of the tickets into a
+    scratch file, copied into the scratch read model at the end (a ticket's rows are its own, as
+    in a parallel rebuild: ``replay.parallel``)."""
+    return _replay(runtime, ids, reference, advance, events, workers, None)[0]
+
+
+def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None], events: Any,
+            workers: int, period: Any) -> tuple[Engine, list[dict[str, Any]]]:
+    """``replayed``, and with a ``period`` the deadlines whose verdict changed (``_changed``),
+    each worker judging its own share against the live read model."""
     from dispatch.projections.bulk import bulk_load
+
+    engine = _scratch()
+    workers = max(1, min(workers, len(ids) // _CHUNK))
+    changed: list[dict[str, Any]] = []
+    with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
+        if workers == 1:
+            _project(conn, runtime, ids, reference, advance, events)
+        else:
+            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
+    if period is not None and workers == 1:
+        changed = _judged(runtime.engine, engine, ids, period)
+    changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+    return engine, changed
+
+
+def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> list[dict[str, Any]]:
+    """The deadlines of ``ids`` whose verdict differs between the live and the scratch read model."""
+    from dispatch.projections import verdicts as v
+
+    with live.connect() as conn:
+        before = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
+    with scratch.connect() as conn:
+        after = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
+    return _changed(before, after)
+
+
+def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],
+             events: Any) -> None:
+    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time."""
+    from dispatch.projections.apply import TicketRows, apply_batch
     from dispatch.projections.durations import minutes_from
 
     policy = SlaPolicy(reference)
     minutes = minutes_from(policy)
-    engine = _scratch()
-    with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
-        for n, i in enumerate(range(0, len(ids), _CHUNK)):
-            chunk = ids[i:i + _CHUNK]
-            found = events(chunk) if events is not None else _events(runtime.app, chunk)
-            records = [r for ticket in found for r in rewrite(ticket, policy)]
-            with conn.begin():  # every ticket whole in its chunk: no position, nothing kept between
-                apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
-                            minutes=minutes)
-            advance(len(chunk))
-    return engine
+    for n, i in enumerate(range(0, len(ids), _CHUNK)):
+        chunk = ids[i:i + _CHUNK]
+        found = events(chunk) if events is not None else _events(runtime.store, chunk)
+        records = [r for ticket in found for r in rewrite(ticket, policy)]
+        with conn.begin():  # every ticket whole in its chunk: no position, nothing kept between
+            apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
+                        minutes=minutes)
+        advance(len(chunk))
+
+
+def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference,
+                        advance: Callable[[int], None], events: Any, workers: int,
+                        period: Any) -> list[dict[str, Any]]:
+    import multiprocessing
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from dispatch.errors import DispatchError
+    from dispatch.replay.parallel import merge_sqlite
+
+    ctx = multiprocessing.get_context("fork")
+    folder = tempfile.mkdtemp(prefix="dispatch-what-if-")
+    paths = [str(Path(folder) / f"w{i}.db") for i in range(workers)]
+    results, counter = ctx.Queue(), ctx.Value("q", 0)
+    procs = [ctx.Process(target=_child, args=(results, i, runtime, ids[i::workers], reference, paths[i], events,
+                                              counter, period), name=f"what-if-{i}", daemon=True)
+             for i in range(workers)]
+    changed: list[dict[str, Any]] = []
+    try:
+        for p in procs:
+            p.start()
+        done, shown = 0, 0
+        while done < workers:
+            try:
+                index, error, judged = results.get(timeout=0.2)
+            except Exception:  # noqa: BLE001 - queue.Empty: check the workers are alive
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    raise DispatchError("a what-if worker died") from None
+            else:
+                if error is not None:
+                    raise DispatchError(f"what-if worker {index} failed: {error}")
+                changed += judged
+                done += 1
+            if counter.value > shown:
+                advance(counter.value - shown)
+                shown = counter.value
+        for p in procs:
+            p.join()
+        merge_sqlite(conn, paths, None)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+        shutil.rmtree(folder, ignore_errors=True)
+    return changed
+
+
+def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference: Reference, path: str,
+           events: Any, counter: Any, period: Any) -> None:
+    """A forked worker: its share projected into its own scratch file (and, with a ``period``,
+    its share's changed verdicts)."""
+    from dispatch.replay.parallel import scratch_engine
+
+    try:
+        runtime.forget_connections()  # the parent's stay the parent's
+        engine = scratch_engine(path)
+        with engine.connect() as conn:
+            for pragma in ("journal_mode=OFF", "synchronous=OFF"):
+                conn.exec_driver_sql(f"PRAGMA {pragma}")
+            conn.commit()
+
+            def advance(n: int) -> None:
+                with counter.get_lock():
+                    counter.value += n
+
+            _project(conn, runtime, ids, reference, advance, events)
+        judged = _judged(runtime.engine, engine, ids, period) if period is not None else []
+        engine.dispose()
+        results.put((index, None, judged))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        results.put((index, str(error) or type(error).__name__, []))
 
 
 def _number(value: Any) -> bool:
@@ -319,7 +430,6 @@ def _changed(live: Mapping[tuple[str, str], dict[str, Any]],
                     "department": base.get("department") or None,
                     "due": (a or {}).get("due"), "due_what_if": (b or {}).get("due"), "done_at": base.get("done"),
                     "verdict": (a or {}).get("verdict"), "verdict_what_if": (b or {}).get("verdict")})
-    out.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
     return out
 
 
@@ -354,11 +464,13 @@ def _routing(current: Reference, other: Reference, leads: Mapping[tuple[str, str
 
 def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = None, by: str | None = None, per: str | None = None,
             street: str | None = None, community: str | None = None, dashboard: bool = False,
-            settings: Any = None, identity: Any = None, progress: bool = False, events: Any = None) -> dict[str, Any]:
+            settings: Any = None, identity: Any = None, progress: bool = False, events: Any = None,
+            workers: int = 1) -> dict[str, Any]:
     """The figures of ``dispatch sla`` (``by``, ``per``) or of a dashboard (``dashboard``, of
     ``street`` or ``community``) for ``period`` (a ``queries.Window``), actual and under the
     rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
-    that differs. Read-only; ``identity`` limits it as the same view would be."""
+    that differs. Read-only; ``identity`` limits it as the same view would be. ``workers``: processes
+    projecting the tickets (``replayed``)."""
     from dispatch import queries
     from dispatch.projections import measures as m
     from dispatch.projections import verdicts as v
@@ -385,9 +497,8 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
     with runtime.engine.connect() as conn:
         ids = v.touched(conn, q, open_too=dashboard)
         leads = v.lead_calls(conn, q)
-        live_verdicts = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
     with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
-        scratch = replayed(runtime, ids, other, bar.advance, events)
+        scratch, changed = _replay(runtime, ids, other, bar.advance, events, workers, period)
     try:
         if dashboard:
             make = street_dashboard if street else community_dashboard
@@ -398,9 +509,6 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
             theirs = sla_statistics(scratch, other, by=by or "", period=per, as_of=period.as_of, start=period.start,
                                     end=period.end, settings=settings, street=street, community=community)
             rows = compare(_sla_units(actual), _sla_units(theirs))
-        with scratch.connect() as conn:
-            changed = _changed(live_verdicts, v.verdicts(conn, ids, period.as_of, start=period.start,
-                                                          end=period.end))
     finally:
         scratch.dispose()
     return {"question": {"view": "dashboard" if dashboard else "sla", "by": None if dashboard else by, "period": per,

@@ -34,6 +34,7 @@ from dispatch.projections import sla_statistics  # noqa: E402
 from dispatch.projections import verdicts  # noqa: E402
 from dispatch.projections.measures import Question  # noqa: E402
 from dispatch.queries import Window  # noqa: E402
+from dispatch.replay.parallel import default_workers  # noqa: E402
 from dispatch.simulation import city  # noqa: E402
 from dispatch.whatif import export_rules, what_if  # noqa: E402
 
@@ -43,7 +44,9 @@ def main() -> None:
     parser.add_argument("--db", required=True, help="the read model bench_city.py laid down")
     parser.add_argument("--result", required=True, help="bench_city.py's result file (the history's shape)")
     parser.add_argument("--backend", default="SQLite")
+    parser.add_argument("--workers", type=int, default=None, help="what-if processes [default: the CPU count]")
     args = parser.parse_args()
+    workers = args.workers or default_workers()
     configure_logging("WARNING")
     shape = json.loads(Path(args.result).read_text())[f"{args.backend} build"]
     cached = REPO / "bench-results" / "city-template.pickle"
@@ -72,7 +75,8 @@ def main() -> None:
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
 
     started = time.perf_counter()
-    result = what_if(runtime, str(path), period=period, by="department", progress=True, events=source)
+    result = what_if(runtime, str(path), period=period, by="department", progress=True, events=source,
+                     workers=workers)
     seconds = time.perf_counter() - started
 
     with runtime.engine.connect() as conn:  # floors
@@ -87,11 +91,12 @@ def main() -> None:
            "floor_events_seconds": round(events_seconds, 2), "floor_sla_seconds": round(sla_seconds, 3),
            "source_index_seconds": round(index_seconds, 2), "changed": result["changed"],
            "figures_moved": sum(1 for r in result["rows"] if r["delta"] not in (0, None)),
-           "history_tickets": shape["tickets"]}
+           "history_tickets": shape["tickets"], "workers": workers}
     runtime.close()
     (REPO / "bench-results").mkdir(exist_ok=True)
     (REPO / "bench-results" / f"whatif-{args.backend.lower()}.json").write_text(json.dumps(out, indent=1))
-    print(f"{args.backend}: what-if of a quarter ({out['tickets']:,} tickets, {made:,} events, of a history of "
+    print(f"{args.backend}: what-if of a quarter in {workers} process(es) ({out['tickets']:,} tickets, {made:,} events, "
+          f"of a history of "
           f"{shape['tickets']:,}): {seconds:.1f} s; floors: making the events {events_seconds:.1f} s, the same "
           f"question live {sla_seconds * 1000:.0f} ms; {out['changed']:,} deadline verdicts changed, "
           f"{out['figures_moved']} figures moved")

@@ -86,13 +86,17 @@ def _time(value: Any) -> str:
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True),
               help="Write the changed deadlines to this CSV file.")
 @click.option("--all", "show_all", is_flag=True, help="Show every figure, not only those that differ.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes rewriting and projecting the tickets [env DISPATCH_REPLAY_WORKERS; default: the "
+                   "number of CPUs].")
 @_figure_options
 @pass_ctx
 def what_if_command(ctx: Ctx, reference_file: str, by: str | None, period: str | None, dashboard: bool,
                     street: str | None, community: str | None, changed: bool, out: str | None, show_all: bool,
-                    start: str | None, end: str | None, as_of: str | None, min_evaluated: int, basic_weight: float,
+                    workers: int | None, start: str | None, end: str | None, as_of: str | None, min_evaluated: int, basic_weight: float,
                     weights: str) -> None:
     """What the figures would have been under other SLA rules, routing, calendar or ladder."""
+    from dispatch.replay.parallel import default_workers
     from dispatch.whatif import CHANGED_COLUMNS, changed_rows, what_if
 
     if (by is None) == (not dashboard):
@@ -104,7 +108,8 @@ def what_if_command(ctx: Ctx, reference_file: str, by: str | None, period: str |
     window = queries.window(ctx.runtime, start, end, as_of)
     data = what_if(ctx.runtime, reference_file, period=window, by=by, per=period, street=street,
                    community=community, dashboard=dashboard, settings=_settings(min_evaluated, basic_weight, weights),
-                   identity=ctx.viewer, progress=not ctx.as_json and sys.stderr.isatty())
+                   identity=ctx.viewer, progress=not ctx.as_json and sys.stderr.isatty(),
+                   workers=workers or default_workers())
     if out:
         from dispatch.cli.replay import _private_file
         from dispatch.replay.export import write_csv

@@ -53,7 +53,7 @@ from dispatch.replay.shares import StoreSpec, fetcher, share, store_spec
 
 _SQLITE_CACHE_KIB = 16_384
 
-__all__ = ["StoreSpec", "default_workers", "run_workers", "share", "store_spec"]
+__all__ = ["StoreSpec", "default_workers", "merge_sqlite", "run_workers", "scratch_engine", "share", "store_spec"]
 
 
 def default_workers() -> int:
@@ -62,7 +62,7 @@ def default_workers() -> int:
     return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
 
 
-def _scratch_engine(path: str) -> Engine:
+def scratch_engine(path: str) -> Engine:
     """A worker's own SQLite file: the tables without secondary indexes, no journal, no fsync
     (scratch: thrown away after the merge)."""
     engine = create_engine(f"sqlite:///{path}")
@@ -91,7 +91,7 @@ def _work(spec: StoreSpec, index: int, workers: int, upto: int, page_size: int, 
     """One worker: read its share page by page, fold and write it."""
     inherited = _status_mb("VmRSS")  # the parent's pages, shared until written
     if isinstance(target, str):
-        engine = _scratch_engine(target)
+        engine = scratch_engine(target)
     else:
         engine = target
         engine.dispose(close=False)  # the parent's pooled connections stay the parent's
@@ -139,8 +139,8 @@ def _child(results: Any, *args: Any) -> None:
         results.put((args[1], None, str(error) or "failed"))
 
 
-def _merge_sqlite(conn: Connection, paths: list[str], position: int) -> None:
-    """Copy each scratch file into the target; the position goes with the last copy."""
+def merge_sqlite(conn: Connection, paths: list[str], position: int | None) -> None:
+    """Copy each scratch file into the target; the position (if any) goes with the last copy."""
     tables = [table.name for table in t.METADATA.sorted_tables if table is not t.positions]
     for n, path in enumerate(paths):
         if conn.in_transaction():
@@ -149,7 +149,7 @@ def _merge_sqlite(conn: Connection, paths: list[str], position: int) -> None:
         try:
             for name in tables:
                 conn.exec_driver_sql(f'INSERT INTO main."{name}" SELECT * FROM w."{name}"')
-            if n == len(paths) - 1:
+            if n == len(paths) - 1 and position is not None:
                 _store_position(conn, position)
             conn.commit()
         finally:
@@ -206,7 +206,7 @@ def run_workers(spec: StoreSpec, conn: Connection, engine: Engine, *, workers: i
             p.join()
         position = upto  # every worker read its share up to here
         if sqlite:
-            _merge_sqlite(conn, [x for x in targets if isinstance(x, str)], position)
+            merge_sqlite(conn, [x for x in targets if isinstance(x, str)], position)
         else:
             with conn.begin():
                 _store_position(conn, position)

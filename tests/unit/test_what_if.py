@@ -186,7 +186,8 @@ def _simulated(url: str, reference_file: str | None, commands: list[Any]) -> Run
     return runtime
 
 
-def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_path: Path) -> None:
+def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from dispatch.reference import load_reference
 
     sample = load_reference(None, boundaries=False)
@@ -233,6 +234,16 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
                 {k: v for k, v in _numbers(slow_board).items()})
         assert moved > 50  # the other rules moved many figures: the comparison above is not of equals
         assert _deadlines_of(_replayed(actual, other_file)) == _deadlines_of(slow.engine)
+        # in two forked processes, each rewriting, projecting and judging its share: the same answer
+        import dispatch.whatif
+
+        period = Window(None, None, as_of)
+        alone = [what_if(actual, other_file, period=period, by="community", per="week"),
+                 what_if(actual, other_file, period=period, dashboard=True, street="xinqi")]
+        monkeypatch.setattr(dispatch.whatif, "_CHUNK", 100)  # ~700 tickets: two shares of a few chunks
+        shared = [what_if(actual, other_file, period=period, by="community", per="week", workers=2),
+                  what_if(actual, other_file, period=period, dashboard=True, street="xinqi", workers=2)]
+        assert shared == alone and alone[0]["changed"] > 20 and alone[0]["tickets"] > 400
     finally:
         actual.close()
         slow.close()
