@@ -517,10 +517,15 @@ def reference_from_dict(data: dict[str, Any], *, source: str, stored: bool = Fal
         raise fail("sla", "no default rule: add one with category: '*' and priority: '*'")
     boundaries: dict[str, dict[str, Any]] = {}
     if doc.boundaries is not None:
+        # the stored copy's shapes were checked and made WGS-84 when it was stored: taken as they are
+        kept = isinstance(doc.boundaries, SimpleNamespace) and doc.boundaries.crs == "WGS84"
         for grid_id, geometry in doc.boundaries.grids.items():
             where = f"boundaries.grids.{grid_id}"
             if grid_id not in grids:
                 raise fail(where, f"no grid with id {grid_id!r}")
+            if kept and isinstance(geometry, dict):
+                boundaries[grid_id] = geometry
+                continue
             try:
                 boundaries[grid_id] = check_geometry(geometry, doc.boundaries.crs)
             except ValueError as exc:
