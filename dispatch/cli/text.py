@@ -31,5 +31,5 @@ def cell(value: Any) -> str:
 
 
 def console() -> Console:
-    found = Console(emoji=False)
-    return found if found.width >= 140 else Console(width=140, emoji=False)
+    found = Console(emoji=False, highlight=False)
+    return found if found.width >= 140 else Console(width=140, emoji=False, highlight=False)
