@@ -295,8 +295,7 @@ def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: 
     import tempfile
     from pathlib import Path
 
-    from dispatch.errors import DispatchError
-    from dispatch.replay.parallel import merge_sqlite
+    from dispatch.replay.parallel import collect, merge_sqlite, stop
 
     ctx = multiprocessing.get_context("fork")
     folder = tempfile.mkdtemp(prefix="dispatch-what-if-")
@@ -305,35 +304,13 @@ def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: 
     procs = [ctx.Process(target=_child, args=(results, i, runtime, ids[i::workers], reference, paths[i], events,
                                               counter, period), name=f"what-if-{i}", daemon=True)
              for i in range(workers)]
-    changed: list[dict[str, Any]] = []
     try:
-        for p in procs:
-            p.start()
-        done, shown = 0, 0
-        while done < workers:
-            try:
-                index, error, judged = results.get(timeout=0.2)
-            except Exception:  # noqa: BLE001 - queue.Empty: check the workers are alive
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    raise DispatchError("a what-if worker died") from None
-            else:
-                if error is not None:
-                    raise DispatchError(f"what-if worker {index} failed: {error}")
-                changed += judged
-                done += 1
-            if counter.value > shown:
-                advance(counter.value - shown)
-                shown = counter.value
-        for p in procs:
-            p.join()
+        judged, _ = collect(procs, results, counter, advance, "what-if")
         merge_sqlite(conn, paths, None)
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
+        stop(procs)
         shutil.rmtree(folder, ignore_errors=True)
-    return changed
+    return [row for i in range(workers) for row in judged[i]]
 
 
 def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference: Reference, path: str,
@@ -357,9 +334,9 @@ def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference
             _project(conn, runtime, ids, reference, advance, events)
         judged = _judged(runtime.engine, engine, ids, period) if period is not None else []
         engine.dispose()
-        results.put((index, None, judged))
+        results.put((index, judged, None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent
-        results.put((index, str(error) or type(error).__name__, []))
+        results.put((index, None, str(error) or type(error).__name__))
 
 
 def _number(value: Any) -> bool:

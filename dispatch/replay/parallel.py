@@ -53,7 +53,8 @@ from dispatch.replay.shares import StoreSpec, fetcher, share, store_spec
 
 _SQLITE_CACHE_KIB = 16_384
 
-__all__ = ["StoreSpec", "default_workers", "merge_sqlite", "run_workers", "scratch_engine", "share", "store_spec"]
+__all__ = ["StoreSpec", "collect", "default_workers", "merge_sqlite", "run_workers", "scratch_engine", "share", "stop",
+           "store_spec"]
 
 
 def default_workers() -> int:
@@ -158,6 +159,41 @@ def merge_sqlite(conn: Connection, paths: list[str], position: int | None) -> No
             conn.exec_driver_sql("DETACH DATABASE w")
 
 
+def collect(procs: list[Any], results: Any, counter: Any, on_progress: Callable[[int], None],
+            name: str) -> tuple[dict[int, Any], int]:
+    """Start the worker processes ``procs`` and wait for each one's ``(index, value, error)`` on
+    the queue ``results``, handing on the progress they add to ``counter``; a worker that failed
+    or died raises. Returns the values by index and the progress handed on (``stop`` them after)."""
+    for p in procs:
+        p.start()
+    done: dict[int, Any] = {}
+    shown = 0
+    while len(done) < len(procs):
+        try:
+            index, out, error = results.get(timeout=0.2)
+        except Exception:  # noqa: BLE001 - queue.Empty: check the workers are alive
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise DispatchError(f"a {name} worker died") from None
+        else:
+            if error is not None:
+                raise DispatchError(f"{name} worker {index} failed: {error}")
+            done[index] = out
+        if counter.value > shown:
+            on_progress(counter.value - shown)
+            shown = counter.value
+    for p in procs:
+        p.join()
+    return done, shown
+
+
+def stop(procs: list[Any]) -> None:
+    """The workers still running ended, and every one waited for."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+        p.join()
+
+
 def _store_position(conn: Connection, position: int) -> None:
     conn.execute(t.positions.delete().where(t.positions.c.source == STORE_SOURCE))
     conn.execute(t.positions.insert().values(source=STORE_SOURCE, position=position))
@@ -185,25 +221,7 @@ def run_workers(spec: StoreSpec, conn: Connection, engine: Engine, *, workers: i
                                               minutes),
                          name=f"rebuild-{i}", daemon=True) for i in range(workers)]
     try:
-        for p in procs:
-            p.start()
-        done: dict[int, dict[str, Any]] = {}
-        shown = 0
-        while len(done) < workers:
-            try:
-                index, out, error = results.get(timeout=0.2)
-            except Exception:  # noqa: BLE001 - queue.Empty: check the workers are alive
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    raise DispatchError("a rebuild worker died") from None
-            else:
-                if error is not None:
-                    raise DispatchError(f"rebuild worker {index} failed: {error}")
-                done[index] = out
-            if counter.value > shown:
-                on_progress(counter.value - shown)
-                shown = counter.value
-        for p in procs:
-            p.join()
+        done, shown = collect(procs, results, counter, on_progress, "rebuild")
         position = upto  # every worker read its share up to here
         if sqlite:
             merge_sqlite(conn, [x for x in targets if isinstance(x, str)], position)
@@ -219,9 +237,6 @@ def run_workers(spec: StoreSpec, conn: Connection, engine: Engine, *, workers: i
                                             for i in range(workers)],
                 "workers_cpu_s": [round(done[i]["cpu_s"], 2) for i in range(workers)]}
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
+        stop(procs)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
