@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
 __all__ = ["configure_logging", "get_logger"]
 
 _pending: dict[str, Any] | None = None
+_settling = threading.Lock()  # threads logging their first lines at once configure it once, all waiting for it
 
 
 def configure_logging(level: str = "INFO", *, json: bool | None = None, stream: object = None) -> None:
@@ -62,7 +64,14 @@ def _settle() -> None:
     global _pending
     if _pending is None:
         return
-    wanted, _pending = _pending, None
+    with _settling:
+        if _pending is None:
+            return
+        _configure(_pending)
+        _pending = None
+
+
+def _configure(wanted: dict[str, Any]) -> None:
     import structlog
 
     stream = wanted["stream"]
