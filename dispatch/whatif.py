@@ -23,6 +23,9 @@ other rules can be worked out exactly from what happened:
    same projection code, working minutes under the other calendar), and the same questions
    asked of it as of the live read model (``sla`` by department / category / community / street,
    or a street's or community's dashboard). Nothing live is written.
+5. **In worker processes** (``workers`` > 1, the CLI's default: one per CPU): each forked worker
+   reads, rewrites and projects its share of the tickets into its own scratch file and judges its
+   share's verdicts against the live read model; the files are copied into the scratch read model.
 """
 
 from __future__ import annotations
