@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cache
 from types import SimpleNamespace
 from datetime import date
@@ -364,7 +364,7 @@ def _stored_document(data: dict[str, Any]) -> Any:
     doc.departments = [item(x) for x in doc.departments]
     doc.priorities = [item(x) for x in doc.priorities]
     doc.categories = [item(x, cooperating=[]) for x in doc.categories]
-    doc.sla = [item(x, accept_minutes=30, dispatch_minutes=60) for x in doc.sla]
+    doc.sla = [item(x, **_SLA_DEFAULTS) for x in doc.sla]
     if doc.boundaries is not None:
         doc.boundaries = item(doc.boundaries, sample=False)
     if set(vars(doc)) - _FILE_KEYS or any(set(vars(r)) - _SLA_KEYS for r in doc.sla):
@@ -374,8 +374,8 @@ def _stored_document(data: dict[str, Any]) -> Any:
 
 _FILE_KEYS = frozenset({"sample", "timezone", "working_hours", "calendar_overrides", "calendar_years", "districts",
                         "departments", "priorities", "categories", "sla", "boundaries"})
-_SLA_KEYS = frozenset({"category", "priority", "ack_minutes", "handle_minutes", "feedback_minutes", "time_basis",
-                       "escalate_every_minutes", "accept_minutes", "dispatch_minutes"})
+_SLA_KEYS = frozenset(f.name for f in fields(SlaRule))  # a rule's keys and defaults are SlaRule's
+_SLA_DEFAULTS = {f.name: f.default for f in fields(SlaRule) if f.default is not MISSING}
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

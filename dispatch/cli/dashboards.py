@@ -14,8 +14,7 @@ from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.cli.text import cell
-from dispatch.cli.text import console as wide_console
+from dispatch.cli.text import cell, console as wide_console
 from dispatch import queries
 from dispatch.projections import Settings
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
