@@ -213,10 +213,13 @@ class Notifier:
             self.metrics.channels_down(self.ready())
         return sent
 
-    def run(self, stop: threading.Event, every: float = 1.0) -> None:
+    def run(self, stop: threading.Event, every: float = 1.0, *, turn: Callable[[], bool] | None = None) -> None:
+        """A tick every ``every`` seconds until ``stop``; with ``turn``, only while it says this
+        process is the deployment's notifier (``dispatch.store.OneAtATime.mine``)."""
         while not stop.is_set():
             try:
-                self.tick(timedelta(seconds=every))
+                if turn is None or turn():
+                    self.tick(timedelta(seconds=every))
             except Exception as error:  # noqa: BLE001 - a database hiccup: logged, tried again next time
                 log.warning("notifier tick failed; trying again", error=f"{type(error).__name__}: {error}")
             stop.wait(every)

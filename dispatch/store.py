@@ -20,12 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, create_engine, event, inspect, select
+from sqlalchemy import (JSON, Column, Engine, Integer, MetaData, String, Table, create_engine, event, inspect, select,
+                        text)
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from dispatch.config import Database
 
-__all__ = ["SCHEMA_VERSION", "Examined", "create_read_engine", "create_sqlite_file", "ensure_created",
+__all__ = ["SCHEMA_VERSION", "Examined", "OneAtATime", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
 SCHEMA_VERSION = 6  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
@@ -206,3 +207,62 @@ def create_all(engine: Engine, metadata: MetaData) -> None:
         if "already exists" not in str(error) and "duplicate key" not in str(error):
             raise
         metadata.create_all(engine, checkfirst=True)
+
+
+class OneAtATime:
+    """A job that one process of a deployment runs at a time — the web's watchdog and notifier
+    when several web workers (or servers) share a PostgreSQL database. ``mine()`` says whether
+    this process runs it now: it takes a session advisory lock if the lock is free and keeps it,
+    on a connection of its own, until ``release()``, the process's end or the connection's loss
+    (then another process takes it at its next look). On SQLite one process serves: always mine."""
+
+    def __init__(self, engine: Engine, name: str):
+        import zlib
+
+        self.engine, self.name = engine, name
+        self.key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+        self._conn: Any = None
+
+    def mine(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                self._conn.commit()  # never left idle in a transaction
+                return True
+            except Exception:  # noqa: BLE001 - the connection is gone, and the lock with it
+                self._drop()
+        conn = self.engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:space, :key)"),
+                               {"space": _JOB_LOCKS, "key": self.key}).scalar()
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:space, :key)"), {"space": _JOB_LOCKS, "key": self.key})
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - gone already: the lock went with the connection
+                pass
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            conn.invalidate()  # never back to the pool: a lock held by a pooled connection would outlive the job
+        except Exception:  # noqa: BLE001
+            pass
+        conn.close()
+
+
+_JOB_LOCKS = 7_317_002  # the advisory locks' first key for OneAtATime's jobs (the second: the job's name)

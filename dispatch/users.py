@@ -9,6 +9,8 @@ deployment shares them).
 - A display token (``dsd_<id>_<secret>``) opens one street's big screen (大屏) read-only: it
   stands for no user, survives sessions ending, and is stored and checked like an API token.
 - The audit log holds sign-ins, refusals and user changes: when, who, what, outcome.
+- The door's counts (``SharedCounts``: sign-in failures, rate-limit buckets) when several web
+  workers serve one deployment and must count together.
 
 Times come from the clock the caller passes (``now``), never from here.
 """
@@ -23,15 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, Text, func, insert, select,
-                        update)
+from sqlalchemy import (JSON, Boolean, Column, Engine, Float, Integer, MetaData, String, Table, Text, delete, func,
+                        insert, select, update)
 
 from dispatch.errors import AccountLocked, InvalidCommand, Unauthenticated, UnknownUser, UserExists
 from dispatch.identity import SCOPE_KINDS, Identity
 from dispatch.store import ensure_created
 from dispatch.projections.tables import UtcDateTime
 
-__all__ = ["DISPLAY_DAYS", "check_display_token", "issue_display_token", "list_display_tokens",
+__all__ = ["DISPLAY_DAYS", "SharedCounts", "check_display_token", "issue_display_token", "list_display_tokens",
            "revoke_display_token", "LOCK_AFTER", "LOCK_MINUTES", "TOKEN_DAYS", "Token", "add_user", "audit", "audit_rows", "check_password",
            "check_token", "ensure_tables", "issue_token", "list_tokens", "list_users", "revoke_token", "set_disabled",
            "set_password"]
@@ -83,6 +85,15 @@ audit_log = Table(
     Column("action", String(40), nullable=False),
     Column("outcome", String(20), nullable=False),
     Column("detail", Text, nullable=False, default=""),
+)
+# The door's counts shared by a deployment's web workers (``SharedCounts``): a sign-in's failures
+# per address and per account, a rate limit's bucket per key; ``at`` in seconds since the epoch.
+door_counts = Table(
+    "door_counts", METADATA,
+    Column("kind", String(30), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("at", Float, nullable=False),
 )
 _hashers: list[Any] = []
 
@@ -417,3 +428,59 @@ def count(engine: Engine) -> int:
     ensure_tables(engine)
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+class SharedCounts:
+    """The door's counts (``dispatch.web.guard``: sign-in failures, rate-limit buckets) in the
+    database, so web workers side by side count as one: each change reads its row locked
+    (``FOR UPDATE``) and writes it back in one transaction. Timed by the machines' wall clock
+    (workers may run on several hosts); quiet rows are forgotten after ``forget`` seconds."""
+
+    def __init__(self, engine: Engine, *, forget: float = 900.0):
+        self.engine, self.forget = engine, forget
+        self._pruned = 0.0
+        ensure_tables(engine)
+
+    def now(self) -> float:
+        import time
+
+        return time.time()
+
+    def read(self, kind: str, key: str) -> tuple[float, float] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(door_counts.c.value, door_counts.c.at)
+                               .where(door_counts.c.kind == kind, door_counts.c.key == key[:300])).first()
+        return None if row is None else (row.value, row.at)
+
+    def change(self, kind: str, key: str, change: Any) -> Any:
+        """``change(row)`` → (the new row or None to forget it, the answer), with the row locked."""
+        key, where = key[:300], (door_counts.c.kind == kind, door_counts.c.key == key[:300])
+        for _ in range(5):
+            with self.engine.begin() as conn:
+                row = conn.execute(select(door_counts.c.value, door_counts.c.at).where(*where).with_for_update()).first()
+                new, answer = change(None if row is None else (row.value, row.at))
+                if new is None:
+                    if row is not None:
+                        conn.execute(delete(door_counts).where(*where))
+                    return answer
+                if row is not None:
+                    conn.execute(update(door_counts).where(*where).values(value=new[0], at=new[1]))
+                    return answer
+                if conn.execute(_insert_new(conn, kind, key, new)).rowcount:
+                    self._prune(conn, new[1])
+                    return answer
+            # another worker made the row meanwhile: read it again, locked
+        raise RuntimeError(f"door count {kind} {key!r} kept changing")
+
+    def _prune(self, conn: Any, now: float) -> None:
+        if now - self._pruned > 60:
+            self._pruned = now
+            conn.execute(delete(door_counts).where(door_counts.c.at < now - self.forget))
+
+
+def _insert_new(conn: Any, kind: str, key: str, row: tuple[float, float]) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return (dialect.insert(door_counts).values(kind=kind, key=key, value=row[0], at=row[1])
+            .on_conflict_do_nothing(index_elements=["kind", "key"]))

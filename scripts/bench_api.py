@@ -3,6 +3,7 @@
 figure beside the same server's `/healthz` under the same load (the floor), measured in one run.
 
     python scripts/bench_api.py [--users 20,50,100] [--seconds 20] [--writers 20]
+    python scripts/bench_api.py --postgres URL --workers 1,2 [--users 20] [--writers 20]
 
 The mix, per user (closed loop, no think time, so the server is as busy as it gets):
 - desks (40 %): hold their event stream open (`/desk/events`, server-sent events) and read their
@@ -14,8 +15,12 @@ A probe asks `/healthz` all along. Reads' p95 are given as a multiple of the pro
 
 Then the write door alone: `--writers` clients reporting as fast as they can; commands/s of the
 2xx answers; afterwards every answered ticket is looked for in the read model caught up from the
-store, and `dispatch replay --verify` must be clean. (More than one worker on PostgreSQL is not
-measured: `dispatch web` has no `--workers` yet.) Not a test: nothing here fails the build.
+store, and `dispatch replay --verify` must be clean.
+
+`--postgres URL` (a PostgreSQL server; `scripts/pg-local url`) runs the same on a fresh database of
+that server for each count of `--workers` (`dispatch web --workers N`), one after the other, and
+compares each count's throughput (writers' commands/s, the mix's answered requests/s) with one
+worker's. Not a test: nothing here fails the build.
 """
 
 from __future__ import annotations
@@ -223,10 +228,10 @@ def _table(title: str, tally: Tally, elapsed: float | None = None) -> list[str]:
     return out + [""]
 
 
-def _run(db: list[str], users: list[int], seconds: float, writers: int) -> dict[str, Any]:
+def _run(db: list[str], users: list[int], seconds: float, writers: int, workers: int = 1) -> dict[str, Any]:
     tokens = _setup(db)
     result: dict[str, Any] = {}
-    with web_process(*db, env={**os.environ, **UNLIMITED}) as web:
+    with web_process(*db, env={**os.environ, **UNLIMITED}, web_args=("--workers", str(workers))) as web:
         for n in users:
             tally = asyncio.run(_mix(web.base, tokens, n, seconds))
             result[f"mix-{n}"] = tally
@@ -239,23 +244,52 @@ def _run(db: list[str], users: list[int], seconds: float, writers: int) -> dict[
     return result
 
 
+def _answered(tally: Tally) -> int:
+    """Requests answered 2xx in a mix (the /healthz probe left out)."""
+    return sum(len(v) for k, v in tally.times.items() if not k.startswith("GET /healthz")) - sum(
+        n for k, n in tally.errors.items() if not k.startswith("GET /healthz"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", default="20,50,100")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--writers", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server: a fresh database of it per worker count")
+    parser.add_argument("--workers", default="1", help="worker counts to compare, on PostgreSQL (e.g. 1,2)")
     args = parser.parse_args()
     users = [int(u) for u in args.users.split(",")]
-    lines = []
-    with tempfile.TemporaryDirectory() as tmp:
-        db = ["--db", str(Path(tmp) / "bench.db")]
-        res = _run(db, users, args.seconds, args.writers)
+    counts = [int(w) for w in args.workers.split(",")]
+    lines, rates = [], {}
+    for workers in counts if args.postgres else [1]:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.postgres:
+                from tests.integration.servers import drop_postgres_database, fresh_postgres_database
+
+                url = fresh_postgres_database("bench_api", server=args.postgres)
+                db, where = ["--db", url], f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
+            else:
+                db, where = ["--db", str(Path(tmp) / "bench.db")], "Embedded (SQLite, one process)"
+            try:
+                res = _run(db, users, args.seconds, args.writers, workers)
+            finally:
+                if args.postgres:
+                    drop_postgres_database(url)
         for n in users:
-            lines += _table(f"Embedded (SQLite, one process), {n} users", res[f"mix-{n}"])
+            lines += _table(f"{where}, {n} users", res[f"mix-{n}"])
+            lines.append(f"mix: {_answered(res[f'mix-{n}']) / args.seconds:.0f} requests/s answered 2xx\n")
         tally, elapsed = res["writes"]
-        lines += _table(f"Embedded, {args.writers} writers reporting", tally, elapsed)
+        lines += _table(f"{where}, {args.writers} writers reporting", tally, elapsed)
         stored, answered, rc, text = res["stored"]
         lines.append(f"stored afterwards: {stored} of {answered} answered; replay --verify exit {rc}: {text}\n")
+        rates[workers] = (len(tally.writes_ok) / elapsed, [_answered(res[f"mix-{n}"]) / args.seconds for n in users])
+    if args.postgres and len(rates) > 1 and 1 in rates:
+        one_w, one_mix = rates[1]
+        lines += ["| workers | writers' commands/s | × one worker | mix requests/s (" + ", ".join(map(str, users))
+                  + " users) | × one worker |", "|---|---|---|---|---|"]
+        for workers, (w, mix) in sorted(rates.items()):
+            lines.append(f"| {workers} | {w:.0f} | {w / one_w:.2f} | {' · '.join(f'{m:.0f}' for m in mix)} | "
+                         f"{' · '.join(f'{m / o:.2f}' for m, o in zip(mix, one_mix))} |")
     print("\n".join(lines))
 
 

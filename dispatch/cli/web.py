@@ -35,41 +35,50 @@ __all__: list[str] = []
               help="Let anyone read Open311 requests without an api_key: only their public fields (no "
                    "description beyond the category, no media, positions to about 100 m). Off: every GET of "
                    "requests needs a key.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, envvar="DISPATCH_WEB_WORKERS",
+              help="Web worker processes side by side, on PostgreSQL (Kafka mode or not): sign-ins, limits, live "
+                   "pages and metrics are shared through the database. The embedded SQLite default keeps one "
+                   "[env DISPATCH_WEB_WORKERS].")
 @click.option("--base-url", envvar="DISPATCH_BASE_URL", metavar="URL",
               help="Where people open these pages (the links in notifications) [env DISPATCH_BASE_URL; default "
                    "this server's address].")
 @pass_ctx
 def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
         keyfile: str | None, cors: tuple[str, ...], watchdog_every: float, map_tiles: str | None,
-        map_attribution: str | None, open311_public_reads: bool, base_url: str | None) -> None:
+        map_attribution: str | None, open311_public_reads: bool, workers: int, base_url: str | None) -> None:
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
 
     from dispatch import users
-    from dispatch.web import create_app
-    from dispatch.web.guard import Limits
+    from dispatch.web.worker import build
 
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("give --certfile and --keyfile together")
     runtime = ctx.runtime
-    runtime.app  # a server builds its application now, not on the first write
-    submitter = None
+    if workers > 1 and runtime.db.is_sqlite:
+        raise click.UsageError(f"--workers {workers}: the embedded SQLite database takes one writer, so it is served by "
+                               "one process; run several workers on PostgreSQL (--db postgresql://… or DISPATCH_DB)")
     kafka = kafka or os.environ.get("DISPATCH_KAFKA")
-    if kafka:
-        from dispatch.outcomes import KafkaSubmitter
-
-        runtime._kafka_options = (kafka, topic_prefix)
-        submitter = KafkaSubmitter(runtime)
-    app = create_app(runtime, limits=Limits.from_env(dict(os.environ)), submitter=submitter, https=bool(certfile),
-                     cors_origins=cors, watchdog_every=watchdog_every, map_tiles=map_tiles,
-                     map_attribution=map_attribution, open311_public_reads=open311_public_reads,
-                     base_url=base_url or f"{'https' if certfile else 'http'}://{host}:{port}")
+    scheme = "https" if certfile else "http"
+    options = {"db": ctx.db_url, "kafka": kafka, "topic_prefix": topic_prefix, "https": bool(certfile),
+               "cors": list(cors), "watchdog_every": watchdog_every, "map_tiles": map_tiles,
+               "map_attribution": map_attribution, "open311_public_reads": open311_public_reads,
+               "base_url": base_url or f"{scheme}://{host}:{port}", "shared": workers > 1}
+    # the options are checked here, once, before any worker starts (a worker's refusal would only be logged)
+    app = build(runtime, options)
     if users.count(runtime.engine) == 0:
         click.echo("dispatch: note: no users yet — create the first admin with "
                    "'dispatch users add NAME --role admin --password'", err=True)
-    scheme = "https" if certfile else "http"
-    click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}; "
-               f"OpenAPI at /api/openapi.json)", err=True)
+    click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}"
+               f"{f', {workers} workers' if workers > 1 else ''}; OpenAPI at /api/openapi.json)", err=True)
+    settings: dict[str, Any] = {"host": host, "port": port, "ssl_certfile": certfile, "ssl_keyfile": keyfile,
+                                "log_level": "warning", "server_header": False, "proxy_headers": False,
+                                "timeout_graceful_shutdown": 5}
+    if workers > 1:
+        app.state.service.stop()
+        ctx.close()
+        _serve_workers(workers, options, settings)
+        return
     live = app.state.service.live
 
     class Server(uvicorn.Server):
@@ -77,6 +86,22 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
             live.close()  # the pages' event streams end at once (the browsers reconnect when it is back)
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
-                            server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
-    Server(config).run()
+    Server(uvicorn.Config(app, **settings)).run()
+
+
+def _serve_workers(workers: int, options: dict[str, Any], settings: dict[str, Any]) -> None:
+    """uvicorn's supervisor: one socket, ``workers`` processes (each wires itself through
+    ``dispatch.web.worker.app``), a dead one replaced; their metrics summed through a scratch folder."""
+    import json
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from dispatch.web.worker import ENV
+
+    with tempfile.TemporaryDirectory(prefix="dispatch-metrics-") as metrics:
+        os.environ[ENV] = json.dumps(options)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+        config = uvicorn.Config("dispatch.web.worker:app", factory=True, workers=workers, **settings)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -25,15 +25,17 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
                cors_origins: tuple[str, ...] = (), background: bool = True,
                watchdog_every: float = 60.0, map_tiles: str | None = None,
                map_attribution: str | None = None, open311_public_reads: bool = False,
-               base_url: str = "http://127.0.0.1:8000") -> FastAPI:
+               base_url: str = "http://127.0.0.1:8000", shared: bool = False) -> FastAPI:
     """The application. ``background=False`` leaves the watchdog thread off
     (tests drive time themselves); ``submitter`` switches to Kafka mode; ``map_tiles`` is an
     intranet map service's tile URL template (``https://…/{z}/{x}/{y}.png``) for the dashboards' map;
     ``open311_public_reads``: Open311 requests readable without a key (their public fields);
     ``base_url``: where people open the pages (the links in notifications; embedded, the notifier
-    runs in-process)."""
+    runs in-process); ``shared``: one of several workers (``dispatch.web.worker``), whose door
+    counts (sign-in failures, rate limits) are kept in the database and whose metrics are summed
+    across the workers."""
     service = WebService(runtime, limits or Limits(), submitter=submitter, watchdog_every=watchdog_every,
-                         base_url=base_url)
+                         base_url=base_url, shared=shared)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from dispatch.errors import Unauthenticated
 from dispatch.identity import Identity
 from dispatch.web.problems import problem
 
-__all__ = ["Limits", "Metrics", "RateLimiter", "SecurityHeaders", "SignInLimiter", "SizeLimit", "authenticate"]
+__all__ = ["Limits", "LocalCounts", "Metrics", "RateLimiter", "SecurityHeaders", "SignInLimiter", "SizeLimit", "authenticate"]
 
 
 @dataclass(frozen=True)
@@ -54,28 +55,61 @@ class Limits:
                    signins_per_minute=number("DISPATCH_WEB_SIGNINS_PER_MINUTE", cls.signins_per_minute))
 
 
+class LocalCounts:
+    """Where the door's counts live in a process of its own: (kind, key) → (value, at), read and
+    changed under one lock, timed by the monotonic clock (rate limiting is about load, not the
+    business clock). ``dispatch.users.SharedCounts`` keeps the same rows in the database, for
+    web workers that must count together (``dispatch web --workers N``)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def change(self, kind: str, key: str, change: Callable[[tuple[float, float] | None], Any]) -> Any:
+        """``change(row)`` → (the new row or None to forget it, the answer); one caller at a time."""
+        with self._lock:
+            row, answer = change(self._rows.get((kind, key)))
+            if row is None:
+                self._rows.pop((kind, key), None)
+            else:
+                self._rows[(kind, key)] = row
+                if len(self._rows) > 50_000:  # forget the quiet ones
+                    now = self.now()
+                    self._rows = {k: v for k, v in self._rows.items() if now - v[1] < FORGET_SECONDS}
+            return answer
+
+    def read(self, kind: str, key: str) -> tuple[float, float] | None:
+        with self._lock:
+            return self._rows.get((kind, key))
+
+
+FORGET_SECONDS = 900.0  # a count quiet this long is forgotten (a bucket refills long before)
+
+
 class RateLimiter:
     """A token bucket per key (an identity's name, a client address), refilled at ``rate`` per
-    minute up to ``burst``. Rate limiting is about load, so it reads the monotonic clock."""
+    minute up to ``burst``, kept in ``counts`` (this process's, or the deployment's)."""
 
-    def __init__(self, rate_per_minute: float, burst: int):
-        self.rate, self.burst = rate_per_minute / 60.0, float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, rate_per_minute: float, burst: int, *, kind: str = "rate", counts: Any = None):
+        self.rate, self.burst, self.kind = rate_per_minute / 60.0, float(burst), kind
+        self.counts = counts if counts is not None else LocalCounts()
 
     def take(self, key: str) -> float:
         """0 if allowed now, else the seconds to wait."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.rate)
+        now = self.counts.now()
+
+        def take_one(row: tuple[float, float] | None) -> tuple[tuple[float, float], float]:
+            tokens, then = row if row is not None else (self.burst, now)
+            tokens = min(self.burst, tokens + max(0.0, now - then) * self.rate)
             if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                if len(self._buckets) > 10_000:  # forget the idle ones
-                    self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 600}
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+                return (tokens - 1, now), 0.0
+            return (tokens, now), (1 - tokens) / self.rate
+
+        wait: float = self.counts.change(self.kind, key, take_one)
+        return wait
 
 
 class SignInLimiter:
@@ -85,43 +119,47 @@ class SignInLimiter:
     long as the one before (1 s, 2 s, 4 s … at most ``cap``), answered 429 with ``Retry-After``.
     A key's failures are forgotten ``forget`` seconds after its last one; a correct password
     forgets its account's (its address's stay: one colleague signing in does not unlock a
-    guesser at the next desk). Rate limiting is about load and guessing, so it reads the
-    monotonic clock."""
+    guesser at the next desk). The failures are kept in ``counts``: this process's, or — for web
+    workers side by side — the deployment's database, so a guesser gains nothing by spreading
+    tries over workers."""
 
-    def __init__(self, *, per_address: int = 10, per_account: int = 10, cap: float = 900.0, forget: float = 900.0):
+    def __init__(self, *, per_address: int = 10, per_account: int = 10, cap: float = 900.0,
+                 forget: float = FORGET_SECONDS, counts: Any = None):
         self.free = {"address": per_address, "account": per_account}
         self.cap, self.forget = cap, forget
-        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
-        self._lock = threading.Lock()
+        self.counts = counts if counts is not None else LocalCounts()
 
     def _delay(self, kind: str, failures: int) -> float:
         over = failures - self.free[kind]
         return 0.0 if over < 0 else min(self.cap, 2.0 ** over)
 
+    @staticmethod
+    def _keys(address: str, account: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        return ("failures:address", address), ("failures:account", account.casefold())
+
     def wait(self, address: str, account: str) -> float:
         """0 if a try is allowed now, else the seconds until it is."""
-        now, longest = time.monotonic(), 0.0
-        with self._lock:
-            for key in (("address", address), ("account", account.casefold())):
-                failures, last = self._failures.get(key, (0, now))
-                if now - last > self.forget:
-                    self._failures.pop(key, None)
-                    continue
-                longest = max(longest, last + self._delay(key[0], failures) - now)
+        now, longest = self.counts.now(), 0.0
+        for kind, key in self._keys(address, account):
+            row = self.counts.read(kind, key)
+            if row is None or now - row[1] > self.forget:
+                continue
+            failures, last = row
+            longest = max(longest, last + self._delay(kind.split(":")[1], int(failures)) - now)
         return max(0.0, longest)
 
     def failed(self, address: str, account: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (("address", address), ("account", account.casefold())):
-                failures, last = self._failures.get(key, (0, now))
-                self._failures[key] = ((0 if now - last > self.forget else failures) + 1, now)
-            if len(self._failures) > 50_000:  # forget the quiet ones
-                self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.forget}
+        now = self.counts.now()
+
+        def one_more(row: tuple[float, float] | None) -> tuple[tuple[float, float], None]:
+            failures = 0.0 if row is None or now - row[1] > self.forget else row[0]
+            return (failures + 1, now), None
+
+        for kind, key in self._keys(address, account):
+            self.counts.change(kind, key, one_more)
 
     def succeeded(self, account: str) -> None:
-        with self._lock:
-            self._failures.pop(("account", account.casefold()), None)
+        self.counts.change("failures:account", account.casefold(), lambda row: (None, None))
 
 
 def authenticate(request: Request, engine: Any, now: Any) -> Identity:
@@ -240,7 +278,20 @@ class Metrics:
         self.commands = Counter("dispatch_commands", "Commands by type and outcome (applied, or the error code)",
                                 ["type", "outcome"], registry=r)
         self.lag = Gauge("dispatch_projection_lag_events", "Events recorded but not yet in the read models",
-                         registry=r)
+                         registry=r, multiprocess_mode="max")
+
+    def exposed(self) -> CollectorRegistry:
+        """What ``/metrics`` shows: this process's registry, or — web workers side by side, whose
+        figures prometheus_client keeps in ``PROMETHEUS_MULTIPROC_DIR`` — every worker's, summed."""
+        import os
+
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return self.registry
+        from prometheus_client import multiprocess
+
+        summed = CollectorRegistry()
+        multiprocess.MultiProcessCollector(summed)
+        return summed
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Counts every answer by route, method and status, and times it to its first byte (an

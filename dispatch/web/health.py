@@ -1,6 +1,7 @@
 """Health and metrics, for whoever runs the process: ``/healthz`` (it answers), ``/readyz``
 (its database, and in Kafka mode its broker, can be reached), ``/metrics`` (Prometheus text:
-requests by route and status, command outcomes by code, projection lag). No token needed;
+requests by route and status, command outcomes by code, projection lag; with ``--workers N``
+summed over the workers). No token needed;
 they say nothing about tickets."""
 
 from __future__ import annotations
@@ -37,4 +38,4 @@ def metrics(request: Request) -> Response:
     lag = service.lag()
     if lag is not None:
         service.metrics.lag.set(lag)
-    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(service.metrics.exposed()), media_type=CONTENT_TYPE_LATEST)

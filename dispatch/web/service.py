@@ -23,7 +23,7 @@ from fastapi import HTTPException, Request
 from dispatch import users
 from dispatch.errors import AlreadyReported, DispatchError, DuplicateCommand, Forbidden, HiddenTicket
 from dispatch.identity import Identity
-from dispatch.web.guard import Limits, Metrics, RateLimiter, SignInLimiter, authenticate
+from dispatch.web.guard import Limits, LocalCounts, Metrics, RateLimiter, SignInLimiter, authenticate
 
 __all__ = ["WebService"]
 
@@ -33,12 +33,15 @@ SESSION_HOURS = 8
 
 class WebService:
     def __init__(self, runtime: Any, limits: Limits, *, submitter: Any = None, watchdog_every: float = 60.0,
-                 base_url: str = "http://127.0.0.1:8000", notify: bool = True):
+                 base_url: str = "http://127.0.0.1:8000", notify: bool = True, shared: bool = False):
         self.runtime, self.limits = runtime, limits
         self.metrics = Metrics()
-        self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst)
-        self.signins = RateLimiter(limits.signins_per_minute, max(1, int(limits.signins_per_minute)))
-        self.guesses = SignInLimiter()
+        # the door's counts: this process's own, or (``shared``: web workers side by side) the database's
+        counts = users.SharedCounts(runtime.engine) if shared else LocalCounts()
+        self.writes = RateLimiter(limits.writes_per_minute, limits.write_burst, kind="writes", counts=counts)
+        self.signins = RateLimiter(limits.signins_per_minute, max(1, int(limits.signins_per_minute)), kind="signins",
+                                   counts=counts)
+        self.guesses = SignInLimiter(counts=counts)
         self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
         self._write_lock = threading.Lock()
         self.commit = GroupCommit(runtime.app, self._write_lock) if submitter is None else None
@@ -66,12 +69,18 @@ class WebService:
                 self._threads.append(thread)
 
     def _notifier(self) -> None:
-        """The notifier (``dispatch.notifier``) on this process's clock, every 2 s."""
+        """The notifier (``dispatch.notifier``) on this process's clock, every 2 s — in one process
+        of the deployment at a time (``OneAtATime``: web workers side by side send nothing twice)."""
         from consumers.health import NotifyMetrics
         from dispatch.notifier import Notifier
+        from dispatch.store import OneAtATime
 
-        Notifier(self.runtime, base_url=self.base_url,
-                 metrics=NotifyMetrics(self.metrics.registry, self.notify_down)).run(self._stop, 2.0)
+        turn = OneAtATime(self.runtime.engine, "web-notifier")
+        try:
+            Notifier(self.runtime, base_url=self.base_url,
+                     metrics=NotifyMetrics(self.metrics.registry, self.notify_down)).run(self._stop, 2.0, turn=turn.mine)
+        finally:
+            turn.release()
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,17 +94,22 @@ class WebService:
 
     def _background(self) -> None:
         """The watchdog, every ``watchdog_every`` seconds (the live pages' watcher, ``self.live``,
-        keeps the read models caught up; a tick catches up itself too)."""
+        keeps the read models caught up; a tick catches up itself too) — in one process of the
+        deployment at a time (``OneAtATime``; another takes over when that one stops)."""
+        from dispatch.store import OneAtATime
         from dispatch.watchdog import Watchdog
 
         watchdog = Watchdog(self.runtime, submit=self._execute_batch)
+        turn = OneAtATime(self.runtime.engine, "web-watchdog")
         while not self._stop.is_set():
             try:
-                watchdog.tick()
-                watchdog.keep_rollups()
+                if turn.mine():
+                    watchdog.tick()
+                    watchdog.keep_rollups()
             except Exception:  # noqa: BLE001 - a background failure is logged, the server goes on
                 log.exception("background watchdog failed")
             self._stop.wait(self.watchdog_every)
+        turn.release()
 
     def _execute_batch(self, commands: list[Any]) -> list[Any]:
         with self._write_lock:

@@ -18,8 +18,8 @@ __all__ = ["WebProcess", "web_process"]
 
 
 class WebProcess:
-    def __init__(self, base: str):
-        self.base = base
+    def __init__(self, base: str, pid: int):
+        self.base, self.pid = base, pid
         self.err = ""
 
 
@@ -31,13 +31,13 @@ def _free_port() -> int:
 
 @contextmanager
 def web_process(*args: str, cwd: Path | None = None, env: dict[str, Any] | None = None,
-                port: int | None = None) -> Iterator[WebProcess]:
-    """``python -m dispatch <args> web --port P`` until it answers /healthz; stopped (SIGTERM) on
-    the way out, and its stderr checked for a traceback. ``port``: a given one (a restart)."""
+                port: int | None = None, web_args: tuple[str, ...] = ()) -> Iterator[WebProcess]:
+    """``python -m dispatch <args> web --port P <web_args>`` until it answers /healthz; stopped
+    (SIGTERM) on the way out, and its stderr checked for a traceback. ``port``: a given one (a restart)."""
     port = port or _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port)], cwd=cwd,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    web = WebProcess(f"http://127.0.0.1:{port}")
+    server = subprocess.Popen([sys.executable, "-m", "dispatch", *args, "web", "--port", str(port), *web_args],
+                              cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    web = WebProcess(f"http://127.0.0.1:{port}", server.pid)
     def answering() -> bool:
         if server.poll() is not None:
             raise AssertionError(f"dispatch web exited: {server.communicate(timeout=5)[1]}")
