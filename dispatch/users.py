@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, Column, Engine, Float, Integer, MetaData, String, Table, Text, delete, func,
-                        insert, select, update)
+from sqlalchemy import (JSON, Boolean, Column, Engine, Float, Integer, MetaData, String, Table, Text, case, delete,
+                        func, insert, select, update)
 
 from dispatch.errors import AccountLocked, InvalidCommand, Unauthenticated, UnknownUser, UserExists
 from dispatch.identity import SCOPE_KINDS, Identity
@@ -432,55 +432,63 @@ def count(engine: Engine) -> int:
 
 class SharedCounts:
     """The door's counts (``dispatch.web.guard``: sign-in failures, rate-limit buckets) in the
-    database, so web workers side by side count as one: each change reads its row locked
-    (``FOR UPDATE``) and writes it back in one transaction. Timed by the machines' wall clock
-    (workers may run on several hosts); quiet rows are forgotten after ``forget`` seconds."""
+    database, so web workers side by side count as one: the operations of
+    ``guard.LocalCounts``, each one statement (an upsert that takes a token only while the bucket
+    holds one, a failure counted or started again, a row forgotten), so workers drawing on one
+    key never hold its row between round trips. Timed by the machines' wall clock (workers may
+    run on several hosts); rows quiet for ``quiet`` seconds are deleted now and then."""
 
-    def __init__(self, engine: Engine, *, forget: float = 900.0):
-        self.engine, self.forget = engine, forget
+    def __init__(self, engine: Engine, *, quiet: float = 900.0):
+        self.engine, self.quiet = engine, quiet
         self._pruned = 0.0
         ensure_tables(engine)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        self._dialect: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._least: Any = func.least if engine.dialect.name == "postgresql" else func.min
+        self._greatest: Any = func.greatest if engine.dialect.name == "postgresql" else func.max
 
     def now(self) -> float:
         import time
 
         return time.time()
 
+    def take(self, kind: str, key: str, rate: float, burst: float) -> float:
+        now, key = self.now(), key[:300]
+        row = door_counts.c
+        tokens = self._least(burst, row.value + self._greatest(0.0, now - row.at) * rate)
+        stmt = (self._dialect.insert(door_counts).values(kind=kind, key=key, value=burst - 1, at=now)
+                .on_conflict_do_update(index_elements=["kind", "key"], set_={"value": tokens - 1, "at": now},
+                                       where=tokens >= 1)
+                .returning(row.value))
+        with self.engine.begin() as conn:
+            if conn.execute(stmt).first() is not None:
+                self._prune(conn, now)
+                return 0.0
+            left = conn.execute(select(tokens).where(row.kind == kind, row.key == key)).scalar_one()
+        return max(0.0, (1 - float(left)) / rate)
+
+    def fail(self, kind: str, key: str, forget: float) -> None:
+        now, key = self.now(), key[:300]
+        row = door_counts.c
+        counted = case((now - row.at > forget, 1.0), else_=row.value + 1)
+        stmt = (self._dialect.insert(door_counts).values(kind=kind, key=key, value=1.0, at=now)
+                .on_conflict_do_update(index_elements=["kind", "key"], set_={"value": counted, "at": now}))
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            self._prune(conn, now)
+
+    def forget(self, kind: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(door_counts).where(door_counts.c.kind == kind, door_counts.c.key == key[:300]))
+
     def read(self, kind: str, key: str) -> tuple[float, float] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(door_counts.c.value, door_counts.c.at)
-                               .where(door_counts.c.kind == kind, door_counts.c.key == key[:300])).first()
-        return None if row is None else (row.value, row.at)
-
-    def change(self, kind: str, key: str, change: Any) -> Any:
-        """``change(row)`` → (the new row or None to forget it, the answer), with the row locked."""
-        key, where = key[:300], (door_counts.c.kind == kind, door_counts.c.key == key[:300])
-        for _ in range(5):
-            with self.engine.begin() as conn:
-                row = conn.execute(select(door_counts.c.value, door_counts.c.at).where(*where).with_for_update()).first()
-                new, answer = change(None if row is None else (row.value, row.at))
-                if new is None:
-                    if row is not None:
-                        conn.execute(delete(door_counts).where(*where))
-                    return answer
-                if row is not None:
-                    conn.execute(update(door_counts).where(*where).values(value=new[0], at=new[1]))
-                    return answer
-                if conn.execute(_insert_new(conn, kind, key, new)).rowcount:
-                    self._prune(conn, new[1])
-                    return answer
-            # another worker made the row meanwhile: read it again, locked
-        raise RuntimeError(f"door count {kind} {key!r} kept changing")
+            found = conn.execute(select(door_counts.c.value, door_counts.c.at)
+                                 .where(door_counts.c.kind == kind, door_counts.c.key == key[:300])).first()
+        return None if found is None else (found.value, found.at)
 
     def _prune(self, conn: Any, now: float) -> None:
         if now - self._pruned > 60:
             self._pruned = now
-            conn.execute(delete(door_counts).where(door_counts.c.at < now - self.forget))
-
-
-def _insert_new(conn: Any, kind: str, key: str, row: tuple[float, float]) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return (dialect.insert(door_counts).values(kind=kind, key=key, value=row[0], at=row[1])
-            .on_conflict_do_nothing(index_elements=["kind", "key"]))
+            conn.execute(delete(door_counts).where(door_counts.c.at < now - self.quiet))

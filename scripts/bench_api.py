@@ -175,12 +175,16 @@ async def _mix(base: str, tokens: dict[str, str], users: int, seconds: float) ->
 
 
 async def _writes(base: str, token: str, writers: int, seconds: float) -> tuple[Tally, float]:
+    """``writers`` clients reporting as fast as they are answered, starting 20 ms apart as
+    clients do rather than in one burst (on several workers' one socket, a burst of new
+    connections all goes to the worker that wakes first, and kept alive stays there)."""
     tally = Tally()
     limits = httpx.Limits(max_connections=writers + 5, max_keepalive_connections=writers + 5)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         stop = time.perf_counter() + seconds
 
         async def writer(i: int) -> None:
+            await asyncio.sleep(i * 0.02)
             n = 0
             while time.perf_counter() < stop:
                 n += 1

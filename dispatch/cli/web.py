@@ -90,8 +90,11 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
 
 
 def _serve_workers(workers: int, options: dict[str, Any], settings: dict[str, Any]) -> None:
-    """uvicorn's supervisor: one socket, ``workers`` processes (each wires itself through
-    ``dispatch.web.worker.app``), a dead one replaced; their metrics summed through a scratch folder."""
+    """uvicorn's supervisor: one listening socket, ``workers`` processes (each wires itself
+    through ``dispatch.web.worker.app``; a dead or hung one is replaced), their metrics summed
+    through a scratch folder. On the one socket an idle worker takes the next connection, so a
+    worker busy with a long request leaves new ones to the others (a kept-alive connection stays
+    with the worker that took it)."""
     import json
     import tempfile
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +55,11 @@ class Limits:
 
 
 class LocalCounts:
-    """Where the door's counts live in a process of its own: (kind, key) → (value, at), read and
-    changed under one lock, timed by the monotonic clock (rate limiting is about load, not the
-    business clock). ``dispatch.users.SharedCounts`` keeps the same rows in the database, for
-    web workers that must count together (``dispatch web --workers N``)."""
+    """Where the door's counts live in a process of its own: (kind, key) → (value, at), changed
+    under one lock, timed by the monotonic clock (rate limiting is about load, not the business
+    clock). ``dispatch.users.SharedCounts`` keeps the same rows in the database, with the same four
+    operations each in one statement, for web workers that must count together (``dispatch web
+    --workers N``); tests/unit/test_door_counts.py holds the two to the same answers."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], tuple[float, float]] = {}
@@ -68,22 +68,38 @@ class LocalCounts:
     def now(self) -> float:
         return time.monotonic()
 
-    def change(self, kind: str, key: str, change: Callable[[tuple[float, float] | None], Any]) -> Any:
-        """``change(row)`` → (the new row or None to forget it, the answer); one caller at a time."""
+    def take(self, kind: str, key: str, rate: float, burst: float) -> float:
+        """One token from the bucket ``key`` (``rate`` a second, up to ``burst``): 0 if there was
+        one, else the seconds until there is."""
+        now = self.now()
         with self._lock:
-            row, answer = change(self._rows.get((kind, key)))
-            if row is None:
-                self._rows.pop((kind, key), None)
-            else:
-                self._rows[(kind, key)] = row
-                if len(self._rows) > 50_000:  # forget the quiet ones
-                    now = self.now()
-                    self._rows = {k: v for k, v in self._rows.items() if now - v[1] < FORGET_SECONDS}
-            return answer
+            tokens, then = self._rows.get((kind, key), (burst, now))
+            tokens = min(burst, tokens + max(0.0, now - then) * rate)
+            if tokens < 1:
+                return (1 - tokens) / rate
+            self._rows[(kind, key)] = (tokens - 1, now)
+            self._forget_quiet(now)
+            return 0.0
+
+    def fail(self, kind: str, key: str, forget: float) -> None:
+        """One more failure of ``key`` (counted from 1 again after ``forget`` quiet seconds)."""
+        now = self.now()
+        with self._lock:
+            failures, last = self._rows.get((kind, key), (0.0, now))
+            self._rows[(kind, key)] = ((0.0 if now - last > forget else failures) + 1, now)
+            self._forget_quiet(now)
+
+    def forget(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._rows.pop((kind, key), None)
 
     def read(self, kind: str, key: str) -> tuple[float, float] | None:
         with self._lock:
             return self._rows.get((kind, key))
+
+    def _forget_quiet(self, now: float) -> None:
+        if len(self._rows) > 50_000:
+            self._rows = {k: v for k, v in self._rows.items() if now - v[1] < FORGET_SECONDS}
 
 
 FORGET_SECONDS = 900.0  # a count quiet this long is forgotten (a bucket refills long before)
@@ -99,16 +115,7 @@ class RateLimiter:
 
     def take(self, key: str) -> float:
         """0 if allowed now, else the seconds to wait."""
-        now = self.counts.now()
-
-        def take_one(row: tuple[float, float] | None) -> tuple[tuple[float, float], float]:
-            tokens, then = row if row is not None else (self.burst, now)
-            tokens = min(self.burst, tokens + max(0.0, now - then) * self.rate)
-            if tokens >= 1:
-                return (tokens - 1, now), 0.0
-            return (tokens, now), (1 - tokens) / self.rate
-
-        wait: float = self.counts.change(self.kind, key, take_one)
+        wait: float = self.counts.take(self.kind, key, self.rate, self.burst)
         return wait
 
 
@@ -149,17 +156,11 @@ class SignInLimiter:
         return max(0.0, longest)
 
     def failed(self, address: str, account: str) -> None:
-        now = self.counts.now()
-
-        def one_more(row: tuple[float, float] | None) -> tuple[tuple[float, float], None]:
-            failures = 0.0 if row is None or now - row[1] > self.forget else row[0]
-            return (failures + 1, now), None
-
         for kind, key in self._keys(address, account):
-            self.counts.change(kind, key, one_more)
+            self.counts.fail(kind, key, self.forget)
 
     def succeeded(self, account: str) -> None:
-        self.counts.change("failures:account", account.casefold(), lambda row: (None, None))
+        self.counts.forget("failures:account", account.casefold())
 
 
 def authenticate(request: Request, engine: Any, now: Any) -> Identity:
