@@ -1,4 +1,4 @@
-"""``dispatch web --workers 2`` on a real PostgreSQL: two worker processes behind one port
+"""``dispatch web --workers 2`` on a real PostgreSQL (and Kafka): two worker processes behind one port
 answer as one server. Which worker answers is made certain by pausing the other (SIGSTOP: it
 accepts nothing until SIGCONT), so each claim below fails if that state lived in a process."""
 
@@ -14,11 +14,13 @@ from pathlib import Path
 
 import httpx2 as httpx
 import psycopg
+import pytest
 
 from tests.e2e.web import WebProcess, web_process
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.waiting import wait_for
 
+pytestmark = pytest.mark.integration
 GRID = "cj-shuiku-g01"
 
 
@@ -147,3 +149,36 @@ def test_the_embedded_sqlite_default_keeps_one_worker(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "one process" in done.stderr and "PostgreSQL" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_two_workers_in_kafka_mode_each_hand_commands_to_the_engine_and_answer_its_outcome(tmp_path: Path) -> None:
+    import warnings
+
+    from dispatch import accounts
+    from dispatch.bootstrap import bootstrap
+    from tests.integration.kafka_support import read_topic, stack, threads
+
+    with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from consumers.engine import Engine
+
+    with stack(tmp_path, "workers") as s:
+        runtime = bootstrap(s.db_url)
+        operator = accounts.local_operator("op")
+        bearer = {}
+        for name, role, scope in (("sup", "supervisor", f"grid:{GRID}"), ("disp", "dispatcher", "street:caojing")):
+            accounts.add(runtime, operator, name=name, role=role, scope=scope, password=None)
+            bearer[name] = {"Authorization": f"Bearer {accounts.issue_token(runtime, operator, name).text}"}
+        kafka = ("--kafka", s.settings.bootstrap, "--topic-prefix", s.settings.prefix)
+        with threads(Engine(runtime, s.settings)), web_process("--db", s.db_url, web_args=("--workers", "2", *kafka)) as web:
+            a, b = wait_for(lambda: len(_workers(web)) == 2 and _workers(web), timeout=60, what="two workers")
+            with paused(a):
+                made = httpx.post(f"{web.base}/api/tickets", headers=bearer["sup"], timeout=60,
+                                  json={"grid": GRID, "category": "city_appearance", "description": "垃圾堆放"})
+            assert made.status_code == 201 and made.json()["version"] == 1, made.text
+            with paused(b):
+                accepted = httpx.post(f"{web.base}/api/tickets/{made.json()['ticket_id']}/accept", headers=bearer["disp"],
+                                      json={}, timeout=60)
+            assert accepted.status_code == 200 and accepted.json()["version"] == 2, accepted.text
+        assert len(read_topic(s.settings, s.topics.intake)) == 2  # both went through the engine's intake
+        runtime.close()
