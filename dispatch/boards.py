@@ -48,12 +48,12 @@ def period_window(runtime: Any, period: str, as_of: datetime | None = None) -> q
 def board(runtime: Any, identity: Identity, *, street: str | None = None, community: str | None = None,
           period: str = "month", as_of: datetime | None = None) -> dict[str, Any]:
     """Everything a dashboard page shows (see the module). The families of figures are
-    independent reads, asked at once on their own connections (after one catch-up)."""
+    independent reads, asked at once on their own connections (after one catch-up, where reads catch up)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from dispatch.access import may_view
     from dispatch.projections import board as b
-    from dispatch.projections import catch_up
+    from dispatch.projections import for_reading
 
     ref, engine = runtime.reference, runtime.engine
     if (street is None) == (community is None):
@@ -62,7 +62,7 @@ def board(runtime: Any, identity: Identity, *, street: str | None = None, commun
     may_view(identity, "dashboard", **queries.place_of(runtime, place.get("street"), place.get("community")))
     window = period_window(runtime, period, as_of)
     assert window.start is not None and window.end is not None
-    catch_up(runtime)
+    for_reading(runtime)
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="board") as pool:
         figures_ = pool.submit(queries.dashboard, runtime, period=window, identity=identity, **place)
         scorecard_ = pool.submit(queries.sla, runtime, by="department", period=window, identity=identity,

@@ -9,7 +9,8 @@ same figures with the same time rules:
   includes that whole day (``is_bare_date``). The instant figures are judged at (``as_of``):
   as given, else just before ``end`` if that is in the past, else now.
 - Every figure read first brings the read models up to date with the event store
-  (``catch_up``: the embedded bus; with Kafka the projector does it and this finds nothing).
+  (``for_reading``: the embedded bus caught up first, unless a projector of the process keeps it so; with
+  Kafka the projector does it and this finds nothing).
 
 Functions: ``dashboard``, ``sla``, ``tickets``, ``show``, ``history``, ``timeline``, ``inbox``,
 ``overdue``; the reference data: ``places``, ``departments``, ``categories``, ``sla_rules``;
@@ -36,7 +37,7 @@ from dispatch.errors import HiddenTicket, InvalidCommand, TicketNotFound
 from dispatch.identity import Identity
 from dispatch.caseno import legacy_case_no, looks_like_case_no
 from dispatch.lifecycle import TERMINAL
-from dispatch.projections import catch_up, list_tickets
+from dispatch.projections import for_reading, list_tickets
 from dispatch.projections.tickets import change_rows, open_versions
 from dispatch.projections import tables as t
 from dispatch.projections.deadlines import missed_deadlines
@@ -129,7 +130,7 @@ def resolve_ticket(runtime: Any, value: str | UUID) -> UUID:
             raise TicketNotFound(f"with case number {text}")
         return found
     if re.fullmatch(r"[0-9a-fA-F-]{6,35}", text):
-        catch_up(runtime)
+        for_reading(runtime)
         tk = t.tickets.c
         with runtime.engine.connect() as conn:
             hits = conn.execute(select(tk.ticket_id).where(tk.ticket_id.like(text.lower() + "%")).limit(3)).scalars().all()
@@ -171,7 +172,7 @@ def dashboard(runtime: Any, *, street: str | None = None, community: str | None 
         may_view(identity, "dashboard", **place_of(runtime, street, community))
     from dispatch.projections.dashboard import community_dashboard, street_dashboard
 
-    catch_up(runtime)
+    for_reading(runtime)
     settings = settings or Settings()
     if street is not None:
         return street_dashboard(runtime.engine, runtime.reference, street, as_of=period.as_of, start=period.start,
@@ -193,7 +194,7 @@ def sla(runtime: Any, *, by: str, period: Window, per: str | None = None, settin
     community_id = ref.community(community).id if community else None
     from dispatch.projections.sla_stats import sla_statistics
 
-    catch_up(runtime)
+    for_reading(runtime)
     return sla_statistics(runtime.engine, ref, by=by, period=per, as_of=period.as_of, start=period.start,
                           end=period.end, settings=settings or Settings(), street=street_id, community=community_id,
                           percentiles=percentiles)
@@ -211,7 +212,7 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
     or name; only those ``identity`` sees; ``mine``: only those ``identity`` reported;
     ``extension_pending``: only those with an extension request awaiting the centre."""
     ref = runtime.reference
-    catch_up(runtime)
+    for_reading(runtime)
     return list_tickets(
         runtime.engine, status=status,
         street=ref.street(street).id if street else None,
@@ -360,7 +361,7 @@ def inbox(runtime: Any, department: str | None, *, now: datetime | None = None,
     if identity is not None:
         may_view(identity, "inbox", department=dept)
     now = now or runtime.clock.now()
-    catch_up(runtime)
+    for_reading(runtime)
     c, tk = t.calls.c, t.tickets.c
     waiting = c.answer.is_(None)
     to_handle = and_(c.role == "lead", c.answer == "acknowledged", c.handled_at.is_(None))
@@ -405,7 +406,7 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
         may_view(identity, "overdue", **place_of(runtime, street, community),
                  department=ref.department(department).id if department else None)
     now = now or runtime.clock.now()
-    catch_up(runtime)
+    for_reading(runtime)
     missed = missed_deadlines(runtime.engine, now, street=ref.street(street).id if street else None,
                               community=ref.community(community).id if community else None,
                               department=ref.department(department).id if department else None)
@@ -511,7 +512,7 @@ def participating(runtime: Any, identity: Identity, *, ended: bool = False, case
     if dept is None:
         raise InvalidCommand("name the department")
     may_view(identity, "inbox", department=dept)
-    catch_up(runtime)
+    for_reading(runtime)
     c, tk = t.calls.c, t.tickets.c
     query = (select(tk.ticket_id, tk.case_no, tk.status, tk.category, tk.grid, tk.community, tk.lead, tk.handled_by,
                     tk.reported_at, tk.ended_at, tk.level, tk.dispatch_no, tk.description,

@@ -2,6 +2,7 @@
 
     create_tables(engine)                      the read-model tables (idempotent)
     catch_up(runtime, until=None)              embedded mode: apply new store notifications
+    for_reading(runtime)                       catch up before a read, unless a projector of the process does
     apply_records(engine, records, source=, position=)
                                                apply a batch + store the source position atomically
     stored_position(engine, source)            where a source's projection stands
@@ -19,7 +20,7 @@ from typing import Any
 _HOMES = {
     "apply_records": "apply", "stored_position": "tables", "community_dashboard": "dashboard",
     "street_dashboard": "dashboard", "Settings": "figures", "EventRecord": "records", "STORE_SOURCE": "runner",
-    "catch_up": "runner", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "tickets",
+    "catch_up": "runner", "for_reading": "runner", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "tickets",
 }
 
 
@@ -39,6 +40,7 @@ __all__ = [
     "apply_records",
     "catch_up",
     "community_dashboard",
+    "for_reading",
     "create_tables",
     "list_tickets",
     "sla_statistics",

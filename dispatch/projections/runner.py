@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from dispatch.projections.tables import stored_position
 
-__all__ = ["STORE_SOURCE", "catch_up", "store_top"]
+__all__ = ["STORE_SOURCE", "catch_up", "for_reading", "store_top"]
 
 STORE_SOURCE = "store"
 
@@ -54,6 +54,15 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
         if read < batch_size:
             break
     return applied
+
+
+def for_reading(runtime: Any) -> None:
+    """Before a read of the read models: bring them up to date — unless a projector of this
+    process keeps them so (``runtime.reads_catch_up`` False: an embedded web process, whose
+    writes are answered once projected and whose live pages' watcher projects what other
+    processes wrote; its reads then never project, nor wait for one another's projection)."""
+    if getattr(runtime, "reads_catch_up", True):
+        catch_up(runtime)
 
 
 def store_top(engine: Engine, table: str | None) -> int | None:

@@ -383,9 +383,9 @@ def analysis_export(request: Request) -> Response:
     service = request.app.state.service
     rt = service.runtime
     start, end = service.read(lambda r: queries.bounds(r, *_period_of(request)))
-    from dispatch.projections import catch_up
+    from dispatch.projections import for_reading
 
-    catch_up(rt)
+    for_reading(rt)
     rows = export_rows(kind, rt.engine, rt.reference, start=start, end=end, as_of=rt.clock.now(), app=rt.app)
     from zoneinfo import ZoneInfo
 
