@@ -60,7 +60,7 @@ class Runtime:
         self.vault = vault or Vault(engine)
         self.case_numbers = case_numbers
         self.store_table = store_table  # the event store's table when it lives in ``engine``'s database
-        self.reads_catch_up = True  # reads project first (False: a projector of this process keeps up)
+        self.projector: Any = None  # a process's one projector, if it has one (reads wait for it: ``for_reading``)
         self.clock = clock or SystemClock()
         self._kafka_options = kafka
         self._kafka: Any = None

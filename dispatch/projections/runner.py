@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from dispatch.projections.tables import stored_position
+from dispatch.projections.tables import ensure_tables, stored_position
 
-__all__ = ["STORE_SOURCE", "catch_up", "for_reading", "store_top"]
+__all__ = ["STORE_SOURCE", "Projector", "catch_up", "for_reading", "store_top"]
 
 STORE_SOURCE = "store"
 
@@ -57,12 +57,86 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
 
 
 def for_reading(runtime: Any) -> None:
-    """Before a read of the read models: bring them up to date — unless a projector of this
-    process keeps them so (``runtime.reads_catch_up`` False: an embedded web process, whose
-    writes are answered once projected and whose live pages' watcher projects what other
-    processes wrote; its reads then never project, nor wait for one another's projection)."""
-    if getattr(runtime, "reads_catch_up", True):
+    """Before a read of the read models: bring them up to what the store holds now. A process
+    with a ``Projector`` (``runtime.projector``: an embedded web server) waits for it rather than
+    project itself — its reads neither repeat one another's work nor queue for one another's
+    projection lock; a projector that does not get there in time is not waited for further."""
+    projector = getattr(runtime, "projector", None)
+    if projector is None:
         catch_up(runtime)
+        return
+    ensure_tables(runtime.engine)  # a database nothing was projected into yet has its tables all the same
+    top = store_top(runtime.engine, getattr(runtime, "store_table", None))
+    if top is None or not projector.wait_for(top):
+        catch_up(runtime)
+
+
+class Projector:
+    """The one thread of a process that catches the read models up (``catch_up``): at once when
+    poked (a write made here), else every ``every`` seconds (what other processes wrote). It
+    tells ``moved`` when it applied something, and wakes the reads waiting for a position
+    (``wait_for``). Started by its first poke or wait."""
+
+    def __init__(self, runtime: Any, *, moved: Any = None, every: float = 0.25, patience: float = 10.0):
+        import threading
+
+        self.runtime, self.moved, self.every, self.patience = runtime, moved, every, patience
+        self.position = 0  # the read models hold every event up to here
+        self._changed = threading.Condition()
+        self._poked = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: Any = None
+        self._starting = threading.Lock()
+
+    def poke(self) -> None:
+        self._start()
+        self._poked.set()
+
+    def wait_for(self, position: int) -> bool:
+        """Whether the read models reached ``position`` within ``patience`` seconds."""
+        if self.position >= position:
+            return True
+        self.poke()
+        with self._changed:
+            return self._changed.wait_for(lambda: self.position >= position, self.patience)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._poked.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            import threading
+
+            with self._starting:
+                if (self._thread is None or not self._thread.is_alive()) and not self._stopping.is_set():
+                    self._thread = threading.Thread(target=self._run, name="dispatch-projector", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        from dispatch.logs import get_logger
+
+        failing = False
+        while not self._stopping.is_set():
+            self._poked.wait(self.every)
+            self._poked.clear()
+            try:
+                applied = catch_up(self.runtime)
+                reached = stored_position(self.runtime.engine, STORE_SOURCE) or 0
+                failing = False
+            except Exception:  # noqa: BLE001 - tried again at the next tick; waiting reads stop waiting
+                if not failing:
+                    get_logger("dispatch.projections").exception("the read models could not be caught up")
+                failing = True
+                continue
+            with self._changed:
+                self.position = reached
+                self._changed.notify_all()
+            if applied and self.moved is not None:
+                self.moved()
 
 
 def store_top(engine: Engine, table: str | None) -> int | None:

@@ -4,8 +4,9 @@ signed-in viewer may see (``access.sees_change``), and the page fetches its own 
 and merges it row by row (``static/live.js``), never touching a row someone is typing in.
 
 The watcher checks the read models' position every ``every`` seconds (one small query for the
-whole process, however many pages are open), at once after a write made here, and — embedded —
-catches the projections up first. An event's id is the read models' position: a browser that
+whole process, however many pages are open), and at once when poked: after a write made here in
+Kafka mode, and — embedded — by the process's projector (``projections.runner.Projector``) when it
+applied something. An event's id is the read models' position: a browser that
 reconnects (a lost line, a restarted server) sends it back as ``Last-Event-ID`` and is told to
 catch up when the position moved meanwhile.
 """

@@ -44,12 +44,7 @@ class WebService:
         self.guesses = SignInLimiter(counts=counts)
         self.submitter = submitter  # Kafka mode: dispatch.outcomes.KafkaSubmitter
         self._write_lock = threading.Lock()
-        self.commit = None
-        if submitter is None:  # embedded: writes are projected before they are answered, so reads need not catch up
-            from dispatch.projections import catch_up
-
-            self.commit = GroupCommit(runtime.app, self._write_lock, project=lambda: catch_up(runtime))
-            runtime.reads_catch_up = False
+        self.commit = GroupCommit(runtime.app, self._write_lock) if submitter is None else None
         _tables_first(runtime.engine)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -58,7 +53,15 @@ class WebService:
         self.notify_down: dict[str, str] = {}  # channels down, for /readyz's detail
         from dispatch.web.live import Hub
 
-        self.live = Hub(runtime, embedded=submitter is None)
+        # embedded: one projector keeps the read models caught up (poked by every write), reads
+        # wait for it rather than project themselves, and the live pages' watcher follows it
+        self.live = Hub(runtime, embedded=False)
+        self.projector = None
+        if submitter is None:
+            from dispatch.projections.runner import Projector
+
+            self.projector = Projector(runtime, moved=self.live.poke)
+            runtime.projector = self.projector
 
     # -- lifecycle of the process --------------------------------------------------------------------
 
@@ -90,6 +93,10 @@ class WebService:
     def stop(self) -> None:
         self._stop.set()
         self.live.stop()
+        if self.projector is not None:
+            self.projector.stop()
+            if self.runtime.projector is self.projector:
+                self.runtime.projector = None  # reads after the server stopped catch up themselves
         if self.commit is not None:
             self.commit.stop()
         for thread in self._threads:
@@ -116,10 +123,17 @@ class WebService:
             self._stop.wait(self.watchdog_every)
         turn.release()
 
+    def _moved(self) -> None:
+        """A write was made here: the projector (embedded) or the watcher (Kafka mode) looks now."""
+        if self.projector is not None:
+            self.projector.poke()
+        else:
+            self.live.poke()
+
     def _execute_batch(self, commands: list[Any]) -> list[Any]:
         with self._write_lock:
             outcomes: list[Any] = self.runtime.app.execute_batch(commands)
-        self.live.poke()
+        self._moved()
         return outcomes
 
     # -- who is asking -------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ class WebService:
             self.metrics.commands.labels(getattr(command, "type", kind.__name__.lower()), error.code).inc()
             raise
         self.metrics.commands.labels(command.type, result["outcome"]).inc()
-        self.live.poke()
+        self._moved()
         return result
 
     def _apply(self, command: Any) -> dict[str, Any]:
@@ -253,49 +267,36 @@ class GroupCommit:
     them in order in one transaction (``execute_batch``, as the Kafka engine does), then answers
     each with its own outcome. A refusal is that command's alone (an outcome with its error);
     should the transaction itself fail, the batch's commands are applied again one by one, so the
-    failure reaches only the command that causes it.
+    failure reaches only the command that causes it."""
 
-    ``project`` (embedded: the read models caught up) runs before a batch is answered, so whoever
-    wrote reads what they wrote. It runs in a thread of its own, one catch-up for every batch
-    recorded meanwhile, while the writer records the next batch. A failure there is logged and
-    the answers still go (the events are recorded; the live pages' watcher catches up at its
-    next tick)."""
-
-    def __init__(self, app: Any, lock: threading.Lock, most: int = 256, project: Callable[[], Any] | None = None):
-        self.app, self.lock, self.most, self.project = app, lock, most, project
+    def __init__(self, app: Any, lock: threading.Lock, most: int = 256):
+        self.app, self.lock, self.most = app, lock, most
         self._waiting: queue.SimpleQueue[tuple[Any, Future[Any]] | None] = queue.SimpleQueue()
-        self._recorded: queue.SimpleQueue[list[tuple[Future[Any], Any]] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._started = threading.Lock()
 
     def apply(self, command: Any) -> Any:
-        """The command's outcome (``dispatch.application.Outcome``), once it is recorded (and projected)."""
-        if not self._threads or not all(thread.is_alive() for thread in self._threads):
+        """The command's outcome (``dispatch.application.Outcome``), once it is recorded."""
+        if self._thread is None or not self._thread.is_alive():
             with self._started:
-                if not self._threads or not all(thread.is_alive() for thread in self._threads):
-                    self._threads = [threading.Thread(target=self._run, name="dispatch-writer", daemon=True)]
-                    if self.project is not None:
-                        self._threads.append(threading.Thread(target=self._answer, name="dispatch-projector",
-                                                              daemon=True))
-                    for thread in self._threads:
-                        thread.start()
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="dispatch-writer", daemon=True)
+                    self._thread.start()
         done: Future[Any] = Future()
         self._waiting.put((command, done))
         return done.result()
 
     def stop(self) -> None:
         with self._started:
-            if self._threads and self._threads[0].is_alive():
-                self._waiting.put(None)  # the writer passes it on to the projector
-            for thread in self._threads:
-                thread.join(timeout=10)
-            self._threads = []
+            if self._thread is not None and self._thread.is_alive():
+                self._waiting.put(None)
+                self._thread.join(timeout=10)
+            self._thread = None
 
     def _run(self) -> None:
         while True:
             first = self._waiting.get()
             if first is None:
-                self._recorded.put(None)
                 return
             batch = [first]
             while len(batch) < self.most:
@@ -307,58 +308,21 @@ class GroupCommit:
                     self._waiting.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            answers: list[tuple[Future[Any], Any]] = []
-            self._apply(batch, answers)
-            if self.project is None:
-                self._resolve(answers)
-            else:
-                self._recorded.put(answers)
+            self._apply(batch)
 
-    def _apply(self, batch: list[tuple[Any, Future[Any]]], answers: list[tuple[Future[Any], Any]]) -> None:
+    def _apply(self, batch: list[tuple[Any, Future[Any]]]) -> None:
         try:
             with self.lock:
                 outcomes = self.app.execute_batch([command for command, _ in batch])
         except Exception as error:  # noqa: BLE001 - each command again alone, below
             if len(batch) == 1:
-                answers.append((batch[0][1], error))
+                batch[0][1].set_exception(error)
                 return
             for item in batch:
-                self._apply([item], answers)
+                self._apply([item])
             return
-        answers += [(done, outcome) for (_, done), outcome in zip(batch, outcomes)]
-
-    def _answer(self) -> None:
-        """The projector: every batch recorded meanwhile caught up at once, then answered."""
-        stopping = False
-        while not stopping:
-            first = self._recorded.get()
-            if first is None:
-                return
-            answers = list(first)
-            while True:
-                try:
-                    more = self._recorded.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                answers += more
-            if any(getattr(outcome, "events", None) for _, outcome in answers):
-                try:
-                    assert self.project is not None
-                    self.project()
-                except Exception:  # noqa: BLE001 - recorded already: answered, caught up at the watcher's next tick
-                    log.exception("read models not caught up after a batch of writes")
-            self._resolve(answers)
-
-    @staticmethod
-    def _resolve(answers: list[tuple[Future[Any], Any]]) -> None:
-        for done, outcome in answers:
-            if isinstance(outcome, BaseException):
-                done.set_exception(outcome)
-            else:
-                done.set_result(outcome)
+        for (_, done), outcome in zip(batch, outcomes):
+            done.set_result(outcome)
 
 
 def replayed(runtime: Any, command: Any, ticket_id: Any = None) -> dict[str, Any]:
