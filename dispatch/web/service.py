@@ -2,9 +2,10 @@
 
 Embedded (no ``--kafka``): a command is applied here by one writer thread that takes every
 command waiting — from however many requests — and applies them in one transaction
-(``GroupCommit``: the engine's batch path; each request gets its own outcome); the live
-pages' watcher (``dispatch.web.live``) keeps the read models caught up and a background thread
-runs the SLA watchdog, so nothing waits for a CLI command. Kafka mode: the command is produced to the intake topic and the
+(``GroupCommit``: the engine's batch path; each request gets its own outcome); one projector
+thread keeps the read models caught up (``projections.runner.Projector``: woken by every write,
+waited for by every read), and a background thread runs the SLA watchdog, so nothing waits for a
+CLI command. Kafka mode: the command is produced to the intake topic and the
 engine's recorded outcome is awaited (``dispatch.outcomes``); this process never writes
 the event store.
 """
@@ -105,9 +106,9 @@ class WebService:
             self.submitter.close()
 
     def _background(self) -> None:
-        """The watchdog, every ``watchdog_every`` seconds (the live pages' watcher, ``self.live``,
-        keeps the read models caught up; a tick catches up itself too) — in one process of the
-        deployment at a time (``OneAtATime``; another takes over when that one stops)."""
+        """The watchdog, every ``watchdog_every`` seconds (the projector keeps the read models
+        caught up; a tick catches up itself too) — in one process of the deployment at a time
+        (``OneAtATime``; another takes over when that one stops)."""
         from dispatch.store import OneAtATime
         from dispatch.watchdog import Watchdog
 
