@@ -75,7 +75,7 @@ class Projector:
     """The one thread of a process that catches the read models up (``catch_up``): at once when
     poked (a write made here), else every ``every`` seconds (what other processes wrote). It
     tells ``moved`` when it applied something, and wakes the reads waiting for a position
-    (``wait_for``). Started by its first poke or wait."""
+    (``wait_for``). Started with the server (``start``), or by its first poke or wait."""
 
     def __init__(self, runtime: Any, *, moved: Any = None, every: float = 0.25, patience: float = 10.0):
         import threading
@@ -89,7 +89,7 @@ class Projector:
         self._starting = threading.Lock()
 
     def poke(self) -> None:
-        self._start()
+        self.start()
         self._poked.set()
 
     def wait_for(self, position: int) -> bool:
@@ -107,7 +107,8 @@ class Projector:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Run (if not running): from now on what any process writes is projected within a tick."""
         if self._thread is None or not self._thread.is_alive():
             import threading
 

@@ -42,6 +42,8 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
         import asyncio
 
         service.live.start(asyncio.get_running_loop())
+        if service.projector is not None:  # what other processes write is projected from the start
+            service.projector.start()
         if background:
             service.start()
         try:

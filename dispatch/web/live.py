@@ -71,6 +71,10 @@ class Hub:
             self.stop()
         self._stop.clear()
         self._loop, self._moved = loop, asyncio.Event()
+        try:  # where the read models stand before any page's stream opens: a move after it is told
+            self.check()
+        except Exception:  # noqa: BLE001 - the watcher's thread looks again at its first tick
+            pass
         self._thread = threading.Thread(target=self._run, name="dispatch-live", daemon=True)
         self._thread.start()
 
@@ -118,7 +122,12 @@ class Hub:
         if signature == self._signature:
             return None
         first = self._signature is None
-        versions, changes = queries.live_changes(self.runtime, self._versions)
+        while True:  # the versions as of the signature kept: a move between the two reads is not lost
+            versions, changes = queries.live_changes(self.runtime, self._versions)
+            settled = boards.changes(self.runtime)
+            if settled == signature:
+                break
+            signature = settled  # a projector moved the read models while we looked: look again
         self._signature, self._versions = signature, versions
         self.position = signature[0]
         if first:

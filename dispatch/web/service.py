@@ -253,6 +253,9 @@ def _tables_first(engine: Any) -> None:
     from dispatch import casenumbers, commandlog, holidays, outbox, parked, unplaced
     from dispatch.store import ensure_created
 
+    from dispatch.projections import create_tables
+
+    create_tables(engine)  # the read models' too: a new database's live pages watch them from the start
     users.ensure_tables(engine)
     outbox.ensure_tables(engine)
     commandlog.ensure_table(engine)
