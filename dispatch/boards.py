@@ -48,7 +48,8 @@ def period_window(runtime: Any, period: str, as_of: datetime | None = None) -> q
 def board(runtime: Any, identity: Identity, *, street: str | None = None, community: str | None = None,
           period: str = "month", as_of: datetime | None = None) -> dict[str, Any]:
     """Everything a dashboard page shows (see the module). The families of figures are
-    independent reads, asked at once on their own connections (after one catch-up, where reads catch up)."""
+    independent reads, asked at once on their own connections (after one catch-up, or one wait
+    for the process's projector: ``projections.for_reading``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from dispatch.access import may_view

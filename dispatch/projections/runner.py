@@ -6,6 +6,7 @@ backends and uses the same ``apply_records`` as the Kafka consumer and a rebuild
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -78,8 +79,6 @@ class Projector:
     (``wait_for``). Started with the server (``start``), or by its first poke or wait."""
 
     def __init__(self, runtime: Any, *, moved: Any = None, every: float = 0.25, patience: float = 10.0):
-        import threading
-
         self.runtime, self.moved, self.every, self.patience = runtime, moved, every, patience
         self.position = 0  # the read models hold every event up to here
         self._changed = threading.Condition()
@@ -110,8 +109,6 @@ class Projector:
     def start(self) -> None:
         """Run (if not running): from now on what any process writes is projected within a tick."""
         if self._thread is None or not self._thread.is_alive():
-            import threading
-
             with self._starting:
                 if (self._thread is None or not self._thread.is_alive()) and not self._stopping.is_set():
                     self._thread = threading.Thread(target=self._run, name="dispatch-projector", daemon=True)
