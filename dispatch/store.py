@@ -63,9 +63,15 @@ def create_sqlite_file(path: str) -> None:
     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+# Connections kept open for reuse: a web server's request threads (up to anyio's 40) each hold one
+# while they read. SQLAlchemy's default keeps 5 and opens, then closes, one for every request over
+# that — under 20 concurrent users most reads paid for a new connection (on SQLite its PRAGMAs too).
+POOL = {"pool_size": 20, "max_overflow": 10}
+
+
 def create_read_engine(db: Database) -> Engine:
     if db.is_sqlite:
-        engine = create_engine(db.url, connect_args={"timeout": 30})
+        engine = create_engine(db.url, connect_args={"timeout": 30}, **POOL)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -80,7 +86,7 @@ def create_read_engine(db: Database) -> Engine:
     # 1.1 (the usual setting for SSDs; PostgreSQL's 4 assumes spinning disks): otherwise the planner
     # reads a whole district's month through the time index rather than fetch one street's rows
     # through its (place, time) index (a street's month of calls: 146 → 28 ms, docs/benchmarks-read-side.md)
-    return create_engine(db.url, pool_pre_ping=True, json_serializer=lambda o: json.dumps(o, ensure_ascii=False),
+    return create_engine(db.url, pool_pre_ping=True, **POOL, json_serializer=lambda o: json.dumps(o, ensure_ascii=False),
                          connect_args={"options": "-c jit=off -c random_page_cost=1.1"})
 
 
