@@ -46,7 +46,7 @@ from dispatch.projections.figures import Settings
 if TYPE_CHECKING:
     from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "minutes_left",
+__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "live_moved", "minutes_left",
            "overdue", "participating", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -500,6 +500,22 @@ def live_changes(runtime: Any, before: dict[str, int] | None) -> tuple[dict[str,
     moved = [tid for tid, version in now.items() if before.get(tid) != version]
     moved += [tid for tid in before if tid not in now]
     return now, change_rows(runtime.engine, moved)
+
+
+def live_moved(runtime: Any, versions: dict[str, int], touched: set[str]) -> list[dict[str, Any]]:
+    """``live_changes`` when the tickets that can have moved are known (``touched``: those whose
+    events were applied since ``versions`` was taken): the same answer, from their rows alone,
+    and ``versions`` brought up to now in place."""
+    changes = []
+    for row in change_rows(runtime.engine, sorted(touched)):
+        tid, version = row["ticket_id"], row["last_version"]
+        if row["status"] in TERMINAL:
+            if versions.pop(tid, None) is not None:  # it ended
+                changes.append(row)
+        elif versions.get(tid) != version:
+            versions[tid] = version
+            changes.append(row)
+    return changes
 
 
 def participating(runtime: Any, identity: Identity, *, ended: bool = False, case_no: str | None = None,

@@ -7,6 +7,8 @@ backends and uses the same ``apply_records`` as the Kafka consumer and a rebuild
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +22,15 @@ __all__ = ["STORE_SOURCE", "Projector", "catch_up", "for_reading", "store_top"]
 STORE_SOURCE = "store"
 
 
-def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2000) -> int:
+def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2000,
+             applied_to: Callable[[int, int, set[str]], None] | None = None) -> int:
     """Apply the notifications recorded since the stored position; return #events applied.
 
     ``until`` applies only events whose business time is at or before it (time travel).
     The position still moves past the events left out, so a database caught up with
     ``until`` is a snapshot for that instant: rebuild into a fresh database for it.
+    ``applied_to(after, up_to, ticket_ids)`` hears of each page applied here: the positions it
+    took the read models from and to, and the tickets whose events it applied.
     """
     engine = runtime.engine
     stored = stored_position(engine, STORE_SOURCE)
@@ -51,6 +56,8 @@ def catch_up(runtime: Any, *, until: datetime | None = None, batch_size: int = 2
                 raise
             stored = moved
             continue
+        if applied_to is not None:
+            applied_to(stored or 0, last, {str(r.ticket_id) for r in records})
         stored = last
         if read < batch_size:
             break
@@ -76,11 +83,15 @@ class Projector:
     """The one thread of a process that catches the read models up (``catch_up``): at once when
     poked (a write made here), else every ``every`` seconds (what other processes wrote). It
     tells ``moved`` when it applied something, and wakes the reads waiting for a position
-    (``wait_for``). Started with the server (``start``), or by its first poke or wait."""
+    (``wait_for``). Started with the server (``start``), or by its first poke or wait.
+    It remembers which tickets its last pages moved (``moved_between``), so the live pages'
+    watcher need not compare every open ticket to learn it."""
 
+    KEPT = 1024  # pages remembered
     def __init__(self, runtime: Any, *, moved: Any = None, every: float = 0.25, patience: float = 10.0):
         self.runtime, self.moved, self.every, self.patience = runtime, moved, every, patience
         self.position = 0  # the read models hold every event up to here
+        self._pages: deque[tuple[int, int, frozenset[str]]] = deque(maxlen=self.KEPT)
         self._changed = threading.Condition()
         self._poked = threading.Event()
         self._stopping = threading.Event()
@@ -98,6 +109,29 @@ class Projector:
         self.poke()
         with self._changed:
             return self._changed.wait_for(lambda: self.position >= position, self.patience)
+
+    def moved_between(self, after: int, up_to: int) -> set[str] | None:
+        """The tickets whose events this projector applied from position ``after`` to ``up_to``
+        (perhaps a few more), or None when it did not apply all of that range itself (another
+        process or thread did some, or it is forgotten)."""
+        with self._changed:
+            pages = list(self._pages)
+        ids: set[str] = set()
+        reached = after
+        for start, end, moved in pages:
+            if reached >= up_to:
+                break
+            if end <= reached:
+                continue
+            if start > reached:
+                return None  # a gap: applied elsewhere
+            ids |= moved
+            reached = end
+        return ids if reached >= up_to else None
+
+    def _applied(self, after: int, up_to: int, ids: set[str]) -> None:
+        with self._changed:
+            self._pages.append((after, up_to, frozenset(ids)))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -122,7 +156,7 @@ class Projector:
             self._poked.wait(self.every)
             self._poked.clear()
             try:
-                applied = catch_up(self.runtime)
+                applied = catch_up(self.runtime, applied_to=self._applied)
                 reached = stored_position(self.runtime.engine, STORE_SOURCE) or 0
                 failing = False
             except Exception:  # noqa: BLE001 - tried again at the next tick; waiting reads stop waiting

@@ -86,7 +86,7 @@ def change_rows(engine: Engine, ids: list[str]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
         for row in conn.execute(select(tk.ticket_id, tk.grid, tk.community, tk.street, tk.district, tk.lead,
-                                       tk.reported_by, tk.last_version).where(tk.ticket_id.in_(ids))):
+                                       tk.reported_by, tk.last_version, tk.status).where(tk.ticket_id.in_(ids))):
             rows[str(row.ticket_id)] = {**row._mapping, "ticket_id": str(row.ticket_id), "calls": []}
         for call in conn.execute(select(c.ticket_id, c.department).where(c.ticket_id.in_(ids)).distinct()):
             rows[str(call.ticket_id)]["calls"].append({"department": call.department})

@@ -122,13 +122,18 @@ class Hub:
         if signature == self._signature:
             return None
         first = self._signature is None
-        while True:  # the versions as of the signature kept: a move between the two reads is not lost
-            versions, changes = queries.live_changes(self.runtime, self._versions)
-            settled = boards.changes(self.runtime)
-            if settled == signature:
-                break
-            signature = settled  # a projector moved the read models while we looked: look again
-        self._signature, self._versions = signature, versions
+        touched = self._touched(signature)
+        if touched is not None and self._versions is not None:
+            changes = queries.live_moved(self.runtime, self._versions, touched)
+            self._signature = signature
+        else:
+            while True:  # the versions as of the signature kept: a move between the two reads is not lost
+                versions, changes = queries.live_changes(self.runtime, self._versions)
+                settled = boards.changes(self.runtime)
+                if settled == signature:
+                    break
+                signature = settled  # a projector moved the read models while we looked: look again
+            self._signature, self._versions = signature, versions
         self.position = signature[0]
         if first:
             return None
@@ -138,6 +143,16 @@ class Hub:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake)
         return move
+
+    def _touched(self, signature: tuple[int, int]) -> set[str] | None:
+        """The tickets this process's projector moved since the last look, when it alone moved the
+        one read model source (the embedded store's) all that way; else None: compare every open
+        ticket's version (another process projected, or Kafka mode)."""
+        projector = getattr(self.runtime, "projector", None)
+        if projector is None or self._signature is None or not signature[1] == self._signature[1] == 1:
+            return None
+        touched: set[str] | None = projector.moved_between(self._signature[0], signature[0])
+        return touched
 
     def announce(self, change: dict[str, Any]) -> None:
         """Something the read models do not hold moved (an Open311 report waiting to be placed,

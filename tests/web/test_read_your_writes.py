@@ -51,3 +51,48 @@ def test_a_read_waits_for_what_another_process_wrote_before_it(tmp_path: Path, p
     assert ticket in api.get("disp-a", "/api/tickets").text
     assert set(projecting) == {"dispatch-projector"}
     api.runtime.close()
+
+
+def test_the_watcher_learns_what_moved_from_the_projector_and_reads_every_open_ticket_only_when_it_must(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live pages' watcher asks this process's projector which tickets its pages moved, and
+    reads those rows alone; it compares every open ticket's version only when events were
+    projected elsewhere (another process caught up) — and is told the same moves either way."""
+    from dispatch import queries
+    from dispatch.web.live import Hub
+
+    api = make_api(tmp_path)
+    first = api.report()
+    runner.for_reading(api.runtime)  # the projector holds it
+    hub = Hub(api.runtime, embedded=False)
+    assert hub.check() is None  # where the read models stand: every open ticket read once
+    scans: list[int] = []
+    every_open = queries.open_versions
+
+    def scanned(engine: Any) -> dict[str, int]:
+        scans.append(1)
+        return every_open(engine)
+
+    monkeypatch.setattr(queries, "open_versions", scanned)
+
+    def moved() -> set[str]:
+        runner.for_reading(api.runtime)
+        move = hub.check()
+        assert move is not None and move.changes is not None
+        return {change["ticket_id"] for change in move.changes}
+
+    second = api.report()
+    api.step("disp-a", first, "accept")
+    assert moved() == {first, second} and not scans
+    api.step("disp-a", second, "cancel", {"reason": "重复上报"})
+    assert moved() == {second} and not scans  # ended: told, and no longer open
+    assert hub.check() is None
+
+    api.runtime.projector.stop()  # what another process projects, this one's projector did not apply
+    other = c.parse_command({"type": "report", "command_id": "cli-2", "occurred_at": api.clock.now().isoformat(),
+                             "actor": {"role": "supervisor", "id": "sup-a"}, "grid": GRID_A,
+                             "category": "city_appearance", "channel": "patrol", "description": "路灯不亮"})
+    third = str(api.runtime.app.execute_batch([other])[0].ticket_id)
+    runner.catch_up(api.runtime)
+    assert moved() == {third} and len(scans) == 1
+    api.runtime.close()
