@@ -30,7 +30,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api")
 
 
-def _service(request: Request) -> WebService:
+async def _service(request: Request) -> WebService:
+    """(``async``: FastAPI runs a plain ``def`` dependency in a thread of its own.)"""
     service: WebService = request.app.state.service
     return service
 
@@ -40,7 +41,7 @@ _BEARER = HTTPBearer(auto_error=False, description="An API token (dispatch users
 
 
 def _identity(request: Request, _: Annotated[Any, Depends(_BEARER)] = None) -> Identity:
-    identity = _service(request).identify(request)
+    identity = request.app.state.service.identify(request)
     request.state.identity = identity
     return identity
 
