@@ -135,13 +135,15 @@ def _command_id(who: Identity, header: str | None, body: BaseModel) -> str | Non
     return "api-" + hashlib.sha256(f"{who.name}\x00{key}".encode()).hexdigest()[:40]
 
 
-def _submit(service: WebService, who: Identity, kind: type, body: BaseModel, key: str | None,
-            status: int = 200, **fields: Any) -> Response:
+async def _submit(service: WebService, who: Identity, kind: type, body: BaseModel, key: str | None,
+                  status: int = 200, **fields: Any) -> Response:
+    """(The routes that write are ``async``: the command is built in a thread, and its recording is
+    awaited without holding one — ``WebService.submit_waiting``.)"""
     values = body.model_dump(exclude={"occurred_at", "command_id"}, exclude_none=True)
     command_id = _command_id(who, key, body)
     at = getattr(body, "occurred_at", None)
-    result = service.submit(lambda runtime: prepare(runtime, kind, who, at=at, command_id=command_id,
-                                                    **values, **fields), kind, command_id)
+    result = await service.submit_waiting(lambda runtime: prepare(runtime, kind, who, at=at, command_id=command_id,
+                                                                  **values, **fields), kind)
     if result.get("outcome") == "pending":
         return _json(result, 202, {"Location": result["status_url"]})
     return _json(result, status if result.get("outcome") == "applied" else 200)
@@ -149,13 +151,13 @@ def _submit(service: WebService, who: Identity, kind: type, body: BaseModel, key
 
 @router.post("/tickets", tags=["commands"], status_code=201, response_model=Applied,
              responses={202: {"model": Pending}}, summary="上报: report an incident")
-def report(who: Who, service: Service, body: ReportBody = Body(...),  # type: ignore[valid-type]
-           key: IdempotencyKey = None) -> Response:
+async def report(who: Who, service: Service, body: ReportBody = Body(...),  # type: ignore[valid-type]
+                 key: IdempotencyKey = None) -> Response:
     channel = {"hotline": "hotline", "dispatcher": "visit"}.get(who.role, "patrol")
     extra = {} if getattr(body, "channel", None) else {"channel": channel}
     if getattr(body, "grid", None) is None and getattr(body, "position", None) is None:
         raise InvalidCommand("grid: give the grid, or the position to place the report in its grid")
-    return _submit(service, who, c.Report, body, key, 201, **extra)
+    return await _submit(service, who, c.Report, body, key, 201, **extra)
 
 
 TicketRef = Annotated[str, Path(max_length=200, description="A ticket id, its case number (工单编号), a unique "
@@ -185,12 +187,12 @@ _STEPS: list[tuple[str, type, str, tuple[str, ...]]] = [
 def _step_route(path: str, kind: type, summary: str, optional: tuple[str, ...]) -> None:
     model = _body_model(kind, "".join(p.title() for p in path.split("-")) + "Body", optional)
 
-    def step(ticket: TicketRef, who: Who, service: Service, body: model = Body(...),  # type: ignore[valid-type]
-             key: IdempotencyKey = None) -> Response:
+    async def step(ticket: TicketRef, who: Who, service: Service, body: model = Body(...),  # type: ignore[valid-type]
+                   key: IdempotencyKey = None) -> Response:
         fields: dict[str, Any] = {"ticket_id": ticket}
         if "department" in optional and getattr(body, "department", None) is None and who.department:
             fields["department"] = who.department  # a desk acts for its own department
-        return _submit(service, who, kind, body, key, **fields)
+        return await _submit(service, who, kind, body, key, **fields)
 
     step.__name__ = path.replace("-", "_")
     step.__annotations__["body"] = model  # a local class: not a name the module could resolve

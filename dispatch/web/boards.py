@@ -222,15 +222,14 @@ def analysis_page(request: Request) -> Response:
 @router.post("/analysis/what-if", response_class=HTMLResponse)
 async def analysis_what_if(request: Request) -> Response:
     """规则推演: the period's figures under the rules typed on the page, beside the actual ones."""
-    from starlette.concurrency import run_in_threadpool
-
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
     form = session.form_of(await request.body())
     session.require_csrf(request, form)
-    return await run_in_threadpool(lambda: _analysis(request, who, form.get("from") or None, form.get("to") or None,
-                                                     form.get("by") or "department", rules=form.get("rules") or ""))
+    return await request.app.state.service.long_job(  # type: ignore[no-any-return]
+        lambda: _analysis(request, who, form.get("from") or None, form.get("to") or None,
+                          form.get("by") or "department", rules=form.get("rules") or ""))
 
 
 WHAT_IF_SHOWN = 200  # changed deadlines listed on the page (the CLI's --out writes them all)
@@ -363,8 +362,12 @@ def _name(ref: Any, by: str, key: str) -> str:
 
 
 @router.get("/analysis/export")
-def analysis_export(request: Request) -> Response:
+async def analysis_export(request: Request) -> Response:
     """A download: ``kind`` (tickets, events, sla), ``from``/``to``, ``format`` (csv, parquet)."""
+    return await request.app.state.service.long_job(lambda: _export(request))  # type: ignore[no-any-return]
+
+
+def _export(request: Request) -> Response:
     import os
     import tempfile
 

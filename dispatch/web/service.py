@@ -30,6 +30,7 @@ __all__ = ["WebService"]
 
 log = get_logger("dispatch.web")
 SESSION_HOURS = 8
+LONG_JOBS = 2  # what-ifs and exports worked on at once, beside the requests' threads
 
 
 class WebService:
@@ -52,6 +53,7 @@ class WebService:
         self.watchdog_every = watchdog_every
         self.base_url, self.notify = base_url, notify
         self.notify_down: dict[str, str] = {}  # channels down, for /readyz's detail
+        self._long: Any = None  # the long jobs' threads (``long_job``)
         from dispatch.web.live import Hub
 
         # embedded: one projector keeps the read models caught up (poked by every write), reads
@@ -175,33 +177,85 @@ class WebService:
         """Build the command (authorized, validated) and apply it, or hand it to Kafka."""
         command: Any = None
         try:
-            command = build(self.runtime)
-            identity = command.actor.id
-            wait = self.writes.take(identity)
-            if wait:
-                raise HTTPException(429, f"too many writes: try again in {wait:.0f} s",
-                                    headers={"Retry-After": str(int(wait) + 1)})
+            command = self._admitted(build)
             if self.submitter is not None:
                 result: dict[str, Any] = self.submitter.submit(command)
             else:
-                result = self._apply(command)
+                assert self.commit is not None
+                result = self._answer(command, self.commit.hand_over(command).result)
         except DispatchError as error:
-            self.metrics.commands.labels(getattr(command, "type", kind.__name__.lower()), error.code).inc()
+            self._refused(command, kind, error.code)
             raise
+        return self._done(command, result)
+
+    async def submit_waiting(self, build: Callable[[Any], Any], kind: type) -> dict[str, Any]:
+        """``submit`` for a route that runs on the event loop: the command is built in a thread,
+        and its recording awaited without holding one — the request threads are few
+        (``threads``), and a write waiting for its batch's transaction leaves them to the reads."""
+        import asyncio
+
+        from starlette.concurrency import run_in_threadpool
+
+        command: Any = None
+        try:
+            command = await run_in_threadpool(self._admitted, build)
+            if self.submitter is not None:
+                result: dict[str, Any] = await run_in_threadpool(self.submitter.submit, command)
+            else:
+                assert self.commit is not None
+                recorded = await asyncio.wrap_future(self.commit.hand_over(command))
+                try:
+                    result = self._answer(command, lambda: recorded, replay=False)
+                except _Replay:  # the same key again: its first outcome is read from the store
+                    result = await run_in_threadpool(self._answer, command, lambda: recorded)
+        except DispatchError as error:
+            self._refused(command, kind, error.code)
+            raise
+        return self._done(command, result)
+
+    async def long_job(self, work: Callable[[], Any]) -> Any:
+        """Work that can take seconds (a what-if, an export) in a thread of the long jobs' own
+        (``LONG_JOBS`` at once), so it never holds one of the requests' few threads."""
+        import anyio
+        import anyio.to_thread
+
+        if self._long is None:
+            self._long = anyio.CapacityLimiter(LONG_JOBS)
+        return await anyio.to_thread.run_sync(work, limiter=self._long)
+
+    def _admitted(self, build: Callable[[Any], Any]) -> Any:
+        """The command, built (authorized, validated) and within its actor's write rate."""
+        command = build(self.runtime)
+        wait = self.writes.take(command.actor.id)
+        if wait:
+            raise HTTPException(429, f"too many writes: try again in {wait:.0f} s",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        return command
+
+    def _refused(self, command: Any, kind: type, code: str) -> None:
+        self.metrics.commands.labels(getattr(command, "type", kind.__name__.lower()), code).inc()
+
+    def _done(self, command: Any, result: dict[str, Any]) -> dict[str, Any]:
         self.metrics.commands.labels(command.type, result["outcome"]).inc()
         self._moved()
         return result
 
-    def _apply(self, command: Any) -> dict[str, Any]:
-        assert self.commit is not None
+    def _answer(self, command: Any, recorded: Callable[[], Any], *, replay: bool = True) -> dict[str, Any]:
+        """What a request is told of its command, once recorded (``recorded()``: its outcome or
+        its refusal); a command already applied (its idempotency key again) is told its first
+        outcome — read from the store, so ``replay=False`` (on the event loop) raises ``_Replay``."""
         try:
-            outcome = self.commit.apply(command)
+            outcome = recorded()
             if outcome.error is not None:
                 raise outcome.error
         except DuplicateCommand:
+            if not replay:
+                raise _Replay() from None
             return replayed(self.runtime, command)
         except AlreadyReported as error:
             if command.command_id:
+                if not replay:
+                    raise _Replay() from None
                 return replayed(self.runtime, command, error.ticket_id)
             raise
         return {"ticket_id": str(outcome.ticket_id), "event": outcome.events[0], "version": outcome.version,
@@ -265,6 +319,10 @@ def _tables_first(engine: Any) -> None:
     ensure_created(engine, holidays.METADATA)
 
 
+class _Replay(Exception):
+    """A command's first outcome has to be read from the store (not on the event loop)."""
+
+
 class GroupCommit:
     """Commands from concurrent requests applied together. Each request thread hands its command
     over and waits; one writer thread takes every command waiting (up to ``most``) and applies
@@ -281,6 +339,10 @@ class GroupCommit:
 
     def apply(self, command: Any) -> Any:
         """The command's outcome (``dispatch.application.Outcome``), once it is recorded."""
+        return self.hand_over(command).result()
+
+    def hand_over(self, command: Any) -> Future[Any]:
+        """The command's outcome to come (a future, for a caller that waits otherwise)."""
         if self._thread is None or not self._thread.is_alive():
             with self._started:
                 if self._thread is None or not self._thread.is_alive():
@@ -288,7 +350,7 @@ class GroupCommit:
                     self._thread.start()
         done: Future[Any] = Future()
         self._waiting.put((command, done))
-        return done.result()
+        return done
 
     def stop(self) -> None:
         with self._started:
