@@ -35,7 +35,8 @@ def build(runtime: Any, options: dict[str, Any]) -> Any:
                       watchdog_every=float(options.get("watchdog_every", 60.0)), map_tiles=options.get("map_tiles"),
                       map_attribution=options.get("map_attribution"),
                       open311_public_reads=bool(options.get("open311_public_reads")),
-                      base_url=options["base_url"], shared=bool(options.get("shared")))
+                      base_url=options["base_url"], shared=bool(options.get("shared")),
+                      threads=options.get("threads"))
 
 
 def app() -> Any:
