@@ -30,7 +30,9 @@ __all__ = ["WebService"]
 
 log = get_logger("dispatch.web")
 SESSION_HOURS = 8
-LONG_JOBS = 2  # what-ifs and exports worked on at once, beside the requests' threads
+# threads apart from the requests' few (``dispatch web --threads``): what-ifs and exports worked on
+# at once, and (Kafka mode) writes waiting for the engine's outcome — a wait, not work
+THREADS_APART = {"long": 2, "waits": 64}
 
 
 class WebService:
@@ -53,7 +55,7 @@ class WebService:
         self.watchdog_every = watchdog_every
         self.base_url, self.notify = base_url, notify
         self.notify_down: dict[str, str] = {}  # channels down, for /readyz's detail
-        self._long: Any = None  # the long jobs' threads (``long_job``)
+        self._apart: dict[str, Any] = {}  # threads apart from the requests' (``THREADS_APART``)
         from dispatch.web.live import Hub
 
         # embedded: one projector keeps the read models caught up (poked by every write), reads
@@ -199,8 +201,8 @@ class WebService:
         command: Any = None
         try:
             command = await run_in_threadpool(self._admitted, build)
-            if self.submitter is not None:
-                result: dict[str, Any] = await run_in_threadpool(self.submitter.submit, command)
+            if self.submitter is not None:  # produced, then the engine's outcome polled for: a thread that waits
+                result: dict[str, Any] = await self._in_thread("waits", self.submitter.submit, command)
             else:
                 assert self.commit is not None
                 recorded = await asyncio.wrap_future(self.commit.hand_over(command))
@@ -215,13 +217,16 @@ class WebService:
 
     async def long_job(self, work: Callable[[], Any]) -> Any:
         """Work that can take seconds (a what-if, an export) in a thread of the long jobs' own
-        (``LONG_JOBS`` at once), so it never holds one of the requests' few threads."""
+        (``THREADS_APART["long"]`` at once), so it never holds one of the requests' few threads."""
+        return await self._in_thread("long", work)
+
+    async def _in_thread(self, kind: str, work: Callable[..., Any], *args: Any) -> Any:
         import anyio
         import anyio.to_thread
 
-        if self._long is None:
-            self._long = anyio.CapacityLimiter(LONG_JOBS)
-        return await anyio.to_thread.run_sync(work, limiter=self._long)
+        if kind not in self._apart:
+            self._apart[kind] = anyio.CapacityLimiter(THREADS_APART[kind])
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._apart[kind])
 
     def _admitted(self, build: Callable[[Any], Any]) -> Any:
         """The command, built (authorized, validated) and within its actor's write rate."""
