@@ -285,7 +285,7 @@ async def post_request(request: Request, fmt: str) -> Response:
             row = {"service_request_id": result["ticket_id"], "service_notice": "", "account_id": None}
         return _answer(f, "service_requests", "request", [row], 201)
 
-    return _guarded(request, fmt, body)
+    return await request.app.state.service.form(lambda: _guarded(request, fmt, body))  # type: ignore[no-any-return]
 
 
 @router.get("/tokens/{token}.{fmt}", summary="The request id of a report answered with a token")

@@ -299,8 +299,18 @@ _DESK_STEPS = {"acknowledge": (c.Acknowledge, ()), "reject": (c.Reject, ("reason
                "extension": (c.RequestExtension, ("reason",))}
 
 
+async def _form(request: Request, work: Any) -> Response:
+    """A form that writes: worked on in a thread of the forms' own (``WebService.form``)."""
+    answer: Response = await request.app.state.service.form(work)
+    return answer
+
+
 @router.post("/desk/{ticket}/{step}", response_class=HTMLResponse)
-def desk_step(request: Request, body: Posted, ticket: str, step: str) -> Response:
+async def desk_step(request: Request, body: Posted, ticket: str, step: str) -> Response:
+    return await _form(request, lambda: _desk_step(request, body, ticket, step))
+
+
+def _desk_step(request: Request, body: bytes, ticket: str, step: str) -> Response:
     form, who = _posted(request, body)
 
     def answer(error: str | None) -> Response:
@@ -377,7 +387,11 @@ def report_page(request: Request, made: str | None = None, refused: str | None =
 
 
 @router.post("/report", response_class=HTMLResponse)
-def report(request: Request, upload: Upload) -> Response:
+async def report(request: Request, upload: Upload) -> Response:
+    return await _form(request, lambda: _report(request, upload))
+
+
+def _report(request: Request, upload: tuple[dict[str, str], bytes | None]) -> Response:
     import hashlib
 
     form, image = upload
@@ -472,7 +486,11 @@ _CONSOLE_STEPS: dict[str, tuple[type, tuple[str, ...]]] = {
 
 
 @router.post("/console/{ticket}/{step}", response_class=HTMLResponse)
-def console_step(request: Request, raw: Posted, ticket: str, step: str) -> Response:
+async def console_step(request: Request, raw: Posted, ticket: str, step: str) -> Response:
+    return await _form(request, lambda: _console_step(request, raw, ticket, step))
+
+
+def _console_step(request: Request, raw: bytes, ticket: str, step: str) -> Response:
     form = session.form_of(raw)
     who = session.identity(request)
     session.require_csrf(request, form)

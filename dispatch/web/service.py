@@ -31,8 +31,9 @@ __all__ = ["WebService"]
 log = get_logger("dispatch.web")
 SESSION_HOURS = 8
 # threads apart from the requests' few (``dispatch web --threads``): what-ifs and exports worked on
-# at once, and (Kafka mode) writes waiting for the engine's outcome — a wait, not work
-THREADS_APART = {"long": 2, "waits": 64}
+# at once; pages' forms that write (they wait inside for the transaction, or the engine); and, in
+# Kafka mode, API writes waiting for the engine's outcome — waits, not work
+THREADS_APART = {"long": 2, "forms": 16, "waits": 64}
 
 
 class WebService:
@@ -219,6 +220,12 @@ class WebService:
         """Work that can take seconds (a what-if, an export) in a thread of the long jobs' own
         (``THREADS_APART["long"]`` at once), so it never holds one of the requests' few threads."""
         return await self._in_thread("long", work)
+
+    async def form(self, work: Callable[[], Any]) -> Any:
+        """A page's form or an Open311 report that writes, in a thread of the forms' own
+        (``THREADS_APART["forms"]``): it waits there for its write's transaction (in Kafka mode,
+        for the engine), never in one of the requests' few threads."""
+        return await self._in_thread("forms", work)
 
     async def _in_thread(self, kind: str, work: Callable[..., Any], *args: Any) -> Any:
         import anyio
