@@ -12,6 +12,10 @@ from dispatch.cli.context import Ctx, pass_ctx
 
 __all__: list[str] = []
 
+# requests worked on at once by default (``--threads``), as measured by scripts/bench_api.py: on
+# SQLite a request's database work is the interpreter's own, on PostgreSQL much of it a wait
+THREADS_SQLITE, THREADS_POSTGRES = 4, 12
+
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -39,17 +43,17 @@ __all__: list[str] = []
               help="Web worker processes side by side, on PostgreSQL (Kafka mode or not): sign-ins, limits, live "
                    "pages and metrics are shared through the database. The embedded SQLite default keeps one "
                    "[env DISPATCH_WEB_WORKERS].")
-@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, envvar="DISPATCH_WEB_THREADS",
+@click.option("--threads", type=click.IntRange(1, 256), envvar="DISPATCH_WEB_THREADS",
               help="Requests worked on at once per process (their database work runs in threads; the rest wait "
-                   "their turn, oldest first); long analyses and exports have two more of their own "
-                   "[env DISPATCH_WEB_THREADS].")
+                   "their turn, oldest first) [env DISPATCH_WEB_THREADS; default 4 on SQLite, 12 on PostgreSQL, "
+                   "where a request spends more of its time waiting for the server].")
 @click.option("--base-url", envvar="DISPATCH_BASE_URL", metavar="URL",
               help="Where people open these pages (the links in notifications) [env DISPATCH_BASE_URL; default "
                    "this server's address].")
 @pass_ctx
 def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | None, certfile: str | None,
         keyfile: str | None, cors: tuple[str, ...], watchdog_every: float, map_tiles: str | None,
-        map_attribution: str | None, open311_public_reads: bool, workers: int, threads: int,
+        map_attribution: str | None, open311_public_reads: bool, workers: int, threads: int | None,
         base_url: str | None) -> None:
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
@@ -68,7 +72,8 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     options = {"db": ctx.db_url, "kafka": kafka, "topic_prefix": topic_prefix, "https": bool(certfile),
                "cors": list(cors), "watchdog_every": watchdog_every, "map_tiles": map_tiles,
                "map_attribution": map_attribution, "open311_public_reads": open311_public_reads,
-               "base_url": base_url or f"{scheme}://{host}:{port}", "shared": workers > 1, "threads": threads}
+               "base_url": base_url or f"{scheme}://{host}:{port}", "shared": workers > 1,
+               "threads": threads or (THREADS_SQLITE if runtime.db.is_sqlite else THREADS_POSTGRES)}
     # the options are checked here, once, before any worker starts (a worker's refusal would only be logged)
     app = build(runtime, options)
     if users.count(runtime.engine) == 0:
