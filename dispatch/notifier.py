@@ -131,11 +131,11 @@ class Notifier:
     def remind_once(self, lookahead: timedelta = timedelta(0)) -> int:
         """Queue a reminder for each report-in or handling deadline due within its minutes
         (plus ``lookahead``, the time to the next pass: none falls between two passes)."""
-        from dispatch.projections import catch_up
+        from dispatch.projections import for_reading
         from dispatch.projections.deadlines import missed_deadlines
 
-        if self.catch_up:
-            catch_up(self.runtime)
+        if self.catch_up:  # (in a web process: waits for its projector rather than projecting itself)
+            for_reading(self.runtime)
         now = self.clock.now()
         rules = {key: int(value) for key, value in outbox.settings(self.engine, "remind_minutes").items()}
         widest = max([DEFAULT_REMIND_MINUTES, *rules.values()]) + lookahead.total_seconds() / 60
