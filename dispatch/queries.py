@@ -46,7 +46,7 @@ from dispatch.projections.figures import Settings
 if TYPE_CHECKING:
     from dispatch.sla import SlaPolicy
 
-__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "live_moved", "minutes_left",
+__all__ = ["Window", "boundaries", "media_file", "business_time", "categories", "dashboard", "departments", "history", "inbox", "is_bare_date", "live_changes", "live_moved", "unplaced_waiting", "minutes_left",
            "overdue", "participating", "places", "show", "sla", "sla_rules", "resolve_ticket", "tickets", "timeline", "window"]
 
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -500,6 +500,14 @@ def live_changes(runtime: Any, before: dict[str, int] | None) -> tuple[dict[str,
     moved = [tid for tid, version in now.items() if before.get(tid) != version]
     moved += [tid for tid in before if tid not in now]
     return now, change_rows(runtime.engine, moved)
+
+
+def unplaced_waiting(runtime: Any) -> set[str]:
+    """The reports waiting to be placed on a grid (待定位), by token: whichever process took one
+    in, every grid centre's console hears of it (``live``)."""
+    from dispatch import unplaced
+
+    return unplaced.waiting_tokens(runtime.engine)
 
 
 def live_moved(runtime: Any, versions: dict[str, int], touched: set[str]) -> list[dict[str, Any]]:

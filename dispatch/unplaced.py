@@ -12,13 +12,14 @@ it, when, and the ticket it became — the placing is recorded here and in the a
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, insert, select, update
 
 from dispatch.store import ensure_created
 
-__all__ = ["add", "claim", "ensure_table", "get", "release", "settle", "unplaced_reports", "waiting"]
+__all__ = ["add", "claim", "ensure_table", "get", "release", "settle", "unplaced_reports", "waiting", "waiting_tokens"]
 
 METADATA = MetaData()
 unplaced_reports = Table(
@@ -28,7 +29,7 @@ unplaced_reports = Table(
     Column("sender", Text, nullable=False),  # the identity that sent it, as JSON (name, role, scope)
     Column("district", String(100)),  # the sender's district, if it has one: whose queue it joins
     Column("fields", Text, nullable=False),  # the report's fields as JSON (reporter sealed)
-    Column("placed_at", String(40)),
+    Column("placed_at", String(40), index=True),  # None: waiting (found through the index, however many were placed)
     Column("placed_by", String(100)),
     Column("grid", String(100)),
     Column("ticket_id", String(60)),
@@ -36,8 +37,19 @@ unplaced_reports = Table(
 )
 
 
+_indexed: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def ensure_table(engine: Engine) -> None:
     ensure_created(engine, METADATA)
+    if engine not in _indexed:  # an index a later version added, on a table made before it
+        for index in unplaced_reports.indexes:
+            try:
+                index.create(engine, checkfirst=True)
+            except Exception as error:  # noqa: BLE001 - another process created it meanwhile
+                if "already exists" not in str(error):
+                    raise
+        _indexed.add(engine)
 
 
 def add(engine: Engine, token: str, received_at: str, sender: dict[str, Any], district: str | None,
@@ -71,6 +83,14 @@ def waiting(engine: Engine, districts: tuple[str, ...] | None, limit: int = 100)
         query = query.where(c.district.in_(districts) | c.district.is_(None))
     with engine.connect() as conn:
         return [_row(r) for r in conn.execute(query)]
+
+
+def waiting_tokens(engine: Engine) -> set[str]:
+    """Every report still waiting to be placed, by token (the live pages' watcher compares two)."""
+    ensure_table(engine)
+    c = unplaced_reports.c
+    with engine.connect() as conn:
+        return {token for (token,) in conn.execute(select(c.token).where(c.placed_at.is_(None)))}
 
 
 def claim(engine: Engine, token: str, *, placed_at: str, placed_by: str, grid: str) -> bool:

@@ -57,6 +57,7 @@ class Hub:
         self.closing = False
         self._signature: tuple[int, int] | None = None
         self._versions: dict[str, int] | None = None
+        self._unplaced: set[str] | None = None  # the reports waiting to be placed at the last look
         self._loop: asyncio.AbstractEventLoop | None = None
         self._moved: asyncio.Event | None = None
         self._poke = threading.Event()
@@ -113,14 +114,19 @@ class Hub:
                 failing = True
 
     def check(self) -> Move | None:
-        """Look once: when the read models moved, note which tickets did and wake the streams."""
+        """Look once: when the read models moved, note which tickets did, and which reports
+        started or stopped waiting to be placed (待定位; whichever process took them in), and wake
+        the streams."""
         if self.embedded:
             from dispatch.projections import catch_up
 
             catch_up(self.runtime)
+        waiting = queries.unplaced_waiting(self.runtime)
+        unplaced = [] if self._unplaced is None else [_unplaced(token) for token in sorted(waiting ^ self._unplaced)]
+        self._unplaced = waiting
         signature = boards.changes(self.runtime)
         if signature == self._signature:
-            return None
+            return self._told(unplaced) if unplaced else None
         first = self._signature is None
         touched = self._touched(signature)
         if touched is not None and self._versions is not None:
@@ -137,6 +143,9 @@ class Hub:
         self.position = signature[0]
         if first:
             return None
+        return self._told(changes + unplaced)
+
+    def _told(self, changes: list[dict[str, Any]]) -> Move:
         self.seq += 1
         move = Move(self.seq, self.position, changes)
         self.moves.append(move)
@@ -154,13 +163,13 @@ class Hub:
         touched: set[str] | None = projector.moved_between(self._signature[0], signature[0])
         return touched
 
-    def announce(self, change: dict[str, Any]) -> None:
-        """Something the read models do not hold moved (an Open311 report waiting to be placed,
-        待定位): the streams whose viewers see it are told, as of the read models' position."""
-        self.seq += 1
-        self.moves.append(Move(self.seq, self.position, [change]))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake)
+    def announce(self, token: str) -> None:
+        """A report waiting to be placed (待定位) was taken in here: the streams whose viewers see
+        it are told now, as of the read models' position (every process's watcher finds it at its
+        next look too, ``queries.unplaced_waiting``; this one will not tell it twice)."""
+        if self._unplaced is not None:
+            self._unplaced = self._unplaced | {token}
+        self._told([_unplaced(token)])
 
     def _wake(self) -> None:
         moved, self._moved = self._moved, asyncio.Event()
@@ -181,6 +190,11 @@ class Hub:
         newer = [m for m in self.moves if m.seq > seq]
         lost = bool(newer) and newer[0].seq != seq + 1 or (not newer and self.seq > seq)
         return newer, lost
+
+
+def _unplaced(token: str) -> dict[str, Any]:
+    """A report waiting to be placed, as a move (``access.sees_change``: the grid centres' consoles)."""
+    return {"ticket_id": f"unplaced-{token}", "unplaced": True}
 
 
 def _last_id(request: Request) -> int | None:

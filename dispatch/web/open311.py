@@ -272,7 +272,7 @@ async def post_request(request: Request, fmt: str) -> Response:
                 raise HTTPException(429, f"too many writes: try again in {wait:.0f} s",
                                     headers={"Retry-After": str(int(wait) + 1)})
             token = service.read(lambda runtime: hold_unplaced(runtime, who, **fields))
-            service.live.announce({"ticket_id": f"unplaced-{token}", "unplaced": True})  # the consoles' 待定位
+            service.live.announce(token)  # the consoles' 待定位
             row = {"token": token, "service_notice": "待定位: the grid centre places the report on a grid; "
                                                      "GET tokens/{token} then gives its request id",
                    "account_id": None}

@@ -338,3 +338,29 @@ def test_row_25_georeport_reads_the_default_server_with_a_key(api: Api, fmt: str
             GeoReport(root, output_format=fmt).get_service_requests()  # no key: not public here
         monkeypatch.setattr(georeport.requests, "get", with_key)  # the key added; the client unchanged
         _client_walk(GeoReport(root, output_format=fmt), ticket)
+
+
+def test_row_08_a_report_in_words_taken_in_by_another_process_reaches_this_ones_consoles(api: Api) -> None:
+    """Web workers side by side: a report waiting to be placed that another worker took in is
+    found by this one's watcher at its next look, and told to its grid centres' consoles; once
+    placed, they are told again (its row leaves the queue)."""
+    from dispatch import actions
+    from dispatch.access import sees_change
+    from dispatch.identity import Identity
+    from dispatch.web.live import Hub
+
+    hub = Hub(api.runtime, embedded=False)
+    assert hub.check() is None  # where things stand
+    hotline = Identity("hot-a", "hotline", "district", ("jinshan",))
+    token = actions.hold_unplaced(api.runtime, hotline, category="city_appearance", description="垃圾堆放",
+                                  location="漕泾镇护塘村东口")  # as another worker's Open311 door does
+    move = hub.check()
+    assert move is not None and [c["ticket_id"] for c in move.changes or ()] == [f"unplaced-{token}"]
+    assert sees_change(Identity("d", "dispatcher", "street", ("caojing",)), (move.changes or [])[0])
+    assert hub.check() is None  # told once
+    csrf = sign_in_page(api, "disp-a")
+    placed = api.client.post(f"/console/{token}/place", data={"grid": "cj-hutang-g01"},
+                             headers={"X-CSRF-Token": csrf} | FORM)
+    assert placed.status_code == 200
+    move = hub.check()
+    assert move is not None and f"unplaced-{token}" in [c["ticket_id"] for c in move.changes or ()]
