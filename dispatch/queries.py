@@ -207,10 +207,12 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
             limit: int = 50, categories: list[str] | None = None, offset: int = 0, external_ref: str | None = None,
             identity: Identity | None = None, ids: list[str] | None = None, closed: bool | None = None,
             reported_from: datetime | None = None, reported_to: datetime | None = None,
-            mine: bool = False, extension_pending: bool = False) -> list[dict[str, Any]]:
+            mine: bool = False, extension_pending: bool = False, statuses: list[str] | None = None,
+            per_status: int | None = None) -> list[dict[str, Any]]:
     """Tickets newest first (``offset`` pages on); places, categories and departments by id
     or name; only those ``identity`` sees; ``mine``: only those ``identity`` reported;
-    ``extension_pending``: only those with an extension request awaiting the centre."""
+    ``extension_pending``: only those with an extension request awaiting the centre;
+    ``statuses`` (with ``per_status``: the newest that many of each): several lists at once."""
     ref = runtime.reference
     for_reading(runtime)
     return list_tickets(
@@ -225,6 +227,7 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
         scope=read_scope(identity) if identity is not None else None, ids=ids, closed=closed,
         reported_from=reported_from, reported_to=reported_to,
         reported_by=identity.name if mine and identity is not None else None, extension_pending=extension_pending,
+        statuses=statuses, per_status=per_status,
     )
 
 

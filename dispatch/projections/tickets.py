@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select
 
 from dispatch.lifecycle import TERMINAL
 from dispatch.projections import tables as t
@@ -19,8 +19,11 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
                  scope: tuple[str, tuple[str, ...]] | None = None, ids: list[str] | None = None,
                  closed: bool | None = None, reported_from: datetime | None = None,
                  reported_to: datetime | None = None, reported_by: str | None = None,
-                 extension_pending: bool = False, categories: list[str] | None = None) -> list[dict[str, Any]]:
-    """Tickets newest first, filtered by exact ids; ``department`` = has a call to it (any dispatch);
+                 extension_pending: bool = False, categories: list[str] | None = None,
+                 statuses: list[str] | None = None, per_status: int | None = None) -> list[dict[str, Any]]:
+    """Tickets newest first, filtered by exact ids; ``statuses``: any of these, and with
+    ``per_status`` only the newest that many of each (several lists in one query: the
+    console's); ``department`` = has a call to it (any dispatch);
     ``scope`` = ``(column, ids)``: only tickets whose place column (or department call) is one of ids;
     ``ids``: only these tickets; ``closed``: only ended (closed, cancelled, duplicate) or only open
     ones; ``reported_from`` (inclusive) / ``reported_to`` (exclusive). Each row has the
@@ -42,6 +45,8 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
                           (tk.grid, grid), (tk.category, category), (tk.external_ref, external_ref)):
         if value is not None:
             query = query.where(column == value)
+    if statuses is not None:
+        query = query.where(tk.status.in_(statuses))
     if ids is not None:
         query = query.where(tk.ticket_id.in_(ids))
     if categories is not None:
@@ -62,9 +67,16 @@ def list_tickets(engine: Engine, *, status: str | None = None, community: str | 
             query = query.where(exists().where(c.ticket_id == tk.ticket_id, c.department.in_(allowed)))
         else:
             query = query.where(tk[where].in_(allowed))
-    query = query.order_by(tk.reported_at.desc(), tk.ticket_id).limit(limit).offset(offset)
+    if per_status is not None:
+        rank = func.row_number().over(partition_by=tk.status, order_by=(tk.reported_at.desc(), tk.ticket_id))
+        ranked = query.add_columns(rank.label("rank_in_status")).subquery()
+        r = ranked.c
+        query = (select(*[column for column in r if column.name != "rank_in_status"])
+                 .where(r.rank_in_status <= per_status).order_by(r.reported_at.desc(), r.ticket_id))
+    else:
+        query = query.order_by(tk.reported_at.desc(), tk.ticket_id)
     with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return [dict(row._mapping) for row in conn.execute(query.limit(limit).offset(offset))]
 
 
 def open_versions(engine: Engine) -> dict[str, int]:

@@ -443,13 +443,17 @@ _CONSOLE_LISTS = (("new", "新上报", ("reported",)), ("extensions", "延期申
 def _console(request: Request, who: Any) -> dict[str, Any]:
     service = request.app.state.service
     ref = service.runtime.reference
+    listed = [status for _, _, statuses in _CONSOLE_LISTS for status in statuses]
+    by_status: dict[str, list[dict[str, Any]]] = {status: [] for status in listed}
+    for row in service.read(lambda rt: queries.tickets(rt, identity=who, statuses=listed, per_status=100,
+                                                       limit=100 * len(listed))):  # every list: one query
+        by_status[row["status"]].append(row)
     lists = []
     for key, title, statuses in _CONSOLE_LISTS:
         if key == "extensions":
             rows = service.read(lambda rt: queries.tickets(rt, identity=who, extension_pending=True, limit=100))
         else:
-            rows = [row for status in statuses for row in
-                    service.read(lambda rt, st=status: queries.tickets(rt, identity=who, status=st, limit=100))]
+            rows = [row for status in statuses for row in by_status[status]]
         rows.sort(key=lambda r: r["reported_at"])
         lists.append({"key": key, "title": title, "rows": rows})
     overdue = service.read(lambda rt: queries.overdue(rt, identity=who))

@@ -144,3 +144,25 @@ def test_the_console_holds_and_resumes_and_closes_an_unsatisfied_result_only_wit
     assert "挂起中" in held.text and "恢复" in held.text
     api.client.post(f"/console/{other}/resume", headers={"X-CSRF-Token": _csrf(console)})
     assert api.get("boss", f"/api/tickets/{other}").json()["held_since"] is None
+
+
+def test_the_consoles_lists_come_from_one_query_holding_what_a_query_per_status_would(api: Api) -> None:
+    """The console's lists (each status's newest 100) are read in one query: the same rows as one
+    query per status, with each status's limit kept."""
+    from dispatch import queries
+    from dispatch.identity import Identity
+
+    made = [api.report() for _ in range(7)]
+    for ticket in made[:4]:
+        api.step("disp-a", ticket, "accept")
+    for ticket in made[:2]:
+        api.step("disp-a", ticket, "dispatch", {"lead": "chengguan"})
+    api.report("sup-b", grid="xq-baihe-g01")  # another street's: not this dispatcher's
+    who = Identity(name="disp-a", role="dispatcher", scope_kind="street", scope=("caojing",))
+    statuses = ["reported", "accepted", "dispatched", "handled"]
+    for per in (1, 2, 100):
+        together = queries.tickets(api.runtime, identity=who, statuses=statuses, per_status=per, limit=1000)
+        apart = [row for status in statuses
+                 for row in queries.tickets(api.runtime, identity=who, status=status, limit=per)]
+        assert sorted(together, key=lambda r: r["ticket_id"]) == sorted(apart, key=lambda r: r["ticket_id"])
+        assert len(together) == min(per, 3) + min(per, 2) + min(per, 2)
