@@ -185,7 +185,7 @@ class WebService:
                 result: dict[str, Any] = self.submitter.submit(command)
             else:
                 assert self.commit is not None
-                result = self._answer(command, self.commit.hand_over(command).result)
+                result = self._answer(command, self.commit.apply(command))
         except DispatchError as error:
             self._refused(command, kind, error.code)
             raise
@@ -206,11 +206,11 @@ class WebService:
                 result: dict[str, Any] = await self._in_thread("waits", self.submitter.submit, command)
             else:
                 assert self.commit is not None
-                recorded = await asyncio.wrap_future(self.commit.hand_over(command))
-                try:
-                    result = self._answer(command, lambda: recorded, replay=False)
-                except _Replay:  # the same key again: its first outcome is read from the store
-                    result = await run_in_threadpool(self._answer, command, lambda: recorded)
+                outcome = await asyncio.wrap_future(self.commit.hand_over(command))
+                if isinstance(outcome.error, (DuplicateCommand, AlreadyReported)):  # applied before: its
+                    result = await run_in_threadpool(self._answer, command, outcome)  # first outcome, from the store
+                else:
+                    result = self._answer(command, outcome)
         except DispatchError as error:
             self._refused(command, kind, error.code)
             raise
@@ -252,24 +252,16 @@ class WebService:
         self._moved()
         return result
 
-    def _answer(self, command: Any, recorded: Callable[[], Any], *, replay: bool = True) -> dict[str, Any]:
-        """What a request is told of its command, once recorded (``recorded()``: its outcome or
-        its refusal); a command already applied (its idempotency key again) is told its first
-        outcome — read from the store, so ``replay=False`` (on the event loop) raises ``_Replay``."""
-        try:
-            outcome = recorded()
-            if outcome.error is not None:
-                raise outcome.error
-        except DuplicateCommand:
-            if not replay:
-                raise _Replay() from None
+    def _answer(self, command: Any, outcome: Any) -> dict[str, Any]:
+        """What a request is told of its recorded command (``outcome``, or its refusal raised); a
+        command applied before (its idempotency key again) is told its first outcome, read from
+        the store."""
+        if isinstance(outcome.error, DuplicateCommand):
             return replayed(self.runtime, command)
-        except AlreadyReported as error:
-            if command.command_id:
-                if not replay:
-                    raise _Replay() from None
-                return replayed(self.runtime, command, error.ticket_id)
-            raise
+        if isinstance(outcome.error, AlreadyReported) and command.command_id:
+            return replayed(self.runtime, command, outcome.error.ticket_id)
+        if outcome.error is not None:
+            raise outcome.error
         return {"ticket_id": str(outcome.ticket_id), "event": outcome.events[0], "version": outcome.version,
                 "occurred_at": command.occurred_at, "received_at": command.actor.received_at,
                 "command_id": command.command_id, "outcome": "applied"}
@@ -329,10 +321,6 @@ def _tables_first(engine: Any) -> None:
     parked.ensure_table(engine)
     ensure_created(engine, casenumbers.METADATA)
     ensure_created(engine, holidays.METADATA)
-
-
-class _Replay(Exception):
-    """A command's first outcome has to be read from the store (not on the event loop)."""
 
 
 class GroupCommit:
