@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from dispatch.config import Database
 
-__all__ = ["SCHEMA_VERSION", "Examined", "OneAtATime", "create_read_engine", "create_sqlite_file", "ensure_created",
+__all__ = ["SCHEMA_VERSION", "Examined", "OneAtATime", "create_indexes", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
 SCHEMA_VERSION = 6  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
@@ -195,13 +195,29 @@ _created: weakref.WeakKeyDictionary[Engine, set[int]] = weakref.WeakKeyDictionar
 _creating = threading.Lock()  # the threads of one process (a web server's) meeting a new database
 
 
-def ensure_created(engine: Engine, metadata: MetaData) -> None:
-    """Create ``metadata``'s tables on ``engine`` if missing: once per engine, one thread at a time."""
+def ensure_created(engine: Engine, metadata: MetaData, *, indexes: bool = False) -> None:
+    """Create ``metadata``'s tables on ``engine`` if missing (``indexes``: and the indexes a later
+    version added to tables made before it): once per engine, one thread at a time."""
     if id(metadata) in _created.get(engine, ()):
         return
     with _creating:
         create_all(engine, metadata)
+        if indexes:
+            create_indexes(engine, metadata.sorted_tables)
         _created.setdefault(engine, set()).add(id(metadata))
+
+
+def create_indexes(engine: Engine, tables: Any) -> None:
+    """Every index of ``tables`` that is missing (one a later version added, on a table made before
+    it), safe when another process creates the same one at once."""
+    for table in tables:
+        for index in table.indexes:
+            try:
+                with engine.begin() as conn:
+                    index.create(conn, checkfirst=True)
+            except Exception as error:  # noqa: BLE001 - another process created it meanwhile
+                if "already exists" not in str(error):
+                    raise
 
 
 def create_all(engine: Engine, metadata: MetaData) -> None:

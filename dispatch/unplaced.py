@@ -12,7 +12,6 @@ it, when, and the ticket it became — the placing is recorded here and in the a
 from __future__ import annotations
 
 import json
-import weakref
 from typing import Any
 
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, insert, select, update
@@ -37,19 +36,8 @@ unplaced_reports = Table(
 )
 
 
-_indexed: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
 def ensure_table(engine: Engine) -> None:
-    ensure_created(engine, METADATA)
-    if engine not in _indexed:  # an index a later version added, on a table made before it
-        for index in unplaced_reports.indexes:
-            try:
-                index.create(engine, checkfirst=True)
-            except Exception as error:  # noqa: BLE001 - another process created it meanwhile
-                if "already exists" not in str(error):
-                    raise
-        _indexed.add(engine)
+    ensure_created(engine, METADATA, indexes=True)  # (the index on placed_at came after the table)
 
 
 def add(engine: Engine, token: str, received_at: str, sender: dict[str, Any], district: str | None,

@@ -88,6 +88,7 @@ class Projector:
     watcher need not compare every open ticket to learn it."""
 
     KEPT = 1024  # pages remembered
+
     def __init__(self, runtime: Any, *, moved: Any = None, every: float = 0.25, patience: float = 10.0):
         self.runtime, self.moved, self.every, self.patience = runtime, moved, every, patience
         self.position = 0  # the read models hold every event up to here

@@ -284,7 +284,7 @@ _creating = threading.Lock()  # threads of one process (a web server's) meeting 
 
 def create_tables(engine: Engine) -> None:
     """Create the read-model tables if they are missing (idempotent)."""
-    from dispatch.store import create_all
+    from dispatch.store import create_all, create_indexes
 
     with _creating:
         if _all_there(engine):  # the usual case, in one query instead of one per table and index
@@ -293,14 +293,7 @@ def create_tables(engine: Engine) -> None:
         create_all(engine, METADATA)
         _drop_older_rollups(engine)
         create_all(engine, ROLLUPS)
-        for table in (*METADATA.sorted_tables, *ROLLUPS.sorted_tables):  # an index added by a later version, on tables that exist
-            for index in table.indexes:
-                try:
-                    with engine.begin() as conn:
-                        index.create(conn, checkfirst=True)
-                except Exception as error:  # noqa: BLE001 - another process created it meanwhile
-                    if "already exists" not in str(error):
-                        raise
+        create_indexes(engine, (*METADATA.sorted_tables, *ROLLUPS.sorted_tables))  # a later version's, on tables that exist
         _created.add(engine)
 
 
