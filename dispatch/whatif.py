@@ -265,11 +265,17 @@ def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> l
     """The deadlines of ``ids`` whose verdict differs between the live and the scratch read model."""
     from dispatch.projections import verdicts as v
 
+    window = {"start": period.start, "end": period.end}
     with live.connect() as conn:
-        before = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
+        before = v.verdicts(conn, ids, period.as_of, **window)
     with scratch.connect() as conn:
-        after = v.verdicts(conn, ids, period.as_of, start=period.start, end=period.end)
-    return _changed(before, after)
+        after = v.verdicts(conn, ids, period.as_of, **window)
+    moved = sorted({key[0] for key in before.keys() | after.keys() if before.get(key) != after.get(key)})
+    with live.connect() as conn:  # the times of the few tickets whose verdicts moved
+        before_rows = v.verdict_rows(conn, moved, period.as_of, **window)
+    with scratch.connect() as conn:
+        after_rows = v.verdict_rows(conn, moved, period.as_of, **window)
+    return _changed(before_rows, after_rows)
 
 
 def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],

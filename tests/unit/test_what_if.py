@@ -226,6 +226,14 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
                                             for f, v in row.items() if isinstance(v, (int, float))
                                             and not isinstance(v, bool)}
                 moved += len(differing(result["rows"]))
+                if by == "department":  # the deadlines whose verdict changed: as judged by hand, actual vs slow
+                    from dispatch.whatif import _changed
+
+                    expected_changed = _changed(_verdicts_by_hand(actual.engine, period),
+                                                _verdicts_by_hand(slow.engine, period))
+                    assert result["changed_tickets"] == sorted(
+                        expected_changed, key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+                    assert result["changed"] > 0 or start is not None
             board = what_if(actual, other_file, period=period, dashboard=True, street="xinqi")
             from dispatch.queries import dashboard
 
@@ -247,6 +255,67 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
     finally:
         actual.close()
         slow.close()
+
+
+def _verdicts_by_hand(engine: Any, period: Window) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every deadline's verdict as docs/figures.md defines it, row by row in Python (the
+    database judges them in ``verdicts``): report-in and handling of the calls dispatched in the
+    period, accept and dispatch of the tickets reported in it, closing of those first dispatched
+    in it, each as of the instant."""
+    from sqlalchemy import select
+
+    from dispatch.projections import tables as t
+
+    as_of, start, end = period.as_of, period.start, period.end
+
+    def inside(at: Any) -> bool:
+        return at is not None and at <= as_of and (start is None or at >= start) and (end is None or at < end)
+
+    def judge(due: Any, done: Any) -> str | None:
+        if due is None:
+            return None
+        if done is not None and done <= as_of:
+            return "on_time" if done <= due else "late"
+        return "overdue" if due < as_of else "pending"
+
+    def by(at: Any) -> Any:
+        return at if at is not None and at <= as_of else None
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    case_nos: dict[str, Any] = {}
+
+    def put(tid: str, deadline: str, department: str, due: Any, done: Any, verdict: str | None) -> None:
+        if verdict is not None:
+            out[(tid, deadline)] = {"ticket_id": tid, "case_no": case_nos.get(tid), "deadline": deadline,
+                                    "department": department, "due": due, "done": done, "verdict": verdict}
+
+    with engine.connect() as conn:
+        for r in conn.execute(select(t.tickets)):
+            if r.reported_at > as_of:
+                continue
+            case_nos[r.ticket_id] = r.case_no
+            ended, closed = r.ended_at is not None and r.ended_at <= as_of, by(r.closed_at)
+            first_contact = closed is not None and (r.closed_via or "").startswith("first_contact")
+            accepted = r.accepted_at if r.accepted_at is not None else (closed if first_contact else None)
+            dispatched = by(r.first_dispatched_at)
+            if inside(r.reported_at):
+                put(r.ticket_id, "accept", "", r.accept_due, accepted, judge(r.accept_due, accepted))
+                put(r.ticket_id, "dispatch", "", r.dispatch_due, dispatched,
+                    "not_owed" if dispatched is None and ended else judge(r.dispatch_due, dispatched))
+            if inside(dispatched):
+                put(r.ticket_id, "close", "", r.feedback_due, closed,
+                    "not_owed" if ended and closed is None else judge(r.feedback_due, closed))
+        for r in conn.execute(select(t.calls)):
+            if not inside(r.dispatched_at):
+                continue
+            answered = by(r.answered_at)
+            closed_out = r.closed_out_at is not None and r.closed_out_at <= as_of and r.closed_out_at <= r.ack_due
+            put(r.ticket_id, f"ack:{r.call_id}", r.department, r.ack_due, answered,
+                "not_owed" if closed_out else judge(r.ack_due, answered))
+            if r.role == "lead" and not (answered is not None and r.answer == "rejected"):
+                put(r.ticket_id, f"handle:{r.call_id}", r.department, r.handle_due, by(r.handled_at),
+                    judge(r.handle_due, by(r.handled_at)))
+    return out
 
 
 def _replayed(runtime: Runtime, path: str) -> Any:
