@@ -31,8 +31,6 @@ from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
-import chinese_calendar.constants
 
 __all__ = [
     "BusinessCalendar",
@@ -139,7 +137,11 @@ class HolidayTable:
 
 
 def package_holidays() -> HolidayTable:
-    """The installed ``chinese_calendar``'s holidays and 调休 days, every year it covers."""
+    """The installed ``chinese_calendar``'s holidays and 调休 days, every year it covers (read
+    when a database's holiday table is first filled; reads use the stored one)."""
+    import chinese_calendar
+    import chinese_calendar.constants
+
     holidays = {d: False for d in chinese_calendar.constants.holidays if d.weekday() < 5}
     workdays = {d: True for d in chinese_calendar.constants.workdays if d.weekday() >= 5}
     known = list(chinese_calendar.constants.holidays) + list(chinese_calendar.constants.workdays)

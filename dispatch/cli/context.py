@@ -10,7 +10,7 @@ from uuid import UUID
 
 import click
 
-from dispatch import accounts, queries
+from dispatch import queries
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.errors import InvalidCommand
 from dispatch.identity import Identity
@@ -48,6 +48,8 @@ class Ctx:
     def identity(self, by: str | None = None) -> Identity:
         """Who acts: the ``--as`` user (``--by`` then refused: the actor is that user), else the
         local operator as an admin, named by ``--by`` or ``local:<os user>``."""
+        from dispatch import accounts  # the users' tables: only for commands that act or --as
+
         if self.as_user:
             if by is not None:
                 raise InvalidCommand("--by: not with --as (the actor is the user you act as)")
@@ -57,7 +59,11 @@ class Ctx:
     @property
     def viewer(self) -> Identity | None:
         """Whose reads these are: the ``--as`` user, else None (the local operator sees everything)."""
-        return accounts.identity_of(self.runtime, self.as_user) if self.as_user else None
+        if not self.as_user:
+            return None
+        from dispatch import accounts
+
+        return accounts.identity_of(self.runtime, self.as_user)
 
     def ticket_id(self, value: str) -> UUID:
         return queries.resolve_ticket(self.runtime, value)

@@ -9,12 +9,13 @@ the terminal. ``printable`` shows every control character as an escape (``\\n``,
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-__all__ = ["cell", "console", "printable"]
+__all__ = ["cell", "console", "plain_table", "printable"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -27,9 +28,20 @@ def printable(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
+    from rich.markup import escape  # rich only for the commands that draw tables
+
     return escape(printable(value))
 
 
 def console() -> Console:
+    from rich.console import Console
+
     found = Console(emoji=False, highlight=False)
     return found if found.width >= 140 else Console(width=140, emoji=False, highlight=False)
+
+
+def plain_table(*columns: str) -> Table:
+    """A table of ``columns`` drawn without borders or highlighting (a list's rows)."""
+    from rich.table import Table
+
+    return Table(*columns, box=None, highlight=False)

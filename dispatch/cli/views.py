@@ -6,13 +6,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.table import Table
 
 from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.lifecycle import STATUSES
-from dispatch.cli.text import cell, console, printable
+from dispatch.cli.text import cell, console, plain_table, printable
 
 __all__: list[str] = []
 
@@ -105,8 +104,7 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
                            category=category, department=department, limit=limit)
 
     def human() -> None:
-        table = Table("case", "ticket", "status", "reported", "community", "grid", "category", box=None,
-                      highlight=False)
+        table = plain_table("case", "ticket", "status", "reported", "community", "grid", "category")
         for r in rows:
             community = ref.communities.get(r["community"])
             category = ref.categories.get(r["category"])
@@ -141,8 +139,7 @@ def inbox(ctx: Ctx, department: str) -> None:
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = Table("case", "role", "to do", "due", "left", "category", "grid", "description", box=None,
-                      highlight=False)
+        table = plain_table("case", "role", "to do", "due", "left", "category", "grid", "description")
         for r in rows:
             category = ref.categories.get(r["category"])
             left = _minutes(r["minutes_left"]) + (" (held)" if r["held"] else "")
@@ -172,8 +169,7 @@ def overdue(ctx: Ctx, street: str | None, community: str | None, department: str
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = Table("case", "who", "deadline", "was due", "late", "level", "community", box=None,
-                      highlight=False)
+        table = plain_table("case", "who", "deadline", "was due", "late", "level", "community")
         for r in rows:
             dept = ref.departments.get(r["department"] or "")
             community_ = ref.communities.get(r["community"])
