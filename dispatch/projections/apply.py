@@ -10,7 +10,7 @@ same transaction, which also serialises concurrent writers. A record whose
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -309,16 +309,25 @@ class PositionMoved(Exception):
 _ANY = -1
 
 
-def _claim(conn: Connection, source: str, position: int, expected: int | None = _ANY) -> None:
+def _claim(conn: Connection, source: str, position: int, expected: int | None = _ANY,
+           also: Mapping[str, int] | None = None) -> None:
     """Upsert the position first: it takes the write lock before the tickets are read. With
     ``expected`` (the position this batch continues from; None: no position yet) it is a
     compare-and-set, so two catch-ups at once (a web server and a CLI command on one
-    database) never apply the same events twice: the later one raises ``PositionMoved``."""
+    database) never apply the same events twice: the later one raises ``PositionMoved``.
+    ``also``: more sources' positions, stored by the same statement (not with ``expected``)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
         conn.execute(text("SELECT pg_advisory_xact_lock(48151623)"))
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    if also:
+        if expected != _ANY:
+            raise ValueError("positions of several sources are stored without a compare-and-set")
+        many = insert(t.positions).values([{"source": source, "position": position},
+                                           *({"source": s, "position": p} for s, p in also.items())])
+        conn.execute(many.on_conflict_do_update(index_elements=["source"], set_={"position": many.excluded.position}))
+        return
     stmt = insert(t.positions).values(source=source, position=position)
     if expected == _ANY:
         conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={"position": position}))
@@ -343,16 +352,18 @@ def apply_records(engine: Engine, records: list[EventRecord], *, source: str, po
 
 def apply_batch(conn: Connection, records: list[EventRecord], *, source: str, position: int,
                 rows: TicketRows | None = None, claim: bool = True, expected: int | None = _ANY,
-                minutes: Minutes | None = None) -> int:
+                minutes: Minutes | None = None, also: Mapping[str, int] | None = None) -> int:
     """``apply_records`` inside the caller's transaction on ``conn`` (a rebuild keeps one
     connection, and its ``TicketRows``). ``claim=False`` (a rebuild worker writing its own
     tickets, see ``dispatch.replay.parallel``) stores no position and takes no lock.
     ``minutes``: the calls' durations (default: under the calendar stored in ``conn``'s
-    database, ``durations.minutes_for``)."""
+    database, ``durations.minutes_for``). ``also``: more sources whose records are among
+    ``records`` and their positions (a consumer's partitions of one poll: one statement each
+    for the tickets, rows and positions of them all; a ticket's events stay in one source)."""
     tids = [_tid(r.ticket_id) for r in records]
     with paused_gc():
         if claim:
-            _claim(conn, source, position, expected)
+            _claim(conn, source, position, expected, also)
         writer = writer_for(conn)
         ids = sorted(set(tids))
         known = writer.load_tickets(conn, ids) if rows is None else rows.known(writer, conn, ids)

@@ -62,6 +62,40 @@ def test_a_redelivered_event_has_no_second_effect(story: tuple[Runtime, dict[str
     assert _figures(runtime, AS_OF_T) == before
 
 
+def test_one_batch_of_several_partitions_stores_each_position_and_gives_the_same_figures(
+        story: tuple[Runtime, dict[str, str]], tmp_path: Path) -> None:
+    # the projector applies a poll's partitions in one apply_batch (``also``: the other positions)
+    from dispatch.projections import tables
+    from dispatch.projections.apply import apply_batch
+
+    runtime, _ = story
+    catch_up(runtime)
+    other = _runtime(tmp_path / "b.db")
+    tables.ensure_tables(other.engine)
+    try:
+        notifications = runtime.app.recorder.select_notifications(start=1, limit=10_000)
+        records = records_from_notifications(notifications, runtime.app.mapper)
+        tickets = sorted({r.ticket_id for r in records})
+        part = {tid: i % 3 for i, tid in enumerate(tickets)}  # a ticket's events in one partition
+        for i in range(0, len(records), 11):
+            chunk = records[i:i + 11]
+            last = {f"ticket-events:{part[r.ticket_id]}": r.position for r in chunk}
+            (source, position), *more = last.items()
+            with other.engine.begin() as conn:
+                apply_batch(conn, chunk, source=source, position=position, also=dict(more))
+        for p in range(3):
+            assert stored_position(other.engine, f"ticket-events:{p}") == max(
+                r.position for r in records if part[r.ticket_id] == p)
+        assert _figures(other, AS_OF_T) == _figures(runtime, AS_OF_T)
+        with other.engine.begin() as conn:  # a redelivery of all of them: no second effect
+            assert apply_batch(conn, records, source="ticket-events:0", position=0,
+                               also={"ticket-events:1": 0, "ticket-events:2": 0}) == 0
+        assert _figures(other, AS_OF_T) == _figures(runtime, AS_OF_T)
+        assert stored_position(other.engine, "ticket-events:2") == 0
+    finally:
+        other.close()
+
+
 def test_batch_size_does_not_change_any_figure(story: tuple[Runtime, dict[str, str]], tmp_path: Path) -> None:
     runtime, _ = story
     catch_up(runtime, batch_size=1)
