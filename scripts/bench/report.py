@@ -19,12 +19,18 @@ ANALYSIS = {
         "floor means ~70 µs a command in all: it would take a leaner aggregate (plain events without the "
         "declarative decorator machinery) or a second core per engine (see scale-out)."),
     "latency": (
-        "The relay now wakes on PostgreSQL NOTIFY and every consumer waits at most 50 ms for a fetch "
-        "(the floor's consumer too); the engine stage fell from ~1.7 s to ~0.1–0.2 s p99. The projector "
-        "stage is now the largest (p50 115–210 ms, p99 ~500 ms), mostly waiting on PostgreSQL statements "
-        "while Kafka, PostgreSQL, engine, relay, projector, load generator and dashboard poller share 2 CPUs. "
-        "Three Kafka hops (intake → engine, relay → ticket-events → projector) against a floor of one hop "
-        "leave little room under 3×; on a machine with cores to spare per process it would be closer."),
+        "Three runs at the code before 2026-12-06's evening work: p99 406, 265 and 197 ms (floor p99 236, 41 "
+        "and 41 ms). Profiled (py-spy on each process): the projector applied each partition of a poll with "
+        "its own statements (position upsert, tickets read, every table written, the rollups' day check) — "
+        "six partitions, six rounds; now one `apply_batch` for the whole poll stores every partition's "
+        "position in one statement (projector stage p50 41–43 → 17–30 ms, p99 ~130 → 44–93 ms), and the case-"
+        "number draw's own transaction no longer waits for the disk (its commit is flushed by the batch's "
+        "event commit that follows). After: p99 177 and 112 ms with the projector change, 88 ms with the draw change too (p50 67, 52, 42 ms) — but the "
+        "floor, one Kafka hop measured in the busy benchmark process, fell too (28, 18, 16 ms p99), so the "
+        "ratio stays 5.6–6.3. What is left per report is two more Kafka hops and the engine's transactions "
+        "(stage p50 ~20 ms: parked answers looked at, numbers drawn, events stored, numbers indexed — three "
+        "commits a batch) with Kafka, PostgreSQL, three consumers, the load and the poller on 2 CPUs; merging"
+        " the number index into the events' transaction is the next step."),
     "rebuild-sqlite": (
         "Done so far: a decoder that skips eventsourcing's mapper (same records, tested), raw page reads, "
         "one upsert per page, scratch-target settings, and worker processes split by ticket (SQLite: "
