@@ -266,16 +266,11 @@ def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> l
     from dispatch.projections import verdicts as v
 
     window = {"start": period.start, "end": period.end}
-    with live.connect() as conn:
-        before = v.verdicts(conn, ids, period.as_of, **window)
-    with scratch.connect() as conn:
-        after = v.verdicts(conn, ids, period.as_of, **window)
-    moved = sorted({key[0] for key in before.keys() | after.keys() if before.get(key) != after.get(key)})
-    with live.connect() as conn:  # the times of the few tickets whose verdicts moved
-        before_rows = v.verdict_rows(conn, moved, period.as_of, **window)
-    with scratch.connect() as conn:
-        after_rows = v.verdict_rows(conn, moved, period.as_of, **window)
-    return _changed(before_rows, after_rows)
+    with live.connect() as actual, scratch.connect() as other:
+        before, after = (v.verdicts(conn, ids, period.as_of, **window) for conn in (actual, other))
+        moved = sorted({key[0] for key in before.keys() | after.keys() if before.get(key) != after.get(key)})
+        # the times only of the few tickets whose verdicts moved
+        return _changed(*(v.verdict_rows(conn, moved, period.as_of, **window) for conn in (actual, other)))
 
 
 def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],

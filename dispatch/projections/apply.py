@@ -321,17 +321,15 @@ def _claim(conn: Connection, source: str, position: int, expected: int | None = 
         conn.execute(text("SELECT pg_advisory_xact_lock(48151623)"))
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    if also:
-        if expected != _ANY:
-            raise ValueError("positions of several sources are stored without a compare-and-set")
+    if expected == _ANY:  # every source's position in one statement
         many = insert(t.positions).values([{"source": source, "position": position},
-                                           *({"source": s, "position": p} for s, p in also.items())])
+                                           *({"source": s, "position": p} for s, p in (also or {}).items())])
         conn.execute(many.on_conflict_do_update(index_elements=["source"], set_={"position": many.excluded.position}))
         return
+    if also:
+        raise ValueError("positions of several sources are stored without a compare-and-set")
     stmt = insert(t.positions).values(source=source, position=position)
-    if expected == _ANY:
-        conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={"position": position}))
-    elif expected is None:
+    if expected is None:
         claimed = stmt.on_conflict_do_nothing(index_elements=["source"]).returning(t.positions.c.source)
         if conn.execute(claimed).first() is None:
             raise PositionMoved(source)
