@@ -9,12 +9,10 @@ import threading
 from typing import Any
 
 import click
-from rich import box
-from rich.table import Table
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.cli.text import cell, console as wide_console
+from dispatch.cli.text import Table, cell, console as wide_console, printable
 from dispatch import queries
 from dispatch.projections import Settings
 from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
@@ -63,29 +61,29 @@ _DASH_COLUMNS = ("open", "reported", "closed", "ack_overdue", "handle_overdue", 
 
 
 def _dash_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    table = Table(title=title)
     for col in (key, *_DASH_COLUMNS):
-        table.add_column(_SHORT.get(col, col), justify="left" if col == key else "right", no_wrap=col == key)
+        table.add_column(_SHORT.get(col, col), justify="left" if col == key else "right")
     for row in rows:
         table.add_row(row.get("name") or row[key], *(_fmt(row[c]) for c in _DASH_COLUMNS))
     return table
 
 
 def _show_dashboard(data: dict[str, Any]) -> None:
-    console = wide_console()
     unit = "street" if "communities" in data else "community"
-    console.print(f"[bold]{data['name']}[/bold] ({data[unit]}) as of {data['as_of']}"
-                  f"  period {data['from'] or '…'} → {data['to'] or '…'}")
+    click.echo(click.style(printable(data["name"]), bold=True) + f" ({data[unit]}) as of {data['as_of']}"
+               f"  period {data['from'] or '…'} → {data['to'] or '…'}")
     for label in ("open_by_state", "by_category", "by_channel", "escalations_by_level"):
-        console.print(f"  {label}: {_fmt(data[label])}")
+        click.echo(f"  {label}: {_fmt(data[label])}")
     for label in ("response_rate", "resolution_rate", "satisfaction_rate", "composite", "reopen_rate"):
-        console.print(f"  {label}: {_fmt(data[label])}")
+        click.echo(f"  {label}: {_fmt(data[label])}")
+    click.echo()
     if unit == "street":
-        console.print(_dash_table("communities", "community", data["communities"]))
+        _dash_table("communities", "community", data["communities"]).echo()
         ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
-        console.print(f"ranking (≥ {data['min_evaluated']} evaluated): {ranks}")
+        click.echo(printable(f"ranking (≥ {data['min_evaluated']} evaluated): {ranks}"))
     else:
-        console.print(_dash_table("grids", "grid", data["grids"]))
+        _dash_table("grids", "grid", data["grids"]).echo()
 
 
 @main.command()
@@ -119,7 +117,7 @@ _SHORT = {"dispatched": "calls", "ack_on_time_rate": "ack ok", "handle_on_time_r
 
 def _show_sla(data: dict[str, Any]) -> None:
     by = data["by"]
-    table = Table(title=f"SLA by {by} as of {data['as_of']}", box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    table = Table(title=f"SLA by {by} as of {data['as_of']}")
     table.add_column(by)
     if data["period"]:
         table.add_column("period")
@@ -129,11 +127,10 @@ def _show_sla(data: dict[str, Any]) -> None:
         lead = [row.get("name") or row[by]] + ([row["period"]] if data["period"] else [])
         table.add_row(*lead, *(f"{row[c]:.1f}" if "minutes" in c and row[c] is not None else _fmt(row[c])
                                for c in _SLA_COLUMNS))
-    console = wide_console()
-    console.print(table)
+    table.echo()
     if "ranking" in data:
         ranks = ", ".join(f"{r['rank']}. {r['name']} {r['composite']:.3f}" for r in data["ranking"]) or "—"
-        console.print(f"scorecard (≥ {data['settings']['min_evaluated']} evaluated): {ranks}")
+        click.echo(printable(f"scorecard (≥ {data['settings']['min_evaluated']} evaluated): {ranks}"))
 
 
 @main.command()
@@ -154,7 +151,9 @@ def sla(ctx: Ctx, by: str, period: str | None, street: str | None, community: st
 
 
 def _show_timeline(data: dict[str, Any]) -> None:
-    table = Table(title=f"ticket {data['ticket_id']}")
+    from rich.table import Table as Wrapping  # its clock column wraps to the terminal
+
+    table = Wrapping(title=f"ticket {data['ticket_id']}")
     for col in ("#", "event", "at", "actor", "SLA clock (minutes left)"):
         table.add_column(col)
     for e in data["events"]:

@@ -11,7 +11,7 @@ from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.lifecycle import STATUSES
-from dispatch.cli.text import cell, console, plain_table, printable
+from dispatch.cli.text import plain_table, printable
 
 __all__: list[str] = []
 
@@ -112,7 +112,7 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
                           r["reported_at"].astimezone(ZoneInfo(ref.timezone)).isoformat(timespec="minutes"),
                           community.name if community else r["community"], r["grid"],
                           category.name if category else r["category"])
-        console().print(table)
+        table.echo()
         click.echo(f"{len(rows)} ticket(s)")
 
     ctx.emit(rows, human)
@@ -146,8 +146,8 @@ def inbox(ctx: Ctx, department: str) -> None:
             table.add_row(r["case_no"] or str(r["ticket_id"]), r["role"],
                           "report in" if r["state"] == "waiting" else "handle",
                           _hm(r["due"], tz), left, category.name if category else r["category"],
-                          r["grid"], cell(printable(r["description"])[:40]))
-        console().print(table)
+                          r["grid"], printable(r["description"])[:40])
+        table.echo()
         click.echo(f"{len(rows)} open call(s)")
 
     ctx.emit(rows, human)
@@ -177,7 +177,7 @@ def overdue(ctx: Ctx, street: str | None, community: str | None, department: str
                           _DEADLINES.get(r["deadline"], r["deadline"]), _hm(r["due"], tz),
                           _minutes(r["minutes_late"]), r["level"],
                           community_.name if community_ else r["community"])
-        console().print(table)
+        table.echo()
         click.echo(f"{len(rows)} overdue")
 
     ctx.emit(rows, human)
