@@ -50,7 +50,8 @@ class Runtime:
                  clock: Clock | None = None, kafka: tuple[str | None, str | None] = (None, None), *,
                  make_app: Callable[[], DispatchApp] | None = None,
                  make_store: Callable[[], TicketStore] | None = None, time_window: TimeWindow | None = None,
-                 vault: Vault | None = None, case_numbers: CaseNumbers | None = None, store_table: str | None = None):
+                 vault: Vault | None = None, case_numbers: CaseNumbers | None = None, store_table: str | None = None,
+                 plain_store: bool = False):
         self.db, self.engine, self.reference = db, engine, reference
         self._app, self._make_app = app, make_app
         self._store: TicketStore | None = None
@@ -60,6 +61,9 @@ class Runtime:
         self.vault = vault or Vault(engine)
         self.case_numbers = case_numbers
         self.store_table = store_table  # the event store's table when it lives in ``engine``'s database
+        # its events stored as plain JSON (no cipher, compressor or other transcoder): one ticket's
+        # events may be read from ``store_table`` directly (``dispatch.projections.decode.ticket_records``)
+        self.plain_store = plain_store and store_table is not None
         self.projector: Any = None  # a process's one projector, if it has one (reads wait for it: ``for_reading``)
         self.clock = clock or SystemClock()
         self._kafka_options = kafka
@@ -191,7 +195,7 @@ def bootstrap(
                               clock=clock,
                               kafka=(kafka, topic_prefix), time_window=TimeWindow.from_env(_settings(env)),
                               vault=Vault(engine), case_numbers=CaseNumbers(engine),
-                              store_table=_store_table(db, store_env))
+                              store_table=_store_table(db, store_env), plain_store=_plain(store_env))
             if create:
                 runtime.app  # a database made now gets its event store now, under the schema lock
         except BaseException:
@@ -210,6 +214,13 @@ def _store_table(db: Database, store_env: Mapping[str, str]) -> str | None:
         return None
     # eventsourcing's names: "stored_events" on SQLite, "<application name>_events" on PostgreSQL
     return "stored_events" if db.is_sqlite else "dispatch_events"
+
+
+def _plain(store_env: Mapping[str, str]) -> bool:
+    """Whether the event store keeps eventsourcing's plain JSON (no setting of the application's
+    environment, or of the process's, changes how events are written)."""
+    settings = {**os.environ, **store_env}
+    return not any(settings.get(key) for key in ("CIPHER_TOPIC", "COMPRESSOR_TOPIC", "TRANSCODER_TOPIC", "MAPPER_TOPIC"))
 
 
 def _settings(env: Mapping[str, str] | None) -> Mapping[str, str]:

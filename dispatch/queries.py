@@ -231,19 +231,49 @@ def tickets(runtime: Any, *, status: str | None = None, street: str | None = Non
     )
 
 
-def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
-    """The ticket named by its id or its outside reference (a 12345 case number), if ``identity`` sees it."""
+def _ticket_id(runtime: Any, value: str | UUID) -> UUID:
+    """The id of the ticket named by its id, case number or outside reference (a 12345 case number)."""
     try:
-        tid = resolve_ticket(runtime, value)
+        return resolve_ticket(runtime, value)
     except TicketNotFound:
         found = tickets(runtime, external_ref=str(value), limit=1)
         if not found:
             raise
-        tid = UUID(str(found[0]["ticket_id"]))
-    tk = runtime.store.get_ticket(tid)
+        return UUID(str(found[0]["ticket_id"]))
+
+
+def _ticket(runtime: Any, value: str | UUID, identity: Identity | None) -> Any:
+    """The ticket named by its id or its outside reference, if ``identity`` sees it (the aggregate)."""
+    tk = runtime.store.get_ticket(_ticket_id(runtime, value))
     if identity is not None and not may_read(identity, tk):
         raise HiddenTicket(value)  # said as for a ticket that does not exist
     return tk
+
+
+def _folded(runtime: Any, value: str | UUID, identity: Identity | None) -> tuple[Any, dict[str, Any] | None]:
+    """The ticket as its events fold (the aggregate's attributes, ``id`` and ``version``) and its
+    report's data, if ``identity`` sees it. Where the store's table may be read directly
+    (``Runtime.plain_store``) its events are decoded and folded here with the lifecycle fold, the
+    one the aggregate applies — no eventsourcing, no Ticket class to import (``dispatch show``
+    starts ~50 ms sooner); otherwise the aggregate, and no report data (``_reported`` reads it)."""
+    if not runtime.plain_store:
+        return _ticket(runtime, value, identity), None
+    from types import SimpleNamespace
+
+    from dispatch.lifecycle import fold, new_state
+    from dispatch.projections.decode import ticket_records
+
+    tid = _ticket_id(runtime, value)
+    records = ticket_records(runtime.engine, runtime.store_table, tid)
+    if not records:
+        raise TicketNotFound(tid)
+    state = new_state()
+    for record in records:
+        fold(state, record.type, record.data, record.data["occurred_at"], record.version)
+    tk = SimpleNamespace(id=tid, version=records[-1].version, **state)
+    if identity is not None and not may_read(identity, tk):
+        raise HiddenTicket(value)
+    return tk, records[0].data
 
 
 def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, Any] | None:
@@ -256,12 +286,16 @@ def _contact(runtime: Any, sealed: Any, identity: Identity | None) -> dict[str, 
     return mask(data)
 
 
-def _reported(runtime: Any, tid: UUID, identity: Identity | None) -> tuple[dict[str, Any] | None, list[str]]:
-    """The report's contact (as ``identity`` may see it) and its photos."""
-    for event in runtime.store.events.get(tid, lte=1):
-        state = vars(event)
-        return _contact(runtime, state.get("reporter"), identity), list(state.get("media") or [])
-    return None, []
+def _reported(runtime: Any, tid: UUID, identity: Identity | None,
+              report: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """The report's contact (as ``identity`` may see it) and its photos (from ``report``, the
+    report event's data, when the caller has it)."""
+    if report is None:
+        for event in runtime.store.events.get(tid, lte=1):
+            report = vars(event)
+    if report is None:
+        return None, []
+    return _contact(runtime, report.get("reporter"), identity), list(report.get("media") or [])
 
 
 def media_file(runtime: Any, ticket: str | UUID, name: str, identity: Identity | None) -> Any:
@@ -282,9 +316,9 @@ def _hidden(identity: Identity | None, tk: Any) -> Any:
 
 def show(runtime: Any, ticket: str | UUID, identity: Identity | None = None) -> dict[str, Any]:
     """A ticket's current state (from the event store: always up to date)."""
-    tk = _ticket(runtime, ticket, identity)
+    tk, report = _folded(runtime, ticket, identity)
     hidden = _hidden(identity, tk)
-    contact, media = _reported(runtime, tk.id, identity)
+    contact, media = _reported(runtime, tk.id, identity, report)
     return {
         "ticket_id": str(tk.id), "status": tk.status, "version": tk.version, "level": tk.level,
         "grid": tk.grid, "community": tk.community, "street": tk.street, "district": tk.district,

@@ -44,7 +44,7 @@ from dataclasses import replace
 from typing import Any
 
 __all__ = ["CURRENT_VERSIONS", "EVALUATION_METHODS", "upcast_closed_v1_v2", "upcast_data", "upcast_dispatched_v1_v2",
-           "upcast_escalated_v1_v2", "upcast_evaluated_v1_v2", "upcast_handled_v1_v2", "upcast_record",
+           "upcast_escalated_v1_v2", "upcast_evaluated_v1_v2", "upcast_from", "upcast_handled_v1_v2", "upcast_record",
            "upcast_reported_v1_v2", "upcast_reported_v2_v3", "upcast_reported_v3_v4", "position_in_text"]
 
 EVALUATION_METHODS = ("callback", "sms", "online", "in_person")
@@ -124,6 +124,16 @@ _CHAINS: dict[str, tuple[int, list[tuple[str, Callable[[State], None]]]]] = {
     "Closed": (2, [("override", upcast_closed_v1_v2)]),
 }
 CURRENT_VERSIONS = {name: version for name, (version, _) in _CHAINS.items()}
+
+
+def upcast_from(event_type: str, data: State, version: int) -> None:
+    """Bring one stored event's data from its class ``version`` to the current shape in place:
+    the steps after that version, in order (what eventsourcing's mapper runs through the class's
+    ``upcast_vN_vN+1`` methods, which call these same functions)."""
+    chain = _CHAINS.get(event_type)
+    if chain is not None:
+        for _, step in chain[1][version - 1:]:
+            step(data)
 
 
 def upcast_data(event_type: str, data: State) -> bool:

@@ -10,9 +10,10 @@ the same records (``tests/unit/test_decode.py`` checks it against the mapper):
   ``uuid_hex``, ``decimal_str``) exactly as its ``JSONTranscoder``'s ``object_hook`` does,
   innermost objects first; what orjson refuses and ``json`` accepts (NaN) or may give otherwise (an integer
   beyond 64 bits, which orjson turns into a float) is decoded by ``json`` with that hook, so the result never differs;
-- topic → (event type, class version, upcasters) is resolved once per topic;
-- an older ``class_version`` runs the class's ``upcast_vN_vN+1`` steps in order, on the
-  state with ``originator_id`` / ``originator_version`` in it, as the mapper does;
+- an older ``class_version`` runs the upcasting steps after it in order
+  (``dispatch.upcasting``, the functions the classes' ``upcast_vN_vN+1`` methods call): the topic's
+  class is never imported, so a read of one ticket (``ticket_records``, for ``dispatch show``) needs
+  neither eventsourcing nor the Ticket aggregate;
 - ticket ids are turned into ``UUID`` objects once per ticket (a bounded cache).
 
 ``for_mapper(mapper)`` gives a decoder only for a mapper this reproduces (JSON transcoder
@@ -31,19 +32,23 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import (DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper, Notification,
-                                       TranscodingNotRegisteredError, UUIDAsHex)
-from eventsourcing.utils import resolve_topic
+from typing import TYPE_CHECKING
+
 import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from dispatch.projections.records import EventRecord
+from dispatch.upcasting import CURRENT_VERSIONS, upcast_from
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Mapper, Notification
 
 _SKIP = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 __all__ = ["StoredEventDecoder", "decode_state", "for_mapper", "paused_gc", "records_from_notifications",
-           "records_via_mapper"]
+           "records_via_mapper", "ticket_records"]
 
-_STANDARD = {"datetime_iso": DatetimeAsISO, "uuid_hex": UUIDAsHex, "decimal_str": DecimalAsStr}
 _MAX_IDS = 20_000  # ticket ids kept as UUID objects between pages (about the open tickets)
 
 
@@ -56,6 +61,8 @@ def _revive(d: dict[str, Any], _len: Callable[[Any], int] = len, _iso: Any = dat
             return UUID(d["_data_"])
         if kind == "decimal_str":
             return Decimal(d["_data_"])
+        from eventsourcing.persistence import TranscodingNotRegisteredError
+
         raise TranscodingNotRegisteredError(f"Data serialized with name '{kind}' is not deserializable. "
                                             "Please register a custom transcoding for this type.")
     return d
@@ -121,12 +128,11 @@ def paused_gc() -> Iterator[None]:
 
 
 class _Topic:
-    __slots__ = ("cls", "type", "version")
+    __slots__ = ("type", "version")
 
     def __init__(self, topic: str):
-        self.cls = resolve_topic(topic)
         self.type = topic.rsplit(".", 1)[-1]
-        self.version: int = getattr(self.cls, "class_version", 1)
+        self.version: int = CURRENT_VERSIONS.get(self.type, 1)
 
 
 class StoredEventDecoder:
@@ -152,20 +158,10 @@ class StoredEventDecoder:
         ticket_id = self.ticket_id(originator_id)
         stored_version = data.pop("class_version", 1)
         if stored_version < info.version:
-            self._upcast(info, data, stored_version, ticket_id, version)
+            upcast_from(info.type, data, stored_version)
         data.pop("timestamp", None)
         data.pop("originator_topic", None)
         return EventRecord(position, ticket_id, version, info.type, data)
-
-    @staticmethod
-    def _upcast(info: _Topic, state: dict[str, Any], version: int, ticket_id: UUID, originator_version: int) -> None:
-        """The mapper's loop, in place: the steps see the whole event state, ids included."""
-        state["originator_id"], state["originator_version"] = ticket_id, originator_version
-        while version < info.version:
-            getattr(info.cls, f"upcast_v{version}_v{version + 1}")(state)
-            version += 1
-        state.pop("originator_id", None)
-        state.pop("originator_version", None)
 
     def records(self, rows: Iterable[tuple[int, Any, int, str, bytes | str]]) -> list[EventRecord]:
         record = self.record
@@ -173,14 +169,30 @@ class StoredEventDecoder:
             return [record(*row) for row in rows]
 
 
+def ticket_records(engine: Engine, table: str, ticket_id: UUID) -> list[EventRecord]:
+    """One ticket's stored events, decoded, in version order, read straight from the event store's
+    ``table`` in ``engine``'s database (``Runtime.store_table``, when ``Runtime.plain_store``):
+    eventsourcing's own columns, one indexed query. Empty when there is no such ticket."""
+    sqlite = engine.dialect.name == "sqlite"
+    statement = text(f"SELECT {'rowid' if sqlite else 'notification_id'}, originator_version, topic, state "
+                     f"FROM {table} WHERE originator_id = :id ORDER BY originator_version")
+    with engine.connect() as conn:
+        rows = conn.execute(statement, {"id": ticket_id.hex if sqlite else ticket_id}).all()
+    decoder = StoredEventDecoder()
+    return [decoder.record(position, ticket_id, version, topic, state) for position, version, topic, state in rows]
+
+
 def for_mapper(mapper: Mapper[Any]) -> StoredEventDecoder | None:
     """A decoder that gives what ``mapper`` gives, or None when the mapper does more (a cipher,
     a compressor, custom transcodings)."""
+    from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+
+    standard = {"datetime_iso": DatetimeAsISO, "uuid_hex": UUIDAsHex, "decimal_str": DecimalAsStr}
     transcoder = mapper.transcoder
     if mapper.cipher is not None or mapper.compressor is not None or type(transcoder) is not JSONTranscoder:
         return None
     names = getattr(transcoder, "names", None)
-    if not isinstance(names, dict) or any(type(t) is not _STANDARD.get(n) for n, t in names.items()):
+    if not isinstance(names, dict) or any(type(t) is not standard.get(n) for n, t in names.items()):
         return None
     return StoredEventDecoder()
 
