@@ -188,11 +188,14 @@ class DispatchApp(TicketStore):
         try:
             outcomes = self._run(batch, commands, before_record, gate)
             numbered = batch.numbered()
+            indexed = bool(numbered) and self.case_numbers.with_events
+            if indexed:  # the index of case numbers, in the events' own transaction
+                tracking = eventstore.with_numbers(tracking, [(n, str(t)) for n, t in numbered])
             self.record(batch.tickets.values(), tracking)
         except BaseException:
             self.ticket_cache.discard(list(batch.tickets))  # changed in memory, not recorded
             raise
-        if numbered:  # the index of case numbers (lookups fall back to the read model meanwhile)
+        if numbered and not indexed:  # after them (lookups fall back to the read model meanwhile)
             self.case_numbers.record(numbered)
         self.ticket_cache.keep(list(batch.tickets.values()))
         return outcomes

@@ -191,11 +191,12 @@ def bootstrap(
                 with translate_db_errors(db), _schema_lock(engine):
                     return TicketStore(env=store_env)
 
+            store_table = _store_table(db, store_env)
             runtime = Runtime(db=db, engine=engine, reference=reference, make_app=make_app, make_store=make_store,
                               clock=clock,
                               kafka=(kafka, topic_prefix), time_window=TimeWindow.from_env(_settings(env)),
-                              vault=Vault(engine), case_numbers=CaseNumbers(engine),
-                              store_table=_store_table(db, store_env), plain_store=_plain(store_env))
+                              vault=Vault(engine), case_numbers=CaseNumbers(engine, with_events=store_table is not None),
+                              store_table=store_table, plain_store=_plain(store_env))
             if create:
                 runtime.app  # a database made now gets its event store now, under the schema lock
         except BaseException:

@@ -4,9 +4,11 @@
 one atomic upsert each, all in one short transaction per batch of commands — every engine
 process on the database draws from the same rows, so no number is given twice (on PostgreSQL
 that transaction does not wait for the disk: see ``reserve``). Each number
-is stored in its ``Reported`` event, so a replay reproduces it and never draws again;
-``record`` then indexes number → ticket once the batch's events are stored. A report
-refused after its number was drawn, or a batch that failed, leaves a gap (allowed).
+is stored in its ``Reported`` event, so a replay reproduces it and never draws again.
+The index number → ticket is written in the transaction that stores the batch's events when
+both live in one database (``with_events``: ``dispatch.eventstore.WithOutcomes.numbered``),
+else by ``record`` once they are stored. A report refused after its number was drawn, or a
+batch that failed, leaves a gap (allowed).
 
 ``lookup`` finds a ticket by its number: a drawn one here, a legacy one (``X…``) in the
 read model's tickets.
@@ -38,8 +40,9 @@ case_tickets = Table(
 class CaseNumbers:
     """The counters and the number → ticket index, in the deployment's database."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, with_events: bool = False):
         self.engine = engine
+        self.with_events = with_events  # the event store is in this database: index in its transaction
 
     def reserve(self, wanted: dict[str, int]) -> dict[str, list[str]]:
         """``wanted[prefix]`` numbers per prefix (``dispatch.caseno.case_prefix``), drawn now."""

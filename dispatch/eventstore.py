@@ -32,7 +32,7 @@ import contextlib
 import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -48,7 +48,7 @@ from dispatch.errors import DispatchError, TicketNotFound
 
 __all__ = ["FencedTracking", "FencedTrackings", "WithOutcomes", "PostgresStore", "SQLiteStore", "StoreSpec", "install_fence",
            "latest_snapshots", "listen", "notification_rows", "snapshots_and_events", "record", "recorder_topic", "store_spec", "stored_events",
-           "stored_versions"]
+           "stored_versions", "with_numbers"]
 
 _SQLITE_CHUNK = 500  # ids per IN (…): well under SQLite's bound-parameter limit
 
@@ -78,12 +78,23 @@ class WithOutcomes(Tracking):
     """A position (``inner``, or None) and what else the batch it closes writes, in the
     transaction of the batch's events: its command log rows (``dispatch.commandlog``), the
     answers it parks and the parked answers it applied or gave up (``dispatch.parked``: a
-    row already gone fails the transaction — another engine took that answer meanwhile)."""
+    row already gone fails the transaction — another engine took that answer meanwhile), and
+    the case numbers of the tickets it reported (``dispatch.casenumbers``' index: number, ticket id)."""
 
     inner: Tracking | None = None
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     parked: list[tuple[Any, ...]] = field(default_factory=list)
     unparked: list[int] = field(default_factory=list)
+    numbered: list[tuple[str, str]] = field(default_factory=list)
+
+
+def with_numbers(tracking: Tracking | None, numbered: list[tuple[str, str]]) -> WithOutcomes:
+    """``tracking`` (or no position) with these case numbers to index in the same transaction."""
+    if isinstance(tracking, WithOutcomes):
+        return replace(tracking, numbered=[*tracking.numbered, *numbered])
+    if tracking is None:
+        return WithOutcomes("case-numbers", 0, numbered=numbered)
+    return WithOutcomes(tracking.application_name, tracking.notification_id, inner=tracking, numbered=numbered)
 
 
 class _Fenced:
@@ -95,6 +106,7 @@ class _Fenced:
     _outcome_insert: str
     _park_insert: str
     _unpark: str  # one placeholder: SQLite repeats it per id
+    _number_insert: str
 
     def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
         curs.executemany(self._outcome_insert, rows)
@@ -117,6 +129,8 @@ class _Fenced:
                 raise IntegrityError("a parked answer was taken by another engine meanwhile")
             if tracking.parked:
                 curs.executemany(self._park_insert, tracking.parked)
+            if tracking.numbered:
+                curs.executemany(self._number_insert, tracking.numbered)
             return
         if isinstance(tracking, FencedTrackings):
             for part in tracking.parts:
@@ -140,6 +154,7 @@ class SQLiteStore(_Fenced, SQLiteProcessRecorder):
     _park_insert = (f"INSERT INTO parked_answers ({', '.join(PARKED_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(PARKED_COLUMNS))}) ON CONFLICT (source) DO NOTHING")
     _unpark = "DELETE FROM parked_answers WHERE id IN (?)"
+    _number_insert = "INSERT INTO case_tickets (case_no, ticket_id) VALUES (?, ?)"
     _fence_insert = "INSERT INTO tracking VALUES (:name, :new) ON CONFLICT DO NOTHING RETURNING notification_id"
     _fence_update = ("UPDATE tracking SET notification_id = :new "
                      "WHERE application_name = :name AND notification_id = :expected RETURNING notification_id")
@@ -159,6 +174,7 @@ def _postgres_store() -> type:
 
         _park_insert = (f"INSERT INTO parked_answers ({', '.join(PARKED_COLUMNS)}) "
                         f"VALUES ({', '.join(['%s'] * len(PARKED_COLUMNS))}) ON CONFLICT (source) DO NOTHING")
+        _number_insert = "INSERT INTO case_tickets (case_no, ticket_id) VALUES (%s, %s)"
 
         def _insert_outcomes(self, curs: Any, rows: list[tuple[Any, ...]]) -> None:
             curs.execute(self._outcome_insert, [list(column) for column in zip(*rows)], prepare=True)

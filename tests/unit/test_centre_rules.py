@@ -308,6 +308,32 @@ def test_case_numbers_count_per_street_and_day_and_name_the_ticket_at_every_step
     assert all(t["ok"] for t in rebuilt["verification"]["tables"])
 
 
+def test_a_case_number_is_indexed_in_the_transaction_that_stores_its_report(rt: Runtime) -> None:
+    # the number → ticket index is written with the events, not after them: a batch whose events
+    # are not stored (here another consumer moved the position meanwhile) leaves no index row
+    from sqlalchemy import text
+
+    from dispatch.errors import ConcurrentChange
+    from dispatch.eventstore import FencedTracking
+
+    def indexed() -> dict[str, str]:
+        with rt.engine.connect() as conn:
+            return dict(conn.execute(text("SELECT case_no, ticket_id FROM case_tickets")).all())
+
+    assert rt.case_numbers is not None and rt.case_numbers.with_events
+    first = Desk(rt).report("10-12 09:00")
+    assert indexed() == {"S1-20261012-00001": first}
+    report = parse_command({"type": "report", "command_id": "late-1", "occurred_at": "2026-10-12T10:00:00+08:00",
+                            "actor": {"role": "supervisor", "id": "sup-1"}, "grid": "ca-g01",
+                            "category": "appearance", "channel": "patrol", "description": "x"})
+    with pytest.raises(ConcurrentChange):  # the stored position is not the one this batch started after
+        rt.app.execute_batch([report], tracking=FencedTracking("intake:0", 10, 5))
+    assert indexed() == {"S1-20261012-00001": first}  # the number drawn for it is a gap, not an entry
+    again = rt.app.execute_batch([report], tracking=FencedTracking("intake:0", 10, None))[0]
+    assert indexed() == {"S1-20261012-00001": first, "S1-20261012-00003": str(again.ticket_id)}
+    assert queries.show(rt, "S1-20261012-00003")["ticket_id"] == str(again.ticket_id)
+
+
 def test_case_numbers_are_unique_across_engine_processes_reporting_at_once(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, name="two.db")
     runtime.close()
