@@ -43,8 +43,8 @@ ANALYSIS = {
         "with the code before, p99 163, 163, 193 ms before (floor p99 56, 29, 37) and 94, 236, 228 ms after "
         "(floor p99 16, 57, 49), p50 58–64 before and 47–77 after, the engine's stage p50 28–30 before and "
         "23–32 after, at load averages of 4–5 — no change the noise lets through. What is left is "
-        "structural: three hops (intake, ticket-events, the dashboard's reader) where the floor is one, "
-        "and three Python consumers, PostgreSQL and Kafka sharing 2 CPUs."),
+        "structural: two Kafka hops (intake, ticket-events) and the relay's read of the store where the "
+        "floor is one hop, and three Python consumers, PostgreSQL and Kafka sharing 2 CPUs."),
     "rebuild-sqlite": (
         "Done so far: a decoder that skips eventsourcing's mapper (same records, tested), raw page reads, "
         "one upsert per page, scratch-target settings, and worker processes split by ticket (SQLite: "
