@@ -33,22 +33,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def timeline(runtime: Any, ticket_id: UUID) -> dict[str, Any]:
-    events = list(runtime.store.events.get(ticket_id))
+def timeline(runtime: Any, ticket_id: UUID, events: list[tuple[int, str, Any]] | None = None) -> dict[str, Any]:
+    """``events``: the ticket's ``(version, type, data)`` when the caller has read them (else from the store)."""
+    if events is None:
+        events = [(e.originator_version, type(e).__name__, vars(e)) for e in runtime.store.events.get(ticket_id)]
     if not events:
         raise TicketNotFound(ticket_id)
     policy = SlaPolicy(runtime.reference)
     state = new_state()
     rows = []
-    for event in events:
-        kind, data = type(event).__name__, vars(event)
+    for version, kind, data in events:
         at: datetime = data["occurred_at"]
-        fold(state, kind, data, at, event.originator_version)
+        fold(state, kind, data, at, version)
         basis_name = state["time_basis"] or "calendar"
         basis = policy.basis(basis_name)
         clock = [{"deadline": key, "due": due.isoformat(), "minutes_left": basis.minutes_between(at, due)}
                  for key, due in sorted(open_deadlines(state).items(), key=lambda kv: (kv[1], kv[0]))]
-        rows.append({"version": event.originator_version, "type": kind, "label": LIFECYCLE[kind].label,
+        rows.append({"version": version, "type": kind, "label": LIFECYCLE[kind].label,
                      "occurred_at": at.isoformat(), "actor": data.get("actor"), "command_id": data.get("command_id"),
                      "details": {k: _plain(v) for k, v in data.items() if k not in _SKIP},
                      "time_basis": basis_name, "sla": clock})

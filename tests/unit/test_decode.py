@@ -116,27 +116,34 @@ def _oldest_copy(current: Runtime, path: Path) -> Runtime:
 
 
 @pytest.mark.parametrize("which", ["current", "old", "oldest"])
-def test_showing_a_ticket_from_the_store_s_table_equals_the_aggregate(stores: Any, which: str,
+def test_showing_a_ticket_and_its_history_from_the_store_s_table_equals_the_aggregate(stores: Any, which: str,
                                                                        tmp_path: Path) -> None:
-    # dispatch show folds the ticket's stored events itself (no eventsourcing to import): every
-    # ticket shows exactly as the aggregate loaded through eventsourcing shows it, old shapes included
+    # dispatch show, history and timeline read the ticket's stored events themselves (no
+    # eventsourcing to import): every ticket shows exactly as through eventsourcing's store and
+    # aggregate, old shapes included
     from dispatch import queries
 
     made = _oldest_copy(stores[0], tmp_path / "o.db") if which == "oldest" else None
     runtime = made or {"current": stores[0], "old": stores[1]}[which]
     assert runtime.plain_store
-    ids = sorted({n.originator_id for n in _notifications(runtime)}, key=str)
+    stored = _notifications(runtime)
+    ids = sorted({n.originator_id for n in stored}, key=str)
     assert len(ids) >= 40
+    def read(tid: Any) -> tuple[Any, ...]:
+        return queries.show(runtime, tid), queries.history(runtime, tid), queries.timeline(runtime, tid)
+
     try:
-        folded = {tid: queries.show(runtime, tid) for tid in ids}
+        folded = {tid: read(tid) for tid in ids}
         runtime.plain_store = False
-        through_store = {tid: queries.show(runtime, tid) for tid in ids}
+        through_store = {tid: read(tid) for tid in ids}
     finally:
         runtime.plain_store = True
         if made is not None:
             made.close()
     assert folded == through_store
     assert _strict(list(folded.values())) == _strict(list(through_store.values()))  # offsets too
-    assert {row["status"] for row in folded.values()} >= {"closed", "cancelled", "dispatched"}
+    shown = [row for row, _, _ in folded.values()]
+    assert {row["status"] for row in shown} >= {"closed", "cancelled", "dispatched"}
+    assert sum(len(history) for _, history, _ in folded.values()) == len(stored)
     if which == "oldest":  # the v3 → v4 step found the positions in the text
-        assert sum(row["position"] is not None for row in folded.values()) >= 10
+        assert sum(row["position"] is not None for row in shown) >= 10
