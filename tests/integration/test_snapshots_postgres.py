@@ -51,3 +51,29 @@ def test_snapshots_on_postgres_load_only_the_later_events(monkeypatch: pytest.Mo
     finally:
         runtime.close()
         drop_postgres_database(url)
+
+
+def test_on_postgres_a_ticket_read_from_the_store_s_table_equals_the_aggregate() -> None:
+    # dispatch show, history and timeline read a ticket's rows from the store's table and fold
+    # them; on PostgreSQL too they give what the store and its aggregate (from a snapshot) give
+    from dispatch import queries
+    from tests.unit.test_replay_helpers import run_scenario
+
+    url = fresh_postgres_database("readfold")
+    runtime = run_scenario(url, n=30, env={"DISPATCH_SNAPSHOT_EVERY": "3"})
+    try:
+        assert runtime.plain_store and runtime.store_table == "dispatch_events"
+        ids = sorted({n.originator_id for n in runtime.app.recorder.select_notifications(1, 100_000)}, key=str)
+        assert len(ids) >= 20
+
+        def read(tid: Any) -> tuple[Any, ...]:
+            return queries.show(runtime, tid), queries.history(runtime, tid), queries.timeline(runtime, tid)
+
+        folded = {tid: read(tid) for tid in ids}
+        runtime.plain_store = False
+        through_store = {tid: read(tid) for tid in ids}
+        assert folded == through_store
+        assert [repr(v) for v in folded.values()] == [repr(v) for v in through_store.values()]
+    finally:
+        runtime.close()
+        drop_postgres_database(url)
