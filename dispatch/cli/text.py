@@ -18,10 +18,12 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 from unicodedata import combining, east_asian_width
 
+import click
+
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["Table", "cell", "console", "plain_table", "printable", "width"]
+__all__ = ["Table", "cell", "console", "printable", "width"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -44,11 +46,6 @@ def console() -> Console:
 
     found = Console(emoji=False, highlight=False)
     return found if found.width >= 140 else Console(width=140, emoji=False, highlight=False)
-
-
-def plain_table(*columns: str) -> Table:
-    """A table of ``columns``, left-aligned (a list's rows)."""
-    return Table(*columns)
 
 
 def width(text: str) -> int:
@@ -97,6 +94,4 @@ class Table:
         return [*head, line(self.columns), "─" * total, *(line(row) for row in self.rows)]
 
     def echo(self) -> None:
-        import click
-
         click.echo("\n".join(self.lines()))

@@ -11,7 +11,7 @@ from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.lifecycle import STATUSES
-from dispatch.cli.text import plain_table, printable
+from dispatch.cli.text import Table, printable
 
 __all__: list[str] = []
 
@@ -104,7 +104,7 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
                            category=category, department=department, limit=limit)
 
     def human() -> None:
-        table = plain_table("case", "ticket", "status", "reported", "community", "grid", "category")
+        table = Table("case", "ticket", "status", "reported", "community", "grid", "category")
         for r in rows:
             community = ref.communities.get(r["community"])
             category = ref.categories.get(r["category"])
@@ -139,7 +139,7 @@ def inbox(ctx: Ctx, department: str) -> None:
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = plain_table("case", "role", "to do", "due", "left", "category", "grid", "description")
+        table = Table("case", "role", "to do", "due", "left", "category", "grid", "description")
         for r in rows:
             category = ref.categories.get(r["category"])
             left = _minutes(r["minutes_left"]) + (" (held)" if r["held"] else "")
@@ -169,7 +169,7 @@ def overdue(ctx: Ctx, street: str | None, community: str | None, department: str
     tz = ZoneInfo(ref.timezone)
 
     def human() -> None:
-        table = plain_table("case", "who", "deadline", "was due", "late", "level", "community")
+        table = Table("case", "who", "deadline", "was due", "late", "level", "community")
         for r in rows:
             dept = ref.departments.get(r["department"] or "")
             community_ = ref.communities.get(r["community"])

@@ -29,10 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy import text
