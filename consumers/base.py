@@ -26,15 +26,15 @@ import psycopg
 import sqlalchemy.exc
 import structlog
 
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.health import Availability, ProcessHealth
-from dispatch.errors import DatabaseUnavailable
-from dispatch.kafka import KafkaSettings, make_consumer
-from dispatch.kafka.clients import broker_answers
+from consumers.metrics import Availability, ProcessHealth
+from dispatch.adapters.kafka import KafkaSettings, make_consumer
+from dispatch.adapters.kafka.clients import broker_answers
+from dispatch.domain.errors import DatabaseUnavailable
 
 __all__ = ["EMPTY_AFTER", "TRANSIENT", "PartitionedConsumer", "Rewind"]
 

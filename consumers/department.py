@@ -36,14 +36,14 @@ from uuid import UUID
 import structlog
 
 
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from kafka import KafkaProducer, TopicPartition
 
-from consumers.health import ProcessHealth
-from dispatch.commands import Acknowledge, Handle, Reject, command_to_json
-from dispatch.kafka.topics import department_slug
-from dispatch.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
-from dispatch.lifecycle import call_state, dispatch_no_of
+from consumers.metrics import ProcessHealth
+from dispatch.adapters.kafka import KafkaSettings, intake_key, make_consumer, make_producer, whistle_from_json
+from dispatch.adapters.kafka.topics import department_slug
+from dispatch.domain.commands import Acknowledge, Handle, Reject, command_to_json
+from dispatch.domain.lifecycle import call_state, dispatch_no_of
 
 __all__ = ["AutoPolicy", "DepartmentDesk", "Inbox"]
 
@@ -82,7 +82,7 @@ class Inbox:
 
     def add(self, message: dict[str, Any]) -> None:
         """A whistle message: a call joins as ``waiting``; an answer moves its call to the state
-        the lifecycle gives it (``dispatch.lifecycle.call_state``), and a ``done`` call leaves."""
+        the lifecycle gives it (``dispatch.domain.lifecycle.call_state``), and a ``done`` call leaves."""
         ticket_id = message["ticket_id"]
         if message["kind"] == "call":
             self.calls.setdefault((ticket_id, message["call_id"]), dict(message, state=call_state(message["role"], None)))

@@ -36,22 +36,22 @@ import time
 from typing import Any, cast
 
 import click
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from eventsourcing.persistence import ProcessRecorder
 from kafka import TopicPartition
 
 from consumers.base import TRANSIENT, PartitionedConsumer, Rewind
 from consumers.process import process_options, run_process
-from dispatch.application import Outcome
+from dispatch.adapters import parked_store
+from dispatch.adapters.eventstore import WithOutcomes
+from dispatch.adapters.outcome_log import ensure_table
 from dispatch.bootstrap import Runtime
-from dispatch.commandlog import ensure_table
-from dispatch.commands import parse_command
-from dispatch.eventstore import WithOutcomes
-from dispatch import parked
-from dispatch.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
+from dispatch.domain.commands import parse_command
+from dispatch.service.application import Outcome
+from dispatch.domain.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
                              Oversized)
-from dispatch.parking import REPORT_WINDOW, Lot
-from dispatch.kafka import (
+from dispatch.service.parking import REPORT_WINDOW, Lot
+from dispatch.adapters.kafka import (
     DeadLetter,
     DeadLetterSender,
     FencedTracking,
@@ -60,7 +60,7 @@ from dispatch.kafka import (
     install_fence,
     make_producer,
 )
-from dispatch.kafka.topics import WRITERS
+from dispatch.adapters.kafka.topics import WRITERS
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
 
@@ -124,7 +124,7 @@ class Engine(PartitionedConsumer):
         self.dead_letters = DeadLetterSender(make_producer(settings), settings.topics.dead_letters)
         self.counts = {"applied": 0, "refused": 0, "parked": 0, "dead": 0, "batches": 0}
         self.db = runtime.engine
-        parked.ensure_table(runtime.engine)
+        parked_store.ensure_table(runtime.engine)
         self.waiting: int | None = None  # answers parked, as the last batch saw (None: not looked yet)
         self.sweep_seconds, self._next_sweep = sweep_seconds, time.monotonic()
         # each department's door: its answers topic says which department is acting
@@ -251,7 +251,7 @@ class Engine(PartitionedConsumer):
                   if last is not None]
         inner = fences[0] if len(fences) == 1 else FencedTrackings.of(fences)
         tracking = WithOutcomes(inner.application_name, inner.notification_id, inner=inner)
-        lot = Lot(parked.waiting(self.db) if commands else {}, lambda tickets: parked.load(self.db, tickets),
+        lot = Lot(parked_store.waiting(self.db) if commands else {}, lambda tickets: parked_store.load(self.db, tickets),
                   self._command_of, lambda command: origins[id(command)], now=self.app.clock.now,
                   window=self.report_window)
 
@@ -313,7 +313,7 @@ class Engine(PartitionedConsumer):
     def sweep(self) -> int:
         """Try every parked answer again, in a transaction of its own (no partition moves): an
         answer whose dispatch another engine applied is applied now. Returns how many remain."""
-        rows = parked.load(self.db)
+        rows = parked_store.load(self.db)
         if not rows:
             self._waiting(0)
             return 0
@@ -356,8 +356,8 @@ def serve(runtime: Runtime, settings: KafkaSettings, stop: threading.Event, *, g
           report_window: timedelta = REPORT_WINDOW, sweep_seconds: float = 10.0) -> dict[str, int]:
     """Run the engine until ``stop`` is set (SIGTERM / SIGINT: the batch in hand is finished and
     its position stored, then the consumer leaves its group at once); return its counts."""
-    from consumers.health import ProcessHealth
-    from dispatch.kafka import ensure_topics
+    from consumers.metrics import ProcessHealth
+    from dispatch.adapters.kafka import ensure_topics
 
     health = ProcessHealth("engine")
     if metrics_port is not None:

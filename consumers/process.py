@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from dispatch.adapters.kafka import KafkaSettings
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.kafka import KafkaSettings
 
 __all__ = ["process_options", "run_process"]
 
@@ -41,7 +41,7 @@ def run_process(db: str | None, kafka: str | None, topic_prefix: str | None, log
     "unavailable" line, "still unavailable" lines at growing intervals and one line when it is
     back — until it works or ``stop`` is set (SIGTERM)."""
     from consumers.base import TRANSIENT
-    from consumers.health import Availability
+    from consumers.metrics import Availability
 
     configure_logging(log_level)
     availability = Availability(None, "start-up")
@@ -70,6 +70,6 @@ def _sleep(seconds: float) -> bool:
 
 def configure_logging(level: str) -> None:
     """The processes' log lines, before the first connection (so its failure is logged too)."""
-    from dispatch.logs import configure_logging as configure
+    from dispatch.adapters.logs import configure_logging as configure
 
     configure(level)

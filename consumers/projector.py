@@ -22,15 +22,15 @@ import threading
 from typing import Any
 
 import click
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from kafka import TopicPartition
 
 from consumers.base import PartitionedConsumer
 from consumers.process import process_options, run_process
+from dispatch.adapters.kafka import DeadLetter, DeadLetterSender, KafkaSettings, ensure_topics, make_producer
 from dispatch.bootstrap import Runtime
-from dispatch.kafka import DeadLetter, DeadLetterSender, KafkaSettings, ensure_topics, make_producer
 from dispatch.projections import create_tables, stored_position
-from dispatch.projections.apply import apply_batch
+from dispatch.projections.apply_events import apply_batch
 from dispatch.projections.records import EventRecord, record_from_json
 
 __all__ = ["Projector", "main"]
@@ -105,7 +105,7 @@ class Projector(PartitionedConsumer):
 
 def run_projector(runtime: Runtime, settings: KafkaSettings, stop: threading.Event,
                   group: str | None = None, *, metrics_port: int | None = None) -> dict[str, int]:
-    from consumers.health import ProcessHealth
+    from consumers.metrics import ProcessHealth
 
     health = ProcessHealth("projector")
     if metrics_port is not None:

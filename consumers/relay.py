@@ -4,7 +4,7 @@ Every new ticket event goes to the ticket-events topic (key: ticket id, value:
 ``record_to_json``); every call of a Dispatched / Redispatched event, and every
 Acknowledged / Rejected / Handled answer, also goes to the whistle topic, keyed by
 department, saying where the call now stands on the desk (the relay folds each ticket's
-events with ``dispatch.lifecycle.fold`` as they go by). The producer is idempotent (``enable_idempotence``, ``acks=all``).
+events with ``dispatch.domain.lifecycle.fold`` as they go by). The producer is idempotent (``enable_idempotence``, ``acks=all``).
 
 The relay's position (the last relayed notification id) is a tracking record named
 ``relay:<ticket-events topic>`` in the event store, written only after the broker has
@@ -27,18 +27,18 @@ from uuid import UUID
 
 import psycopg
 import click
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
 
 from consumers.base import PROBE_EVERY, TRANSIENT
-from dispatch.kafka.clients import broker_answers
-from consumers.health import Availability, ProcessHealth
+from consumers.metrics import Availability, ProcessHealth
 from consumers.process import process_options, run_process
+from dispatch.adapters.eventstore import listen
+from dispatch.adapters.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
+from dispatch.adapters.kafka.clients import broker_answers
 from dispatch.bootstrap import Runtime
-from dispatch.errors import DispatchError
-from dispatch.eventstore import listen
-from dispatch.kafka import KafkaSettings, ensure_topics, make_producer, whistle_messages
-from dispatch.lifecycle import fold, new_state
+from dispatch.domain.errors import DispatchError
+from dispatch.domain.lifecycle import fold, new_state
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_to_json
 
@@ -116,7 +116,7 @@ class Relay:
         return summary
 
     def _state_after(self, record: Any) -> Any:
-        """The ticket's lifecycle state after ``record`` (``dispatch.lifecycle.fold``), kept per
+        """The ticket's lifecycle state after ``record`` (``dispatch.domain.lifecycle.fold``), kept per
         ticket as the stream goes by; a ticket first seen mid-history starts from the store."""
         tid = record.ticket_id
         state = self._states.get(tid)

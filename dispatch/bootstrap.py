@@ -1,7 +1,7 @@
 """One ``bootstrap()`` per process: database, reference data, application, clock.
 Nothing connects at import time.
 
-Opening checks what the database is (``dispatch.store.examine``): only a caller that may
+Opening checks what the database is (``dispatch.adapters.database.examine``): only a caller that may
 create one (``create=True``: ``dispatch init``, the demo, library use) gets a new
 database; every other command refuses a missing file, an empty database, another tool's
 database, a database made by another dispatch schema version, and an interrupted replay.
@@ -20,22 +20,22 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from dispatch.clock import Clock, SystemClock
-from dispatch.logs import configure_logging
-from dispatch.config import Database, resolve_db
-from dispatch.dberrors import translate_db_errors
-from dispatch.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
-from dispatch.reference import Reference, load_reference, reference_from_dict
-from dispatch.store import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine, examine_file,
+from dispatch.adapters.config import Database, resolve_db
+from dispatch.adapters.dberrors import translate_db_errors
+from dispatch.adapters.logs import configure_logging
+from dispatch.domain.clock import Clock, SystemClock
+from dispatch.domain.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
+from dispatch.domain.reference import Reference, load_reference, reference_from_dict
+from dispatch.adapters.database import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine, examine_file,
                             load_stored_reference, store_reference, write_marker)
-from dispatch.timewindow import TimeWindow
-from dispatch import holidays
-from dispatch.casenumbers import CaseNumbers
-from dispatch.vault import Vault
+from dispatch.adapters import holiday_table
+from dispatch.adapters.case_register import CaseNumbers
+from dispatch.adapters.vault import Vault
+from dispatch.domain.timewindow import TimeWindow
 
 if TYPE_CHECKING:
-    from dispatch.application import DispatchApp
-    from dispatch.eventstore import TicketStore
+    from dispatch.adapters.eventstore import TicketStore
+    from dispatch.service.application import DispatchApp
 
 __all__ = ["Runtime", "bootstrap", "open_database"]
 
@@ -99,7 +99,7 @@ class Runtime:
         ``DISPATCH_TOPIC_PREFIX``); built when first asked (a process without Kafka never
         imports its client), and nothing connects here."""
         if self._kafka is None:
-            from dispatch.kafka import KafkaSettings
+            from dispatch.adapters.kafka import KafkaSettings
 
             self._kafka = KafkaSettings.from_env(*self._kafka_options)
         return self._kafka
@@ -108,17 +108,17 @@ class Runtime:
     def locator(self) -> Any:
         """The ``GridLocator`` of this reference data's grid boundaries, built when first asked."""
         if getattr(self, "_locator", None) is None:
-            from dispatch.geo import GridLocator
+            from dispatch.domain.geo import GridLocator
 
             self._locator = GridLocator(self.reference.boundaries)
         return self._locator
 
     @property
     def media(self) -> Any:
-        """Where report photos are kept (``dispatch.media``): ``DISPATCH_MEDIA_DIR``, else beside
+        """Where report photos are kept (``dispatch.adapters.media``): ``DISPATCH_MEDIA_DIR``, else beside
         the SQLite file, else ``./dispatch-media``."""
         if getattr(self, "_media", None) is None:
-            from dispatch.media import MediaStore
+            from dispatch.adapters.media import MediaStore
 
             default = f"{self.db.url.database}.media" if self.db.is_sqlite and self.db.url.database else "dispatch-media"
             self._media = MediaStore(os.environ.get("DISPATCH_MEDIA_DIR") or default)
@@ -161,7 +161,7 @@ def bootstrap(
     log_level: str | None = None,
 ) -> Runtime:
     """A process's wiring, once: logging (``log_level``; the CLI configures its own first), the
-    clock, the database named by ``db_url`` (see ``dispatch.config``) with its event store and
+    clock, the database named by ``db_url`` (see ``dispatch.adapters.config``) with its event store and
     read models, and the Kafka settings (``kafka``, ``topic_prefix``, else the environment).
 
     The reference data lives in the database, so every process of a deployment
@@ -177,16 +177,16 @@ def bootstrap(
         engine = open_database(db, create=create, kind=kind)
         try:
             with _schema_lock(engine):
-                reference = replace(_reference(engine, reference_file), holidays=holidays.in_force(engine))
+                reference = replace(_reference(engine, reference_file), holidays=holiday_table.in_force(engine))
 
             def make_app() -> DispatchApp:
-                from dispatch.application import DispatchApp
+                from dispatch.service.application import DispatchApp
 
                 with translate_db_errors(db), _schema_lock(engine):
                     return DispatchApp(env=store_env, reference=reference)
 
             def make_store() -> TicketStore:
-                from dispatch.eventstore import TicketStore
+                from dispatch.adapters.eventstore import TicketStore
 
                 with translate_db_errors(db), _schema_lock(engine):
                     return TicketStore(env=store_env)
@@ -207,7 +207,7 @@ def bootstrap(
 
 def _store_table(db: Database, store_env: Mapping[str, str]) -> str | None:
     """The event store's table when it is eventsourcing's default one in the database itself
-    (``dispatch.projections.runner.store_top`` then reads its last position in one query)."""
+    (``dispatch.projections.poller.store_top`` then reads its last position in one query)."""
     own = db.eventstore_env()
     same = all(store_env.get(key) == own.get(key) for key in ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "POSTGRES_DBNAME",
                                                                "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_SCHEMA"))
@@ -251,7 +251,7 @@ def open_database(db: Database, *, create: bool, kind: str = "live") -> Engine:
 
 
 def _look_first(db: Database, path: str, create: bool) -> None:
-    """An existing file is read first without a byte written (``store.examine_file``): another
+    """An existing file is read first without a byte written (``database.examine_file``): another
     tool's file, a damaged one, or one of another schema is refused exactly as it was."""
     seen = examine_file(path)
     if seen.what != "empty":  # an empty look may be a new dispatch file whose tables are still in its -wal

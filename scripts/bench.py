@@ -42,7 +42,7 @@ def _benches() -> dict[str, Bench]:
 
 
 def main() -> int:
-    from dispatch.logs import configure_logging
+    from dispatch.adapters.logs import configure_logging
 
     configure_logging("WARNING")
     benches = _benches()

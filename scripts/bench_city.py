@@ -4,7 +4,7 @@
     scripts/bench_city.py [--postgres URL] [--pg-tickets 1000000] [--sqlite-tickets 100000] [--n 15]
 
 A template (every street of the sample district simulated for 10 days, the watchdog included)
-is laid down week after week through the real projection code (``dispatch.simulation.city``)
+is laid down week after week through the real projection code (``dispatch.service.simulation.city``)
 into a fresh read model: ~1,000,000 tickets on PostgreSQL, ~100,000 on SQLite, and for each a
 history ten times shorter (the same last weeks). Then, in this process:
 
@@ -45,13 +45,13 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from dispatch.adapters.logs import configure_logging  # noqa: E402
 from dispatch.bootstrap import bootstrap  # noqa: E402
-from dispatch.clock import SimulatedClock  # noqa: E402
-from dispatch.logs import configure_logging  # noqa: E402
+from dispatch.domain.clock import SimulatedClock  # noqa: E402
 from dispatch.projections import community_dashboard, sla_statistics, street_dashboard  # noqa: E402
 from dispatch.projections import tables as t  # noqa: E402
 from dispatch.projections.rollups import roll_up  # noqa: E402
-from dispatch.simulation import city  # noqa: E402
+from dispatch.service.simulation import city  # noqa: E402
 
 WEEKS = 52
 TEMPLATE_CACHE = REPO / "bench-results" / "city-template.pickle"
@@ -86,7 +86,7 @@ def shape(tpl: city.Template, tickets: int) -> tuple[int, int]:
 
 
 def reference_file(folder: Path, variants: int) -> str:
-    from dispatch.reference import load_reference
+    from dispatch.domain.reference import load_reference
 
     path = folder / f"district-{variants}.json"
     path.write_text(json.dumps(city.with_variants(load_reference(None).to_dict(), variants), ensure_ascii=False))

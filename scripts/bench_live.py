@@ -47,8 +47,8 @@ def _free_port() -> int:
 
 
 def _prepare(db: str) -> None:
-    from dispatch import accounts
     from dispatch.bootstrap import bootstrap
+    from dispatch.service import accounts
 
     runtime = bootstrap(db)
     op = accounts.local_operator("bench")

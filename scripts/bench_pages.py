@@ -41,11 +41,11 @@ _spec.loader.exec_module(bench_city)
 
 from sqlalchemy import func, select  # noqa: E402
 
-from dispatch import accounts, boards  # noqa: E402
+from dispatch.adapters.logs import configure_logging  # noqa: E402
 from dispatch.bootstrap import bootstrap  # noqa: E402
-from dispatch.clock import SimulatedClock  # noqa: E402
-from dispatch.logs import configure_logging  # noqa: E402
+from dispatch.domain.clock import SimulatedClock  # noqa: E402
 from dispatch.projections import tables as t  # noqa: E402
+from dispatch.service import accounts, cockpit  # noqa: E402
 
 TARGET_MS = 300
 STREET = bench_city.STREET
@@ -69,7 +69,7 @@ def pages(community: str, mid_month: str) -> dict[str, tuple[str, str]]:
 
 
 def floor(runtime: Any, period: str, community: str | None = None) -> None:
-    window = boards.period_window(runtime, period, runtime.clock.now())
+    window = cockpit.period_window(runtime, period, runtime.clock.now())
     tk = t.tickets.c
     where = [tk.community == community] if community else [tk.street == STREET]
     if window.start is not None:
@@ -94,7 +94,7 @@ def measure(url: str, n: int, end: Any) -> dict[str, Any]:
             accounts.add(runtime, op, name=name, role="admin", scope=None, password="bench password 1")
     key = accounts.issue_display_token(runtime, op, STREET).text
     community = bench_city._community(runtime.reference)
-    month = boards.period_window(runtime, "month")
+    month = cockpit.period_window(runtime, "month")
     mid = (month.start + (clock.now() - month.start) / 2).astimezone(month.start.tzinfo).strftime("%Y-%m-%dT%H:%M")
     out: dict[str, Any] = {}
     with TestClient(create_app(runtime, background=False)) as client:

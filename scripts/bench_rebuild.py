@@ -12,12 +12,12 @@ A benchmark, not a test. Per backend, in the same run:
                      (``records_from_notifications``) — the reference decoder;
 - ``decode``         ``StoreSource(app).pages()``: what a rebuild reads (read + decode into EventRecords);
 - ``apply``          ``apply_records`` alone, pages decoded beforehand, into a fresh target;
-- ``rebuild``        ``dispatch.replay.rebuild(StoreSource)`` into a fresh target (a new SQLite file / a new
+- ``rebuild``        ``dispatch.service.replay.rebuild(StoreSource)`` into a fresh target (a new SQLite file / a new
                      PostgreSQL database, opened with ``open_target`` as ``dispatch replay`` does), in a
                      subprocess that also reports its peak RSS (``VmHWM``; ``ru_maxrss`` too, which
                      on Linux starts from the parent's peak at fork).
 
-Each rate comes with its ratio to the floor. The store: a street simulation (``dispatch.simulation``,
+Each rate comes with its ratio to the floor. The store: a street simulation (``dispatch.service.simulation``,
 with the watchdog's escalations) run once and cached (``--cache``, default ``/tmp/dispatch-bench``);
 more events than the base holds are further copies of its histories under new ticket ids. On
 PostgreSQL the same stored events are copied into a cached database ``dispatch_bench_store_<N>``.
@@ -67,9 +67,9 @@ def log(msg: str) -> None:
 
 def _simulate_base(path: Path, events: int) -> None:
     from dispatch.bootstrap import bootstrap
-    from dispatch.clock import SimulatedClock
-    from dispatch.simulation import DEFAULT_START, simulate
-    from dispatch.simulation.runner import run_embedded
+    from dispatch.domain.clock import SimulatedClock
+    from dispatch.service.simulation import DEFAULT_START, simulate
+    from dispatch.service.simulation.runner import run_embedded
 
     tmp = path.with_suffix(".partial")
     for suffix in ("", "-wal", "-shm"):
@@ -248,7 +248,7 @@ def decode_mapper(app: Any, page_size: int) -> dict[str, Any]:
 
 
 def decode_source(app: Any, page_size: int) -> dict[str, Any]:
-    from dispatch.replay import StoreSource
+    from dispatch.service.replay import StoreSource
 
     began, n = time.perf_counter(), 0
     for page in StoreSource(app, page_size=page_size).pages():
@@ -258,7 +258,7 @@ def decode_source(app: Any, page_size: int) -> dict[str, Any]:
 
 def apply_only(app: Any, target_url: str, reference: Any, page_size: int, limit: int) -> dict[str, Any]:
     from dispatch.projections import apply_records
-    from dispatch.replay import StoreSource, open_target
+    from dispatch.service.replay import StoreSource, open_target
 
     pages, held = [], 0
     for page in StoreSource(app, page_size=page_size).pages():
@@ -336,7 +336,8 @@ class _PssSampler:
 def rebuild_child(store_url: str, target_url: str, page_size: int, workers: int | None = None) -> dict[str, Any]:
     """In a fresh process: open the store, rebuild into the target, report the rate and peak RSS."""
     from dispatch.bootstrap import bootstrap
-    from dispatch.replay import StoreSource, open_target, rebuild
+    from dispatch.service.replay import open_target, StoreSource
+    from dispatch.service.replay import rebuild
 
     rt = bootstrap(store_url)
     before = _hwm_mb()
@@ -436,14 +437,14 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also PostgreSQL (a server URL; databases are created)")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--cache", default="/tmp/dispatch-bench", help="where the synthesized stores are kept")
-    parser.add_argument("--page-size", type=int, default=None, help="default: dispatch.replay's PAGE_SIZE")
+    parser.add_argument("--page-size", type=int, default=None, help="default: dispatch.service.replay's PAGE_SIZE")
     parser.add_argument("--apply-limit", type=int, default=200_000, help="events held in memory for 'apply'")
     parser.add_argument("--workers", type=int, default=None, help="rebuild processes (default: CPUs)")
     parser.add_argument("--stages", default="floor,decode_mapper,decode,apply,rebuild")
     parser.add_argument("--child-rebuild", nargs=2, metavar=("STORE", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.page_size is None:
-        from dispatch.replay import PAGE_SIZE
+        from dispatch.service.replay import PAGE_SIZE
         args.page_size = PAGE_SIZE
     if args.child_rebuild:
         print(json.dumps(rebuild_child(*args.child_rebuild, args.page_size, args.workers)))

@@ -28,15 +28,15 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
+from dispatch.adapters.logs import configure_logging  # noqa: E402
 from dispatch.bootstrap import bootstrap  # noqa: E402
-from dispatch.logs import configure_logging  # noqa: E402
 from dispatch.projections import sla_statistics  # noqa: E402
 from dispatch.projections import verdicts  # noqa: E402
 from dispatch.projections.measures import Question  # noqa: E402
-from dispatch.queries import Window  # noqa: E402
-from dispatch.replay.parallel import default_workers  # noqa: E402
-from dispatch.simulation import city  # noqa: E402
-from dispatch.whatif import export_rules, what_if  # noqa: E402
+from dispatch.service.queries import Window  # noqa: E402
+from dispatch.service.replay.parallel import default_workers  # noqa: E402
+from dispatch.service.simulation import city  # noqa: E402
+from dispatch.service.whatif import export_rules, what_if  # noqa: E402
 
 
 def main() -> None:

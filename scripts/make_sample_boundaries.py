@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from dispatch.reference import load_reference
+from dispatch.domain.reference import load_reference
 
 CENTRES = {"caojing": (121.400, 30.780), "xinqi": (121.870, 29.900), "mochouhu": (118.760, 32.030)}  # lon, lat
 CELL_LON, CELL_LAT = 0.0042, 0.0036  # about 400 m at these latitudes

@@ -3,7 +3,7 @@
 Command methods check the rules and raise a named error before anything happens, then
 ``trigger_event`` one of the event classes below, which only declare each event's fields (the
 report's, ``Reported``, through the ``@event`` constructor): what an event does to the
-ticket is ``dispatch.lifecycle.fold``, applied by ``Ticket.Event.apply`` to every event
+ticket is ``dispatch.domain.lifecycle.fold``, applied by ``Ticket.Event.apply`` to every event
 (the read side folds the same events with the same function). A replay therefore never
 re-checks a rule, and a refused command leaves the ticket exactly as it was.
 
@@ -19,7 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from dispatch.errors import (
+from dispatch.domain.errors import (
     AlreadyEscalated,
     AlreadyOnHold,
     AwaitingDispatch,
@@ -43,10 +43,10 @@ from dispatch.errors import (
     TimeGoesBackwards,
     TopOfLadder,
 )
-from dispatch.ladder import LEVELS, TOP_RUNG
-from dispatch.lifecycle import (FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold,
+from dispatch.domain.ladder import LEVELS, TOP_RUNG
+from dispatch.domain.lifecycle import (FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold,
                                 needs_rework, new_state)
-from dispatch.upcasting import (EVALUATION_METHODS, upcast_closed_v1_v2, upcast_dispatched_v1_v2,
+from dispatch.domain.upcasting import (EVALUATION_METHODS, upcast_closed_v1_v2, upcast_dispatched_v1_v2,
                                  upcast_escalated_v1_v2, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
                                  upcast_reported_v1_v2, upcast_reported_v2_v3, upcast_reported_v3_v4, position_in_text)
 
@@ -81,7 +81,7 @@ class Ticket(Aggregate):
             if command_id:
                 aggregate.command_ids.append(command_id)
 
-    if TYPE_CHECKING:  # the state the fold keeps (``dispatch.lifecycle.new_state`` and ``_reported``)
+    if TYPE_CHECKING:  # the state the fold keeps (``dispatch.domain.lifecycle.new_state`` and ``_reported``)
         grid: str
         community: str
         street: str
@@ -139,7 +139,7 @@ class Ticket(Aggregate):
     @staticmethod
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         """A snapshot taken before v3: the new state keys at their starting values (a ticket
-        reported before v3 has no case number in its events: ``dispatch.casenumbers``)."""
+        reported before v3 has no case number in its events: ``dispatch.adapters.case_register``)."""
         for key, value in new_state().items():
             state.setdefault(key, value)
 
@@ -150,7 +150,7 @@ class Ticket(Aggregate):
 
     # ------------------------------------------------------------------ report
     class Reported(Aggregate.Created, Event):
-        """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.vault``: ``{"key",
+        """v2 added ``reporter``: the reporter's contact, sealed (``dispatch.adapters.vault``: ``{"key",
         "data"}``) or None; and ``media``: the report's photos (``file:<sha256>.jpg`` kept by
         ``dispatch web``, or URLs) or None. The lifecycle state holds neither (snapshots are unchanged).
         v3 added ``case_no``, ``accept_due``/``dispatch_due`` in ``centre_basis`` and ``provisional``.
@@ -546,7 +546,7 @@ class Ticket(Aggregate):
 
     # ------------------------------------------------------------------ events
     # Each class declares one event's fields, in the order they are stored; ``Event.apply`` folds it
-    # (``dispatch.lifecycle``). Triggered directly, not through ``@event`` methods: eventsourcing's
+    # (``dispatch.domain.lifecycle``). Triggered directly, not through ``@event`` methods: eventsourcing's
     # decorator sorts a call's arguments to the method's signature twice (when the event is made
     # and when it is applied), about half of what an event cost the engine.
     class Accepted(Event):
@@ -632,7 +632,7 @@ class Ticket(Aggregate):
         contacted: bool
 
     class Evaluated(Event):
-        """v2 added ``method`` (see ``dispatch.upcasting``); stored v1 events are upcast on read."""
+        """v2 added ``method`` (see ``dispatch.domain.upcasting``); stored v1 events are upcast on read."""
 
         class_version = 2
         occurred_at: datetime

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from dispatch.cli.catalogue import COMMANDS
-from dispatch.errors import DispatchError
+from dispatch.domain.errors import DispatchError
 
 __all__ = ["main", "run"]
 
@@ -64,14 +64,14 @@ def load_all() -> None:
 @click.pass_context
 def main(ctx: click.Context, db_url: str | None, as_json: bool, verbose: int, as_user: str | None) -> None:
     """dispatch — grid work orders: report → whistle → report in → handle → feedback → evaluate."""
+    from dispatch.adapters.logs import configure_logging
     from dispatch.cli.context import Ctx
-    from dispatch.logs import configure_logging
 
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
     configure_logging(level)
     _STATE["as_json"], _STATE["db_url"] = as_json, db_url
     if db_url and "://" in db_url:
-        from dispatch.config import password_in_url
+        from dispatch.adapters.config import password_in_url
 
         if password_in_url(db_url):
             click.echo("dispatch: warning: a password in --db is visible to other users in the process list; "
@@ -84,7 +84,7 @@ _STATE: dict[str, Any] = {"as_json": False, "db_url": None}
 
 
 def _database_named() -> str:
-    from dispatch.config import resolve_db
+    from dispatch.adapters.config import resolve_db
 
     try:
         db = resolve_db(_STATE["db_url"])
@@ -135,10 +135,10 @@ def run(argv: list[str] | None = None) -> Any:
     except Exception as e:  # noqa: BLE001 - never a traceback for the user
         if os.environ.get("DISPATCH_DEBUG"):
             raise
-        from dispatch.logs import get_logger
+        from dispatch.adapters.logs import get_logger
 
         get_logger("dispatch.cli").debug("unexpected", exc_info=True)
-        from dispatch.dberrors import DRIVER_ERRORS, describe_db_error
+        from dispatch.adapters.dberrors import DRIVER_ERRORS, describe_db_error
 
         if isinstance(e, DRIVER_ERRORS):
             _fail(f"{_database_named()} failed: {describe_db_error(e)}", 1, "database_unavailable")

@@ -10,11 +10,11 @@ from uuid import UUID
 
 import click
 
-from dispatch import queries
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.errors import InvalidCommand
-from dispatch.identity import Identity
+from dispatch.domain.errors import InvalidCommand
+from dispatch.domain.identity import Identity
 from dispatch.projections.records import jsonable
+from dispatch.service import queries
 
 __all__ = ["Ctx", "pass_ctx"]
 
@@ -42,13 +42,13 @@ class Ctx:
         catch_up(self.runtime)
 
     def time(self, value: str | None, option: str = "--at") -> datetime:
-        """A business time from ``--at`` and the like (``dispatch.queries.business_time``)."""
+        """A business time from ``--at`` and the like (``dispatch.service.queries.business_time``)."""
         return queries.business_time(self.runtime, value, option)
 
     def identity(self, by: str | None = None) -> Identity:
         """Who acts: the ``--as`` user (``--by`` then refused: the actor is that user), else the
         local operator as an admin, named by ``--by`` or ``local:<os user>``."""
-        from dispatch import accounts  # the users' tables: only for commands that act or --as
+        from dispatch.service import accounts  # the users' tables: only for commands that act or --as
 
         if self.as_user:
             if by is not None:
@@ -61,7 +61,7 @@ class Ctx:
         """Whose reads these are: the ``--as`` user, else None (the local operator sees everything)."""
         if not self.as_user:
             return None
-        from dispatch import accounts
+        from dispatch.service import accounts
 
         return accounts.identity_of(self.runtime, self.as_user)
 

@@ -24,22 +24,22 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dispatch.adapters.config import resolve_db
+from dispatch.adapters.database import examine, examine_file
+from dispatch.adapters.dberrors import translate_db_errors
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.cli.dashboards import _show_dashboard, _show_sla
-from dispatch.clock import SimulatedClock
-from dispatch.config import resolve_db
-from dispatch.dberrors import translate_db_errors
-from dispatch.errors import DispatchError, UnsafeTarget
-from dispatch.reference import load_reference
-from dispatch.store import examine, examine_file
-from dispatch.simulation import DEFAULT_START, SimulationTally, simulate
-from dispatch.simulation.runner import run_embedded
-from dispatch.simulation.summary import agreement, figures
+from dispatch.cli.oversight import _show_dashboard, _show_sla
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.errors import DispatchError, UnsafeTarget
+from dispatch.domain.reference import load_reference
+from dispatch.service.simulation import DEFAULT_START, SimulationTally, simulate
+from dispatch.service.simulation.runner import run_embedded
+from dispatch.service.simulation.summary import agreement, figures
 
 if TYPE_CHECKING:
-    from dispatch.kafka import KafkaSettings
+    from dispatch.adapters.kafka import KafkaSettings
 
 __all__ = ["demo"]
 
@@ -153,7 +153,7 @@ def demo(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, st
     if bootstrap_servers is not None:
         if ctx.db_url is None:
             raise click.UsageError("--kafka needs --db (e.g. --db postgresql://postgres@127.0.0.1:55432/demo)")
-        from dispatch.kafka import KafkaSettings
+        from dispatch.adapters.kafka import KafkaSettings
 
         settings = KafkaSettings.from_env(bootstrap_servers, topic_prefix or f"demo-{uuid4().hex[:8]}.")
     began = wallclock.perf_counter()
@@ -173,7 +173,7 @@ def _serve(ctx: Ctx, demo: dict[str, Any], port: int) -> None:
 
     import uvicorn
 
-    from dispatch import accounts
+    from dispatch.service import accounts
     from dispatch.web import create_app
 
     runtime = bootstrap(ctx.db_url or os.environ.get("DISPATCH_DB") or DEMO_DB,
@@ -188,7 +188,7 @@ def _serve(ctx: Ctx, demo: dict[str, Any], port: int) -> None:
 
 def _notifying(runtime: Any, path: str, tick: timedelta, then: Callable[[datetime], None]) -> Callable[[datetime], None]:
     """Each watchdog pass also a notifier pass on the simulated clock, every notice to ``path``."""
-    from dispatch.notifier import Notifier
+    from dispatch.service.notifier import Notifier
 
     Path(path).write_text("", encoding="utf-8")
     notifier = Notifier(runtime, log_file=path, base_url="http://127.0.0.1:8000")
@@ -216,7 +216,7 @@ def _run(ctx: Ctx, days: int, tickets_per_day: float, seed: int, street: str, fi
             if kafka is None:
                 report = run_embedded(runtime, commands, start=start, end=end, tick=tick, on_tick=on_tick)
             else:
-                from dispatch.cli.demo_kafka import run_kafka
+                from dispatch.cli.pipeline import run_kafka
 
                 report = run_kafka(runtime, kafka, commands, start=start, end=end, tick=tick, on_tick=on_tick)
         result = figures(runtime.engine, runtime.reference, s.id, start, end)

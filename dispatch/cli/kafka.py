@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
+from dispatch.adapters.kafka import KafkaSettings
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.kafka import KafkaSettings
 
 __all__: list[str] = []
 
@@ -116,7 +116,7 @@ def project(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, metrics_p
 @pass_ctx
 def topics(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, partitions: int | None) -> None:
     """Create the topics that are missing, with each department's door (safe to repeat)."""
-    from dispatch.kafka import ensure_topics
+    from dispatch.adapters.kafka import ensure_topics
 
     settings = _settings(bootstrap, topic_prefix, partitions)
     departments = ctx.runtime.reference.departments
@@ -134,7 +134,7 @@ def topics(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, partitions
 def kafka_acls(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, principal_prefix: str,
                apply_: bool) -> None:
     """Print (or --apply) the ACLs each process and each department's desk needs, and no more."""
-    from dispatch.kafka.acls import apply, plan
+    from dispatch.adapters.kafka.acls import apply, plan
 
     settings = _settings(bootstrap, topic_prefix)
     grants = plan(settings.topics, ctx.runtime.reference.departments, principal_prefix)
@@ -155,7 +155,7 @@ def kafka_acls(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, princi
 @click.option("--out", default="schemas", show_default=True, type=click.Path(file_okay=False))
 def schemas(out: str) -> None:
     """Write the intake command JSON Schema (generated from the command models)."""
-    from dispatch.kafka.schemas import write_intake_schema
+    from dispatch.adapters.kafka.schemas import write_intake_schema
 
     click.echo(str(write_intake_schema(out)))
 
@@ -185,7 +185,7 @@ def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: 
     """A department's desk: receive its whistle calls and answer them on intake."""
     from consumers.department import AutoPolicy, DepartmentDesk, call_line
     from consumers.engine import stop_on_signals
-    from dispatch.commands import parse_command
+    from dispatch.domain.commands import parse_command
 
     dept_id = ctx.runtime.reference.department(dept).id
     desk = DepartmentDesk(_settings(bootstrap, topic_prefix), dept_id)
@@ -212,7 +212,7 @@ def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: 
             calls = desk.inbox()
             ctx.emit(calls, lambda: click.echo("\n".join(call_line(c) for c in calls) or "inbox empty"))
         else:
-            from consumers.health import ProcessHealth
+            from consumers.metrics import ProcessHealth
 
             if auto:
                 desk.auto = AutoPolicy(ack_delay_minutes, handle_delay_minutes, reject_rate, seed)
@@ -233,7 +233,7 @@ def department(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, dept: 
 @pass_ctx
 def dead_letters(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, limit: int) -> None:
     """Show the dead-letter topic: what was refused, from where, and why."""
-    from dispatch.kafka import DeadLetter, make_consumer
+    from dispatch.adapters.kafka import DeadLetter, make_consumer
 
     settings = _settings(bootstrap, topic_prefix)
     consumer = make_consumer(settings, None)
@@ -262,7 +262,7 @@ def dead_letters(ctx: Ctx, bootstrap: str | None, topic_prefix: str | None, limi
 @pass_ctx
 def parked(ctx: Ctx) -> None:
     """Show the answers waiting for the dispatch they answer (the engine parked them)."""
-    from dispatch import parked as lot
+    from dispatch.adapters import parked_store as lot
 
     lot.ensure_table(ctx.runtime.engine)
     rows = lot.describe(ctx.runtime.engine)

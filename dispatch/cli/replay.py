@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.errors import DispatchError
-from dispatch.replay import (EXPORTS, Comparison, KafkaSource, StoreSource, compare, default_target, export_rows, open_target,
-                             rebuild, scratch, write_csv, write_parquet)
-from dispatch.replay.sources import PAGE_SIZE
+from dispatch.domain.errors import DispatchError
+from dispatch.service import queries
+from dispatch.service.replay import compare, Comparison, default_target, export_rows, EXPORTS, KafkaSource, open_target, scratch, StoreSource, write_csv, write_parquet
+from dispatch.service.replay import rebuild
+from dispatch.service.replay.sources import PAGE_SIZE
 
 __all__ = ["export", "replay"]
 
@@ -81,7 +81,7 @@ def replay(ctx: Ctx, into: str | None, until: str | None, from_kafka: str | None
     if comparison is None:
         ctx.emit(data, lambda: _say_rebuilt(data))
         return
-    from dispatch.calendar_admin import affected_calls
+    from dispatch.service.holiday_admin import affected_calls
 
     data["verification"] = comparison.to_dict()
     data["quarantined"] = next((t.live_rows for t in comparison.tables if t.table == "quarantined_events"), 0)

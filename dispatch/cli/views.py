@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from dispatch import queries
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.lifecycle import STATUSES
 from dispatch.cli.text import Table, printable
+from dispatch.domain.lifecycle import STATUSES
+from dispatch.service import queries
 
 __all__: list[str] = []
 

@@ -58,7 +58,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     """Serve the HTTP API: embedded on the database alone, or in Kafka mode with --kafka."""
     import uvicorn
 
-    from dispatch import users
+    from dispatch.adapters import user_tables
     from dispatch.web.worker import build
 
     if bool(certfile) != bool(keyfile):
@@ -76,7 +76,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
                "threads": threads or (THREADS_SQLITE if runtime.db.is_sqlite else THREADS_POSTGRES)}
     # the options are checked here, once, before any worker starts (a worker's refusal would only be logged)
     app = build(runtime, options)
-    if users.count(runtime.engine) == 0:
+    if user_tables.count(runtime.engine) == 0:
         click.echo("dispatch: note: no users yet — create the first admin with "
                    "'dispatch users add NAME --role admin --password'", err=True)
     click.echo(f"dispatch web: {scheme}://{host}:{port}/api/ ({'Kafka mode' if kafka else 'embedded'}"

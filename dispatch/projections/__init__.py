@@ -18,9 +18,9 @@ from typing import Any
 # each name from its module, imported when first asked for: a command that shows one ticket
 # does not pay for the dashboards' modules
 _HOMES = {
-    "apply_records": "apply", "stored_position": "tables", "community_dashboard": "dashboard",
-    "street_dashboard": "dashboard", "Settings": "figures", "EventRecord": "records", "STORE_SOURCE": "runner",
-    "catch_up": "runner", "for_reading": "runner", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "tickets",
+    "apply_records": "apply_events", "stored_position": "tables", "community_dashboard": "dashboard",
+    "street_dashboard": "dashboard", "Settings": "figures", "EventRecord": "records", "STORE_SOURCE": "poller",
+    "catch_up": "poller", "for_reading": "poller", "sla_statistics": "sla_stats", "create_tables": "tables", "list_tickets": "listing",
 }
 
 

@@ -1,7 +1,7 @@
 """Bulk-load mode for a rebuild into a FRESH target database (never the live one).
 
 ``bulk_load(engine)`` gives the one connection a rebuild writes every page on. When the
-projection tables are empty (a rebuild target: ``dispatch.replay.open_target`` refuses
+projection tables are empty (a rebuild target: ``dispatch.service.replay.open_target`` refuses
 anything else), for the length of the load:
 
 - the secondary indexes are dropped and built again at the end, in one sorted pass each,
@@ -11,7 +11,7 @@ anything else), for the length of the load:
   the file to itself). Pages are written once, straight into the file, without fsyncs:
   a power cut during the load can corrupt the file — acceptable only because the target
   is scratch until the rebuild finishes (it is rebuilt from scratch, never resumed). The
-  live database keeps WAL and ``synchronous=NORMAL`` (``dispatch.store``); this is never
+  live database keeps WAL and ``synchronous=NORMAL`` (``dispatch.adapters.database``); this is never
   applied to it. At the end WAL, NORMAL and the cache size are set back, so the finished
   file is durable and opens like any other.
 - PostgreSQL: ``synchronous_commit=off`` for the session (a crash may lose the last pages'

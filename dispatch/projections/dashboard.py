@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from dispatch.ladder import LEVELS
+from dispatch.domain.ladder import LEVELS
+from dispatch.domain.reference import Reference
 from dispatch.projections import measures as m
 from dispatch.projections.figures import Settings, Window, centre_figures, evaluation_figures, first_contact_figures
 from dispatch.projections.open_work import open_work, total
-from dispatch.reference import Reference
 
 __all__ = ["community_dashboard", "community_ranking", "street_dashboard"]
 

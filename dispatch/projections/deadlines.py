@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select
 
-from dispatch.lifecycle import TERMINAL
+from dispatch.domain.lifecycle import TERMINAL
 from dispatch.projections import tables as t
 
 __all__ = ["MissedDeadline", "missed_deadlines"]

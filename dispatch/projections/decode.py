@@ -11,7 +11,7 @@ the same records (``tests/unit/test_decode.py`` checks it against the mapper):
   innermost objects first; what orjson refuses and ``json`` accepts (NaN) or may give otherwise (an integer
   beyond 64 bits, which orjson turns into a float) is decoded by ``json`` with that hook, so the result never differs;
 - an older ``class_version`` runs the upcasting steps after it in order
-  (``dispatch.upcasting``, the functions the classes' ``upcast_vN_vN+1`` methods call): the topic's
+  (``dispatch.domain.upcasting``, the functions the classes' ``upcast_vN_vN+1`` methods call): the topic's
   class is never imported, so a read of one ticket (``ticket_records``, for ``dispatch show``) needs
   neither eventsourcing nor the Ticket aggregate;
 - ticket ids are turned into ``UUID`` objects once per ticket (a bounded cache).
@@ -36,8 +36,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from dispatch.domain.upcasting import CURRENT_VERSIONS, upcast_from
 from dispatch.projections.records import EventRecord
-from dispatch.upcasting import CURRENT_VERSIONS, upcast_from
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Mapper, Notification

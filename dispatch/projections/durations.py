@@ -7,7 +7,7 @@ database, which knows no calendar, so the projection stores each call's minutes 
 answer and the handling (``calls.ack_minutes``, ``calls.handle_minutes``).
 
 The calendar comes from the database the read model is in: the stored reference data and the
-holiday table in force (``dispatch.holidays``), the same ones every process of a deployment
+holiday table in force (``dispatch.adapters.holiday_table``), the same ones every process of a deployment
 uses. A calendar change therefore means a rebuild of the read model (``dispatch calendar
 --update`` says so; ``replay --verify`` names the calls the new table counts differently).
 """
@@ -73,11 +73,11 @@ def forget(engine: Engine) -> None:
 def _policy(conn: Connection) -> Any:
     from dataclasses import replace
 
-    from dispatch import holidays
-    from dispatch.calendar import package_holidays
-    from dispatch.reference import load_reference, reference_from_dict
-    from dispatch.sla import SlaPolicy
-    from dispatch.store import reference_data
+    from dispatch.adapters import holiday_table
+    from dispatch.adapters.database import reference_data
+    from dispatch.domain.calendar import package_holidays
+    from dispatch.domain.reference import load_reference, reference_from_dict
+    from dispatch.domain.sla_policy import SlaPolicy
 
     existing = inspect(conn)
     reference = None
@@ -89,8 +89,8 @@ def _policy(conn: Connection) -> Any:
     if reference is None:  # a database bootstrap has not seen: the bundled sample, as bootstrap gives it
         reference = load_reference(None)
     table = None
-    if existing.has_table(holidays.holiday_tables.name):
-        row = conn.execute(select(holidays.holiday_tables)
-                           .where(holidays.holiday_tables.c.in_force.is_(True))).first()
-        table = holidays.table_of(row) if row is not None else None
+    if existing.has_table(holiday_table.holiday_tables.name):
+        row = conn.execute(select(holiday_table.holiday_tables)
+                           .where(holiday_table.holiday_tables.c.in_force.is_(True))).first()
+        table = holiday_table.table_of(row) if row is not None else None
     return SlaPolicy(replace(reference, holidays=table or package_holidays()))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
+from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 
 __all__ = ["Settings", "Window", "call_figures", "centre_figures", "close_figures", "evaluation_figures",
            "first_contact_figures", "rate"]

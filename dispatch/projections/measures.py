@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import (Connection, and_, case, func, literal_column, not_, or_, select)
 from sqlalchemy.sql.elements import ColumnElement
 
-from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
+from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 

@@ -3,7 +3,7 @@
 ``recorder.select_notifications`` builds a ``Notification`` per row (and, on SQLite, a UUID
 and a ``sqlite3.Row``) only for the mapper to take it apart again. ``StoreReader.page``
 runs the same query — the same rows in the same order, ``start <= id <= stop``, at most
-``limit`` — on the recorder's own connection (``dispatch.eventstore.notification_rows``) and hands the plain tuples to
+``limit`` — on the recorder's own connection (``dispatch.adapters.eventstore.notification_rows``) and hands the plain tuples to
 ``StoredEventDecoder``. Recorders other than eventsourcing's SQLite and PostgreSQL ones,
 and mappers the decoder does not reproduce, go through ``select_notifications`` and
 ``records_from_notifications`` as before.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.eventstore import notification_rows
+from dispatch.adapters.eventstore import notification_rows
 from dispatch.projections.decode import for_mapper
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import EventRecord

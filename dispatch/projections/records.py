@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from dispatch.upcasting import CURRENT_VERSIONS, upcast_data
+from dispatch.domain.upcasting import CURRENT_VERSIONS, upcast_data
 
 __all__ = ["DATETIME_FIELDS", "EventRecord", "jsonable", "record_from_json", "record_to_json"]
 

@@ -28,7 +28,7 @@ tickets settling on it or later — no part is ever worked out twice and taken a
 
 ``rollup_days`` lists the days rolled up. An event whose business time falls in a rolled-up day
 (a backfill, a late report) deletes that day there, in the same transaction that applies it
-(``forget``, from ``apply``), so a rollup is never read stale; ``roll_up`` writes it again. On
+(``forget``, from ``apply_events``), so a rollup is never read stale; ``roll_up`` writes it again. On
 PostgreSQL the builder takes the projections' lock, so no batch is applied between its reading a
 day and writing it.
 

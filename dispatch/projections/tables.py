@@ -11,47 +11,19 @@ from __future__ import annotations
 import threading
 import weakref
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Engine, Float, Index, Integer, LargeBinary, MetaData, String,
-                        Table, TypeDecorator, select, text)
+from sqlalchemy import (Boolean, Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String,
+                        Table, select, text)
+
+from dispatch.adapters.database import UtcDateTime
 
 __all__ = ["CALL_COUNTS", "EVALUATION_COUNTS", "METADATA", "ROLLUPS", "UtcDateTime", "calls", "create_tables",
            "escalations", "evaluations", "positions", "quarantined_events", "reopens", "rollup_calls", "rollup_centre",
            "rollup_closed", "rollup_closes", "rollup_days", "rollup_escalations", "rollup_evaluations",
            "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "stored_position", "ticket_states",
            "tickets"]
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, stored as naive UTC, aware UTC out.
-
-    On SQLite the column is fixed-width text ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLite's own
-    datetime format, which sorts and compares correctly) converted here in one C-level call,
-    which keeps bulk writes fast; on PostgreSQL it is ``timestamp without time zone``.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Any) -> Any:
-        return dialect.type_descriptor(String(26) if dialect.name == "sqlite" else DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
-        naive = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return naive.isoformat(" ", "microseconds") if dialect.name == "sqlite" else naive
-
-    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
 
 
 METADATA = MetaData()
@@ -284,7 +256,7 @@ _creating = threading.Lock()  # threads of one process (a web server's) meeting 
 
 def create_tables(engine: Engine) -> None:
     """Create the read-model tables if they are missing (idempotent)."""
-    from dispatch.store import create_all, create_indexes
+    from dispatch.adapters.database import create_all, create_indexes
 
     with _creating:
         if _all_there(engine):  # the usual case, in one query instead of one per table and index

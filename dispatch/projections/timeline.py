@@ -1,7 +1,7 @@
 """A ticket's timeline: every event with its business time, actor, and the SLA clock then.
 
 Read from the event store and folded with the lifecycle fold. The SLA clock lists each
-deadline still open after the event (``dispatch.lifecycle.open_deadlines``), with the
+deadline still open after the event (``dispatch.domain.lifecycle.open_deadlines``), with the
 minutes left at that moment (negative = overdue) in the ticket's time basis.
 """
 
@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from dispatch.errors import TicketNotFound
-from dispatch.lifecycle import LIFECYCLE, fold, new_state, open_deadlines
-from dispatch.sla import SlaPolicy
+from dispatch.domain.errors import TicketNotFound
+from dispatch.domain.lifecycle import LIFECYCLE, fold, new_state, open_deadlines
+from dispatch.domain.sla_policy import SlaPolicy
 
 __all__ = ["timeline"]
 

@@ -1,5 +1,5 @@
 """Which tickets a period's figures read, and every deadline's verdict on each of them: what a
-what-if (``dispatch.whatif``) copies and compares.
+what-if (``dispatch.service.whatif``) copies and compares.
 
 ``touched``: the tickets behind any row a figure of the period reads (calls dispatched, tickets
 reported, first dispatched or closed, evaluations and escalations in it; with ``open_too`` the

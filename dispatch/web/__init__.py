@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from dispatch.web import problems
 from dispatch.web.guard import Limits, SecurityHeaders, SizeLimit
-from dispatch.web.service import WebService
+from dispatch.web.state import WebService
 
 __all__ = ["create_app"]
 
@@ -74,12 +74,12 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
 
     from fastapi.staticfiles import StaticFiles
 
-    from dispatch.web import api, boards, health, open311, pages
+    from dispatch.web import api, health, open311, pages, screens
 
     app.include_router(api.router)
     app.include_router(open311.router)
     app.include_router(pages.router)
-    app.include_router(boards.router)
+    app.include_router(screens.router)
     app.mount("/static", StaticFiles(packages=[("dispatch.web", "static")]), name="static")
     app.include_router(health.router)
     from dispatch.web import openapi
@@ -90,7 +90,7 @@ def create_app(runtime: Any, *, limits: Limits | None = None, submitter: Any = N
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
     app.add_middleware(SecurityHeaders, https=https, images=_origin(map_tiles))
-    from dispatch.media import MAX_PHOTO_BYTES
+    from dispatch.adapters.media import MAX_PHOTO_BYTES
 
     app.add_middleware(SizeLimit, limit=service.limits.max_body, uploads=("/report",),
                        upload_limit=MAX_PHOTO_BYTES + 64 * 1024)
@@ -105,7 +105,7 @@ def _origin(url: str | None) -> tuple[str, ...]:
 
     parts = urlsplit(url.replace("{s}", "a"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        from dispatch.errors import DispatchError
+        from dispatch.domain.errors import DispatchError
 
         raise DispatchError(f"map tiles {url!r}: give an http(s) URL template such as https://maps.example/{{z}}/{{x}}/{{y}}.png")
     host = parts.netloc if "{s}" not in url else "*." + parts.netloc.split(".", 1)[1]

@@ -1,6 +1,6 @@
 """The native REST API under ``/api/``: every lifecycle step and every read, as the signed-in
-identity. Routes translate HTTP to the service layer (``dispatch.actions``, ``dispatch.queries``,
-``dispatch.accounts``) and back; they hold no rule."""
+identity. Routes translate HTTP to the service layer (``dispatch.service.actions``, ``dispatch.service.queries``,
+``dispatch.service.accounts``) and back; they hold no rule."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from dispatch import commands as c
-from dispatch import queries
-from dispatch.access import may_view
-from dispatch.errors import InvalidCommand
-from dispatch.actions import prepare
-from dispatch.identity import Identity
+from dispatch.domain import commands as c
+from dispatch.domain.errors import InvalidCommand
+from dispatch.domain.identity import Identity
 from dispatch.projections.records import jsonable
-from dispatch.web.service import WebService
+from dispatch.service import queries
+from dispatch.service.access import may_view
+from dispatch.service.actions import prepare
+from dispatch.web.state import WebService
 
 __all__ = ["router"]
 
@@ -213,7 +213,7 @@ class Erase(BaseModel):
 @router.post("/reporters/erase", tags=["identity"],
              summary="Erase a reporter's personal data on request (admins): unreadable everywhere")
 def erase_reporter(body: Erase, who: Who, service: Service) -> Response:
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     erased = service.read(lambda rt: accounts.erase_reporter(rt, who, phone=body.phone, email=body.email))
     return _json({"erased_keys": erased})
@@ -344,7 +344,7 @@ class Resend(BaseModel):
 
 @router.get("/notify/channels", tags=["notifications"], summary="Every notification channel (admins)")
 def notify_channels(who: Who, service: Service) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     return _json(service.read(lambda rt: notifier.list_channels(rt, who)))
 
@@ -352,7 +352,7 @@ def notify_channels(who: Who, service: Service) -> Response:
 @router.post("/notify/channels", tags=["notifications"], status_code=201,
              summary="A channel for a department, a user or a level of the ladder (admins)")
 def notify_add(body: ChannelBody, who: Who, service: Service) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     made = service.read(lambda rt: notifier.add_channel(rt, who, owner=body.owner, kind=body.kind, target=body.target,
                                                         secret=body.secret, quiet=body.quiet, label=body.label))
@@ -361,8 +361,8 @@ def notify_add(body: ChannelBody, who: Who, service: Service) -> Response:
 
 @router.delete("/notify/channels/{channel_id}", tags=["notifications"], summary="Remove a channel (admins)")
 def notify_remove(channel_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, service: Service) -> Response:
-    from dispatch import notifier
-    from dispatch.errors import UnknownReference
+    from dispatch.domain.errors import UnknownReference
+    from dispatch.service import notifier
 
     if not service.read(lambda rt: notifier.remove_channel(rt, who, channel_id)):
         raise UnknownReference(f"no channel {channel_id}")
@@ -371,13 +371,13 @@ def notify_remove(channel_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who
 
 @router.get("/notify/failed", tags=["notifications"], summary="Messages given up after their retries (admins)")
 def notify_failed(who: Who, service: Service) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     return _json(service.read(lambda rt: notifier.failed_sends(rt, who)))
 
 
 @router.post("/notify/resend", tags=["notifications"], summary="Send given-up messages again (admins)")
 def notify_resend(body: Resend, who: Who, service: Service) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     return _json({"resent": service.read(lambda rt: notifier.resend(rt, who, body.ids))})

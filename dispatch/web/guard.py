@@ -1,6 +1,6 @@
 """What stands at the door: who is asking (bearer tokens), how much they may ask (rate
 limits), how big a request may be, the response headers every answer carries, and the
-request metrics. Decisions about *what* an identity may do are not here: ``dispatch.access``."""
+request metrics. Decisions about *what* an identity may do are not here: ``dispatch.service.access``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dispatch import users
-from dispatch.errors import Unauthenticated
-from dispatch.identity import Identity
+from dispatch.adapters import user_tables
+from dispatch.domain.errors import Unauthenticated
+from dispatch.domain.identity import Identity
 from dispatch.web.problems import problem
 
 __all__ = ["Limits", "LocalCounts", "Metrics", "RateLimiter", "SecurityHeaders", "SignInLimiter", "SizeLimit", "authenticate"]
@@ -43,7 +43,7 @@ class Limits:
                 if value <= 0:
                     raise ValueError
             except ValueError:
-                from dispatch.errors import DispatchError
+                from dispatch.domain.errors import DispatchError
 
                 raise DispatchError(f"{name}={raw!r}: give a positive number") from None
             return value
@@ -57,7 +57,7 @@ class Limits:
 class LocalCounts:
     """Where the door's counts live in a process of its own: (kind, key) → (value, at), changed
     under one lock, timed by the monotonic clock (rate limiting is about load, not the business
-    clock). ``dispatch.users.SharedCounts`` keeps the same rows in the database, with the same four
+    clock). ``dispatch.adapters.user_tables.SharedCounts`` keeps the same rows in the database, with the same four
     operations each in one statement, for web workers that must count together (``dispatch web
     --workers N``); tests/unit/test_door_counts.py holds the two to the same answers."""
 
@@ -170,7 +170,7 @@ def authenticate(request: Request, engine: Any, now: Any) -> Identity:
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>' (see POST /api/session)")
     client = request.client.host if request.client else "?"
-    return users.check_token(engine, now, value.strip(), where=f"from {client} {request.method} {request.url.path}")
+    return user_tables.check_token(engine, now, value.strip(), where=f"from {client} {request.method} {request.url.path}")
 
 
 class SizeLimit:

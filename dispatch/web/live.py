@@ -5,7 +5,7 @@ and merges it row by row (``static/live.js``), never touching a row someone is t
 
 The watcher checks the read models' position every ``every`` seconds (one small query for the
 whole process, however many pages are open), and at once when poked: after a write made here in
-Kafka mode, and — embedded — by the process's projector (``projections.runner.Projector``) when it
+Kafka mode, and — embedded — by the process's projector (``projections.poller.Projector``) when it
 applied something. An event's id is the read models' position: a browser that
 reconnects (a lost line, a restarted server) sends it back as ``Last-Event-ID`` and is told to
 catch up when the position moved meanwhile.
@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from dispatch.logs import get_logger
+from dispatch.adapters.logs import get_logger
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from dispatch import boards, queries
-from dispatch.errors import DispatchError
+from dispatch.domain.errors import DispatchError
+from dispatch.service import cockpit, queries
 
 __all__ = ["Hub", "stream"]
 
@@ -124,7 +124,7 @@ class Hub:
         waiting = queries.unplaced_waiting(self.runtime)
         unplaced = [] if self._unplaced is None else [_unplaced(token) for token in sorted(waiting ^ self._unplaced)]
         self._unplaced = waiting
-        signature = boards.changes(self.runtime)
+        signature = cockpit.changes(self.runtime)
         if signature == self._signature:
             return self._told(unplaced) if unplaced else None
         first = self._signature is None
@@ -135,7 +135,7 @@ class Hub:
         else:
             while True:  # the versions as of the signature kept: a move between the two reads is not lost
                 versions, changes = queries.live_changes(self.runtime, self._versions)
-                settled = boards.changes(self.runtime)
+                settled = cockpit.changes(self.runtime)
                 if settled == signature:
                     break
                 signature = settled  # a projector moved the read models while we looked: look again

@@ -33,13 +33,14 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
-from dispatch import commands as c
-from dispatch import queries, users
-from dispatch.actions import hold_unplaced, prepare
-from dispatch.errors import DispatchError, TicketNotFound, Unauthenticated
-from dispatch.identity import Identity
-from dispatch.lifecycle import LIFECYCLE, TERMINAL
+from dispatch.adapters import user_tables
+from dispatch.domain import commands as c
+from dispatch.domain.errors import DispatchError, TicketNotFound, Unauthenticated
+from dispatch.domain.identity import Identity
+from dispatch.domain.lifecycle import LIFECYCLE, TERMINAL
 from dispatch.projections.records import jsonable
+from dispatch.service import queries
+from dispatch.service.actions import hold_unplaced, prepare
 from dispatch.web.problems import status_of
 
 __all__ = ["router"]
@@ -142,7 +143,7 @@ def _identity(request: Request, api_key: str | None) -> Identity:
     if not api_key:
         raise Unauthenticated("api_key is required: an API token issued to your system")
     client = request.client.host if request.client else "?"
-    identity = users.check_token(service.runtime.engine, service.runtime.clock.now(), api_key,
+    identity = user_tables.check_token(service.runtime.engine, service.runtime.clock.now(), api_key,
                                  where=f"from {client} open311 {request.method} {request.url.path}")
     request.state.identity = identity
     return identity
@@ -293,7 +294,7 @@ def token(request: Request, token: str, fmt: str, api_key: str | None = None) ->
     """A token is given for a report waiting to be placed on a grid (待定位) and, in Kafka mode, for
     one the engine has not applied yet. Its request id is empty until there is a ticket."""
     def body() -> Response:
-        from dispatch.actions import token_of_unplaced
+        from dispatch.service.actions import token_of_unplaced
 
         f = _fmt(fmt)
         who = _reader(request, api_key)

@@ -16,13 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from dispatch import commands as c
-from dispatch import queries
-from dispatch.access import sees_change
-from dispatch import actions
-from dispatch.actions import prepare
-from dispatch.errors import DispatchError, Forbidden, InvalidCommand, TicketNotFound, Unauthenticated
-from dispatch.messages import STEPS, chinese, detail
+from dispatch.domain import commands as c
+from dispatch.domain.errors import DispatchError, Forbidden, InvalidCommand, TicketNotFound, Unauthenticated
+from dispatch.domain.messages import STEPS, chinese, detail
+from dispatch.service import queries
+from dispatch.service import actions
+from dispatch.service.access import sees_change
+from dispatch.service.actions import prepare
 from dispatch.web import live, session
 
 __all__ = ["router", "templates"]
@@ -127,7 +127,7 @@ def _when(request: Request, value: datetime) -> str:
 def refusal(request: Request, error: DispatchError, who: Any = None, ticket: str | None = None,
             step: str | None = None, department: str | None = None) -> str:
     """A refusal as the person reads it: in Chinese, naming the case number, the department and
-    the step (``dispatch.messages``)."""
+    the step (``dispatch.domain.messages``)."""
     ref = request.app.state.service.runtime.reference
     words: dict[str, Any] = {k: (_when(request, v) if isinstance(v, datetime) else v)
                              for k, v in (getattr(error, "words", None) or {}).items()}
@@ -200,7 +200,7 @@ def login_page(request: Request) -> Response:
 def login(request: Request, body: Posted) -> Response:
     from fastapi import HTTPException
 
-    from dispatch.messages import sentence
+    from dispatch.domain.messages import sentence
 
     form = session.form_of(body)
     name = form.get("name", "")[:100]
@@ -354,7 +354,7 @@ def _report_context(request: Request, who: Any, typed: dict[str, Any] | None = N
     channels = [(k, CHANNEL[k]) for k in offered]
     # a refused report keeps what was typed (and its form key: a second try is still one report)
     typed = typed or {}
-    from dispatch.media import MAX_PHOTO_BYTES
+    from dispatch.adapters.media import MAX_PHOTO_BYTES
 
     return {"categories": list(ref.categories.values()), "grids": grids, "key": typed.get("key") or uuid.uuid4().hex,
             "max_photo": MAX_PHOTO_BYTES,
@@ -374,7 +374,7 @@ def report_page(request: Request, made: str | None = None, refused: str | None =
     who = _signed_in(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    from dispatch.media import MAX_PHOTO_BYTES
+    from dispatch.adapters.media import MAX_PHOTO_BYTES
 
     error = detail("body_too_large", limit=f"{MAX_PHOTO_BYTES // (1024 * 1024)} MB") if refused == "too_large" else None
     shown = None
@@ -627,7 +627,7 @@ def _posted(request: Request, body: bytes) -> tuple[dict[str, str], Any]:
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, done: str | None = None) -> Response:
     """我的登录: where one is signed in; each can be ended, or all but this one."""
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     who = _signed_in(request)
     if who is None:
@@ -639,7 +639,7 @@ def account_page(request: Request, done: str | None = None) -> Response:
 
 @router.post("/account/sessions/{token_id}/end")
 def account_end_session(request: Request, body: Posted, token_id: str) -> Response:
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     form, who = _posted(request, body)
     request.app.state.service.read(lambda rt: accounts.end_session(rt, who, token_id))
@@ -649,7 +649,7 @@ def account_end_session(request: Request, body: Posted, token_id: str) -> Respon
 
 @router.post("/account/sign-out-others")
 def account_sign_out_others(request: Request, body: Posted) -> Response:
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     form, who = _posted(request, body)
     ended = request.app.state.service.read(lambda rt: accounts.sign_out_everywhere(
@@ -665,7 +665,7 @@ NOTIFY_KINDS = {"email": "电子邮件", "wecom": "企业微信机器人", "ding
 @router.get("/admin/notify", response_class=HTMLResponse)
 def notify_page(request: Request, done: str | None = None, error: str | None = None) -> Response:
     """消息通知: the channels (add, remove) and the messages given up (send again)."""
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     who = _signed_in(request)
     if who is None:
@@ -676,7 +676,7 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
     ref = service.runtime.reference
     channels = service.read(lambda rt: notifier.list_channels(rt, who))
     failed = service.read(lambda rt: notifier.failed_sends(rt, who))
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     people = service.read(lambda rt: accounts.list_all(rt, who))
     owners = ([(f"department:{d.id}", f"部门：{d.name}") for d in ref.departments.values()]
@@ -694,7 +694,7 @@ def notify_page(request: Request, done: str | None = None, error: str | None = N
 
 @router.post("/admin/notify/add")
 def notify_add(request: Request, body: Posted) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     form, who = _posted(request, body)
     try:
@@ -711,7 +711,7 @@ def notify_add(request: Request, body: Posted) -> Response:
 
 @router.post("/admin/notify/{channel_id}/remove")
 def notify_remove(request: Request, body: Posted, channel_id: int) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     form, who = _posted(request, body)
     request.app.state.service.read(lambda rt: notifier.remove_channel(rt, who, channel_id))
@@ -720,7 +720,7 @@ def notify_remove(request: Request, body: Posted, channel_id: int) -> Response:
 
 @router.post("/admin/notify/resend")
 def notify_resend(request: Request, body: Posted) -> Response:
-    from dispatch import notifier
+    from dispatch.service import notifier
 
     form, who = _posted(request, body)
     count = request.app.state.service.read(lambda rt: notifier.resend(rt, who))

@@ -1,7 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), carrying the same
 ``code`` as the CLI's ``--json`` errors and the dead letters (docs/errors.md). A client that asks
 in Chinese (``Accept-Language: zh…`` first) gets the Chinese ``title`` and ``detail`` of
-``dispatch.messages``; the ``code`` is the same either way."""
+``dispatch.domain.messages``; the ``code`` is the same either way."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from dispatch import errors as e
+from dispatch.domain import errors as e
 
 __all__ = ["PROBLEM", "install", "problem", "status_of"]
 
@@ -54,7 +54,7 @@ def wants_chinese(request: Request) -> bool:
 
 
 def _in_chinese(request: Request, body: dict[str, Any], error: Any = None, **words: Any) -> None:
-    from dispatch.messages import chinese, sentence
+    from dispatch.domain.messages import chinese, sentence
 
     body["title"] = _TITLES_ZH.get(body["status"], "请求有误")
     body["detail"] = chinese(error, **words) if error is not None else sentence(body["code"], **words)
@@ -74,7 +74,7 @@ def problem(status: int, code: str, detail: str, *, instance: str | None = None,
             headers: dict[str, str] | None = None, chinese: Request | None = None, error: Any = None,
             words: dict[str, Any] | None = None, **extra: Any) -> Response:
     """A problem body; ``chinese``: the request, when it asked for Chinese (title and detail then
-    from ``dispatch.messages``: of ``error`` when given, else of ``code`` with ``words``)."""
+    from ``dispatch.domain.messages``: of ``error`` when given, else of ``code`` with ``words``)."""
     body: dict[str, Any] = {"type": f"urn:dispatch:error:{code}", "title": _TITLES.get(status, "Bad request"),
                             "status": status, "detail": " ".join(detail.split()), "code": code}
     if chinese is not None and wants_chinese(chinese):
@@ -134,7 +134,7 @@ def install(app: Any, on_refusal: Any = None) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
-        from dispatch.messages import FIELDS
+        from dispatch.domain.messages import FIELDS
 
         where = [str(p) for p in (error.errors()[:1] or [{}])[0].get("loc", ()) if p not in ("body", "query", "path", "header")]
         field = FIELDS.get(where[-1], where[-1]) if where else None
@@ -152,9 +152,9 @@ def install(app: Any, on_refusal: Any = None) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
-        from dispatch.logs import get_logger
+        from dispatch.adapters.logs import get_logger
 
-        from dispatch.dberrors import DRIVER_ERRORS
+        from dispatch.adapters.dberrors import DRIVER_ERRORS
 
         if isinstance(error, DRIVER_ERRORS):
             get_logger("dispatch.web").warning("database failed", path=request.url.path, error=str(error))

@@ -1,4 +1,4 @@
-"""Browser sessions: a sign-in makes a token (``dispatch.users``, 8 hours) held in a cookie that
+"""Browser sessions: a sign-in makes a token (``dispatch.adapters.user_tables``, 8 hours) held in a cookie that
 scripts cannot read (HttpOnly), that other sites' requests do not carry (SameSite=Strict) and,
 over HTTPS, that travels only encrypted (Secure). Every form carries a CSRF token derived from
 the session's secret, checked on every POST (htmx sends it as ``X-CSRF-Token``)."""
@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import Response
 
-from dispatch import users
-from dispatch.errors import Forbidden, Unauthenticated
-from dispatch.identity import Identity
+from dispatch.adapters import user_tables
+from dispatch.domain.errors import Forbidden, Unauthenticated
+from dispatch.domain.identity import Identity
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "begin", "csrf_token", "end", "identity", "keep_login_secret", "login_secret", "login_token", "require_csrf",
            "require_login_csrf", "same_origin"]
@@ -31,7 +31,7 @@ def identity(request: Request) -> Identity:
         raise Unauthenticated("sign in first")
     service = request.app.state.service
     client = request.client.host if request.client else "?"
-    who = users.check_token(service.runtime.engine, service.runtime.clock.now(), token,
+    who = user_tables.check_token(service.runtime.engine, service.runtime.clock.now(), token,
                             where=f"from {client} page {request.url.path}")
     request.state.identity = who
     return who
@@ -95,7 +95,7 @@ def require_login_csrf(request: Request, form: dict[str, str]) -> None:
 def begin(request: Request, response: Response, name: str, password: str) -> None:
     """Sign in from the page: through the one password path (``WebService.sign_in``: its limits,
     its answers), into a session cookie."""
-    token = request.app.state.service.sign_in(request, name, password, label=users.BROWSER)
+    token = request.app.state.service.sign_in(request, name, password, label=user_tables.BROWSER)
     response.set_cookie(COOKIE, token.text, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
 
@@ -105,7 +105,7 @@ def end(request: Request, response: Response) -> None:
     service = request.app.state.service
     if token and token.startswith("dsp_"):
         try:
-            users.revoke_token(service.runtime.engine, service.runtime.clock.now(), token.split("_")[1],
+            user_tables.revoke_token(service.runtime.engine, service.runtime.clock.now(), token.split("_")[1],
                                by="sign-out")
         except Exception:  # noqa: BLE001 - an already revoked or unknown token: signed out all the same
             pass

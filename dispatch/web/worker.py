@@ -3,7 +3,7 @@
 reads the options the parent left in ``DISPATCH_WEB_WORKER`` (JSON) and wires that process —
 its own bootstrap and connections, the door's counts (sign-in failures, rate limits) shared
 through the database, the watchdog and notifier run by one process of the deployment at a time
-(``dispatch.store.OneAtATime``). Sessions, idempotency keys and the live pages' positions live
+(``dispatch.adapters.database.OneAtATime``). Sessions, idempotency keys and the live pages' positions live
 in the database already, so any worker answers any request."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def build(runtime: Any, options: dict[str, Any]) -> Any:
     runtime.app  # a server builds its application now, not on the first write
     submitter = None
     if options.get("kafka"):
-        from dispatch.outcomes import KafkaSubmitter
+        from dispatch.service.submission import KafkaSubmitter
 
         runtime._kafka_options = (options["kafka"], options.get("topic_prefix"))
         submitter = KafkaSubmitter(runtime)

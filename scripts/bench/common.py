@@ -23,9 +23,9 @@ if str(REPO) not in sys.path:
 
 from dispatch.aggregates import TERMINAL, Ticket  # noqa: E402
 from dispatch.bootstrap import Runtime  # noqa: E402
-from dispatch.errors import DispatchError, TicketNotFound  # noqa: E402
-from dispatch.handlers import HANDLERS  # noqa: E402
-from dispatch.simulation import simulate  # noqa: E402
+from dispatch.domain.errors import DispatchError, TicketNotFound  # noqa: E402
+from dispatch.service.handlers import HANDLERS  # noqa: E402
+from dispatch.service.simulation import simulate  # noqa: E402
 
 __all__ = ["REPO", "START", "Result", "fill_store", "stop_processes", "fresh_pg", "drop_pg", "kafka_bootstrap", "load", "machine",
            "run_python", "unique_prefix"]

@@ -18,13 +18,13 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, stop_processes, unique_prefix
 from bench.kafka_latency import bench_latency
 from consumers.engine import Engine
+from dispatch.adapters.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
+from dispatch.adapters.kafka.load import produce
+from dispatch.adapters.kafka.security import KafkaSecurity
 from dispatch.bootstrap import bootstrap
-from dispatch.commands import command_to_json
-from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
-from dispatch.kafka.load import produce
-from dispatch.kafka.security import KafkaSecurity
-from dispatch.reference import load_reference
-from dispatch.simulation import simulate
+from dispatch.domain.commands import command_to_json
+from dispatch.domain.reference import load_reference
+from dispatch.service.simulation import simulate
 
 __all__ = ["bench_intake", "bench_latency", "bench_scale_out", "intake_messages"]
 

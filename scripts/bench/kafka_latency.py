@@ -27,11 +27,11 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import select
 
 from bench.common import REPO, START, Result, drop_pg, fresh_pg, kafka_bootstrap, load, stop_processes, unique_prefix
+from dispatch.adapters.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
+from dispatch.adapters.kafka.security import KafkaSecurity
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
-from dispatch.commands import Report, command_to_json
-from dispatch.kafka.security import KafkaSecurity
-from dispatch.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
+from dispatch.domain.commands import Report, command_to_json
 from dispatch.projections import community_dashboard, create_tables
 from dispatch.projections import tables as t
 
@@ -145,7 +145,7 @@ def bench_latency(quick: bool) -> Result:
     seconds = 15 if quick else 60
     settings = KafkaSettings(bootstrap=kafka_bootstrap(), prefix=unique_prefix("latency"),
                              security=KafkaSecurity.from_env())  # DISPATCH_KAFKA_SECURITY_* as every client
-    from dispatch.reference import load_reference
+    from dispatch.domain.reference import load_reference
 
     ensure_topics(settings, departments=load_reference(None).departments)  # the engine reads every door
     floor_topic = settings.prefix + "floor"

@@ -24,8 +24,8 @@ from dispatch.bootstrap import bootstrap
 __all__ = ["pg_store", "sqlite_store"]
 
 CACHE = Path.home() / ".cache" / "dispatch" / "bench"
-_SHAPERS = ("dispatch/aggregates/ticket.py", "dispatch/upcasting.py", "dispatch/simulation/lifecycle.py",
-            "dispatch/simulation/generator.py", "dispatch/simulation/profile.py", "dispatch/data/sample.yaml")
+_SHAPERS = ("dispatch/aggregates/ticket.py", "dispatch/domain/upcasting.py", "dispatch/service/simulation/story.py",
+            "dispatch/service/simulation/generator.py", "dispatch/service/simulation/profile.py", "dispatch/data/sample.yaml")
 
 
 def _key(events: int) -> str:

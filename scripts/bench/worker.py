@@ -18,8 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from dispatch.adapters.logs import configure_logging  # noqa: E402
 from dispatch.bootstrap import bootstrap  # noqa: E402
-from dispatch.logs import configure_logging  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -35,7 +35,8 @@ def _rss_mb() -> float:
 
 
 def rebuild(store: str, target: str) -> dict[str, float]:
-    from dispatch.replay import StoreSource, open_target, rebuild as run
+    from dispatch.service.replay import open_target, StoreSource
+    from dispatch.service.replay import rebuild as run
 
     runtime = bootstrap(store)
     into = open_target(target, runtime.reference, source="bench")
@@ -85,9 +86,9 @@ def engine_only(db: str, days: str, per_day: str) -> dict[str, float]:
     """The demo's commands through ``execute_batch`` in the demo's tick batches: no projections, no watchdog."""
     from datetime import timedelta
 
-    from dispatch.simulation import simulate
-    from dispatch.simulation.generator import DEFAULT_START
-    from dispatch.simulation.runner import ticks
+    from dispatch.service.simulation import simulate
+    from dispatch.service.simulation.generator import DEFAULT_START
+    from dispatch.service.simulation.runner import ticks
 
     runtime = bootstrap(db)
     from datetime import date, datetime, time as dtime

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dispatch import accounts
-from dispatch import commands as c
-from dispatch.actions import act
 from dispatch.bootstrap import bootstrap
+from dispatch.domain import commands as c
+from dispatch.service import accounts
+from dispatch.service.actions import act
 from tests.e2e.web import web_process
 
 # screenshots go to a build folder (a test run changes no tracked file); scripts/screenshots copies them

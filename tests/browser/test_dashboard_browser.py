@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import httpx2 as httpx
 import pytest
 
-from dispatch import accounts
 from dispatch.bootstrap import bootstrap
+from dispatch.service import accounts
 from tests.browser.support import SHOTS, chromium, clean, sign_in
 from tests.e2e.web import web_process
 

@@ -21,10 +21,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from dispatch import accounts
-from dispatch import commands as c
-from dispatch.actions import act
 from dispatch.bootstrap import bootstrap
+from dispatch.domain import commands as c
+from dispatch.service import accounts
+from dispatch.service.actions import act
 from tests.browser.support import SHOTS, chromium, clean, sign_in
 from tests.e2e.web import web_process
 
@@ -50,7 +50,7 @@ def _setup(db: str) -> dict[str, Any]:
                       channel="patrol").ticket_id)
     act(runtime, c.Accept, op, ticket_id=handled)
     act(runtime, c.Dispatch, op, ticket_id=handled, lead="城管", cooperating=[])
-    from dispatch.identity import Identity
+    from dispatch.domain.identity import Identity
 
     desk = Identity(name="cg", role="department", scope_kind="department", scope=("chengguan",))
     act(runtime, c.Acknowledge, desk, ticket_id=handled, department="chengguan")
@@ -143,7 +143,7 @@ def test_pushed_updates_keep_what_is_typed_reach_both_desks_and_survive_a_restar
         for page in (centre, cg, hw):
             expect(page.locator("#live-state")).to_contain_text("正在重连")
         runtime = bootstrap(db)  # a step while it is down: 环卫 reports in (from its own desk program)
-        from dispatch.identity import Identity
+        from dispatch.domain.identity import Identity
 
         act(runtime, c.Acknowledge, Identity(name="hw", role="department", scope_kind="department", scope=("huanwei",)),
             ticket_id=ticket, department="huanwei")

@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dispatch import accounts
-from dispatch import commands as c
 from dispatch.bootstrap import bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.notifier import Notifier, add_channel
-from dispatch.simulation import simulate
-from dispatch.simulation.runner import run_embedded
+from dispatch.domain import commands as c
+from dispatch.domain.clock import SimulatedClock
+from dispatch.service import accounts
+from dispatch.service.notifier import Notifier, add_channel
+from dispatch.service.simulation import simulate
+from dispatch.service.simulation.runner import run_embedded
 
 START = datetime(2026, 11, 23, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday
 TICK = timedelta(minutes=5)

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer, TopicPartition
 
-    from dispatch.kafka import KafkaSettings, ensure_topics
+    from dispatch.adapters.kafka import KafkaSettings, ensure_topics
 
 __all__ = ["Stack", "drop_topics", "read_topic", "some_progress", "stack", "stored_command_ids", "threads",
            "wait_for"]
@@ -62,8 +62,8 @@ class Stack:
 
     def send(self, messages: list[tuple[bytes, bytes]], topic: str | None = None) -> None:
         """Produce ``(key, value)`` messages to ``topic`` (intake by default); returns once the broker has them."""
-        from dispatch.kafka import make_producer
-        from dispatch.kafka.load import produce
+        from dispatch.adapters.kafka import make_producer
+        from dispatch.adapters.kafka.load import produce
 
         producer = make_producer(self.settings)
         try:
@@ -90,7 +90,7 @@ def stack(tmp_path: Path, name: str, *, partitions: int = 6, postgres: str | Non
     settings = KafkaSettings(bootstrap=bootstrap or kafka_bootstrap(), prefix=prefix,
                              partitions={"intake": partitions, "ticket-events": partitions, "whistle": 3,
                                          "dead-letters": 1})
-    from dispatch.reference import load_reference
+    from dispatch.domain.reference import load_reference
 
     ensure_topics(settings, departments=load_reference().departments)  # with every department's door
     db_url = fresh_postgres_database(f"kafka_{name}", postgres)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dispatch import accounts
 from dispatch.bootstrap import bootstrap
+from dispatch.service import accounts
 from dispatch.web import create_app
 from tests.integration.kafka_support import read_topic, stack, threads
 from tests.waiting import wait_for
@@ -20,7 +20,7 @@ from tests.waiting import wait_for
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from consumers.engine import Engine
-    from dispatch.outcomes import KafkaSubmitter
+    from dispatch.service.submission import KafkaSubmitter
 
 pytestmark = pytest.mark.integration
 USERS = {"sup": ("supervisor", "grid:cj-shuiku-g01"), "disp": ("dispatcher", "street:caojing"),

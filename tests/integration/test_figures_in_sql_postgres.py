@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.simulation import simulate
-from dispatch.simulation.runner import run_embedded
+from dispatch.domain.clock import SimulatedClock
+from dispatch.service.simulation import simulate
+from dispatch.service.simulation.runner import run_embedded
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.unit import test_figures_in_sql as in_sql
 from tests.unit.test_simulation import START

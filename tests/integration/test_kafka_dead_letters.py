@@ -17,7 +17,7 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from kafka import KafkaProducer
 
     from consumers.engine import Engine
-    from dispatch.kafka import DeadLetter
+    from dispatch.adapters.kafka import DeadLetter
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))

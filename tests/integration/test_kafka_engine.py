@@ -10,15 +10,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dispatch.bootstrap import bootstrap
-from dispatch.errors import ConcurrentChange
+from dispatch.domain.errors import ConcurrentChange
 from tests.integration.kafka_support import intake_caught_up, kill, some_progress, stack, stored_command_ids, \
     wait_for
 from tests.integration.servers import private_kafka
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
-    from dispatch.kafka import FencedTracking, install_fence
-    from dispatch.kafka.load import lifecycle_messages
+    from dispatch.adapters.kafka import FencedTracking, install_fence
+    from dispatch.adapters.kafka.load import lifecycle_messages
     from tests.integration.kafka_support import read_topic
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def _assert_outcomes_match_events(runtime) -> None:
     kill and a restart every command has exactly its one outcome, naming the very event it caused."""
     from sqlalchemy import select
 
-    from dispatch.commandlog import command_outcomes
+    from dispatch.adapters.outcome_log import command_outcomes
 
     with runtime.engine.connect() as conn:
         logged = {r.command_id: (r.outcome, r.ticket_id, r.version)
@@ -148,7 +148,7 @@ def test_postgres_refuses_a_batch_whose_partition_position_moved_meanwhile(tmp_p
         runtime = bootstrap(s.db_url)
         app = runtime.app
         install_fence(app.recorder)
-        from dispatch.commands import parse_command
+        from dispatch.domain.commands import parse_command
         import json
 
         commands = [parse_command(json.loads(v)) for _, v in lifecycle_messages(runtime.reference, 3, start=T0,

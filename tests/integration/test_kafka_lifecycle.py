@@ -19,8 +19,8 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from consumers.engine import Engine
     from consumers.projector import Projector
     from consumers.relay import Relay
-    from dispatch.kafka import make_producer
-    from dispatch.kafka.load import lifecycle_messages, produce
+    from dispatch.adapters.kafka import make_producer
+    from dispatch.adapters.kafka.load import lifecycle_messages, produce
     from dispatch.projections import list_tickets
 
 pytestmark = pytest.mark.integration

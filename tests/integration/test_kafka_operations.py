@@ -28,7 +28,7 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka.admin import KafkaAdminClient
 
-    from dispatch.kafka.load import lifecycle_messages
+    from dispatch.adapters.kafka.load import lifecycle_messages
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -231,7 +231,7 @@ def _answers(port: int) -> bool:
 def test_an_engine_killed_while_answers_park_and_wake_loses_and_doubles_none(tmp_path: Any) -> None:
     """Answers sent before their dispatches: the engine is SIGKILLed while it parks them, and again
     while the dispatches wake them; every answer is applied exactly once and none stays parked."""
-    from dispatch import parked
+    from dispatch.adapters import parked_store
 
     n = 150
     centre = {"role": "centre", "id": "c-1"}
@@ -259,25 +259,25 @@ def test_an_engine_killed_while_answers_park_and_wake_loses_and_doubles_none(tmp
                                         "cooperating": []}, f"k{i}-dispatch", 2))
     with stack(tmp_path, "parkkill") as s:
         runtime = bootstrap(s.db_url)
-        parked.ensure_table(runtime.engine)
+        parked_store.ensure_table(runtime.engine)
         engine = s.engine_process("engine-1", "--max-poll-records", "5")
         try:
             s.send(opened)
             wait_for(lambda: intake_caught_up(s, runtime.app), timeout=120, what="the reports and acceptances")
             s.send(answers, s.topics.answers_of("chengguan"))
-            wait_for(lambda: len(parked.load(runtime.engine)) >= 40, every=0.02, what="some answers parked")
+            wait_for(lambda: len(parked_store.load(runtime.engine)) >= 40, every=0.02, what="some answers parked")
             kill(engine)  # SIGKILL while it parks
-            assert len(parked.load(runtime.engine)) < len(answers), "every answer was parked before the kill"
+            assert len(parked_store.load(runtime.engine)) < len(answers), "every answer was parked before the kill"
             engine = s.engine_process("engine-2", "--max-poll-records", "5")
-            wait_for(lambda: len(parked.load(runtime.engine)) == len(answers), timeout=120,
+            wait_for(lambda: len(parked_store.load(runtime.engine)) == len(answers), timeout=120,
                      what="every answer parked, once")
             s.send(dispatches)
-            wait_for(lambda: len(parked.load(runtime.engine)) <= len(answers) - 40, every=0.02,
+            wait_for(lambda: len(parked_store.load(runtime.engine)) <= len(answers) - 40, every=0.02,
                      what="some answers woken")
             kill(engine)  # SIGKILL while the dispatches wake them
-            assert parked.load(runtime.engine), "every answer was woken before the kill"
+            assert parked_store.load(runtime.engine), "every answer was woken before the kill"
             engine = s.engine_process("engine-3", "--max-poll-records", "20")
-            wait_for(lambda: intake_caught_up(s, runtime.app) and not parked.load(runtime.engine), timeout=180,
+            wait_for(lambda: intake_caught_up(s, runtime.app) and not parked_store.load(runtime.engine), timeout=180,
                      what="every dispatch applied and every answer woken")
         finally:
             kill(engine)

@@ -59,16 +59,16 @@ def test_a_lifecycle_sent_in_reverse_across_three_topics_is_applied_in_order(tmp
         engine = s.engine_process("engine", "--max-poll-records", "7")
         try:
             s.send(answers, s.topics.answers_of("chengguan"))
-            from dispatch import parked
+            from dispatch.adapters import parked_store
 
-            parked.ensure_table(runtime.engine)
-            wait_for(lambda: len(parked.load(runtime.engine)) == len(answers), timeout=120,
+            parked_store.ensure_table(runtime.engine)
+            wait_for(lambda: len(parked_store.load(runtime.engine)) == len(answers), timeout=120,
                      what="every answer parked, waiting for its report")
             s.send(centre)
-            wait_for(lambda: len(parked.load(runtime.engine)) == len(answers) + len(centre), timeout=120,
+            wait_for(lambda: len(parked_store.load(runtime.engine)) == len(answers) + len(centre), timeout=120,
                      what="every centre step parked behind the answers")
             s.send(hotline, s.topics.intake_of("hotline"))
-            wait_for(lambda: not parked.load(runtime.engine) and len(stored_command_ids(runtime.app)) == 8 * n,
+            wait_for(lambda: not parked_store.load(runtime.engine) and len(stored_command_ids(runtime.app)) == 8 * n,
                      timeout=180, what="every command applied")
         finally:
             kill(engine)
@@ -81,7 +81,7 @@ def test_a_lifecycle_sent_in_reverse_across_three_topics_is_applied_in_order(tmp
 
 def test_a_command_whose_report_never_comes_is_dead_lettered_after_the_window_with_its_headers(
         tmp_path: Any) -> None:
-    from dispatch.kafka import make_producer
+    from dispatch.adapters.kafka import make_producer
 
     ticket = str(ticket_id_for(external_ref="12345-never", channel="hotline"))
     key, value = _message(ticket, {"type": "accept", "actor": CENTRE}, "never-accept", 1)

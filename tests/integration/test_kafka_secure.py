@@ -34,10 +34,10 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from consumers.engine import Engine
     from consumers.projector import Projector
     from consumers.relay import Relay
-    from dispatch.kafka import KafkaSettings, ensure_topics
-    from dispatch.kafka.acls import apply, plan
-    from dispatch.kafka.security import KafkaSecurity
-    from dispatch.reference import load_reference
+    from dispatch.adapters.kafka import KafkaSettings, ensure_topics
+    from dispatch.adapters.kafka.acls import apply, plan
+    from dispatch.adapters.kafka.security import KafkaSecurity
+    from dispatch.domain.reference import load_reference
     from dispatch.projections import list_tickets
 
 pytestmark = pytest.mark.integration
@@ -300,8 +300,8 @@ def test_a_department_reads_only_its_calls_writes_only_its_answers_and_cannot_cl
 
 
 def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim_only_their_own(tmp_path: Any) -> None:
-    from consumers.watch import kafka_submit
-    from dispatch.watchdog import WATCHDOG_ACTOR
+    from consumers.escalator import kafka_submit
+    from dispatch.service.watchdog import WATCHDOG_ACTOR
 
     door = Door("writers")
     topics = door.plain.topics
@@ -323,7 +323,7 @@ def test_the_hotline_and_the_watchdog_write_under_their_own_principals_and_claim
                 _send(hotline, topics.intake_of("hotline"), ticket, accept)
                 _send(watchdog, topics.intake_of("watchdog"), ticket, accept | {"command_id": "w-2"})
                 # the watchdog's own escalation, sent as `dispatch watchdog --kafka` sends it
-                from dispatch.commands import Escalate
+                from dispatch.domain.commands import Escalate
 
                 sent = kafka_submit(watchdog)([Escalate(ticket_id=uuid.UUID(ticket), actor=WATCHDOG_ACTOR, command_id="w-3",
                                                         occurred_at=(T0 + timedelta(hours=2)).isoformat(),
@@ -359,8 +359,8 @@ def _dispatched_to_chengguan(door: Door, ref: str, tag: str) -> str:
 
 
 def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_applied(tmp_path: Any) -> None:
-    from dispatch import parked
-    from dispatch.commands import Acknowledge, Handle
+    from dispatch.adapters import parked_store
+    from dispatch.domain.commands import Acknowledge, Handle
 
     from consumers.department import DepartmentDesk
 
@@ -388,7 +388,7 @@ def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_app
                            Handle(ticket_id=uuid.UUID(ticket), actor=actor, department="huanwei", dispatch_no=2,
                                   command_id="hw-handle", result="已清运", occurred_at=T0 + timedelta(minutes=90))])
                 desk.close()
-                waiting = wait_for(lambda: len(parked.load(runtime.engine)) == 2 and parked.load(runtime.engine),
+                waiting = wait_for(lambda: len(parked_store.load(runtime.engine)) == 2 and parked_store.load(runtime.engine),
                                    timeout=60, what="both answers parked")
                 assert [(p.dispatch_no, p.topic) for p in waiting] == [(2, topics.answers_of("huanwei"))] * 2
                 _send(door.plain, topics.intake, ticket, {
@@ -399,15 +399,15 @@ def test_an_answer_that_arrives_before_its_dispatch_waits_for_it_and_is_then_app
             events = [type(e).__name__ for e in runtime.app.events.get(uuid.UUID(ticket))]
             assert events == ["Reported", "Accepted", "Dispatched", "Rejected", "Redispatched", "Acknowledged",
                               "Handled"]
-            assert parked.load(runtime.engine) == []
+            assert parked_store.load(runtime.engine) == []
             assert read_topic(door.plain, topics.dead_letters) == []
         finally:
             runtime.close()
 
 
 def test_an_engine_sweeps_in_answers_whose_dispatch_another_engine_applied(tmp_path: Any) -> None:
-    from dispatch import parked
-    from dispatch.commands import Acknowledge, parse_command
+    from dispatch.adapters import parked_store
+    from dispatch.domain.commands import Acknowledge, parse_command
 
     door = Door("sweep")
     topics = door.plain.topics
@@ -422,7 +422,7 @@ def test_an_engine_sweeps_in_answers_whose_dispatch_another_engine_applied(tmp_p
                 _send(door.plain, topics.answers_of("chengguan"), ticket, json.loads(Acknowledge(
                     ticket_id=uuid.UUID(ticket), actor={"role": "department", "id": "cg"}, department="chengguan",
                     dispatch_no=2, command_id="sweep-ack", occurred_at=T0 + timedelta(minutes=40)).model_dump_json()))
-                wait_for(lambda: parked.load(runtime.engine), timeout=60, what="the answer parked")
+                wait_for(lambda: parked_store.load(runtime.engine), timeout=60, what="the answer parked")
                 # another engine process takes 城管's rejection and the redispatch to 城管: this one never
                 # sees them, so nothing here wakes the answer but its sweep
                 other.app.execute_batch([parse_command(body | {"ticket_id": ticket}) for body in [
@@ -431,7 +431,7 @@ def test_an_engine_sweeps_in_answers_whose_dispatch_another_engine_applied(tmp_p
                      "occurred_at": (T0 + timedelta(minutes=10)).isoformat()},
                     {"type": "dispatch", "actor": centre, "lead": "chengguan", "cooperating": [],
                      "command_id": "sweep-4", "occurred_at": (T0 + timedelta(minutes=20)).isoformat()}]])
-                wait_for(lambda: not parked.load(runtime.engine), timeout=60, what="the sweep to take the answer")
+                wait_for(lambda: not parked_store.load(runtime.engine), timeout=60, what="the sweep to take the answer")
             events = [type(e).__name__ for e in runtime.app.events.get(uuid.UUID(ticket))]
             assert events[-2:] == ["Redispatched", "Acknowledged"]
             assert read_topic(door.plain, topics.dead_letters) == []

@@ -36,8 +36,8 @@ def _applied(runtime: Any, ref: str) -> bool:
 
 
 def test_an_engine_started_right_after_its_topics_applies_at_once_twenty_times(tmp_path: Any) -> None:
-    from dispatch.kafka import KafkaSettings, ensure_topics
-    from dispatch.reference import load_reference
+    from dispatch.adapters.kafka import KafkaSettings, ensure_topics
+    from dispatch.domain.reference import load_reference
 
     departments = load_reference().departments
     with stack(tmp_path, "startup") as s:

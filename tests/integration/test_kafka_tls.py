@@ -29,8 +29,8 @@ with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     from kafka.admin import KafkaAdminClient, ScramMechanism, UserScramCredentialUpsertion
     from kafka.errors import KafkaError
 
-    from dispatch.kafka import KafkaSettings, ensure_topics, make_producer
-    from dispatch.kafka.security import KafkaSecurity
+    from dispatch.adapters.kafka import KafkaSettings, ensure_topics, make_producer
+    from dispatch.adapters.kafka.security import KafkaSecurity
 
 pytestmark = pytest.mark.integration
 

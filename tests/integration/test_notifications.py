@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch import accounts
-from dispatch import commands as c
-from dispatch.actions import act
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.notifier import Notifier, add_channel, failed_sends
+from dispatch.domain import commands as c
+from dispatch.domain.clock import SimulatedClock
+from dispatch.service import accounts
+from dispatch.service.actions import act
+from dispatch.service.notifier import Notifier, add_channel, failed_sends
 from tests.integration.receivers import receiver, smtp_server
 from tests.integration.servers import REPO_ROOT
 from tests.waiting import wait_for
@@ -150,7 +150,7 @@ def test_a_notifier_killed_mid_batch_loses_and_doubles_nothing_a_receiver_keepin
 
 
 def test_a_channel_down_is_retried_and_given_up_sends_are_resent(runtime: Runtime, tmp_path: Path) -> None:
-    from consumers.health import NotifyMetrics, ProcessHealth
+    from consumers.metrics import NotifyMetrics, ProcessHealth
 
     (tmp_path / "hook.key").write_text("hook-hmac-secret", encoding="utf-8")
     health = ProcessHealth("notifier")

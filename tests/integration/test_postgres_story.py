@@ -7,8 +7,8 @@ from pathlib import Path
 
 from eventsourcing.persistence import Tracking
 
-from dispatch import commands as c
 from dispatch.bootstrap import bootstrap
+from dispatch.domain import commands as c
 from tests.e2e.cli import Cli
 from tests.e2e.test_cli_story import run_story
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database

@@ -21,10 +21,10 @@ import yaml
 from consumers.engine import Engine
 from consumers.projector import Projector
 from consumers.relay import Relay
+from dispatch.adapters.kafka import intake_key, make_producer
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
-from dispatch.commands import Report, command_to_json, parse_command
-from dispatch.kafka import intake_key, make_producer
+from dispatch.domain.commands import Report, command_to_json, parse_command
 from dispatch.projections import stored_position
 from tests.integration.kafka_support import kill, read_topic, stack, wait_for
 from tests.integration.servers import REPO_ROOT, drop_postgres_database, fresh_postgres_database

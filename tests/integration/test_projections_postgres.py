@@ -63,9 +63,9 @@ def test_a_redelivered_batch_changes_nothing_on_postgres(pg_url: str) -> None:
 def test_a_read_finds_the_store_s_last_position_in_its_own_table_on_postgres(pg_url: str) -> None:
     # catch_up looks at the store's table by name before it loads anything: the name must be the
     # one eventsourcing gives it, or a read would find "nothing new" and miss every event
-    from dispatch.projections.runner import store_top
+    from dispatch.projections.poller import store_top
 
-    from dispatch import queries
+    from dispatch.service import queries
 
     runtime = bootstrap(pg_url, create=False)
     try:

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from consumers.projector import Projector
+from dispatch.adapters.kafka import make_producer
 from dispatch.bootstrap import bootstrap
-from dispatch.kafka import make_producer
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_from_json, record_to_json
 from tests.integration.kafka_support import stack

@@ -24,8 +24,8 @@ from tests.unit.test_replay_helpers import T0, run_scenario
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from consumers.relay import Relay
+    from dispatch.adapters.kafka import KafkaSettings, ensure_topics, make_producer
     from dispatch.cli import main
-    from dispatch.kafka import KafkaSettings, ensure_topics, make_producer
 
 pytestmark = pytest.mark.integration
 T = T0.replace(day=17, hour=15)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from dispatch import eventstore
+from dispatch.adapters import eventstore
 from dispatch.bootstrap import bootstrap
-from dispatch.bulk_load import load_tickets
-from dispatch.commands import parse_command
+from dispatch.domain.commands import parse_command
+from dispatch.service.preload import load_tickets
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.unit.test_replay_helpers import T0
 from tests.unit.test_snapshots import _long_history
@@ -40,7 +40,7 @@ def test_snapshots_on_postgres_load_only_the_later_events(monkeypatch: pytest.Mo
                 read.setdefault(tid, []).extend(e.originator_version for e in events)
             return latest, found
 
-        import dispatch.bulk_load as bulk_load
+        import dispatch.service.preload as bulk_load
         with monkeypatch.context() as patch:
             patch.setattr(bulk_load, "snapshots_and_events", counting)
             loaded = load_tickets(app.recorder, app.mapper, [long_one, *short], app.snapshots.recorder)
@@ -56,7 +56,7 @@ def test_snapshots_on_postgres_load_only_the_later_events(monkeypatch: pytest.Mo
 def test_on_postgres_a_ticket_read_from_the_store_s_table_equals_the_aggregate() -> None:
     # dispatch show, history and timeline read a ticket's rows from the store's table and fold
     # them; on PostgreSQL too they give what the store and its aggregate (from a snapshot) give
-    from dispatch import queries
+    from dispatch.service import queries
     from tests.unit.test_replay_helpers import run_scenario
 
     url = fresh_postgres_database("readfold")

@@ -154,8 +154,8 @@ def test_the_embedded_sqlite_default_keeps_one_worker(tmp_path: Path) -> None:
 def test_two_workers_in_kafka_mode_each_hand_commands_to_the_engine_and_answer_its_outcome(tmp_path: Path) -> None:
     import warnings
 
-    from dispatch import accounts
     from dispatch.bootstrap import bootstrap
+    from dispatch.service import accounts
     from tests.integration.kafka_support import read_topic, stack, threads
 
     with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning

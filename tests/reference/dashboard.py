@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from dispatch.ladder import LEVELS
+from dispatch.domain.ladder import LEVELS
 from tests.reference.facts import Facts, load_facts
 from dispatch.projections.open_work import open_work, total
 from tests.reference.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
                                           latest_evaluations)
+from dispatch.domain.reference import Reference
 from dispatch.projections.dashboard import _header, community_ranking
-from dispatch.reference import Reference
 
 __all__ = ["community_dashboard", "street_dashboard", "summarize"]
 

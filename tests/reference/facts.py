@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, select
 
-from dispatch.ladder import LEVELS
+from dispatch.domain.ladder import LEVELS
 from dispatch.projections import tables as t
 
 __all__ = ["CallFact", "EvalFact", "EscalationFact", "Facts", "TicketFact", "load_facts", "relevant_tickets"]

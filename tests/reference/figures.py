@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dispatch.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
+from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from tests.reference.facts import CallFact, EvalFact, Facts, TicketFact
+from dispatch.domain.sla_policy import SlaPolicy
 from dispatch.projections.figures import Settings, Window, rate
-from dispatch.sla import SlaPolicy
 
 __all__ = ["CloseItem", "Settings", "Window", "call_figures", "centre_figures", "close_figures", "close_items",
            "first_contact_figures",

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from dispatch.errors import DispatchError
+from dispatch.domain.errors import DispatchError
 from tests.reference.facts import load_facts
 from tests.reference.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
                                           evaluation_figures, handle_figures, latest_evaluations)
-from dispatch.reference import Reference
+from dispatch.domain.reference import Reference
 from dispatch.projections.sla_stats import (DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets,
                                              envelope)
-from dispatch.sla import SlaPolicy
+from dispatch.domain.sla_policy import SlaPolicy
 
 __all__ = ["sla_statistics"]
 

@@ -12,11 +12,11 @@ import pytest
 import structlog
 from eventsourcing.persistence import Tracking
 
-from dispatch import commands as c
+from dispatch.adapters.config import resolve_db
+from dispatch.adapters.logs import configure_logging
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.config import resolve_db
-from dispatch.errors import AlreadyReported, DispatchError
-from dispatch.logs import configure_logging
+from dispatch.domain import commands as c
+from dispatch.domain.errors import AlreadyReported, DispatchError
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 

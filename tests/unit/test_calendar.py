@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.calendar import (
+from dispatch.domain.calendar import (
     BusinessCalendar,
     CalendarTime,
     TimeBasis,

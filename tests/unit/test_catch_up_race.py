@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from dispatch import accounts
-from dispatch import commands as c
-from dispatch.actions import act
 from dispatch.bootstrap import bootstrap
+from dispatch.domain import commands as c
 from dispatch.projections import apply_records, catch_up, list_tickets, stored_position
-from dispatch.projections.apply import PositionMoved
+from dispatch.projections.apply_events import PositionMoved
+from dispatch.projections.poller import STORE_SOURCE
 from dispatch.projections.reader import StoreReader
-from dispatch.projections.runner import STORE_SOURCE
+from dispatch.service import accounts
+from dispatch.service.actions import act
 
 
 def test_a_stale_catch_up_is_refused_and_records_nothing(tmp_path: Path) -> None:

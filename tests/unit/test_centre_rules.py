@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from dispatch import queries
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.commands import parse_command
-from dispatch.errors import DispatchError
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import DispatchError
 from dispatch.projections import catch_up, community_dashboard
-from dispatch.watchdog import Watchdog
+from dispatch.service import queries
+from dispatch.service.watchdog import Watchdog
 from tests.unit.test_sla_scenario import REFERENCE, cli_json
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -260,23 +260,24 @@ def _handled_at(run: Desk, day: str) -> str:
 
 
 def test_the_holiday_table_in_force_is_the_databases_and_a_change_is_explicit(rt: Runtime, tmp_path: Path) -> None:
-    from dispatch import calendar_admin, holidays
-    from dispatch.calendar import HolidayTable
+    from dispatch.adapters import holiday_table
+    from dispatch.domain.calendar import HolidayTable
+    from dispatch.service import holiday_admin
 
-    stored = holidays.load(rt.engine)
+    stored = holiday_table.load(rt.engine)
     assert stored is not None and stored.fingerprint() == rt.reference.holidays.fingerprint()
     run = Desk(rt)
     _handled(run)  # dispatched Mon 10-12 with the table in force
     # a table that makes Mon 10-12 a holiday rewrites a covered year: refused without --force
     changed = HolidayTable({**stored.days, datetime(2026, 10, 12).date(): False}, stored.years, "test table")
     with pytest.raises(DispatchError, match="--force"):
-        calendar_admin.update(rt, table=changed)
-    assert calendar_admin.update(rt, table=changed, force=True)["changed"]
-    assert holidays.load(rt.engine).fingerprint() == changed.fingerprint()  # type: ignore[union-attr]
+        holiday_admin.update(rt, table=changed)
+    assert holiday_admin.update(rt, table=changed, force=True)["changed"]
+    assert holiday_table.load(rt.engine).fingerprint() == changed.fingerprint()  # type: ignore[union-attr]
     fresh = _runtime(tmp_path)  # the same database opened again: the stored table, not the package's
     try:
         assert fresh.reference.holidays.fingerprint() == changed.fingerprint()
-        assert calendar_admin.affected_calls(fresh)["affected_calls"] == 2  # both calls of that dispatch
+        assert holiday_admin.affected_calls(fresh)["affected_calls"] == 2  # both calls of that dispatch
     finally:
         fresh.close()
 
@@ -313,8 +314,8 @@ def test_a_case_number_is_indexed_in_the_transaction_that_stores_its_report(rt: 
     # are not stored (here another consumer moved the position meanwhile) leaves no index row
     from sqlalchemy import text
 
-    from dispatch.errors import ConcurrentChange
-    from dispatch.eventstore import FencedTracking
+    from dispatch.adapters.eventstore import FencedTracking
+    from dispatch.domain.errors import ConcurrentChange
 
     def indexed() -> dict[str, str]:
         with rt.engine.connect() as conn:
@@ -339,7 +340,7 @@ def test_case_numbers_are_unique_across_engine_processes_reporting_at_once(tmp_p
     runtime.close()
     script = (
         "import sys\n"
-        "from dispatch.bootstrap import bootstrap\nfrom dispatch.commands import parse_command\n"
+        "from dispatch.bootstrap import bootstrap\nfrom dispatch.domain.commands import parse_command\n"
         "rt = bootstrap(sys.argv[1], create=False)\n"
         "for i in range(15):\n"
         "    rt.app.execute(parse_command({'type': 'report', 'occurred_at': '2026-10-12T09:00:00+08:00',"
@@ -358,9 +359,9 @@ def test_case_numbers_are_unique_across_engine_processes_reporting_at_once(tmp_p
 
 
 def test_a_ticket_reported_before_case_numbers_gets_a_deterministic_legacy_number(rt: Runtime) -> None:
-    from dispatch.projections.apply import apply_records
+    from dispatch.domain.upcasting import upcast_data
+    from dispatch.projections.apply_events import apply_records
     from dispatch.projections.records import EventRecord
-    from dispatch.upcasting import upcast_data
 
     tid = UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
     data = {"occurred_at": datetime(2026, 10, 12, 9, 0, tzinfo=SH), "actor": {"role": "supervisor", "id": "s"},
@@ -435,7 +436,7 @@ def test_a_hold_stops_the_clocks_and_a_resume_moves_every_open_deadline_by_the_w
 
 
 def test_every_command_names_its_ticket_by_case_number(rt: Runtime) -> None:
-    from dispatch.actions import COMMANDS
+    from dispatch.service.actions import COMMANDS
 
     run = Desk(rt)
     bodies: dict[str, dict[str, Any]] = {

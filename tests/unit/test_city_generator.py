@@ -1,4 +1,4 @@
-"""The city-scale data set for the read-side benchmark (``dispatch.simulation.city``): a short
+"""The city-scale data set for the read-side benchmark (``dispatch.service.simulation.city``): a short
 simulation of every street, laid down week after week through the real projection code."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from dispatch.bootstrap import bootstrap
-from dispatch.clock import SimulatedClock
+from dispatch.domain.clock import SimulatedClock
 from dispatch.projections import sla_statistics
 from dispatch.projections import tables as t
-from dispatch.simulation import city
+from dispatch.service.simulation import city
 from tests.unit.test_simulation import START
 
 

@@ -41,9 +41,9 @@ def test_a_command_and_its_own_help_still_work_through_the_lazy_group() -> None:
 
 
 def test_the_rules_of_who_records_what_name_the_command_models_the_engine_handles() -> None:
-    # dispatch.access names the steps by class name, so that a read need not import the models
-    from dispatch.access import ACTING_ROLE, CLAIMS, STEPS
-    from dispatch.handlers import HANDLERS
+    # dispatch.service.access names the steps by class name, so that a read need not import the models
+    from dispatch.service.access import ACTING_ROLE, CLAIMS, STEPS
+    from dispatch.service.handlers import HANDLERS
 
     handled = {kind.__name__ for kind in HANDLERS}
     assert set(ACTING_ROLE) == handled
@@ -61,10 +61,10 @@ except SystemExit:
     pass
 print('LOADED:' + ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in
       ('eventsourcing', 'pydantic', 'yaml', 'structlog', 'kafka', 'fastapi', 'psycopg')
-      or m in ('dispatch.commands', 'dispatch.aggregates', 'dispatch.application', 'dispatch.handlers',
-               'dispatch.projections.apply', 'dispatch.eventstore'))))
+      or m in ('dispatch.domain.commands', 'dispatch.aggregates', 'dispatch.service.application', 'dispatch.service.handlers',
+               'dispatch.projections.apply_events', 'dispatch.adapters.eventstore'))))
 print('DRAWS:' + ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'chinese_calendar')
-                                 or m == 'dispatch.users'))[:200])
+                                 or m == 'dispatch.adapters.user_tables'))[:200])
 """
 
 
@@ -79,7 +79,7 @@ def test_a_read_of_the_read_models_imports_only_what_its_answer_needs(tmp_path: 
 
     dispatch("init")
     dispatch("report", "--grid", "cj-shuiku-g01", "--category", "市容环卫", "-d", "路灯不亮")
-    assert "dispatch.projections.apply" in dispatch("tickets")  # the first read projects the report
+    assert "dispatch.projections.apply_events" in dispatch("tickets")  # the first read projects the report
     for read in (["tickets"], ["dashboard", "--street", "caojing"], ["sla", "--by", "department"],
                  ["overdue"]):
         out = dispatch(*read)
@@ -109,14 +109,14 @@ def test_showing_one_ticket_reads_its_events_without_the_command_models(tmp_path
             assert out.rsplit("DRAWS:", 1)[1].strip() == "", (read, out)
         assert "路灯不亮" in out or "Reported" in out or "上报" in out, (read, out)  # it answered
         assert not {m for m in loaded if m.split(".")[0] == "eventsourcing"} | (
-            loaded & {"dispatch.eventstore", "dispatch.aggregates"}), (read, sorted(loaded))
-        assert not loaded & {"dispatch.commands", "dispatch.application", "dispatch.handlers", "pydantic", "yaml",
+            loaded & {"dispatch.adapters.eventstore", "dispatch.aggregates"}), (read, sorted(loaded))
+        assert not loaded & {"dispatch.domain.commands", "dispatch.service.application", "dispatch.service.handlers", "pydantic", "yaml",
                              "structlog"}, (read, sorted(loaded))
 
 
 def test_a_read_finds_the_store_s_last_position_in_its_own_table(tmp_path: Any) -> None:
     from dispatch.bootstrap import bootstrap
-    from dispatch.projections.runner import store_top
+    from dispatch.projections.poller import store_top
 
     runtime = bootstrap(str(tmp_path / "d.db"))
     try:

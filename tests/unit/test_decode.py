@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from dispatch.bootstrap import Runtime
+from dispatch.domain.upcasting import upcast_record
 from dispatch.projections.decode import StoredEventDecoder, for_mapper
-from dispatch.projections.reader import StoreReader
 from dispatch.projections.decode import records_from_notifications, records_via_mapper
+from dispatch.projections.reader import StoreReader
 from dispatch.projections.records import EventRecord, record_from_json, record_to_json
-from dispatch.upcasting import upcast_record
 from tests.unit.test_replay_helpers import run_scenario
 from tests.unit.test_upcasting import EVALUATED, _v1_copy
 
@@ -82,7 +82,7 @@ def test_a_stop_bounds_the_page(stores: Any) -> None:
     assert StoreReader(current.app).page(10_000, 5) == ([], 9_999, 0)
 
 
-# fields each event type gained after v1 (dispatch.upcasting): an "oldest" store holds none of them
+# fields each event type gained after v1 (dispatch.domain.upcasting): an "oldest" store holds none of them
 _ADDED = {"Reported": ("reporter", "media", "case_no", "accept_due", "dispatch_due", "centre_basis", "calendar",
                        "provisional", "position"),
           "Dispatched": ("provisional", "calendar"), "Redispatched": ("provisional", "calendar"),
@@ -121,7 +121,7 @@ def test_showing_a_ticket_and_its_history_from_the_store_s_table_equals_the_aggr
     # dispatch show, history and timeline read the ticket's stored events themselves (no
     # eventsourcing to import): every ticket shows exactly as through eventsourcing's store and
     # aggregate, old shapes included
-    from dispatch import queries
+    from dispatch.service import queries
 
     made = _oldest_copy(stores[0], tmp_path / "o.db") if which == "oldest" else None
     runtime = made or {"current": stores[0], "old": stores[1]}[which]

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from consumers.engine import through_door
-from dispatch.commands import parse_command
-from dispatch.errors import ForgedDepartment, NotAnAnswer
-from dispatch.kafka import Topics
-from dispatch.kafka.topics import department_slug
+from dispatch.adapters.kafka import Topics
+from dispatch.adapters.kafka.topics import department_slug
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import ForgedDepartment, NotAnAnswer
 
 VALID = __import__("re").compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -52,8 +52,8 @@ def test_the_door_says_which_department_acts() -> None:
 
 def test_a_writers_own_intake_says_what_may_be_claimed() -> None:
     from consumers.engine import from_writer
-    from dispatch.errors import ForgedActor
-    from dispatch.kafka.acls import plan
+    from dispatch.adapters.kafka.acls import plan
+    from dispatch.domain.errors import ForgedActor
 
     hotline_report = parse_command(json.dumps({
         "type": "report", "command_id": "h1", "occurred_at": "2026-03-02T09:00:00+08:00",

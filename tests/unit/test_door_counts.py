@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from dispatch.users import SharedCounts
+from dispatch.adapters.user_tables import SharedCounts
 from dispatch.web.guard import LocalCounts, RateLimiter, SignInLimiter
 
 

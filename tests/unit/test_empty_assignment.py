@@ -12,7 +12,7 @@ import pytest
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
     from consumers import base
-    from consumers.health import ProcessHealth
+    from consumers.metrics import ProcessHealth
 
 
 class Group:

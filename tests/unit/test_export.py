@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from dispatch.bootstrap import bootstrap
 from dispatch.projections import catch_up
 from dispatch.projections import tables as t
-from dispatch.replay.export import COLUMNS
+from dispatch.service.replay.export import COLUMNS
 from tests.unit.test_replay_helpers import T0, run_scenario
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning (dispatch.cli imports it)

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
+from dispatch.domain.clock import SimulatedClock
 from dispatch.projections import dashboard, sla_stats
-from dispatch.simulation import simulate
-from dispatch.simulation.runner import run_embedded
+from dispatch.service.simulation import simulate
+from dispatch.service.simulation.runner import run_embedded
 from tests.reference import dashboard as ref_dashboard
 from tests.reference import facts
 from tests.reference import sla_stats as ref_sla
@@ -116,7 +116,7 @@ def _open_figures_in_python(runtime: Runtime, as_of: datetime, by: str) -> dict[
     (the reference the database's counts are held to)."""
     from collections import Counter
 
-    from dispatch.lifecycle import TERMINAL
+    from dispatch.domain.lifecycle import TERMINAL
 
     everything = facts.load_facts(runtime.engine, as_of, street="xinqi")
     out: dict[str, dict[str, Any]] = {}

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from dispatch.errors import ReferenceDataError
-from dispatch.geo import GridLocator
-from dispatch.reference import load_reference, reference_from_dict
+from dispatch.domain.errors import ReferenceDataError
+from dispatch.domain.geo import GridLocator
+from dispatch.domain.reference import load_reference, reference_from_dict
 
 SQUARE = {"type": "Polygon", "coordinates": [[[121.0, 30.0], [121.01, 30.0], [121.01, 29.99], [121.0, 29.99],
                                               [121.0, 30.0]]]}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.errors import DispatchError
-from dispatch.kafka import KafkaSettings
-from dispatch.kafka.security import KafkaSecurity
+from dispatch.adapters.kafka import KafkaSettings
+from dispatch.adapters.kafka.security import KafkaSecurity
+from dispatch.domain.errors import DispatchError
 
 
 def test_plaintext_by_default_and_sasl_scram_over_tls_from_the_environment(tmp_path: Path) -> None:

@@ -15,11 +15,11 @@ from uuid import UUID
 
 import pytest
 
-from dispatch import lifecycle
 from dispatch.aggregates.ticket import Ticket
-from dispatch.commands import Command
-from dispatch.handlers import HANDLERS
-from dispatch.lifecycle import LIFECYCLE, STATUSES, fold, new_state, open_deadlines
+from dispatch.domain import lifecycle
+from dispatch.domain.commands import Command
+from dispatch.domain.lifecycle import LIFECYCLE, STATUSES, fold, new_state, open_deadlines
+from dispatch.service.handlers import HANDLERS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -92,7 +92,7 @@ def test_the_relay_tells_each_desk_where_its_call_stands() -> None:
     from uuid import uuid4
 
     from consumers.department import Inbox
-    from dispatch.kafka import whistle_from_json, whistle_messages
+    from dispatch.adapters.kafka import whistle_from_json, whistle_messages
     from dispatch.projections.records import EventRecord
 
     at = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))

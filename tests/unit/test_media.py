@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dispatch.errors import InvalidCommand
-from dispatch.media import MAX_SIDE, MediaStore
+from dispatch.adapters.media import MAX_SIDE, MediaStore
+from dispatch.domain.errors import InvalidCommand
 
 
 def _jpeg_with_gps(size: tuple[int, int] = (3000, 2000)) -> bytes:

@@ -1,4 +1,4 @@
-"""One catalogue gives every error code its Chinese sentence (dispatch.messages): no code without
+"""One catalogue gives every error code its Chinese sentence (dispatch.domain.messages): no code without
 one, no sentence with an English word or an id, and the sentence names what the page knows."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatch import errors
-from dispatch.messages import CHINESE, DETAILS, chinese, sentence
+from dispatch.domain import errors
+from dispatch.domain.messages import CHINESE, DETAILS, chinese, sentence
 
 DOC = (Path(__file__).parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from dispatch.calendar import BusinessCalendar, parse_working_hours
-from dispatch.notices import quiet_until, short
-from dispatch.notifier import remind_minutes
+from dispatch.domain.calendar import BusinessCalendar, parse_working_hours
+from dispatch.service.notices import quiet_until, short
+from dispatch.service.notifier import remind_minutes
 
 CST = timezone(timedelta(hours=8))
 

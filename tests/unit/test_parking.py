@@ -1,4 +1,4 @@
-"""Answers that reach the engine before the dispatch they answer wait for it (``dispatch.parking``):
+"""Answers that reach the engine before the dispatch they answer wait for it (``dispatch.service.parking``):
 parked in the batch's transaction, woken by the dispatch in order, given up with their own bytes
 when the ticket ends, bounded, and never parked by a batch that was not recorded. Driven as the
 Kafka engine drives a batch (its gate, its ``before_record``), on the embedded SQLite store."""
@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from dispatch import parked, parking
+from dispatch.adapters import parked_store
+from dispatch.adapters.outcome_log import ensure_table
 from dispatch.aggregates import ticket_id_for
 from dispatch.bootstrap import bootstrap
-from dispatch.commandlog import ensure_table
-from dispatch.commands import parse_command
-from dispatch.parking import Lot
+from dispatch.domain.commands import parse_command
+from dispatch.service import parking
+from dispatch.service.parking import Lot
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
-    from dispatch.kafka import FencedTracking, install_fence
-    from dispatch.eventstore import WithOutcomes
+    from dispatch.adapters.eventstore import WithOutcomes
+    from dispatch.adapters.kafka import FencedTracking, install_fence
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 TICKET = str(ticket_id_for(external_ref="12345-park", channel="hotline"))
@@ -41,7 +42,7 @@ class Engine:
         self.runtime, self.app, self.db = runtime, runtime.app, runtime.engine
         install_fence(self.app.recorder)
         ensure_table(self.db)
-        parked.ensure_table(self.db)
+        parked_store.ensure_table(self.db)
         self.offset, self.stored, self.dead, self.n = -1, None, [], 0
         self.clock = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # the engine's clock, moved by the tests
 
@@ -62,7 +63,7 @@ class Engine:
             command = parse_command(record.value)
             commands.append(command)
             origins[id(command)] = record
-        lot = Lot(parked.waiting(self.db), lambda tickets: parked.load(self.db, tickets),
+        lot = Lot(parked_store.waiting(self.db), lambda tickets: parked_store.load(self.db, tickets),
                   lambda row: parse_command(row.value), lambda command: origins[id(command)], now=lambda: self.clock)
         fence = FencedTracking("answers:0", records[-1].offset, self.stored)
         tracking = WithOutcomes(fence.application_name, fence.notification_id, inner=fence)
@@ -84,7 +85,7 @@ class Engine:
 
     def sweep(self) -> list[Any]:
         """As the engine's periodic sweep: every parked command tried again; the dead letters."""
-        lot, commands = Lot.sweeping(parked.load(self.db), lambda row: parse_command(row.value),
+        lot, commands = Lot.sweeping(parked_store.load(self.db), lambda row: parse_command(row.value),
                                      now=lambda: self.clock)
         tracking, dead = WithOutcomes("parked", 0), []
         self.app.execute_batch(commands, tracking=tracking, before_record=lambda o: lot.settle(o, tracking, dead),
@@ -93,7 +94,7 @@ class Engine:
         return dead
 
     def waiting(self) -> list[tuple[int, str]]:
-        return [(p.dispatch_no, json.loads(p.value)["type"]) for p in parked.load(self.db)]
+        return [(p.dispatch_no, json.loads(p.value)["type"]) for p in parked_store.load(self.db)]
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ def test_a_later_answer_of_the_same_dispatch_waits_behind_an_earlier_one(engine:
 def test_an_answer_whose_ticket_ends_first_is_dead_lettered_with_its_own_bytes(engine: Engine) -> None:
     _rejected_by_chengguan(engine)
     engine.batch((_ack("huanwei", 2), 20))
-    ack_bytes = parked.load(engine.db)[0].value
+    ack_bytes = parked_store.load(engine.db)[0].value
     engine.batch(({"type": "cancel", "actor": CENTRE, "reason": "重复上报"}, 30))
     assert engine.waiting() == []
     [letter] = engine.dead
@@ -203,7 +204,7 @@ def test_a_sweep_applies_answers_whose_dispatch_another_engine_applied(engine: E
     # another engine applied dispatch 2 while this one parked the answer: no wake-up came
     engine.app.execute_batch([parse_command(json.loads(engine.message(REDISPATCH, 10).value.decode()))])
     assert engine.waiting() == [(2, "acknowledge")]
-    lot, commands = Lot.sweeping(parked.load(engine.db), lambda row: parse_command(row.value))
+    lot, commands = Lot.sweeping(parked_store.load(engine.db), lambda row: parse_command(row.value))
     tracking, dead = WithOutcomes("parked", 0), []
     engine.app.execute_batch(commands, tracking=tracking, before_record=lambda o: lot.settle(o, tracking, dead),
                              gate=lot)
@@ -214,12 +215,12 @@ def test_a_sweep_applies_answers_whose_dispatch_another_engine_applied(engine: E
 def test_a_sweep_that_only_gives_answers_up_records_no_event_and_clears_them(engine: Engine) -> None:
     _rejected_by_chengguan(engine)
     engine.batch((_ack("huanwei", 2), 20))
-    value = parked.load(engine.db)[0].value
+    value = parked_store.load(engine.db)[0].value
     # another engine cancelled the ticket: nothing woke the answer, and it can never be applied now
     engine.app.execute_batch([parse_command(json.loads(engine.message(
         {"type": "cancel", "actor": CENTRE, "reason": "重复上报"}, 30).value.decode()))])
     events = len(engine.events())
-    lot, commands = Lot.sweeping(parked.load(engine.db), lambda row: parse_command(row.value))
+    lot, commands = Lot.sweeping(parked_store.load(engine.db), lambda row: parse_command(row.value))
     tracking, dead = WithOutcomes("parked", 0), []
     engine.app.execute_batch(commands, tracking=tracking, before_record=lambda o: lot.settle(o, tracking, dead),
                              gate=lot)
@@ -275,7 +276,7 @@ def test_one_that_came_before_its_report_waits_for_its_turn_after_it(engine: Eng
 def test_a_command_whose_report_never_comes_is_given_up_after_the_window_with_its_bytes_and_headers(
         engine: Engine) -> None:
     engine.batch((ACCEPT, 1), (DISPATCH, 2))
-    stored = [(p.value, p.headers) for p in parked.load(engine.db)]
+    stored = [(p.value, p.headers) for p in parked_store.load(engine.db)]
     assert engine.sweep() == [] and len(engine.waiting()) == 2  # within the window: still waiting
     engine.clock += parking.REPORT_WINDOW
     dead = engine.sweep()

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from dispatch import accounts
-from dispatch import commands as c
-from dispatch.actions import act
 from dispatch.aggregates.ticket import Ticket
 from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.domain import commands as c
+from dispatch.domain.upcasting import position_in_text, upcast_data
 from dispatch.projections import catch_up, list_tickets
-from dispatch.upcasting import position_in_text, upcast_data
+from dispatch.service import accounts
+from dispatch.service.actions import act
 
 REPORTED = "dispatch.aggregates.ticket:Ticket.Reported"
 

@@ -11,8 +11,8 @@ import pytest
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from consumers import health as h
-from consumers.health import Availability, ProcessHealth
+from consumers import metrics as h
+from consumers.metrics import Availability, ProcessHealth
 
 
 def test_metrics_healthz_and_readyz_follow_the_process() -> None:

@@ -13,9 +13,9 @@ import yaml
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.projections import (apply_records, catch_up, community_dashboard, list_tickets, sla_statistics,
                                   stored_position)
-from dispatch.projections.timeline import timeline
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import record_from_json, record_to_json
+from dispatch.projections.timeline import timeline
 from tests.unit.test_sla_scenario import AS_OF, REFERENCE, play
 
 AS_OF_T = datetime.fromisoformat(AS_OF)
@@ -66,7 +66,7 @@ def test_one_batch_of_several_partitions_stores_each_position_and_gives_the_same
         story: tuple[Runtime, dict[str, str]], tmp_path: Path) -> None:
     # the projector applies a poll's partitions in one apply_batch (``also``: the other positions)
     from dispatch.projections import tables
-    from dispatch.projections.apply import apply_batch
+    from dispatch.projections.apply_events import apply_batch
 
     runtime, _ = story
     catch_up(runtime)

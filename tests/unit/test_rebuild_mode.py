@@ -12,8 +12,9 @@ from sqlalchemy import inspect
 
 from dispatch.projections import STORE_SOURCE, catch_up, stored_position
 from dispatch.projections import tables as t
-from dispatch.replay import StoreSource, compare, open_target, rebuild
-from dispatch.replay.ahead import read_ahead
+from dispatch.service.replay import compare, open_target, StoreSource
+from dispatch.service.replay import rebuild
+from dispatch.service.replay.ahead import read_ahead
 from tests.unit.test_replay_helpers import run_scenario
 
 

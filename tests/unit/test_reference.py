@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from dispatch.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity,
+from dispatch.domain.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity,
                              UnknownDepartment, UnknownGrid, UnknownPriority, UnknownStreet)
-from dispatch.reference import Reference, load_reference, reference_from_dict
+from dispatch.domain.reference import Reference, load_reference, reference_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.errors import ReferenceDataError, UnknownGrid
-from dispatch.reference import load_reference, reference_from_dict
+from dispatch.domain.errors import ReferenceDataError, UnknownGrid
+from dispatch.domain.reference import load_reference, reference_from_dict
 from tests.unit.safety_support import invoke
 
 

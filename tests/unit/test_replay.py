@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
 from dispatch.bootstrap import bootstrap
-from dispatch.errors import DispatchError
+from dispatch.domain.errors import DispatchError
 from dispatch.projections import catch_up
 from dispatch.projections import tables as t
-from dispatch.replay import StoreSource, compare, open_target, rebuild
-from dispatch.replay.progress import EventProgress
+from dispatch.service.replay import compare, open_target, StoreSource
+from dispatch.service.replay import rebuild
+from dispatch.service.replay.progress import EventProgress
 from tests.unit.test_replay_helpers import T0, run_scenario
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning (dispatch.cli imports it)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.commands import parse_command
+from dispatch.domain.commands import parse_command
 
 __all__ = ["T0", "TZ", "run_scenario", "scenario_commands"]
 
@@ -59,7 +59,7 @@ def scenario_commands(n: int = 40, seed: int = 7, *, evaluate_method: str | None
             add(5, _cmd("cancel", at, "centre", ticket_id=tid, reason="重复上报，撤销"))
             continue
         add(rng.randrange(1, 30), _cmd("dispatch", at, "centre", ticket_id=tid))
-        from dispatch.reference import load_reference
+        from dispatch.domain.reference import load_reference
         lead = load_reference(None).category(category).lead_department
         if path < 0.3:
             add(rng.randrange(5, 60), _cmd("reject", at, "department", ticket_id=tid, department=lead,

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import func, select
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.commands import parse_command
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.commands import parse_command
 from dispatch.projections import catch_up, rollups, sla_stats
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
-from dispatch.simulation import simulate
-from dispatch.simulation.runner import run_embedded
+from dispatch.service.simulation import simulate
+from dispatch.service.simulation.runner import run_embedded
 from tests.unit.test_simulation import START
 
 DAYS = 16

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from dispatch.bootstrap import bootstrap
-from dispatch.errors import BusinessTimeOutOfRange
+from dispatch.domain.errors import BusinessTimeOutOfRange
+from dispatch.domain.timewindow import TimeWindow
 from dispatch.projections import catch_up
-from dispatch.timewindow import TimeWindow
 from tests.unit.safety_support import invoke
 
 AT = "2026-11-20T09:00:00+08:00"
@@ -74,7 +74,7 @@ def test_a_store_that_already_holds_an_impossible_time_quarantines_it_and_goes_o
     rt = bootstrap(db, create=False)
     try:
         rt.app.time_window = _NoWindow()  # type: ignore[assignment]
-        from dispatch.commands import parse_command
+        from dispatch.domain.commands import parse_command
         actor = {"role": "supervisor", "id": "网格员张"}
         for at in ("0001-01-01T00:00:00+08:00", AT):
             rt.app.execute(parse_command({"type": "report", "occurred_at": at, "actor": actor,
@@ -188,7 +188,7 @@ def test_replay_never_writes_into_a_database_it_did_not_make(db: str, tmp_path: 
 
 
 def test_an_interrupted_replay_leaves_a_target_that_says_so(db: str, tmp_path: Path) -> None:
-    from dispatch.replay import open_target
+    from dispatch.service.replay import open_target
 
     rt = bootstrap(db, create=False)
     try:
@@ -273,7 +273,7 @@ def test_json_errors_are_json_with_a_code(db: str) -> None:
 
 def test_a_password_on_the_command_line_is_warned_about_and_a_file_is_used(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatch.config import resolve_db
+    from dispatch.adapters.config import resolve_db
 
     ran = invoke("--db", "postgresql://u:secret@127.0.0.1:1/x", "tickets")
     assert "visible to other users" in ran.err
@@ -284,7 +284,7 @@ def test_a_password_on_the_command_line_is_warned_about_and_a_file_is_used(
 
 
 def test_every_error_code_is_in_the_catalogue() -> None:
-    import dispatch.errors as errors
+    import dispatch.domain.errors as errors
 
     doc = (Path(__file__).parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
     codes = {cls(*(["x"] * _arity(cls))).code for cls in vars(errors).values()
@@ -386,8 +386,8 @@ def test_a_hostile_reference_file_is_refused_by_a_limit(tmp_path: Path, name: st
 
 
 def test_an_oversized_reference_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    from dispatch.errors import ReferenceDataError
-    from dispatch.reference import MAX_FILE_BYTES, load_reference
+    from dispatch.domain.errors import ReferenceDataError
+    from dispatch.domain.reference import MAX_FILE_BYTES, load_reference
 
     path = tmp_path / "huge.yaml"
     with open(path, "wb") as f:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatch.vault import scrub
+from dispatch.adapters.vault import scrub
 
 
 def test_phone_id_card_and_email_numbers_are_masked_and_nothing_else() -> None:

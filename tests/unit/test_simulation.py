@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch import commands as c
 from dispatch.bootstrap import bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.reference import Reference, load_reference
-from dispatch.simulation import SimulationTally, simulate
-from dispatch.simulation.runner import run_embedded, ticks
-from dispatch.simulation.summary import agreement, figures
+from dispatch.domain import commands as c
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.reference import Reference, load_reference
+from dispatch.service.simulation import SimulationTally, simulate
+from dispatch.service.simulation.runner import run_embedded, ticks
+from dispatch.service.simulation.summary import agreement, figures
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 9, 22, tzinfo=TZ)  # a Monday; the National Day holiday is Oct 1-8

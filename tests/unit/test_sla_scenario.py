@@ -37,7 +37,7 @@ import yaml
 from click.testing import CliRunner
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.commands import parse_command
+from dispatch.domain.commands import parse_command
 
 REFERENCE = {
     "sample": False,

@@ -12,8 +12,8 @@ from uuid import UUID
 import pytest
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.commands import parse_command
-from dispatch.errors import DispatchError
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import DispatchError
 from tests.unit.test_replay_helpers import T0
 
 
@@ -104,8 +104,9 @@ def test_a_bad_setting_is_refused(tmp_path: Path, value: str) -> None:
 
 def test_the_command_path_loads_a_ticket_from_its_snapshot_and_the_events_after_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatch import bulk_load, eventstore
-    from dispatch.bulk_load import load_tickets
+    from dispatch.adapters import eventstore
+    from dispatch.service import preload
+    from dispatch.service.preload import load_tickets
 
     runtime = bootstrap(str(tmp_path / "cmd.db"), env={"DISPATCH_SNAPSHOT_EVERY": "10"})
     try:
@@ -121,7 +122,7 @@ def test_the_command_path_loads_a_ticket_from_its_snapshot_and_the_events_after_
             return latest, found
 
         with monkeypatch.context() as patch:
-            patch.setattr(bulk_load, "snapshots_and_events", counting)
+            patch.setattr(preload, "snapshots_and_events", counting)
             loaded = load_tickets(app.recorder, app.mapper, [tid], app.snapshots.recorder)[tid]
         assert read == list(range(51, loaded.version + 1))  # only the events after the snapshot at 50
         assert vars(loaded) == vars(load_tickets(app.recorder, app.mapper, [tid])[tid])  # = the whole history

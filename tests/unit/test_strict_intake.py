@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from dispatch.commands import parse_command
-from dispatch.errors import InvalidCommand
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import InvalidCommand
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "intake-command.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

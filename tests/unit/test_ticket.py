@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 
 from dispatch.aggregates import Ticket, ticket_id_for
-from dispatch.errors import (
+from dispatch.domain.errors import (
     AlreadyEscalated,
     CallAlreadyAnswered,
     DuplicateCommand,

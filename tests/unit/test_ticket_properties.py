@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.aggregates import Ticket
-from dispatch.errors import DispatchError
+from dispatch.domain.errors import DispatchError
 from tests.unit.test_ticket import CENTRE, T0, dept, new_ticket
 
 DEPTS = ("chengguan", "huanwei", "shizheng")

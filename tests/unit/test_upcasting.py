@@ -12,13 +12,14 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.commands import parse_command
-from dispatch.errors import IllegalTransition, InvalidCommand
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import IllegalTransition, InvalidCommand
+from dispatch.domain.upcasting import upcast_record
 from dispatch.projections import catch_up, street_dashboard
 from dispatch.projections.decode import records_from_notifications
 from dispatch.projections.records import EventRecord, record_from_json, record_to_json
-from dispatch.replay import StoreSource, compare, open_target, rebuild
-from dispatch.upcasting import upcast_record
+from dispatch.service.replay import compare, open_target, StoreSource
+from dispatch.service.replay import rebuild
 from tests.unit.test_replay_helpers import T0, run_scenario
 
 EVALUATED = "dispatch.aggregates.ticket:Ticket.Evaluated"

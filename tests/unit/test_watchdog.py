@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.commands import parse_command
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.commands import parse_command
 from dispatch.projections import catch_up, community_dashboard, list_tickets
-from dispatch.watchdog import OpenDeadline, Watchdog, due_escalations
+from dispatch.service.watchdog import OpenDeadline, Watchdog, due_escalations
 
 SH = ZoneInfo("Asia/Shanghai")
 DUE = datetime(2026, 11, 20, 9, 40, tzinfo=SH)

@@ -30,12 +30,12 @@ import pytest
 import yaml
 
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
-from dispatch.errors import ReferenceDataError
-from dispatch.queries import Window
-from dispatch.simulation import simulate
-from dispatch.simulation.runner import run_embedded
-from dispatch.whatif import differing, export_rules, what_if
+from dispatch.domain.clock import SimulatedClock
+from dispatch.domain.errors import ReferenceDataError
+from dispatch.service.queries import Window
+from dispatch.service.simulation import simulate
+from dispatch.service.simulation.runner import run_embedded
+from dispatch.service.whatif import differing, export_rules, what_if
 from tests.unit.test_sla_scenario import REFERENCE, Story, cli_json
 
 AS_OF = datetime.fromisoformat("2026-10-16T12:00:00+08:00")
@@ -188,7 +188,7 @@ def _simulated(url: str, reference_file: str | None, commands: list[Any]) -> Run
 
 def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from dispatch.reference import load_reference
+    from dispatch.domain.reference import load_reference
 
     sample = load_reference(None, boundaries=False)
     commands = list(simulate(sample, "xinqi", SIM_DAYS, 25, 3, SIM_START))
@@ -212,7 +212,7 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
             period = Window(start, end, instant)
             for by, per in (("department", None), ("community", "week"), ("category", None)):
                 result = what_if(actual, other_file, period=period, by=by, per=per)
-                from dispatch.queries import sla
+                from dispatch.service.queries import sla
 
                 expected = sla(slow, by=by, per=per, period=period)
                 got = {(r["unit"], r.get("period"), r["figure"]): r["what_if"] for r in result["rows"]}
@@ -227,7 +227,7 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
                                             and not isinstance(v, bool)}
                 moved += len(differing(result["rows"]))
                 if by == "department":  # the deadlines whose verdict changed: as judged by hand, actual vs slow
-                    from dispatch.whatif import _changed
+                    from dispatch.service.whatif import _changed
 
                     expected_changed = _changed(_verdicts_by_hand(actual.engine, period),
                                                 _verdicts_by_hand(slow.engine, period))
@@ -235,7 +235,7 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
                         expected_changed, key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
                     assert result["changed"] > 0 or start is not None
             board = what_if(actual, other_file, period=period, dashboard=True, street="xinqi")
-            from dispatch.queries import dashboard
+            from dispatch.service.queries import dashboard
 
             slow_board = dashboard(slow, street="xinqi", period=period)
             assert {r["figure"]: r["what_if"] for r in board["rows"] if r["unit"] == "xinqi"} == pytest.approx(
@@ -243,12 +243,12 @@ def test_what_if_equals_a_replay_of_the_same_commands_under_the_other_file(tmp_p
         assert moved > 50  # the other rules moved many figures: the comparison above is not of equals
         assert _deadlines_of(_replayed(actual, other_file)) == _deadlines_of(slow.engine)
         # in two forked processes, each rewriting, projecting and judging its share: the same answer
-        import dispatch.whatif
+        import dispatch.service.whatif
 
         period = Window(None, None, as_of)
         alone = [what_if(actual, other_file, period=period, by="community", per="week"),
                  what_if(actual, other_file, period=period, dashboard=True, street="xinqi")]
-        monkeypatch.setattr(dispatch.whatif, "_CHUNK", 100)  # ~700 tickets: two shares of a few chunks
+        monkeypatch.setattr(dispatch.service.whatif, "_CHUNK", 100)  # ~700 tickets: two shares of a few chunks
         shared = [what_if(actual, other_file, period=period, by="community", per="week", workers=2),
                   what_if(actual, other_file, period=period, dashboard=True, street="xinqi", workers=2)]
         assert shared == alone and alone[0]["changed"] > 20 and alone[0]["tickets"] > 400
@@ -321,7 +321,7 @@ def _verdicts_by_hand(engine: Any, period: Window) -> dict[tuple[str, str], dict
 def _replayed(runtime: Runtime, path: str) -> Any:
     """The what-if's scratch read model of every ticket."""
     from dispatch.projections import tables as t
-    from dispatch.whatif import replayed, rules_from
+    from dispatch.service.whatif import replayed, rules_from
 
     with runtime.engine.connect() as conn:
         ids = sorted(conn.execute(t.tickets.select().with_only_columns(t.tickets.c.ticket_id)).scalars())
@@ -383,7 +383,7 @@ def play_holds_and_extensions(runtime: Runtime) -> None:
 
 
 def test_holds_and_extensions_move_as_the_engine_moves_them(tmp_path: Path) -> None:
-    from dispatch.queries import sla
+    from dispatch.service.queries import sla
 
     other = _rules(ack_minutes=90, handle_minutes=470, feedback_minutes=960)
     other["calendar_overrides"] = {"2026-10-13": "holiday"}

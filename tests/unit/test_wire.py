@@ -12,14 +12,14 @@ import warnings
 import pytest
 
 from dispatch.aggregates import ticket_id_for
-from dispatch.commands import parse_command
+from dispatch.domain.commands import parse_command
 
 with warnings.catch_warnings():  # kafka-python loads its protocol JSON with a deprecated importlib call
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka.consumer.fetcher import ConsumerRecord
 
-    from dispatch.kafka import DeadLetter, KafkaSettings, Topics, intake_key, whistle_from_json, whistle_messages
-    from dispatch.kafka.schemas import INTAKE_SCHEMA, intake_schema_text
+    from dispatch.adapters.kafka import DeadLetter, KafkaSettings, Topics, intake_key, whistle_from_json, whistle_messages
+    from dispatch.adapters.kafka.schemas import INTAKE_SCHEMA, intake_schema_text
 from dispatch.projections.records import EventRecord, record_from_json, record_to_json
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -123,7 +123,7 @@ def test_topic_names_carry_the_prefix():
 
 def test_desks_hear_moved_deadlines_and_calls_closed_out_with_their_ticket():
     from consumers.department import Inbox
-    from dispatch.lifecycle import fold, new_state
+    from dispatch.domain.lifecycle import fold, new_state
 
     ticket, state, inbox = uuid4(), new_state(), Inbox()
     calls = [{"call_id": "1:chengguan", "department": "chengguan", "role": "lead", "ack_due": AT},

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from dispatch import errors
-from dispatch.kafka.schemas import INTAKE_SCHEMA
+from dispatch.adapters.kafka.schemas import INTAKE_SCHEMA
+from dispatch.domain import errors
 
 ROOT = Path(__file__).resolve().parents[2]
 WIRE = (ROOT / "docs" / "wire-format.md").read_text(encoding="utf-8")

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dispatch.bootstrap import bootstrap
-from dispatch.commands import parse_command
-from dispatch.errors import ConcurrentChange
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import ConcurrentChange
 
 with warnings.catch_warnings():  # kafka-python's import-time DeprecationWarning
     warnings.simplefilter("ignore", DeprecationWarning)
-    from dispatch.kafka import FencedTracking, install_fence
+    from dispatch.adapters.kafka import FencedTracking, install_fence
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 

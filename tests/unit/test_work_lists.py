@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from dispatch import queries
-from dispatch.clock import SimulatedClock
+from dispatch.domain.clock import SimulatedClock
+from dispatch.service import queries
 from tests.unit.test_projections import _runtime
 from tests.unit.test_sla_scenario import Story, cli_json
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
-from dispatch import accounts
 from dispatch.bootstrap import Runtime, bootstrap
-from dispatch.clock import SimulatedClock
+from dispatch.domain.clock import SimulatedClock
+from dispatch.service import accounts
 from dispatch.web import create_app
 from dispatch.web.guard import Limits
 

@@ -112,16 +112,16 @@ def test_password_sign_in_locks_after_five_failures_and_is_audited(api: Api) -> 
     r = api.client.post("/api/session", json={"name": "boss", "password": "correct horse battery"})
     assert r.status_code == 401 and r.json()["code"] == "account_locked"
     audit = api.runtime.engine
-    from dispatch import users
+    from dispatch.adapters import user_tables
 
-    rows = users.audit_rows(audit, 20)
+    rows = user_tables.audit_rows(audit, 20)
     assert sum(1 for row in rows if row["action"] == "signin" and row["outcome"] == "refused") == 6
 
 
 def test_a_signed_in_token_works_until_it_is_revoked_or_expires(api: Api) -> None:
     from datetime import timedelta
 
-    from dispatch import accounts
+    from dispatch.service import accounts
 
     r = api.client.post("/api/session", json={"name": "boss", "password": "correct horse battery"})
     token = r.json()["token"]

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from dispatch import accounts, users
+from dispatch.adapters import user_tables
+from dispatch.service import accounts
 from tests.web.support import GRID_A, GRID_B, USERS, Api
 
 ROLES = list(USERS)
@@ -81,7 +82,7 @@ def _body(step: str, who: str, tickets: dict[str, str]) -> dict[str, Any]:
 
 
 def _forbidden_rows(api: Api) -> int:
-    return sum(1 for r in users.audit_rows(api.runtime.engine, 10_000) if r["action"] == "forbidden")
+    return sum(1 for r in user_tables.audit_rows(api.runtime.engine, 10_000) if r["action"] == "forbidden")
 
 
 @pytest.mark.parametrize("where", ["A", "B"])
@@ -184,7 +185,7 @@ def test_disabled_users_expired_and_revoked_tokens_are_refused(api: Api) -> None
     assert api.get("lead-a", "/api/tickets").status_code == 401
     forged = api.tokens["hot-a"][:-4] + "AAAA"
     assert api.client.get("/api/tickets", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
-    refusals = [r["detail"] for r in users.audit_rows(api.runtime.engine, 50) if r["outcome"] == "refused"]
+    refusals = [r["detail"] for r in user_tables.audit_rows(api.runtime.engine, 50) if r["outcome"] == "refused"]
     assert any("disabled user disp-a" in d for d in refusals)
     assert any("expired token" in d for d in refusals)
     assert any("revoked token" in d for d in refusals)

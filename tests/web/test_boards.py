@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch import accounts, boards, queries
-from dispatch.errors import InvalidCommand
+from dispatch.domain.errors import InvalidCommand
+from dispatch.service import accounts, cockpit, queries
 from tests.web.support import START, Api, page_sign_in
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -52,15 +52,15 @@ def _board_in_page(html: str) -> dict[str, Any]:
 
 def test_periods_are_local_calendar_periods_holding_the_instant(api: Api) -> None:
     at = datetime(2026, 11, 26, 1, 30, tzinfo=TZ)  # a Thursday, early morning in Shanghai (17:30 UTC the day before)
-    today = boards.period_window(api.runtime, "today", at)
+    today = cockpit.period_window(api.runtime, "today", at)
     assert (today.start, today.end) == (datetime(2026, 11, 26, tzinfo=TZ), datetime(2026, 11, 27, tzinfo=TZ))
-    week = boards.period_window(api.runtime, "week", at)
+    week = cockpit.period_window(api.runtime, "week", at)
     assert (week.start, week.end) == (datetime(2026, 11, 23, tzinfo=TZ), datetime(2026, 11, 30, tzinfo=TZ))
-    month = boards.period_window(api.runtime, "month", at)
+    month = cockpit.period_window(api.runtime, "month", at)
     assert (month.start, month.end) == (datetime(2026, 11, 1, tzinfo=TZ), datetime(2026, 12, 1, tzinfo=TZ))
     assert month.as_of == at
     with pytest.raises(InvalidCommand):  # the whole history is the CLI's question, not a page's
-        boards.period_window(api.runtime, "all", at)
+        cockpit.period_window(api.runtime, "all", at)
 
 
 def test_the_page_shows_the_dashboards_figures_its_trend_map_and_newest_tickets(api: Api) -> None:
@@ -71,7 +71,7 @@ def test_the_page_shows_the_dashboards_figures_its_trend_map_and_newest_tickets(
     assert r.status_code == 200
     data = _board_in_page(r.text)
     now = api.clock.now()
-    expected = queries.dashboard(api.runtime, street="caojing", period=boards.period_window(api.runtime, "today", now))
+    expected = queries.dashboard(api.runtime, street="caojing", period=cockpit.period_window(api.runtime, "today", now))
     for figure in ("open", "reported", "closed", "ack_overdue", "handle_overdue", "satisfaction_rate", "composite"):
         assert data["figures"][figure] == expected[figure], figure
     assert (data["figures"]["reported"], data["figures"]["closed"], data["figures"]["open"]) == (2, 1, 1)
@@ -133,7 +133,7 @@ def test_a_display_token_outlives_sessions_and_opens_one_streets_figures_only(ap
 
 
 def test_only_the_streets_leader_dispatcher_or_an_admin_makes_a_screen_link(api: Api) -> None:
-    from dispatch.errors import Forbidden
+    from dispatch.domain.errors import Forbidden
 
     lead_a = accounts.identity_of(api.runtime, "lead-a")
     assert accounts.issue_display_token(api.runtime, lead_a, "漕泾镇").text.startswith("dsd_")

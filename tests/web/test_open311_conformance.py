@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from dispatch import accounts
+from dispatch.service import accounts
 from tests.waiting import wait_for
 from tests.web.support import START, Api, make_api, sign_in_page
 
@@ -115,8 +115,8 @@ def test_row_08_an_address_in_words_waits_to_be_placed_and_keeps_its_time(api: A
     [row] = sent.json()
     token = row["token"]
     assert "service_request_id" not in row
-    from dispatch.access import sees_change
-    from dispatch.identity import Identity
+    from dispatch.domain.identity import Identity
+    from dispatch.service.access import sees_change
 
     [told] = api.client.app.state.service.live.moves[-1].changes  # the consoles' streams are told at once
     assert told["ticket_id"] == f"unplaced-{token}"
@@ -344,9 +344,9 @@ def test_row_08_a_report_in_words_taken_in_by_another_process_reaches_this_ones_
     """Web workers side by side: a report waiting to be placed that another worker took in is
     found by this one's watcher at its next look, and told to its grid centres' consoles; once
     placed, they are told again (its row leaves the queue)."""
-    from dispatch import actions
-    from dispatch.access import sees_change
-    from dispatch.identity import Identity
+    from dispatch.domain.identity import Identity
+    from dispatch.service import actions
+    from dispatch.service.access import sees_change
     from dispatch.web.live import Hub
 
     hub = Hub(api.runtime, embedded=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from dispatch import accounts
+from dispatch.service import accounts
 from tests.web.support import Api, page_sign_in
 
 
@@ -149,8 +149,8 @@ def test_the_console_holds_and_resumes_and_closes_an_unsatisfied_result_only_wit
 def test_the_consoles_lists_come_from_one_query_holding_what_a_query_per_status_would(api: Api) -> None:
     """The console's lists (each status's newest 100) are read in one query: the same rows as one
     query per status, with each status's limit kept."""
-    from dispatch import queries
-    from dispatch.identity import Identity
+    from dispatch.domain.identity import Identity
+    from dispatch.service import queries
 
     made = [api.report() for _ in range(7)]
     for ticket in made[:4]:

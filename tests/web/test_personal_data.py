@@ -11,7 +11,7 @@ from uuid import UUID
 
 from dispatch.bootstrap import bootstrap
 from dispatch.projections import catch_up
-from dispatch.replay.export import export_rows
+from dispatch.service.replay.export import export_rows
 from tests.unit.safety_support import invoke
 from tests.web.support import GRID_A, Api
 
@@ -101,7 +101,7 @@ def test_erasure_makes_the_contact_unreadable_everywhere_and_changes_no_figure(a
         details = api.get(who, f"/api/tickets/{ticket}/history").json()["events"][0]["details"]
         assert details["reporter"] == {"erased": True}
     assert api.get("hot-a", f"/api/tickets/{other}").json()["reporter"] == {"phone": "13911112222"}
-    audit = [r for r in __import__("dispatch").users.audit_rows(api.runtime.engine, 20)
+    audit = [r for r in __import__("dispatch.adapters.user_tables", fromlist=["audit_rows"]).audit_rows(api.runtime.engine, 20)
              if r["action"] == "reporter.erase"]
     assert audit and all(PHONE not in r["detail"] and "5678" not in r["detail"] for r in audit)
     # the history is not rewritten and every figure is the same: a replay verifies clean

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from dispatch import commands as c
-from dispatch.projections import runner
+from dispatch.domain import commands as c
+from dispatch.projections import poller
 from tests.web.support import GRID_A, make_api
 
 
@@ -20,13 +20,13 @@ from tests.web.support import GRID_A, make_api
 def projecting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the threads that catch the read models up."""
     seen: list[str] = []
-    catch_up = runner.catch_up
+    catch_up = poller.catch_up
 
     def noted(runtime: Any, **options: Any) -> int:
         seen.append(threading.current_thread().name)
         return catch_up(runtime, **options)
 
-    monkeypatch.setattr(runner, "catch_up", noted)
+    monkeypatch.setattr(poller, "catch_up", noted)
     return seen
 
 
@@ -58,12 +58,12 @@ def test_the_watcher_learns_what_moved_from_the_projector_and_reads_every_open_t
     """The live pages' watcher asks this process's projector which tickets its pages moved, and
     reads those rows alone; it compares every open ticket's version only when events were
     projected elsewhere (another process caught up) — and is told the same moves either way."""
-    from dispatch import queries
+    from dispatch.service import queries
     from dispatch.web.live import Hub
 
     api = make_api(tmp_path)
     first = api.report()
-    runner.for_reading(api.runtime)  # the projector holds it
+    poller.for_reading(api.runtime)  # the projector holds it
     hub = Hub(api.runtime, embedded=False)
     assert hub.check() is None  # where the read models stand: every open ticket read once
     scans: list[int] = []
@@ -76,7 +76,7 @@ def test_the_watcher_learns_what_moved_from_the_projector_and_reads_every_open_t
     monkeypatch.setattr(queries, "open_versions", scanned)
 
     def moved() -> set[str]:
-        runner.for_reading(api.runtime)
+        poller.for_reading(api.runtime)
         move = hub.check()
         assert move is not None and move.changes is not None
         return {change["ticket_id"] for change in move.changes}
@@ -93,6 +93,6 @@ def test_the_watcher_learns_what_moved_from_the_projector_and_reads_every_open_t
                              "actor": {"role": "supervisor", "id": "sup-a"}, "grid": GRID_A,
                              "category": "city_appearance", "channel": "patrol", "description": "路灯不亮"})
     third = str(api.runtime.app.execute_batch([other])[0].ticket_id)
-    runner.catch_up(api.runtime)
+    poller.catch_up(api.runtime)
     assert moved() == {third} and len(scans) == 1
     api.runtime.close()

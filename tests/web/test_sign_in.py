@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from dispatch import accounts, users
+from dispatch.adapters import user_tables
+from dispatch.service import accounts
 from tests.web.support import Api, login_form, make_api, page_sign_in
 
 
@@ -36,8 +37,8 @@ def test_thirty_wrong_page_sign_ins_from_one_address_meet_429_after_ten(api: Api
 def test_an_unknown_name_a_wrong_password_and_a_locked_account_answer_alike(api: Api, monkeypatch: Any) -> None:
     _set(api, "desk-hw", "page password 1")
     checked: list[str] = []
-    real = users._verify
-    monkeypatch.setattr(users, "_verify", lambda stored, password: checked.append(password) or real(stored, password))
+    real = user_tables._verify
+    monkeypatch.setattr(user_tables, "_verify", lambda stored, password: checked.append(password) or real(stored, password))
     for _ in range(5):  # desk-hw is locked after these
         api.client.post("/api/session", json={"name": "desk-hw", "password": "wrong"})
     bodies = {}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.responses import PlainTextResponse
 
-from dispatch.web import boards
+from dispatch.web import screens
 from tests.web.support import Api, GRID_A, make_api, sign_in_page
 
 DEADLINE = 20.0
@@ -85,7 +85,7 @@ def test_a_long_export_leaves_the_thread_to_a_read(tmp_path: Path, monkeypatch: 
         finish.wait(DEADLINE)
         return PlainTextResponse("done")
 
-    monkeypatch.setattr(boards, "_export", slow)
+    monkeypatch.setattr(screens, "_export", slow)
     with api.client, ThreadPoolExecutor(2) as pool:
         ticket = api.report()
         exporting = pool.submit(api.client.get, "/analysis/export")

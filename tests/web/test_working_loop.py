@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from coordTransform import wgs84_to_gcj02
 
-from dispatch import accounts
+from dispatch.service import accounts
 from tests.web.support import Api, page_sign_in, sign_in_page as _sign_in
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -159,8 +159,8 @@ def test_a_locked_account_is_told_in_local_minutes_and_only_to_a_correct_passwor
 # -- the live pages' streams ----------------------------------------------------------------------------
 
 def test_a_stream_tells_each_viewer_only_of_the_tickets_it_may_see(api: Api) -> None:
-    from dispatch.access import sees_change
-    from dispatch.identity import Identity
+    from dispatch.domain.identity import Identity
+    from dispatch.service.access import sees_change
     from dispatch.web.live import Hub
 
     hub = Hub(api.runtime, embedded=True)

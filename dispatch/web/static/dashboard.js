@@ -1,5 +1,5 @@
 // The dashboard and the big screen: figures, ECharts charts, the Leaflet map of grids and the
-// newest tickets, drawn from the server's JSON (dispatch.boards). Live: the server's event
+// newest tickets, drawn from the server's JSON (dispatch.service.cockpit). Live: the server's event
 // stream says when the read models moved on, and the page asks again (and every minute, since
 // deadlines pass without events). Time travel: the slider or the picker asks for the figures as
 // of a past instant, and the page stays there until "回到实时".

@@ -1,0 +1,509 @@
+"""What if the rules had been others: history replayed under another reference file's SLA rules,
+routing, calendar and ladder, its figures beside the actual ones (``dispatch what-if``, /analysis).
+
+The events keep every step's business time, so the deadlines the engine would have set under
+other rules can be worked out exactly from what happened:
+
+1. **The rules** (``rules_from``): a whole reference file, or one holding only rule sections
+   (``sla`` — with each rule's ``escalate_every_minutes``, the ladder's pace —, ``categories``'
+   routing, ``working_hours``, ``calendar_overrides``, ``calendar_years``; what ``dispatch reference
+   export`` writes) laid over the rules in force. Places, departments, priorities and categories
+   must be those in force, else a refusal listing the differences. The holiday table in force
+   stays (``calendar_overrides`` move single days on top of it, as in ``init --reference``).
+2. **The tickets** behind the period's figures (``projections.verdicts.touched``) and their stored
+   events, read in chunks: the cost follows the period asked, not the history.
+3. **The rewrite** (``rewrite``): each ticket's events folded in order (``lifecycle.fold``), every
+   deadline an event carries set as the command handlers would have set it under the other
+   rules at that event's business time — the centre's accept and dispatch deadlines at the
+   report, report-in / handling / feedback at each dispatch, an extension granted, a hold's
+   resumption — and nothing else changed. What happened stays what happened: who was called,
+   who answered when, escalations that were made. Routing is shown as "would have led",
+   not re-simulated work.
+4. **The figures**: the rewritten events projected into a scratch read model in memory (the
+   same projection code, working minutes under the other calendar), and the same questions
+   asked of it as of the live read model (``sla`` by department / category / community / street,
+   or a street's or community's dashboard). Nothing live is written.
+5. **In worker processes** (``workers`` > 1, the CLI's default: one per CPU): each forked worker
+   reads, rewrites and projects its share of the tickets into its own scratch file and judges its
+   share's verdicts against the live read model; the files are copied into the scratch read model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import StaticPool
+
+from dispatch.domain.errors import ReferenceDataError
+from dispatch.domain.lifecycle import accept_deadline, dispatch_deadline, fold, new_state, open_deadlines
+from dispatch.domain.reference import Reference, parse_reference_text, read_reference_data, reference_from_dict
+from dispatch.domain.sla_policy import SlaPolicy
+
+__all__ = ["CHANGED_COLUMNS", "SECTIONS", "changed_rows", "compare", "differing", "export_rules", "rewrite", "rules_from",
+           "what_if"]
+
+# ``dispatch reference export --sections``: the keys of a reference file each section holds
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "sla": ("sla",),
+    "ladder": ("sla",),  # the ladder's pace is each SLA rule's escalate_every_minutes
+    "routing": ("categories",),
+    "calendar": ("working_hours", "calendar_overrides", "calendar_years"),
+}
+_RULE_KEYS = frozenset({"sample", "sla", "categories", "working_hours", "calendar_overrides", "calendar_years"})
+_ROUTING = ("lead_department", "cooperating")
+_CHUNK = 2_000  # tickets read, rewritten and projected at a time
+NOTE = ("What happened stays what happened: the same reports, calls, answers, handling, evaluations and "
+        "escalations, judged against the deadlines the other rules would have set. Routing is shown as "
+        "who would have led or cooperated, not as work re-simulated.")
+
+
+# -- the rules ---------------------------------------------------------------------------------------
+
+def export_rules(reference: Reference, sections: Sequence[str] = tuple(SECTIONS)) -> dict[str, Any]:
+    """The rules in force as a what-if file holds them (only ``sections``)."""
+    body = reference.to_dict()
+    out: dict[str, Any] = {}
+    for section in sections:
+        for key in SECTIONS[section]:
+            if key == "categories":
+                out[key] = [{"id": c["id"], "name": c["name"], **{k: c[k] for k in _ROUTING}}
+                            for c in body["categories"]]
+            elif key in body:
+                out[key] = body[key]
+    return out
+
+
+def rules_from(current: Reference, path: str | None = None, *, text: str | None = None,
+               name: str = "规则") -> Reference:
+    """The reference data in force with the rules of the file at ``path``, or of YAML ``text``
+    (named ``name`` in errors), as the module says."""
+    if text is not None:
+        data = parse_reference_text(text, name)
+    else:
+        name, data = read_reference_data(path, boundaries=False)
+    if not isinstance(data, dict):
+        raise ReferenceDataError(name, "", "the file must hold a mapping of sections")
+    base = current.to_dict()
+    if "districts" in data:  # a whole reference file
+        merged = dict(data)
+    else:
+        for key in data:
+            if key not in _RULE_KEYS:
+                raise ReferenceDataError(name, str(key), "a rules file holds only sla, categories (their "
+                                         "lead_department and cooperating), working_hours, calendar_overrides "
+                                         "and calendar_years").saying(why="rules_sections")
+        merged = {**base, **{k: v for k, v in data.items() if k != "categories"}}
+        if "categories" in data:
+            merged["categories"] = _merge_categories(name, base["categories"], data["categories"])
+    merged.pop("boundaries", None)  # the places' geometry is the one in force
+    other = reference_from_dict(merged, source=name)
+    found = list(_differences(_fixed(current), _fixed(other)))
+    if found:
+        more = f" (and {len(found) - 10} more)" if len(found) > 10 else ""
+        raise ReferenceDataError(name, "", "only the SLA rules, routing, calendar and ladder may differ from the "
+                                 f"reference data in force; it differs in {'; '.join(found[:10])}{more}"
+                                 ).saying(why="rules_differ", count=len(found))
+    return replace(other, holidays=current.holidays, boundaries=current.boundaries)
+
+
+def _merge_categories(name: str, base: list[dict[str, Any]], given: Any) -> list[dict[str, Any]]:
+    if not isinstance(given, list):
+        raise ReferenceDataError(name, "categories", "a list of categories, each with its id")
+    by_id = {c["id"]: dict(c) for c in base}
+    for i, item in enumerate(given):
+        if not isinstance(item, dict) or item.get("id") not in by_id:
+            raise ReferenceDataError(name, f"categories[{i}]", "names no category in force (give its id)"
+                                     ).saying(why="rules_category")
+        by_id[item["id"]].update(item)
+    return list(by_id.values())
+
+
+def _fixed(reference: Reference) -> dict[str, Any]:
+    """What a what-if may not change: the places, departments, priorities and categories."""
+    d = reference.to_dict()
+    return {"timezone": d["timezone"], "districts": d["districts"], "departments": d["departments"],
+            "priorities": d["priorities"],
+            "categories": [{k: v for k, v in c.items() if k not in _ROUTING} for c in d["categories"]]}
+
+
+def _differences(a: Any, b: Any, path: str = "") -> Iterator[str]:
+    maps = _as_maps(a, b)
+    if maps is None:
+        if a != b:
+            yield f"{path} ({a!r} in force, {b!r} here)"
+        return
+    left, right, named = maps
+    for key in list(left) + [k for k in right if k not in left]:
+        where = named(path, key)
+        if key not in right:
+            yield f"{where} missing"
+        elif key not in left:
+            yield f"{where} added"
+        else:
+            yield from _differences(left[key], right[key], where)
+
+
+def _as_maps(a: Any, b: Any) -> tuple[dict[Any, Any], dict[Any, Any], Callable[[str, Any], str]] | None:
+    """Two mappings to walk side by side (a list of items with ids is one, by id), and how a
+    path names an entry; None for two values to compare."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a, b, lambda path, key: f"{path}.{key}" if path else str(key)
+    if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) and "id" in x for x in a + b):
+        return {x["id"]: x for x in a}, {x["id"]: x for x in b}, lambda path, key: f"{path}[{key}]"
+    return None
+
+
+# -- the rewrite -------------------------------------------------------------------------------------
+
+def rewrite(records: Sequence[Any], policy: SlaPolicy) -> list[Any]:
+    """One ticket's events (in version order) with every deadline set as the handlers would have
+    set it under ``policy``'s rules (``dispatch.service.handlers``: report, dispatch, decide_extension,
+    resume), each from the state the rewritten events before it leave."""
+    from dispatch.projections.records import EventRecord
+
+    state, out = new_state(), []
+    for r in records:
+        data = _rewritten(state, r.type, r.data, policy)
+        fold(state, r.type, data, data["occurred_at"], r.version)
+        out.append(EventRecord(r.position, r.ticket_id, r.version, r.type, data))
+    return out
+
+
+def _rewritten(s: Mapping[str, Any], kind: str, d: dict[str, Any], policy: SlaPolicy) -> dict[str, Any]:
+    at = d["occurred_at"]
+    try:
+        if kind == "Reported" and d.get("accept_due") is not None:  # none: reported before the centre's deadlines
+            centre = policy.centre_deadlines(d["category"], d["priority"], at)
+            return {**d, "accept_due": centre.accept_due, "dispatch_due": centre.dispatch_due,
+                    "centre_basis": centre.time_basis, "provisional": centre.provisional, "calendar": centre.calendar}
+        if kind in ("Dispatched", "Redispatched"):
+            due = policy.deadlines(s["category"], s["priority"], at)
+            return {**d, "calls": [{**c, "ack_due": due.ack_due} for c in d["calls"]], "handle_due": due.handle_due,
+                    "feedback_due": due.feedback_due, "time_basis": due.time_basis,
+                    "escalate_every_minutes": due.escalate_every_minutes, "provisional": due.provisional,
+                    "calendar": due.calendar}
+        if kind == "ExtensionGranted" and s["extension"] is not None and s["handle_due"] is not None:
+            minutes, basis = s["extension"]["minutes"], s["time_basis"] or "calendar"
+            return {**d, "handle_due": policy.extended(basis, s["handle_due"], minutes),
+                    "feedback_due": policy.extended(basis, s["feedback_due"] or s["handle_due"], minutes)}
+        if kind == "Resumed" and s["held_since"] is not None:
+            dues = {}
+            for key, due in open_deadlines(s).items():
+                basis = (s["centre_basis"] if key in (accept_deadline(), dispatch_deadline()) else s["time_basis"]) \
+                    or "calendar"
+                moved = policy.resumed(basis, due, s["held_since"], at)
+                if moved != due:
+                    dues[key] = moved
+            return {**d, "dues": dues}
+    except OverflowError:  # a time at the calendar's edge: the engine set none either (handlers.report)
+        pass
+    return d
+
+
+# -- the figures -------------------------------------------------------------------------------------
+
+def _scratch() -> Engine:
+    from dispatch.projections import tables as t
+
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    t.ensure_tables(engine)
+    return engine
+
+
+def _events(app: Any, ids: Sequence[str]) -> list[list[Any]]:
+    """The stored events of the tickets ``ids``, decoded as the projections read them, per ticket."""
+    from eventsourcing.persistence import Notification
+
+    from dispatch.adapters.eventstore import stored_events
+    from dispatch.projections.decode import records_from_notifications
+
+    found = stored_events(app.recorder, [UUID(i) for i in ids])
+    out = []
+    for events in found.values():
+        notes = [Notification(originator_id=e.originator_id, originator_version=e.originator_version, topic=e.topic,
+                              state=e.state, id=e.originator_version) for e in events]
+        out.append(records_from_notifications(notes, app.mapper))
+    return out
+
+
+def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
+             advance: Callable[[int], None] = lambda n: None, events: Any = None, workers: int = 1) -> Engine:
+    """A scratch read model of the tickets ``ids`` under ``reference``'s rules (``events``: where
+    their events come from, ``ids -> [[record, …] per ticket]``; the event store by default).
+    ``workers`` > 1: that many forked processes, each projecting its share of the tickets into a
+    scratch file, copied into the scratch read model at the end (a ticket's rows are its own, as
+    in a parallel rebuild: ``replay.parallel``)."""
+    return _replay(runtime, ids, reference, advance, events, workers, None)[0]
+
+
+def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None], events: Any,
+            workers: int, period: Any) -> tuple[Engine, list[dict[str, Any]]]:
+    """``replayed``, and with a ``period`` the deadlines whose verdict changed (``_changed``),
+    each worker judging its own share against the live read model."""
+    from dispatch.projections.bulk import bulk_load
+
+    engine = _scratch()
+    workers = max(1, min(workers, len(ids) // _CHUNK))
+    changed: list[dict[str, Any]] = []
+    with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
+        if workers == 1:
+            _project(conn, runtime, ids, reference, advance, events)
+        else:
+            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
+    if period is not None and workers == 1:
+        changed = _judged(runtime.engine, engine, ids, period)
+    changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+    return engine, changed
+
+
+def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> list[dict[str, Any]]:
+    """The deadlines of ``ids`` whose verdict differs between the live and the scratch read model."""
+    from dispatch.projections import verdicts as v
+
+    window = {"start": period.start, "end": period.end}
+    with live.connect() as actual, scratch.connect() as other:
+        before, after = (v.verdicts(conn, ids, period.as_of, **window) for conn in (actual, other))
+        moved = sorted({key[0] for key in before.keys() | after.keys() if before.get(key) != after.get(key)})
+        # the times only of the few tickets whose verdicts moved
+        return _changed(*(v.verdict_rows(conn, moved, period.as_of, **window) for conn in (actual, other)))
+
+
+def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],
+             events: Any) -> None:
+    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time."""
+    from dispatch.projections.apply_events import TicketRows, apply_batch
+    from dispatch.projections.durations import minutes_from
+
+    policy = SlaPolicy(reference)
+    minutes = minutes_from(policy)
+    for n, i in enumerate(range(0, len(ids), _CHUNK)):
+        chunk = ids[i:i + _CHUNK]
+        found = events(chunk) if events is not None else _events(runtime.store, chunk)
+        records = [r for ticket in found for r in rewrite(ticket, policy)]
+        with conn.begin():  # every ticket whole in its chunk: no position, nothing kept between
+            apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
+                        minutes=minutes)
+        advance(len(chunk))
+
+
+def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference,
+                        advance: Callable[[int], None], events: Any, workers: int,
+                        period: Any) -> list[dict[str, Any]]:
+    import multiprocessing
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from dispatch.service.replay.parallel import collect, merge_sqlite, stop
+
+    ctx = multiprocessing.get_context("fork")
+    folder = tempfile.mkdtemp(prefix="dispatch-what-if-")
+    paths = [str(Path(folder) / f"w{i}.db") for i in range(workers)]
+    results, counter = ctx.Queue(), ctx.Value("q", 0)
+    procs = [ctx.Process(target=_child, args=(results, i, runtime, ids[i::workers], reference, paths[i], events,
+                                              counter, period), name=f"what-if-{i}", daemon=True)
+             for i in range(workers)]
+    try:
+        judged, _ = collect(procs, results, counter, advance, "what-if")
+        merge_sqlite(conn, paths, None)
+    finally:
+        stop(procs)
+        shutil.rmtree(folder, ignore_errors=True)
+    return [row for i in range(workers) for row in judged[i]]
+
+
+def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference: Reference, path: str,
+           events: Any, counter: Any, period: Any) -> None:
+    """A forked worker: its share projected into its own scratch file (and, with a ``period``,
+    its share's changed verdicts)."""
+    from dispatch.service.replay.parallel import scratch_engine
+
+    try:
+        runtime.forget_connections()  # the parent's stay the parent's
+        engine = scratch_engine(path)
+        with engine.connect() as conn:
+            for pragma in ("journal_mode=OFF", "synchronous=OFF"):
+                conn.exec_driver_sql(f"PRAGMA {pragma}")
+            conn.commit()
+
+            def advance(n: int) -> None:
+                with counter.get_lock():
+                    counter.value += n
+
+            _project(conn, runtime, ids, reference, advance, events)
+        judged = _judged(runtime.engine, engine, ids, period) if period is not None else []
+        engine.dispose()
+        results.put((index, judged, None))
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        results.put((index, None, str(error) or type(error).__name__))
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _flat(prefix: str, data: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            yield from _flat(f"{prefix}{key}.", value)
+        elif _number(value):
+            yield f"{prefix}{key}", value
+
+
+def _sla_units(data: Mapping[str, Any]) -> dict[tuple[str, str | None], tuple[str, dict[str, Any]]]:
+    by = data["by"]
+    skip = {by, "name", "period", "period_start", "period_end"}
+    return {(row[by], row.get("period")): (row.get("name") or row[by],
+                                           dict(_flat("", {k: v for k, v in row.items() if k not in skip})))
+            for row in data["rows"]}
+
+
+def _dashboard_units(data: Mapping[str, Any]) -> dict[tuple[str, str | None], tuple[str, dict[str, Any]]]:
+    unit = str(data.get("street") or data.get("community"))
+    parts = {k: v for k, v in data.items() if k not in ("communities", "grids", "ranking", "unranked")}
+    out: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] = {
+        (unit, None): (str(data.get("name") or unit), dict(_flat("", parts)))}
+    for kind in ("communities", "grids"):
+        for item in data.get(kind) or []:
+            key = item["community" if kind == "communities" else "grid"]
+            out[(key, None)] = (item.get("name") or key, dict(_flat("", item)))
+    return out
+
+
+def _delta(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    delta = b - a
+    return round(delta, 6) if isinstance(delta, float) else delta
+
+
+def compare(actual: Mapping[tuple[str, str | None], tuple[str, dict[str, Any]]],
+            other: Mapping[tuple[str, str | None], tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every figure of every unit (and period): actual, what-if, difference."""
+    rows = []
+    for key in sorted(set(actual) | set(other), key=lambda k: (k[0], k[1] or "")):
+        name, a = actual.get(key, (None, {}))
+        other_name, b = other.get(key, (None, {}))
+        for figure in list(a) + [f for f in b if f not in a]:
+            av, bv = a.get(figure), b.get(figure)
+            row = {"unit": key[0], "name": name or other_name, "figure": figure, "actual": av, "what_if": bv,
+                   "delta": _delta(av, bv)}
+            if key[1] is not None:
+                row["period"] = key[1]
+            rows.append(row)
+    return rows
+
+
+def _changed(live: Mapping[tuple[str, str], dict[str, Any]],
+             other: Mapping[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for key in sorted(set(live) | set(other)):
+        a, b = live.get(key), other.get(key)
+        if (a or {}).get("verdict") == (b or {}).get("verdict"):
+            continue
+        base = a or b or {}
+        out.append({"ticket_id": key[0], "case_no": base.get("case_no"), "deadline": key[1],
+                    "department": base.get("department") or None,
+                    "due": (a or {}).get("due"), "due_what_if": (b or {}).get("due"), "done_at": base.get("done"),
+                    "verdict": (a or {}).get("verdict"), "verdict_what_if": (b or {}).get("verdict")})
+    return out
+
+
+CHANGED_COLUMNS = [("case_no", "string"), ("ticket_id", "string"), ("deadline", "string"), ("department", "string"),
+                   ("due", "time"), ("due_what_if", "time"), ("done_at", "time"), ("verdict", "string"),
+                   ("verdict_what_if", "string")]
+
+
+def changed_rows(result: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """The changed deadlines of a ``what_if`` result as rows of ``CHANGED_COLUMNS`` (for CSV)."""
+    for r in result["changed_tickets"]:
+        yield tuple(r[name] for name, _ in CHANGED_COLUMNS)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _routing(current: Reference, other: Reference, leads: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """The categories routed otherwise, with the period's dispatches and who led them."""
+    out = []
+    for cid, now in current.categories.items():
+        then = other.categories[cid]
+        if (now.lead_department, tuple(now.cooperating)) == (then.lead_department, tuple(then.cooperating)):
+            continue
+        led = {dept: n for (category, dept), n in sorted(leads.items()) if category == cid}
+        out.append({"category": cid, "name": now.name, "lead": now.lead_department,
+                    "cooperating": list(now.cooperating), "lead_what_if": then.lead_department,
+                    "cooperating_what_if": list(then.cooperating), "dispatches": sum(led.values()), "led_by": led})
+    return out
+
+
+def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = None, by: str | None = None, per: str | None = None,
+            street: str | None = None, community: str | None = None, dashboard: bool = False,
+            settings: Any = None, identity: Any = None, progress: bool = False, events: Any = None,
+            workers: int = 1) -> dict[str, Any]:
+    """The figures of ``dispatch sla`` (``by``, ``per``) or of a dashboard (``dashboard``, of
+    ``street`` or ``community``) for ``period`` (a ``queries.Window``), actual and under the
+    rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
+    that differs. Read-only; ``identity`` limits it as the same view would be. ``workers``: processes
+    projecting the tickets (``replayed``)."""
+    from dispatch.projections import measures as m
+    from dispatch.projections import verdicts as v
+    from dispatch.projections.dashboard import community_dashboard, street_dashboard
+    from dispatch.projections.figures import Settings
+    from dispatch.projections.sla_stats import sla_statistics
+    from dispatch.service import queries
+    from dispatch.service.replay.progress import EventProgress
+
+    settings = settings or Settings()
+    other = rules_from(runtime.reference, path, text=text)
+    if dashboard:
+        actual = queries.dashboard(runtime, street=street, community=community, period=period, settings=settings,
+                                   identity=identity)
+        street, community = actual.get("street") if "communities" in actual else None, \
+            actual.get("community") if "grids" in actual else None
+    else:
+        if by is None:
+            raise ValueError("what_if needs ``by`` or ``dashboard``")
+        actual = queries.sla(runtime, identity=identity, by=by, per=per, period=period, settings=settings,
+                             street=street, community=community)
+        scope = actual.get("scope") or {}
+        street, community = scope.get("street"), scope.get("community")
+    q = m.Question(period.as_of, period.start, period.end, street=street, community=community)
+    with runtime.engine.connect() as conn:
+        ids = v.touched(conn, q, open_too=dashboard)
+        leads = v.lead_calls(conn, q)
+    with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
+        scratch, changed = _replay(runtime, ids, other, bar.advance, events, workers, period)
+    try:
+        if dashboard:
+            make = street_dashboard if street else community_dashboard
+            theirs = make(scratch, other, street or community or "", as_of=period.as_of, start=period.start,
+                          end=period.end, settings=settings)
+            rows = compare(_dashboard_units(actual), _dashboard_units(theirs))
+        else:
+            theirs = sla_statistics(scratch, other, by=by or "", period=per, as_of=period.as_of, start=period.start,
+                                    end=period.end, settings=settings, street=street, community=community)
+            rows = compare(_sla_units(actual), _sla_units(theirs))
+    finally:
+        scratch.dispose()
+    return {"question": {"view": "dashboard" if dashboard else "sla", "by": None if dashboard else by, "period": per,
+                         "street": street, "community": community, "as_of": period.as_of.isoformat(),
+                         "from": _iso(period.start), "to": _iso(period.end)},
+            "reference": str(path) if path is not None else "规则", "tickets": len(ids), "rows": rows,
+            "changed": len(changed), "changed_tickets": changed,
+            "routing": _routing(runtime.reference, other, leads), "note": NOTE}
+
+
+def differing(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows whose figure moved."""
+    return [r for r in rows if r["actual"] != r["what_if"] and not _same_float(r["actual"], r["what_if"])]
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    return isinstance(a, float) and isinstance(b, float) and math.isclose(a, b, rel_tol=0, abs_tol=1e-9)
