@@ -44,13 +44,6 @@ from consumers.base import TRANSIENT, PartitionedConsumer, Rewind
 from consumers.process import process_options, run_process
 from dispatch.adapters import parked_store
 from dispatch.adapters.eventstore import WithOutcomes
-from dispatch.adapters.outcome_log import ensure_table
-from dispatch.bootstrap import Runtime
-from dispatch.domain.commands import parse_command
-from dispatch.service.application import Outcome
-from dispatch.domain.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
-                             Oversized)
-from dispatch.service.parking import REPORT_WINDOW, Lot
 from dispatch.adapters.kafka import (
     DeadLetter,
     DeadLetterSender,
@@ -61,6 +54,13 @@ from dispatch.adapters.kafka import (
     make_producer,
 )
 from dispatch.adapters.kafka.topics import WRITERS
+from dispatch.adapters.outcome_log import ensure_table
+from dispatch.bootstrap import Runtime
+from dispatch.domain.commands import parse_command
+from dispatch.domain.errors import (ConcurrentChange, ForgedActor, ForgedDepartment, Forbidden, InvalidCommand, NotAnAnswer,
+                                    Oversized)
+from dispatch.service.application import Outcome
+from dispatch.service.parking import REPORT_WINDOW, Lot
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Engine", "main"]
 

@@ -20,17 +20,17 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from dispatch.adapters import holiday_table
+from dispatch.adapters.case_register import CaseNumbers
 from dispatch.adapters.config import Database, resolve_db
+from dispatch.adapters.database import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine, examine_file,
+                                        load_stored_reference, store_reference, write_marker)
 from dispatch.adapters.dberrors import translate_db_errors
 from dispatch.adapters.logs import configure_logging
+from dispatch.adapters.vault import Vault
 from dispatch.domain.clock import Clock, SystemClock
 from dispatch.domain.errors import DatabaseNeedsUpgrade, DatabaseNotFound, NotADispatchDatabase
 from dispatch.domain.reference import Reference, load_reference, reference_from_dict
-from dispatch.adapters.database import (SCHEMA_VERSION, Examined, create_read_engine, create_sqlite_file, examine, examine_file,
-                            load_stored_reference, store_reference, write_marker)
-from dispatch.adapters import holiday_table
-from dispatch.adapters.case_register import CaseNumbers
-from dispatch.adapters.vault import Vault
 from dispatch.domain.timewindow import TimeWindow
 
 if TYPE_CHECKING:

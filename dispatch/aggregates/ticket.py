@@ -45,10 +45,10 @@ from dispatch.domain.errors import (
 )
 from dispatch.domain.ladder import LEVELS, TOP_RUNG
 from dispatch.domain.lifecycle import (FIRST_CONTACT_MODES, Call, LIFECYCLE, SATISFACTION, STATUSES, TERMINAL, fold,
-                                needs_rework, new_state)
+                                       needs_rework, new_state)
 from dispatch.domain.upcasting import (EVALUATION_METHODS, upcast_closed_v1_v2, upcast_dispatched_v1_v2,
-                                 upcast_escalated_v1_v2, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
-                                 upcast_reported_v1_v2, upcast_reported_v2_v3, upcast_reported_v3_v4, position_in_text)
+                                       upcast_escalated_v1_v2, upcast_evaluated_v1_v2, upcast_handled_v1_v2,
+                                       upcast_reported_v1_v2, upcast_reported_v2_v3, upcast_reported_v3_v4, position_in_text)
 
 __all__ = ["FIRST_CONTACT_MODES", "SATISFACTION", "STATUSES", "TERMINAL", "Ticket", "ticket_id_for"]
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://dispatch.example/tickets")

@@ -56,9 +56,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 from dispatch.domain.calendar import parse_working_hours
-from dispatch.domain.geo import check_geometry
 from dispatch.domain.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity, UnknownDepartment,
-                             UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
+                                    UnknownGrid, UnknownPriority, UnknownReference, UnknownStreet, UnknownDistrict)
+from dispatch.domain.geo import check_geometry
 
 __all__ = ["Category", "Community", "Department", "District", "Grid", "Place", "Priority",
            "Reference", "SlaRule", "Street", "load_reference", "parse_reference_text",

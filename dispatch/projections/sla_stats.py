@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from dispatch.domain.errors import DispatchError
+from dispatch.domain.reference import Reference
 from dispatch.projections import measures as m
 from dispatch.projections import rollups
 from dispatch.projections.figures import (Settings, Window, add_counts, call_figures, centre_figures, close_figures,
                                           evaluation_figures)
-from dispatch.domain.reference import Reference
 
 __all__ = ["DIMENSIONS", "PERIODS", "buckets", "sla_statistics"]
 

@@ -44,8 +44,8 @@ from dispatch.service.application import Outcome
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from dispatch.domain.errors import (AwaitingDispatch, DispatchError, FeedbackNotGiven, HiddenTicket, ParkingFull, TicketNotDispatched, TicketNotEvaluated, TicketNotFound, TicketNotHandled)
 from dispatch.adapters.parked_store import ParkedAnswer
+from dispatch.domain.errors import (AwaitingDispatch, DispatchError, FeedbackNotGiven, HiddenTicket, ParkingFull, TicketNotDispatched, TicketNotEvaluated, TicketNotFound, TicketNotHandled)
 from dispatch.domain.lifecycle import LIFECYCLE, TERMINAL, Status
 
 __all__ = ["MAX_PARKED", "MAX_PER_TICKET", "REPORT", "REPORT_WINDOW", "TURN", "WAKERS", "Lot"]

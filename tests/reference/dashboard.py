@@ -13,7 +13,7 @@ from dispatch.domain.ladder import LEVELS
 from tests.reference.facts import Facts, load_facts
 from dispatch.projections.open_work import open_work, total
 from tests.reference.figures import (Settings, Window, centre_figures, evaluation_figures, first_contact_figures,
-                                          latest_evaluations)
+                                     latest_evaluations)
 from dispatch.domain.reference import Reference
 from dispatch.projections.dashboard import _header, community_ranking
 

@@ -13,11 +13,11 @@ from sqlalchemy import Engine
 from dispatch.domain.errors import DispatchError
 from tests.reference.facts import load_facts
 from tests.reference.figures import (Settings, Window, call_figures, centre_figures, close_figures, close_items,
-                                          evaluation_figures, handle_figures, latest_evaluations)
+                                     evaluation_figures, handle_figures, latest_evaluations)
 from dispatch.domain.reference import Reference
-from dispatch.projections.sla_stats import (DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets,
-                                             envelope)
 from dispatch.domain.sla_policy import SlaPolicy
+from dispatch.projections.sla_stats import (DIMENSIONS, PERIODS, _clip, _iso, _name, _ranking, buckets,
+                                            envelope)
 
 __all__ = ["sla_statistics"]
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dispatch.domain.errors import (ReferenceDataError, UnknownCategory, UnknownCommunity,
-                             UnknownDepartment, UnknownGrid, UnknownPriority, UnknownStreet)
+                                    UnknownDepartment, UnknownGrid, UnknownPriority, UnknownStreet)
 from dispatch.domain.reference import Reference, load_reference, reference_from_dict
 
 
