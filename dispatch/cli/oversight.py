@@ -13,8 +13,7 @@ import click
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.text import Table, cell, console as wide_console, printable
-from dispatch.projections import Settings
-from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
+from dispatch.projections.figures import DIMENSIONS, PERIODS, Settings
 from dispatch.service import queries
 
 __all__ = ["dashboard", "rollup", "sla", "timeline_command", "watchdog"]

@@ -15,7 +15,7 @@ from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.oversight import _figure_options, _fmt, _settings
 from dispatch.cli.text import cell
-from dispatch.projections.sla_stats import DIMENSIONS, PERIODS
+from dispatch.projections.figures import DIMENSIONS, PERIODS
 from dispatch.service import queries
 
 __all__ = ["what_if_command"]

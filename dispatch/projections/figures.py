@@ -14,8 +14,12 @@ from typing import Any
 
 from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 
-__all__ = ["Settings", "Window", "call_figures", "centre_figures", "close_figures", "evaluation_figures",
+__all__ = ["DIMENSIONS", "PERIODS", "Settings", "Window", "call_figures", "centre_figures", "close_figures", "evaluation_figures",
            "first_contact_figures", "rate"]
+
+# what SLA figures are grouped by, and the periods they may be broken down into
+DIMENSIONS = ("department", "category", "community", "street")
+PERIODS = ("day", "week", "month")
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ from dispatch.domain.errors import DispatchError
 from dispatch.domain.reference import Reference
 from dispatch.projections import measures as m
 from dispatch.projections import rollups
-from dispatch.projections.figures import (Settings, Window, add_counts, call_figures, centre_figures, close_figures,
-                                          evaluation_figures)
+from dispatch.projections.figures import (DIMENSIONS, PERIODS, Settings, Window, add_counts, call_figures, centre_figures,
+                                          close_figures, evaluation_figures)
 
 __all__ = ["DIMENSIONS", "PERIODS", "buckets", "sla_statistics"]
 
-DIMENSIONS = ("department", "category", "community", "street")
-PERIODS = ("day", "week", "month")
 
 
 def _floor(at: datetime, period: str, tz: ZoneInfo) -> datetime:

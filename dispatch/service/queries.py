@@ -39,7 +39,6 @@ from dispatch.domain.identity import Identity
 from dispatch.domain.lifecycle import TERMINAL
 from dispatch.projections import for_reading, list_tickets
 from dispatch.projections import tables as t
-from dispatch.projections.deadlines import missed_deadlines
 from dispatch.projections.figures import Settings
 from dispatch.projections.listing import change_rows, open_versions
 from dispatch.service.access import may_read, may_view, read_scope, sees_contact, visible_calls
@@ -436,6 +435,8 @@ def overdue(runtime: Any, *, street: str | None = None, community: str | None = 
         street, community = _own_place(identity, street, community)
         may_view(identity, "overdue", **place_of(runtime, street, community),
                  department=ref.department(department).id if department else None)
+    from dispatch.projections.deadlines import missed_deadlines  # only here: a dashboard does not pay for it
+
     now = now or runtime.clock.now()
     for_reading(runtime)
     missed = missed_deadlines(runtime.engine, now, street=ref.street(street).id if street else None,
