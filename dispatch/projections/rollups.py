@@ -387,16 +387,18 @@ def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
     return [w.start.astimezone(tz).date().isoformat() if w.start is not None else "" for w in windows]
 
 
-def _settled_before(c: Any, p: Prefix, cut_day: str) -> Any:
-    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``: a
-    day's whole row where all of its tickets had, else its rows of the settled days before it."""
+def _settled_before(c: Any, p: Prefix, cut_day: str) -> list[Any]:
+    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``, as
+    the conditions of the parts to read one after the other (each through its own index): the
+    days' whole rows where all of their tickets had settled, and the other days' rows of the
+    settled days before it."""
     days = [date.fromisoformat(p.first) + timedelta(days=i) for i in range(len(p.settled_by))]
     split = [d.isoformat() for d, by in zip(days, p.settled_by) if by >= cut_day]
-    whole = and_(c.day >= p.first, c.day <= p.last, c.settled_day == WHOLE)
+    whole = and_(c.settled_day == WHOLE, c.day >= p.first, c.day <= p.last)
     if not split:
-        return whole
-    return or_(and_(whole, c.day.not_in(split)),
-               and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day))
+        return [whole]
+    return [and_(whole, c.day.not_in(split)),
+            and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day)]
 
 
 def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Any]:
@@ -408,13 +410,17 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> dict[Any, dict[str, Any]]:
         c = table.c
         bucket = _day_bucket(q, tz, c.day)
-        query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra], *[func.sum(c[n]).label(n) for n in columns])
-                 .where(c.dim == by, _settled_before(c, p, cut_day))
-                 .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
-        found = {}
-        for row in conn.execute(query):
-            values = row._mapping
-            found[(row[0], int(row[1]), *row[2:2 + len(extra)])] = {n: values[n] or 0 for n in columns}
+        found: dict[Any, dict[str, Any]] = {}
+        for part in _settled_before(c, p, cut_day):
+            query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra],
+                            *[func.sum(c[n]).label(n) for n in columns])
+                     .where(c.dim == by, part)
+                     .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+            for row in conn.execute(query):
+                values = row._mapping
+                sums = found.setdefault((row[0], int(row[1]), *row[2:2 + len(extra)]), dict.fromkeys(columns, 0))
+                for n in columns:
+                    sums[n] += values[n] or 0
         return found
 
     out["calls"] = grouped(t.rollup_calls, t.CALL_COUNTS, "role")
@@ -432,19 +438,20 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
     starts = _bucket_starts(q, tz)
     start_of = case(*[(bucket == literal_column(str(i)), literal_column(f"'{s}'")) for i, s in enumerate(starts)],
                     else_=literal_column("''")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
-    query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
-             .where(f.dim == by, _settled_before(f, p, cut_day), f.prev_day < start_of)
-             .group_by(f.unit, literal_column("b"), f.kind))
     firsts: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
-    for unit, b, kind, n in conn.execute(query):
-        firsts[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
+    for part in _settled_before(f, p, cut_day):
+        query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
+                 .where(f.dim == by, part, f.prev_day < start_of)
+                 .group_by(f.unit, literal_column("b"), f.kind))
+        for unit, b, kind, n in conn.execute(query):
+            firsts[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
     out["firsts"] = dict(firsts)
     # the minutes: each group's sorted days, concatenated
     mn = t.rollup_minutes.c
-    query = (select(mn.unit, _day_bucket(q, tz, mn.day), mn.metric, mn.sorted)
-             .where(mn.dim == by, _settled_before(mn, p, cut_day)))
     minutes: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
-    for unit, b, metric, blob in conn.execute(query):
-        minutes[((unit, int(b)), metric)].append(bytes(blob))
+    for part in _settled_before(mn, p, cut_day):
+        query = select(mn.unit, _day_bucket(q, tz, mn.day), mn.metric, mn.sorted).where(mn.dim == by, part)
+        for unit, b, metric, blob in conn.execute(query):
+            minutes[((unit, int(b)), metric)].append(bytes(blob))
     out["minutes"] = minutes
     return out

@@ -198,9 +198,13 @@ def _rollup(name: str, *keys: Column[Any], counts: tuple[str, ...] = (), extra: 
     # row's own day for many): a question as of an instant on a later day takes the row, and
     # reads the rows of the tickets settling later raw (``rollups.raw_rows``); ``*``: the
     # day's rows of every settled day summed (read when all of them are before the instant's day)
-    return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("dim", String(20), primary_key=True),
-                 Column("unit", _Unit, primary_key=True), Column("settled_day", _Day, primary_key=True), *keys,
-                 *(Column(c, Float if c.endswith("_sum") else Integer, nullable=False) for c in counts), *extra)
+    table = Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("dim", String(20), primary_key=True),
+                  Column("unit", _Unit, primary_key=True), Column("settled_day", _Day, primary_key=True), *keys,
+                  *(Column(c, Float if c.endswith("_sum") else Integer, nullable=False) for c in counts), *extra)
+    # a question's summed rows (``settled_day = '*'``) of one dimension over a run of days, read
+    # without the other dimensions' rows or the days' rows by settled day
+    Index(f"ix_{name}_whole", table.c.dim, table.c.settled_day, table.c.day)
+    return table
 
 
 # the days rolled up: valid for an instant at or after ``settled_at`` (every time their rows hold
