@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -63,7 +64,7 @@ def _layer_map() -> tuple[list[str], dict[str, tuple[list[str], list[str]]]]:
 
 def _layer_of(name: str, places: dict[str, tuple[list[str], list[str]]]) -> str | None:
     """The layer of a module: the one naming its file, else the one naming its nearest folder."""
-    path = MODULES[name].relative_to(ROOT).as_posix() if name in MODULES else ""
+    path = MODULES[name].relative_to(ROOT).as_posix()
     best: tuple[int, str] | None = None
     for layer, (folders, files) in places.items():
         if path in files:
@@ -153,7 +154,7 @@ def _alike(a: str, b: str) -> bool:
     two thirds (and four letters) — ``caseno``/``casenumbers``, ``parked``/``parking``,
     ``calendar``/``calendar_admin``, ``boards``/``web/boards``."""
     x, y = _stem(a), _stem(b)
-    same = len(next((x[:i] for i in range(min(len(x), len(y)), 0, -1) if x[:i] == y[:i]), ""))
+    same = len(os.path.commonprefix([x, y]))
     return x == y or (same >= 4 and 3 * same >= 2 * min(len(x), len(y)))
 
 
