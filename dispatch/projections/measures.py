@@ -159,6 +159,21 @@ def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
 
 def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], dict[str, Any]]:
     """Report-in and handling counts per (key, bucket, role), with the sums of the minutes."""
+    return _call_counts(conn, q, by)[0]
+
+
+def call_counts_and_minutes(conn: Connection, q: Question, by: str
+                            ) -> tuple[dict[tuple[str, int, str], dict[str, Any]], dict[tuple[Group, str], list[float]]]:
+    """``call_counts`` and ``minute_values`` of the same calls: on PostgreSQL in one pass (each
+    group's minutes gathered by ``array_agg``), on SQLite in two (its arrays would be text, and
+    text rounds a float)."""
+    if conn.dialect.name != "postgresql":
+        return call_counts(conn, q, by), minute_values(conn, q, by)
+    return _call_counts(conn, q, by, minutes=True)
+
+
+def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
+                 ) -> tuple[dict[tuple[str, int, str], dict[str, Any]], dict[tuple[Group, str], list[float]]]:
     c = t.calls.c
     key, where = _calls(q, by)
     x = _call_terms(q)
@@ -176,13 +191,19 @@ def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, 
                      _count(and_(x["lead"], x["handled"], c.handled_at <= c.handle_due)).label("handle_on_time"),
                      _count(x["handle_overdue"]).label("handle_overdue"),
                      _sum(and_(x["lead"], x["handled"]), c.handle_minutes).label("mtth_sum"),
+                     *[func.array_agg(values).filter(and_(condition, values.is_not(None))).label(name)
+                       for name, condition, values in (_metrics(q) if minutes else ())],
                      ).select_from(t.calls).where(*where).group_by(literal_column("g_role"))
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for row in _rows(conn, query):
+    found: dict[tuple[Group, str], list[float]] = defaultdict(list)
+    for row in conn.execute(query).all():
         m = dict(row._mapping)
         group = (m.pop(_K), int(m.pop(_B)), m.pop("g_role"))
+        for name in METRICS if minutes else ():
+            if values := m.pop(name):
+                found[(group[:2], name)].extend(values)
         out[group] = {k: (v or 0) for k, v in m.items()}
-    return out
+    return out, found
 
 
 METRICS = ("mtta_minutes", "mtth_minutes")

@@ -162,14 +162,20 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
     centre = got.get("centre", {})
     others = [] if by == "department" else [got["closed"], got["escalations"]]
     hi = q.buckets[-1].end if q.buckets else q.end
-    first, among = rollups.raw_rows(conn, rolled, rollups.cut(q.as_of, tz)[0])
+    first, among = rollups.raw_rows(conn, rolled, q.as_of, tz)
     parts = [] if first is None else [replace(q, span=Window(first, rolled.end), among=among)]
     if hi is None or rolled.end < hi:
         parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
     minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
                                                 for k, blobs in got["minutes"].items()}
     for part in parts:
-        _add(calls, m.call_counts(conn, part, by))
+        if percentiles:
+            counts, values = m.call_counts_and_minutes(conn, part, by)
+            for key, found in values.items():
+                minutes.setdefault(key, []).append(np.asarray(found, dtype=np.float64))
+        else:
+            counts = m.call_counts(conn, part, by)
+        _add(calls, counts)
         _add(closes, m.close_counts(conn, part, by))
         raw_evals = m.evaluation_counts(conn, part, by)
         firsts = m.evaluation_firsts(conn, part, by)
@@ -180,9 +186,6 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
             _add(centre, m.centre_counts(conn, part, by))
             _add(others[0], m.closed_counts(conn, part, by))
             _add(others[1], m.escalation_counts(conn, part, by))
-        if percentiles:
-            for key, values in m.minute_values(conn, part, by).items():
-                minutes.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
     pct: dict[Any, dict[str, Any]] = {}
     if percentiles:
         for (group, metric), chunks in minutes.items():
