@@ -426,11 +426,11 @@ def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneI
                             *[func.sum(c[n]).label(n) for n in columns])
                      .where(c.dim == by, part)
                      .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+            at = 2 + len(extra)  # the sums follow the unit, the bucket and the extra keys
             for row in conn.execute(query).all():
-                values = row._mapping
-                sums = found.setdefault((row[0], int(row[1]), *row[2:2 + len(extra)]), dict.fromkeys(columns, 0))
-                for n in columns:
-                    sums[n] += values[n] or 0
+                sums = found.setdefault((row[0], int(row[1]), *row[2:at]), dict.fromkeys(columns, 0))
+                for n, value in zip(columns, row[at:]):
+                    sums[n] += value or 0
         return found
 
     out["calls"] = grouped(t.rollup_calls, t.CALL_COUNTS, "role")

@@ -170,12 +170,12 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
                                                 for k, blobs in got["minutes"].items()}
     for part in parts:
         if percentiles:
-            counts, values = m.call_counts_and_minutes(conn, part, by)
+            raw_calls, values = m.call_counts_and_minutes(conn, part, by)
             for key, found in values.items():
                 minutes.setdefault(key, []).append(np.asarray(found, dtype=np.float64))
         else:
-            counts = m.call_counts(conn, part, by)
-        _add(calls, counts)
+            raw_calls = m.call_counts(conn, part, by)
+        _add(calls, raw_calls)
         _add(closes, m.close_counts(conn, part, by))
         raw_evals = m.evaluation_counts(conn, part, by)
         firsts = m.evaluation_firsts(conn, part, by)
