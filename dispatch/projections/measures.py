@@ -34,8 +34,8 @@ from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 
-__all__ = ["METRICS", "Question", "Group", "call_counts", "first_activity", "keys_of", "centre_counts", "close_counts",
-           "closed_counts", "escalation_counts", "evaluation_counts", "evaluation_firsts", "minute_values",
+__all__ = ["METRICS", "Question", "Group", "call_counts", "call_counts_and_minutes", "first_activity", "keys_of", "centre_counts", "close_counts",
+           "closed_counts", "escalation_counts", "evaluation_counts", "minute_values",
            "nearest_rank", "percentiles", "ranks", "previous_evaluation", "reported_counts"]
 
 Group = tuple[str, int]  # (unit, bucket)
@@ -364,22 +364,22 @@ def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str,
 
 # -- evaluations ---------------------------------------------------------------------------------------
 
-def evaluation_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
+def evaluation_counts(conn: Connection, q: Question, by: str, *, firsts: bool = False) -> dict[Group, dict[str, int]]:
     """三率 over the tickets whose latest evaluation as of the instant is in the period (an
     evaluation is the latest from its time until the ticket's next one, ``next_at``); the reopen
     rate over the tickets evaluated in the period (figures.md). One pass over the period's
-    evaluations."""
+    evaluations; with ``firsts``, its distinct tickets counted row by row (``_first_counts``)."""
     ev = t.evaluations.c
-    key = func.coalesce(ev.department, "") if by == "department" else getattr(ev, by)
     latest = or_(ev.next_at.is_(None), ev.next_at > q.as_of)
     reopened = case((q.up_to(ev.reopened_at), ev.ticket_id), else_=None)
     counts = [_count(latest).label("evaluated"),
               *[_count(and_(latest, ev.satisfaction == s)).label(s) for s in SATISFACTION],
               _count(and_(latest, ev.contacted.is_(True))).label("contacted"),
               _count(and_(latest, ev.resolved.is_(True))).label("resolved"),
-              func.count(func.distinct(ev.ticket_id)).label("tickets_evaluated"),
-              func.count(func.distinct(reopened)).label("reopened")]
-    query = _grouped(q, key, ev.at, *counts).where(q.within(ev.at), *q.place(ev))
+              *(_first_counts(q, by) if firsts else
+                (func.count(func.distinct(ev.ticket_id)).label("tickets_evaluated"),
+                 func.count(func.distinct(reopened)).label("reopened")))]
+    query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at, *counts).where(q.within(ev.at), *q.place(ev))
     return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
             for row in _rows(conn, query)}
 
@@ -401,14 +401,14 @@ def previous_evaluation(q: Question, by: str, *, reopened: bool = False) -> Any:
     return select(func.max(before.c.at)).where(*conditions).correlate(ev).scalar_subquery()
 
 
-def evaluation_firsts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str, int]]:
-    """``tickets_evaluated`` and ``reopened`` (distinct tickets) of the rows in ``q`` counted
-    without ``DISTINCT``: a row counts when the ticket has no earlier row of the unit in its
-    bucket (so a part of a period read here adds up with the part read from rollups)."""
+def _first_counts(q: Question, by: str) -> tuple[Any, Any]:
+    """``tickets_evaluated`` and ``reopened`` (distinct tickets) counted without ``DISTINCT``: a
+    row counts when the ticket has no earlier row of the unit in its bucket (so a part of a
+    period read raw adds up with the part read from rollups)."""
     ev = t.evaluations.c
     windows = list(q.buckets) or [Window(q.start, q.end)]
     if any(w.start is None for w in windows):
-        raise ValueError("evaluation_firsts needs a bounded period")
+        raise ValueError("distinct tickets counted without DISTINCT need a bounded period")
 
     def first(previous: Any) -> ColumnElement[bool]:  # nothing of the unit since its bucket began
         before = case(*[(ev.at < w.end, previous < w.start) for w in windows[:-1]], else_=previous < windows[-1].start) \
@@ -416,12 +416,8 @@ def evaluation_firsts(conn: Connection, q: Question, by: str) -> dict[Group, dic
         return or_(previous.is_(None), before)
 
     prev, prev_reopened = previous_evaluation(q, by), previous_evaluation(q, by, reopened=True)
-    query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at,
-                     _count(first(prev)).label("tickets_evaluated"),
-                     _count(and_(q.up_to(ev.reopened_at), first(prev_reopened))).label("reopened"),
-                     ).where(q.within(ev.at), *q.place(ev))
-    return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
-            for row in _rows(conn, query)}
+    return (_count(first(prev)).label("tickets_evaluated"),
+            _count(and_(q.up_to(ev.reopened_at), first(prev_reopened))).label("reopened"))
 
 
 def reported_counts(detail: dict[Any, dict[str, int]], group: Group | None) -> dict[str, Any]:

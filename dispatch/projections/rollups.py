@@ -341,41 +341,41 @@ def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> tupl
     open or settling."""
     o, s = t.rollup_open.c, t.rollup_settles.c
     cut_at, cut_day = cut(as_of, tz)
-    # only the days whose latest settled day is the cut's or later hold any (a few days before it)
-    late: dict[str, datetime] = {}
+    postgres = conn.dialect.name == "postgresql"
+    # only the days whose latest settled day is the cut's or later hold any (a few days before it);
+    # their ids come back as the one value that names them again (``_one_of``)
     split = _split_days(p, cut_day)
-    for ticket_id, day_start in conn.execute(select(s.ticket_id, s.day_start).where(
-            s.day.in_(split), s.settles_at >= cut_at)).all() if split else ():
-        late[ticket_id] = min(day_start, late.get(ticket_id, day_start))
+    listed = func.string_agg(s.ticket_id.distinct(), literal_column("','")) if postgres \
+        else func.json_group_array(s.ticket_id.distinct())
+    late, first_late = conn.execute(select(listed, func.min(s.day_start)).where(
+        s.day.in_(split), s.settles_at >= cut_at)).one() if split else (None, None)
+    if first_late is None:
+        late = None
     first_open = conn.execute(select(func.min(o.day_start)).where(o.day >= p.first, o.day <= p.last)).scalar()
-    starts = [at for at in (first_open, min(late.values(), default=None)) if at is not None]
+    starts = [at for at in (first_open, first_late) if at is not None]
     if not starts:
         return None, None
-    settling = _one_of(conn.dialect.name, sorted(late))
+    settling = _one_of(postgres, late) if late is not None else None
 
     def among(ticket_id: Any, time: Any) -> Any:
         days = and_(o.day >= p.first, o.day <= p.last)
         opened = and_(ticket_id.in_(select(o.ticket_id).where(days)),
                       select(o.ticket_id).where(o.ticket_id == ticket_id, days, o.day_start <= time,
                                                 o.day_end > time).exists())
-        return or_(opened, settling(ticket_id)) if late else opened
+        return or_(opened, settling(ticket_id)) if settling is not None else opened
     return min(starts), among
 
 
-def _one_of(dialect: str, ids: Sequence[str]) -> Any:
-    """``ticket_id`` among ``ids``, as one bound value however many they are: the ids (UUIDs)
-    joined by commas and split by PostgreSQL (a text array bound instead is quoted id by id in
-    Python: 15 ms for 7,000 ids, paid by each statement that names them), a JSON array on SQLite."""
-    import json
-
+def _one_of(postgres: bool, listed: str) -> Any:
+    """``ticket_id`` among the ids ``listed`` as one value however many they are: joined by commas
+    (ticket ids are UUIDs) and split by PostgreSQL, a JSON array read by SQLite's ``json_each``.
+    (A text array bound from Python is quoted id by id: 15 ms for 7,000 ids, in each statement.)"""
     from sqlalchemy import bindparam
 
-    listed: Any
-    if dialect == "postgresql":
-        listed = select(func.unnest(func.string_to_array(bindparam("late_ids", ",".join(ids)), ",")))
-    else:
-        listed = select(literal_column("value")).select_from(func.json_each(bindparam("late_ids", json.dumps(ids))))
-    return lambda ticket_id: ticket_id.in_(listed)
+    ids: Any = bindparam("late_ids", listed)
+    found: Any = select(func.unnest(func.string_to_array(ids, ","))) if postgres \
+        else select(literal_column("value")).select_from(func.json_each(ids))
+    return lambda ticket_id: ticket_id.in_(found)
 
 
 def _day_bucket(q: m.Question, tz: ZoneInfo, day: Any) -> Any:

@@ -177,11 +177,7 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
             raw_calls = m.call_counts(conn, part, by)
         _add(calls, raw_calls)
         _add(closes, m.close_counts(conn, part, by))
-        raw_evals = m.evaluation_counts(conn, part, by)
-        firsts = m.evaluation_firsts(conn, part, by)
-        for group, counts in raw_evals.items():
-            counts.update(firsts.get(group, {"tickets_evaluated": 0, "reopened": 0}))
-        _add(evals, raw_evals)
+        _add(evals, m.evaluation_counts(conn, part, by, firsts=True))
         if by != "department":
             _add(centre, m.centre_counts(conn, part, by))
             _add(others[0], m.closed_counts(conn, part, by))
