@@ -3,12 +3,14 @@ and the scorecard ranking (考核) built from them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from dispatch.domain.errors import DispatchError
 from dispatch.domain.reference import Reference
@@ -105,7 +107,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             others: list[Any] = [] if by == "department" else [m.closed_counts(conn, q, by),
                                                                m.escalation_counts(conn, q, by)]
         else:
-            calls, pct, closes, evals, centre, others = _with_rollups(conn, q, by, rolled,
+            calls, pct, closes, evals, centre, others = _with_rollups(engine, conn, q, by, rolled,
                                                                       ZoneInfo(reference.timezone), percentiles)
     per_group: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for (key, bucket, _role), counts in calls.items():
@@ -148,40 +150,56 @@ def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
     return into
 
 
-def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
+def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
                   percentiles: bool) -> tuple[Any, ...]:
     """Every family's counts: the rolled-up days of the prefix, of the tickets settled before the
     instant's day; plus, read raw as of the instant, the rows there of the tickets open when their
-    day was rolled up or settling on the instant's day or later, and every row after the prefix."""
+    day was rolled up or settling on the instant's day or later, and every row after the prefix.
+    The families are read side by side (``side_by_side``)."""
     import numpy as np
 
-    got = rollups.rolled_counts(conn, q, by, rolled, tz)
-    calls, closes = got["calls"], got["closes"]
-    evals = {g: {**v, **got["firsts"].get(g, {"tickets_evaluated": 0, "reopened": 0})}
-             for g, v in got["evaluations"].items()}
-    centre = got.get("centre", {})
-    others = [] if by == "department" else [got["closed"], got["escalations"]]
     hi = q.buckets[-1].end if q.buckets else q.end
     first, among = rollups.raw_rows(conn, rolled, q.as_of, tz)
     parts = [] if first is None else [replace(q, span=Window(first, rolled.end), among=among)]
     if hi is None or rolled.end < hi:
         parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
-    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
-                                                for k, blobs in got["minutes"].items()}
-    for part in parts:
-        if percentiles:
-            raw_calls, values = m.call_counts_and_minutes(conn, part, by)
-            for key, found in values.items():
-                minutes.setdefault(key, []).append(np.asarray(found, dtype=np.float64))
-        else:
-            raw_calls = m.call_counts(conn, part, by)
-        _add(calls, raw_calls)
-        _add(closes, m.close_counts(conn, part, by))
-        _add(evals, m.evaluation_counts(conn, part, by, firsts=True))
+
+    def on(read: Callable[..., Any], part: m.Question, **more: Any) -> Callable[[Any], Any]:
+        return lambda c: read(c, part, by, **more)
+
+    readers: dict[Any, Callable[[Any], Any]] = {  # the dearest first: they start first side by side
+        ("calls", i): on(m.call_counts_and_minutes if percentiles else _without_minutes, part)
+        for i, part in enumerate(parts)}
+    readers |= rollups.rolled_readers(q, by, rolled, tz)
+    if not percentiles:
+        del readers["minutes"]
+    for i, part in enumerate(parts):
+        readers[("closes", i)] = on(m.close_counts, part)
+        readers[("evaluations", i)] = on(m.evaluation_counts, part, firsts=True)
         if by != "department":
-            _add(centre, m.centre_counts(conn, part, by))
-            _add(others[0], m.closed_counts(conn, part, by))
-            _add(others[1], m.escalation_counts(conn, part, by))
+            readers[("centre", i)] = on(m.centre_counts, part)
+            readers[("closed", i)] = on(m.closed_counts, part)
+            readers[("escalations", i)] = on(m.escalation_counts, part)
+    got = side_by_side(engine, conn, readers)
+
+    calls, closes = got["calls"], got["closes"]
+    evals = {g: {**v, **got["firsts"].get(g, {"tickets_evaluated": 0, "reopened": 0})}
+             for g, v in got["evaluations"].items()}
+    centre = got.get("centre", {})
+    others = [] if by == "department" else [got["closed"], got["escalations"]]
+    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
+                                                for k, blobs in got.get("minutes", {}).items()}
+    for i in range(len(parts)):
+        raw_calls, values = got[("calls", i)]
+        _add(calls, raw_calls)
+        for key, found in values.items():
+            minutes.setdefault(key, []).append(np.asarray(found, dtype=np.float64))
+        _add(closes, got[("closes", i)])
+        _add(evals, got[("evaluations", i)])
+        if by != "department":
+            _add(centre, got[("centre", i)])
+            _add(others[0], got[("closed", i)])
+            _add(others[1], got[("escalations", i)])
     pct: dict[Any, dict[str, Any]] = {}
     if percentiles:
         for (group, metric), chunks in minutes.items():
@@ -193,6 +211,63 @@ def _with_rollups(conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz:
                 pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
                                                   f"{metric}_p90": float(chosen[k90])})
     return calls, pct, closes, evals, centre, others
+
+
+def _without_minutes(conn: Any, q: m.Question, by: str) -> tuple[Any, dict[Any, Any]]:
+    return m.call_counts(conn, q, by), {}
+
+
+# statements at once, each on a connection of its own: PostgreSQL works on each in a process of its
+# own, SQLite lets go of the interpreter while it steps; a question's families read side by side
+# finish sooner (measured, a district's quarter: PostgreSQL 252 → 155 ms, SQLite 96 → 71 ms). More
+# than three only queue on a 2-CPU machine.
+SIDE_BY_SIDE = 3
+
+
+def side_by_side(engine: Engine, conn: Any, readers: dict[Any, Callable[[Any], Any]]) -> dict[Any, Any]:
+    """Each reader's answer, keyed as ``readers``: ``SIDE_BY_SIDE`` at a time, ``conn`` and
+    connections of their own (each statement sees its own snapshot, side by side or not: read
+    committed on PostgreSQL, a SELECT outside a transaction on SQLite); one after the other on
+    ``conn`` where the engine has one connection only (an in-memory database)."""
+    import queue
+    import threading
+
+    if isinstance(engine.pool, (StaticPool, SingletonThreadPool)) or len(readers) < 2:
+        return {key: read(conn) for key, read in readers.items()}
+    todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for key in readers:
+        todo.put(key)
+    out: dict[Any, Any] = {}
+    failed: list[BaseException] = []
+
+    def work(on: Any) -> None:
+        while not failed:
+            try:
+                key = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                out[key] = readers[key](on)
+            except BaseException as error:  # noqa: BLE001 - raised again by the asking thread
+                failed.append(error)
+
+    def own() -> None:
+        try:
+            with engine.connect() as other:
+                work(other)
+        except BaseException as error:  # noqa: BLE001 - no connection: raised again by the asking thread
+            failed.append(error)
+
+    helpers = [threading.Thread(target=own, name="side-by-side", daemon=True)
+               for _ in range(min(SIDE_BY_SIDE, len(readers)) - 1)]
+    for helper in helpers:
+        helper.start()
+    work(conn)
+    for helper in helpers:
+        helper.join()
+    if failed:
+        raise failed[0]
+    return out
 
 
 def envelope(*, by: str, period: str | None, as_of: datetime, start: datetime | None, end: datetime | None,

@@ -168,3 +168,27 @@ def test_rollups_an_earlier_version_wrote_are_dropped_and_rolled_again(tmp_path:
         assert conn.execute(select(func.count()).select_from(t.rollup_calls)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(t.rollup_days)).scalar() == 0  # rolled again
     engine.dispose()
+
+
+def test_the_families_are_read_side_by_side_and_a_failure_reaches_the_asker(history: Runtime) -> None:
+    """A quarter's families are read on several connections at once (each reader here waits for
+    the others: read one after the other, they would never meet); a reader that fails makes the
+    question fail with its error, not a partial answer."""
+    import threading
+
+    meet = threading.Barrier(sla_stats.SIDE_BY_SIDE, timeout=10)
+
+    def reader(conn: Any) -> int:
+        meet.wait()
+        return id(conn.connection.dbapi_connection)
+
+    with history.engine.connect() as conn:
+        answers = sla_stats.side_by_side(history.engine, conn, {n: reader for n in range(sla_stats.SIDE_BY_SIDE)})
+        assert len(set(answers.values())) == sla_stats.SIDE_BY_SIDE  # a connection each
+
+        def failing(conn: Any) -> None:
+            raise LookupError("a table went missing")
+
+        readers = {"calls": lambda c: c.exec_driver_sql("SELECT count(*) FROM calls").scalar(), "evaluations": failing}
+        with pytest.raises(LookupError, match="went missing"):
+            sla_stats.side_by_side(history.engine, conn, readers)
