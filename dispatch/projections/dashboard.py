@@ -3,16 +3,18 @@ one grouped query per family of figures for the whole place, split by community 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dispatch.domain.ladder import LEVELS
 from dispatch.domain.reference import Reference
 from dispatch.projections import measures as m
 from dispatch.projections.figures import Settings, Window, centre_figures, evaluation_figures, first_contact_figures
-from dispatch.projections.open_work import open_work, total
+from dispatch.projections.open_work import counted, open_work_readers, total
+from dispatch.projections.side_by_side import side_by_side
 
 __all__ = ["community_dashboard", "community_ranking", "street_dashboard"]
 
@@ -21,12 +23,17 @@ class _Counts:
     """Every count a dashboard shows, per unit (community or grid) of one place."""
 
     def __init__(self, engine: Engine, q: m.Question, by: str):
+        readers: dict[str, Callable[[Connection], Any]] = {  # the open work's first: the dearest
+            **open_work_readers(q.as_of, by=by, street=q.street, community=q.community),
+            "reported": lambda conn: m.centre_counts(conn, q, by, detail=True),
+            "closed": lambda conn: m.closed_counts(conn, q, by),
+            "escalations": lambda conn: m.escalation_counts(conn, q, by),
+            "evaluations": lambda conn: m.evaluation_counts(conn, q, by)}
         with engine.connect() as conn:
-            self.reported = m.centre_counts(conn, q, by, detail=True)
-            self.closed = m.closed_counts(conn, q, by)
-            self.escalations = m.escalation_counts(conn, q, by)
-            self.evaluations = m.evaluation_counts(conn, q, by)
-        self.work = open_work(engine, q.as_of, by=by, street=q.street, community=q.community)
+            got = side_by_side(engine, conn, readers)
+        self.reported, self.closed = got.pop("reported"), got.pop("closed")
+        self.escalations, self.evaluations = got.pop("escalations"), got.pop("evaluations")
+        self.work = counted(got)
 
     def summary(self, unit: str | None, settings: Settings) -> dict[str, Any]:
         """The figures of ``unit`` (None: the whole place: every unit's counts together)."""

@@ -14,14 +14,15 @@ dashboard's cost follows the open work, not the history behind it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, union_all
+from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, union_all
 
 from dispatch.projections import tables as t
 
-__all__ = ["open_at", "open_work", "total"]
+__all__ = ["counted", "open_at", "open_work", "open_work_readers", "total"]
 
 
 def _empty() -> dict[str, Any]:
@@ -31,6 +32,15 @@ def _empty() -> dict[str, Any]:
 def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = None,
               community: str | None = None) -> dict[str, dict[str, Any]]:
     """Open-work figures per unit (``by``: ``community`` or ``grid``) of the scope."""
+    readers = open_work_readers(as_of, by=by, street=street, community=community)
+    with engine.connect() as conn:
+        return counted({key: read(conn) for key, read in readers.items()})
+
+
+def open_work_readers(as_of: datetime, *, by: str, street: str | None = None,
+                      community: str | None = None) -> dict[str, Callable[[Connection], list[Any]]]:
+    """``open_work``'s queries, each read on the connection it is given (so they may run side by
+    side: ``side_by_side``); ``counted`` makes the figures of their rows."""
     tk, st, c, es = t.tickets.c, t.ticket_states.c, t.calls.c, t.escalations.c
     unit = tk.community if by == "community" else tk.grid
     scope = [tk.ticket_id.in_(open_at(as_of, street, community)), tk.reported_at <= as_of]
@@ -51,14 +61,23 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     late_handle = select(unit, func.count()).select_from(t.tickets.join(t.calls, current)).where(
         *scope, c.role == "lead", not_rejected, or_(c.handled_at.is_(None), c.handled_at > as_of),
         c.handle_due < as_of).group_by(unit)
+
+    def rows(query: Any) -> Callable[[Connection], list[Any]]:
+        return lambda conn: list(conn.execute(query).all())
+
+    return {"open_by_state": rows(states), "open_above_grid": rows(above), "ack_overdue": rows(late_ack),
+            "handle_overdue": rows(late_handle)}
+
+
+def counted(found: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """The figures per unit from the rows of ``open_work_readers``' queries (keyed as they are)."""
     out: dict[str, dict[str, Any]] = defaultdict(_empty)
-    with engine.connect() as conn:
-        for key, state, n in conn.execute(states):
-            out[key]["open"] += n
-            out[key]["open_by_state"][state] = n
-        for query, figure in ((above, "open_above_grid"), (late_ack, "ack_overdue"), (late_handle, "handle_overdue")):
-            for key, n in conn.execute(query):
-                out[key][figure] = n
+    for key, state, n in found["open_by_state"]:
+        out[key]["open"] += n
+        out[key]["open_by_state"][state] = n
+    for figure in ("open_above_grid", "ack_overdue", "handle_overdue"):
+        for key, n in found[figure]:
+            out[key][figure] = n
     for figures in out.values():
         figures["open_by_state"] = dict(sorted(figures["open_by_state"].items()))
     return dict(out)

@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from dispatch.domain.errors import DispatchError
 from dispatch.domain.reference import Reference
@@ -18,6 +17,7 @@ from dispatch.projections import measures as m
 from dispatch.projections import rollups
 from dispatch.projections.figures import (DIMENSIONS, PERIODS, Settings, Window, add_counts, call_figures, centre_figures,
                                           close_figures, evaluation_figures)
+from dispatch.projections.side_by_side import side_by_side
 
 __all__ = ["DIMENSIONS", "PERIODS", "buckets", "sla_statistics"]
 
@@ -215,59 +215,6 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
 
 def _without_minutes(conn: Any, q: m.Question, by: str) -> tuple[Any, dict[Any, Any]]:
     return m.call_counts(conn, q, by), {}
-
-
-# statements at once, each on a connection of its own: PostgreSQL works on each in a process of its
-# own, SQLite lets go of the interpreter while it steps; a question's families read side by side
-# finish sooner (measured, a district's quarter: PostgreSQL 252 → 155 ms, SQLite 96 → 71 ms). More
-# than three only queue on a 2-CPU machine.
-SIDE_BY_SIDE = 3
-
-
-def side_by_side(engine: Engine, conn: Any, readers: dict[Any, Callable[[Any], Any]]) -> dict[Any, Any]:
-    """Each reader's answer, keyed as ``readers``: ``SIDE_BY_SIDE`` at a time, ``conn`` and
-    connections of their own (each statement sees its own snapshot, side by side or not: read
-    committed on PostgreSQL, a SELECT outside a transaction on SQLite); one after the other on
-    ``conn`` where the engine has one connection only (an in-memory database)."""
-    import queue
-    import threading
-
-    if isinstance(engine.pool, (StaticPool, SingletonThreadPool)) or len(readers) < 2:
-        return {key: read(conn) for key, read in readers.items()}
-    todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    for key in readers:
-        todo.put(key)
-    out: dict[Any, Any] = {}
-    failed: list[BaseException] = []
-
-    def work(on: Any) -> None:
-        while not failed:
-            try:
-                key = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                out[key] = readers[key](on)
-            except BaseException as error:  # noqa: BLE001 - raised again by the asking thread
-                failed.append(error)
-
-    def own() -> None:
-        try:
-            with engine.connect() as other:
-                work(other)
-        except BaseException as error:  # noqa: BLE001 - no connection: raised again by the asking thread
-            failed.append(error)
-
-    helpers = [threading.Thread(target=own, name="side-by-side", daemon=True)
-               for _ in range(min(SIDE_BY_SIDE, len(readers)) - 1)]
-    for helper in helpers:
-        helper.start()
-    work(conn)
-    for helper in helpers:
-        helper.join()
-    if failed:
-        raise failed[0]
-    return out
 
 
 def envelope(*, by: str, period: str | None, as_of: datetime, start: datetime | None, end: datetime | None,

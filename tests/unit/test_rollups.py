@@ -176,19 +176,46 @@ def test_the_families_are_read_side_by_side_and_a_failure_reaches_the_asker(hist
     question fail with its error, not a partial answer."""
     import threading
 
-    meet = threading.Barrier(sla_stats.SIDE_BY_SIDE, timeout=10)
+    from dispatch.projections.side_by_side import SIDE_BY_SIDE, side_by_side
+
+    meet = threading.Barrier(SIDE_BY_SIDE, timeout=10)
 
     def reader(conn: Any) -> int:
         meet.wait()
         return id(conn.connection.dbapi_connection)
 
     with history.engine.connect() as conn:
-        answers = sla_stats.side_by_side(history.engine, conn, {n: reader for n in range(sla_stats.SIDE_BY_SIDE)})
-        assert len(set(answers.values())) == sla_stats.SIDE_BY_SIDE  # a connection each
+        answers = side_by_side(history.engine, conn, {n: reader for n in range(SIDE_BY_SIDE)})
+        assert len(set(answers.values())) == SIDE_BY_SIDE  # a connection each
 
         def failing(conn: Any) -> None:
             raise LookupError("a table went missing")
 
         readers = {"calls": lambda c: c.exec_driver_sql("SELECT count(*) FROM calls").scalar(), "evaluations": failing}
         with pytest.raises(LookupError, match="went missing"):
-            sla_stats.side_by_side(history.engine, conn, readers)
+            side_by_side(history.engine, conn, readers)
+
+
+def test_with_no_connection_to_spare_the_asker_reads_everything_itself(history: Runtime) -> None:
+    """A pool with one connection (a busy server's): the question is answered on the asker's
+    connection, not after the helpers' wait for one."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    from dispatch.projections.side_by_side import side_by_side
+
+    engine = create_engine(history.engine.url, pool_size=1, max_overflow=0, pool_timeout=300)
+    readers = {n: (lambda c, n=n: c.exec_driver_sql(f"SELECT {n} + count(*) * 0 FROM calls").scalar())
+               for n in range(5)}
+    answers: dict[Any, Any] = {}
+
+    def ask() -> None:
+        with engine.connect() as conn:
+            answers.update(side_by_side(engine, conn, readers))
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    asker.join(timeout=60)  # a deadline well inside the helpers' five minutes of waiting
+    assert answers == {n: n for n in range(5)}
+    engine.dispose()
