@@ -79,7 +79,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
     that unit's tickets. Computed in the database (``measures``): one grouped query per family
     of figures over the period's rows — the settled days at its start from their rollups
-    (``rollups``; ``use_rollups=False``: raw rows only), the rest raw, added up. ``percentiles=False``
+    (``rollups``; ``use_rollups=False``: raw rows only), the rest raw, added up; the families
+    read side by side (``side_by_side``). ``percentiles=False``
     leaves out the MTTA/MTTH percentiles (their keys too), the dearest family, for views that
     do not show them."""
     if by not in DIMENSIONS:
@@ -99,13 +100,7 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community)
         rolled = rollups.prefix(conn, q, ZoneInfo(reference.timezone)) if use_rollups else None
         if rolled is None:
-            calls = m.call_counts(conn, q, by)
-            pct = m.percentiles(conn, q, by) if percentiles else {}
-            closes = m.close_counts(conn, q, by)
-            evals = m.evaluation_counts(conn, q, by)
-            centre = {} if by == "department" else m.centre_counts(conn, q, by)
-            others: list[Any] = [] if by == "department" else [m.closed_counts(conn, q, by),
-                                                               m.escalation_counts(conn, q, by)]
+            calls, pct, closes, evals, centre, others = _raw(engine, conn, q, by, percentiles)
         else:
             calls, pct, closes, evals, centre, others = _with_rollups(engine, conn, q, by, rolled,
                                                                       ZoneInfo(reference.timezone), percentiles)
@@ -148,6 +143,20 @@ def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
         else:
             into[key] = into.get(key, 0) + values
     return into
+
+
+def _raw(engine: Engine, conn: Any, q: m.Question, by: str, percentiles: bool) -> tuple[Any, ...]:
+    """Every family's counts from the period's rows, read side by side (``side_by_side``)."""
+    readers: dict[str, Callable[[Any], Any]] = {"calls": lambda c: m.call_counts(c, q, by)}
+    if percentiles:
+        readers["percentiles"] = lambda c: m.percentiles(c, q, by)
+    readers |= {"closes": lambda c: m.close_counts(c, q, by), "evaluations": lambda c: m.evaluation_counts(c, q, by)}
+    if by != "department":
+        readers |= {"centre": lambda c: m.centre_counts(c, q, by), "closed": lambda c: m.closed_counts(c, q, by),
+                    "escalations": lambda c: m.escalation_counts(c, q, by)}
+    got = side_by_side(engine, conn, readers)
+    others = [] if by == "department" else [got["closed"], got["escalations"]]
+    return got["calls"], got.get("percentiles", {}), got["closes"], got["evaluations"], got.get("centre", {}), others
 
 
 def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
