@@ -34,8 +34,8 @@ from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 
-__all__ = ["METRICS", "Question", "Group", "call_counts", "call_counts_and_minutes", "first_activity", "keys_of", "centre_counts", "close_counts",
-           "closed_counts", "escalation_counts", "evaluation_counts", "minute_values",
+__all__ = ["METRICS", "Question", "Group", "call_counts", "call_counts_and_minutes", "first_activity", "keys_of",
+           "centre_counts", "close_counts", "closed_counts", "escalation_counts", "evaluation_counts", "minute_values",
            "nearest_rank", "percentiles", "ranks", "previous_evaluation", "reported_counts"]
 
 Group = tuple[str, int]  # (unit, bucket)

@@ -32,7 +32,7 @@ tickets settling on it or later — no part is ever worked out twice and taken a
 PostgreSQL the builder takes the projections' lock, so no batch is applied between its reading a
 day and writing it.
 
-``rolled_counts`` answers for a **prefix** of rolled-up days — consecutive local days from the
+``rolled_readers`` answer for a **prefix** of rolled-up days — consecutive local days from the
 period's start, each over by the instant asked; ``sla_stats`` adds the raw rows of the prefix's
 open and still-settling tickets and every raw row after the prefix (``measures`` over that span).
 Questions limited to a street or a community, or whose start is not a local midnight, read raw
@@ -56,7 +56,8 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "prefix", "raw_rows", "roll_up", "rolled_counts", "rolled_readers"]
+__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "prefix", "raw_rows", "roll_up",
+           "rolled_readers"]
 
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
 # (the tickets still settling, those open when rolled up) — measured: a week, 100 ms raw vs 160 ms
@@ -412,15 +413,10 @@ def _settled_before(c: Any, p: Prefix, cut_day: str) -> list[Any]:
             and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day)]
 
 
-def rolled_counts(conn: Connection, q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Any]:
-    """Every family's counts over the prefix's days of the tickets settled before the instant's
-    day (``cut``), keyed as ``measures`` keys them."""
-    return {family: read(conn) for family, read in rolled_readers(q, by, p, tz).items()}
-
-
 def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Callable[[Connection], Any]]:
-    """``rolled_counts``, family by family: each reads its own on the connection it is given
-    (so they may run side by side)."""
+    """Every family's counts over the prefix's days of the tickets settled before the instant's
+    day (``cut``), keyed as ``measures`` keys them: a reader per family, each reading on the
+    connection it is given (so they may run side by side)."""
     _, cut_day = cut(q.as_of, tz)
 
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> Callable[[Connection], dict[Any, dict[str, Any]]]:
