@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, union_all
 
 from dispatch.projections import tables as t
+from dispatch.projections.side_by_side import side_by_side
 
 __all__ = ["counted", "open_at", "open_work", "open_work_readers", "total"]
 
@@ -34,7 +35,7 @@ def open_work(engine: Engine, as_of: datetime, *, by: str, street: str | None = 
     """Open-work figures per unit (``by``: ``community`` or ``grid``) of the scope."""
     readers = open_work_readers(as_of, by=by, street=street, community=community)
     with engine.connect() as conn:
-        return counted({key: read(conn) for key, read in readers.items()})
+        return counted(side_by_side(engine, conn, readers))
 
 
 def open_work_readers(as_of: datetime, *, by: str, street: str | None = None,
