@@ -76,43 +76,31 @@ class Question:
     # (rollups: the day a ticket settled, as days after the one rolled up)
     classes: Any = None
 
-    def within(self, column: Any) -> ColumnElement[bool]:
-        """``column`` in the period (and its buckets; in ``span`` if given) and at or before the instant."""
+    def within(self, column: Any, *, by_place: bool = False) -> ColumnElement[bool]:
+        """``column`` in the period (and its buckets; in ``span`` if given) and at or before the
+        instant. ``by_place``, for a table with a (place, time) index: for a question of one
+        street or community the time's bounds are written on (place, time) pairs, which that
+        index serves and the time's own index cannot — else a planner may read the whole
+        district's period through the time index and keep the place's rows (a street's month of
+        calls on PostgreSQL: 173 ms that way, 36 ms through (street, time))."""
         lo = self.buckets[0].start if self.buckets else self.start
         hi = self.buckets[-1].end if self.buckets else self.end
         if self.span is not None:
             lo, hi = self.span.start, self.span.end
-        parts = [column <= self.as_of]
+        unit = (self.community if self.community is not None else self.street) if by_place else None
+        cols = column.table.c
+        at = column if unit is None else tuple_(cols.community if self.community is not None else cols.street, column)
+
+        def bound(value: Any) -> Any:
+            return value if unit is None else tuple_(literal(unit), literal(value, column.type))
+
+        parts = [at <= bound(self.as_of)]
         if self.among is not None:
             parts.append(self.among(column.table.c.ticket_id, column))
         if lo is not None:
-            parts.append(column >= lo)
+            parts.append(at >= bound(lo))
         if hi is not None:
-            parts.append(column < hi)
-        return and_(*parts)
-
-    def within_place(self, column: Any) -> ColumnElement[bool]:
-        """``within``, for a table with a (place, time) index: for a question of one street or
-        community the time's bounds are written on (place, time) pairs, which that index serves
-        and the time's own index cannot — else a planner may read the whole district's period
-        through the time index and keep the place's rows (a street's month of calls on
-        PostgreSQL: 173 ms that way, 36 ms through (street, time))."""
-        unit = self.community if self.community is not None else self.street
-        if unit is None:
-            return self.within(column)
-        cols = column.table.c
-        pair = tuple_(cols.community if self.community is not None else cols.street, column)
-        lo = self.buckets[0].start if self.buckets else self.start
-        hi = self.buckets[-1].end if self.buckets else self.end
-        if self.span is not None:
-            lo, hi = self.span.start, self.span.end
-        parts = [pair <= tuple_(literal(unit), literal(self.as_of, column.type))]
-        if self.among is not None:
-            parts.append(self.among(cols.ticket_id, column))
-        if lo is not None:
-            parts.append(pair >= tuple_(literal(unit), literal(lo, column.type)))
-        if hi is not None:
-            parts.append(pair < tuple_(literal(unit), literal(hi, column.type)))
+            parts.append(at < bound(hi))
         return and_(*parts)
 
     @property
@@ -164,7 +152,7 @@ def _calls(q: Question, by: str) -> tuple[Any, list[ColumnElement[bool]]]:
     """The calls of the period: their key and conditions (a call carries its ticket's category
     and place, so neither needs tickets)."""
     c = t.calls.c
-    return getattr(c, by), [q.within_place(c.dispatched_at), *q.place(c)]  # (place, dispatched_at) drives
+    return getattr(c, by), [q.within(c.dispatched_at, by_place=True), *q.place(c)]  # (place, dispatched_at) drives
 
 
 def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
@@ -403,7 +391,7 @@ def evaluation_counts(conn: Connection, q: Question, by: str, *, firsts: bool = 
               *(_first_counts(q, by) if firsts else
                 (func.count(func.distinct(ev.ticket_id)).label("tickets_evaluated"),
                  func.count(func.distinct(reopened)).label("reopened")))]
-    query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at, *counts).where(q.within_place(ev.at), *q.place(ev))
+    query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at, *counts).where(q.within(ev.at, by_place=True), *q.place(ev))
     return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
             for row in _rows(conn, query)}
 

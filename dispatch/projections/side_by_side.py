@@ -9,8 +9,8 @@ ms; a street's month as of mid-month on PostgreSQL: see docs/benchmarks-read-sid
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +32,7 @@ def side_by_side(engine: Engine, conn: Connection, readers: dict[Any, Callable[[
     everything itself. A reader that fails makes the whole fail with its error."""
     if isinstance(engine.pool, (StaticPool, SingletonThreadPool)) or len(readers) < 2:
         return {key: read(conn) for key, read in readers.items()}
-    todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    for key in readers:
-        todo.put(key)
+    todo = deque(readers)  # taken under ``turn``
     out: dict[Any, Any] = {}
     failed: list[BaseException] = []
     turn = threading.Condition()
@@ -43,9 +41,9 @@ def side_by_side(engine: Engine, conn: Connection, readers: dict[Any, Callable[[
     def work(on: Connection) -> None:
         while True:
             with turn:
-                if failed or todo.empty():
+                if failed or not todo:
                     return
-                key = todo.get_nowait()
+                key = todo.popleft()
                 count["taken"] += 1
             try:
                 answer = readers[key](on)
@@ -61,7 +59,7 @@ def side_by_side(engine: Engine, conn: Connection, readers: dict[Any, Callable[[
                 turn.notify_all()
 
     def helper() -> None:
-        if todo.empty():  # all taken while this thread started: no connection needed
+        if not todo:  # all taken while this thread started: no connection needed
             return
         try:
             with engine.connect() as own:
