@@ -116,8 +116,11 @@ class _Memory:
     """A unit of work that keeps open tickets in memory (the bulk filler never re-reads the store)."""
 
     def __init__(self, runtime: Runtime):
-        self.reference, self.sla = runtime.reference, runtime.app.sla
+        self.reference, self.sla, self.vault = runtime.reference, runtime.app.sla, runtime.app.vault
         self.tickets: dict[UUID, Ticket] = {}
+
+    def case_number(self, street: str, reported_at: Any) -> str | None:
+        return None  # simulated tickets go unnumbered (numbers are the live engine's, drawn per batch)
 
     def get(self, ticket_id: UUID) -> Ticket:
         try:
