@@ -15,7 +15,13 @@ anything else), for the length of the load:
   applied to it. At the end WAL, NORMAL and the cache size are set back, so the finished
   file is durable and opens like any other.
 - PostgreSQL: ``synchronous_commit=off`` for the session (a crash may lose the last pages'
-  commits, never corrupts), reset at the end.
+  commits, never corrupts), reset at the end (``bulk_session``: a rebuild's worker processes
+  take the same on their connections). And the tables are analysed once the first page is in
+  (``analyse_early``): without statistics the planner takes ``closed_out_at IS NULL AND answer
+  IS NULL …`` to match one row in the whole table and joins a page's updates of calls
+  (``… FROM (VALUES …)``) to it by reading all of calls — every page, 16 s of a 1 M-event
+  rebuild's 54 s of writing. With the first page's statistics (scaled by the table's size as
+  it grows) each update goes by primary key.
 
 A non-empty target gets none of this: the same connection, the usual settings.
 """
@@ -29,9 +35,23 @@ from sqlalchemy import Connection, Engine, exists, select
 
 from dispatch.projections import tables as t
 
-__all__ = ["bulk_load"]
+__all__ = ["analyse_early", "bulk_load", "bulk_session"]
 
 _SQLITE_CACHE_KIB = 32_768
+
+
+def bulk_session(conn: Connection) -> None:
+    """PostgreSQL: the bulk-load settings (see above) for this session."""
+    conn.exec_driver_sql("SET synchronous_commit = off")
+
+
+def analyse_early(conn: Connection) -> None:
+    """PostgreSQL: statistics for the tables being loaded, taken after their first page (see
+    above); outside a transaction of the load's."""
+    if conn.dialect.name == "postgresql":
+        q = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"ANALYZE {', '.join(q.format_table(table) for table in t.METADATA.sorted_tables)}")
+        conn.commit()
 
 
 def _empty(conn: Connection) -> bool:
@@ -60,7 +80,7 @@ def bulk_load(engine: Engine) -> Iterator[Connection]:
             conn.exec_driver_sql("PRAGMA synchronous=OFF")
             conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
         else:
-            conn.exec_driver_sql("SET synchronous_commit = off")
+            bulk_session(conn)
         for ix in indexes:
             ix.drop(conn, checkfirst=True)
         conn.commit()

@@ -47,6 +47,7 @@ from dispatch.domain.errors import DispatchError
 from dispatch.projections import STORE_SOURCE
 from dispatch.projections import tables as t
 from dispatch.projections.apply_events import TicketRows, apply_batch
+from dispatch.projections.bulk import analyse_early, bulk_session
 from dispatch.projections.decode import StoredEventDecoder, paused_gc
 from dispatch.projections.durations import Minutes, minutes_for
 from dispatch.service.replay.shares import StoreSpec, fetcher, share, store_spec
@@ -104,7 +105,7 @@ def _work(spec: StoreSpec, index: int, workers: int, upto: int, page_size: int, 
                 for pragma in ("journal_mode=MEMORY", "synchronous=OFF", f"cache_size=-{_SQLITE_CACHE_KIB}"):
                     conn.exec_driver_sql(f"PRAGMA {pragma}")
             else:
-                conn.exec_driver_sql("SET synchronous_commit = off")
+                bulk_session(conn)
             conn.commit()
             while position < upto:
                 raw = fetch(position + 1, page_size, upto)
@@ -121,6 +122,8 @@ def _work(spec: StoreSpec, index: int, workers: int, upto: int, page_size: int, 
                 with conn.begin():
                     applied += apply_batch(conn, records, source=STORE_SOURCE, position=position, rows=rows,
                                            claim=False, minutes=minutes)
+                if read == got:
+                    analyse_early(conn)
                 if not full:
                     break
                 with counter.get_lock():

@@ -23,7 +23,7 @@ from dispatch.adapters.logs import get_logger
 from sqlalchemy import Engine
 
 from dispatch.projections.apply_events import TicketRows, apply_batch
-from dispatch.projections.bulk import bulk_load
+from dispatch.projections.bulk import analyse_early, bulk_load
 from dispatch.projections.decode import paused_gc
 from dispatch.service.replay.ahead import read_ahead
 from dispatch.service.replay.parallel import default_workers, run_workers, store_spec
@@ -100,6 +100,8 @@ def rebuild(source: Source, engine: Engine, *, until: datetime | None = None,
                 with conn.begin():
                     result.applied += apply_batch(conn, records, source=page.source, position=page.position,
                                                   rows=rows)
+                if result.read == 0:
+                    analyse_early(conn)
                 result.read += page.read
                 bar.advance(page.read)
                 if result.read - collected >= _COLLECT_EVERY:
