@@ -10,7 +10,7 @@ server parses no statement), updates join the rows as ``(VALUES …)`` (a round 
 and touched ones in one statement — on PostgreSQL copied first into a temporary table of the
 session (``staged_tickets``) and moved from there in one ``INSERT … SELECT``: a ticket row has
 ~60 columns, and a ``VALUES`` list of them cost the server ~100 µs a row to parse and bind,
-the copy and the move ~25 µs.
+a text copy and the move ~25 µs (measured on 20,000 rows).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _pg_time(value: datetime | None) -> datetime | None:
 
 def _naive_utc(value: datetime) -> datetime:
     """An aware time as naive UTC: its wall time less its offset (1.0 µs; ``astimezone(utc)``
-    then ``replace``, 2.1 µs — twice per event and more in a rebuild)."""
+    then ``replace``, 2.1 µs — a rebuild converts ~1.7 times per event)."""
     zone = value.tzinfo
     if zone is _UTC:
         return value.replace(tzinfo=None)
