@@ -208,7 +208,7 @@ def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
                      ).select_from(t.calls).where(*where).group_by(literal_column("g_role"))
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
     found: dict[tuple[Group, str], list[float]] = defaultdict(list)
-    for row in conn.execute(query).all():
+    for row in _rows(conn, query):
         m = dict(row._mapping)
         group = (m.pop(_K), int(m.pop(_B)), m.pop("g_role"))
         for name in METRICS if minutes else ():
