@@ -29,9 +29,10 @@ from dispatch.adapters.config import Database
 __all__ = ["SCHEMA_VERSION", "Examined", "OneAtATime", "UtcDateTime", "create_indexes", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
-SCHEMA_VERSION = 6  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
+SCHEMA_VERSION = 7  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
 # 4: the calls' durations (figures in the database); 5: (place, time) indexes of calls and first dispatches;
-# 6: a ticket's position and first photo (the console's rows, the map of reports)
+# 6: a ticket's position and first photo (the console's rows, the map of reports); 7: how often a
+# ticket's deadlines were moved (a what-if recomputes the unmoved ones from their rows)
 
 
 METADATA = MetaData()

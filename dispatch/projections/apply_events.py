@@ -88,6 +88,7 @@ def _reported(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: A
     row["lat"], row["lon"] = position.get("lat"), position.get("lon")
     row["photo"] = next((m for m in d.get("media") or () if m.startswith("file:")), None)
     row["extension_minutes"] = row["ended_at"] = row["dispatched_at"] = row["feedback_due"] = None
+    row["deadline_moves"] = 0
 
 
 def _extension(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, detail: Any) -> None:
@@ -108,6 +109,7 @@ def _deadlines(b: _Batch, r: EventRecord, row: dict[str, Any], at: Any, dues: An
     """An extension or a resume moved deadlines: the calls of the current dispatch follow."""
     tid, no, db_time = row["ticket_id"], row["dispatch_no"], b.db_time
     row["extension_minutes"] = None  # a granted extension is decided
+    row["deadline_moves"] = (row.get("deadline_moves") or 0) + 1
     for name in ("accept_due", "dispatch_due"):
         if name in dues or name.replace("_due", "") in dues:
             row[name] = db_time(dues.get(name) or dues.get(name.replace("_due", "")))

@@ -76,6 +76,10 @@ tickets = Table(
     Column("feedback_due", _T),  # the current dispatch's feedback deadline (按时结案 judges by it)
     Column("lat", Float), Column("lon", Float),  # where it was reported (WGS-84), if a position was given
     Column("photo", String(100)),  # the report's first stored photo (file:<sha256>.jpg), for thumbnails
+    # how often an extension granted or a resume moved its deadlines (0: never, so every deadline it
+    # has is the rules' at its report and dispatches, which a what-if recomputes from its rows;
+    # NULL: not known, a row projected before this column)
+    Column("deadline_moves", Integer),
 )
 
 # Status history: one row whenever a ticket's status changes ("open by state as of T").

@@ -25,12 +25,12 @@ from sqlalchemy import Boolean, Connection, Float, Integer, Table
 
 from dispatch.projections import tables as t
 
-__all__ = ["Writer", "writer_for"]
+__all__ = ["Writer", "db_time_for_sqlite", "writer_for"]
 
 TICKET_MUTABLE = ("status", "closed_at", "last_at", "level", "last_version", "dispatch_no", "lead",
                   "handled_by", "time_basis", "satisfaction", "last_eval_version", "accept_due", "dispatch_due",
                   "accepted_at", "first_dispatched_at", "closed_via", "held_since", "provisional",
-                  "extension_minutes", "ended_at", "dispatched_at", "feedback_due")
+                  "extension_minutes", "ended_at", "dispatched_at", "feedback_due", "deadline_moves")
 _UTC = timezone.utc
 _CHUNK = 900  # ids per IN (…) on SQLite (its default limit is 32766 variables)
 _PG_MAX_PARAMS = 20_000  # values per statement (the protocol allows 65535; mid-size statements ran best)
@@ -44,6 +44,9 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
     return _naive_utc(value).isoformat(" ", "microseconds")
+
+
+db_time_for_sqlite = _sqlite_time  # a time as a SQLite read model stores it
 
 
 def _pg_time(value: datetime | None) -> datetime | None:
