@@ -23,6 +23,14 @@ other rules can be worked out exactly from what happened:
    same projection code, working minutes under the other calendar), and the same questions
    asked of it as of the live read model (``sla`` by department / category / community / street,
    or a street's or community's dashboard). Nothing live is written.
+
+Most tickets never had a deadline moved (``tickets.deadline_moves`` = 0: no extension granted, no
+hold resumed). Every deadline such a ticket has is the one the rules gave at its report and at
+each dispatch, so its rows say all the rewrite would: they are copied from the live read model
+with those deadlines and the calls' durations worked out again under the other rules
+(``recompute``: the same ``SlaPolicy`` calls as the rewrite, the same durations as the
+projection) — a tenth of the work of reading, folding and projecting its events. Only the
+others (and rows projected before the column: NULL) go through their events.
 5. **In worker processes** (``workers`` > 1, the CLI's default: one per CPU): each forked worker
    reads, rewrites and projects its share of the tickets into its own scratch file and judges its
    share's verdicts against the live read model; the files are copied into the scratch read model.
@@ -30,6 +38,7 @@ other rules can be worked out exactly from what happened:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -44,8 +53,8 @@ from dispatch.domain.lifecycle import accept_deadline, dispatch_deadline, fold, 
 from dispatch.domain.reference import Reference, parse_reference_text, read_reference_data, reference_from_dict
 from dispatch.domain.sla_policy import SlaPolicy
 
-__all__ = ["CHANGED_COLUMNS", "SECTIONS", "changed_rows", "compare", "differing", "export_rules", "rewrite", "rules_from",
-           "what_if"]
+__all__ = ["CHANGED_COLUMNS", "SECTIONS", "changed_rows", "compare", "copy_unmoved", "differing", "export_rules",
+           "recompute", "rewrite", "rules_from", "what_if"]
 
 # ``dispatch reference export --sections``: the keys of a reference file each section holds
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -205,6 +214,128 @@ def _rewritten(s: Mapping[str, Any], kind: str, d: dict[str, Any], policy: SlaPo
     return d
 
 
+# -- the tickets whose deadlines never moved: from their rows -----------------------------------------
+
+ROWS_WHEN_UNMOVED = True  # False: every ticket through its events (the tests compare the two ways)
+_AS_THEY_ARE = ("ticket_states", "evaluations", "escalations", "reopens")  # rows no rule changes
+
+
+def copy_unmoved(live: Any, scratch: Any, tickets: Sequence[list[Any]], calls: Sequence[list[Any]],
+                 policy: SlaPolicy, minutes: Callable[[str | None, Any, Any], float | None]) -> list[str]:
+    """Of ``tickets`` and ``calls`` (rows of the live read model ``live``, SQLite or PostgreSQL, as
+    ``_read`` gives them: changed here), the tickets whose deadlines never moved copied into the
+    scratch read model (``scratch``, SQLite) with their deadlines and durations under ``policy``
+    (``recompute``), their other rows read and copied as they are; the other tickets' ids, in
+    order (their events decide)."""
+    from dispatch.projections import tables as t
+
+    moves = _index(t.tickets)["deadline_moves"]
+    unmoved = {row[0]: row for row in tickets if row[moves] == 0}
+    if not unmoved:
+        return sorted(row[0] for row in tickets)
+    theirs: dict[str, list[list[Any]]] = {}
+    for call in calls:
+        if call[0] in unmoved:
+            theirs.setdefault(call[0], []).append(call)
+    for tid, row in unmoved.items():
+        recompute(row, theirs.get(tid, ()), policy, minutes)
+    _insert(scratch, t.tickets, unmoved.values())
+    _insert(scratch, t.calls, (call for rows in theirs.values() for call in rows))
+    chosen = sorted(unmoved)
+    for name in _AS_THEY_ARE:
+        table = t.METADATA.tables[name]
+        _insert(scratch, table, _read(live, table, chosen))
+    return sorted(row[0] for row in tickets if row[0] not in unmoved)
+
+
+def recompute(ticket: list[Any], calls: Sequence[list[Any]], policy: SlaPolicy,
+              minutes: Callable[[str | None, Any, Any], float | None]) -> None:
+    """A ticket's row and its calls' rows (in the scratch read model's stored form, changed in
+    place) with the deadlines ``policy`` gives at its report and at each dispatch — what
+    ``_rewritten`` sets in its Reported and Dispatched events — and the calls' minutes to report
+    in and to handle in the basis of those (``minutes``, as the projection counts them)."""
+    from dispatch.projections import tables as t
+    from dispatch.projections.writer import db_time_for_sqlite
+
+    T, C = _index(t.tickets), _index(t.calls)
+    category, priority = ticket[T["category"]], ticket[T["priority"]]
+    if ticket[T["accept_due"]] is not None:  # none: reported before the centre's deadlines
+        try:
+            centre = policy.centre_deadlines(category, priority, _aware(ticket[T["reported_at"]]))
+        except OverflowError:  # at the calendar's edge: the engine set none either (handlers.report)
+            pass
+        else:
+            ticket[T["accept_due"]] = db_time_for_sqlite(centre.accept_due)
+            ticket[T["dispatch_due"]] = db_time_for_sqlite(centre.dispatch_due)
+            ticket[T["centre_basis"]], ticket[T["provisional"]] = centre.time_basis, centre.provisional
+    dues: dict[int, Any] = {}
+    for call in calls:
+        no, at = call[C["dispatch_no"]], call[C["dispatched_at"]]
+        if no not in dues:
+            try:
+                dues[no] = policy.deadlines(category, priority, _aware(at))
+            except OverflowError:
+                dues[no] = None
+        due = dues[no]
+        if due is not None:
+            lead = call[C["role"]] == "lead"
+            call[C["ack_due"]] = db_time_for_sqlite(due.ack_due)
+            call[C["handle_due"]] = db_time_for_sqlite(due.handle_due) if lead else None
+            call[C["feedback_due"]] = db_time_for_sqlite(due.feedback_due) if lead else None
+            call[C["time_basis"]], call[C["escalate_every_minutes"]] = due.time_basis, due.escalate_every_minutes
+            call[C["calendar"]] = due.calendar
+        basis = call[C["time_basis"]]
+        call[C["ack_minutes"]] = minutes(basis, at, call[C["answered_at"]])
+        call[C["handle_minutes"]] = minutes(basis, at, call[C["handled_at"]])
+    last = dues.get(ticket[T["dispatch_no"]])
+    if last is not None:  # the current dispatch's (a report's are replaced by its first dispatch's)
+        ticket[T["time_basis"]], ticket[T["provisional"]] = last.time_basis, last.provisional
+        ticket[T["feedback_due"]] = db_time_for_sqlite(last.feedback_due)
+
+
+_INDEXES: dict[str, dict[str, int]] = {}
+
+
+def _index(table: Any) -> dict[str, int]:
+    """Each column's place in ``table``'s rows as ``_read`` gives them."""
+    found = _INDEXES.get(table.name)
+    if found is None:
+        found = _INDEXES[table.name] = {c.name: i for i, c in enumerate(table.columns)}
+    return found
+
+
+def _aware(value: Any) -> Any:
+    from datetime import datetime, timezone
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _read(live: Any, table: Any, ids: Sequence[str]) -> list[list[Any]]:
+    """``table``'s rows of the tickets ``ids``, every column in order, in SQLite's stored form
+    (on PostgreSQL, its times formatted so by the server: the same text, made in C)."""
+    from sqlalchemy import bindparam, text
+
+    from dispatch.projections import tables as t
+
+    if live.dialect.name == "sqlite":
+        query = text(f"SELECT {', '.join(c.name for c in table.columns)} FROM {table.name} "
+                     "WHERE ticket_id IN :ids").bindparams(bindparam("ids", expanding=True))
+    else:
+        names = ", ".join(f"to_char({c.name}, 'YYYY-MM-DD HH24:MI:SS.US')" if isinstance(c.type, t.UtcDateTime)
+                          else c.name for c in table.columns)
+        query = text(f"SELECT {names} FROM {table.name} WHERE ticket_id = ANY(:ids)")  # one array, not 2,000 binds
+    return [list(r) for r in live.execute(query, {"ids": list(ids)}).all()]
+
+
+def _insert(scratch: Any, table: Any, rows: Any) -> None:
+    values = [tuple(r) for r in rows]
+    if values:
+        names, marks = ", ".join(c.name for c in table.columns), ", ".join("?" for _ in table.columns)
+        scratch.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
+
+
 # -- the figures -------------------------------------------------------------------------------------
 
 def _scratch() -> Engine:
@@ -244,25 +375,32 @@ def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
 def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None], events: Any,
             workers: int, period: Any) -> tuple[Engine, list[dict[str, Any]]]:
     """``replayed``, and with a ``period`` the deadlines whose verdict changed (``_changed``),
-    each worker judging its own share against the live read model."""
+    each worker judging its own share."""
     from dispatch.projections.bulk import bulk_load
+    from dispatch.service.replay.parallel import scratch_engine
 
     engine = _scratch()
     workers = max(1, min(workers, len(ids) // _CHUNK))
     changed: list[dict[str, Any]] = []
     with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
-        if workers == 1:
+        if workers > 1:
+            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
+        elif period is None:
             _project(conn, runtime, ids, reference, advance, events)
         else:
-            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
-    if period is not None and workers == 1:
-        changed = _judged(runtime.engine, engine, ids, period)
+            actual = scratch_engine(":memory:", poolclass=StaticPool)
+            with actual.connect() as copy:
+                _project(conn, runtime, ids, reference, advance, events, copy)
+            changed = _judged(actual, engine, ids, period)
+            actual.dispose()
     changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
     return engine, changed
 
 
 def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> list[dict[str, Any]]:
-    """The deadlines of ``ids`` whose verdict differs between the live and the scratch read model."""
+    """The deadlines of ``ids`` whose verdict differs between the live read model (or a copy of its
+    tickets' and calls' rows, which is all a verdict reads: ``_project``'s ``actual``) and the
+    scratch one."""
     from dispatch.projections import verdicts as v
 
     window = {"start": period.start, "end": period.end}
@@ -274,8 +412,12 @@ def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> l
 
 
 def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],
-             events: Any) -> None:
-    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time."""
+             events: Any, actual: Any = None) -> None:
+    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time (with
+    ``actual``, a connection to a SQLite file of the read-model tables, their live tickets' and
+    calls' rows copied there as they are, to judge their verdicts on)."""
+    from dispatch.projections import tables as t
+
     from dispatch.projections.apply_events import TicketRows, apply_batch
     from dispatch.projections.durations import minutes_from
 
@@ -283,11 +425,19 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
     minutes = minutes_from(policy)
     for n, i in enumerate(range(0, len(ids), _CHUNK)):
         chunk = ids[i:i + _CHUNK]
-        found = events(chunk) if events is not None else _events(runtime.store, chunk)
-        records = [r for ticket in found for r in rewrite(ticket, policy)]
         with conn.begin():  # every ticket whole in its chunk: no position, nothing kept between
-            apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
-                        minutes=minutes)
+            with runtime.engine.connect() as live:
+                tickets, calls = _read(live, t.tickets, chunk), _read(live, t.calls, chunk)
+                if actual is not None:
+                    with actual.begin():
+                        _insert(actual, t.tickets, tickets)
+                        _insert(actual, t.calls, calls)
+                moved = copy_unmoved(live, conn, tickets, calls, policy, minutes) if ROWS_WHEN_UNMOVED else chunk
+            if moved:
+                found = events(moved) if events is not None else _events(runtime.store, moved)
+                records = [r for ticket in found for r in rewrite(ticket, policy)]
+                apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
+                            minutes=minutes)
         advance(len(chunk))
 
 
@@ -326,18 +476,23 @@ def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference
     try:
         runtime.forget_connections()  # the parent's stay the parent's
         engine = scratch_engine(path)
-        with engine.connect() as conn:
-            for pragma in ("journal_mode=OFF", "synchronous=OFF"):
-                conn.exec_driver_sql(f"PRAGMA {pragma}")
-            conn.commit()
+        actual = scratch_engine(f"{path}-actual") if period is not None else None
+        with engine.connect() as conn, contextlib.ExitStack() as stack:
+            copy = stack.enter_context(actual.connect()) if actual is not None else None
+            for c in filter(None, (conn, copy)):
+                for pragma in ("journal_mode=OFF", "synchronous=OFF"):
+                    c.exec_driver_sql(f"PRAGMA {pragma}")
+                c.commit()
 
             def advance(n: int) -> None:
                 with counter.get_lock():
                     counter.value += n
 
-            _project(conn, runtime, ids, reference, advance, events)
-        judged = _judged(runtime.engine, engine, ids, period) if period is not None else []
+            _project(conn, runtime, ids, reference, advance, events, copy)
+        judged = _judged(actual, engine, ids, period) if actual is not None else []
         engine.dispose()
+        if actual is not None:
+            actual.dispose()
         results.put((index, judged, None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent
         results.put((index, None, str(error) or type(error).__name__))

@@ -404,3 +404,65 @@ def test_holds_and_extensions_move_as_the_engine_moves_them(tmp_path: Path) -> N
     finally:
         actual.close()
         slow.close()
+
+
+def _tables_of(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every read-model table the figures read, sorted, as the database stores them
+    (SQLite compares times as their text: the same instant in another form would judge otherwise)."""
+    with engine.connect() as conn:
+        return {name: sorted((tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {name}")),
+                             key=lambda row: tuple((v is None, str(v)) for v in row))
+                for name in ("tickets", "calls", "ticket_states", "evaluations", "escalations", "reopens")}
+
+
+def _both_ways(runtime: Runtime, path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    import dispatch.service.whatif
+
+    monkeypatch.setattr(dispatch.service.whatif, "ROWS_WHEN_UNMOVED", False)
+    events = _tables_of(_replayed(runtime, path))
+    monkeypatch.setattr(dispatch.service.whatif, "ROWS_WHEN_UNMOVED", True)
+    return events, _tables_of(_replayed(runtime, path))
+
+
+def test_unmoved_tickets_copied_from_their_rows_equal_their_events_projected(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A month of a street's simulated work (no deadline ever moved), and the hand scenario beside
+    its holds and extensions: the scratch read model made from the rows of the unmoved tickets is
+    the one their rewritten events make, row for row, in every table."""
+    from sqlalchemy import select
+
+    from dispatch.domain.reference import load_reference
+    from dispatch.projections import tables as t
+    from dispatch.service.queries import for_reading
+
+    sample = load_reference(None, boundaries=False)
+    body = sample.to_dict()
+    for rule in body["sla"]:
+        rule["ack_minutes"] *= 2
+        rule["time_basis"] = "working" if rule["time_basis"] == "calendar" else "calendar"
+    body["calendar_overrides"] = {**body.get("calendar_overrides", {}), "2025-10-09": "holiday"}
+    month = _simulated(str(tmp_path / "month.db"), None, list(simulate(sample, "xinqi", SIM_DAYS, 25, 3, SIM_START)))
+    holds = bootstrap(str(tmp_path / "holds.db"), reference_file=_write(tmp_path / "ref.yaml", REFERENCE))
+    try:
+        play_holds_and_extensions(holds)  # three tickets whose deadlines moved
+        plain = Story(holds)  # and three whose did not
+        plain.n = 1_000  # command ids of its own
+        for name in ("P1", "P2", "P3"):
+            plain.intake(name, "10-12 08:40", "ca-g01", "sanitation", "patrol", "10-12 09:00")
+        plain.do("P1", "acknowledge", "10-12 10:30", department="huanwei")
+        plain.do("P1", "handle", "10-14 09:00", department="huanwei")  # across the holiday of the other rules
+        plain.do("P2", "acknowledge", "10-12 09:20", department="huanwei")
+        for runtime, path in ((month, _write(tmp_path / "month.yaml", body)),
+                              (holds, _write(tmp_path / "holds.yaml", {**_rules(ack_minutes=90),
+                                                                     "calendar_overrides": {"2026-10-13": "holiday"}}))):
+            for_reading(runtime)
+            with runtime.engine.connect() as conn:
+                moves = dict(conn.execute(select(t.tickets.c.case_no, t.tickets.c.deadline_moves)).all())
+            by_events, by_rows = _both_ways(runtime, path, monkeypatch)
+            assert by_rows == by_events
+            assert by_rows != _tables_of(runtime.engine)  # the rules moved deadlines: not a copy of the live rows
+            assert sum(1 for n in moves.values() if n == 0) >= (300 if runtime is month else 3)
+        assert sorted(moves.values()) == [0] * 3 + [1] * 3  # resumed once (T1, T3), extended once (T2)
+    finally:
+        month.close()
+        holds.close()
