@@ -167,6 +167,7 @@ class BusinessCalendar:
         self.table = table if table is not None else _default_table()
         self.years = self.table.years | extra_years  # the reference file may supply whole years
         self._cache: dict[date, tuple[_Period, ...]] = {}
+        self._totals: dict[date, timedelta] = {}  # a day's working time (``add_minutes`` skips whole days)
 
     def covers(self, day: date) -> bool:
         """Whether the holiday table (or the reference file) knows ``day``'s year."""
@@ -209,7 +210,9 @@ class BusinessCalendar:
         while True:
             periods = self._periods(day)
             if periods and cursor <= periods[0][0]:
-                day_total = sum((e - s for s, e in periods), timedelta())
+                day_total = self._totals.get(day)
+                if day_total is None:
+                    day_total = self._totals[day] = sum((e - s for s, e in periods), timedelta())
                 if remaining > day_total:  # skip the whole day arithmetically
                     remaining -= day_total
                     day += _ONE_DAY
