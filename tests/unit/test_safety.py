@@ -169,6 +169,20 @@ def test_a_database_made_before_the_marker_is_upgraded_explicitly(db: str) -> No
     assert invoke("--db", db, "tickets").code == 0
 
 
+def test_a_database_of_an_earlier_schema_gains_the_new_columns_filled_by_upgrade(db: str) -> None:
+    assert invoke("--db", db, *REPORT, "--at", AT).code == 0
+    assert invoke("--db", db, "tickets").code == 0  # projected
+    with sqlite3.connect(db) as conn:  # as schema 6 left it: no count of deadline moves
+        conn.execute("ALTER TABLE tickets DROP COLUMN deadline_moves")
+        conn.execute("UPDATE dispatch_meta SET value = '6' WHERE key = 'schema_version'")
+    one_line_refusal(invoke("--db", db, "tickets"), "upgrade")
+    ran = invoke("--db", db, "--json", "upgrade")
+    assert ran.code == 0 and json.loads(ran.out)["columns_added"] == ["tickets.deadline_moves"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT deadline_moves FROM tickets").fetchall() == [(0,)]  # refilled from the events
+    assert invoke("--db", db, "tickets").code == 0
+
+
 def test_replay_never_writes_into_a_database_it_did_not_make(db: str, tmp_path: Path) -> None:
     other = str(tmp_path / "b.db")
     assert invoke("--db", other, "init").code == 0
