@@ -5,13 +5,14 @@ what-if (``dispatch.service.whatif``) copies and compares.
 reported, first dispatched or closed, evaluations and escalations in it; with ``open_too`` the
 tickets open at the instant, for a dashboard's open work), each found through its own time index.
 
-``verdicts``: per ticket and deadline — report-in (``ack:<call>``), handling (``handle:<call>``),
-the centre's accept and dispatch, closing (``close``) — the verdict as of the instant, by the
-definitions of docs/figures.md: ``on_time``, ``late`` (met after it), ``overdue`` (unmet, past it),
-``pending`` (unmet, not yet due) or ``not_owed`` (a call closed out before its report-in deadline,
-a ticket that ended without a dispatch or a closing). Judged by the database, so only the
-verdicts travel; ``verdict_rows`` gives each one's due time and when it was met too, for the few
-tickets a what-if changed.
+``differing_rows``: per ticket and deadline — report-in (``ack:<call>``), handling
+(``handle:<call>``), the centre's accept and dispatch, closing (``close``) — the verdict as of the
+instant, by the definitions of docs/figures.md: ``on_time``, ``late`` (met after it), ``overdue``
+(unmet, past it), ``pending`` (unmet, not yet due) or ``not_owed`` (a call closed out before its
+report-in deadline, a ticket that ended without a dispatch or a closing), with its due time and
+when it was met, in two sets of tables side by side (a what-if's copy of the live rows and its
+scratch read model, one database). Judged by the database, which returns only the tickets and
+calls whose verdicts differ between the two.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, not_, null, select, union
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, literal, not_, null, select, union
 
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["lead_calls", "touched", "touched_query", "verdict_rows", "verdicts"]
+__all__ = ["differing_rows", "lead_calls", "touched", "touched_query"]
 
 _CHUNK = 500
 
@@ -53,9 +54,13 @@ def touched_query(q: Question, *, open_too: bool = False) -> Any:
     return union(*parts)
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+_IDS: Any = bindparam("ids", expanding=True)
+
+
+def _ids(ids: Sequence[str]) -> Iterator[dict[str, Sequence[str]]]:
+    """``ids`` a chunk at a time, as ``_queries``' parameter."""
     for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+        yield {"ids": ids[i:i + _CHUNK]}
 
 
 def lead_calls(conn: Connection, q: Question) -> dict[tuple[str, str], int]:
@@ -79,10 +84,12 @@ def _by(column: Any, at: Any) -> Any:
     return case((column <= at, column), else_=null())
 
 
-def _queries(chunk: Sequence[str], as_of: datetime, start: datetime | None, end: datetime | None,
-             details: bool) -> tuple[Any, Any]:
-    """The tickets' and the calls' verdicts of ``chunk`` (with ``details`` their due and met times)."""
-    tk, c = t.tickets.c, t.calls.c
+def _queries(as_of: datetime, start: datetime | None, end: datetime | None, details: bool,
+             tables: tuple[Table, Table] = (t.tickets, t.calls)) -> tuple[Any, Any]:
+    """The tickets' and the calls' verdicts of the tickets ``:ids`` (an expanding parameter: one
+    statement, compiled once, for every chunk), with ``details`` their due and met times, from
+    ``tables`` (tickets, calls)."""
+    tk, c = tables[0].c, tables[1].c
     at = literal(as_of, t.UtcDateTime())
 
     def inside(column: Any) -> Any:
@@ -115,56 +122,68 @@ def _queries(chunk: Sequence[str], as_of: datetime, start: datetime | None, end:
     more_tickets = [tk.case_no, tk.accept_due, accepted, tk.dispatch_due, dispatched, tk.feedback_due, closed] \
         if details else []
     more_calls = [c.department, c.ack_due, answered, c.handle_due, handled] if details else []
-    tickets = select(tk.ticket_id, *ticket_verdicts, *more_tickets).where(tk.ticket_id.in_(chunk),
+    tickets = select(tk.ticket_id, *ticket_verdicts, *more_tickets).where(tk.ticket_id.in_(_IDS),
                                                                           tk.reported_at <= at)
-    calls = select(c.ticket_id, c.call_id, *call_verdicts, *more_calls).where(c.ticket_id.in_(chunk),
+    calls = select(c.ticket_id, c.call_id, *call_verdicts, *more_calls).where(c.ticket_id.in_(_IDS),
                                                                               inside(c.dispatched_at))
     return tickets, calls
 
 
-def verdicts(conn: Connection, ids: Sequence[str], as_of: datetime, *, start: datetime | None = None,
-             end: datetime | None = None) -> dict[tuple[str, str], str]:
-    """``(ticket_id, deadline) -> verdict`` for the tickets ``ids`` as of ``as_of``, the deadlines
-    the period ``[start, end)``'s figures judge: calls dispatched in it, the centre's of tickets
-    reported in it, closing of tickets first dispatched in it (each by the instant). Judged in
-    the database: only the verdicts travel (``verdict_rows`` gives the times too)."""
-    out: dict[tuple[str, str], str] = {}
-    for chunk in _chunks(ids):
-        tickets, calls = _queries(chunk, as_of, start, end, details=False)
-        for tid, accept, dispatch, close in conn.execute(tickets):
-            for deadline, verdict in (("accept", accept), ("dispatch", dispatch), ("close", close)):
-                if verdict is not None:
-                    out[(tid, deadline)] = verdict
-        for tid, call_id, ack, handle in conn.execute(calls):
-            if ack is not None:
-                out[(tid, f"ack:{call_id}")] = ack
-            if handle is not None:
-                out[(tid, f"handle:{call_id}")] = handle
-    return out
+def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, schema: str,
+                   start: datetime | None = None, end: datetime | None = None,
+                   ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """Each deadline of the tickets ``ids`` as ``{ticket_id, case_no, deadline, department, due,
+    done, verdict}``, keyed ``(ticket_id, deadline)``, from the tables of the database attached to
+    ``conn`` as ``schema`` and from ``conn``'s own — of only the tickets and calls with a verdict
+    that differs between the two (or that one of them lacks): a what-if's actual and scratch read
+    models compared in one database, no unchanged deadline leaving it."""
+    from sqlalchemy import MetaData, or_
+
+    copies = MetaData()
+    theirs = (t.tickets.to_metadata(copies, schema=schema), t.calls.to_metadata(copies, schema=schema))
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    second: dict[tuple[str, str], dict[str, Any]] = {}
+    statements = []  # per family (tickets, calls): (width of their side, the differing rows, ours alone)
+    for a_query, b_query, (keys, names) in zip(
+            _queries(as_of, start, end, True, theirs), _queries(as_of, start, end, True),
+            ((("ticket_id",), ("accept", "dispatch", "close")), (("ticket_id", "call_id"), ("ack", "handle")))):
+        a, b = a_query.subquery(), b_query.subquery()
+        on = and_(*(a.c[k] == b.c[k] for k in keys))
+        differs = or_(b.c[keys[0]].is_(None), *(a.c[n].is_distinct_from(b.c[n]) for n in names))
+        statements.append((len(a.c), select(a, b).select_from(a.outerjoin(b, on)).where(differs),
+                           select(b).select_from(b.outerjoin(a, on)).where(a.c[keys[0]].is_(None))))
+    for chunk in _ids(ids):
+        found: list[tuple[list[Any], list[Any]]] = []  # (their rows, our rows) of tickets, then of calls
+        for width, pairs, alone in statements:
+            rows, lonely = conn.execute(pairs, chunk).all(), conn.execute(alone, chunk).all()
+            found.append(([r[:width] for r in rows],
+                          [r[width:] for r in rows if r[width] is not None] + [tuple(r) for r in lonely]))
+        named = {r[0] for side in found[1] for r in side}  # the tickets of the calls that differ: their numbers
+        case_nos: dict[str, str | None] = {tid: no for tid, no in conn.execute(
+            select(t.tickets.c.ticket_id, t.tickets.c.case_no).where(t.tickets.c.ticket_id.in_(sorted(named))))
+        } if named else {}
+        _detailed(first, found[0][0], found[1][0], dict(case_nos))
+        _detailed(second, found[0][1], found[1][1], dict(case_nos))
+    return first, second
 
 
-def verdict_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, start: datetime | None = None,
-                 end: datetime | None = None) -> dict[tuple[str, str], dict[str, Any]]:
-    """``verdicts`` with each deadline's ``{ticket_id, case_no, deadline, department, due, done,
-    verdict}`` (for the few tickets whose verdicts a what-if changed)."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    case_nos: dict[str, str | None] = {}
+def _detailed(out: dict[tuple[str, str], dict[str, Any]], tickets: Any, calls: Any,
+              case_nos: dict[str, str | None] | None = None) -> None:
+    """The rows of ``_queries(details=True)`` as ``differing_rows`` gives them, into ``out``
+    (``case_nos``: the tickets' numbers, where their rows are not among ``tickets``)."""
+    case_nos = {} if case_nos is None else case_nos
 
     def put(tid: str, deadline: str, department: str, due: Any, done: Any, verdict: str | None) -> None:
         if verdict is not None:
             out[(tid, deadline)] = {"ticket_id": tid, "case_no": case_nos.get(tid), "deadline": deadline,
                                     "department": department, "due": due, "done": done, "verdict": verdict}
 
-    for chunk in _chunks(ids):
-        tickets, calls = _queries(chunk, as_of, start, end, details=True)
-        for r in conn.execute(tickets):
-            tid, accept, dispatch, close, case_no, accept_due, accepted, dispatch_due, dispatched, feedback_due, \
-                closed = r
-            case_nos[tid] = case_no
-            put(tid, "accept", "", accept_due, accepted, accept)
-            put(tid, "dispatch", "", dispatch_due, dispatched, dispatch)
-            put(tid, "close", "", feedback_due, closed, close)
-        for tid, call_id, ack, handle, department, ack_due, answered, handle_due, handled in conn.execute(calls):
-            put(tid, f"ack:{call_id}", department, ack_due, answered, ack)
-            put(tid, f"handle:{call_id}", department, handle_due, handled, handle)
-    return out
+    for r in tickets:
+        tid, accept, dispatch, close, case_no, accept_due, accepted, dispatch_due, dispatched, feedback_due, closed = r
+        case_nos[tid] = case_no
+        put(tid, "accept", "", accept_due, accepted, accept)
+        put(tid, "dispatch", "", dispatch_due, dispatched, dispatch)
+        put(tid, "close", "", feedback_due, closed, close)
+    for tid, call_id, ack, handle, department, ack_due, answered, handle_due, handled in calls:
+        put(tid, f"ack:{call_id}", department, ack_due, answered, ack)
+        put(tid, f"handle:{call_id}", department, handle_due, handled, handle)

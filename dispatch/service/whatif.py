@@ -38,7 +38,6 @@ others (and rows projected before the column: NULL) go through their events.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -338,14 +337,32 @@ def attach_live(live: Engine, scratch: Any) -> None:
         scratch.commit()
 
 
-def _attached(scratch: Any) -> bool:
-    return any(row[1] == "live" for row in scratch.exec_driver_sql("PRAGMA database_list"))
+def _attached(scratch: Any) -> list[str]:
+    """The databases ``_project`` attached to ``scratch``."""
+    return [row[1] for row in scratch.exec_driver_sql("PRAGMA database_list") if row[1] in ("live", "actual")]
+
+
+def _attach_copies(scratch: Any, path: str) -> None:
+    """A database at ``path`` attached to ``scratch`` as ``actual``, with empty tables of the live
+    tickets' and calls' rows (no secondary index: ``verdicts`` reads them by ticket)."""
+    from sqlalchemy import MetaData
+    from sqlalchemy.schema import CreateTable
+
+    from dispatch.projections import tables as t
+
+    scratch.exec_driver_sql("ATTACH DATABASE ? AS actual", (path,))
+    for pragma in ("journal_mode=OFF", "synchronous=OFF"):  # scratch: thrown away with the what-if
+        scratch.exec_driver_sql(f"PRAGMA actual.{pragma}")
+    copies = MetaData()
+    for table in (t.tickets, t.calls):
+        scratch.execute(CreateTable(table.to_metadata(copies, schema="actual")))
+    scratch.commit()
 
 
 def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str]) -> None:
     """``table``'s rows of the tickets ``ids`` copied as they are from the live read model into
     the scratch (``attach_live``: by one statement)."""
-    if not _attached(scratch):
+    if "live" not in _attached(scratch):
         _insert(scratch, table, _read(live, table, ids))
         return
     names = ", ".join(c.name for c in table.columns)
@@ -355,11 +372,11 @@ def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str]) -> None:
                                 f"WHERE ticket_id IN ({', '.join('?' * len(part))})", tuple(part))
 
 
-def _insert(scratch: Any, table: Any, rows: Any) -> None:
+def _insert(scratch: Any, table: Any, rows: Any, schema: str = "main") -> None:
     values = [tuple(r) for r in rows]
     if values:
         names, marks = ", ".join(c.name for c in table.columns), ", ".join("?" for _ in table.columns)
-        scratch.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
+        scratch.exec_driver_sql(f"INSERT INTO {schema}.{table.name} ({names}) VALUES ({marks})", values)
 
 
 # -- the figures -------------------------------------------------------------------------------------
@@ -403,7 +420,6 @@ def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Cal
     """``replayed``, and with a ``period`` the deadlines whose verdict changed (``_changed``),
     each worker judging its own share."""
     from dispatch.projections.bulk import bulk_load
-    from dispatch.service.replay.parallel import scratch_engine
 
     engine = _scratch()
     workers = max(1, min(workers, len(ids) // _CHUNK))
@@ -411,37 +427,27 @@ def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Cal
     with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
         if workers > 1:
             changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
-        elif period is None:
-            _project(conn, runtime, ids, reference, advance, events)
         else:
-            actual = scratch_engine(":memory:", poolclass=StaticPool)
-            with actual.connect() as copy:
-                _project(conn, runtime, ids, reference, advance, events, copy)
-            changed = _judged(actual, engine, ids, period)
-            actual.dispose()
+            changed = _project(conn, runtime, ids, reference, advance, events, period)
     changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
     return engine, changed
 
 
-def _judged(live: Engine, scratch: Engine, ids: Sequence[str], period: Any) -> list[dict[str, Any]]:
-    """The deadlines of ``ids`` whose verdict differs between the live read model (or a copy of its
-    tickets' and calls' rows, which is all a verdict reads: ``_project``'s ``actual``) and the
-    scratch one."""
+def _judged(scratch: Any, ids: Sequence[str], period: Any) -> list[dict[str, Any]]:
+    """The deadlines of ``ids`` whose verdict differs between the live read model (its tickets' and
+    calls' rows copied as they are into the database attached to ``scratch`` as ``actual``: all a
+    verdict reads) and the scratch one, judged in one database: only the differing ones leave it."""
     from dispatch.projections import verdicts as v
 
-    window = {"start": period.start, "end": period.end}
-    with live.connect() as actual, scratch.connect() as other:
-        before, after = (v.verdicts(conn, ids, period.as_of, **window) for conn in (actual, other))
-        moved = sorted({key[0] for key in before.keys() | after.keys() if before.get(key) != after.get(key)})
-        # the times only of the few tickets whose verdicts moved
-        return _changed(*(v.verdict_rows(conn, moved, period.as_of, **window) for conn in (actual, other)))
+    return _changed(*v.differing_rows(scratch, ids, period.as_of, schema="actual", start=period.start,
+                                      end=period.end))
 
 
 def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],
-             events: Any, actual: Any = None) -> None:
-    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time (with
-    ``actual``, a connection to a SQLite file of the read-model tables, their live tickets' and
-    calls' rows copied there as they are, to judge their verdicts on)."""
+             events: Any, period: Any = None, copies: str = ":memory:") -> list[dict[str, Any]]:
+    """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time; with a
+    ``period``, their deadlines whose verdict changed (``_judged``: their live tickets' and calls'
+    rows copied as they are into a database at ``copies`` attached as ``actual``)."""
     from dispatch.projections import tables as t
     from dispatch.projections.apply_events import TicketRows, apply_batch
     from dispatch.projections.durations import minutes_from
@@ -449,16 +455,17 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
     policy = SlaPolicy(reference)
     minutes = minutes_from(policy)
     attach_live(runtime.engine, conn)
+    if period is not None:
+        _attach_copies(conn, copies)
     try:
         for n, i in enumerate(range(0, len(ids), _CHUNK)):
             chunk = ids[i:i + _CHUNK]
             with conn.begin():  # every ticket whole in its chunk: no position, nothing kept between
                 with runtime.engine.connect() as live:
                     tickets, calls = _read(live, t.tickets, chunk), _read(live, t.calls, chunk)
-                    if actual is not None:
-                        with actual.begin():
-                            _insert(actual, t.tickets, tickets)
-                            _insert(actual, t.calls, calls)
+                    if period is not None:
+                        _insert(conn, t.tickets, tickets, "actual")
+                        _insert(conn, t.calls, calls, "actual")
                     moved = copy_unmoved(live, conn, tickets, calls, policy, minutes) if ROWS_WHEN_UNMOVED else chunk
                 if moved:
                     found = events(moved) if events is not None else _events(runtime.store, moved)
@@ -466,9 +473,11 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
                     apply_batch(conn, records, source="what-if", position=n, rows=TicketRows(), claim=False,
                                 minutes=minutes)
             advance(len(chunk))
+        return _judged(conn, ids, period) if period is not None else []
     finally:
-        if _attached(conn):
-            conn.exec_driver_sql("DETACH DATABASE live")
+        conn.rollback()  # the judging's reads: every chunk is committed
+        for name in _attached(conn):
+            conn.exec_driver_sql(f"DETACH DATABASE {name}")
 
 
 def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference,
@@ -506,23 +515,17 @@ def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference
     try:
         runtime.forget_connections()  # the parent's stay the parent's
         engine = scratch_engine(path)
-        actual = scratch_engine(f"{path}-actual") if period is not None else None
-        with engine.connect() as conn, contextlib.ExitStack() as stack:
-            copy = stack.enter_context(actual.connect()) if actual is not None else None
-            for c in filter(None, (conn, copy)):
-                for pragma in ("journal_mode=OFF", "synchronous=OFF"):
-                    c.exec_driver_sql(f"PRAGMA {pragma}")
-                c.commit()
+        with engine.connect() as conn:
+            for pragma in ("journal_mode=OFF", "synchronous=OFF"):
+                conn.exec_driver_sql(f"PRAGMA {pragma}")
+            conn.commit()
 
             def advance(n: int) -> None:
                 with counter.get_lock():
                     counter.value += n
 
-            _project(conn, runtime, ids, reference, advance, events, copy)
-        judged = _judged(actual, engine, ids, period) if actual is not None else []
+            judged = _project(conn, runtime, ids, reference, advance, events, period, f"{path}-actual")
         engine.dispose()
-        if actual is not None:
-            actual.dispose()
         results.put((index, judged, None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent
         results.put((index, None, str(error) or type(error).__name__))

@@ -64,10 +64,10 @@ def default_workers() -> int:
     return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
 
 
-def scratch_engine(path: str, **options: Any) -> Engine:
+def scratch_engine(path: str) -> Engine:
     """A worker's own SQLite file: the tables without secondary indexes, no journal, no fsync
-    (scratch: thrown away after the merge). ``options``: ``create_engine``'s."""
-    engine = create_engine(f"sqlite:///{path}", **options)
+    (scratch: thrown away after the merge)."""
+    engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA journal_mode=OFF")
         for table in t.METADATA.sorted_tables:
