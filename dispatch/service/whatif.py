@@ -424,7 +424,7 @@ def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Cal
     engine = _scratch()
     workers = max(1, min(workers, len(ids) // _CHUNK))
     changed: list[dict[str, Any]] = []
-    with bulk_load(engine) as conn:  # a fresh scratch: indexes built once at the end, as a rebuild's
+    with bulk_load(engine, indexes=False) as conn:  # a fresh scratch, asked about nearly all its rows
         if workers > 1:
             changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
         else:
