@@ -267,7 +267,9 @@ def recompute(ticket: list[Any], calls: Sequence[list[Any]], policy: SlaPolicy,
         else:
             ticket[T["accept_due"]] = db_time_for_sqlite(centre.accept_due)
             ticket[T["dispatch_due"]] = db_time_for_sqlite(centre.dispatch_due)
-            ticket[T["centre_basis"]], ticket[T["provisional"]] = centre.time_basis, centre.provisional
+            ticket[T["centre_basis"]] = centre.time_basis
+            if not ticket[T["dispatch_no"]]:  # a dispatch's replaces the report's (below)
+                ticket[T["provisional"]] = centre.provisional
     dues: dict[int, Any] = {}
     for call in calls:
         no, at = call[C["dispatch_no"]], _aware(call[C["dispatched_at"]])
@@ -288,7 +290,7 @@ def recompute(ticket: list[Any], calls: Sequence[list[Any]], policy: SlaPolicy,
         call[C["ack_minutes"]] = minutes(basis, at, call[C["answered_at"]])
         call[C["handle_minutes"]] = minutes(basis, at, call[C["handled_at"]])
     last = dues.get(ticket[T["dispatch_no"]])
-    if last is not None:  # the current dispatch's (a report's are replaced by its first dispatch's)
+    if last is not None:  # the current dispatch's (none: at the calendar's edge, kept as it was)
         ticket[T["time_basis"]], ticket[T["provisional"]] = last.time_basis, last.provisional
         ticket[T["feedback_due"]] = db_time_for_sqlite(last.feedback_due)
 

@@ -466,3 +466,51 @@ def test_unmoved_tickets_copied_from_their_rows_equal_their_events_projected(
     finally:
         month.close()
         holds.close()
+
+
+def test_a_dispatch_the_other_rules_cannot_count_keeps_what_it_had() -> None:
+    """At the calendar's edge (``OverflowError``) the rewrite keeps a Dispatched event as it was,
+    as ``handlers`` set no deadline there either: copied from its rows, the dispatch keeps its
+    deadlines and basis, and the ticket its provisional flag (the report's new one does not
+    replace a dispatch's); the minutes are counted again all the same."""
+    from types import SimpleNamespace
+
+    from dispatch.projections import tables as t
+    from dispatch.service.whatif import recompute
+
+    class AtTheEdge:
+        def centre_deadlines(self, category: str, priority: str, at: datetime) -> Any:
+            return SimpleNamespace(accept_due=at + timedelta(minutes=10), dispatch_due=at + timedelta(minutes=20),
+                                   time_basis="calendar", provisional=False)
+
+        def deadlines(self, category: str, priority: str, at: datetime) -> Any:
+            raise OverflowError("date value out of range")
+
+    def row(table: Any, **values: Any) -> list[Any]:
+        return [values.get(c.name) for c in table.columns]
+
+    ticket = row(t.tickets, category="sanitation", priority="normal", reported_at="2026-10-12 00:40:00.000000",
+                 accept_due="2026-10-12 00:50:00.000000", dispatch_due="2026-10-12 01:00:00.000000",
+                 centre_basis="working", dispatch_no=1, provisional=True, time_basis="working",
+                 feedback_due="2026-10-14 01:00:00.000000")
+    call = row(t.calls, dispatch_no=1, role="lead", dispatched_at="2026-10-12 01:00:00.000000",
+               ack_due="2026-10-12 02:00:00.000000", handle_due="2026-10-13 01:00:00.000000",
+               feedback_due="2026-10-14 01:00:00.000000", time_basis="working", escalate_every_minutes=60,
+               calendar="fingerprint", answered_at="2026-10-12 01:30:00.000000")
+    counted: list[tuple[Any, ...]] = []
+
+    def minutes(basis: str | None, start: Any, end: Any) -> float | None:
+        counted.append((basis, end))
+        return None if end is None else 30.0
+
+    recompute(ticket, [call], AtTheEdge(), minutes)  # type: ignore[arg-type]
+    named = {c.name: i for i, c in enumerate(t.tickets.columns)}
+    assert ticket[named["accept_due"]] == "2026-10-12 00:50:00.000000"  # the report's: counted again (+10)
+    assert ticket[named["centre_basis"]] == "calendar"
+    assert (ticket[named["provisional"]], ticket[named["time_basis"]], ticket[named["feedback_due"]]) == \
+        (True, "working", "2026-10-14 01:00:00.000000")  # the dispatch's: as they were
+    assert call == row(t.calls, dispatch_no=1, role="lead", dispatched_at="2026-10-12 01:00:00.000000",
+                       ack_due="2026-10-12 02:00:00.000000", handle_due="2026-10-13 01:00:00.000000",
+                       feedback_due="2026-10-14 01:00:00.000000", time_basis="working", escalate_every_minutes=60,
+                       calendar="fingerprint", answered_at="2026-10-12 01:30:00.000000", ack_minutes=30.0)
+    assert counted == [("working", "2026-10-12 01:30:00.000000"), ("working", None)]
