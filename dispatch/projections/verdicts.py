@@ -84,11 +84,11 @@ def _by(column: Any, at: Any) -> Any:
     return case((column <= at, column), else_=null())
 
 
-def _queries(as_of: datetime, start: datetime | None, end: datetime | None, details: bool,
+def _queries(as_of: datetime, start: datetime | None, end: datetime | None,
              tables: tuple[Table, Table] = (t.tickets, t.calls)) -> tuple[Any, Any]:
     """The tickets' and the calls' verdicts of the tickets ``:ids`` (an expanding parameter: one
-    statement, compiled once, for every chunk), with ``details`` their due and met times, from
-    ``tables`` (tickets, calls)."""
+    statement, compiled once, for every chunk), with their due and met times, from ``tables``
+    (tickets, calls)."""
     tk, c = tables[0].c, tables[1].c
     at = literal(as_of, t.UtcDateTime())
 
@@ -119,9 +119,8 @@ def _queries(as_of: datetime, start: datetime | None, end: datetime | None, deta
         case((closed_out, "not_owed"), else_=_judge(c.ack_due, answered, at)).label("ack"),
         case((owes_handling, _judge(c.handle_due, handled, at)), else_=null()).label("handle"),
     ]
-    more_tickets = [tk.case_no, tk.accept_due, accepted, tk.dispatch_due, dispatched, tk.feedback_due, closed] \
-        if details else []
-    more_calls = [c.department, c.ack_due, answered, c.handle_due, handled] if details else []
+    more_tickets = [tk.case_no, tk.accept_due, accepted, tk.dispatch_due, dispatched, tk.feedback_due, closed]
+    more_calls = [c.department, c.ack_due, answered, c.handle_due, handled]
     tickets = select(tk.ticket_id, *ticket_verdicts, *more_tickets).where(tk.ticket_id.in_(_IDS),
                                                                           tk.reported_at <= at)
     calls = select(c.ticket_id, c.call_id, *call_verdicts, *more_calls).where(c.ticket_id.in_(_IDS),
@@ -145,7 +144,7 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
     second: dict[tuple[str, str], dict[str, Any]] = {}
     statements = []  # per family (tickets, calls): (width of their side, the differing rows, ours alone)
     for a_query, b_query, (keys, names) in zip(
-            _queries(as_of, start, end, True, theirs), _queries(as_of, start, end, True),
+            _queries(as_of, start, end, theirs), _queries(as_of, start, end),
             ((("ticket_id",), ("accept", "dispatch", "close")), (("ticket_id", "call_id"), ("ack", "handle")))):
         a, b = a_query.subquery(), b_query.subquery()
         on = and_(*(a.c[k] == b.c[k] for k in keys))
@@ -169,7 +168,7 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
 
 def _detailed(out: dict[tuple[str, str], dict[str, Any]], tickets: Any, calls: Any,
               case_nos: dict[str, str | None] | None = None) -> None:
-    """The rows of ``_queries(details=True)`` as ``differing_rows`` gives them, into ``out``
+    """The rows of ``_queries`` as ``differing_rows`` gives them, into ``out``
     (``case_nos``: the tickets' numbers, where their rows are not among ``tickets``)."""
     case_nos = {} if case_nos is None else case_nos
 
