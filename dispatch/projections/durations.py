@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-__all__ = ["Minutes", "forget", "minutes_for", "minutes_from"]
+__all__ = ["Minutes", "aware", "forget", "minutes_for", "minutes_from"]
 
 Minutes = Callable[[str | None, Any, Any], float | None]
 """``(time basis, start, end) -> minutes`` with times in the read model's stored form (naive
@@ -32,7 +32,8 @@ _UTC = timezone.utc
 _cache: weakref.WeakKeyDictionary[Engine, Minutes] = weakref.WeakKeyDictionary()
 
 
-def _aware(value: Any) -> datetime:
+def aware(value: Any) -> datetime:
+    """A time in the read model's stored form (or already aware) as an aware datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)  # type: ignore[no-any-return]
@@ -45,7 +46,7 @@ def minutes_from(policy: Any) -> Minutes:
     def minutes(basis: str | None, start: Any, end: Any) -> float | None:
         if start is None or end is None:
             return None
-        a, b = _aware(start), _aware(end)
+        a, b = aware(start), aware(end)
         if basis == "working":
             return float(bases["working"].minutes_between(a, b))
         return (b - a).total_seconds() / 60

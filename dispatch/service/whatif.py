@@ -255,13 +255,14 @@ def recompute(ticket: list[Any], calls: Sequence[list[Any]], policy: SlaPolicy,
     ``_rewritten`` sets in its Reported and Dispatched events — and the calls' minutes to report
     in and to handle in the basis of those (``minutes``, as the projection counts them)."""
     from dispatch.projections import tables as t
+    from dispatch.projections.durations import aware
     from dispatch.projections.writer import db_time_for_sqlite
 
     T, C = _index(t.tickets), _index(t.calls)
     category, priority = ticket[T["category"]], ticket[T["priority"]]
     if ticket[T["accept_due"]] is not None:  # none: reported before the centre's deadlines
         try:
-            centre = policy.centre_deadlines(category, priority, _aware(ticket[T["reported_at"]]))
+            centre = policy.centre_deadlines(category, priority, aware(ticket[T["reported_at"]]))
         except OverflowError:  # at the calendar's edge: the engine set none either (handlers.report)
             pass
         else:
@@ -272,7 +273,7 @@ def recompute(ticket: list[Any], calls: Sequence[list[Any]], policy: SlaPolicy,
                 ticket[T["provisional"]] = centre.provisional
     dues: dict[int, Any] = {}
     for call in calls:
-        no, at = call[C["dispatch_no"]], _aware(call[C["dispatched_at"]])
+        no, at = call[C["dispatch_no"]], aware(call[C["dispatched_at"]])
         if no not in dues:
             try:
                 dues[no] = policy.deadlines(category, priority, at)
@@ -304,14 +305,6 @@ def _index(table: Any) -> dict[str, int]:
     if found is None:
         found = _INDEXES[table.name] = {c.name: i for i, c in enumerate(table.columns)}
     return found
-
-
-def _aware(value: Any) -> Any:
-    from datetime import datetime, timezone
-
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc)
 
 
 def _read(live: Any, table: Any, ids: Sequence[str]) -> list[list[Any]]:
