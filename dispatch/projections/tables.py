@@ -22,8 +22,8 @@ from dispatch.adapters.database import UtcDateTime
 __all__ = ["CALL_COUNTS", "EVALUATION_COUNTS", "METADATA", "ROLLUPS", "UtcDateTime", "calls", "create_tables",
            "escalations", "evaluations", "positions", "quarantined_events", "reopens", "rollup_calls", "rollup_centre",
            "rollup_closed", "rollup_closes", "rollup_days", "rollup_escalations", "rollup_evaluations",
-           "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "stored_position", "ticket_states",
-           "tickets"]
+           "rollup_firsts", "rollup_minutes", "rollup_open", "rollup_settles", "rollup_weeks", "stored_position",
+           "ticket_states", "tickets"]
 
 
 METADATA = MetaData()
@@ -221,6 +221,19 @@ rollup_days = Table(
     Column("settled_at", _T, nullable=False),
     Column("settled_by", _Day, nullable=False),  # the latest settled_day of its rows
 )
+# the weeks rolled up (Monday to Sunday, local): each family's rows of a week's seven days, their
+# whole rows summed, kept under ``settled_day`` ``week`` and the week's Monday (``rollups.roll_up``):
+# a district's quarter reads 13 of them instead of 91 days. Listed here only while all seven days
+# are rolled up as they were then (rolling a day again takes its week out)
+rollup_weeks = Table(
+    "rollup_weeks", ROLLUPS,
+    Column("week", _Day, primary_key=True),  # its Monday
+    Column("week_start", _T, nullable=False),
+    Column("week_end", _T, nullable=False),
+    Column("settled_by", _Day, nullable=False),  # the latest settled_by of its days
+)
+
+
 def _ticket_days(name: str, *settles: Column[Any]) -> Table:
     return Table(name, ROLLUPS, Column("day", _Day, primary_key=True), Column("ticket_id", _Id, primary_key=True),
                  Column("day_start", _T, nullable=False), Column("day_end", _T, nullable=False), *settles)

@@ -44,7 +44,7 @@ def test_rolled_up_figures_equal_the_raw_rows_exactly_on_postgres(history: Runti
 
     end = START + timedelta(days=10)
     built = rollups.roll_up(history.engine, history.reference.timezone, end)
-    assert built.days == 10
+    assert built.days == 10 and built.weeks == 1  # its first week summed too, and read below
     for s, e, a in ((0, 10, 10), (0, 7, 9), (1, 5, 4.5), (0, None, 10)):
         start, as_of = START + timedelta(days=s), START + timedelta(days=a)
         stop = START + timedelta(days=e) if e is not None else None

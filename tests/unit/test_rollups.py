@@ -6,7 +6,7 @@ rolled-up day (a backfill) takes that day out until it is rolled up again."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -71,9 +71,13 @@ def _prefix_days(runtime: Runtime, start: datetime | None, end: datetime | None,
     return (datetime.fromisoformat(found.last) - datetime.fromisoformat(found.first)).days + 1
 
 
-def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime) -> None:
+def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     built = rollups.roll_up(history.engine, history.reference.timezone, END)
     assert built.days == DAYS and built.open_tickets > 0  # some tickets still open: their rows read raw
+    assert built.weeks == DAYS // 7  # the history starts on a Monday: its whole weeks summed
+    read_weeks: list[str] = []
+    weeks_of = rollups._weeks
+    monkeypatch.setattr(rollups, "_weeks", lambda *a: read_weeks.extend(weeks_of(*a)) or weeks_of(*a))
     used = 0
     for s, e, a in QUESTIONS:
         start, end, as_of = _days(s), _days(e), _days(a)
@@ -96,6 +100,7 @@ def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime) -> None:
     scoped = _both(history, by="department", street="xinqi", as_of=END, start=START, end=END)
     assert scoped[0] == scoped[1]
     assert used > 30  # the questions above did read rollups, not only raw rows
+    assert len(set(read_weeks)) == 2 and len(read_weeks) > 20  # and summed weeks among them
     s = t.rollup_settles.c  # and some asked as of an instant before rolled-up tickets had settled
     with history.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(s.settles_at > _days(7.25), s.day_end <= _days(7.25))
@@ -134,8 +139,14 @@ def test_a_day_is_rolled_up_again_once_its_open_tickets_end(history: Runtime) ->
                                        "occurred_at": END.isoformat(), "actor": {"role": "centre", "id": "c-1"},
                                        "command_id": "cancel-open-1"}))
     catch_up(history)
+    w = t.rollup_weeks.c
+    with history.engine.begin() as conn:  # a day rolled again takes its week out, summed again after
+        rollups._build_day(conn, day, *rollups._day_bounds(date.fromisoformat(day), START.tzinfo), END)
+        assert conn.execute(select(func.count()).where(w.week == rollups._monday(day))).scalar() == 0
     again = rollups.roll_up(history.engine, history.reference.timezone, END + timedelta(days=1))
     assert again.built >= 1
+    if date.fromisoformat(day) < (START + timedelta(days=14)).date():
+        assert again.weeks_built >= 1 and again.weeks == 2
     with history.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(o.day == day, o.ticket_id == ticket)).scalar() == 0
     fast, raw = _both(history, by="department", period="week", as_of=END + timedelta(hours=1), start=START,
