@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from dispatch.adapters.kafka import KafkaSettings
-from dispatch.bootstrap import Runtime, bootstrap
+from dispatch.bootstrap import Runtime, bootstrap, freeze_startup
 
 __all__ = ["process_options", "run_process"]
 
@@ -50,6 +50,7 @@ def run_process(db: str | None, kafka: str | None, topic_prefix: str | None, log
         runtime = None
         try:
             runtime = bootstrap(db, kafka=kafka, topic_prefix=topic_prefix, log_level=log_level)
+            freeze_startup()
             availability.succeeded()
             body(runtime, runtime.kafka)
             return

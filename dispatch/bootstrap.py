@@ -205,6 +205,19 @@ def bootstrap(
     return runtime
 
 
+def freeze_startup() -> None:
+    """Once a long-running process (a web worker, a consumer) has started, the objects it made
+    doing so (modules, the reference data, the tables' metadata: ~250,000 here) stay as long as it
+    does: moved out of the cyclic collector's sight (``gc.freeze``), its full collections stop
+    walking them again and again. Measured: a district's quarter by community and week on
+    PostgreSQL, the process's CPU per question 329 → 258 ms median, 528 → 282 ms p95 (the
+    full collections fall inside some questions). Not in ``bootstrap`` itself: a test process
+    makes many runtimes, and what a frozen one holds in cycles would never be freed."""
+    import gc
+
+    gc.freeze()
+
+
 def _store_table(db: Database, store_env: Mapping[str, str]) -> str | None:
     """The event store's table when it is eventsourcing's default one in the database itself
     (``dispatch.projections.poller.store_top`` then reads its last position in one query)."""

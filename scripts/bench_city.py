@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 
 from dispatch.adapters.logs import configure_logging  # noqa: E402
-from dispatch.bootstrap import bootstrap  # noqa: E402
+from dispatch.bootstrap import bootstrap, freeze_startup  # noqa: E402
 from dispatch.domain.clock import SimulatedClock  # noqa: E402
 from dispatch.projections import community_dashboard, sla_statistics, street_dashboard  # noqa: E402
 from dispatch.projections import tables as t  # noqa: E402
@@ -237,6 +237,7 @@ def measure(url: str, short_url: str, tpl: city.Template, n: int, backend: str, 
     gc.collect()
     gc.freeze()
     runtime = bootstrap(url)
+    freeze_startup()  # as a server does once started (``dispatch web``, the consumers)
     results: dict[str, Any] = {"views": {}, "growth": {}}
     for name, spec in questions(tpl, weeks).items():
         times, floors = _times(lambda: run_view(runtime, spec), n), _times(lambda: floor(runtime, spec), n)

@@ -59,6 +59,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
     import uvicorn
 
     from dispatch.adapters import user_tables
+    from dispatch.bootstrap import freeze_startup
     from dispatch.web.worker import build
 
     if bool(certfile) != bool(keyfile):
@@ -90,6 +91,7 @@ def web(ctx: Ctx, host: str, port: int, kafka: str | None, topic_prefix: str | N
         _serve_workers(workers, options, settings)
         return
     live = app.state.service.live
+    freeze_startup()
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

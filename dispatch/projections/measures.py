@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, literal, literal_column, not_, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
+from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
@@ -206,6 +207,8 @@ def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
                      *[func.array_agg(values).filter(and_(condition, values.is_not(None))).label(name)
                        for name, condition, values in (_metrics(q) if minutes else ())],
                      ).select_from(t.calls).where(*where).group_by(literal_column("g_role"))
+    if minutes:  # the arrays of minutes in binary, not as digits parsed again
+        query = query.execution_options(**{BINARY_RESULTS: True})
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
     found: dict[tuple[Group, str], list[float]] = defaultdict(list)
     for row in _rows(conn, query):

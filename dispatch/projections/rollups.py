@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (Connection, Engine, LargeBinary, and_, bindparam, case, delete, func, insert, literal,
                         literal_column, or_, select, text)
 
+from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.projections import measures as m
 from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
@@ -482,11 +483,11 @@ def _weeks(q: m.Question, p: Prefix, tz: ZoneInfo, cut_day: str) -> list[str]:
             if by < cut_day and not any(week < s <= _week_days(week)[-1] for s in starts)]
 
 
-def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) -> list[Any]:
-    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``, as
-    the conditions of the parts to read one after the other (each through its own index): the
+def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) -> Any:
+    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``: the
     summed ``weeks``' rows, the other days' whole rows where all of their tickets had settled,
-    and the other days' rows of the settled days before it."""
+    and the other days' rows of the settled days before it — each part through an index of its
+    own (PostgreSQL ORs their bitmaps), read in one statement, so no group comes twice."""
     split = _split_days(p, cut_day)
     parts = []
     if weeks:
@@ -502,32 +503,27 @@ def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) 
         parts.append(and_(whole, c.day.not_in(split)) if split else whole)
     if split:
         parts.append(and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day))
-    return parts
+    return or_(*parts) if len(parts) > 1 else parts[0]
 
 
 def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Callable[[Connection], Any]]:
     """Every family's counts over the prefix's days of the tickets settled before the instant's
-    day (``cut``), keyed as ``measures`` keys them: a reader per family, each reading on the
-    connection it is given (so they may run side by side)."""
+    day (``cut``), keyed as ``measures`` keys them: a reader per family, each one statement on
+    the connection it is given (so they may run side by side)."""
     _, cut_day = cut(q.as_of, tz)
     weeks = _weeks(q, p, tz, cut_day)
 
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> Callable[[Connection], dict[Any, dict[str, Any]]]:
         def read(conn: Connection) -> dict[Any, dict[str, Any]]:
             c = table.c
-            bucket = _day_bucket(q, tz, c.day)
-            found: dict[Any, dict[str, Any]] = {}
-            for part in _settled_before(c, p, cut_day, weeks):
-                query = (select(c.unit, bucket.label("b"), *[c[e] for e in extra],
-                                *[func.sum(c[n]).label(n) for n in columns])
-                         .where(c.dim == by, part)
-                         .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
-                at = 2 + len(extra)  # the sums follow the unit, the bucket and the extra keys
-                for row in conn.execute(query).all():
-                    sums = found.setdefault((row[0], int(row[1]), *row[2:at]), dict.fromkeys(columns, 0))
-                    for n, value in zip(columns, row[at:]):
-                        sums[n] += value or 0
-            return found
+            query = (select(c.unit, _day_bucket(q, tz, c.day).label("b"), *[c[e] for e in extra],
+                            *[func.sum(c[n]).label(n) for n in columns])
+                     .where(c.dim == by, _settled_before(c, p, cut_day, weeks))
+                     .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+            at = 2 + len(extra)  # the sums follow the unit, the bucket and the extra keys
+            # (a sum of a group's NOT NULL counts: never NULL)
+            return {(row[0], int(row[1]), *row[2:at]): dict(zip(columns, row[at:]))
+                    for row in conn.execute(query).all()}
         return read
 
     def counted(read: Callable[[Connection], dict[Any, dict[str, Any]]]) -> Callable[[Connection], dict[Any, Any]]:
@@ -536,31 +532,29 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str,
     def firsts(conn: Connection) -> dict[Any, dict[str, int]]:
         # distinct tickets: the rows whose previous one of the unit came before their bucket's start
         f = t.rollup_firsts.c
-        bucket = _day_bucket(q, tz, f.day)
         starts = _bucket_starts(q, tz)  # (consecutive: each bucket ends where the next starts)
         start_of = case(*[(f.day < nxt, literal_column(f"'{s}'")) for s, nxt in zip(starts, starts[1:])],
                         else_=literal_column(f"'{starts[-1]}'")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
         found: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
-        for part in _settled_before(f, p, cut_day, weeks):
-            query = (select(f.unit, bucket.label("b"), f.kind, func.sum(f.n))
-                     .where(f.dim == by, part, f.prev_day < start_of)
-                     .group_by(f.unit, literal_column("b"), f.kind))
-            for unit, b, kind, n in conn.execute(query).all():
-                found[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
+        query = (select(f.unit, _day_bucket(q, tz, f.day).label("b"), f.kind, func.sum(f.n))
+                 .where(f.dim == by, _settled_before(f, p, cut_day, weeks), f.prev_day < start_of)
+                 .group_by(f.unit, literal_column("b"), f.kind))
+        for unit, b, kind, n in conn.execute(query).all():
+            found[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
         return dict(found)
 
     def minutes(conn: Connection) -> dict[tuple[Any, str], list[bytes]]:
         # each group's sorted days, concatenated (PostgreSQL joins each group's days into one value:
-        # a community's quarter week by week, 21,800 rows → 3,200, measured 192 → 135 ms)
+        # a community's quarter week by week, 21,800 rows → 3,200, measured 192 → 135 ms), sent in
+        # binary (``BINARY_RESULTS``)
         mn = t.rollup_minutes.c
+        b = _day_bucket(q, tz, mn.day).label("b")
+        query = (select(mn.unit, b, mn.metric, func.string_agg(mn.sorted, literal(b"", LargeBinary)))
+                 .group_by(mn.unit, literal_column("b"), mn.metric) if conn.dialect.name == "postgresql"
+                 else select(mn.unit, b, mn.metric, mn.sorted)).where(mn.dim == by, _settled_before(mn, p, cut_day, weeks))
         found: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
-        for part in _settled_before(mn, p, cut_day, weeks):
-            b = _day_bucket(q, tz, mn.day).label("b")
-            query = (select(mn.unit, b, mn.metric, func.string_agg(mn.sorted, literal(b"", LargeBinary)))
-                     .group_by(mn.unit, literal_column("b"), mn.metric) if conn.dialect.name == "postgresql"
-                     else select(mn.unit, b, mn.metric, mn.sorted)).where(mn.dim == by, part)
-            for unit, bucket, metric, blob in conn.execute(query).all():
-                found[((unit, int(bucket)), metric)].append(bytes(blob))
+        for unit, bucket, metric, blob in conn.execute(query.execution_options(**{BINARY_RESULTS: True})).all():
+            found[((unit, int(bucket)), metric)].append(bytes(blob))
         return found
 
     readers: dict[str, Callable[[Connection], Any]] = {

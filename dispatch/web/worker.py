@@ -41,11 +41,12 @@ def build(runtime: Any, options: dict[str, Any]) -> Any:
 
 def app() -> Any:
     """One worker's application (uvicorn's factory): its own runtime, the parent's options."""
-    from dispatch.bootstrap import bootstrap
+    from dispatch.bootstrap import bootstrap, freeze_startup
 
     options = json.loads(os.environ[ENV])
     application = build(bootstrap(options.get("db"), create=False), options)
     close_streams_on_exit(application.state.service.live)
+    freeze_startup()
     return application
 
 
