@@ -543,18 +543,19 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str,
             found[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
         return dict(found)
 
-    def minutes(conn: Connection) -> dict[tuple[Any, str], list[bytes]]:
-        # each group's sorted days, concatenated (PostgreSQL joins each group's days into one value:
-        # a community's quarter week by week, 21,800 rows → 3,200, measured 192 → 135 ms), sent in
-        # binary (``BINARY_RESULTS``)
+    def minutes(conn: Connection) -> dict[tuple[Any, str], list[tuple[bytes, bool]]]:
+        # each group's sorted days or weeks, concatenated (PostgreSQL joins each group's into one
+        # value: a community's quarter day by day, 21,800 rows → 3,200, measured 192 → 135 ms),
+        # sent in binary (``BINARY_RESULTS``); with each, whether it is one row's, so sorted
         mn = t.rollup_minutes.c
         b = _day_bucket(q, tz, mn.day).label("b")
-        query = (select(mn.unit, b, mn.metric, func.string_agg(mn.sorted, literal(b"", LargeBinary)))
+        query = (select(mn.unit, b, mn.metric, func.string_agg(mn.sorted, literal(b"", LargeBinary)), func.count())
                  .group_by(mn.unit, literal_column("b"), mn.metric) if conn.dialect.name == "postgresql"
-                 else select(mn.unit, b, mn.metric, mn.sorted)).where(mn.dim == by, _settled_before(mn, p, cut_day, weeks))
-        found: dict[tuple[Any, str], list[bytes]] = defaultdict(list)
-        for unit, bucket, metric, blob in conn.execute(query.execution_options(**{BINARY_RESULTS: True})).all():
-            found[((unit, int(bucket)), metric)].append(bytes(blob))
+                 else select(mn.unit, b, mn.metric, mn.sorted, literal_column("1")))
+        query = query.where(mn.dim == by, _settled_before(mn, p, cut_day, weeks))
+        found: dict[tuple[Any, str], list[tuple[bytes, bool]]] = defaultdict(list)
+        for unit, bucket, metric, blob, rows in conn.execute(query.execution_options(**{BINARY_RESULTS: True})).all():
+            found[((unit, int(bucket)), metric)].append((bytes(blob), rows == 1))
         return found
 
     readers: dict[str, Callable[[Connection], Any]] = {

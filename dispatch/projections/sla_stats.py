@@ -197,8 +197,11 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
              for g, v in got["evaluations"].items()}
     centre = got.get("centre", {})
     others = [] if by == "department" else [got["closed"], got["escalations"]]
-    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b in blobs]
-                                                for k, blobs in got.get("minutes", {}).items()}
+    rolled_minutes = got.get("minutes", {})
+    minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b, _ in blobs]
+                                                for k, blobs in rolled_minutes.items()}
+    # a group's minutes from one rolled-up row alone are sorted already: its ranks are read off
+    ordered = {k for k, blobs in rolled_minutes.items() if len(blobs) == 1 and blobs[0][1]}
     for i in range(len(parts)):
         raw_calls, values = got[("calls", i)]
         _add(calls, raw_calls)
@@ -217,7 +220,8 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
             n = len(merged)
             if n:
                 k50, k90 = m.ranks(n)
-                chosen = np.partition(merged, [k50, k90])
+                chosen = merged if len(chunks) == 1 and (group, metric) in ordered \
+                    else np.partition(merged, [k50, k90])
                 pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
                                                   f"{metric}_p90": float(chosen[k90])})
     return calls, pct, closes, evals, centre, others
