@@ -115,16 +115,18 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
         name = _name(reference, by, key)
         for index, (label, period_info) in enumerate(periods):
             group = (key, index)
-            figures = {**call_figures(add_counts(per_group.get(group, [])), pct.get(group, {})),
-                       **close_figures(closes.get(group, {})),
-                       **evaluation_figures(evals.get(group, {}), settings)}
+            figures = call_figures(add_counts(per_group.get(group, [])), pct.get(group, {}))
+            figures.update(close_figures(closes.get(group, {})))  # (one dict filled, not copied again)
+            figures.update(evaluation_figures(evals.get(group, {}), settings))
             if by != "department":  # the centre's own steps belong to places, not departments
-                figures |= centre_figures(centre.get(group, {}))
+                figures.update(centre_figures(centre.get(group, {})))
             if label is not None and not (figures["dispatched"] or figures["tickets_evaluated"]):
                 continue
             if not percentiles:
                 figures = {k: v for k, v in figures.items() if not k.endswith(("_p50", "_p90"))}
-            rows.append({by: key, "name": name, **period_info, **figures})
+            row = {by: key, "name": name, **period_info}
+            row.update(figures)
+            rows.append(row)
     result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
                       street=street, community=community)
     if period is None:

@@ -317,11 +317,16 @@ def _read(live: Any, table: Any, ids: Sequence[str]) -> list[list[Any]]:
     if live.dialect.name == "sqlite":
         query = text(f"SELECT {', '.join(c.name for c in table.columns)} FROM {table.name} "
                      "WHERE ticket_id IN :ids").bindparams(bindparam("ids", expanding=True))
-    else:
-        names = ", ".join(f"to_char({c.name}, 'YYYY-MM-DD HH24:MI:SS.US')" if isinstance(c.type, t.UtcDateTime)
-                          else c.name for c in table.columns)
-        query = text(f"SELECT {names} FROM {table.name} WHERE ticket_id = ANY(:ids)")  # one array, not 2,000 binds
-    return [list(r) for r in live.execute(query, {"ids": list(ids)}).all()]
+        return [list(r) for r in live.execute(query, {"ids": list(ids)}).all()]
+    names = ", ".join(f"to_char({c.name}, 'YYYY-MM-DD HH24:MI:SS.US')" if isinstance(c.type, t.UtcDateTime)
+                      else c.name for c in table.columns)
+    # the ids as one text split by the server (a bound array is quoted id by id in Python), the
+    # rows straight from the driver's cursor (SQLAlchemy's rows would be made for nothing: a
+    # quarter at 1.27 M reads 4 M of them)
+    with live.connection.driver_connection.cursor() as cursor:
+        cursor.execute(f"SELECT {names} FROM {table.name} WHERE ticket_id = ANY(string_to_array(%(ids)s, ','))",
+                       {"ids": ",".join(ids)})
+        return [list(r) for r in cursor.fetchall()]
 
 
 def attach_live(live: Engine, scratch: Any) -> None:
@@ -370,10 +375,13 @@ def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str]) -> None:
 
 
 def _insert(scratch: Any, table: Any, rows: Any, schema: str = "main") -> None:
-    values = [tuple(r) for r in rows]
-    if values:
+    values = rows if isinstance(rows, list) else list(rows)
+    if values:  # by the driver: it binds a list's items as a tuple's (SQLAlchemy would ask for tuples)
+        if not scratch.in_transaction():
+            scratch.begin()  # (so the scratch's commit commits these rows too)
         names, marks = ", ".join(c.name for c in table.columns), ", ".join("?" for _ in table.columns)
-        scratch.exec_driver_sql(f"INSERT INTO {schema}.{table.name} ({names}) VALUES ({marks})", values)
+        scratch.connection.driver_connection.executemany(
+            f"INSERT INTO {schema}.{table.name} ({names}) VALUES ({marks})", values)
 
 
 # -- the figures -------------------------------------------------------------------------------------
