@@ -372,6 +372,12 @@ class Prefix:
     settled_by: tuple[str, ...] = ()  # each day's latest settled day, in order
     weeks: tuple[tuple[str, str], ...] = ()  # the summed weeks among the days: (Monday, latest settled day)
 
+    @property
+    def days(self) -> list[str]:
+        """Its days, in order (``settled_by``'s)."""
+        first = date.fromisoformat(self.first)
+        return [(first + timedelta(days=i)).isoformat() for i in range(len(self.settled_by))]
+
 
 def prefix(conn: Connection, q: m.Question, tz: ZoneInfo) -> Prefix | None:
     """The longest run of rolled-up days from the question's start, inside its period and over
@@ -471,8 +477,7 @@ def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
 
 def _split_days(p: Prefix, cut_day: str) -> list[str]:
     """The prefix's days some of whose tickets settled on ``cut_day`` or later."""
-    days = [date.fromisoformat(p.first) + timedelta(days=i) for i in range(len(p.settled_by))]
-    return [d.isoformat() for d, by in zip(days, p.settled_by) if by >= cut_day]
+    return [day for day, by in zip(p.days, p.settled_by) if by >= cut_day]
 
 
 def _weeks(q: m.Question, p: Prefix, tz: ZoneInfo, cut_day: str) -> list[str]:
@@ -493,9 +498,7 @@ def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) 
     if weeks:
         parts.append(and_(c.settled_day == WEEK, c.day.in_(weeks)))
         covered = {day for week in weeks for day in _week_days(week)} | set(split)
-        first = date.fromisoformat(p.first)
-        rest = [day for day in ((first + timedelta(days=i)).isoformat() for i in range(len(p.settled_by)))
-                if day not in covered]
+        rest = [day for day in p.days if day not in covered]
         if rest:
             parts.append(and_(c.settled_day == WHOLE, c.day.in_(rest)))
     else:
