@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -222,11 +223,13 @@ _AS_THEY_ARE = ("ticket_states", "evaluations", "escalations", "reopens")  # row
 
 
 def copy_unmoved(live: Any, scratch: Any, tickets: Sequence[list[Any]], calls: Sequence[list[Any]],
-                 policy: SlaPolicy, minutes: Callable[[str | None, Any, Any], float | None]) -> list[str]:
+                 policy: SlaPolicy, minutes: Callable[[str | None, Any, Any], float | None],
+                 states_at: datetime | None = None) -> list[str]:
     """Of ``tickets`` and ``calls`` (rows of the live read model ``live``, SQLite or PostgreSQL, as
     ``_read`` gives them: changed here), the tickets whose deadlines never moved copied into the
     scratch read model (``scratch``, SQLite) with their deadlines and durations under ``policy``
-    (``recompute``), their other rows read and copied as they are; the other tickets' ids, in
+    (``recompute``), their other rows read and copied as they are (with ``states_at``, of their
+    statuses only the one each had at that instant: ``_copy``); the other tickets' ids, in
     order (their events decide)."""
     from dispatch.projections import tables as t
 
@@ -244,7 +247,7 @@ def copy_unmoved(live: Any, scratch: Any, tickets: Sequence[list[Any]], calls: S
     _insert(scratch, t.calls, (call for rows in theirs.values() for call in rows))
     chosen = sorted(unmoved)
     for name in _AS_THEY_ARE:
-        _copy(live, scratch, t.METADATA.tables[name], chosen)
+        _copy(live, scratch, t.METADATA.tables[name], chosen, states_at if name == "ticket_states" else None)
     return sorted(row[0] for row in tickets if row[0] not in unmoved)
 
 
@@ -307,26 +310,48 @@ def _index(table: Any) -> dict[str, int]:
     return found
 
 
-def _read(live: Any, table: Any, ids: Sequence[str]) -> list[list[Any]]:
+def _read(live: Any, table: Any, ids: Sequence[str], states_at: datetime | None = None) -> list[list[Any]]:
     """``table``'s rows of the tickets ``ids``, every column in order, in SQLite's stored form
-    (on PostgreSQL, its times formatted so by the server: the same text, made in C)."""
+    (on PostgreSQL, its times formatted so by the server: the same text, made in C); with
+    ``states_at`` (``ticket_states`` only), each ticket's status at that instant alone."""
     from sqlalchemy import bindparam, text
 
     from dispatch.projections import tables as t
 
     if live.dialect.name == "sqlite":
         query = text(f"SELECT {', '.join(c.name for c in table.columns)} FROM {table.name} "
-                     "WHERE ticket_id IN :ids").bindparams(bindparam("ids", expanding=True))
-        return [list(r) for r in live.execute(query, {"ids": list(ids)}).all()]
+                     f"WHERE ticket_id IN :ids{_latest_only(table.name, states_at)}"
+                     ).bindparams(bindparam("ids", expanding=True))
+        return [list(r) for r in live.execute(query, {"ids": list(ids), "at": _stored(states_at)}).all()]
     names = ", ".join(f"to_char({c.name}, 'YYYY-MM-DD HH24:MI:SS.US')" if isinstance(c.type, t.UtcDateTime)
                       else c.name for c in table.columns)
     # the ids as one text split by the server (a bound array is quoted id by id in Python), the
     # rows straight from the driver's cursor (SQLAlchemy's rows would be made for nothing: a
     # quarter at 1.27 M reads 4 M of them)
+    where = "ticket_id = ANY(string_to_array(%(ids)s, ','))"
+    if states_at is not None:
+        names, where = f"DISTINCT ON (ticket_id) {names}", f"{where} AND at <= %(at)s ORDER BY ticket_id, version DESC"
     with live.connection.driver_connection.cursor() as cursor:
-        cursor.execute(f"SELECT {names} FROM {table.name} WHERE ticket_id = ANY(string_to_array(%(ids)s, ','))",
-                       {"ids": ",".join(ids)})
+        cursor.execute(f"SELECT {names} FROM {table.name} WHERE {where}", {"ids": ",".join(ids), "at": states_at})
         return [list(r) for r in cursor.fetchall()]
+
+
+def _latest_only(table: str, states_at: datetime | None, live: str = "") -> str:
+    """SQLite: the condition keeping, of ``table``'s (``ticket_states``') rows, each ticket's
+    latest at or before the instant bound as ``at`` (what ``measures``' status as of the instant
+    reads); nothing without ``states_at``."""
+    if states_at is None:
+        return ""
+    if table != "ticket_states":
+        raise ValueError("only ticket_states are read as of an instant")
+    return (f" AND version = (SELECT max(s.version) FROM {live}ticket_states s "
+            f"WHERE s.ticket_id = {live}ticket_states.ticket_id AND s.at <= :at)")
+
+
+def _stored(at: datetime | None) -> Any:
+    from dispatch.projections.writer import db_time_for_sqlite
+
+    return db_time_for_sqlite(at) if at is not None else None
 
 
 def attach_live(live: Engine, scratch: Any) -> None:
@@ -361,17 +386,20 @@ def _attach_copies(scratch: Any, path: str) -> None:
     scratch.commit()
 
 
-def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str]) -> None:
+def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str], states_at: datetime | None = None) -> None:
     """``table``'s rows of the tickets ``ids`` copied as they are from the live read model into
-    the scratch (``attach_live``: by one statement)."""
+    the scratch (``attach_live``: by one statement); with ``states_at``, of ``ticket_states``
+    each ticket's latest at or before it only (``_read``)."""
     if "live" not in _attached(scratch):
-        _insert(scratch, table, _read(live, table, ids))
+        _insert(scratch, table, _read(live, table, ids, states_at))
         return
     names = ", ".join(c.name for c in table.columns)
+    latest = _latest_only(table.name, states_at, "live.").replace(":at", "?")
     for i in range(0, len(ids), 900):  # SQLite's bound values a statement
         part = ids[i:i + 900]
         scratch.exec_driver_sql(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM live.{table.name} "
-                                f"WHERE ticket_id IN ({', '.join('?' * len(part))})", tuple(part))
+                                f"WHERE ticket_id IN ({', '.join('?' * len(part))}){latest}",
+                                (*part, *([_stored(states_at)] if latest else [])))
 
 
 def _insert(scratch: Any, table: Any, rows: Any, schema: str = "main") -> None:
@@ -421,9 +449,10 @@ def replayed(runtime: Any, ids: Sequence[str], reference: Reference,
 
 
 def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None], events: Any,
-            workers: int, period: Any) -> tuple[Engine, list[dict[str, Any]]]:
+            workers: int, period: Any, states_at: datetime | None = None) -> tuple[Engine, list[dict[str, Any]]]:
     """``replayed``, and with a ``period`` the deadlines whose verdict changed (``_changed``),
-    each worker judging its own share."""
+    each worker judging its own share. ``states_at``: of the statuses of the tickets copied from
+    their rows, only the one each had at that instant (all an SLA question asks of them)."""
     from dispatch.projections.bulk import bulk_load
 
     engine = _scratch()
@@ -431,9 +460,9 @@ def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Cal
     changed: list[dict[str, Any]] = []
     with bulk_load(engine, indexes=False) as conn:  # a fresh scratch, asked about nearly all its rows
         if workers > 1:
-            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period)
+            changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period, states_at)
         else:
-            changed = _project(conn, runtime, ids, reference, advance, events, period)
+            changed = _project(conn, runtime, ids, reference, advance, events, period, states_at=states_at)
     changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
     return engine, changed
 
@@ -449,7 +478,8 @@ def _judged(scratch: Any, ids: Sequence[str], period: Any) -> list[dict[str, Any
 
 
 def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, advance: Callable[[int], None],
-             events: Any, period: Any = None, copies: str = ":memory:") -> list[dict[str, Any]]:
+             events: Any, period: Any = None, copies: str = ":memory:",
+             states_at: datetime | None = None) -> list[dict[str, Any]]:
     """The tickets ``ids`` read, rewritten and projected onto ``conn``, a chunk at a time; with a
     ``period``, their deadlines whose verdict changed (``_judged``: their live tickets' and calls'
     rows copied as they are into a database at ``copies`` attached as ``actual``)."""
@@ -471,7 +501,8 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
                     if period is not None:
                         _insert(conn, t.tickets, tickets, "actual")
                         _insert(conn, t.calls, calls, "actual")
-                    moved = copy_unmoved(live, conn, tickets, calls, policy, minutes) if ROWS_WHEN_UNMOVED else chunk
+                    moved = copy_unmoved(live, conn, tickets, calls, policy, minutes, states_at) \
+                        if ROWS_WHEN_UNMOVED else chunk
                 if moved:
                     found = events(moved) if events is not None else _events(runtime.store, moved)
                     records = [r for ticket in found for r in rewrite(ticket, policy)]
@@ -487,7 +518,7 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
 
 def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference,
                         advance: Callable[[int], None], events: Any, workers: int,
-                        period: Any) -> list[dict[str, Any]]:
+                        period: Any, states_at: datetime | None) -> list[dict[str, Any]]:
     import multiprocessing
     import shutil
     import tempfile
@@ -500,7 +531,7 @@ def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: 
     paths = [str(Path(folder) / f"w{i}.db") for i in range(workers)]
     results, counter = ctx.Queue(), ctx.Value("q", 0)
     procs = [ctx.Process(target=_child, args=(results, i, runtime, ids[i::workers], reference, paths[i], events,
-                                              counter, period), name=f"what-if-{i}", daemon=True)
+                                              counter, period, states_at), name=f"what-if-{i}", daemon=True)
              for i in range(workers)]
     try:
         judged, _ = collect(procs, results, counter, advance, "what-if")
@@ -512,7 +543,7 @@ def _project_in_workers(conn: Any, runtime: Any, ids: Sequence[str], reference: 
 
 
 def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference: Reference, path: str,
-           events: Any, counter: Any, period: Any) -> None:
+           events: Any, counter: Any, period: Any, states_at: datetime | None) -> None:
     """A forked worker: its share projected into its own scratch file (and, with a ``period``,
     its share's changed verdicts)."""
     from dispatch.service.replay.parallel import scratch_engine
@@ -529,7 +560,7 @@ def _child(results: Any, index: int, runtime: Any, ids: Sequence[str], reference
                 with counter.get_lock():
                     counter.value += n
 
-            judged = _project(conn, runtime, ids, reference, advance, events, period, f"{path}-actual")
+            judged = _project(conn, runtime, ids, reference, advance, events, period, f"{path}-actual", states_at)
         engine.dispose()
         results.put((index, judged, None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent
@@ -672,7 +703,10 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         ids = v.touched(conn, q, open_too=dashboard)
         leads = v.lead_calls(conn, q)
     with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
-        scratch, changed = _replay(runtime, ids, other, bar.advance, events, workers, period)
+        # an SLA question reads of a ticket's statuses only the one it had at the instant
+        # (``measures.centre_counts``); a dashboard's open work reads them all
+        scratch, changed = _replay(runtime, ids, other, bar.advance, events, workers, period,
+                                   None if dashboard else period.as_of)
     try:
         if dashboard:
             make = street_dashboard if street else community_dashboard

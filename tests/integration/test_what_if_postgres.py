@@ -17,7 +17,7 @@ from dispatch.service.queries import Window, for_reading
 from dispatch.service.whatif import export_rules, what_if
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.unit.test_replay_helpers import T0, run_scenario
-from tests.unit.test_what_if import _replayed, _tables_of
+from tests.unit.test_what_if import _replayed, _tables_of, waiting_at_the_instant
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +56,13 @@ def test_rows_copied_from_postgres_equal_the_events_projected(live: Runtime, tmp
     assert answers[0] == answers[1]
     assert answers[1][0] == answers[1][1]  # in one process and in two
     assert answers[1][0]["changed"] > 0 and answers[1][0]["tickets"] >= 60
+
+
+def test_tickets_waiting_at_the_instant_read_by_their_status_then_on_postgres(tmp_path: Path) -> None:
+    """Each ticket's status at the instant alone read from PostgreSQL (``DISTINCT ON``): the
+    waiting tickets judged as the live read model judges them, under either rules."""
+    url = fresh_postgres_database("what_if_waiting")
+    try:
+        waiting_at_the_instant(url, tmp_path)
+    finally:
+        drop_postgres_database(url)

@@ -124,6 +124,41 @@ def test_a_holiday_added_moves_a_working_time_deadline_across_it_by_its_working_
     assert _figure(result, "huanwei", "handle_on_time")["delta"] == 1
 
 
+def test_tickets_still_waiting_at_the_instant_are_judged_by_their_status_then(tmp_path: Path) -> None:
+    """The centre's waiting tickets count as late only while their status at the instant is still
+    waiting (figures.md); a what-if copies each ticket's status at the instant, not its latest.
+
+    W1 reported Thu 10-15 09:00, never accepted; W2 reported then, accepted 09:05, never
+    dispatched; W3 reported Fri 10-16 08:45, accepted 13:00 — after the instant (12:00), so
+    waiting at it. Accept 10 and dispatch 20 working minutes: W1 and W3 accepted late (waiting),
+    all three dispatched late (waiting). With accept 240 and dispatch 480 working minutes W3's
+    deadlines (Fri 14:15, Mon 10-19 09:15) are still ahead at the instant; W1's and W2's
+    (Thu 14:30; Fri 09:30) have passed."""
+    waiting_at_the_instant(str(tmp_path / "w.db"), tmp_path)
+
+
+def waiting_at_the_instant(url: str, tmp_path: Path) -> None:
+    """The story of ``test_tickets_still_waiting_at_the_instant_are_judged_by_their_status_then``
+    on the read model at ``url`` (a fresh one)."""
+    runtime = bootstrap(url, reference_file=_write(tmp_path / "ref.yaml", REFERENCE))
+    try:
+        s = Story(runtime)
+        for name in ("W1", "W2"):
+            s.report(name, "10-15 09:00", "ca-g01", "sanitation", "patrol")
+        s.do("W2", "accept", "10-15 09:05")
+        s.report("W3", "10-16 08:45", "ca-g01", "sanitation", "patrol")
+        s.do("W3", "accept", "10-16 13:00")
+        figures = ("accept_on_time", "accept_late", "dispatch_on_time", "dispatch_late")
+        same = what_if(runtime, str(tmp_path / "ref.yaml"), period=PERIOD, by="street")
+        assert [(_figure(same, "s1", f)["actual"], _figure(same, "s1", f)["what_if"]) for f in figures] == [
+            (1, 1), (2, 2), (0, 0), (3, 3)]
+        slower = what_if(runtime, _write(tmp_path / "slower.yaml", _rules(accept_minutes=240, dispatch_minutes=480)),
+                         period=PERIOD, by="street")
+        assert [_figure(slower, "s1", f)["what_if"] for f in figures] == [1, 1, 0, 2]
+    finally:
+        runtime.close()
+
+
 def test_a_file_that_changes_places_or_departments_is_refused_with_the_differences(
         story: tuple[Runtime, dict[str, str], Path]) -> None:
     runtime, _, tmp = story
