@@ -11,8 +11,8 @@ ticket is copied from its rows. The question: ``sla --by department`` for the hi
 quarter (91 days) under the rules in force with report-in doubled and a working day of the
 quarter made a holiday; timed once, with the progress bar on stderr. Floors, measured in the same
 run: reading those tickets' rows of the six tables the what-if copies, by the database driver alone
-(``SELECT *`` by id, 2,000 ids a statement), and the same question from the live read model
-(``dispatch sla``). Writes ``bench-results/whatif-<backend>.json``. Not a test.
+(``SELECT *`` by id, 2,000 ids a statement; of their statuses, each ticket's at the instant), and
+the same question from the live read model (``dispatch sla``). Writes ``bench-results/whatif-<backend>.json``. Not a test.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import json
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,6 +36,7 @@ from dispatch.bootstrap import bootstrap  # noqa: E402
 from dispatch.projections import sla_statistics  # noqa: E402
 from dispatch.projections import verdicts  # noqa: E402
 from dispatch.projections.measures import Question  # noqa: E402
+from dispatch.projections.writer import db_time_for_sqlite  # noqa: E402
 from dispatch.service.queries import Window  # noqa: E402
 from dispatch.service.replay.parallel import default_workers  # noqa: E402
 from dispatch.service.simulation import city  # noqa: E402
@@ -84,10 +86,7 @@ def main() -> None:
     with runtime.engine.connect() as conn:  # floors
         ids = verdicts.touched(conn, Question(period.as_of, start, end))
         started = time.perf_counter()
-        rows = sum(len(conn.exec_driver_sql(f"SELECT * FROM {name} WHERE ticket_id IN ({', '.join(['%s'] * len(chunk))})"
-                                            if args.backend != "SQLite" else
-                                            f"SELECT * FROM {name} WHERE ticket_id IN ({', '.join('?' * len(chunk))})",
-                                            tuple(chunk)).all())
+        rows = sum(len(conn.exec_driver_sql(*_floor_query(args.backend != "SQLite", name, chunk, period.as_of)).all())
                    for i in range(0, len(ids), 2000) for chunk in [ids[i:i + 2000]]
                    for name in ("tickets", "calls", "ticket_states", "evaluations", "escalations", "reopens"))
         rows_seconds = time.perf_counter() - started
@@ -109,6 +108,20 @@ def main() -> None:
           f"of a history of {shape['tickets']:,}, {moved:,} with deadlines moved): {seconds:.1f} s; floors: reading "
           f"the rows {rows_seconds:.1f} s, the same question live {sla_seconds * 1000:.0f} ms; "
           f"{out['changed']:,} deadline verdicts changed, {out['figures_moved']} figures moved")
+
+
+def _floor_query(postgres: bool, name: str, ids: list[str], as_of: datetime) -> tuple[str, tuple[Any, ...]]:
+    """``SELECT *`` of table ``name``'s rows of the tickets ``ids`` — of their statuses, as the
+    what-if of an SLA question reads them, each ticket's at the instant only."""
+    marks = ", ".join(["%s" if postgres else "?"] * len(ids))
+    if name != "ticket_states":
+        return f"SELECT * FROM {name} WHERE ticket_id IN ({marks})", tuple(ids)
+    if postgres:
+        return (f"SELECT DISTINCT ON (ticket_id) * FROM ticket_states WHERE ticket_id IN ({marks}) AND at <= %s "
+                "ORDER BY ticket_id, version DESC", (*ids, as_of))
+    return (f"SELECT * FROM ticket_states WHERE ticket_id IN ({marks}) AND version = (SELECT max(s.version) "
+            "FROM ticket_states s WHERE s.ticket_id = ticket_states.ticket_id AND s.at <= ?)",
+            (*ids, db_time_for_sqlite(as_of)))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ each dispatch, so its rows say all the rewrite would: they are copied from the l
 with those deadlines and the calls' durations worked out again under the other rules
 (``recompute``: the same ``SlaPolicy`` calls as the rewrite, the same durations as the
 projection) — a third of the time its events took to read, fold and project (measured on a
-quarter at 100 k tickets). Only the others (and a row without the count: NULL) go through their
-events. The verdicts are judged in the scratch's own database, beside a copy of the same
-tickets' live rows (``verdicts.differing_rows``).
+quarter at 100 k tickets); for an SLA question, of its statuses only the one it had at the
+instant (``centre_counts`` reads no other; a dashboard's open work reads them all). Only the
+others (and a row without the count: NULL) go through their events. The verdicts are judged
+in the scratch's own database, beside a copy of the same tickets' live rows
+(``verdicts.differing_rows``).
 """
 
 from __future__ import annotations
