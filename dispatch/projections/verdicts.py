@@ -27,9 +27,28 @@ from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["differing_rows", "lead_calls", "touched", "touched_query"]
+__all__ = ["JUDGED", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
 
 _CHUNK = 500
+
+# the columns a verdict reads (``_queries``): all a copy of the live rows to judge needs
+JUDGED = {
+    "tickets": ("ticket_id", "case_no", "reported_at", "accepted_at", "first_dispatched_at", "closed_at",
+                "closed_via", "ended_at", "accept_due", "dispatch_due", "feedback_due"),
+    "calls": ("ticket_id", "call_id", "department", "role", "dispatched_at", "answered_at", "answer",
+              "closed_out_at", "handled_at", "ack_due", "handle_due"),
+}
+
+
+def judged_tables(metadata: Any, schema: str) -> tuple[Table, Table]:
+    """Tickets and calls of ``JUDGED``'s columns only, in ``schema`` (a query naming another
+    column of them fails)."""
+    from sqlalchemy import Column
+
+    return tuple(Table(table.name, metadata, *[Column(c.name, c.type, primary_key=c.primary_key)
+                                              for c in table.columns if c.name in JUDGED[table.name]],
+                       schema=schema)
+                 for table in (t.tickets, t.calls))  # type: ignore[return-value]
 
 
 def touched(conn: Connection, q: Question, *, open_too: bool = False) -> list[str]:
@@ -138,8 +157,7 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
     models compared in one database, no unchanged deadline leaving it."""
     from sqlalchemy import MetaData, or_
 
-    copies = MetaData()
-    theirs = (t.tickets.to_metadata(copies, schema=schema), t.calls.to_metadata(copies, schema=schema))
+    theirs = judged_tables(MetaData(), schema)
     first: dict[tuple[str, str], dict[str, Any]] = {}
     second: dict[tuple[str, str], dict[str, Any]] = {}
     statements = []  # per family (tickets, calls): (width of their side, the differing rows, ours alone)

@@ -373,19 +373,41 @@ def _attached(scratch: Any) -> list[str]:
 
 def _attach_copies(scratch: Any, path: str) -> None:
     """A database at ``path`` attached to ``scratch`` as ``actual``, with empty tables of the live
-    tickets' and calls' rows (no secondary index: ``verdicts`` reads them by ticket)."""
-    from sqlalchemy import MetaData
+    tickets' and calls' rows, of the columns a verdict reads (``verdicts.JUDGED``; no secondary
+    index: ``verdicts`` reads them by ticket)."""
     from sqlalchemy.schema import CreateTable
-
-    from dispatch.projections import tables as t
 
     scratch.exec_driver_sql("ATTACH DATABASE ? AS actual", (path,))
     for pragma in ("journal_mode=OFF", "synchronous=OFF"):  # scratch: thrown away with the what-if
         scratch.exec_driver_sql(f"PRAGMA actual.{pragma}")
-    copies = MetaData()
-    for table in (t.tickets, t.calls):
-        scratch.execute(CreateTable(table.to_metadata(copies, schema="actual")))
+    for table, _ in _copies_to_judge():
+        scratch.execute(CreateTable(table))
     scratch.commit()
+
+
+_JUDGED: list[tuple[Any, Any]] = []
+
+
+def _copies_to_judge() -> list[tuple[Any, Any]]:
+    """The tables of the copy to judge (tickets, calls: ``verdicts.judged_tables``), each with
+    what takes its columns out of a row as ``_read`` gives it."""
+    if not _JUDGED:
+        from operator import itemgetter
+
+        from sqlalchemy import MetaData
+
+        from dispatch.projections import tables as t
+        from dispatch.projections import verdicts as v
+
+        for narrow, table in zip(v.judged_tables(MetaData(), "actual"), (t.tickets, t.calls)):
+            _JUDGED.append((narrow, itemgetter(*[_index(table)[c.name] for c in narrow.columns])))
+    return _JUDGED
+
+
+def _copy_to_judge(scratch: Any, tickets: list[list[Any]], calls: list[list[Any]]) -> None:
+    """The live rows of a chunk's tickets and calls into the copy to judge (``_attach_copies``)."""
+    for (table, columns), rows in zip(_copies_to_judge(), (tickets, calls)):
+        _insert(scratch, table, list(map(columns, rows)), "actual")
 
 
 def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str], states_at: datetime | None = None) -> None:
@@ -501,8 +523,7 @@ def _project(conn: Any, runtime: Any, ids: Sequence[str], reference: Reference, 
                 with runtime.engine.connect() as live:
                     tickets, calls = _read(live, t.tickets, chunk), _read(live, t.calls, chunk)
                     if period is not None:
-                        _insert(conn, t.tickets, tickets, "actual")
-                        _insert(conn, t.calls, calls, "actual")
+                        _copy_to_judge(conn, tickets, calls)
                     moved = copy_unmoved(live, conn, tickets, calls, policy, minutes, states_at) \
                         if ROWS_WHEN_UNMOVED else chunk
                 if moved:
