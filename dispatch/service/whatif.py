@@ -46,6 +46,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -385,23 +386,19 @@ def _attach_copies(scratch: Any, path: str) -> None:
     scratch.commit()
 
 
-_JUDGED: list[tuple[Any, Any]] = []
-
-
-def _copies_to_judge() -> list[tuple[Any, Any]]:
+@cache
+def _copies_to_judge() -> tuple[tuple[Any, Any], ...]:
     """The tables of the copy to judge (tickets, calls: ``verdicts.judged_tables``), each with
     what takes its columns out of a row as ``_read`` gives it."""
-    if not _JUDGED:
-        from operator import itemgetter
+    from operator import itemgetter
 
-        from sqlalchemy import MetaData
+    from sqlalchemy import MetaData
 
-        from dispatch.projections import tables as t
-        from dispatch.projections import verdicts as v
+    from dispatch.projections import tables as t
+    from dispatch.projections import verdicts as v
 
-        for narrow, table in zip(v.judged_tables(MetaData(), "actual"), (t.tickets, t.calls)):
-            _JUDGED.append((narrow, itemgetter(*[_index(table)[c.name] for c in narrow.columns])))
-    return _JUDGED
+    return tuple((narrow, itemgetter(*[_index(table)[c.name] for c in narrow.columns]))
+                 for narrow, table in zip(v.judged_tables(MetaData(), "actual"), (t.tickets, t.calls)))
 
 
 def _copy_to_judge(scratch: Any, tickets: list[list[Any]], calls: list[list[Any]]) -> None:
