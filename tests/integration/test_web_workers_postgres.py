@@ -126,8 +126,10 @@ def test_one_worker_runs_the_watchdog_and_another_takes_over_when_it_dies() -> N
         jobs = wait_for(lambda: len(holders()) == 2 and holders(), timeout=60, what="the watchdog and notifier held")
         assert len({job for job, _ in jobs}) == 2  # the watchdog's lock and the notifier's, once each
         holder = next(pid for pid in _workers(web) if _holds(pid, url, jobs))
+        # the jobs the killed worker held (each job's lock is its own: the other worker may hold one)
+        dead = {pid for job, pid in jobs if _holds(holder, url, [(job, pid)])}
         os.kill(holder, signal.SIGKILL)  # uvicorn starts another worker; the lock goes with the dead one's connection
-        moved = wait_for(lambda: len(h := holders()) == 2 and {p for _, p in h}.isdisjoint({p for _, p in jobs}) and h,
+        moved = wait_for(lambda: len(h := holders()) == 2 and {p for _, p in h}.isdisjoint(dead) and h,
                          timeout=60, what="another worker to take the jobs")
         assert len({job for job, _ in moved}) == 2
 
