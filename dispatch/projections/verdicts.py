@@ -45,10 +45,11 @@ def judged_tables(metadata: Any, schema: str) -> tuple[Table, Table]:
     column of them fails)."""
     from sqlalchemy import Column
 
-    return tuple(Table(table.name, metadata, *[Column(c.name, c.type, primary_key=c.primary_key)
-                                              for c in table.columns if c.name in JUDGED[table.name]],
-                       schema=schema)
-                 for table in (t.tickets, t.calls))  # type: ignore[return-value]
+    def narrow(table: Table) -> Table:
+        return Table(table.name, metadata, *[Column(c.name, c.type, primary_key=c.primary_key)
+                                             for c in table.columns if c.name in JUDGED[table.name]], schema=schema)
+
+    return narrow(t.tickets), narrow(t.calls)
 
 
 def touched(conn: Connection, q: Question, *, open_too: bool = False) -> list[str]:

@@ -339,16 +339,16 @@ def _read(live: Any, table: Any, ids: Sequence[str], states_at: datetime | None 
         return [list(r) for r in cursor.fetchall()]
 
 
-def _latest_only(table: str, states_at: datetime | None, live: str = "") -> str:
+def _latest_only(table: str, states_at: datetime | None, live: str = "", at: str = ":at") -> str:
     """SQLite: the condition keeping, of ``table``'s (``ticket_states``') rows, each ticket's
-    latest at or before the instant bound as ``at`` (what ``measures``' status as of the instant
-    reads); nothing without ``states_at``."""
+    latest at or before the instant bound by the placeholder ``at`` (what ``measures``' status as
+    of the instant reads); nothing without ``states_at``."""
     if states_at is None:
         return ""
     if table != "ticket_states":
         raise ValueError("only ticket_states are read as of an instant")
     return (f" AND version = (SELECT max(s.version) FROM {live}ticket_states s "
-            f"WHERE s.ticket_id = {live}ticket_states.ticket_id AND s.at <= :at)")
+            f"WHERE s.ticket_id = {live}ticket_states.ticket_id AND s.at <= {at})")
 
 
 def _stored(at: datetime | None) -> Any:
@@ -415,7 +415,7 @@ def _copy(live: Any, scratch: Any, table: Any, ids: Sequence[str], states_at: da
         _insert(scratch, table, _read(live, table, ids, states_at))
         return
     names = ", ".join(c.name for c in table.columns)
-    latest = _latest_only(table.name, states_at, "live.").replace(":at", "?")
+    latest = _latest_only(table.name, states_at, "live.", "?")
     for i in range(0, len(ids), 900):  # SQLite's bound values a statement
         part = ids[i:i + 900]
         scratch.exec_driver_sql(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM live.{table.name} "
