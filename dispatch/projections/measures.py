@@ -76,6 +76,9 @@ class Question:
     # groups by the ticket instead of by a time bucket: ``classes(ticket_id column) -> integer``
     # (rollups: the day a ticket settled, as days after the one rolled up)
     classes: Any = None
+    # each statement as asked of other tables: ``adapt(statement) -> statement`` (a what-if's
+    # deadlines worked out by the database: ``projections.derived``)
+    adapt: Any = None
 
     def within(self, column: Any, *, by_place: bool = False) -> ColumnElement[bool]:
         """``column`` in the period (and its buckets; in ``span`` if given) and at or before the
@@ -143,8 +146,8 @@ def _ticket_key(by: str) -> Any:
     return getattr(t.tickets.c, by)
 
 
-def _rows(conn: Connection, query: Any) -> list[Any]:
-    return list(conn.execute(query))
+def _rows(conn: Connection, q: Question, query: Any) -> list[Any]:
+    return list(conn.execute(q.adapt(query) if q.adapt is not None else query))
 
 
 # -- calls ---------------------------------------------------------------------------------------------
@@ -211,7 +214,7 @@ def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
         query = query.execution_options(**{BINARY_RESULTS: True})
     out: dict[tuple[str, int, str], dict[str, Any]] = {}
     found: dict[tuple[Group, str], list[float]] = defaultdict(list)
-    for row in _rows(conn, query):
+    for row in _rows(conn, q, query):
         m = dict(row._mapping)
         group = (m.pop(_K), int(m.pop(_B)), m.pop("g_role"))
         for name in METRICS if minutes else ():
@@ -239,7 +242,7 @@ def minute_values(conn: Connection, q: Question, by: str) -> dict[tuple[Group, s
     query = select(key, q.bucket(t.calls.c.dispatched_at),
                    *[case((condition, minutes), else_=None) for _, condition, minutes in metrics]
                    ).select_from(t.calls).where(*where, or_(*[condition for _, condition, _ in metrics]))
-    for k, bucket, ack, handle in conn.execute(query):
+    for k, bucket, ack, handle in _rows(conn, q, query):
         group = (k, int(bucket))
         if ack is not None:
             values[(group, "mtta_minutes")].append(ack)
@@ -274,7 +277,7 @@ def percentiles(conn: Connection, q: Question, by: str) -> dict[Group, dict[str,
                       for name, condition, minutes in metrics for p in (0.5, 0.9)]
         query = _grouped(q, key, c.dispatched_at, *aggregates).select_from(t.calls).where(
             *where, or_(*[condition for _, condition, _ in metrics]))
-        for row in _rows(conn, query):
+        for row in _rows(conn, q, query):
             out[(row[0], int(row[1]))].update({k: v for k, v in list(row._mapping.items())[2:]})
         return out
     for (group, name), found in minute_values(conn, q, by).items():
@@ -312,7 +315,7 @@ def close_counts(conn: Connection, q: Question, by: str) -> dict[Group, dict[str
                      _count(and_(not_(closed), deadline < T)).label("close_waiting_late"),
                      ).where(q.within(tk.first_dispatched_at), not_(ended_otherwise), *q.place())
     return {(row[0], int(row[1])): {k: (v or 0) for k, v in list(row._mapping.items())[2:]}
-            for row in _rows(conn, query)}
+            for row in _rows(conn, q, query)}
 
 
 # -- tickets reported in the period ----------------------------------------------------------------------
@@ -352,7 +355,7 @@ def centre_counts(conn: Connection, q: Question, by: str, *, detail: bool = Fals
     if detail:
         query = query.group_by(literal_column("g_category"), literal_column("g_channel"), literal_column("g_mode"))
     out: dict[Any, dict[str, int]] = {}
-    for row in _rows(conn, query):
+    for row in _rows(conn, q, query):
         m = dict(row._mapping)
         group: Any = (m.pop(_K), int(m.pop(_B)))
         if detail:
@@ -365,7 +368,7 @@ def closed_counts(conn: Connection, q: Question, by: str) -> dict[Group, int]:
     """Tickets closed (办结) in the period."""
     tk = t.tickets.c
     query = _grouped(q, _ticket_key(by), tk.closed_at, func.count()).where(q.within(tk.closed_at), *q.place())
-    return {(row[0], int(row[1])): int(row[2]) for row in _rows(conn, query)}
+    return {(row[0], int(row[1])): int(row[2]) for row in _rows(conn, q, query)}
 
 
 def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], int]:
@@ -374,7 +377,7 @@ def escalation_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str,
     query = (_grouped(q, getattr(es, by), es.at, es.to_level.label("g_level"), func.count())
              .where(q.within(es.at), es.from_level != es.to_level, *q.place(es))
              .group_by(literal_column("g_level")))
-    return {(row[0], int(row[1]), row[2]): int(row[3]) for row in _rows(conn, query)}
+    return {(row[0], int(row[1]), row[2]): int(row[3]) for row in _rows(conn, q, query)}
 
 
 # -- evaluations ---------------------------------------------------------------------------------------
@@ -396,7 +399,7 @@ def evaluation_counts(conn: Connection, q: Question, by: str, *, firsts: bool = 
                  func.count(func.distinct(reopened)).label("reopened")))]
     query = _grouped(q, _evaluation_key(t.evaluations, by), ev.at, *counts).where(q.within(ev.at, by_place=True), *q.place(ev))
     return {(row[0], int(row[1])): {k: int(v or 0) for k, v in list(row._mapping.items())[2:]}
-            for row in _rows(conn, query)}
+            for row in _rows(conn, q, query)}
 
 
 def _evaluation_key(table: Any, by: str) -> Any:

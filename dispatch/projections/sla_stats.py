@@ -75,21 +75,23 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
                    start: datetime | None = None, end: datetime | None = None,
                    settings: Settings | None = None, street: str | None = None,
                    community: str | None = None, percentiles: bool = True,
-                   use_rollups: bool = True) -> dict[str, Any]:
+                   use_rollups: bool = True, adapt: Any = None) -> dict[str, Any]:
     """SLA figures grouped ``by`` a dimension; ``street`` / ``community`` (ids) limit them to
     that unit's tickets. Computed in the database (``measures``): one grouped query per family
     of figures over the period's rows — the settled days at its start from their rollups
     (``rollups``; ``use_rollups=False``: raw rows only), the rest raw, added up; the families
     read side by side (``side_by_side``). ``percentiles=False``
     leaves out the MTTA/MTTH percentiles (their keys too), the dearest family, for views that
-    do not show them."""
+    do not show them. ``adapt``: every statement asked of other tables (``measures.Question.adapt``;
+    raw rows only)."""
     if by not in DIMENSIONS:
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
         raise DispatchError(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
     settings = settings or Settings()
     window = Window(start, end)
-    q = m.Question(as_of, start, end, street=street, community=community)
+    q = m.Question(as_of, start, end, street=street, community=community, adapt=adapt)
+    use_rollups = use_rollups and adapt is None  # (the rollups hold the live tables' counts)
     labels: list[tuple[str | None, Window]] = [(None, window)]
     with engine.connect() as conn:
         if period is not None:
@@ -97,7 +99,8 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             last = min(as_of, end - timedelta(microseconds=1)) if end else as_of
             tz = ZoneInfo(reference.timezone)
             labels = [(label, _clip(window, w)) for label, w in buckets(first, last, period, tz)]
-            q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community)
+            q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community,
+                           adapt=adapt)
         rolled = rollups.prefix(conn, q, ZoneInfo(reference.timezone)) if use_rollups else None
         if rolled is None:
             calls, pct, closes, evals, centre, others = _raw(engine, conn, q, by, percentiles)

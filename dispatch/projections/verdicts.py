@@ -21,13 +21,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, func, literal, not_, null, select, union
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, literal, not_, null, or_, select, union
 
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["JUDGED", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
+__all__ = ["JUDGED", "differing_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
 
 _CHUNK = 500
 
@@ -105,10 +105,10 @@ def _by(column: Any, at: Any) -> Any:
 
 
 def _queries(as_of: datetime, start: datetime | None, end: datetime | None,
-             tables: tuple[Table, Table] = (t.tickets, t.calls)) -> tuple[Any, Any]:
-    """The tickets' and the calls' verdicts of the tickets ``:ids`` (an expanding parameter: one
-    statement, compiled once, for every chunk), with their due and met times, from ``tables``
-    (tickets, calls)."""
+             tables: tuple[Any, Any] = (t.tickets, t.calls), ids: Any = _IDS) -> tuple[Any, Any]:
+    """The tickets' and the calls' verdicts of the tickets ``ids`` (by default ``:ids``, an
+    expanding parameter: one statement, compiled once, for every chunk; None: of every ticket
+    with a verdict in the period), with their due and met times, from ``tables`` (tickets, calls)."""
     tk, c = tables[0].c, tables[1].c
     at = literal(as_of, t.UtcDateTime())
 
@@ -141,10 +141,13 @@ def _queries(as_of: datetime, start: datetime | None, end: datetime | None,
     ]
     more_tickets = [tk.case_no, tk.accept_due, accepted, tk.dispatch_due, dispatched, tk.feedback_due, closed]
     more_calls = [c.department, c.ack_due, answered, c.handle_due, handled]
-    tickets = select(tk.ticket_id, *ticket_verdicts, *more_tickets).where(tk.ticket_id.in_(_IDS),
-                                                                          tk.reported_at <= at)
-    calls = select(c.ticket_id, c.call_id, *call_verdicts, *more_calls).where(c.ticket_id.in_(_IDS),
-                                                                              inside(c.dispatched_at))
+    # (every verdict is NULL but for a ticket reported or first dispatched in the period, a call
+    # dispatched in it: of those the period's figures read — ``touched`` — each through its index)
+    tickets = select(tk.ticket_id, *ticket_verdicts, *more_tickets).where(
+        *([tk.ticket_id.in_(ids), tk.reported_at <= at] if ids is not None
+          else [or_(reported, inside(tk.first_dispatched_at))]))
+    calls = select(c.ticket_id, c.call_id, *call_verdicts, *more_calls).where(
+        *([c.ticket_id.in_(ids)] if ids is not None else []), inside(c.dispatched_at))
     return tickets, calls
 
 
@@ -156,33 +159,77 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
     ``conn`` as ``schema`` and from ``conn``'s own — of only the tickets and calls with a verdict
     that differs between the two (or that one of them lacks): a what-if's actual and scratch read
     models compared in one database, no unchanged deadline leaving it."""
-    from sqlalchemy import MetaData, or_
+    from sqlalchemy import MetaData
 
-    theirs = judged_tables(MetaData(), schema)
+    statements = _differing(_queries(as_of, start, end, judged_tables(MetaData(), schema)),
+                            _queries(as_of, start, end))
     first: dict[tuple[str, str], dict[str, Any]] = {}
     second: dict[tuple[str, str], dict[str, Any]] = {}
-    statements = []  # per family (tickets, calls): (width of their side, the differing rows, ours alone)
+    for chunk in _ids(ids):
+        _found(conn, statements, chunk, first, second)
+    return first, second
+
+
+def differing_derived(conn: Connection, q: Question, derived: Any,
+                      ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """``differing_rows`` of the tickets behind ``q``'s figures (``touched``: those with a verdict
+    in its period, in its place) between the live rows and the same rows as ``derived``
+    (``projections.derived.Derived``) works them out: each family one statement in the live
+    database, every row judged both ways in one pass."""
+    sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
+             (derived.side(t.tickets), derived.side(t.calls))]
+    was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
+    found = []
+    for a, b, names, place in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0]):
+        a_cols, b_cols = list(a.selected_columns), list(b.selected_columns)
+        differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
+        rows = conn.execute(select(*a_cols, *b_cols).where(a.whereclause, differs, *q.place(place.c))).all()
+        found.append(([r[:len(a_cols)] for r in rows], [r[len(a_cols):] for r in rows]))
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    second: dict[tuple[str, str], dict[str, Any]] = {}
+    _numbered(conn, found, first, second)
+    return first, second
+
+
+def _differing(a_queries: tuple[Any, Any], b_queries: tuple[Any, Any]) -> list[tuple[int, Any, Any]]:
+    """Per family (tickets, calls): the width of side ``a``'s rows, the rows whose verdicts differ
+    (``a`` beside ``b``'s, or none), and ``b``'s rows ``a`` lacks."""
+
+    statements = []
     for a_query, b_query, (keys, names) in zip(
-            _queries(as_of, start, end, theirs), _queries(as_of, start, end),
+            a_queries, b_queries,
             ((("ticket_id",), ("accept", "dispatch", "close")), (("ticket_id", "call_id"), ("ack", "handle")))):
         a, b = a_query.subquery(), b_query.subquery()
         on = and_(*(a.c[k] == b.c[k] for k in keys))
         differs = or_(b.c[keys[0]].is_(None), *(a.c[n].is_distinct_from(b.c[n]) for n in names))
         statements.append((len(a.c), select(a, b).select_from(a.outerjoin(b, on)).where(differs),
                            select(b).select_from(b.outerjoin(a, on)).where(a.c[keys[0]].is_(None))))
-    for chunk in _ids(ids):
-        found: list[tuple[list[Any], list[Any]]] = []  # (their rows, our rows) of tickets, then of calls
-        for width, pairs, alone in statements:
-            rows, lonely = conn.execute(pairs, chunk).all(), conn.execute(alone, chunk).all()
-            found.append(([r[:width] for r in rows],
-                          [r[width:] for r in rows if r[width] is not None] + [tuple(r) for r in lonely]))
-        named = {r[0] for side in found[1] for r in side}  # the tickets of the calls that differ: their numbers
-        case_nos: dict[str, str | None] = {tid: no for tid, no in conn.execute(
-            select(t.tickets.c.ticket_id, t.tickets.c.case_no).where(t.tickets.c.ticket_id.in_(sorted(named))))
-        } if named else {}
-        _detailed(first, found[0][0], found[1][0], dict(case_nos))
-        _detailed(second, found[0][1], found[1][1], dict(case_nos))
-    return first, second
+    return statements
+
+
+def _found(conn: Connection, statements: list[tuple[int, Any, Any]], parameters: dict[str, Any],
+           first: dict[tuple[str, str], dict[str, Any]], second: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The rows of ``_differing``'s statements run with ``parameters``, into ``first`` (side ``a``)
+    and ``second`` (side ``b``), as ``_detailed`` gives them."""
+    found: list[tuple[list[Any], list[Any]]] = []  # (their rows, our rows) of tickets, then of calls
+    for width, pairs, alone in statements:
+        rows, lonely = conn.execute(pairs, parameters).all(), conn.execute(alone, parameters).all()
+        found.append(([r[:width] for r in rows],
+                      [r[width:] for r in rows if r[width] is not None] + [tuple(r) for r in lonely]))
+    _numbered(conn, found, first, second)
+
+
+def _numbered(conn: Connection, found: list[tuple[list[Any], list[Any]]], first: dict[tuple[str, str], dict[str, Any]],
+              second: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The rows of the tickets' and the calls' verdicts of sides ``a`` and ``b`` (``found``),
+    each call's with its ticket's number, into ``first`` and ``second`` (``_detailed``)."""
+    named = sorted({r[0] for side in found[1] for r in side})  # the tickets of the calls that differ: their numbers
+    case_nos: dict[str, str | None] = {}
+    for chunk in _ids(named):
+        case_nos.update(conn.execute(select(t.tickets.c.ticket_id, t.tickets.c.case_no)
+                                     .where(t.tickets.c.ticket_id.in_(_IDS)), chunk).tuples().all())
+    _detailed(first, found[0][0], found[1][0], dict(case_nos))
+    _detailed(second, found[0][1], found[1][1], dict(case_nos))
 
 
 def _detailed(out: dict[tuple[str, str], dict[str, Any]], tickets: Any, calls: Any,

@@ -59,7 +59,7 @@ from dispatch.domain.reference import Reference, parse_reference_text, read_refe
 from dispatch.domain.sla_policy import SlaPolicy
 
 __all__ = ["CHANGED_COLUMNS", "SECTIONS", "changed_rows", "compare", "copy_unmoved", "differing", "export_rules",
-           "recompute", "rewrite", "rules_from", "what_if"]
+           "in_database", "recompute", "rewrite", "rules_from", "what_if"]
 
 # ``dispatch reference export --sections``: the keys of a reference file each section holds
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -722,6 +722,20 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
     with runtime.engine.connect() as conn:
         ids = v.touched(conn, q, open_too=dashboard)
         leads = v.lead_calls(conn, q)
+        derived = None if dashboard else in_database(conn, other, q)
+    if derived is not None:
+        with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
+            theirs = sla_statistics(runtime.engine, other, by=by or "", period=per, as_of=period.as_of,
+                                    start=period.start, end=period.end, settings=settings, street=street,
+                                    community=community, adapt=derived.adapt)
+            bar.advance(len(ids) // 2)
+            with runtime.engine.connect() as conn:
+                changed = _changed(*v.differing_derived(conn, q, derived))
+            changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+            bar.advance(len(ids) - len(ids) // 2)
+        rows = compare(_sla_units(actual), _sla_units(theirs))
+        return _result(dashboard, by, per, street, community, period, path, ids, rows, changed,
+                       _routing(runtime.reference, other, leads))
     with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
         # an SLA question reads of a ticket's statuses only the one it had at the instant
         # (``measures.centre_counts``); a dashboard's open work reads them all
@@ -739,12 +753,59 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
             rows = compare(_sla_units(actual), _sla_units(theirs))
     finally:
         scratch.dispose()
+    return _result(dashboard, by, per, street, community, period, path, ids, rows, changed,
+                   _routing(runtime.reference, other, leads))
+
+
+def _result(dashboard: bool, by: str | None, per: str | None, street: str | None, community: str | None,
+            period: Any, path: str | None, ids: Sequence[str], rows: list[dict[str, Any]],
+            changed: list[dict[str, Any]], routing: list[dict[str, Any]]) -> dict[str, Any]:
     return {"question": {"view": "dashboard" if dashboard else "sla", "by": None if dashboard else by, "period": per,
                          "street": street, "community": community, "as_of": period.as_of.isoformat(),
                          "from": _iso(period.start), "to": _iso(period.end)},
             "reference": str(path) if path is not None else "规则", "tickets": len(ids), "rows": rows,
-            "changed": len(changed), "changed_tickets": changed,
-            "routing": _routing(runtime.reference, other, leads), "note": NOTE}
+            "changed": len(changed), "changed_tickets": changed, "routing": routing, "note": NOTE}
+
+
+# -- in the database -----------------------------------------------------------------------------------
+
+IN_DATABASE = True  # False: PostgreSQL's what-ifs too through the scratch read model (the tests compare)
+
+
+def in_database(conn: Any, other: Reference, q: Any) -> Any:
+    """The live rows as ``other``'s rules would have them, for PostgreSQL to ask an SLA question
+    of (``projections.derived.Derived``), when it can: on PostgreSQL, with no ticket behind the
+    question whose deadlines moved (an extension, a hold: its events decide) and a working
+    calendar whose working days are alike over the span. None otherwise (the scratch read
+    model's way)."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, or_, select
+
+    from dispatch.projections import tables as t
+    from dispatch.projections import verdicts as v
+    from dispatch.projections.derived import Calendar, Derived
+
+    if not IN_DATABASE or conn.dialect.name != "postgresql":
+        return None
+    tk = t.tickets.c
+    moved = select(tk.ticket_id).where(tk.ticket_id.in_(v.touched_query(q)),
+                                       or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0)).limit(1)
+    if conn.execute(moved).first() is not None:
+        return None
+    first = q.start or conn.execute(select(func.min(tk.reported_at))).scalar()
+    if first is None:
+        return None
+    # a ticket's closing is judged by its latest dispatch's feedback deadline, made after the instant too
+    last = max(q.as_of, conn.execute(select(func.max(tk.dispatched_at)).where(
+        q.within(tk.first_dispatched_at), *q.place())).scalar() or q.as_of)
+    policy = SlaPolicy(other)
+    tz = policy.calendar.tz
+    most = max(max(r.ack_minutes, r.handle_minutes, r.feedback_minutes, r.accept_minutes, r.dispatch_minutes)
+               for r in other.sla_rules)
+    calendar = Calendar.of(policy.calendar, first.astimezone(tz).date() - timedelta(days=1),
+                           last.astimezone(tz).date() + timedelta(days=1), most)
+    return None if calendar is None else Derived(other, calendar)
 
 
 def differing(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -66,3 +66,36 @@ def test_tickets_waiting_at_the_instant_read_by_their_status_then_on_postgres(tm
         waiting_at_the_instant(url, tmp_path)
     finally:
         drop_postgres_database(url)
+
+
+@pytest.mark.parametrize("by, per, street", [("department", None, None), ("community", "day", None),
+                                             ("category", "week", None), ("community", None, "s1")])
+def test_deadlines_worked_out_by_postgresql_equal_the_scratch_read_model(
+        live: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, per: str | None,
+        street: str | None) -> None:
+    """An SLA what-if on PostgreSQL asks the live rows, their deadlines and minutes worked out by
+    the database (``projections.derived``): every figure and every changed verdict as the
+    scratch read model gives them — report-in doubled, every rule in the other time basis, a
+    working day made a holiday, and the working day shortened (deadlines across lunch and days)."""
+    rules = export_rules(live.reference)
+    for rule in rules["sla"]:
+        rule["ack_minutes"] *= 2
+        rule["time_basis"] = "working" if rule["time_basis"] == "calendar" else "calendar"
+    rules["calendar_overrides"] = {(T0 + timedelta(days=1)).date().isoformat(): "holiday"}
+    rules["working_hours"] = ["08:30-11:45", "14:00-17:15"]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    period = Window(T0 - timedelta(days=1), T0 + timedelta(days=5), T0 + timedelta(days=4, hours=7))
+    with live.engine.connect() as conn:
+        streets = conn.exec_driver_sql("SELECT DISTINCT street FROM tickets ORDER BY 1").scalars().all()
+    answers, derived = [], []
+    chosen = dispatch.service.whatif.in_database
+    monkeypatch.setattr(dispatch.service.whatif, "in_database", lambda *a: derived.append(chosen(*a)) or derived[-1])
+    for in_database in (False, True):
+        monkeypatch.setattr(dispatch.service.whatif, "IN_DATABASE", in_database)
+        answers.append(what_if(live, str(path), period=period, by=by, per=per,
+                               street=streets[0] if street else None))
+    assert derived[0] is None and derived[1] is not None  # the scratch's way, then the database's
+    assert answers[0] == answers[1]
+    assert answers[1]["changed"] > 0 and any(r["delta"] for r in answers[1]["rows"])
+    assert answers[1]["changed_tickets"][0]["due_what_if"] != answers[1]["changed_tickets"][0]["due"]

@@ -1,0 +1,304 @@
+"""The live ``tickets`` and ``calls`` as other rules would have them, worked out by the database
+(PostgreSQL): a what-if's SLA question asked of the live read model, nothing copied.
+
+A ticket whose deadlines never moved (``tickets.deadline_moves`` = 0: no extension, no hold) has
+each deadline the rules gave at its report (accept, dispatch) or at a dispatch (report-in,
+handling, feedback), and each call's minutes to report in and to handle counted in its rule's
+time basis — what ``dispatch.service.whatif.recompute`` works out row by row in Python. Here the
+database does, in the statement that asks the question:
+
+- **the rules**: each (category, priority)'s rule (``Reference.sla_rule``: the most specific) as
+  a ``VALUES`` list, joined on the ticket's category and priority;
+- **the working calendar**: the local days of the question's span as a ``VALUES`` list — each
+  working day's periods, in microseconds since the epoch, and its place ``j`` among the working
+  days (a day off: the next working day's) — and the working days by place. When every working
+  day has the same periods' lengths (the same working hours, no clock change: ``Calendar.of``
+  checks; else None and the what-if goes its Python way) the working time before an instant is
+  ``W(t) = j·L + (the day's periods' µs before t)``; the working minutes between two instants
+  ``(W(b) − W(a)) / 6·10⁷``; the instant N working minutes after ``t`` lies on working day
+  ``k = ⌊(W(t) + N·6·10⁷ − 1) / L⌋``, ``W(t) + N·6·10⁷ − k·L`` µs into its working time (a
+  deadline that uses up a period ends at its end, as ``BusinessCalendar.add_minutes``). Integers
+  of microseconds throughout, as ``BusinessCalendar`` counts in ``timedelta``: the same instants,
+  and the same floats (one division of the same integer);
+- **no working time**: the time plus N minutes; minutes ``µs / 10⁶ / 60``, as ``CalendarTime``.
+
+The days cover the question's span (its start, or the first report, to its instant) and as many
+working days after it as the longest rule needs: every deadline or minute a figure of the
+question reads starts in that span (a call dispatched, a ticket reported or first dispatched in
+the period, by the instant), and a time after the instant counts for nothing (an answer after it
+is no answer as of it). ``Derived.adapt`` points a ``measures`` statement at the derived rows
+(``measures.Question.adapt``): every column of ``tickets`` and ``calls`` (and of their aliases)
+becomes the same-named column of a subquery that passes the others through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, and_, case, cast, column, extract,
+                        func, literal, null, select, values)
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.visitors import replacement_traverse
+
+from dispatch.projections import tables as t
+
+__all__ = ["Calendar", "Derived"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_US = timedelta(microseconds=1)
+_MINUTE_US = 60_000_000
+_CALL_DEADLINES = ("ack", "handle", "feedback")
+_TICKET_DEADLINES = ("accept", "dispatch", "feedback")
+
+
+def _us(at: datetime) -> int:
+    return (at - _EPOCH) // _US
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A ``BusinessCalendar``'s days as the database reads them (``of``)."""
+
+    tz: str
+    lengths: tuple[int, ...]  # each period's µs, the same every working day
+    days: list[tuple[Any, ...]]  # (local day, place j, working, *period starts µs or NULLs)
+    working: list[tuple[Any, ...]]  # (place j, *period starts µs)
+
+    @property
+    def length(self) -> int:
+        return sum(self.lengths)
+
+    @classmethod
+    def of(cls, calendar: Any, first: date, last: date, most_minutes: int) -> Calendar | None:
+        """The days ``first`` … ``last`` of ``calendar`` and after them enough working days for
+        ``most_minutes`` working minutes; None if its working days differ in their periods'
+        lengths (or it has none)."""
+        periods: list[tuple[date, tuple[tuple[datetime, datetime], ...]]] = []
+        lengths: tuple[int, ...] | None = None
+        day, after, needed = first, 0, None
+        while needed is None or after < needed:
+            found = calendar._periods(day)
+            if found:
+                mine = tuple((e - s) // _US for s, e in found)
+                if lengths is None:
+                    lengths = mine
+                elif mine != lengths:
+                    return None
+            periods.append((day, found))
+            if day > last and found:
+                after += 1
+            if day >= last and needed is None:
+                if lengths is None:
+                    if (day - first).days > 3660:
+                        return None  # no working day in ten years
+                else:
+                    needed = -(-most_minutes * _MINUTE_US // sum(lengths)) + 2
+            day += timedelta(days=1)
+        assert lengths is not None
+        days: list[tuple[Any, ...]] = []
+        working: list[tuple[Any, ...]] = []
+        place = 0
+        waiting: list[date] = []  # days off before the next working day
+        blank = (None,) * len(lengths)
+        for day, found in periods:
+            if not found:
+                waiting.append(day)
+                continue
+            for off in waiting:
+                days.append((off, place, False, *blank))
+            waiting = []
+            starts = tuple(_us(s) for s, _ in found)
+            days.append((day, place, True, *starts))
+            working.append((place, *starts))
+            place += 1
+        for off in waiting:  # (after the last working day listed: never asked)
+            days.append((off, place, False, *blank))
+        return cls(str(calendar.tz.key), lengths, days, working)
+
+
+@dataclass
+class Derived:
+    """The rows of ``tickets`` and ``calls`` under ``reference``'s rules (as the module says)."""
+
+    reference: Any
+    calendar: Calendar
+    _made: dict[Any, Any] = field(default_factory=dict)
+
+    def _rules(self) -> Any:
+        ref = self.reference
+        rows = []
+        for cid in ref.categories:
+            for pid in ref.priorities:
+                r = ref.sla_rule(cid, pid)
+                rows.append((cid, pid, r.time_basis == "working", r.ack_minutes, r.handle_minutes, r.feedback_minutes,
+                             r.accept_minutes, r.dispatch_minutes, r.time_basis, r.escalate_every_minutes))
+        return values(column("category", String), column("priority", String), column("working", Boolean),
+                      *[column(f"{n}_minutes", Integer) for n in ("ack", "handle", "feedback", "accept", "dispatch")],
+                      column("basis", String), column("escalate", Integer), name="wi_rules").data(rows)
+
+    def _days(self) -> Any:
+        k = len(self.calendar.lengths)
+        return values(column("d", Date), column("j", Integer), column("w", Boolean),
+                      *[column(f"s{i}", BigInteger) for i in range(k)], name="wi_days").data(self.calendar.days)
+
+    def _working(self) -> Any:
+        k = len(self.calendar.lengths)
+        return values(column("j", Integer), *[column(f"s{i}", BigInteger) for i in range(k)],
+                      name="wi_working").data(self.calendar.working)
+
+    # -- the arithmetic ----------------------------------------------------------------------------
+
+    def _local_day(self, at: Any) -> Any:
+        # (the read model's times are UTC without a zone: made UTC, then the place's local time)
+        return cast(func.timezone(self.calendar.tz, func.timezone("UTC", at)), Date)
+
+    @staticmethod
+    def _micros(at: Any) -> Any:
+        return cast(extract("epoch", at) * 1_000_000, BigInteger)
+
+    def _worked(self, at: Any, day: Any) -> Any:
+        """``W(at)``, µs, ``day`` the days' row of its local day."""
+        inside = [func.greatest(_big(0), func.least(self._micros(at) - day.c[f"s{i}"], _big(length)))
+                  for i, length in enumerate(self.calendar.lengths)]
+        return cast(day.c.j, BigInteger) * _big(self.calendar.length) + case(
+            (day.c.w, sum(inside[1:], inside[0])), else_=_big(0))
+
+    def _after(self, worked: Any, minutes: Any, place: Any) -> Any:
+        """The instant ``minutes`` working minutes after the one worked ``worked`` µs, ``place`` the
+        working days' row of ``_place(worked, minutes)``."""
+        into = worked + cast(minutes, BigInteger) * _big(_MINUTE_US) \
+            - cast(place.c.j, BigInteger) * _big(self.calendar.length)
+        parts, before = [], 0
+        for i, length in enumerate(self.calendar.lengths):
+            parts.append((into <= _big(before + length), place.c[f"s{i}"] + (into - _big(before))))
+            before += length
+        return _instant(case(*parts))
+
+    def _place(self, worked: Any, minutes: Any) -> Any:
+        return (worked + cast(minutes, BigInteger) * _big(_MINUTE_US) - _big(1)) // _big(self.calendar.length)
+
+    def _deadline(self, at: Any, rule: Any, name: str, worked: Any, place: Any) -> Any:
+        minutes = rule.c[f"{name}_minutes"]
+        plain = at + minutes * literal(timedelta(minutes=1))
+        return case((at.is_(None), null()), (minutes == 0, at),
+                    (rule.c.working, self._after(worked, minutes, place)), else_=plain)
+
+    def _minutes(self, rule: Any, start: Any, end: Any, worked_start: Any, worked_end: Any) -> Any:
+        plain = cast(self._micros(end) - self._micros(start), Float) / literal(1e6, Float) / literal(60.0, Float)
+        working = cast(worked_end - worked_start, Float) / literal(float(_MINUTE_US), Float)
+        return case((and_(start.is_not(None), end.is_not(None)), case((rule.c.working, working), else_=plain)),
+                    else_=null())
+
+    # -- the rows -----------------------------------------------------------------------------------
+
+    def calls(self) -> Any:
+        """``calls``' columns, their deadlines, basis and minutes under the rules."""
+        c, tk = t.calls, t.tickets.alias("wi_ticket")
+        rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
+        on_day = {name: days.alias(f"wi_{name}_day") for name in ("dispatched", "answered", "handled")}
+        worked = {name: self._worked(c.c[f"{name}_at"], on_day[name]) for name in on_day}
+        place = {name: working.alias(f"wi_{name}_place") for name in _CALL_DEADLINES}
+        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(
+            rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
+        for name, day in on_day.items():
+            joined = joined.outerjoin(day, day.c.d == self._local_day(c.c[f"{name}_at"]))
+        for name, row in place.items():
+            joined = joined.outerjoin(row, row.c.j == self._place(worked["dispatched"], rule.c[f"{name}_minutes"]))
+        at = c.c.dispatched_at
+        due = {name: self._deadline(at, rule, name, worked["dispatched"], place[name]) for name in _CALL_DEADLINES}
+        lead = c.c.role == "lead"
+        found = rule.c.basis.is_not(None)  # (a ticket of a category or priority the rules lack: as it was)
+        new = {"ack_due": due["ack"], "handle_due": case((lead, due["handle"]), else_=null()),
+               "feedback_due": case((lead, due["feedback"]), else_=null()),
+               "time_basis": rule.c.basis, "escalate_every_minutes": rule.c.escalate,
+               "ack_minutes": self._minutes(rule, at, c.c.answered_at, worked["dispatched"], worked["answered"]),
+               "handle_minutes": self._minutes(rule, at, c.c.handled_at, worked["dispatched"], worked["handled"])}
+        return select(*[case((found, new[col.name]), else_=col).label(col.name) if col.name in new else col
+                        for col in c.columns], *_was(c, new)).select_from(joined)
+
+    def tickets(self) -> Any:
+        """``tickets``' columns, the centre's deadlines and the current dispatch's feedback under the rules."""
+        tk = t.tickets
+        rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
+        on_day = {name: days.alias(f"wi_{name}_day") for name in ("reported", "dispatched")}
+        worked = {name: self._worked(tk.c[f"{name}_at"], on_day[name]) for name in on_day}
+        starts = {"accept": "reported", "dispatch": "reported", "feedback": "dispatched"}
+        place = {name: working.alias(f"wi_{name}_place") for name in _TICKET_DEADLINES}
+        joined = tk.outerjoin(rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
+        for name, day in on_day.items():
+            joined = joined.outerjoin(day, day.c.d == self._local_day(tk.c[f"{name}_at"]))
+        for name, row in place.items():
+            joined = joined.outerjoin(row, row.c.j == self._place(worked[starts[name]], rule.c[f"{name}_minutes"]))
+        due = {name: self._deadline(tk.c[f"{starts[name]}_at"], rule, name, worked[starts[name]], place[name])
+               for name in _TICKET_DEADLINES}
+        centre = and_(rule.c.basis.is_not(None), tk.c.accept_due.is_not(None))  # none: reported before them
+        dispatched = and_(rule.c.basis.is_not(None), tk.c.dispatch_no > 0, tk.c.dispatched_at.is_not(None))
+        new = {"accept_due": case((centre, due["accept"]), else_=tk.c.accept_due),
+               "dispatch_due": case((centre, due["dispatch"]), else_=tk.c.dispatch_due),
+               "centre_basis": case((centre, rule.c.basis), else_=tk.c.centre_basis),
+               "feedback_due": case((dispatched, due["feedback"]), else_=tk.c.feedback_due),
+               "time_basis": case((dispatched, rule.c.basis), else_=tk.c.time_basis)}
+        return select(*[new[col.name].label(col.name) if col.name in new else col
+                        for col in tk.columns], *_was(tk, new)).select_from(joined)
+
+    def table(self, table: Any, name: str | None = None) -> Any:
+        """The derived rows of ``table`` (tickets or calls) as a subquery named ``name`` (the
+        table's by default), made once."""
+        key = (table.name, name or table.name)
+        if key not in self._made:
+            made = self.calls() if table is t.calls else self.tickets()
+            self._made[key] = made.subquery(key[1])
+        return self._made[key]
+
+    def side(self, table: Any, *, was: bool = False) -> Any:
+        """The derived rows of ``table`` (tickets or calls) as what a query builder reads of a
+        table (``.c.<column>``): as the rules would have them, or as they are (``was``) — both
+        from the one subquery (``table``), so a statement may judge a row both ways in one pass."""
+        from types import SimpleNamespace
+
+        sub = self.table(table)
+        names = {col.name: (f"was_{col.name}" if was and f"was_{col.name}" in sub.c else col.name)
+                 for col in table.columns}
+        return SimpleNamespace(c=SimpleNamespace(**{name: sub.c[found] for name, found in names.items()}))
+
+    def adapt(self, statement: Any) -> Any:
+        """``statement`` asked of the derived rows: ``tickets``, ``calls`` and their aliases, and
+        their columns, replaced by the derived subqueries' (``measures.Question.adapt``)."""
+        mine = (t.tickets, t.calls)
+
+        def source(element: Any) -> Any:
+            if element is t.tickets or element is t.calls:
+                return self.table(element)
+            if isinstance(element, Alias) and element.element in mine:
+                return self.table(element.element, element.name)
+            return None
+
+        def replace(element: Any) -> Any:
+            found = source(element)
+            if found is not None:
+                return found
+            table = getattr(element, "table", None)
+            if isinstance(element, ColumnClause) and table is not None:
+                derived = source(table)
+                if derived is not None:
+                    return derived.c[element.name]
+            return None
+
+        return replacement_traverse(statement, {}, replace)
+
+
+def _was(table: Any, new: dict[str, Any]) -> list[Any]:
+    """The columns the rules change, as they are, named ``was_<column>``."""
+    return [table.c[name].label(f"was_{name}") for name in new]
+
+
+def _big(n: int) -> Any:
+    return literal(n, BigInteger)
+
+
+def _instant(micros: Any) -> Any:
+    """µs since the epoch as a ``timestamptz`` (exact: an interval times an integer below 2⁵³)."""
+    return literal(_EPOCH, t.UtcDateTime()) + micros * literal(_US)
