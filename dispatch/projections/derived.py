@@ -287,7 +287,8 @@ class Derived:
                     return derived.c[element.name]
             return None
 
-        return replacement_traverse(statement, {}, replace)
+        opts: dict[str, Any] = {}
+        return replacement_traverse(statement, opts, replace)
 
 
 def _was(table: Any, new: dict[str, Any]) -> list[Any]:
