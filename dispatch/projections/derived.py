@@ -276,7 +276,7 @@ class Derived:
                 return self.table(element.element, element.name)
             return None
 
-        def replace(element: Any) -> Any:
+        def replace(element: Any, **kw: Any) -> Any:
             found = source(element)
             if found is not None:
                 return found
