@@ -152,9 +152,14 @@ def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _raw(engine: Engine, conn: Any, q: m.Question, by: str, percentiles: bool) -> tuple[Any, ...]:
-    """Every family's counts from the period's rows, read side by side (``side_by_side``)."""
-    readers: dict[str, Callable[[Any], Any]] = {"calls": lambda c: m.call_counts(c, q, by)}
-    if percentiles:
+    """Every family's counts from the period's rows, read side by side (``side_by_side``). Rows
+    worked out by the statement itself (``q.adapt``: a what-if's deadlines) are read once for the
+    calls' counts and minutes together (``measures.call_counts_and_minutes``), not again for the
+    percentiles."""
+    together = percentiles and q.adapt is not None and conn.dialect.name == "postgresql"
+    readers: dict[str, Callable[[Any], Any]] = {
+        "calls": (lambda c: m.call_counts_and_minutes(c, q, by)) if together else lambda c: m.call_counts(c, q, by)}
+    if percentiles and not together:
         readers["percentiles"] = lambda c: m.percentiles(c, q, by)
     readers |= {"closes": lambda c: m.close_counts(c, q, by), "evaluations": lambda c: m.evaluation_counts(c, q, by)}
     if by != "department":
@@ -162,7 +167,9 @@ def _raw(engine: Engine, conn: Any, q: m.Question, by: str, percentiles: bool) -
                     "escalations": lambda c: m.escalation_counts(c, q, by)}
     got = side_by_side(engine, conn, readers)
     others = [] if by == "department" else [got["closed"], got["escalations"]]
-    return got["calls"], got.get("percentiles", {}), got["closes"], got["evaluations"], got.get("centre", {}), others
+    calls, pct = (got["calls"][0], _percentiles({k: [v] for k, v in got["calls"][1].items()}, set())) if together \
+        else (got["calls"], got.get("percentiles", {}))
+    return calls, pct, got["closes"], got["evaluations"], got.get("centre", {}), others
 
 
 def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
@@ -218,18 +225,25 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
             _add(centre, got[("centre", i)])
             _add(others[0], got[("closed", i)])
             _add(others[1], got[("escalations", i)])
-    pct: dict[Any, dict[str, Any]] = {}
-    if percentiles:
-        for (group, metric), chunks in minutes.items():
-            merged: Any = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-            n = len(merged)
-            if n:
-                k50, k90 = m.ranks(n)
-                chosen = merged if len(chunks) == 1 and (group, metric) in ordered \
-                    else np.partition(merged, [k50, k90])
-                pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
-                                                  f"{metric}_p90": float(chosen[k90])})
+    pct = _percentiles(minutes, ordered) if percentiles else {}
     return calls, pct, closes, evals, centre, others
+
+
+def _percentiles(minutes: dict[tuple[Any, str], list[Any]], ordered: set[Any]) -> dict[Any, dict[str, Any]]:
+    """Nearest-rank p50 / p90 of each (group, metric)'s minutes, in chunks (``ordered``: the keys
+    whose one chunk is sorted already)."""
+    import numpy as np
+
+    pct: dict[Any, dict[str, Any]] = {}
+    for (group, metric), chunks in minutes.items():
+        merged: Any = np.concatenate(chunks) if len(chunks) > 1 else np.asarray(chunks[0], dtype=np.float64)
+        n = len(merged)
+        if n:
+            k50, k90 = m.ranks(n)
+            chosen = merged if len(chunks) == 1 and (group, metric) in ordered else np.partition(merged, [k50, k90])
+            pct.setdefault(group, {}).update({f"{metric}_p50": float(chosen[k50]),
+                                              f"{metric}_p90": float(chosen[k90])})
+    return pct
 
 
 def _without_minutes(conn: Any, q: m.Question, by: str) -> tuple[Any, dict[Any, Any]]:
