@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -90,7 +91,12 @@ def test_deadlines_worked_out_by_postgresql_equal_the_scratch_read_model(
         streets = conn.exec_driver_sql("SELECT DISTINCT street FROM tickets ORDER BY 1").scalars().all()
     answers, derived = [], []
     chosen = dispatch.service.whatif.in_database
-    monkeypatch.setattr(dispatch.service.whatif, "in_database", lambda *a: derived.append(chosen(*a)) or derived[-1])
+
+    def noted(*args: Any) -> Any:
+        derived.append(chosen(*args))
+        return derived[-1]
+
+    monkeypatch.setattr(dispatch.service.whatif, "in_database", noted)
     for in_database in (False, True):
         monkeypatch.setattr(dispatch.service.whatif, "IN_DATABASE", in_database)
         answers.append(what_if(live, str(path), period=period, by=by, per=per,
