@@ -38,7 +38,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, and_, case, cast, column, extract,
-                        func, literal, null, select, values)
+                        func, literal, null, select, true, values)
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -159,9 +159,9 @@ class Derived:
     def _micros(at: Any) -> Any:
         return cast(extract("epoch", at) * 1_000_000, BigInteger)
 
-    def _worked(self, at: Any, day: Any) -> Any:
-        """``W(at)``, µs, ``day`` the days' row of its local day."""
-        inside = [func.greatest(_big(0), func.least(self._micros(at) - day.c[f"s{i}"], _big(length)))
+    def _worked(self, micros: Any, day: Any) -> Any:
+        """``W(t)``, µs, of the instant ``micros`` µs after the epoch, ``day`` the days' row of its local day."""
+        inside = [func.greatest(_big(0), func.least(micros - day.c[f"s{i}"], _big(length)))
                   for i, length in enumerate(self.calendar.lengths)]
         return cast(day.c.j, BigInteger) * _big(self.calendar.length) + case(
             (day.c.w, sum(inside[1:], inside[0])), else_=_big(0))
@@ -186,22 +186,31 @@ class Derived:
         return case((at.is_(None), null()), (minutes == 0, at),
                     (rule.c.working, self._after(worked, minutes, place)), else_=plain)
 
-    def _minutes(self, rule: Any, start: Any, end: Any, worked_start: Any, worked_end: Any) -> Any:
-        plain = cast(self._micros(end) - self._micros(start), Float) / literal(1e6, Float) / literal(60.0, Float)
+    def _minutes(self, rule: Any, start: Any, end: Any, micros: tuple[Any, Any], worked: tuple[Any, Any]) -> Any:
+        plain = cast(micros[1] - micros[0], Float) / literal(1e6, Float) / literal(60.0, Float)
+        worked_start, worked_end = worked
         working = cast(worked_end - worked_start, Float) / literal(float(_MINUTE_US), Float)
         return case((and_(start.is_not(None), end.is_not(None)), case((rule.c.working, working), else_=plain)),
                     else_=null())
 
     # -- the rows -----------------------------------------------------------------------------------
 
+    def _micros_once(self, table: Any, names: Any) -> Any:
+        """The times ``names`` of ``table``'s row in µs since the epoch, worked out once a row (a
+        lateral subquery on the nullable side of an outer join: PostgreSQL keeps its values as
+        placeholders, where an expression written out would be worked out at each use)."""
+        return select(*[self._micros(table.c[f"{name}_at"]).label(f"u_{name}") for name in names]).correlate(table).lateral(
+            f"wi_{table.name}_us")
+
     def calls(self) -> Any:
         """``calls``' columns, their deadlines, basis and minutes under the rules."""
         c, tk = t.calls, t.tickets.alias("wi_ticket")
         rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
         on_day = {name: days.alias(f"wi_{name}_day") for name in ("dispatched", "answered", "handled")}
-        worked = {name: self._worked(c.c[f"{name}_at"], on_day[name]) for name in on_day}
+        us = self._micros_once(c, on_day)
+        worked = {name: self._worked(us.c[f"u_{name}"], on_day[name]) for name in on_day}
         place = {name: working.alias(f"wi_{name}_place") for name in _CALL_DEADLINES}
-        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(
+        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(us, true()).outerjoin(
             rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
         for name, day in on_day.items():
             joined = joined.outerjoin(day, day.c.d == self._local_day(c.c[f"{name}_at"]))
@@ -214,8 +223,10 @@ class Derived:
         new = {"ack_due": due["ack"], "handle_due": case((lead, due["handle"]), else_=null()),
                "feedback_due": case((lead, due["feedback"]), else_=null()),
                "time_basis": rule.c.basis, "escalate_every_minutes": rule.c.escalate,
-               "ack_minutes": self._minutes(rule, at, c.c.answered_at, worked["dispatched"], worked["answered"]),
-               "handle_minutes": self._minutes(rule, at, c.c.handled_at, worked["dispatched"], worked["handled"])}
+               "ack_minutes": self._minutes(rule, at, c.c.answered_at, (us.c.u_dispatched, us.c.u_answered),
+                                            (worked["dispatched"], worked["answered"])),
+               "handle_minutes": self._minutes(rule, at, c.c.handled_at, (us.c.u_dispatched, us.c.u_handled),
+                                               (worked["dispatched"], worked["handled"]))}
         return select(*[case((found, new[col.name]), else_=col).label(col.name) if col.name in new else col
                         for col in c.columns], *_was(c, new)).select_from(joined)
 
@@ -224,10 +235,12 @@ class Derived:
         tk = t.tickets
         rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
         on_day = {name: days.alias(f"wi_{name}_day") for name in ("reported", "dispatched")}
-        worked = {name: self._worked(tk.c[f"{name}_at"], on_day[name]) for name in on_day}
+        us = self._micros_once(tk, on_day)
+        worked = {name: self._worked(us.c[f"u_{name}"], on_day[name]) for name in on_day}
         starts = {"accept": "reported", "dispatch": "reported", "feedback": "dispatched"}
         place = {name: working.alias(f"wi_{name}_place") for name in _TICKET_DEADLINES}
-        joined = tk.outerjoin(rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
+        joined = tk.outerjoin(us, true()).outerjoin(
+            rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
         for name, day in on_day.items():
             joined = joined.outerjoin(day, day.c.d == self._local_day(tk.c[f"{name}_at"]))
         for name, row in place.items():
