@@ -228,7 +228,7 @@ class Derived:
                "handle_minutes": self._minutes(rule, at, c.c.handled_at, (us.c.u_dispatched, us.c.u_handled),
                                                (worked["dispatched"], worked["handled"]))}
         return select(*[case((found, new[col.name]), else_=col).label(col.name) if col.name in new else col
-                        for col in c.columns], *_was(c, new)).select_from(joined)
+                        for col in c.columns], *_was(c, new), tk.c.case_no.label("wi_case_no")).select_from(joined)
 
     def tickets(self) -> Any:
         """``tickets``' columns, the centre's deadlines and the current dispatch's feedback under the rules."""
@@ -265,6 +265,10 @@ class Derived:
             made = self.calls() if table is t.calls else self.tickets()
             self._made[key] = made.subquery(key[1])
         return self._made[key]
+
+    def case_no(self) -> Any:
+        """The derived calls' column of their ticket's case number."""
+        return self.table(t.calls).c.wi_case_no
 
     def side(self, table: Any, *, was: bool = False) -> Any:
         """The derived rows of ``table`` (tickets or calls) as what a query builder reads of a

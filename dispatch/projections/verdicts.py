@@ -18,7 +18,7 @@ calls whose verdicts differ between the two.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, func, literal, not_, null, or_, select, union
@@ -179,15 +179,31 @@ def differing_derived(conn: Connection, q: Question, derived: Any,
     sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
              (derived.side(t.tickets), derived.side(t.calls))]
     was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
+    from sqlalchemy import DateTime, type_coerce
+
+    def naive(columns: Any) -> list[Any]:  # (made aware below, only where a verdict changed)
+        return [type_coerce(col, DateTime()) if isinstance(col.type, t.UtcDateTime) else col for col in columns]
+
     found = []
-    for a, b, names, place in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0]):
-        a_cols, b_cols = list(a.selected_columns), list(b.selected_columns)
+    numbers: tuple[list[Any], list[Any]] = ([], [derived.case_no()])  # a call's row with its ticket's number
+    for a, b, names, place, more in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0],
+                                        numbers):
+        a_cols, b_cols = naive(a.selected_columns), naive(b.selected_columns)
         differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
-        rows = conn.execute(select(*a_cols, *b_cols).where(a.whereclause, differs, *q.place(place.c))).all()
-        found.append(([r[:len(a_cols)] for r in rows], [r[len(a_cols):] for r in rows]))
+        rows = conn.execute(select(*a_cols, *b_cols, *more).where(a.whereclause, differs, *q.place(place.c))).all()
+        found.append(([r[:len(a_cols)] for r in rows], [r[len(a_cols):len(a_cols) + len(b_cols)] for r in rows]))
+    case_nos = {r[0]: r[-1] for r in rows}
     first: dict[tuple[str, str], dict[str, Any]] = {}
     second: dict[tuple[str, str], dict[str, Any]] = {}
-    _numbered(conn, found, first, second)
+    _detailed(first, found[0][0], found[1][0], dict(case_nos))
+    _detailed(second, found[0][1], found[1][1], case_nos)
+    for key, mine in first.items():
+        theirs = second.get(key)
+        if theirs is None or theirs["verdict"] != mine["verdict"]:
+            for row in (mine, theirs or {}):
+                for name in ("due", "done"):
+                    if row.get(name) is not None:
+                        row[name] = row[name].replace(tzinfo=timezone.utc)
     return first, second
 
 

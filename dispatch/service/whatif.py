@@ -720,22 +720,17 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         street, community = scope.get("street"), scope.get("community")
     q = m.Question(period.as_of, period.start, period.end, street=street, community=community)
     with runtime.engine.connect() as conn:
-        ids = v.touched(conn, q, open_too=dashboard)
         leads = v.lead_calls(conn, q)
         derived = None if dashboard else in_database(conn, other, q)
     if derived is not None:
-        with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
-            theirs = sla_statistics(runtime.engine, other, by=by or "", period=per, as_of=period.as_of,
-                                    start=period.start, end=period.end, settings=settings, street=street,
-                                    community=community, adapt=derived.adapt)
-            bar.advance(len(ids) // 2)
-            with runtime.engine.connect() as conn:
-                changed = _changed(*v.differing_derived(conn, q, derived))
-            changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
-            bar.advance(len(ids) - len(ids) // 2)
+        theirs, changed, count = _asked_in_database(runtime, derived, q, progress, lambda: sla_statistics(
+            runtime.engine, other, by=by or "", period=per, as_of=period.as_of, start=period.start, end=period.end,
+            settings=settings, street=street, community=community, adapt=derived.adapt))
         rows = compare(_sla_units(actual), _sla_units(theirs))
-        return _result(dashboard, by, per, street, community, period, path, ids, rows, changed,
+        return _result(dashboard, by, per, street, community, period, path, count, rows, changed,
                        _routing(runtime.reference, other, leads))
+    with runtime.engine.connect() as conn:
+        ids = v.touched(conn, q, open_too=dashboard)
     with EventProgress(len(ids), "what-if", enabled=progress, unit="tickets") as bar:
         # an SLA question reads of a ticket's statuses only the one it had at the instant
         # (``measures.centre_counts``); a dashboard's open work reads them all
@@ -753,17 +748,50 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
             rows = compare(_sla_units(actual), _sla_units(theirs))
     finally:
         scratch.dispose()
-    return _result(dashboard, by, per, street, community, period, path, ids, rows, changed,
+    return _result(dashboard, by, per, street, community, period, path, len(ids), rows, changed,
                    _routing(runtime.reference, other, leads))
 
 
+def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
+                       figures: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """The what-if's ``figures``, its changed verdicts and the number of tickets behind them, asked
+    of the live rows as ``derived`` works them out, side by side — each on a connection and a
+    thread of its own, so PostgreSQL works on one while this process shapes another's rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from dispatch.projections import verdicts as v
+    from dispatch.service.replay.progress import EventProgress
+
+    def verdicts() -> list[dict[str, Any]]:
+        with runtime.engine.connect() as conn:
+            found = _changed(*v.differing_derived(conn, q, derived))
+        found.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+        return found
+
+    def count() -> int:
+        with runtime.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(v.touched_query(q).subquery())).scalar() or 0)
+
+    with EventProgress(3, "what-if", enabled=progress, unit="parts") as bar, ThreadPoolExecutor(2) as pool:
+        changed, counted = pool.submit(verdicts), pool.submit(count)
+        theirs = figures()
+        bar.advance(1)
+        found = changed.result()
+        bar.advance(1)
+        number = counted.result()
+        bar.advance(1)
+        return theirs, found, number
+
+
 def _result(dashboard: bool, by: str | None, per: str | None, street: str | None, community: str | None,
-            period: Any, path: str | None, ids: Sequence[str], rows: list[dict[str, Any]],
+            period: Any, path: str | None, tickets: int, rows: list[dict[str, Any]],
             changed: list[dict[str, Any]], routing: list[dict[str, Any]]) -> dict[str, Any]:
     return {"question": {"view": "dashboard" if dashboard else "sla", "by": None if dashboard else by, "period": per,
                          "street": street, "community": community, "as_of": period.as_of.isoformat(),
                          "from": _iso(period.start), "to": _iso(period.end)},
-            "reference": str(path) if path is not None else "规则", "tickets": len(ids), "rows": rows,
+            "reference": str(path) if path is not None else "规则", "tickets": tickets, "rows": rows,
             "changed": len(changed), "changed_tickets": changed, "routing": routing, "note": NOTE}
 
 
