@@ -38,8 +38,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, and_, case, cast, column, extract,
-                        func, literal, null, select, true, values)
-from sqlalchemy.sql.elements import ColumnClause
+                        func, literal, literal_column, null, select, true, values)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnClause, Grouping
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -139,113 +140,113 @@ class Derived:
                       *[column(f"{n}_minutes", Integer) for n in ("ack", "handle", "feedback", "accept", "dispatch")],
                       column("basis", String), column("escalate", Integer), name="wi_rules").data(rows)
 
-    def _days(self) -> Any:
-        k = len(self.calendar.lengths)
-        return values(column("d", Date), column("j", Integer), column("w", Boolean),
-                      *[column(f"s{i}", BigInteger) for i in range(k)], name="wi_days").data(self.calendar.days)
-
-    def _working(self) -> Any:
-        k = len(self.calendar.lengths)
-        return values(column("j", Integer), *[column(f"s{i}", BigInteger) for i in range(k)],
-                      name="wi_working").data(self.calendar.working)
+    def _array(self, name: str) -> Any:
+        """One of the calendar's lists as a bound ``bigint[]`` (a row's value read by subscript,
+        1-based): per local day from the first (``j``: its place among the working days, the next
+        working day's for a day off; ``w``: 1 for a working day; ``s<i>``: its periods' starts, 0 on
+        a day off), per working day by place (``p<i>``: its periods' starts). No NULL in them: a
+        subscript of an array without NULLs is read in constant time."""
+        if name not in self._made:
+            cal = self.calendar
+            if name == "j":
+                found = [row[1] for row in cal.days]
+            elif name == "w":
+                found = [int(row[2]) for row in cal.days]
+            elif name.startswith("s"):
+                found = [row[3 + int(name[1:])] or 0 for row in cal.days]
+            else:
+                found = [row[1 + int(name[1:])] for row in cal.working]
+            self._made[name] = Grouping(literal(found, ARRAY(BigInteger)))  # ((…)::BIGINT[])[i]
+        return self._made[name]
 
     # -- the arithmetic ----------------------------------------------------------------------------
 
-    def _local_day(self, at: Any) -> Any:
+    def _day(self, at: Any) -> Any:
+        """The subscript of ``at``'s local day in the days' arrays."""
         # (the read model's times are UTC without a zone: made UTC, then the place's local time)
-        return cast(func.timezone(self.calendar.tz, func.timezone("UTC", at)), Date)
+        local = cast(func.timezone(self.calendar.tz, func.timezone("UTC", at)), Date)
+        return local - literal(self.calendar.days[0][0], Date) + literal_column("1")
 
     @staticmethod
     def _micros(at: Any) -> Any:
         return cast(extract("epoch", at) * 1_000_000, BigInteger)
 
-    def _worked(self, micros: Any, day: Any) -> Any:
-        """``W(t)``, µs, of the instant ``micros`` µs after the epoch, ``day`` the days' row of its local day."""
-        inside = [func.greatest(_big(0), func.least(micros - day.c[f"s{i}"], _big(length)))
-                  for i, length in enumerate(self.calendar.lengths)]
-        return cast(day.c.j, BigInteger) * _big(self.calendar.length) + case(
-            (day.c.w, sum(inside[1:], inside[0])), else_=_big(0))
+    def _once(self, table: Any, names: Any) -> Any:
+        """``W(t)`` of the times ``names`` of ``table``'s row (``w_<name>``, µs of working time before
+        it) and each in µs since the epoch (``u_<name>``), worked out once a row: lateral subqueries
+        on the nullable side of an outer join, whose values PostgreSQL keeps as placeholders (an
+        expression written out is worked out again at each use)."""
+        first = select(*[self._micros(table.c[f"{name}_at"]).label(f"u_{name}") for name in names],
+                       *[self._day(table.c[f"{name}_at"]).label(f"i_{name}") for name in names]
+                       ).correlate(table).lateral(f"wi_{table.name}_days")
+        worked = []
+        for name in names:
+            u, i = first.c[f"u_{name}"], first.c[f"i_{name}"]
+            inside = [func.greatest(_big(0), func.least(u - self._array(f"s{k}")[i], _big(length)))
+                      for k, length in enumerate(self.calendar.lengths)]
+            worked.append((self._array("j")[i] * _big(self.calendar.length)
+                           + case((self._array("w")[i] == _big(1), sum(inside[1:], inside[0])), else_=_big(0))
+                           ).label(f"w_{name}"))
+        second = select(*[first.c[f"u_{name}"] for name in names], *worked).correlate(first).lateral(
+            f"wi_{table.name}_worked")
+        return first, second
 
-    def _after(self, worked: Any, minutes: Any, place: Any) -> Any:
-        """The instant ``minutes`` working minutes after the one worked ``worked`` µs, ``place`` the
-        working days' row of ``_place(worked, minutes)``."""
-        into = worked + cast(minutes, BigInteger) * _big(_MINUTE_US) \
-            - cast(place.c.j, BigInteger) * _big(self.calendar.length)
+    def _after(self, worked: Any, minutes: Any) -> Any:
+        """The instant ``minutes`` working minutes after the one worked ``worked`` µs: on working
+        day ``k`` (its place), ``into`` µs into its working time."""
+        target = worked + cast(minutes, BigInteger) * _big(_MINUTE_US)
+        k = (target - _big(1)) // _big(self.calendar.length)
+        into = target - k * _big(self.calendar.length)
         parts, before = [], 0
         for i, length in enumerate(self.calendar.lengths):
-            parts.append((into <= _big(before + length), place.c[f"s{i}"] + (into - _big(before))))
+            parts.append((into <= _big(before + length), self._array(f"p{i}")[cast(k + _big(1), Integer)]
+                          + (into - _big(before))))
             before += length
         return _instant(case(*parts))
 
-    def _place(self, worked: Any, minutes: Any) -> Any:
-        return (worked + cast(minutes, BigInteger) * _big(_MINUTE_US) - _big(1)) // _big(self.calendar.length)
-
-    def _deadline(self, at: Any, rule: Any, name: str, worked: Any, place: Any) -> Any:
+    def _deadline(self, at: Any, rule: Any, name: str, worked: Any) -> Any:
         minutes = rule.c[f"{name}_minutes"]
         plain = at + minutes * literal(timedelta(minutes=1))
         return case((at.is_(None), null()), (minutes == 0, at),
-                    (rule.c.working, self._after(worked, minutes, place)), else_=plain)
+                    (rule.c.working, self._after(worked, minutes)), else_=plain)
 
-    def _minutes(self, rule: Any, start: Any, end: Any, micros: tuple[Any, Any], worked: tuple[Any, Any]) -> Any:
-        plain = cast(micros[1] - micros[0], Float) / literal(1e6, Float) / literal(60.0, Float)
-        worked_start, worked_end = worked
-        working = cast(worked_end - worked_start, Float) / literal(float(_MINUTE_US), Float)
+    def _minutes(self, rule: Any, start: Any, end: Any, times: Any, names: tuple[str, str]) -> Any:
+        (a, b) = names
+        plain = cast(times.c[f"u_{b}"] - times.c[f"u_{a}"], Float) / literal(1e6, Float) / literal(60.0, Float)
+        working = cast(times.c[f"w_{b}"] - times.c[f"w_{a}"], Float) / literal(float(_MINUTE_US), Float)
         return case((and_(start.is_not(None), end.is_not(None)), case((rule.c.working, working), else_=plain)),
                     else_=null())
 
     # -- the rows -----------------------------------------------------------------------------------
 
-    def _micros_once(self, table: Any, names: Any) -> Any:
-        """The times ``names`` of ``table``'s row in µs since the epoch, worked out once a row (a
-        lateral subquery on the nullable side of an outer join: PostgreSQL keeps its values as
-        placeholders, where an expression written out would be worked out at each use)."""
-        return select(*[self._micros(table.c[f"{name}_at"]).label(f"u_{name}") for name in names]).correlate(table).lateral(
-            f"wi_{table.name}_us")
-
     def calls(self) -> Any:
         """``calls``' columns, their deadlines, basis and minutes under the rules."""
         c, tk = t.calls, t.tickets.alias("wi_ticket")
-        rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
-        on_day = {name: days.alias(f"wi_{name}_day") for name in ("dispatched", "answered", "handled")}
-        us = self._micros_once(c, on_day)
-        worked = {name: self._worked(us.c[f"u_{name}"], on_day[name]) for name in on_day}
-        place = {name: working.alias(f"wi_{name}_place") for name in _CALL_DEADLINES}
-        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(us, true()).outerjoin(
-            rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
-        for name, day in on_day.items():
-            joined = joined.outerjoin(day, day.c.d == self._local_day(c.c[f"{name}_at"]))
-        for name, row in place.items():
-            joined = joined.outerjoin(row, row.c.j == self._place(worked["dispatched"], rule.c[f"{name}_minutes"]))
+        rule = self._rules().alias("wi_rule")
+        first, times = self._once(c, ("dispatched", "answered", "handled"))
+        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(first, true()).outerjoin(times, true()) \
+            .outerjoin(rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
         at = c.c.dispatched_at
-        due = {name: self._deadline(at, rule, name, worked["dispatched"], place[name]) for name in _CALL_DEADLINES}
+        due = {name: self._deadline(at, rule, name, times.c.w_dispatched) for name in _CALL_DEADLINES}
         lead = c.c.role == "lead"
         found = rule.c.basis.is_not(None)  # (a ticket of a category or priority the rules lack: as it was)
         new = {"ack_due": due["ack"], "handle_due": case((lead, due["handle"]), else_=null()),
                "feedback_due": case((lead, due["feedback"]), else_=null()),
                "time_basis": rule.c.basis, "escalate_every_minutes": rule.c.escalate,
-               "ack_minutes": self._minutes(rule, at, c.c.answered_at, (us.c.u_dispatched, us.c.u_answered),
-                                            (worked["dispatched"], worked["answered"])),
-               "handle_minutes": self._minutes(rule, at, c.c.handled_at, (us.c.u_dispatched, us.c.u_handled),
-                                               (worked["dispatched"], worked["handled"]))}
+               "ack_minutes": self._minutes(rule, at, c.c.answered_at, times, ("dispatched", "answered")),
+               "handle_minutes": self._minutes(rule, at, c.c.handled_at, times, ("dispatched", "handled"))}
         return select(*[case((found, new[col.name]), else_=col).label(col.name) if col.name in new else col
                         for col in c.columns], *_was(c, new), tk.c.case_no.label("wi_case_no")).select_from(joined)
 
     def tickets(self) -> Any:
         """``tickets``' columns, the centre's deadlines and the current dispatch's feedback under the rules."""
         tk = t.tickets
-        rule, days, working = self._rules().alias("wi_rule"), self._days(), self._working()
-        on_day = {name: days.alias(f"wi_{name}_day") for name in ("reported", "dispatched")}
-        us = self._micros_once(tk, on_day)
-        worked = {name: self._worked(us.c[f"u_{name}"], on_day[name]) for name in on_day}
+        rule = self._rules().alias("wi_rule")
+        first, times = self._once(tk, ("reported", "dispatched"))
         starts = {"accept": "reported", "dispatch": "reported", "feedback": "dispatched"}
-        place = {name: working.alias(f"wi_{name}_place") for name in _TICKET_DEADLINES}
-        joined = tk.outerjoin(us, true()).outerjoin(
+        joined = tk.outerjoin(first, true()).outerjoin(times, true()).outerjoin(
             rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
-        for name, day in on_day.items():
-            joined = joined.outerjoin(day, day.c.d == self._local_day(tk.c[f"{name}_at"]))
-        for name, row in place.items():
-            joined = joined.outerjoin(row, row.c.j == self._place(worked[starts[name]], rule.c[f"{name}_minutes"]))
-        due = {name: self._deadline(tk.c[f"{starts[name]}_at"], rule, name, worked[starts[name]], place[name])
+        due = {name: self._deadline(tk.c[f"{starts[name]}_at"], rule, name, times.c[f"w_{starts[name]}"])
                for name in _TICKET_DEADLINES}
         centre = and_(rule.c.basis.is_not(None), tk.c.accept_due.is_not(None))  # none: reported before them
         dispatched = and_(rule.c.basis.is_not(None), tk.c.dispatch_no > 0, tk.c.dispatched_at.is_not(None))
