@@ -207,8 +207,8 @@ class Derived:
     def _deadline(self, at: Any, rule: Any, name: str, worked: Any) -> Any:
         minutes = rule.c[f"{name}_minutes"]
         plain = at + minutes * literal(timedelta(minutes=1))
-        return case((at.is_(None), null()), (minutes == 0, at),
-                    (rule.c.working, self._after(worked, minutes)), else_=plain)
+        # (a rule's minutes are positive: ``reference``)
+        return case((at.is_(None), null()), (rule.c.working, self._after(worked, minutes)), else_=plain)
 
     def _minutes(self, rule: Any, start: Any, end: Any, times: Any, names: tuple[str, str]) -> Any:
         (a, b) = names
