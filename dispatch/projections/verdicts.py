@@ -27,7 +27,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["JUDGED", "differing_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
+__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
 
 _CHUNK = 500
 
@@ -170,41 +170,50 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
     return first, second
 
 
-def differing_derived(conn: Connection, q: Question, derived: Any,
-                      ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """``differing_rows`` of the tickets behind ``q``'s figures (``touched``: those with a verdict
-    in its period, in its place) between the live rows and the same rows as ``derived``
-    (``projections.derived.Derived``) works them out: each family one statement in the live
-    database, every row judged both ways in one pass."""
-    sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
-             (derived.side(t.tickets), derived.side(t.calls))]
-    was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
+# where each deadline's verdict, due and met times sit in ``_queries``' rows: (name, verdict, due, done)
+_TICKET_DEADLINES = (("accept", 1, 5, 6), ("dispatch", 2, 7, 8), ("close", 3, 9, 10))
+_CALL_DEADLINES = (("ack", 2, 5, 6), ("handle", 3, 7, 8))
+
+
+def changed_derived(conn: Connection, q: Question, derived: Any) -> list[tuple[Any, ...]]:
+    """The deadlines of the tickets behind ``q``'s figures (``touched``: those with a verdict in
+    its period, in its place) whose verdict differs between the live rows and the same rows as
+    ``derived`` (``projections.derived.Derived``) works them out, as ``(ticket_id, case_no,
+    deadline, department or None, due, due there, done, verdict, verdict there)`` — a side
+    without a verdict gives None for its due, its verdict (and the done time is the other's).
+    Each family one statement in the live database, every row judged both ways in one pass."""
     from sqlalchemy import DateTime, type_coerce
 
     def naive(columns: Any) -> list[Any]:  # (made aware below, only where a verdict changed)
         return [type_coerce(col, DateTime()) if isinstance(col.type, t.UtcDateTime) else col for col in columns]
 
-    found = []
-    numbers: tuple[list[Any], list[Any]] = ([], [derived.case_no()])  # a call's row with its ticket's number
-    for a, b, names, place, more in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0],
-                                        numbers):
+    def aware(at: Any) -> Any:
+        return at.replace(tzinfo=timezone.utc) if at is not None else None
+
+    sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
+             (derived.side(t.tickets), derived.side(t.calls))]
+    was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
+    out: list[tuple[Any, ...]] = []
+    for a, b, names, place, calls in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0],
+                                         (False, True)):
         a_cols, b_cols = naive(a.selected_columns), naive(b.selected_columns)
+        width = len(a_cols)
         differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
-        rows = conn.execute(select(*a_cols, *b_cols, *more).where(a.whereclause, differs, *q.place(place.c))).all()
-        found.append(([r[:len(a_cols)] for r in rows], [r[len(a_cols):len(a_cols) + len(b_cols)] for r in rows]))
-    case_nos = {r[0]: r[-1] for r in rows}
-    first: dict[tuple[str, str], dict[str, Any]] = {}
-    second: dict[tuple[str, str], dict[str, Any]] = {}
-    _detailed(first, found[0][0], found[1][0], dict(case_nos))
-    _detailed(second, found[0][1], found[1][1], case_nos)
-    for key, mine in first.items():
-        theirs = second.get(key)
-        if theirs is None or theirs["verdict"] != mine["verdict"]:
-            for row in (mine, theirs or {}):
-                for name in ("due", "done"):
-                    if row.get(name) is not None:
-                        row[name] = row[name].replace(tzinfo=timezone.utc)
-    return first, second
+        number = [derived.case_no()] if calls else []  # a call's row with its ticket's number
+        statement = select(*a_cols, *b_cols, *number).where(a.whereclause, differs, *q.place(place.c))
+        for r in conn.execute(statement):
+            tid = r[0]
+            case_no, department = (r[-1], r[4] or None) if calls else (r[4], None)
+            for name, verdict, due, done in _CALL_DEADLINES if calls else _TICKET_DEADLINES:
+                mine, theirs = r[verdict], r[width + verdict]
+                if mine == theirs:
+                    continue
+                deadline = f"{name}:{r[1]}" if calls else name
+                out.append((tid, case_no, deadline, department,
+                            aware(r[due]) if mine is not None else None,
+                            aware(r[width + due]) if theirs is not None else None,
+                            aware(r[done] if mine is not None else r[width + done]), mine, theirs))
+    return out
 
 
 def _differing(a_queries: tuple[Any, Any], b_queries: tuple[Any, Any]) -> list[tuple[int, Any, Any]]:

@@ -658,6 +658,8 @@ def _changed(live: Mapping[tuple[str, str], dict[str, Any]],
     return out
 
 
+_CHANGED_KEYS = ("ticket_id", "case_no", "deadline", "department", "due", "due_what_if", "done_at", "verdict",
+                 "verdict_what_if")  # a changed deadline's (``_changed``; ``verdicts.changed_derived``'s order)
 CHANGED_COLUMNS = [("case_no", "string"), ("ticket_id", "string"), ("deadline", "string"), ("department", "string"),
                    ("due", "time"), ("due_what_if", "time"), ("done_at", "time"), ("verdict", "string"),
                    ("verdict_what_if", "string")]
@@ -766,7 +768,7 @@ def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
 
     def verdicts() -> list[dict[str, Any]]:
         with runtime.engine.connect() as conn:
-            found = _changed(*v.differing_derived(conn, q, derived))
+            found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived)]
         found.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
         return found
 
