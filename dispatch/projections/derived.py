@@ -126,7 +126,30 @@ class Derived:
 
     reference: Any
     calendar: Calendar
+    # the rows of tickets whose deadlines moved (an extension, a hold), as their rewritten events
+    # made them: ``{"tickets": [row, …], "calls": [row, …]}``, each row ``MOVED``'s columns
+    moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _made: dict[Any, Any] = field(default_factory=dict)
+
+    def _moved(self, table: Any) -> Any:
+        """``moved``'s rows of ``table`` as a table (one array per column, ``unnest``), or None."""
+        rows = self.moved.get(table.name) or []
+        if not rows:
+            return None
+        columns = MOVED[table.name]
+        arrays = [literal([row[name] for row in rows], ARRAY(table.c[name].type)) for name in columns]
+        return func.unnest(*arrays).table_valued(*columns).render_derived(name=f"wi_moved_{table.name}")
+
+    def _chosen(self, table: Any, joined: Any, new: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """``joined`` with the moved tickets' rows of ``table`` beside it, and ``new``'s values
+        theirs where they have a row."""
+        moved = self._moved(table)
+        if moved is None:
+            return joined, new
+        keys = [k for k in ("ticket_id", "call_id") if k in MOVED[table.name]]
+        joined = joined.outerjoin(moved, and_(*(moved.c[k] == table.c[k] for k in keys)))
+        return joined, {name: case((moved.c.ticket_id.is_not(None), moved.c[name]), else_=value)
+                        for name, value in new.items()}
 
     def _rules(self) -> Any:
         ref = self.reference
@@ -235,7 +258,9 @@ class Derived:
                "time_basis": rule.c.basis, "escalate_every_minutes": rule.c.escalate,
                "ack_minutes": self._minutes(rule, at, c.c.answered_at, times, ("dispatched", "answered")),
                "handle_minutes": self._minutes(rule, at, c.c.handled_at, times, ("dispatched", "handled"))}
-        return select(*[case((found, new[col.name]), else_=col).label(col.name) if col.name in new else col
+        joined, new = self._chosen(c, joined, {name: case((found, value), else_=c.c[name])
+                                               for name, value in new.items()})
+        return select(*[new[col.name].label(col.name) if col.name in new else col
                         for col in c.columns], *_was(c, new), tk.c.case_no.label("wi_case_no")).select_from(joined)
 
     def tickets(self) -> Any:
@@ -255,6 +280,7 @@ class Derived:
                "centre_basis": case((centre, rule.c.basis), else_=tk.c.centre_basis),
                "feedback_due": case((dispatched, due["feedback"]), else_=tk.c.feedback_due),
                "time_basis": case((dispatched, rule.c.basis), else_=tk.c.time_basis)}
+        joined, new = self._chosen(tk, joined, new)
         return select(*[new[col.name].label(col.name) if col.name in new else col
                         for col in tk.columns], *_was(tk, new)).select_from(joined)
 
@@ -307,6 +333,14 @@ class Derived:
 
         opts: dict[str, Any] = {}
         return replacement_traverse(statement, opts, replace)
+
+
+# the columns the rules change, by table: what ``Derived.moved`` gives of a moved ticket's rows
+MOVED = {
+    "calls": ("ticket_id", "call_id", "ack_due", "handle_due", "feedback_due", "time_basis", "escalate_every_minutes",
+              "ack_minutes", "handle_minutes"),
+    "tickets": ("ticket_id", "accept_due", "dispatch_due", "centre_basis", "feedback_due", "time_basis"),
+}
 
 
 def _was(table: Any, new: dict[str, Any]) -> list[Any]:

@@ -723,7 +723,8 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
     q = m.Question(period.as_of, period.start, period.end, street=street, community=community)
     with runtime.engine.connect() as conn:
         leads = v.lead_calls(conn, q)
-        derived = None if dashboard else in_database(conn, other, q)
+        derived = None if dashboard else in_database(conn, other, q,
+                                                     lambda ids: _moved_rows(runtime, ids, other, events))
     if derived is not None:
         theirs, changed, count = _asked_in_database(runtime, derived, q, progress, lambda: sla_statistics(
             runtime.engine, other, by=by or "", period=per, as_of=period.as_of, start=period.start, end=period.end,
@@ -802,12 +803,14 @@ def _result(dashboard: bool, by: str | None, per: str | None, street: str | None
 IN_DATABASE = True  # False: PostgreSQL's what-ifs too through the scratch read model (the tests compare)
 
 
-def in_database(conn: Any, other: Reference, q: Any) -> Any:
+def in_database(conn: Any, other: Reference, q: Any,
+                moved_rows: Callable[[Sequence[str]], dict[str, list[dict[str, Any]]]]) -> Any:
     """The live rows as ``other``'s rules would have them, for PostgreSQL to ask an SLA question
-    of (``projections.derived.Derived``), when it can: on PostgreSQL, with no ticket behind the
-    question whose deadlines moved (an extension, a hold: its events decide) and a working
-    calendar whose working days are alike over the span. None otherwise (the scratch read
-    model's way)."""
+    of (``projections.derived.Derived``), when it can: on PostgreSQL, with a working calendar
+    whose working days are alike over the span. The tickets behind the question whose deadlines
+    moved (an extension, a hold: their events decide) go through their events
+    (``moved_rows(ids)``: their rows of ``derived.MOVED``'s columns, by table) and their rows
+    are taken as those give them. None otherwise (the scratch read model's way)."""
     from datetime import timedelta
 
     from sqlalchemy import func, or_, select
@@ -819,10 +822,6 @@ def in_database(conn: Any, other: Reference, q: Any) -> Any:
     if not IN_DATABASE or conn.dialect.name != "postgresql":
         return None
     tk = t.tickets.c
-    moved = select(tk.ticket_id).where(tk.ticket_id.in_(v.touched_query(q)),
-                                       or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0)).limit(1)
-    if conn.execute(moved).first() is not None:
-        return None
     first = q.start or conn.execute(select(func.min(tk.reported_at))).scalar()
     if first is None:
         return None
@@ -835,7 +834,28 @@ def in_database(conn: Any, other: Reference, q: Any) -> Any:
                for r in other.sla_rules)
     calendar = Calendar.of(policy.calendar, first.astimezone(tz).date() - timedelta(days=1),
                            last.astimezone(tz).date() + timedelta(days=1), most)
-    return None if calendar is None else Derived(other, calendar)
+    if calendar is None:
+        return None
+    moved = conn.execute(select(tk.ticket_id).where(tk.ticket_id.in_(v.touched_query(q)), or_(
+        tk.deadline_moves.is_(None), tk.deadline_moves != 0)).order_by(tk.ticket_id)).scalars().all()
+    return Derived(other, calendar, moved_rows(moved) if moved else {})
+
+
+def _moved_rows(runtime: Any, ids: Sequence[str], reference: Reference, events: Any) -> dict[str, list[dict[str, Any]]]:
+    """The rows the rules change (``derived.MOVED``' columns) of the tickets ``ids``, as their
+    events rewritten under ``reference``'s rules make them (``replayed``)."""
+    from sqlalchemy import select
+
+    from dispatch.projections import tables as t
+    from dispatch.projections.derived import MOVED
+
+    scratch = replayed(runtime, ids, reference, events=events)
+    try:
+        with scratch.connect() as conn:
+            return {name: [dict(row._mapping) for row in conn.execute(select(*[table.c[c] for c in MOVED[name]]))]
+                    for name, table in (("tickets", t.tickets), ("calls", t.calls))}
+    finally:
+        scratch.dispose()
 
 
 def differing(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -105,3 +105,45 @@ def test_deadlines_worked_out_by_postgresql_equal_the_scratch_read_model(
     assert answers[0] == answers[1]
     assert answers[1]["changed"] > 0 and any(r["delta"] for r in answers[1]["rows"])
     assert answers[1]["changed_tickets"][0]["due_what_if"] != answers[1]["changed_tickets"][0]["due"]
+
+
+def test_tickets_whose_deadlines_moved_go_through_their_events_beside_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hold and an extension moved three tickets' deadlines: on PostgreSQL those go through their
+    rewritten events and their rows stand in for the database's arithmetic, the others' deadlines
+    worked out by the database — and the answer is the scratch read model's, figure for figure and
+    verdict for verdict."""
+    from tests.unit.test_what_if import PERIOD, REFERENCE, Story, _rules, _write, play_holds_and_extensions
+
+    url = fresh_postgres_database("what_if_moved")
+    runtime = bootstrap(url, reference_file=_write(tmp_path / "ref.yaml", REFERENCE))
+    try:
+        play_holds_and_extensions(runtime)  # three tickets whose deadlines moved
+        plain = Story(runtime)  # and three whose did not
+        plain.n = 1_000
+        for name in ("P1", "P2", "P3"):
+            plain.intake(name, "10-12 08:40", "ca-g01", "sanitation", "patrol", "10-12 09:00")
+        plain.do("P1", "acknowledge", "10-12 10:30", department="huanwei")
+        plain.do("P1", "handle", "10-14 09:00", department="huanwei")
+        plain.do("P2", "acknowledge", "10-12 09:20", department="huanwei")
+        for_reading(runtime)
+        path = _write(tmp_path / "other.yaml", {**_rules(ack_minutes=90, handle_minutes=470, feedback_minutes=960),
+                                                "calendar_overrides": {"2026-10-13": "holiday"}})
+        derived: list[Any] = []
+        chosen = dispatch.service.whatif.in_database
+
+        def noted(*args: Any) -> Any:
+            derived.append(chosen(*args))
+            return derived[-1]
+
+        monkeypatch.setattr(dispatch.service.whatif, "in_database", noted)
+        answers = []
+        for in_database in (False, True):
+            monkeypatch.setattr(dispatch.service.whatif, "IN_DATABASE", in_database)
+            answers.append([what_if(runtime, path, period=PERIOD, by=by) for by in ("department", "street")])
+        assert derived[0] is None and len(derived[-1].moved["calls"]) >= 3  # T1, T2, T3 through their events
+        assert answers[0] == answers[1]
+        assert answers[1][0]["changed"] > 0 and any(r["delta"] for r in answers[1][0]["rows"])
+    finally:
+        runtime.close()
+        drop_postgres_database(url)
