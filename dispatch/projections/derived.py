@@ -9,27 +9,34 @@ database does, in the statement that asks the question:
 
 - **the rules**: each (category, priority)'s rule (``Reference.sla_rule``: the most specific) as
   a ``VALUES`` list, joined on the ticket's category and priority;
-- **the working calendar**: the local days of the question's span as a ``VALUES`` list — each
-  working day's periods, in microseconds since the epoch, and its place ``j`` among the working
-  days (a day off: the next working day's) — and the working days by place. When every working
-  day has the same periods' lengths (the same working hours, no clock change: ``Calendar.of``
-  checks; else None and the what-if goes its Python way) the working time before an instant is
+- **the working calendar**: the local days of the question's span as bound ``bigint[]`` arrays
+  read by subscript (constant time, no join) — each day's place ``j`` among the working days (a
+  day off: the next working day's), whether it is one, and its periods' starts in microseconds
+  since the epoch — and the working days' periods by place. When every working day has the same
+  periods' lengths (the same working hours, no clock change: ``Calendar.of`` checks; else None
+  and the what-if goes its Python way) the working time before an instant is
   ``W(t) = j·L + (the day's periods' µs before t)``; the working minutes between two instants
   ``(W(b) − W(a)) / 6·10⁷``; the instant N working minutes after ``t`` lies on working day
   ``k = ⌊(W(t) + N·6·10⁷ − 1) / L⌋``, ``W(t) + N·6·10⁷ − k·L`` µs into its working time (a
   deadline that uses up a period ends at its end, as ``BusinessCalendar.add_minutes``). Integers
   of microseconds throughout, as ``BusinessCalendar`` counts in ``timedelta``: the same instants,
-  and the same floats (one division of the same integer);
-- **no working time**: the time plus N minutes; minutes ``µs / 10⁶ / 60``, as ``CalendarTime``.
+  and the same floats (one division of the same integer). Each row's times in µs and ``W`` are
+  worked out once, in lateral subqueries;
+- **no working time**: the time plus N minutes; minutes ``µs / 10⁶ / 60``, as ``CalendarTime``;
+- **the tickets whose deadlines moved** (``Derived.moved``): their rows as their rewritten events
+  make them (``whatif.rewrite``, projected), one bound array per column ``unnest``-ed beside the
+  rows, taken instead of the arithmetic.
 
-The days cover the question's span (its start, or the first report, to its instant) and as many
-working days after it as the longest rule needs: every deadline or minute a figure of the
-question reads starts in that span (a call dispatched, a ticket reported or first dispatched in
-the period, by the instant), and a time after the instant counts for nothing (an answer after it
-is no answer as of it). ``Derived.adapt`` points a ``measures`` statement at the derived rows
+The days cover the question's span (its start, or the first report, to its instant, or to the
+latest dispatch of a ticket first dispatched in it) and as many working days after it as the
+longest rule needs: every deadline or minute a figure or a verdict of the question reads starts
+in that span, and a time after the instant counts for nothing (an answer after it is no answer
+as of it). ``Derived.adapt`` points a ``measures`` statement at the derived rows
 (``measures.Question.adapt``): every column of ``tickets`` and ``calls`` (and of their aliases)
-becomes the same-named column of a subquery that passes the others through unchanged.
-"""
+becomes the same-named column of a subquery that passes the others through unchanged; ``side``
+gives a verdict query (``verdicts.changed_derived``) a row's columns as they are and as the rules
+would have them, from the one subquery.
+""""""
 
 from __future__ import annotations
 

@@ -27,6 +27,13 @@ other rules can be worked out exactly from what happened:
    reads, rewrites and projects its share of the tickets into its own scratch file and judges its
    share's verdicts; the files are copied into the scratch read model.
 
+**On PostgreSQL, an SLA question** skips the scratch (``in_database``): the database works the
+deadlines and minutes out over the live rows in the statements that ask it
+(``projections.derived``), the tickets whose deadlines moved going through their events and
+their rows standing in; the figures, the changed verdicts and the count of tickets are asked side
+by side. A calendar whose working days differ in length, SQLite and a dashboard's what-if go the
+scratch's way; the tests hold both ways to the same answer.
+
 Most tickets never had a deadline moved (``tickets.deadline_moves`` = 0: no extension granted, no
 hold resumed). Every deadline such a ticket has is the one the rules gave at its report and at
 each dispatch, so its rows say all the rewrite would: they are copied from the live read model
