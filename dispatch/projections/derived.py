@@ -36,7 +36,7 @@ as of it). ``Derived.adapt`` points a ``measures`` statement at the derived rows
 becomes the same-named column of a subquery that passes the others through unchanged; ``side``
 gives a verdict query (``verdicts.changed_derived``) a row's columns as they are and as the rules
 would have them, from the one subquery.
-""""""
+"""
 
 from __future__ import annotations
 
