@@ -27,7 +27,8 @@ from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 
-__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query"]
+__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query",
+           "touches"]
 
 _CHUNK = 500
 
@@ -72,6 +73,21 @@ def touched_query(q: Question, *, open_too: bool = False) -> Any:
         parts.append(select(tk.ticket_id).where(tk.ticket_id.in_(open_at(q.as_of, q.street, q.community)),
                                                 tk.reported_at <= q.as_of))
     return union(*parts)
+
+
+def touches(q: Question) -> Any:
+    """``touched_query``'s tickets as a condition on a ``tickets`` row: each part looked up by the
+    ticket (its own rows through their keys), so asking it of a few tickets costs what they do,
+    not the period's every row."""
+    tk = t.tickets.c
+
+    def has(table: Any, time: str) -> Any:
+        c = table.c
+        return select(literal(1)).where(c.ticket_id == tk.ticket_id, q.within(c[time]), *q.place(c)).exists()
+
+    return or_(*[and_(q.within(column), *q.place()) for column in (tk.reported_at, tk.first_dispatched_at,
+                                                                    tk.closed_at)],
+               has(t.calls, "dispatched_at"), has(t.evaluations, "at"), has(t.escalations, "at"))
 
 
 _IDS: Any = bindparam("ids", expanding=True)

@@ -843,8 +843,9 @@ def in_database(conn: Any, other: Reference, q: Any,
                            last.astimezone(tz).date() + timedelta(days=1), most)
     if calendar is None:
         return None
-    moved = conn.execute(select(tk.ticket_id).where(tk.ticket_id.in_(v.touched_query(q)), or_(
-        tk.deadline_moves.is_(None), tk.deadline_moves != 0)).order_by(tk.ticket_id)).scalars().all()
+    # (the moved tickets first, then whether the question reads them: cost follows their number)
+    moved = conn.execute(select(tk.ticket_id).where(or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0),
+                                                    v.touches(q)).order_by(tk.ticket_id)).scalars().all()
     return Derived(other, calendar, moved_rows(moved) if moved else {})
 
 

@@ -549,3 +549,41 @@ def test_a_dispatch_the_other_rules_cannot_count_keeps_what_it_had() -> None:
                        feedback_due="2026-10-14 01:00:00.000000", time_basis="working", escalate_every_minutes=60,
                        calendar="fingerprint", answered_at="2026-10-12 01:30:00.000000", ack_minutes=30.0)
     assert counted == [("working", "2026-10-12 01:30:00.000000"), ("working", None)]
+
+
+def test_the_tickets_a_question_touches_are_the_same_asked_ticket_by_ticket(tmp_path: Path) -> None:
+    """``verdicts.touches`` (each ticket looked up by its own rows: how a what-if on PostgreSQL
+    finds the tickets whose deadlines moved) names the tickets ``verdicts.touched`` finds through
+    the period's time indexes — for whole and partial weeks, as of their end and mid-way, for the
+    street and one of its communities."""
+    from sqlalchemy import func, select
+
+    from dispatch.domain.reference import load_reference
+    from dispatch.projections import tables as t
+    from dispatch.projections import verdicts as v
+    from dispatch.projections.measures import Question
+
+    sample = load_reference(None, boundaries=False)
+    month = bootstrap(str(tmp_path / "month.db"), clock=SimulatedClock(SIM_START))
+    try:  # with the watchdog: escalations too
+        run_embedded(month, iter(list(simulate(sample, "xinqi", 14, 25, 3, SIM_START))), start=SIM_START,
+                     end=SIM_START + timedelta(days=14), watchdog=True)
+        with month.engine.connect() as conn:
+            community = conn.execute(select(t.tickets.c.community).group_by(t.tickets.c.community)
+                                     .order_by(func.count().desc()).limit(1)).scalar()
+            sizes: dict[Any, int] = {}
+            for days, length, hours in ((0, 7, 30), (7, 7, 60), (3, 3, 30), (9, 5, 50)):
+                start = SIM_START + timedelta(days=days)
+                end = start + timedelta(days=length)
+                for as_of in (end - timedelta(microseconds=1), start + timedelta(hours=hours)):
+                    for place in (None, community):
+                        q = Question(as_of, start, end, community=place)
+                        found = v.touched(conn, q)
+                        assert sorted(conn.execute(select(t.tickets.c.ticket_id).where(v.touches(q))).scalars()) \
+                            == found
+                        sizes[(days, as_of, place)] = len(found)
+            assert min(sizes.values()) > 0
+            assert all(sizes[(d, a, community)] < sizes[(d, a, None)] for d, a, p in sizes if p is None)
+            assert conn.execute(select(func.count()).select_from(t.escalations)).scalar()  # (the watchdog's)
+    finally:
+        month.close()
