@@ -197,6 +197,10 @@ class BusinessCalendar:
             self._cache[day] = cached
         return cached
 
+    def working_periods(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The local ``day``'s working periods, each (start, end) as UTC instants; none on a day off."""
+        return self._periods(day)
+
     def add_minutes(self, start: datetime, minutes: int) -> datetime:
         """The instant at which ``minutes`` working minutes have elapsed since ``start``."""
         _require_aware(start)

@@ -88,7 +88,7 @@ class Calendar:
         lengths: tuple[int, ...] | None = None
         day, after, needed = first, 0, None
         while needed is None or after < needed:
-            found = calendar._periods(day)
+            found = calendar.working_periods(day)
             if found:
                 mine = tuple((e - s) // _US for s, e in found)
                 if lengths is None:
