@@ -40,6 +40,7 @@ would have them, from the one subquery.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -137,6 +138,9 @@ class Derived:
     # made them: ``{"tickets": [row, …], "calls": [row, …]}``, each row ``MOVED``'s columns
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _made: dict[Any, Any] = field(default_factory=dict)
+    # (a what-if asks its figures and its verdicts in two threads: each subquery made once, or a
+    # statement could take its columns from one and its FROM from another)
+    _making: threading.RLock = field(default_factory=threading.RLock)
 
     def _moved(self, table: Any) -> Any:
         """``moved``'s rows of ``table`` as a table (one array per column, ``unnest``), or None."""
@@ -176,6 +180,10 @@ class Derived:
         working day's for a day off; ``w``: 1 for a working day; ``s<i>``: its periods' starts, 0 on
         a day off), per working day by place (``p<i>``: its periods' starts). No NULL in them: a
         subscript of an array without NULLs is read in constant time."""
+        with self._making:
+            return self._array_made(name)
+
+    def _array_made(self, name: str) -> Any:
         if name not in self._made:
             cal = self.calendar
             if name == "j":
@@ -295,10 +303,11 @@ class Derived:
         """The derived rows of ``table`` (tickets or calls) as a subquery named ``name`` (the
         table's by default), made once."""
         key = (table.name, name or table.name)
-        if key not in self._made:
-            made = self.calls() if table is t.calls else self.tickets()
-            self._made[key] = made.subquery(key[1])
-        return self._made[key]
+        with self._making:
+            if key not in self._made:
+                made = self.calls() if table is t.calls else self.tickets()
+                self._made[key] = made.subquery(key[1])
+            return self._made[key]
 
     def case_no(self) -> Any:
         """The derived calls' column of their ticket's case number."""
