@@ -832,9 +832,9 @@ def in_database(conn: Any, other: Reference, q: Any,
     first = q.start or conn.execute(select(func.min(tk.reported_at))).scalar()
     if first is None:
         return None
-    # a ticket's closing is judged by its latest dispatch's feedback deadline, made after the instant too
-    last = max(q.as_of, conn.execute(select(func.max(tk.dispatched_at)).where(
-        q.within(tk.first_dispatched_at), *q.place())).scalar() or q.as_of)
+    # a ticket's closing is judged by its latest dispatch's feedback deadline, made after the instant
+    # too: the calendar reaches the latest dispatch there is (one look at the calls' time index)
+    last = max(q.as_of, conn.execute(select(func.max(t.calls.c.dispatched_at))).scalar() or q.as_of)
     policy = SlaPolicy(other)
     tz = policy.calendar.tz
     most = max(max(r.ack_minutes, r.handle_minutes, r.feedback_minutes, r.accept_minutes, r.dispatch_minutes)
@@ -844,8 +844,9 @@ def in_database(conn: Any, other: Reference, q: Any,
     if calendar is None:
         return None
     # (the moved tickets first, then whether the question reads them: cost follows their number)
-    moved = conn.execute(select(tk.ticket_id).where(or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0),
-                                                    v.touches(q)).order_by(tk.ticket_id)).scalars().all()
+    # (sorted here: ordered by the database, a planner may walk the whole key index for it)
+    moved = sorted(conn.execute(select(tk.ticket_id).where(or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0),
+                                                           v.touches(q))).scalars())
     return Derived(other, calendar, moved_rows(moved) if moved else {})
 
 
