@@ -177,12 +177,30 @@ def differing_rows(conn: Connection, ids: Sequence[str], as_of: datetime, *, sch
     models compared in one database, no unchanged deadline leaving it."""
     from sqlalchemy import MetaData
 
-    statements = _differing(_queries(as_of, start, end, judged_tables(MetaData(), schema)),
-                            _queries(as_of, start, end))
+    theirs = judged_tables(MetaData(), schema)
     first: dict[tuple[str, str], dict[str, Any]] = {}
     second: dict[tuple[str, str], dict[str, Any]] = {}
+    statements = []  # per family (tickets, calls): (width of their side, the differing rows, ours alone)
+    for a_query, b_query, (keys, names) in zip(
+            _queries(as_of, start, end, theirs), _queries(as_of, start, end),
+            ((("ticket_id",), ("accept", "dispatch", "close")), (("ticket_id", "call_id"), ("ack", "handle")))):
+        a, b = a_query.subquery(), b_query.subquery()
+        on = and_(*(a.c[k] == b.c[k] for k in keys))
+        differs = or_(b.c[keys[0]].is_(None), *(a.c[n].is_distinct_from(b.c[n]) for n in names))
+        statements.append((len(a.c), select(a, b).select_from(a.outerjoin(b, on)).where(differs),
+                           select(b).select_from(b.outerjoin(a, on)).where(a.c[keys[0]].is_(None))))
     for chunk in _ids(ids):
-        _found(conn, statements, chunk, first, second)
+        found: list[tuple[list[Any], list[Any]]] = []  # (their rows, our rows) of tickets, then of calls
+        for width, pairs, alone in statements:
+            rows, lonely = conn.execute(pairs, chunk).all(), conn.execute(alone, chunk).all()
+            found.append(([r[:width] for r in rows],
+                          [r[width:] for r in rows if r[width] is not None] + [tuple(r) for r in lonely]))
+        named = {r[0] for side in found[1] for r in side}  # the tickets of the calls that differ: their numbers
+        case_nos: dict[str, str | None] = {tid: no for tid, no in conn.execute(
+            select(t.tickets.c.ticket_id, t.tickets.c.case_no).where(t.tickets.c.ticket_id.in_(sorted(named))))
+        } if named else {}
+        _detailed(first, found[0][0], found[1][0], dict(case_nos))
+        _detailed(second, found[0][1], found[1][1], dict(case_nos))
     return first, second
 
 
@@ -230,47 +248,6 @@ def changed_derived(conn: Connection, q: Question, derived: Any) -> list[tuple[A
                             aware(r[width + due]) if theirs is not None else None,
                             aware(r[done] if mine is not None else r[width + done]), mine, theirs))
     return out
-
-
-def _differing(a_queries: tuple[Any, Any], b_queries: tuple[Any, Any]) -> list[tuple[int, Any, Any]]:
-    """Per family (tickets, calls): the width of side ``a``'s rows, the rows whose verdicts differ
-    (``a`` beside ``b``'s, or none), and ``b``'s rows ``a`` lacks."""
-
-    statements = []
-    for a_query, b_query, (keys, names) in zip(
-            a_queries, b_queries,
-            ((("ticket_id",), ("accept", "dispatch", "close")), (("ticket_id", "call_id"), ("ack", "handle")))):
-        a, b = a_query.subquery(), b_query.subquery()
-        on = and_(*(a.c[k] == b.c[k] for k in keys))
-        differs = or_(b.c[keys[0]].is_(None), *(a.c[n].is_distinct_from(b.c[n]) for n in names))
-        statements.append((len(a.c), select(a, b).select_from(a.outerjoin(b, on)).where(differs),
-                           select(b).select_from(b.outerjoin(a, on)).where(a.c[keys[0]].is_(None))))
-    return statements
-
-
-def _found(conn: Connection, statements: list[tuple[int, Any, Any]], parameters: dict[str, Any],
-           first: dict[tuple[str, str], dict[str, Any]], second: dict[tuple[str, str], dict[str, Any]]) -> None:
-    """The rows of ``_differing``'s statements run with ``parameters``, into ``first`` (side ``a``)
-    and ``second`` (side ``b``), as ``_detailed`` gives them."""
-    found: list[tuple[list[Any], list[Any]]] = []  # (their rows, our rows) of tickets, then of calls
-    for width, pairs, alone in statements:
-        rows, lonely = conn.execute(pairs, parameters).all(), conn.execute(alone, parameters).all()
-        found.append(([r[:width] for r in rows],
-                      [r[width:] for r in rows if r[width] is not None] + [tuple(r) for r in lonely]))
-    _numbered(conn, found, first, second)
-
-
-def _numbered(conn: Connection, found: list[tuple[list[Any], list[Any]]], first: dict[tuple[str, str], dict[str, Any]],
-              second: dict[tuple[str, str], dict[str, Any]]) -> None:
-    """The rows of the tickets' and the calls' verdicts of sides ``a`` and ``b`` (``found``),
-    each call's with its ticket's number, into ``first`` and ``second`` (``_detailed``)."""
-    named = sorted({r[0] for side in found[1] for r in side})  # the tickets of the calls that differ: their numbers
-    case_nos: dict[str, str | None] = {}
-    for chunk in _ids(named):
-        case_nos.update(conn.execute(select(t.tickets.c.ticket_id, t.tickets.c.case_no)
-                                     .where(t.tickets.c.ticket_id.in_(_IDS)), chunk).tuples().all())
-    _detailed(first, found[0][0], found[1][0], dict(case_nos))
-    _detailed(second, found[0][1], found[1][1], dict(case_nos))
 
 
 def _detailed(out: dict[tuple[str, str], dict[str, Any]], tickets: Any, calls: Any,
