@@ -58,18 +58,17 @@ def touched(conn: Connection, q: Question, *, open_too: bool = False) -> list[st
     return sorted(set(conn.execute(touched_query(q, open_too=open_too)).scalars()))
 
 
+# the rows a period's figures read, each (table, its time): their tickets are the ones touched
+_TOUCHING = ((t.calls, "dispatched_at"), (t.tickets, "reported_at"), (t.tickets, "first_dispatched_at"),
+             (t.tickets, "closed_at"), (t.evaluations, "at"), (t.escalations, "at"))
+
+
 def touched_query(q: Question, *, open_too: bool = False) -> Any:
     """``touched`` as a query (one column: the ticket ids, distinct)."""
-    tk, c, ev, es = t.tickets.c, t.calls.c, t.evaluations.c, t.escalations.c
-    parts: list[Any] = [
-        select(c.ticket_id).where(q.within(c.dispatched_at), *q.place(c)),
-        select(tk.ticket_id).where(q.within(tk.reported_at), *q.place()),
-        select(tk.ticket_id).where(q.within(tk.first_dispatched_at), *q.place()),
-        select(tk.ticket_id).where(q.within(tk.closed_at), *q.place()),
-        select(ev.ticket_id).where(q.within(ev.at), *q.place(ev)),
-        select(es.ticket_id).where(q.within(es.at), *q.place(es)),
-    ]
+    parts: list[Any] = [select(table.c.ticket_id).where(q.within(table.c[time]), *q.place(table.c))
+                        for table, time in _TOUCHING]
     if open_too:
+        tk = t.tickets.c
         parts.append(select(tk.ticket_id).where(tk.ticket_id.in_(open_at(q.as_of, q.street, q.community)),
                                                 tk.reported_at <= q.as_of))
     return union(*parts)
@@ -81,13 +80,13 @@ def touches(q: Question) -> Any:
     not the period's every row."""
     tk = t.tickets.c
 
-    def has(table: Any, time: str) -> Any:
+    def part(table: Any, time: str) -> Any:
         c = table.c
+        if table is t.tickets:
+            return and_(q.within(c[time]), *q.place(c))
         return select(literal(1)).where(c.ticket_id == tk.ticket_id, q.within(c[time]), *q.place(c)).exists()
 
-    return or_(*[and_(q.within(column), *q.place()) for column in (tk.reported_at, tk.first_dispatched_at,
-                                                                    tk.closed_at)],
-               has(t.calls, "dispatched_at"), has(t.evaluations, "at"), has(t.escalations, "at"))
+    return or_(*[part(table, time) for table, time in _TOUCHING])
 
 
 _IDS: Any = bindparam("ids", expanding=True)

@@ -491,7 +491,7 @@ def _replay(runtime: Any, ids: Sequence[str], reference: Reference, advance: Cal
             changed = _project_in_workers(conn, runtime, ids, reference, advance, events, workers, period, states_at)
         else:
             changed = _project(conn, runtime, ids, reference, advance, events, period, states_at=states_at)
-    changed.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+    changed.sort(key=_in_order)
     return engine, changed
 
 
@@ -665,6 +665,11 @@ def _changed(live: Mapping[tuple[str, str], dict[str, Any]],
     return out
 
 
+def _in_order(changed: Mapping[str, Any]) -> tuple[str, str, str]:
+    """How the changed deadlines are listed: by case number, ticket, deadline."""
+    return changed["case_no"] or "", changed["ticket_id"], changed["deadline"]
+
+
 _CHANGED_KEYS = ("ticket_id", "case_no", "deadline", "department", "due", "due_what_if", "done_at", "verdict",
                  "verdict_what_if")  # a changed deadline's (``_changed``; ``verdicts.changed_derived``'s order)
 CHANGED_COLUMNS = [("case_no", "string"), ("ticket_id", "string"), ("deadline", "string"), ("department", "string"),
@@ -777,7 +782,7 @@ def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
     def verdicts() -> list[dict[str, Any]]:
         with runtime.engine.connect() as conn:
             found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived)]
-        found.sort(key=lambda r: (r["case_no"] or "", r["ticket_id"], r["deadline"]))
+        found.sort(key=_in_order)
         return found
 
     def count() -> int:
