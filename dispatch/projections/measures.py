@@ -35,7 +35,7 @@ from dispatch.domain.lifecycle import FIRST_CONTACT_MODES, SATISFACTION
 from dispatch.projections import tables as t
 from dispatch.projections.figures import Window
 
-__all__ = ["METRICS", "Question", "Group", "call_counts", "call_counts_and_minutes", "first_activity", "keys_of",
+__all__ = ["ALL_ROLES", "METRICS", "Question", "Group", "call_counts", "call_counts_and_minutes", "first_activity", "keys_of",
            "centre_counts", "close_counts", "closed_counts", "escalation_counts", "evaluation_counts", "minute_values",
            "nearest_rank", "percentiles", "ranks", "previous_evaluation", "reported_counts"]
 
@@ -173,28 +173,35 @@ def _call_terms(q: Question) -> dict[str, ColumnElement[bool]]:
             "handle_overdue": and_(lead, not_(handled), c.handle_due.is_not(None), c.handle_due < T)}
 
 
-def call_counts(conn: Connection, q: Question, by: str) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """Report-in and handling counts per (key, bucket, role), with the sums of the minutes."""
-    return _call_counts(conn, q, by)[0]
+# the role of a group of calls counted together whatever their roles (``roles=False``)
+ALL_ROLES = ""
 
 
-def call_counts_and_minutes(conn: Connection, q: Question, by: str
+def call_counts(conn: Connection, q: Question, by: str, *, roles: bool = True
+                ) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Report-in and handling counts per (key, bucket, role), with the sums of the minutes;
+    ``roles=False``: lead and cooperating calls together, under the role ``ALL_ROLES``."""
+    return _call_counts(conn, q, by, roles=roles)[0]
+
+
+def call_counts_and_minutes(conn: Connection, q: Question, by: str, *, roles: bool = True
                             ) -> tuple[dict[tuple[str, int, str], dict[str, Any]], dict[tuple[Group, str], list[float]]]:
     """``call_counts`` and ``minute_values`` of the same calls: on PostgreSQL in one pass (each
     group's minutes gathered by ``array_agg``), on SQLite in two (its arrays would be text, and
     text rounds a float)."""
     if conn.dialect.name != "postgresql":
-        return call_counts(conn, q, by), minute_values(conn, q, by)
-    return _call_counts(conn, q, by, minutes=True)
+        return call_counts(conn, q, by, roles=roles), minute_values(conn, q, by)
+    return _call_counts(conn, q, by, minutes=True, roles=roles)
 
 
-def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
+def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False, roles: bool = True
                  ) -> tuple[dict[tuple[str, int, str], dict[str, Any]], dict[tuple[Group, str], list[float]]]:
     c = t.calls.c
     key, where = _calls(q, by)
     x = _call_terms(q)
     owed = x["owed"]
-    query = _grouped(q, key, c.dispatched_at, c.role.label("g_role"),
+    role = c.role if roles else literal_column(f"'{ALL_ROLES}'")
+    query = _grouped(q, key, c.dispatched_at, role.label("g_role"),
                      _count(owed).label("dispatched"),
                      _count(and_(owed, x["answered"])).label("answered"),
                      _count(and_(owed, x["rejected"])).label("rejected"),
@@ -209,7 +216,9 @@ def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False
                      _sum(and_(x["lead"], x["handled"]), c.handle_minutes).label("mtth_sum"),
                      *[func.array_agg(values).filter(and_(condition, values.is_not(None))).label(name)
                        for name, condition, values in (_metrics(q) if minutes else ())],
-                     ).select_from(t.calls).where(*where).group_by(literal_column("g_role"))
+                     ).select_from(t.calls).where(*where)
+    if roles:
+        query = query.group_by(literal_column("g_role"))
     if minutes:  # the arrays of minutes in binary, not as digits parsed again
         query = query.execution_options(**{BINARY_RESULTS: True})
     out: dict[tuple[str, int, str], dict[str, Any]] = {}

@@ -50,13 +50,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+import struct
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (Connection, Engine, LargeBinary, and_, bindparam, case, delete, func, insert, literal,
-                        literal_column, or_, select, text)
+from sqlalchemy import (Connection, Engine, Integer, LargeBinary, and_, bindparam, case, cast, delete, func, insert,
+                        literal, literal_column, or_, select, text)
 
 from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.projections import measures as m
@@ -64,8 +65,8 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Prefix", "RollupResult", "cut", "forget", "prefix", "raw_rows", "roll_up",
-           "rolled_readers"]
+__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RollupResult", "cut", "forget", "nearest_ranks", "prefix", "raw_rows",
+           "roll_up", "rolled_readers"]
 
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
 # (the tickets still settling, those open when rolled up) — measured: a week, 100 ms raw vs 160 ms
@@ -430,8 +431,8 @@ def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> tupl
     # only the days whose latest settled day is the cut's or later hold any (a few days before it);
     # their ids come back as the one value that names them again (``_one_of``)
     split = _split_days(p, cut_day)
-    listed = func.string_agg(s.ticket_id.distinct(), literal_column("','")) if postgres \
-        else func.json_group_array(s.ticket_id.distinct())
+    # (a ticket of several such days listed once a day: cheaper than sorting them out here)
+    listed = func.string_agg(s.ticket_id, literal_column("','")) if postgres else func.json_group_array(s.ticket_id)
     late, first_late = conn.execute(select(listed, func.min(s.day_start)).where(
         s.day.in_(split), s.settles_at >= cut_at)).one() if split else (None, None)
     if first_late is None:
@@ -475,6 +476,27 @@ def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
     return [w.start.astimezone(tz).date().isoformat() if w.start is not None else "" for w in windows]
 
 
+def nearest_ranks(ordered: Any, n: Any) -> Any:
+    """The p50 and p90 of ``n`` sorted float64 values (``ordered``, bytes), read off where they
+    sit, as 16 bytes: ``measures.ranks`` in SQL's integers (⌈n/2⌉-th and ⌈9n/10⌉-th smallest)."""
+    def at(k: Any) -> Any:  # the k-th smallest, from 0
+        return func.substring(ordered, cast(8 * k + 1, Integer), 8)
+    return at((n + 1) // 2 - 1).concat(at((9 * n + 9) // 10 - 1))
+
+
+def _closed_before(q: m.Question, tz: ZoneInfo, raw_from: datetime | None) -> str | None:
+    """The local day starting the first bucket a raw row from ``raw_from`` on may fall in (a
+    rollup row of an earlier day is in a bucket no raw row reaches); None: every bucket is
+    reached by none."""
+    if raw_from is None:
+        return None
+    windows = list(q.buckets) or [Window(q.start, q.end)]
+    for w in windows:
+        if w.end is None or w.end > raw_from:
+            return w.start.astimezone(tz).date().isoformat() if w.start is not None else ""
+    return None
+
+
 def _split_days(p: Prefix, cut_day: str) -> list[str]:
     """The prefix's days some of whose tickets settled on ``cut_day`` or later."""
     return [day for day, by in zip(p.days, p.settled_by) if by >= cut_day]
@@ -509,12 +531,28 @@ def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) 
     return or_(*parts) if len(parts) > 1 else parts[0]
 
 
-def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str, Callable[[Connection], Any]]:
+@dataclass
+class Minutes:
+    """The rolled-up minutes behind the percentiles, per (group, metric): ``chunks``, sorted
+    float64 values in chunks (with each, whether it alone is the group's, so sorted), merged
+    with the raw rows' at question time; ``picked``, the p50 and p90 of the groups no raw row
+    reaches, read off their one sorted chunk by the database."""
+
+    chunks: defaultdict[tuple[Any, str], list[tuple[bytes, bool]]] = field(
+        default_factory=lambda: defaultdict(list))
+    picked: dict[tuple[Any, str], tuple[float, float]] = field(default_factory=dict)
+
+
+def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo, raw_from: datetime | None = None, *,
+                   roles: bool = True) -> dict[str, Callable[[Connection], Any]]:
     """Every family's counts over the prefix's days of the tickets settled before the instant's
     day (``cut``), keyed as ``measures`` keys them: a reader per family, each one statement on
-    the connection it is given (so they may run side by side)."""
+    the connection it is given (so they may run side by side). ``raw_from``: the earliest time
+    of a raw row the question adds to them (None: it adds none); the buckets that end by then
+    take nothing from raw rows. ``roles``: as ``measures.call_counts``'."""
     _, cut_day = cut(q.as_of, tz)
     weeks = _weeks(q, p, tz, cut_day)
+    closed_before = _closed_before(q, tz, raw_from)
 
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> Callable[[Connection], dict[Any, dict[str, Any]]]:
         def read(conn: Connection) -> dict[Any, dict[str, Any]]:
@@ -532,6 +570,9 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str,
     def counted(read: Callable[[Connection], dict[Any, dict[str, Any]]]) -> Callable[[Connection], dict[Any, Any]]:
         return lambda conn: {k: v["n"] for k, v in read(conn).items()}
 
+    def all_roles(read: Callable[[Connection], dict[Any, dict[str, Any]]]) -> Callable[[Connection], dict[Any, Any]]:
+        return lambda conn: {(*k, m.ALL_ROLES): v for k, v in read(conn).items()}
+
     def firsts(conn: Connection) -> dict[Any, dict[str, int]]:
         # distinct tickets: the rows whose previous one of the unit came before their bucket's start
         f = t.rollup_firsts.c
@@ -546,24 +587,37 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo) -> dict[str,
             found[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
         return dict(found)
 
-    def minutes(conn: Connection) -> dict[tuple[Any, str], list[tuple[bytes, bool]]]:
+    def minutes(conn: Connection) -> Minutes:
         # each group's sorted days or weeks, concatenated (PostgreSQL joins each group's into one
         # value: a community's quarter day by day, 21,800 rows → 3,200, measured 192 → 135 ms),
-        # sent in binary (``BINARY_RESULTS``); with each, whether it is one row's, so sorted
+        # sent in binary (``BINARY_RESULTS``); with each, whether it is one row's, so sorted. A
+        # group of one row in a bucket no raw row reaches (before ``raw_from``) is whole here:
+        # PostgreSQL sends its p50 and p90 alone, read off where they sit (8 bytes each, not the
+        # ~4,500 of a community's week)
         mn = t.rollup_minutes.c
         b = _day_bucket(q, tz, mn.day).label("b")
-        query = (select(mn.unit, b, mn.metric, func.string_agg(mn.sorted, literal(b"", LargeBinary)), func.count())
-                 .group_by(mn.unit, literal_column("b"), mn.metric) if conn.dialect.name == "postgresql"
-                 else select(mn.unit, b, mn.metric, mn.sorted, literal_column("1")))
+        if conn.dialect.name == "postgresql":
+            joined = func.string_agg(mn.sorted, literal(b"", LargeBinary))
+            whole = and_(func.count() == 1, *([func.max(mn.day) < closed_before] if closed_before is not None else []))
+            query = (select(mn.unit, b, mn.metric, case((whole, None), else_=joined), func.count(),
+                            case((whole, nearest_ranks(joined, func.sum(mn.n))), else_=None))
+                     .group_by(mn.unit, literal_column("b"), mn.metric))
+        else:
+            query = select(mn.unit, b, mn.metric, mn.sorted, literal_column("1"), literal_column("NULL"))
         query = query.where(mn.dim == by, _settled_before(mn, p, cut_day, weeks))
-        found: dict[tuple[Any, str], list[tuple[bytes, bool]]] = defaultdict(list)
-        for unit, bucket, metric, blob, rows in conn.execute(query.execution_options(**{BINARY_RESULTS: True})).all():
-            found[((unit, int(bucket)), metric)].append((bytes(blob), rows == 1))
+        found = Minutes()
+        for unit, bucket, metric, blob, rows, picked in conn.execute(
+                query.execution_options(**{BINARY_RESULTS: True})).all():
+            if picked is not None:
+                found.picked[((unit, int(bucket)), metric)] = struct.unpack("=dd", bytes(picked))
+            else:
+                found.chunks[((unit, int(bucket)), metric)].append((bytes(blob), rows == 1))
         return found
 
     readers: dict[str, Callable[[Connection], Any]] = {
         "minutes": minutes,
-        "calls": grouped(t.rollup_calls, t.CALL_COUNTS, "role"),
+        "calls": (grouped(t.rollup_calls, t.CALL_COUNTS, "role") if roles
+                  else all_roles(grouped(t.rollup_calls, t.CALL_COUNTS))),
         "closes": grouped(t.rollup_closes, ("closed_tickets", "close_on_time", "close_waiting_late")),
         "evaluations": grouped(t.rollup_evaluations, t.EVALUATION_COUNTS),
         "firsts": firsts}

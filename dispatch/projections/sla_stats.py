@@ -102,15 +102,18 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
             q = m.Question(as_of, start, end, tuple(w for _, w in labels), street=street, community=community,
                            adapt=adapt)
         rolled = rollups.prefix(conn, q, ZoneInfo(reference.timezone)) if use_rollups else None
+        # the units with only tickets closed or escalated have a row of their own in one period's
+        # table; in a table by period such a row is left out (below), so they are not read
+        others = by != "department" and period is None
         if rolled is None:
-            calls, pct, closes, evals, centre, others = _raw(engine, conn, q, by, percentiles)
+            calls, pct, closes, evals, centre, others_found = _raw(engine, conn, q, by, percentiles, others)
         else:
-            calls, pct, closes, evals, centre, others = _with_rollups(engine, conn, q, by, rolled,
-                                                                      ZoneInfo(reference.timezone), percentiles)
+            calls, pct, closes, evals, centre, others_found = _with_rollups(
+                engine, conn, q, by, rolled, ZoneInfo(reference.timezone), percentiles, others)
     per_group: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for (key, bucket, _role), counts in calls.items():
         per_group.setdefault((key, bucket), []).append(counts)
-    keys = m.keys_of(calls, closes, evals, centre, *others)
+    keys = m.keys_of(calls, closes, evals, centre, *others_found)
     periods = [(label, {} if label is None else {"period": label, "period_start": _iso(w.start),
                                                  "period_end": _iso(w.end)}) for label, w in labels]
     rows = []
@@ -151,29 +154,33 @@ def _add(into: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
     return into
 
 
-def _raw(engine: Engine, conn: Any, q: m.Question, by: str, percentiles: bool) -> tuple[Any, ...]:
-    """Every family's counts from the period's rows, read side by side (``side_by_side``). Rows
+def _raw(engine: Engine, conn: Any, q: m.Question, by: str, percentiles: bool, others: bool) -> tuple[Any, ...]:
+    """Every family's counts from the period's rows, read side by side (``side_by_side``);
+    ``others``: the tickets closed and escalated too (their units' keys). Rows
     worked out by the statement itself (``q.adapt``: a what-if's deadlines) are read once for the
     calls' counts and minutes together (``measures.call_counts_and_minutes``), not again for the
     percentiles."""
     together = percentiles and q.adapt is not None and conn.dialect.name == "postgresql"
+    roles = by == "department"  # (elsewhere a group's roles are only added up)
     readers: dict[str, Callable[[Any], Any]] = {
-        "calls": (lambda c: m.call_counts_and_minutes(c, q, by)) if together else lambda c: m.call_counts(c, q, by)}
+        "calls": (lambda c: m.call_counts_and_minutes(c, q, by, roles=roles)) if together
+        else lambda c: m.call_counts(c, q, by, roles=roles)}
     if percentiles and not together:
         readers["percentiles"] = lambda c: m.percentiles(c, q, by)
     readers |= {"closes": lambda c: m.close_counts(c, q, by), "evaluations": lambda c: m.evaluation_counts(c, q, by)}
     if by != "department":
-        readers |= {"centre": lambda c: m.centre_counts(c, q, by), "closed": lambda c: m.closed_counts(c, q, by),
-                    "escalations": lambda c: m.escalation_counts(c, q, by)}
+        readers["centre"] = lambda c: m.centre_counts(c, q, by)
+    if others:
+        readers |= {"closed": lambda c: m.closed_counts(c, q, by), "escalations": lambda c: m.escalation_counts(c, q, by)}
     got = side_by_side(engine, conn, readers)
-    others = [] if by == "department" else [got["closed"], got["escalations"]]
+    extra = [got["closed"], got["escalations"]] if others else []
     calls, pct = (got["calls"][0], _percentiles({k: [v] for k, v in got["calls"][1].items()}, set())) if together \
         else (got["calls"], got.get("percentiles", {}))
-    return calls, pct, got["closes"], got["evaluations"], got.get("centre", {}), others
+    return calls, pct, got["closes"], got["evaluations"], got.get("centre", {}), extra
 
 
 def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rollups.Prefix, tz: ZoneInfo,
-                  percentiles: bool) -> tuple[Any, ...]:
+                  percentiles: bool, others: bool) -> tuple[Any, ...]:
     """Every family's counts: the rolled-up days of the prefix, of the tickets settled before the
     instant's day; plus, read raw as of the instant, the rows there of the tickets open when their
     day was rolled up or settling on the instant's day or later, and every row after the prefix.
@@ -183,37 +190,45 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
     hi = q.buckets[-1].end if q.buckets else q.end
     first, among = rollups.raw_rows(conn, rolled, q.as_of, tz)
     parts = [] if first is None else [replace(q, span=Window(first, rolled.end), among=among)]
-    if hi is None or rolled.end < hi:
+    after = hi is None or rolled.end < hi
+    if after:
         parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
+    raw_from = first if first is not None else rolled.end if after else None  # no raw row is earlier
+    roles = by == "department"  # (elsewhere a group's roles are only added up)
 
     def on(read: Callable[..., Any], part: m.Question, **more: Any) -> Callable[[Any], Any]:
         return lambda c: read(c, part, by, **more)
 
-    readers: dict[Any, Callable[[Any], Any]] = {  # the dearest first: they start first side by side
-        ("calls", i): on(m.call_counts_and_minutes if percentiles else _without_minutes, part)
-        for i, part in enumerate(parts)}
-    readers |= rollups.rolled_readers(q, by, rolled, tz)
-    if not percentiles:
-        del readers["minutes"]
+    # the raw rows first: each is PostgreSQL's work more than this process's, and the rollups'
+    # rows, turned into counts here, then come in while they are worked on
+    readers: dict[Any, Callable[[Any], Any]] = {}
     for i, part in enumerate(parts):
-        readers[("closes", i)] = on(m.close_counts, part)
-        readers[("evaluations", i)] = on(m.evaluation_counts, part, firsts=True)
+        readers[("calls", i)] = on(m.call_counts_and_minutes if percentiles else _without_minutes, part, roles=roles)
         if by != "department":
             readers[("centre", i)] = on(m.centre_counts, part)
+        readers[("closes", i)] = on(m.close_counts, part)
+        readers[("evaluations", i)] = on(m.evaluation_counts, part, firsts=True)
+        if others:
             readers[("closed", i)] = on(m.closed_counts, part)
             readers[("escalations", i)] = on(m.escalation_counts, part)
+    readers |= rollups.rolled_readers(q, by, rolled, tz, raw_from, roles=roles)
+    if not percentiles:
+        del readers["minutes"]
+    if not others:
+        readers.pop("closed", None)
+        readers.pop("escalations", None)
     got = side_by_side(engine, conn, readers)
 
     calls, closes = got["calls"], got["closes"]
     evals = {g: {**v, **got["firsts"].get(g, {"tickets_evaluated": 0, "reopened": 0})}
              for g, v in got["evaluations"].items()}
     centre = got.get("centre", {})
-    others = [] if by == "department" else [got["closed"], got["escalations"]]
-    rolled_minutes = got.get("minutes", {})
+    extra = [got["closed"], got["escalations"]] if others else []
+    rolled_minutes = got.get("minutes", rollups.Minutes())
     minutes: dict[tuple[Any, str], list[Any]] = {k: [np.frombuffer(b, dtype=np.float64) for b, _ in blobs]
-                                                for k, blobs in rolled_minutes.items()}
+                                                for k, blobs in rolled_minutes.chunks.items()}
     # a group's minutes from one rolled-up row alone are sorted already: its ranks are read off
-    ordered = {k for k, blobs in rolled_minutes.items() if len(blobs) == 1 and blobs[0][1]}
+    ordered = {k for k, blobs in rolled_minutes.chunks.items() if len(blobs) == 1 and blobs[0][1]}
     for i in range(len(parts)):
         raw_calls, values = got[("calls", i)]
         _add(calls, raw_calls)
@@ -223,10 +238,13 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
         _add(evals, got[("evaluations", i)])
         if by != "department":
             _add(centre, got[("centre", i)])
-            _add(others[0], got[("closed", i)])
-            _add(others[1], got[("escalations", i)])
+        if others:
+            _add(extra[0], got[("closed", i)])
+            _add(extra[1], got[("escalations", i)])
     pct = _percentiles(minutes, ordered) if percentiles else {}
-    return calls, pct, closes, evals, centre, others
+    for (group, metric), (p50, p90) in rolled_minutes.picked.items():  # no raw row reaches them
+        pct.setdefault(group, {}).update({f"{metric}_p50": p50, f"{metric}_p90": p90})
+    return calls, pct, closes, evals, centre, extra
 
 
 def _percentiles(minutes: dict[tuple[Any, str], list[Any]], ordered: set[Any]) -> dict[Any, dict[str, Any]]:
@@ -246,8 +264,8 @@ def _percentiles(minutes: dict[tuple[Any, str], list[Any]], ordered: set[Any]) -
     return pct
 
 
-def _without_minutes(conn: Any, q: m.Question, by: str) -> tuple[Any, dict[Any, Any]]:
-    return m.call_counts(conn, q, by), {}
+def _without_minutes(conn: Any, q: m.Question, by: str, roles: bool = True) -> tuple[Any, dict[Any, Any]]:
+    return m.call_counts(conn, q, by, roles=roles), {}
 
 
 def envelope(*, by: str, period: str | None, as_of: datetime, start: datetime | None, end: datetime | None,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-
-from datetime import timezone
 from typing import Any
 
 from sqlalchemy import (Boolean, Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String,
@@ -247,7 +245,9 @@ Index("ix_rollup_open_ticket", rollup_open.c.ticket_id, rollup_open.c.day)
 # days), with when they stopped: asked as of an earlier instant, their part is worked out again
 rollup_settles = _ticket_days("rollup_settles", Column("settles_at", _T, nullable=False),
                               Column("settled_day", _Day, nullable=False))  # the local day of settles_at
-Index("ix_rollup_settles_at", rollup_settles.c.settles_at, rollup_settles.c.day, rollup_settles.c.ticket_id)
+# a question's still-settling tickets, day by day, read from the index alone (``rollups.raw_rows``)
+Index("ix_rollup_settles_day", rollup_settles.c.day, rollup_settles.c.settles_at, rollup_settles.c.day_start,
+      rollup_settles.c.ticket_id)
 Index("ix_rollup_settles_ticket", rollup_settles.c.ticket_id, rollup_settles.c.day)
 CALL_COUNTS = ("dispatched", "answered", "rejected", "ack_on_time", "ack_waiting_late", "mtta_n", "mtta_sum",
                "lead_calls", "handled", "handle_on_time", "handle_overdue", "mtth_sum")
