@@ -65,7 +65,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RollupResult", "cut", "forget", "nearest_ranks", "prefix", "raw_rows",
+__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RollupResult", "cut", "forget", "nearest_ranks", "prefix", "RawPart", "raw_rows",
            "roll_up", "rolled_readers"]
 
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
@@ -418,48 +418,91 @@ def cut(as_of: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
     return midnight, midnight.date().isoformat()
 
 
-def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> tuple[datetime | None, Any]:
-    """What of the prefix is read raw: the start of its first day holding such rows (None: no
-    rows) and a ``Question.among`` admitting them — the rows of the tickets open when their day
+@dataclass(frozen=True)
+class RawPart:
+    """A stretch ``[start, end)`` of a prefix read raw, and the rows of it that are: a
+    ``Question.among``."""
+
+    start: datetime
+    end: datetime
+    among: Any
+
+
+# a day holding fewer than this share of the busiest day's tickets to read raw is read ticket by
+# ticket, through the tables' keys, not through the time's index with most of its rows left out (a
+# quarter as of its end: the last week's days hold 95 to 2,556 such tickets of some 3,500)
+SPARSE = 0.25
+
+
+def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> list[RawPart]:
+    """What of the prefix is read raw (none: nothing): the rows of the tickets open when their day
     was rolled up (those days' rows), and every row of the rolled-up tickets that settled on or
-    after the instant's day (``cut``; the rollups keep them under a later settled day). Those are
-    listed once here: a ticket settles at one time, so every day of it in the prefix is either
-    open or settling."""
+    after the instant's day (``cut``; the rollups keep them under a later settled day). A ticket
+    settles at one time, so every day of it in the prefix is either open or settling. From its
+    first day holding such rows; the days before the first dense one (``SPARSE``) are a part of
+    their own, its tickets named."""
     o, s = t.rollup_open.c, t.rollup_settles.c
     cut_at, cut_day = cut(as_of, tz)
     postgres = conn.dialect.name == "postgresql"
     # only the days whose latest settled day is the cut's or later hold any (a few days before it);
-    # their ids come back as the one value that names them again (``_one_of``)
+    # each day's ids come back as the one value that names them again (``_OneOf``)
     split = _split_days(p, cut_day)
-    # (a ticket of several such days listed once a day: cheaper than sorting them out here)
     listed = func.string_agg(s.ticket_id, literal_column("','")) if postgres else func.json_group_array(s.ticket_id)
-    late, first_late = conn.execute(select(listed, func.min(s.day_start)).where(
-        s.day.in_(split), s.settles_at >= cut_at)).one() if split else (None, None)
-    if first_late is None:
-        late = None
-    first_open = conn.execute(select(func.min(o.day_start)).where(o.day >= p.first, o.day <= p.last)).scalar()
-    starts = [at for at in (first_open, first_late) if at is not None]
-    if not starts:
-        return None, None
-    settling = _one_of(postgres, late) if late is not None else None
+    late = {day: (start, n, ids) for day, start, n, ids in conn.execute(
+        select(s.day, func.min(s.day_start), func.count(), listed).where(s.day.in_(split), s.settles_at >= cut_at)
+        .group_by(s.day))} if split else {}
+    opened = {day: (start, n) for day, start, n in conn.execute(
+        select(o.day, func.min(o.day_start), func.count()).where(o.day >= p.first, o.day <= p.last).group_by(o.day))}
+    days = sorted(late.keys() | opened.keys())
+    if not days:
+        return []
+    held = {day: late.get(day, (None, 0, None))[1] + opened.get(day, (None, 0))[1] for day in days}
+    start_of = {day: (late.get(day) or opened[day])[0] for day in days}
+    dense = next(day for day in days if held[day] >= SPARSE * max(held.values()))
 
-    def among(ticket_id: Any, time: Any) -> Any:
-        days = and_(o.day >= p.first, o.day <= p.last)
-        opened = and_(ticket_id.in_(select(o.ticket_id).where(days)),
-                      select(o.ticket_id).where(o.ticket_id == ticket_id, days, o.day_start <= time,
-                                                o.day_end > time).exists())
-        return or_(opened, settling(ticket_id)) if settling is not None else opened
-    return min(starts), among
+    def among_of(chosen: list[str], *, named: bool) -> Any:
+        ids = [late[day][2] for day in chosen if day in late]
+        settling = _OneOf(postgres, _joined(postgres, ids)) if ids else None
+        within = and_(o.day >= p.first, o.day <= p.last)
+        first_day, last_day = chosen[0], chosen[-1]
+
+        def among(ticket_id: Any, time: Any) -> Any:
+            open_then = select(o.ticket_id).where(o.ticket_id == ticket_id, within, o.day_start <= time,
+                                                  o.day_end > time).exists()
+            if named:  # the rows of the tickets named: through their key
+                open_ids = select(o.ticket_id).where(o.day >= first_day, o.day <= last_day)
+                names = open_ids.union_all(settling.names) if settling is not None else open_ids
+                return and_(ticket_id.in_(names), or_(open_then, settling(ticket_id)) if settling is not None
+                            else open_then)
+            opened_then = and_(ticket_id.in_(select(o.ticket_id).where(within)), open_then)
+            return or_(opened_then, settling(ticket_id)) if settling is not None else opened_then
+        return among
+
+    sparse = [day for day in days if day < dense]
+    parts = [RawPart(start_of[sparse[0]], start_of[dense], among_of(sparse, named=True))] if sparse else []
+    return parts + [RawPart(start_of[dense], p.end, among_of([day for day in days if day >= dense], named=False))]
 
 
-def _one_of(postgres: bool, listed: str) -> Any:
+def _joined(postgres: bool, lists: list[str]) -> str:
+    """Lists of ids (``_OneOf``'s values) as one."""
+    if postgres:
+        return ",".join(lists)
+    return "[" + ",".join(found[1:-1] for found in lists if len(found) > 2) + "]"
+
+
+class _OneOf:
     """``ticket_id`` among the ids ``listed`` as one value however many they are: joined by commas
     (ticket ids are UUIDs) and split by PostgreSQL, a JSON array read by SQLite's ``json_each``.
-    (A text array bound from Python is quoted id by id: 15 ms for 7,000 ids, in each statement.)"""
-    ids: Any = bindparam("late_ids", listed)
-    found: Any = select(func.unnest(func.string_to_array(ids, ","))) if postgres \
-        else select(literal_column("value")).select_from(func.json_each(ids))
-    return lambda ticket_id: ticket_id.in_(found)
+    (A text array bound from Python is quoted id by id: 15 ms for 7,000 ids, in each statement.)
+    ``names``: the ids, a subquery."""
+
+    def __init__(self, postgres: bool, listed: str) -> None:
+        ids: Any = bindparam("late_ids", listed)
+        self.names: Any = select(func.unnest(func.string_to_array(ids, ","))) if postgres \
+            else select(literal_column("value")).select_from(func.json_each(ids))
+
+    def __call__(self, ticket_id: Any) -> Any:
+        return ticket_id.in_(self.names)
 
 
 def _day_bucket(q: m.Question, tz: ZoneInfo, day: Any) -> Any:

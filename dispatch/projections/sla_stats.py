@@ -188,12 +188,11 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
     import numpy as np
 
     hi = q.buckets[-1].end if q.buckets else q.end
-    first, among = rollups.raw_rows(conn, rolled, q.as_of, tz)
-    parts = [] if first is None else [replace(q, span=Window(first, rolled.end), among=among)]
-    after = hi is None or rolled.end < hi
-    if after:
+    parts = [replace(q, span=Window(raw.start, raw.end), among=raw.among)
+             for raw in rollups.raw_rows(conn, rolled, q.as_of, tz)]
+    if hi is None or rolled.end < hi:
         parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
-    raw_from = first if first is not None else rolled.end if after else None  # no raw row is earlier
+    raw_from = parts[0].span.start if parts and parts[0].span else None  # no raw row is earlier
     roles = by == "department"  # (elsewhere a group's roles are only added up)
 
     def on(read: Callable[..., Any], part: m.Question, **more: Any) -> Callable[[Any], Any]:
