@@ -17,18 +17,20 @@ calls whose verdicts differ between the two.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, func, literal, not_, null, or_, select, union
+from sqlalchemy import (Connection, Engine, Table, and_, bindparam, case, func, literal, literal_column, not_, null, or_,
+                        select, union, union_all)
 
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
+from dispatch.projections.side_by_side import side_by_side
 
-__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_query",
-           "touches"]
+__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_count",
+           "touched_query", "touches"]
 
 _CHUNK = 500
 
@@ -72,6 +74,20 @@ def touched_query(q: Question, *, open_too: bool = False) -> Any:
         parts.append(select(tk.ticket_id).where(tk.ticket_id.in_(open_at(q.as_of, q.street, q.community)),
                                                 tk.reported_at <= q.as_of))
     return union(*parts)
+
+
+def touched_count(conn: Connection, q: Question) -> int:
+    """How many tickets ``touched`` names, counted by the database. On PostgreSQL each part's ids
+    are kept (``UNION ALL``) and grouped byte by byte (``COLLATE "C"``: ids are equal when their
+    bytes are, whatever the database's collation, and so are compared without it): a quarter at
+    1.27 M, 2.2 M ids, 2.9 → 1.5 s."""
+    parts: list[Any] = [select(table.c.ticket_id).where(q.within(table.c[time]), *q.place(table.c))
+                        for table, time in _TOUCHING]
+    if conn.dialect.name != "postgresql":
+        return int(conn.execute(select(func.count()).select_from(union(*parts).subquery())).scalar() or 0)
+    ids = union_all(*parts).subquery()
+    grouped = select(ids.c.ticket_id.collate("C").label("id")).group_by(literal_column("id")).subquery()
+    return int(conn.execute(select(func.count()).select_from(grouped)).scalar() or 0)
 
 
 def touches(q: Question) -> Any:
@@ -208,13 +224,14 @@ _TICKET_DEADLINES = (("accept", 1, 5, 6), ("dispatch", 2, 7, 8), ("close", 3, 9,
 _CALL_DEADLINES = (("ack", 2, 5, 6), ("handle", 3, 7, 8))
 
 
-def changed_derived(conn: Connection, q: Question, derived: Any) -> list[tuple[Any, ...]]:
+def changed_derived(conn: Connection, q: Question, derived: Any, engine: Engine | None = None) -> list[tuple[Any, ...]]:
     """The deadlines of the tickets behind ``q``'s figures (``touched``: those with a verdict in
     its period, in its place) whose verdict differs between the live rows and the same rows as
     ``derived`` (``projections.derived.Derived``) works them out, as ``(ticket_id, case_no,
     deadline, department or None, due, due there, done, verdict, verdict there)`` — a side
     without a verdict gives None for its due, its verdict (and the done time is the other's).
-    Each family one statement in the live database, every row judged both ways in one pass."""
+    Each family one statement in the live database, every row judged both ways in one pass; given
+    the ``engine``, the families side by side (``side_by_side``)."""
     from sqlalchemy import DateTime, type_coerce
 
     def naive(columns: Any) -> list[Any]:  # (made aware below, only where a verdict changed)
@@ -226,27 +243,35 @@ def changed_derived(conn: Connection, q: Question, derived: Any) -> list[tuple[A
     sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
              (derived.side(t.tickets), derived.side(t.calls))]
     was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
-    out: list[tuple[Any, ...]] = []
-    for a, b, names, place, calls in zip(was, now, (("accept", "dispatch", "close"), ("ack", "handle")), sides[0],
-                                         (False, True)):
+
+    def family(a: Any, b: Any, names: tuple[str, ...], place: Any, calls: bool) -> Callable[[Connection], Any]:
         a_cols, b_cols = naive(a.selected_columns), naive(b.selected_columns)
         width = len(a_cols)
         differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
         number = [derived.case_no()] if calls else []  # a call's row with its ticket's number
         statement = select(*a_cols, *b_cols, *number).where(a.whereclause, differs, *q.place(place.c))
-        for r in conn.execute(statement):
-            tid = r[0]
-            case_no, department = (r[-1], r[4] or None) if calls else (r[4], None)
-            for name, verdict, due, done in _CALL_DEADLINES if calls else _TICKET_DEADLINES:
-                mine, theirs = r[verdict], r[width + verdict]
-                if mine == theirs:
-                    continue
-                deadline = f"{name}:{r[1]}" if calls else name
-                out.append((tid, case_no, deadline, department,
-                            aware(r[due]) if mine is not None else None,
-                            aware(r[width + due]) if theirs is not None else None,
-                            aware(r[done] if mine is not None else r[width + done]), mine, theirs))
-    return out
+
+        def read(on: Connection) -> list[tuple[Any, ...]]:
+            out: list[tuple[Any, ...]] = []
+            for r in on.execute(statement):
+                tid = r[0]
+                case_no, department = (r[-1], r[4] or None) if calls else (r[4], None)
+                for name, verdict, due, done in _CALL_DEADLINES if calls else _TICKET_DEADLINES:
+                    mine, theirs = r[verdict], r[width + verdict]
+                    if mine == theirs:
+                        continue
+                    deadline = f"{name}:{r[1]}" if calls else name
+                    out.append((tid, case_no, deadline, department,
+                                aware(r[due]) if mine is not None else None,
+                                aware(r[width + due]) if theirs is not None else None,
+                                aware(r[done] if mine is not None else r[width + done]), mine, theirs))
+            return out
+        return read
+
+    readers = {"calls": family(was[1], now[1], ("ack", "handle"), sides[0][1], True),  # the dearer first
+               "tickets": family(was[0], now[0], ("accept", "dispatch", "close"), sides[0][0], False)}
+    got = side_by_side(engine, conn, readers) if engine is not None else {k: read(conn) for k, read in readers.items()}
+    return got["tickets"] + got["calls"]  # (the tickets' deadlines first, as before)
 
 
 def _detailed(out: dict[tuple[str, str], dict[str, Any]], tickets: Any, calls: Any,

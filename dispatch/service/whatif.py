@@ -774,20 +774,18 @@ def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
     thread of its own, so PostgreSQL works on one while this process shapes another's rows."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from sqlalchemy import func, select
-
     from dispatch.projections import verdicts as v
     from dispatch.service.replay.progress import EventProgress
 
     def verdicts() -> list[dict[str, Any]]:
         with runtime.engine.connect() as conn:
-            found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived)]
+            found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived, runtime.engine)]
         found.sort(key=_in_order)
         return found
 
     def count() -> int:
         with runtime.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(v.touched_query(q).subquery())).scalar() or 0)
+            return v.touched_count(conn, q)
 
     with EventProgress(3, "what-if", enabled=progress, unit="parts") as bar, ThreadPoolExecutor(2) as pool:
         changed, counted = pool.submit(verdicts), pool.submit(count)
