@@ -18,7 +18,7 @@ calls whose verdicts differ between the two.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (Connection, Engine, Table, and_, bindparam, case, func, literal, literal_column, not_, null, or_,
@@ -234,18 +234,17 @@ def changed_derived(conn: Connection, q: Question, derived: Any, engine: Engine 
     the ``engine``, the families side by side (``side_by_side``)."""
     from sqlalchemy import DateTime, type_coerce
 
-    def naive(columns: Any) -> list[Any]:  # (made aware below, only where a verdict changed)
-        return [type_coerce(col, DateTime()) if isinstance(col.type, t.UtcDateTime) else col for col in columns]
-
-    def aware(at: Any) -> Any:
-        return at.replace(tzinfo=timezone.utc) if at is not None else None
+    def utc(columns: Any) -> list[Any]:  # times made aware by the driver (the session's zone UTC: ``read``),
+        # not one by one here (660,000 of them in a quarter at 1.27 M: 0.6 s)
+        return [type_coerce(func.timezone("UTC", col), DateTime(timezone=True)) if isinstance(col.type, t.UtcDateTime)
+                else col for col in columns]
 
     sides = [(derived.side(t.tickets, was=True), derived.side(t.calls, was=True)),
              (derived.side(t.tickets), derived.side(t.calls))]
     was, now = (_queries(q.as_of, q.start, q.end, side, None) for side in sides)
 
     def family(a: Any, b: Any, names: tuple[str, ...], place: Any, calls: bool) -> Callable[[Connection], Any]:
-        a_cols, b_cols = naive(a.selected_columns), naive(b.selected_columns)
+        a_cols, b_cols = utc(a.selected_columns), utc(b.selected_columns)
         width = len(a_cols)
         differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
         number = [derived.case_no()] if calls else []  # a call's row with its ticket's number
@@ -253,7 +252,8 @@ def changed_derived(conn: Connection, q: Question, derived: Any, engine: Engine 
 
         def read(on: Connection) -> list[tuple[Any, ...]]:
             out: list[tuple[Any, ...]] = []
-            for r in on.execute(statement):
+            on.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")  # (until the transaction ends)
+            for r in on.execute(statement).all():
                 tid = r[0]
                 case_no, department = (r[-1], r[4] or None) if calls else (r[4], None)
                 for name, verdict, due, done in _CALL_DEADLINES if calls else _TICKET_DEADLINES:
@@ -261,10 +261,9 @@ def changed_derived(conn: Connection, q: Question, derived: Any, engine: Engine 
                     if mine == theirs:
                         continue
                     deadline = f"{name}:{r[1]}" if calls else name
-                    out.append((tid, case_no, deadline, department,
-                                aware(r[due]) if mine is not None else None,
-                                aware(r[width + due]) if theirs is not None else None,
-                                aware(r[done] if mine is not None else r[width + done]), mine, theirs))
+                    out.append((tid, case_no, deadline, department, r[due] if mine is not None else None,
+                                r[width + due] if theirs is not None else None,
+                                r[done] if mine is not None else r[width + done], mine, theirs))
             return out
         return read
 
