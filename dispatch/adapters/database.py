@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from dispatch.adapters.config import Database
 
-__all__ = ["BINARY_RESULTS", "SCHEMA_VERSION", "Examined", "OneAtATime", "UtcDateTime", "create_indexes", "create_read_engine", "create_sqlite_file", "ensure_created",
+__all__ = ["BINARY_RESULTS", "SCHEMA_VERSION", "SERIAL_PLANS", "Examined", "OneAtATime", "UtcDateTime", "create_indexes", "create_read_engine", "create_sqlite_file", "ensure_created",
            "examine", "load_stored_reference", "record_reference_change", "store_reference", "write_marker"]
 
 SCHEMA_VERSION = 7  # 2: case numbers, centre deadlines, holds, closed-out calls; 3: when a ticket ended;
@@ -129,6 +129,13 @@ def create_read_engine(db: Database) -> Engine:
 BINARY_RESULTS = "binary_results"
 
 
+# An execution option: PostgreSQL plans the statement without parallel workers (``SET LOCAL``,
+# until its transaction ends). For statements read several at a time on connections of their own
+# (a what-if's), whose workers would only contend with each other for the same cores: a quarter's
+# what-if at 1.27 M on two, 9–11 → 7.3–8.5 s, 16–18 → 13–15 CPU-seconds (docs/benchmarks-read-side.md).
+SERIAL_PLANS = "serial_plans"
+
+
 def _binary_results(engine: Engine) -> None:
     from psycopg.pq import Format
 
@@ -136,6 +143,8 @@ def _binary_results(engine: Engine) -> None:
     def _binary(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if context is not None and context.execution_options.get(BINARY_RESULTS):
             cursor.format = Format.BINARY
+        if context is not None and context.execution_options.get(SERIAL_PLANS):
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 @dataclass(frozen=True)

@@ -710,6 +710,7 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
     rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
     that differs. Read-only; ``identity`` limits it as the same view would be. ``workers``: processes
     projecting the tickets (``replayed``)."""
+    from dispatch.adapters.database import SERIAL_PLANS
     from dispatch.projections import measures as m
     from dispatch.projections import verdicts as v
     from dispatch.projections.dashboard import community_dashboard, street_dashboard
@@ -738,9 +739,11 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         derived = None if dashboard else in_database(conn, other, q,
                                                      lambda ids: _moved_rows(runtime, ids, other, events))
     if derived is not None:
-        theirs, changed, count = _asked_in_database(runtime, derived, q, progress, lambda: sla_statistics(
-            runtime.engine, other, by=by or "", period=per, as_of=period.as_of, start=period.start, end=period.end,
-            settings=settings, street=street, community=community, adapt=derived.adapt))
+        # its statements read side by side, planned without parallel workers to contend with
+        engine = runtime.engine.execution_options(**{SERIAL_PLANS: True})
+        theirs, changed, count = _asked_in_database(engine, derived, q, progress, lambda: sla_statistics(
+            engine, other, by=by or "", period=per, as_of=period.as_of, start=period.start,
+            end=period.end, settings=settings, street=street, community=community, adapt=derived.adapt))
         rows = compare(_sla_units(actual), _sla_units(theirs))
         return _result(dashboard, by, per, street, community, period, path, count, rows, changed,
                        _routing(runtime.reference, other, leads))
@@ -767,7 +770,7 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
                    _routing(runtime.reference, other, leads))
 
 
-def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
+def _asked_in_database(engine: Any, derived: Any, q: Any, progress: bool,
                        figures: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """The what-if's ``figures``, its changed verdicts and the number of tickets behind them, asked
     of the live rows as ``derived`` works them out, side by side — each on a connection and a
@@ -778,13 +781,13 @@ def _asked_in_database(runtime: Any, derived: Any, q: Any, progress: bool,
     from dispatch.service.replay.progress import EventProgress
 
     def verdicts() -> list[dict[str, Any]]:
-        with runtime.engine.connect() as conn:
-            found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived, runtime.engine)]
+        with engine.connect() as conn:
+            found = [dict(zip(_CHANGED_KEYS, row)) for row in v.changed_derived(conn, q, derived, engine)]
         found.sort(key=_in_order)
         return found
 
     def count() -> int:
-        with runtime.engine.connect() as conn:
+        with engine.connect() as conn:
             return v.touched_count(conn, q)
 
     with EventProgress(3, "what-if", enabled=progress, unit="parts") as bar, ThreadPoolExecutor(2) as pool:

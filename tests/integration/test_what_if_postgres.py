@@ -147,3 +147,37 @@ def test_tickets_whose_deadlines_moved_go_through_their_events_beside_the_databa
     finally:
         runtime.close()
         drop_postgres_database(url)
+
+
+def test_a_what_ifs_statements_are_planned_without_parallel_workers_and_leave_the_connection_as_it_was(
+        live: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its statements are read several at a time already: each is planned with no parallel
+    workers of its own (``SERIAL_PLANS``), for its transaction only — a connection back in the
+    pool plans as before."""
+    from sqlalchemy import event
+
+    from dispatch.adapters.database import SERIAL_PLANS
+
+    def workers(engine: Any) -> str:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar())
+
+    before = workers(live.engine)
+    assert before != "0"
+    assert workers(live.engine.execution_options(**{SERIAL_PLANS: True})) == "0"
+    assert workers(live.engine) == before
+
+    seen: list[str] = []  # what each statement of a what-if was planned with
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(export_rules(live.reference), allow_unicode=True), encoding="utf-8")
+
+    def planned(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "max_parallel" not in statement:
+            seen.append(str(conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()))
+
+    event.listen(live.engine, "after_cursor_execute", planned)
+    try:
+        what_if(live, str(path), period=Window(None, None, T0 + timedelta(days=6)), by="department")
+    finally:
+        event.remove(live.engine, "after_cursor_execute", planned)
+    assert "0" in seen and workers(live.engine) == before
