@@ -21,7 +21,7 @@ from consumers.engine import Engine
 from dispatch.adapters.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, ensure_topics, intake_key, make_producer
 from dispatch.adapters.kafka.load import produce
 from dispatch.adapters.kafka.security import KafkaSecurity
-from dispatch.bootstrap import bootstrap
+from dispatch.bootstrap import bootstrap, freeze_startup
 from dispatch.domain.commands import command_to_json
 from dispatch.domain.reference import load_reference
 from dispatch.service.simulation import simulate
@@ -55,6 +55,7 @@ def _dsn(url: str) -> str:
 def _engine_rate(settings: KafkaSettings, messages: list[tuple[bytes, bytes]], db: str) -> dict[str, Any]:
     """Join first (on an empty topic), then produce everything, then time the engine to the end."""
     runtime = bootstrap(db)
+    freeze_startup()  # as the engine's own process does once started (``consumers/process.py``)
     engine = Engine(runtime, settings, poll_timeout_ms=100)
     topic = settings.topics.intake
     tps = [TopicPartition(topic, p) for p in range(settings.partitions_of(topic))]
