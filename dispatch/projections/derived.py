@@ -42,11 +42,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, and_, case, cast, column, extract,
-                        func, literal, literal_column, null, select, true, values)
+from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, Time, and_, case, cast, column, func,
+                        literal, literal_column, null, select, true, values)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnClause, Grouping
 from sqlalchemy.sql.selectable import Alias
@@ -75,6 +75,7 @@ class Calendar:
     lengths: tuple[int, ...]  # each period's µs, the same every working day
     days: list[tuple[Any, ...]]  # (local day, place j, working, *period starts µs or NULLs)
     working: list[tuple[Any, ...]]  # (place j, *period starts µs)
+    offset: timedelta | None = None  # the zone's offset from UTC, if it is the one at every midnight of the days
 
     @property
     def length(self) -> int:
@@ -125,7 +126,9 @@ class Calendar:
             place += 1
         for off in waiting:  # (after the last working day listed: never asked)
             days.append((off, place, False, *blank))
-        return cls(str(calendar.tz.key), lengths, days, working)
+        offsets = {datetime.combine(first + timedelta(days=n), time(), tzinfo=calendar.tz).utcoffset()
+                   for n in range(-1, (days[-1][0] - first).days + 3)}
+        return cls(str(calendar.tz.key), lengths, days, working, offsets.pop() if len(offsets) == 1 else None)
 
 
 @dataclass
@@ -201,13 +204,22 @@ class Derived:
 
     def _day(self, at: Any) -> Any:
         """The subscript of ``at``'s local day in the days' arrays."""
-        # (the read model's times are UTC without a zone: made UTC, then the place's local time)
-        local = cast(func.timezone(self.calendar.tz, func.timezone("UTC", at)), Date)
+        # (the read model's times are UTC without a zone: shifted by the zone's one offset over the
+        # span, else made UTC, then the place's local time — 2.5 times as dear)
+        offset = self.calendar.offset
+        local = cast(at + literal(offset), Date) if offset is not None else \
+            cast(func.timezone(self.calendar.tz, func.timezone("UTC", at)), Date)
         return local - literal(self.calendar.days[0][0], Date) + literal_column("1")
 
     @staticmethod
     def _micros(at: Any) -> Any:
-        return cast(extract("epoch", at) * 1_000_000, BigInteger)
+        """µs since the epoch of a time (UTC, without a zone), exactly: its day's and its µs into
+        the day (a float of at most 8.64·10¹⁰ µs, within 10⁻⁴ of the integer it rounds to) — the
+        epoch's seconds as a ``numeric`` times 10⁶ cost four times as much."""
+        days = cast(cast(at, Date) - literal(_EPOCH.date(), Date), BigInteger)
+        into = cast(func.round(func.date_part(literal_column("'epoch'"), cast(at, Time)) * literal(1e6, Float)),
+                    BigInteger)
+        return days * _big(86_400_000_000) + into
 
     def _once(self, table: Any, names: Any) -> Any:
         """``W(t)`` of the times ``names`` of ``table``'s row (``w_<name>``, µs of working time before

@@ -1,16 +1,19 @@
 """PostgreSQL works out a what-if's deadlines and minutes (``projections.derived``) to the
 microsecond of the Python calendar (``SlaPolicy``, ``durations``): calls dispatched at and around
 every edge of the working day — a period's start and end, the lunch break, midnight, a weekend,
-a holiday — under rules whose deadlines use up a period, a day and two days exactly."""
+a holiday — under rules whose deadlines use up a period, a day and two days exactly; in a zone of
+one offset (the local day found by shifting the time) and in one whose clocks go forward on the
+weekend (found through the zone's rules)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from dataclasses import replace
 from sqlalchemy import Boolean, Float, Integer, create_engine, insert, select
 
 from dispatch.domain.reference import load_reference
@@ -23,11 +26,11 @@ from tests.integration.servers import drop_postgres_database, fresh_postgres_dat
 
 pytestmark = pytest.mark.integration
 
-TZ = ZoneInfo("Asia/Shanghai")
-FRIDAY = date(2026, 3, 6)  # then a weekend, and Monday the 9th made a holiday
+# (zone, a Friday: then a weekend, and the Monday after made a holiday); Berlin's clocks go
+# forward at 02:00 on Sunday 29 March 2026
+ZONES = [("Asia/Shanghai", date(2026, 3, 6)), ("Europe/Berlin", date(2026, 3, 27))]
 RULES = {
     "working_hours": ["09:00-12:00", "13:30-18:00"],  # 180 + 270 working minutes a day
-    "calendar_overrides": {"2026-03-09": "holiday"},
     "sla": [
         # report-in the morning's length, handling a working day, feedback two: each ends exactly
         # at a period's end when dispatched at a period's start
@@ -54,9 +57,13 @@ def _filled(table: Any, row: dict[str, Any], at: datetime) -> dict[str, Any]:
     return out
 
 
-def test_deadlines_and_minutes_worked_out_by_postgresql_equal_the_calendars() -> None:
-    reference = load_reference(None)
-    other = rules_from(reference, text=yaml.safe_dump(RULES))
+@pytest.mark.parametrize("zone,friday", ZONES)
+def test_deadlines_and_minutes_worked_out_by_postgresql_equal_the_calendars(zone: str, friday: date) -> None:
+    TZ = ZoneInfo(zone)
+    FRIDAY = friday
+    reference = replace(load_reference(None), timezone=zone)
+    rules = {**RULES, "calendar_overrides": {(friday + timedelta(days=3)).isoformat(): "holiday"}}
+    other = rules_from(reference, text=yaml.safe_dump(rules))
     policy = SlaPolicy(other)
     minutes = minutes_from(policy)
     category = next(iter(other.categories))
@@ -81,14 +88,19 @@ def test_deadlines_and_minutes_worked_out_by_postgresql_equal_the_calendars() ->
                                                    "department": "d", "role": "lead", "dispatched_at": at,
                                                    "ack_due": at, "answer": "acknowledged", "answered_at": answered,
                                                    "handled_at": handled, "category": category}, at))
-                    due = policy.deadlines(category, priority, at)
+                    # (as the engine has them: a time given with its offset, elapsed time counted
+                    # as it passes — not on a zone's wall clock)
+                    at_, answered_, handled_ = (x.astimezone(timezone.utc) for x in (at, answered, handled))
+                    due = policy.deadlines(category, priority, at_)
                     expected[tid] = (due.ack_due, due.handle_due, due.feedback_due,
-                                     minutes(due.time_basis, at, answered), minutes(due.time_basis, at, handled))
+                                     minutes(due.time_basis, at_, answered_), minutes(due.time_basis, at_, handled_))
         with engine.begin() as conn:
             conn.execute(insert(t.tickets), tickets)
             conn.execute(insert(t.calls), calls)
         calendar = Calendar.of(policy.calendar, FRIDAY - timedelta(days=1), FRIDAY + timedelta(days=7), 900)
         assert calendar is not None
+        # the local day found by shifting the time where the zone keeps one offset, else by its rules
+        assert (calendar.offset is None) == (zone == "Europe/Berlin")
         derived = Derived(other, calendar).table(t.calls)
         with engine.connect() as conn:
             found = {row[0]: tuple(row[1:]) for row in conn.execute(select(
