@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import (Connection, Engine, Table, and_, bindparam, case, func, literal, literal_column, not_, null, or_,
                         select, union, union_all)
 
+from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
@@ -251,7 +252,8 @@ def changed_derived(conn: Connection, q: Question, derived: Any, engine: Engine 
         width = len(a_cols)
         differs = or_(*(a.selected_columns[n].is_distinct_from(b.selected_columns[n]) for n in names))
         number = [derived.case_no()] if calls else []  # a call's row with its ticket's number
-        statement = select(*a_cols, *b_cols, *number).where(a.whereclause, differs, *q.place(place.c))
+        statement = select(*a_cols, *b_cols, *number).where(a.whereclause, differs, *q.place(place.c)) \
+            .execution_options(**{BINARY_RESULTS: True})  # (a quarter's 223,000 rows: 0.3–1 CPU-s less to load)
 
         def read(on: Connection) -> list[tuple[Any, ...]]:
             out: list[tuple[Any, ...]] = []
