@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (Connection, Engine, Table, and_, bindparam, case, func, literal, literal_column, not_, null, or_,
-                        select, union, union_all)
+from sqlalchemy import (Connection, Engine, Table, and_, bindparam, case, func, literal, not_, null, or_, select,
+                        union)
 
 from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.projections import tables as t
@@ -82,16 +82,31 @@ def touched_query(q: Question, *, open_too: bool = False) -> Any:
 
 
 def touched_count(conn: Connection, q: Question) -> int:
-    """How many tickets ``touched`` names, counted by the database. On PostgreSQL each part's ids
-    are kept (``UNION ALL``) and grouped byte by byte (``COLLATE "C"``: ids are equal when their
-    bytes are, whatever the database's collation, and so are compared without it): a quarter at
-    1.27 M, 2.2 M ids, 2.9 → 1.5 s."""
+    """How many tickets ``touched`` names, counted by the database without gathering their ids.
+
+    Every row a ticket has is of its place (set at its report, never changed) and of a time at or
+    after its report (the ticket refuses a step earlier than its latest but for a department's
+    answer, which is none of ``_TOUCHING``'s rows) and at or before its latest step
+    (``tickets.last_at``). So the tickets touched are those reported in the period, and of those
+    reported before it only the ones with a step in it since (``last_at`` ≥ its start) that have
+    a row in it (``touches``: through their keys) — counted, not one id of a quarter's 2.2 M
+    rows read from four tables' heaps and grouped (at 1.27 M: 1.8–2.2 s that way, 0.2–0.4 s
+    this). The parts' union where a question is limited otherwise (``among``, ``span``)."""
     parts = _touching(q)
-    if conn.dialect.name != "postgresql":
+    if q.among is not None or q.span is not None:
         return int(conn.execute(select(func.count()).select_from(union(*parts).subquery())).scalar() or 0)
-    ids = union_all(*parts).subquery()
-    grouped = select(ids.c.ticket_id.collate("C").label("id")).group_by(literal_column("id")).subquery()
-    return int(conn.execute(select(func.count()).select_from(grouped)).scalar() or 0)
+    tk = t.tickets.c
+    start = q.buckets[0].start if q.buckets else q.start
+    reported = select(func.count()).where(q.within(tk.reported_at), *q.place(tk)).scalar_subquery()
+    if start is None:  # (every ticket reported by the instant is touched by its report)
+        return int(conn.execute(select(reported)).scalar() or 0)
+    # (those are found through the time they ended, or that they have not: a ticket takes no step
+    # after its end, so ended before the period it has none in it — the few open ones and the
+    # ones ended since, not the history before the period through the time of its reports)
+    before = select(func.count()).where(func.coalesce(tk.reported_at, tk.reported_at) < start, tk.last_at >= start,
+                                        or_(tk.ended_at.is_(None), tk.ended_at >= start), *q.place(tk),
+                                        touches(q)).scalar_subquery()
+    return int(conn.execute(select(reported + before)).scalar() or 0)
 
 
 def touches(q: Question) -> Any:

@@ -18,7 +18,7 @@ from dispatch.service.queries import Window, for_reading
 from dispatch.service.whatif import export_rules, what_if
 from tests.integration.servers import drop_postgres_database, fresh_postgres_database
 from tests.unit.test_replay_helpers import T0, run_scenario
-from tests.unit.test_what_if import _replayed, _tables_of, waiting_at_the_instant
+from tests.unit.test_what_if import _replayed, _tables_of, counted_as_listed, waiting_at_the_instant
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,11 @@ def test_rows_copied_from_postgres_equal_the_events_projected(live: Runtime, tmp
     assert answers[0] == answers[1]
     assert answers[1][0] == answers[1][1]  # in one process and in two
     assert answers[1][0]["changed"] > 0 and answers[1][0]["tickets"] >= 60
+
+
+def test_the_tickets_behind_a_period_counted_on_postgresql_without_listing_them(live: Runtime) -> None:
+    """The what-if's count of the tickets behind its figures, by PostgreSQL, as the list has them."""
+    assert counted_as_listed(live) > 20
 
 
 def test_tickets_waiting_at_the_instant_read_by_their_status_then_on_postgres(tmp_path: Path) -> None:

@@ -587,3 +587,51 @@ def test_the_tickets_a_question_touches_are_the_same_asked_ticket_by_ticket(tmp_
             assert conn.execute(select(func.count()).select_from(t.escalations)).scalar()  # (the watchdog's)
     finally:
         month.close()
+
+
+def counted_as_listed(runtime: Runtime) -> int:
+    """``verdicts.touched_count`` (the tickets reported in a period, and of those reported before
+    it the ones with a row in it) equals the number of tickets ``touched`` lists (every row's
+    ticket, gathered), for periods starting and ending anywhere in the story, as of its end or
+    mid-way, of the district or of a street or a community. Returns the questions asked whose
+    count includes a ticket reported before the period (the second part)."""
+    from sqlalchemy import select
+
+    from dispatch.projections import measures as m
+    from dispatch.projections import tables as t
+    from dispatch.projections import verdicts as v
+    from tests.unit.test_replay_helpers import T0
+
+    with runtime.engine.connect() as conn:
+        streets = conn.execute(select(t.tickets.c.street).distinct().order_by(t.tickets.c.street)).scalars().all()
+        communities = conn.execute(select(t.tickets.c.community).distinct()
+                                   .order_by(t.tickets.c.community)).scalars().all()
+        places: list[dict[str, str | None]] = [{}, {"street": streets[0]}, {"community": communities[-1]}]
+        before = 0
+        for hours in range(-6, 6 * 24, 9):
+            start = T0 + timedelta(hours=hours)
+            for length, at in ((timedelta(hours=30), 1.0), (timedelta(days=3), 0.5), (timedelta(days=9), 1.0)):
+                end = start + length
+                as_of = start + length * at - timedelta(microseconds=1)
+                for place in places:
+                    q = m.Question(as_of, start, end, **place)
+                    q_all = m.Question(as_of, None, end, **place)
+                    listed = len(v.touched(conn, q))
+                    assert v.touched_count(conn, q) == listed, (start, length, at, place)
+                    assert v.touched_count(conn, q_all) == len(v.touched(conn, q_all))
+                    reported = conn.execute(select(t.tickets.c.ticket_id).where(
+                        q.within(t.tickets.c.reported_at), *q.place(t.tickets.c))).scalars().all()
+                    before += listed > len(reported)
+    return before
+
+
+def test_the_tickets_behind_a_period_counted_without_listing_them(tmp_path: Path) -> None:
+    from dispatch.service.queries import for_reading
+    from tests.unit.test_replay_helpers import run_scenario
+
+    runtime = run_scenario(tmp_path / "count.db", n=80)
+    try:
+        for_reading(runtime)
+        assert counted_as_listed(runtime) > 20  # periods whose tickets include some reported before them
+    finally:
+        runtime.close()
