@@ -46,7 +46,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, Time, and_, case, cast, column, func,
-                        literal, literal_column, null, select, true, values)
+                        literal, literal_column, null, or_, select, true, values)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnClause, Grouping
 from sqlalchemy.sql.selectable import Alias
@@ -140,6 +140,11 @@ class Derived:
     # the rows of tickets whose deadlines moved (an extension, a hold), as their rewritten events
     # made them: ``{"tickets": [row, …], "calls": [row, …]}``, each row ``MOVED``'s columns
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # the earliest dispatch a question of these rows reads (None: any): the calls' tickets are then
+    # read among those with a step since, found through the time they ended — a call is made at or
+    # after its ticket's report and at or before its latest step and its end (``verdicts.touched_count``)
+    # — not the whole history hashed for each call's category and priority (1.27 M → 0.33 M tickets)
+    since: datetime | None = None
     _made: dict[Any, Any] = field(default_factory=dict)
     # (a what-if asks its figures and its verdicts in two threads: each subquery made once, or a
     # statement could take its columns from one and its FROM from another)
@@ -274,7 +279,10 @@ class Derived:
         c, tk = t.calls, t.tickets.alias("wi_ticket")
         rule = self._rules().alias("wi_rule")
         first, times = self._once(c, ("dispatched", "answered", "handled"))
-        joined = c.join(tk, tk.c.ticket_id == c.c.ticket_id).outerjoin(first, true()).outerjoin(times, true()) \
+        recent = [] if self.since is None else [tk.c.last_at >= self.since,
+                                                or_(tk.c.ended_at.is_(None), tk.c.ended_at >= self.since)]
+        joined = c.join(tk, and_(tk.c.ticket_id == c.c.ticket_id, *recent)).outerjoin(first, true()) \
+            .outerjoin(times, true()) \
             .outerjoin(rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))
         at = c.c.dispatched_at
         due = {name: self._deadline(at, rule, name, times.c.w_dispatched) for name in _CALL_DEADLINES}

@@ -860,7 +860,7 @@ def in_database(conn: Any, other: Reference, q: Any,
     # (sorted here: ordered by the database, a planner may walk the whole key index for it)
     moved = sorted(conn.execute(select(tk.ticket_id).where(or_(tk.deadline_moves.is_(None), tk.deadline_moves != 0),
                                                            v.touches(q))).scalars())
-    return Derived(other, calendar, moved_rows(moved) if moved else {})
+    return Derived(other, calendar, moved_rows(moved) if moved else {}, since=q.start)  # (no question of it reads earlier)
 
 
 def _moved_rows(runtime: Any, ids: Sequence[str], reference: Reference, events: Any) -> dict[str, list[dict[str, Any]]]:

@@ -74,11 +74,12 @@ def test_tickets_waiting_at_the_instant_read_by_their_status_then_on_postgres(tm
         drop_postgres_database(url)
 
 
-@pytest.mark.parametrize("by, per, street", [("department", None, None), ("community", "day", None),
-                                             ("category", "week", None), ("community", None, "s1")])
+@pytest.mark.parametrize("by, per, street, days", [("department", None, None, -1), ("community", "day", None, -1),
+                                                   ("category", "week", None, -1), ("community", None, "s1", -1),
+                                                   ("department", "day", None, 2)])
 def test_deadlines_worked_out_by_postgresql_equal_the_scratch_read_model(
         live: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str, per: str | None,
-        street: str | None) -> None:
+        street: str | None, days: int) -> None:
     """An SLA what-if on PostgreSQL asks the live rows, their deadlines and minutes worked out by
     the database (``projections.derived``): every figure and every changed verdict as the
     scratch read model gives them — report-in doubled, every rule in the other time basis, a
@@ -91,7 +92,8 @@ def test_deadlines_worked_out_by_postgresql_equal_the_scratch_read_model(
     rules["working_hours"] = ["08:30-11:45", "14:00-17:15"]
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
-    period = Window(T0 - timedelta(days=1), T0 + timedelta(days=5), T0 + timedelta(days=4, hours=7))
+    # (from before the story, or from its third day: tickets reported before the period, calls in it)
+    period = Window(T0 + timedelta(days=days), T0 + timedelta(days=5), T0 + timedelta(days=4, hours=7))
     with live.engine.connect() as conn:
         streets = conn.exec_driver_sql("SELECT DISTINCT street FROM tickets ORDER BY 1").scalars().all()
     answers, derived = [], []
