@@ -736,6 +736,7 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         scope = actual.get("scope") or {}
         street, community = scope.get("street"), scope.get("community")
     q = m.Question(period.as_of, period.start, period.end, street=street, community=community)
+
     def lead_calls() -> dict[tuple[str, str], int]:
         with runtime.engine.connect() as conn:
             return v.lead_calls(conn, q)
