@@ -46,13 +46,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Date, Float, Integer, String, Time, and_, case, cast, column, func,
-                        literal, literal_column, null, or_, select, true, values)
+                        literal, literal_column, null, select, true, values)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnClause, Grouping
 from sqlalchemy.sql.selectable import Alias
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from dispatch.projections import tables as t
+from dispatch.projections.verdicts import stepped_since
 
 __all__ = ["Calendar", "Derived"]
 
@@ -141,9 +142,9 @@ class Derived:
     # made them: ``{"tickets": [row, …], "calls": [row, …]}``, each row ``MOVED``'s columns
     moved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # the earliest dispatch a question of these rows reads (None: any): the calls' tickets are then
-    # read among those with a step since, found through the time they ended — a call is made at or
-    # after its ticket's report and at or before its latest step and its end (``verdicts.touched_count``)
-    # — not the whole history hashed for each call's category and priority (1.27 M → 0.33 M tickets)
+    # read among those with a step since (``verdicts.stepped_since``: a call lies between its
+    # ticket's report and latest step) — not the whole history hashed for each call's category and
+    # priority (1.27 M → 0.33 M tickets)
     since: datetime | None = None
     _made: dict[Any, Any] = field(default_factory=dict)
     # (a what-if asks its figures and its verdicts in two threads: each subquery made once, or a
@@ -279,8 +280,7 @@ class Derived:
         c, tk = t.calls, t.tickets.alias("wi_ticket")
         rule = self._rules().alias("wi_rule")
         first, times = self._once(c, ("dispatched", "answered", "handled"))
-        recent = [] if self.since is None else [tk.c.last_at >= self.since,
-                                                or_(tk.c.ended_at.is_(None), tk.c.ended_at >= self.since)]
+        recent = [] if self.since is None else stepped_since(tk.c, self.since)
         joined = c.join(tk, and_(tk.c.ticket_id == c.c.ticket_id, *recent)).outerjoin(first, true()) \
             .outerjoin(times, true()) \
             .outerjoin(rule, and_(rule.c.category == tk.c.category, rule.c.priority == tk.c.priority))

@@ -30,8 +30,8 @@ from dispatch.projections.measures import Question
 from dispatch.projections.open_work import open_at
 from dispatch.projections.side_by_side import side_by_side
 
-__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "touched", "touched_count",
-           "touched_query", "touches"]
+__all__ = ["JUDGED", "changed_derived", "differing_rows", "judged_tables", "lead_calls", "stepped_since", "touched",
+           "touched_count", "touched_query", "touches"]
 
 _CHUNK = 500
 
@@ -92,21 +92,26 @@ def touched_count(conn: Connection, q: Question) -> int:
     a row in it (``touches``: through their keys) — counted, not one id of a quarter's 2.2 M
     rows read from four tables' heaps and grouped (at 1.27 M: 1.8–2.2 s that way, 0.2–0.4 s
     this). The parts' union where a question is limited otherwise (``among``, ``span``)."""
-    parts = _touching(q)
     if q.among is not None or q.span is not None:
-        return int(conn.execute(select(func.count()).select_from(union(*parts).subquery())).scalar() or 0)
+        return int(conn.execute(select(func.count()).select_from(union(*_touching(q)).subquery())).scalar() or 0)
     tk = t.tickets.c
     start = q.buckets[0].start if q.buckets else q.start
     reported = select(func.count()).where(q.within(tk.reported_at), *q.place(tk)).scalar_subquery()
     if start is None:  # (every ticket reported by the instant is touched by its report)
         return int(conn.execute(select(reported)).scalar() or 0)
-    # (those are found through the time they ended, or that they have not: a ticket takes no step
-    # after its end, so ended before the period it has none in it — the few open ones and the
-    # ones ended since, not the history before the period through the time of its reports)
-    before = select(func.count()).where(func.coalesce(tk.reported_at, tk.reported_at) < start, tk.last_at >= start,
-                                        or_(tk.ended_at.is_(None), tk.ended_at >= start), *q.place(tk),
-                                        touches(q)).scalar_subquery()
+    # (not the history before the period through the time of its reports: ``stepped_since``)
+    before = select(func.count()).where(func.coalesce(tk.reported_at, tk.reported_at) < start,
+                                        *stepped_since(tk, start), *q.place(tk), touches(q)).scalar_subquery()
     return int(conn.execute(select(reported + before)).scalar() or 0)
+
+
+def stepped_since(tickets: Any, start: datetime) -> list[Any]:
+    """The conditions that a ``tickets`` row (its ``.c``) took a step at or after ``start``: its
+    latest one then or later, and — the same, said so that the index of the time it ended finds
+    the few open tickets and those ended since — not ended before it (a ticket takes no step after
+    its end). A ticket's rows lie between its report and its latest step, so a row at or after
+    ``start`` is a ticket's that this holds of (``touched_count``; ``derived.Derived.since``)."""
+    return [tickets.last_at >= start, or_(tickets.ended_at.is_(None), tickets.ended_at >= start)]
 
 
 def touches(q: Question) -> Any:
