@@ -94,12 +94,13 @@ def _extend(path: Path, base: Path, events: int) -> None:
     """``path`` = the base store + copies of its histories under new ticket ids, up to ``events``."""
     tmp = path.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
+    # a dispatch database first (its event table, snapshots, tracking, reference data): bootstrap()
+    # refuses a file holding another tool's tables, as a bare event table would be
+    from dispatch.bootstrap import bootstrap
+    bootstrap(str(tmp)).close()
     src = sqlite3.connect(base)
     dst = sqlite3.connect(tmp)
-    dst.execute("PRAGMA journal_mode=OFF")
     dst.execute("PRAGMA synchronous=OFF")
-    dst.execute(f"CREATE TABLE {EVENTS_TABLE} (originator_id TEXT, originator_version INTEGER, topic TEXT, "
-                "state BLOB, PRIMARY KEY (originator_id, originator_version))")
     written, copy = 0, 0
     while written < events:
         rows = src.execute(f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
@@ -110,15 +111,13 @@ def _extend(path: Path, base: Path, events: int) -> None:
             if copy:
                 oid = renamed.get(oid) or renamed.setdefault(oid, str(uuid5(NAMESPACE_URL, f"copy{copy}:{oid}")))
             batch.append((oid, version, topic, state))
-        dst.executemany(f"INSERT INTO {EVENTS_TABLE} VALUES (?, ?, ?, ?)", batch)
+        dst.executemany(f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
+                        "VALUES (?, ?, ?, ?)", batch)
         written += len(batch)
         copy += 1
     dst.commit()
     dst.close()
     src.close()
-    # the rest of a dispatch database (snapshots, tracking, reference data) comes with bootstrap()
-    from dispatch.bootstrap import bootstrap
-    bootstrap(str(tmp)).close()
     os.replace(tmp, path)
 
 
