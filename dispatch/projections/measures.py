@@ -111,13 +111,28 @@ class Question:
     def bucketed(self) -> bool:
         return len(self.buckets) > 1 or self.classes is not None
 
+    def reached(self) -> tuple[int, int]:
+        """The first and the last bucket a row of the question may fall in: all of them, or those
+        its ``span`` overlaps (a quarter's last days read raw fall in its last week alone)."""
+        last = len(self.buckets) - 1
+        if self.span is None or last <= 0:
+            return 0, max(last, 0)
+        lo, hi = self.span.start, self.span.end
+        ends = [w.end for w in self.buckets[:-1]]
+        first = next((i for i, end in enumerate(ends) if lo is None or end is None or end > lo), last)
+        return first, next((i for i, end in enumerate(ends) if hi is not None and end is not None and end >= hi), last)
+
     def bucket(self, column: Any) -> ColumnElement[Any]:
+        """A row's bucket, by ``column``'s time: the index of the first bucket ending after it,
+        written over the buckets its rows may reach alone (``reached``) — one of them: a
+        constant, and the database groups the rows by their key only."""
         if self.classes is not None:
             return self.classes(column.table.c.ticket_id)  # type: ignore[no-any-return]
-        if len(self.buckets) <= 1:
-            return _zero()
-        return case(*[(column < w.end, literal_column(str(i))) for i, w in enumerate(self.buckets[:-1])],
-                    else_=literal_column(str(len(self.buckets) - 1)))
+        first, last = self.reached()
+        if first >= last:
+            return literal_column(str(last))
+        return case(*[(column < self.buckets[i].end, literal_column(str(i))) for i in range(first, last)],
+                    else_=literal_column(str(last)))
 
     def place(self, columns: Any = None, *, driving: bool = True) -> list[ColumnElement[bool]]:
         """The place's conditions on ``columns`` (a table's ``.c`` with ``street`` and
@@ -437,9 +452,11 @@ def _first_counts(q: Question, by: str) -> tuple[Any, Any]:
     if any(w.start is None for w in windows):
         raise ValueError("distinct tickets counted without DISTINCT need a bounded period")
 
+    lo, hi = q.reached()  # (the buckets a row may fall in, as ``Question.bucket``)
+
     def first(previous: Any) -> ColumnElement[bool]:  # nothing of the unit since its bucket began
-        before = case(*[(ev.at < w.end, previous < w.start) for w in windows[:-1]], else_=previous < windows[-1].start) \
-            if len(windows) > 1 else previous < windows[0].start
+        before = case(*[(ev.at < windows[i].end, previous < windows[i].start) for i in range(lo, hi)],
+                      else_=previous < windows[hi].start) if lo < hi else previous < windows[hi].start
         return or_(previous.is_(None), before)
 
     prev, prev_reopened = previous_evaluation(q, by), previous_evaluation(q, by, reopened=True)

@@ -230,3 +230,22 @@ def test_with_no_connection_to_spare_the_asker_reads_everything_itself(history: 
     asker.join(timeout=60)  # a deadline well inside the helpers' five minutes of waiting
     assert answers == {n: n for n in range(5)}
     engine.dispose()
+
+
+def test_a_part_read_raw_is_bucketed_over_the_buckets_it_reaches_alone() -> None:
+    """A part of a period read raw (``span``) is put in buckets by the same rule as the whole —
+    the first bucket ending after a row's time — written over the buckets the part overlaps; a
+    part inside one bucket is that bucket."""
+    from dispatch.projections.figures import Window
+
+    week = [Window(START + timedelta(days=7 * i), START + timedelta(days=7 * (i + 1))) for i in range(4)]
+    whole = Question(END, week[0].start, week[-1].end, tuple(week))
+    assert whole.reached() == (0, 3)
+    inside = Question(END, week[0].start, week[-1].end, tuple(week), span=Window(_days(22), _days(24)))
+    assert inside.reached() == (3, 3)
+    assert str(inside.bucket(t.calls.c.dispatched_at)) == "3"
+    edge = Question(END, week[0].start, week[-1].end, tuple(week), span=Window(_days(7), _days(14)))
+    assert edge.reached() == (1, 1)  # [7, 14) lies in the second week alone
+    across = Question(END, week[0].start, week[-1].end, tuple(week), span=Window(_days(6), _days(15)))
+    assert across.reached() == (0, 2)
+    assert str(across.bucket(t.calls.c.dispatched_at)).count("WHEN") == 2
