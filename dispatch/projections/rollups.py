@@ -65,7 +65,7 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RawPart", "RollupResult", "cut", "forget", "nearest_ranks", "prefix",
+__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RawPart", "RollupResult", "cut", "forget", "nearest_ranks", "or_after", "prefix",
            "raw_rows", "roll_up", "rolled_readers"]
 
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
@@ -481,6 +481,13 @@ def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> list
     sparse = [day for day in days if day < dense]
     parts = [RawPart(start_of[sparse[0]], start_of[dense], among_of(sparse, named=True))] if sparse else []
     return parts + [RawPart(start_of[dense], p.end, among_of([day for day in days if day >= dense], named=False))]
+
+
+def or_after(among: Any, end: datetime) -> Any:
+    """A raw part's rows (``among``) and every row from ``end`` on."""
+    def either(ticket_id: Any, time: Any) -> Any:
+        return or_(time >= end, among(ticket_id, time))
+    return either
 
 
 def _joined(postgres: bool, lists: list[str]) -> str:

@@ -190,8 +190,13 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
     hi = q.buckets[-1].end if q.buckets else q.end
     parts = [replace(q, span=Window(raw.start, raw.end), among=raw.among)
              for raw in rollups.raw_rows(conn, rolled, q.as_of, tz)]
-    if hi is None or rolled.end < hi:
-        parts.append(replace(q, span=Window(rolled.end, hi)))  # after the prefix
+    if hi is None or rolled.end < hi:  # every row after the prefix too
+        last = parts[-1] if parts else None
+        if last is not None and last.span is not None and last.span.end == rolled.end:
+            # in the same statements as the prefix's last part, which ends where it starts
+            parts[-1] = replace(last, span=Window(last.span.start, hi), among=rollups.or_after(last.among, rolled.end))
+        else:
+            parts.append(replace(q, span=Window(rolled.end, hi)))
     raw_from = parts[0].span.start if parts and parts[0].span else None  # no raw row is earlier
     roles = by == "department"  # (elsewhere a group's roles are only added up)
 
