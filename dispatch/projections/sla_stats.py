@@ -116,22 +116,22 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
     keys = m.keys_of(calls, closes, evals, centre, *others_found)
     periods = [(label, {} if label is None else {"period": label, "period_start": _iso(w.start),
                                                  "period_end": _iso(w.end)}) for label, w in labels]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    none: dict[str, Any] = {}  # (a group with no counts of a family: read, never written)
     for key in keys:
         name = _name(reference, by, key)
         for index, (label, period_info) in enumerate(periods):
             group = (key, index)
-            figures = call_figures(add_counts(per_group.get(group, [])), pct.get(group, {}))
-            figures.update(close_figures(closes.get(group, {})))  # (one dict filled, not copied again)
-            figures.update(evaluation_figures(evals.get(group, {}), settings))
+            row = {by: key, "name": name, **period_info}  # its figures added in place, not copied again
+            row.update(call_figures(add_counts(per_group.get(group, ())), pct.get(group, none)))
+            row.update(close_figures(closes.get(group, none)))
+            row.update(evaluation_figures(evals.get(group, none), settings))
             if by != "department":  # the centre's own steps belong to places, not departments
-                figures.update(centre_figures(centre.get(group, {})))
-            if label is not None and not (figures["dispatched"] or figures["tickets_evaluated"]):
+                row.update(centre_figures(centre.get(group, none)))
+            if label is not None and not (row["dispatched"] or row["tickets_evaluated"]):
                 continue
             if not percentiles:
-                figures = {k: v for k, v in figures.items() if not k.endswith(("_p50", "_p90"))}
-            row = {by: key, "name": name, **period_info}
-            row.update(figures)
+                row = {k: v for k, v in row.items() if not k.endswith(("_p50", "_p90"))}
             rows.append(row)
     result = envelope(by=by, period=period, as_of=as_of, start=start, end=end, settings=settings, rows=rows,
                       street=street, community=community)
