@@ -224,8 +224,9 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
     got = side_by_side(engine, conn, readers)
 
     calls, closes = got["calls"], got["closes"]
-    evals = {g: {**v, **got["firsts"].get(g, {"tickets_evaluated": 0, "reopened": 0})}
-             for g, v in got["evaluations"].items()}
+    evals, firsts, no_firsts = got["evaluations"], got["firsts"], {"tickets_evaluated": 0, "reopened": 0}
+    for g, v in evals.items():  # (each group's dict is this question's own: filled in place)
+        v.update(firsts.get(g, no_firsts))
     centre = got.get("centre", {})
     extra = [got["closed"], got["escalations"]] if others else []
     rolled_minutes = got.get("minutes", rollups.Minutes())
@@ -246,8 +247,14 @@ def _with_rollups(engine: Engine, conn: Any, q: m.Question, by: str, rolled: rol
             _add(extra[0], got[("closed", i)])
             _add(extra[1], got[("escalations", i)])
     pct = _percentiles(minutes, ordered) if percentiles else {}
+    names: dict[str, tuple[str, str]] = {}
     for (group, metric), (p50, p90) in rolled_minutes.picked.items():  # no raw row reaches them
-        pct.setdefault(group, {}).update({f"{metric}_p50": p50, f"{metric}_p90": p90})
+        k50, k90 = names.get(metric) or names.setdefault(metric, (f"{metric}_p50", f"{metric}_p90"))
+        mine = pct.get(group)
+        if mine is None:
+            pct[group] = {k50: p50, k90: p90}
+        else:
+            mine[k50], mine[k90] = p50, p90
     return calls, pct, closes, evals, centre, extra
 
 
