@@ -710,13 +710,12 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
     rules of the file at ``path`` (or of YAML ``text``), with the deadlines whose verdict changed and the routing
     that differs. Read-only; ``identity`` limits it as the same view would be. ``workers``: processes
     projecting the tickets (``replayed``)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from dispatch.adapters.database import SERIAL_PLANS
     from dispatch.projections import measures as m
     from dispatch.projections import verdicts as v
     from dispatch.projections.dashboard import community_dashboard, street_dashboard
     from dispatch.projections.figures import Settings
+    from dispatch.projections.side_by_side import side_by_side
     from dispatch.projections.sla_stats import sla_statistics
     from dispatch.service import queries
     from dispatch.service.replay.progress import EventProgress
@@ -737,15 +736,13 @@ def what_if(runtime: Any, path: str | None, *, period: Any, text: str | None = N
         street, community = scope.get("street"), scope.get("community")
     q = m.Question(period.as_of, period.start, period.end, street=street, community=community)
 
-    def lead_calls() -> dict[tuple[str, str], int]:
-        with runtime.engine.connect() as conn:
-            return v.lead_calls(conn, q)
-
-    with ThreadPoolExecutor(1) as pool, runtime.engine.connect() as conn:
-        leading = pool.submit(lead_calls)  # (beside the moved tickets' look-up: a core each)
-        derived = None if dashboard else in_database(conn, other, q,
-                                                     lambda ids: _moved_rows(runtime, ids, other, events))
-        leads = leading.result()
+    # the lead calls beside the moved tickets' look-up (a core each)
+    readers: dict[str, Callable[[Any], Any]] = {"leads": lambda c: v.lead_calls(c, q)}
+    if not dashboard:
+        readers["derived"] = lambda c: in_database(c, other, q, lambda ids: _moved_rows(runtime, ids, other, events))
+    with runtime.engine.connect() as conn:
+        got = side_by_side(runtime.engine, conn, readers)
+    leads, derived = got["leads"], got.get("derived")
     if derived is not None:
         # its statements read side by side, planned without parallel workers to contend with
         engine = runtime.engine.execution_options(**{SERIAL_PLANS: True})
