@@ -469,10 +469,11 @@ def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> list
         def among(ticket_id: Any, time: Any) -> Any:
             open_then = select(o.ticket_id).where(o.ticket_id == ticket_id, within, o.day_start <= time,
                                                   o.day_end > time).exists()
-            if named:  # the rows of the tickets named: through their key
+            if named:  # the rows of the tickets named: through their key; most of them are settling,
+                # so that (a hashed look-up) is asked first and the open ones' days only of the rest
                 open_ids = select(o.ticket_id).where(o.day >= first_day, o.day <= last_day)
                 names = open_ids.union_all(settling.names) if settling is not None else open_ids
-                return and_(ticket_id.in_(names), or_(open_then, settling(ticket_id)) if settling is not None
+                return and_(ticket_id.in_(names), or_(settling(ticket_id), open_then) if settling is not None
                             else open_then)
             opened_then = and_(ticket_id.in_(select(o.ticket_id).where(within)), open_then)
             return or_(opened_then, settling(ticket_id)) if settling is not None else opened_then
