@@ -27,6 +27,18 @@ def _value(figure: str, value: Any) -> str:
     return _fmt(value)
 
 
+def _delta(figure: str, delta: Any) -> str:
+    """A difference in the unit its figure is shown in: minutes as minutes, a rate (shown as a
+    percentage) in percentage points — never a share of one beside two percentages."""
+    if delta is None or delta == 0:
+        return ""
+    if not isinstance(delta, float):
+        return f"{delta:+d}"
+    if "minutes" in figure:
+        return f"{delta:+.1f}"
+    return f"{delta * 100:+.1f} pp"
+
+
 def _show(data: dict[str, Any], show_all: bool) -> None:
     from dispatch.service.whatif import differing
 
@@ -41,10 +53,8 @@ def _show(data: dict[str, Any], show_all: bool) -> None:
     for column in ("actual", "what-if", "Δ"):
         table.add_column(column, justify="right")
     for r in rows:
-        delta = r["delta"]
-        shown = "" if delta is None or delta == 0 else (f"{delta:+.3f}" if isinstance(delta, float) else f"{delta:+d}")
         table.add_row(cell(r["name"] or r["unit"]), *([r.get("period") or ""] if q["period"] else []), r["figure"],
-                      _value(r["figure"], r["actual"]), _value(r["figure"], r["what_if"]), shown)
+                      _value(r["figure"], r["actual"]), _value(r["figure"], r["what_if"]), _delta(r["figure"], r["delta"]))
     console.print(table)
     unchanged = len(data["rows"]) - len(differing(data["rows"]))
     if not show_all:

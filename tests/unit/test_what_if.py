@@ -199,6 +199,21 @@ def test_the_cli_exports_the_rules_and_answers_in_json(story: tuple[Runtime, dic
     assert lines[0].startswith("case_no,ticket_id,deadline") and len(lines) == 3
 
 
+def test_the_cli_table_gives_a_rates_difference_in_percentage_points(story: tuple[Runtime, dict[str, str], Path]
+                                                                       ) -> None:
+    runtime, _, tmp = story
+    url = str(runtime.db.url.database)
+    exported = yaml.safe_load(cli_json_text(url, "reference", "export", "--sections", "sla"))
+    for rule in exported["sla"]:
+        rule["ack_minutes"] *= 2
+    text = cli_json_text(url, "what-if", "--reference", _write(tmp / "doubled.yaml", exported), "--by", "department",
+                         "--as-of", AS_OF.isoformat())
+    # report-in on time 2 of 6 → 4 of 6 (the hand scenario): 33.3% → 66.7%, 33.3 points up
+    line = next(line for line in text.splitlines() if "ack_on_time_rate" in line)
+    assert line.split()[-4:] == ["33.3%", "66.7%", "+33.3", "pp"], line
+    assert next(line for line in text.splitlines() if " ack_on_time " in line).split()[-3:] == ["2", "4", "+2"]
+
+
 def cli_json_text(url: str, *args: str) -> str:
     from click.testing import CliRunner
 
