@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich import box
@@ -39,14 +41,15 @@ def _delta(figure: str, delta: Any) -> str:
     return f"{delta * 100:+.1f} pp"
 
 
-def _show(data: dict[str, Any], show_all: bool) -> None:
+def _show(data: dict[str, Any], show_all: bool, tz: ZoneInfo) -> None:
     from dispatch.service.whatif import differing
 
     console = Console()
     q = data["question"]
     what = f"SLA by {q['by']}" if q["view"] == "sla" else f"dashboard of {q['street'] or q['community']}"
     rows = data["rows"] if show_all else differing(data["rows"])
-    table = Table(title=f"what if: {data['reference']} — {what} as of {q['as_of']}", box=box.SIMPLE_HEAD,
+    as_of = datetime.fromisoformat(q["as_of"]).astimezone(tz).isoformat(timespec="minutes")
+    table = Table(title=f"what if: {data['reference']} — {what} as of {as_of}", box=box.SIMPLE_HEAD,
                   pad_edge=False, highlight=False)
     for column in ("unit", *(["period"] if q["period"] else []), "figure"):
         table.add_column(column)
@@ -54,7 +57,8 @@ def _show(data: dict[str, Any], show_all: bool) -> None:
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(cell(r["name"] or r["unit"]), *([r.get("period") or ""] if q["period"] else []), r["figure"],
-                      _value(r["figure"], r["actual"]), _value(r["figure"], r["what_if"]), _delta(r["figure"], r["delta"]))
+                      _value(r["figure"], r["actual"]), _value(r["figure"], r["what_if"]),
+                      _delta(r["figure"], r["delta"]))
     console.print(table)
     unchanged = len(data["rows"]) - len(differing(data["rows"]))
     if not show_all:
@@ -63,12 +67,18 @@ def _show(data: dict[str, Any], show_all: bool) -> None:
     console.print(f"{data['changed']} deadline verdict(s) changed over {data['tickets']} ticket(s)"
                   + ("" if data["changed"] == 0 or listed else " (--changed lists them)"))
     if listed:
-        listing = Table("case", "deadline", "department", "due", "due (what if)", "met at", "verdict", "what if",
-                        box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+        # (a case number is what a desk looks a ticket up by: never cut short; times are local)
+        listing = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+        listing.add_column("case", no_wrap=True)
+        for column in ("deadline", "department", "due → what if", "met at", "verdict → what if"):
+            listing.add_column(column)
         for r in data["changed_tickets"]:
-            listing.add_row(r["case_no"] or r["ticket_id"][:8], r["deadline"], r["department"] or "",
-                            _time(r["due"]), _time(r["due_what_if"]), _time(r["done_at"]), r["verdict"] or "—",
-                            r["verdict_what_if"] or "—")
+            due, other = _time(r["due"], tz), _time(r["due_what_if"], tz)
+            if due[:5] == other[:5]:  # the same day: its time only
+                other = other[6:]
+            listing.add_row(r["case_no"] or r["ticket_id"][:8], _deadline(r["deadline"]), r["department"] or "",
+                            f"{due} → {other}", _time(r["done_at"], tz),
+                            f"{r['verdict'] or '—'} → {r['verdict_what_if'] or '—'}")
         console.print(listing)
     for r in data["routing"]:
         console.print(f"routing: {cell(r['name'])} would be led by {r['lead_what_if']} (now {r['lead']}), "
@@ -79,8 +89,16 @@ def _show(data: dict[str, Any], show_all: bool) -> None:
     console.print(data["note"], style="dim")
 
 
-def _time(value: Any) -> str:
-    return value.strftime("%m-%d %H:%M") if value is not None else "—"
+def _time(value: Any, tz: ZoneInfo) -> str:
+    """A time as the grid centre reads it: its local wall time."""
+    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else "—"
+
+
+def _deadline(key: str) -> str:
+    """A deadline's name without the department its row shows already: ``ack:1:huanwei`` → ``ack #1``
+    (report-in on dispatch 1), ``handle:2`` → ``handle #2``, ``accept``."""
+    kind, _, rest = key.partition(":")
+    return f"{kind} #{rest.split(':', 1)[0]}" if rest else kind
 
 
 @main.command("what-if")
@@ -130,4 +148,4 @@ def what_if_command(ctx: Ctx, reference_file: str, by: str | None, period: str |
         data["out"] = out
     if not changed:  # the count stays; the list only when asked
         data = {k: v for k, v in data.items() if k != "changed_tickets"}
-    ctx.emit(data, lambda: _show(data, show_all))
+    ctx.emit(data, lambda: _show(data, show_all, ZoneInfo(ctx.runtime.reference.timezone)))

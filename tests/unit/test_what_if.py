@@ -214,6 +214,32 @@ def test_the_cli_table_gives_a_rates_difference_in_percentage_points(story: tupl
     assert next(line for line in text.splitlines() if " ack_on_time " in line).split()[-3:] == ["2", "4", "+2"]
 
 
+def test_the_cli_lists_the_changed_deadlines_by_whole_case_number_in_local_time(
+        story: tuple[Runtime, dict[str, str], Path]) -> None:
+    from click.testing import CliRunner
+
+    from dispatch.cli import main
+
+    runtime, _, tmp = story
+    url = str(runtime.db.url.database)
+    exported = yaml.safe_load(cli_json_text(url, "reference", "export", "--sections", "sla"))
+    for rule in exported["sla"]:
+        rule["ack_minutes"] *= 2
+    result = CliRunner().invoke(main, ["--db", url, "what-if", "--reference", _write(tmp / "doubled.yaml", exported),
+                                       "--by", "department", "--as-of", AS_OF.isoformat(), "--changed"],
+                                env={"COLUMNS": "160"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = cli_json(url, "what-if", "--reference", str(tmp / "doubled.yaml"), "--by", "department",
+                    "--as-of", AS_OF.isoformat(), "--changed")
+    listed = [line.split() for line in result.output.splitlines() if line.split()[:1] and any(
+        line.split()[0] == r["case_no"] for r in data["changed_tickets"])]
+    # T2 (in at 10:30) and T3 (10:59): report-in due 10:00 local (60 working minutes from 09:00), 11:00 doubled
+    due = ["10-12", "10:00", "→", "11:00"]
+    assert sorted(row[4:] for row in listed) == [[*due, "10-12", "10:30", "late", "→", "on_time"],
+                                                 [*due, "10-12", "10:59", "late", "→", "on_time"]]
+    assert all(row[1:4] == ["ack", "#1", "huanwei"] for row in listed) and len(listed) == 2
+
+
 def cli_json_text(url: str, *args: str) -> str:
     from click.testing import CliRunner
 
