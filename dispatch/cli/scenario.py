@@ -16,7 +16,7 @@ from rich.table import Table
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
 from dispatch.cli.oversight import _figure_options, _fmt, _settings
-from dispatch.cli.text import cell
+from dispatch.cli.text import cell, local_time
 from dispatch.projections.figures import DIMENSIONS, PERIODS
 from dispatch.service import queries
 
@@ -73,11 +73,11 @@ def _show(data: dict[str, Any], show_all: bool, tz: ZoneInfo) -> None:
         for column in ("deadline", "department", "due → what if", "met at", "verdict → what if"):
             listing.add_column(column)
         for r in data["changed_tickets"]:
-            due, other = _time(r["due"], tz), _time(r["due_what_if"], tz)
+            due, other = local_time(r["due"], tz), local_time(r["due_what_if"], tz)
             if due[:5] == other[:5]:  # the same day: its time only
                 other = other[6:]
             listing.add_row(r["case_no"] or r["ticket_id"][:8], _deadline(r["deadline"]), r["department"] or "",
-                            f"{due} → {other}", _time(r["done_at"], tz),
+                            f"{due} → {other}", local_time(r["done_at"], tz),
                             f"{r['verdict'] or '—'} → {r['verdict_what_if'] or '—'}")
         console.print(listing)
     for r in data["routing"]:
@@ -87,11 +87,6 @@ def _show(data: dict[str, Any], show_all: bool, tz: ZoneInfo) -> None:
     if data.get("out"):
         console.print(f"wrote {data['changed']} changed deadline(s) to {data['out']}")
     console.print(data["note"], style="dim")
-
-
-def _time(value: Any, tz: ZoneInfo) -> str:
-    """A time as the grid centre reads it: its local wall time."""
-    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else "—"
 
 
 def _deadline(key: str) -> str:

@@ -23,7 +23,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["Table", "cell", "console", "printable", "width"]
+__all__ = ["Table", "cell", "console", "local_time", "printable", "width"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -95,3 +95,8 @@ class Table:
 
     def echo(self) -> None:
         click.echo("\n".join(self.lines()))
+
+
+def local_time(value: Any, tz: Any) -> str:
+    """A time as the grid centre reads it: its local wall time, ``MM-DD HH:MM`` (— for none)."""
+    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else "—"

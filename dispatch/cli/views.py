@@ -9,7 +9,7 @@ import click
 
 from dispatch.cli import main
 from dispatch.cli.context import Ctx, pass_ctx
-from dispatch.cli.text import Table, printable
+from dispatch.cli.text import Table, local_time, printable
 from dispatch.domain.lifecycle import STATUSES
 from dispatch.service import queries
 
@@ -118,10 +118,6 @@ def tickets(ctx: Ctx, status: str | None, street: str | None, community: str | N
     ctx.emit(rows, human)
 
 
-def _hm(value: Any, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%m-%d %H:%M") if value is not None else "—"
-
-
 def _minutes(value: float | None) -> str:
     if value is None:
         return "—"
@@ -145,7 +141,7 @@ def inbox(ctx: Ctx, department: str) -> None:
             left = _minutes(r["minutes_left"]) + (" (held)" if r["held"] else "")
             table.add_row(r["case_no"] or str(r["ticket_id"]), r["role"],
                           "report in" if r["state"] == "waiting" else "handle",
-                          _hm(r["due"], tz), left, category.name if category else r["category"],
+                          local_time(r["due"], tz), left, category.name if category else r["category"],
                           r["grid"], printable(r["description"])[:40])
         table.echo()
         click.echo(f"{len(rows)} open call(s)")
@@ -174,7 +170,7 @@ def overdue(ctx: Ctx, street: str | None, community: str | None, department: str
             dept = ref.departments.get(r["department"] or "")
             community_ = ref.communities.get(r["community"])
             table.add_row(r["case_no"] or str(r["ticket_id"]), dept.name if dept else "grid centre",
-                          _DEADLINES.get(r["deadline"], r["deadline"]), _hm(r["due"], tz),
+                          _DEADLINES.get(r["deadline"], r["deadline"]), local_time(r["due"], tz),
                           _minutes(r["minutes_late"]), r["level"],
                           community_.name if community_ else r["community"])
         table.echo()
