@@ -303,6 +303,9 @@ def main() -> None:
         os.environ.setdefault("DISPATCH_TEST_POSTGRES_URL", args.postgres)
         backends.append(("PostgreSQL", fresh_postgres_database("city"), fresh_postgres_database("cityshort"),
                          args.pg_tickets))
+    name = "city-" + "-".join(b.lower() for b, *_ in backends) + ".json"
+    result = REPO / "bench-results" / name
+    earlier = json.loads(result.read_text()) if result.exists() else {}
     for backend, url, short_url, tickets in backends:
         reuse = ((backend == "SQLite" and args.keep and Path(url).exists() and Path(short_url).exists())
                  or (backend == "PostgreSQL" and args.pg_reuse))
@@ -310,6 +313,7 @@ def main() -> None:
             workers = args.workers if backend == "PostgreSQL" else 1
             out[f"{backend} build"] = build(url, tpl, tickets, short=False, workers=workers, folder=folder)
             out[f"{backend} short build"] = build(short_url, tpl, tickets, short=True, workers=workers, folder=folder)
+            out[f"{backend} build"]["url"], out[f"{backend} short build"]["url"] = url, short_url
             print(f"{backend}: laid down {out[f'{backend} build']} in {url} (short: {short_url})", flush=True)
         else:
             for which, at in (("", url), (" short", short_url)):
@@ -317,11 +321,14 @@ def main() -> None:
                 out[f"{backend}{which} rollup"] = rolled_up(runtime)
                 runtime.close()
             print(f"{backend}: reused {url}; rolled up {out[f'{backend} rollup']}", flush=True)
+            for which, at in (("", url), (" short", short_url)):  # how it was laid down, for bench_whatif.py
+                kept = earlier.get(f"{backend}{which} build")
+                if kept and kept.get("url") == at:
+                    out[f"{backend}{which} build"] = kept
         out[backend] = measure(url, short_url, tpl, args.n, backend, shape(tpl, tickets)[0])
     out["rusage_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(REPO / "bench-results").mkdir(exist_ok=True)
-    name = "city-" + "-".join(b.lower() for b, *_ in backends) + ".json"
-    (REPO / "bench-results" / name).write_text(json.dumps(out, indent=1, default=str))
+    result.parent.mkdir(exist_ok=True)
+    result.write_text(json.dumps(out, indent=1, default=str))
     print(table(out))
 
 
