@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -98,6 +99,21 @@ def drop_postgres_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@contextmanager
+def postgres_runtime(prefix: str = "dispatch") -> Iterator[Any]:
+    """A ``dispatch.bootstrap`` runtime on a fresh database of the test server (its tables made),
+    closed and the database dropped afterwards."""
+    from dispatch.bootstrap import bootstrap
+
+    url = fresh_postgres_database(prefix)
+    runtime = bootstrap(url)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+        drop_postgres_database(url)
 
 
 # --- Kafka -----------------------------------------------------------------

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dispatch.bootstrap import Runtime, bootstrap
-from tests.integration.servers import drop_postgres_database, fresh_postgres_database
+from dispatch.bootstrap import Runtime
+from tests.integration.servers import postgres_runtime
 from tests.unit import test_case_draws as stories
 
 pytestmark = pytest.mark.integration
@@ -18,13 +18,8 @@ STORIES = [getattr(stories, name) for name in dir(stories) if name.startswith("t
 
 @pytest.fixture
 def runtime() -> Iterator[Runtime]:
-    url = fresh_postgres_database("draws")
-    rt = bootstrap(url)
-    try:
+    with postgres_runtime("draws") as rt:
         yield rt
-    finally:
-        rt.close()
-        drop_postgres_database(url)
 
 
 @pytest.mark.parametrize("story", STORIES, ids=[s.__name__[5:] for s in STORIES])

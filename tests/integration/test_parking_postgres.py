@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.bootstrap import bootstrap
-from tests.integration.servers import drop_postgres_database, fresh_postgres_database
+from tests.integration.servers import postgres_runtime
 from tests.unit import test_parking as stories
 
 pytestmark = pytest.mark.integration
@@ -19,13 +18,8 @@ STORIES = [getattr(stories, name) for name in dir(stories) if name.startswith("t
 
 @pytest.fixture
 def engine() -> Iterator[Any]:
-    url = fresh_postgres_database("parking")
-    runtime = bootstrap(url)
-    try:
+    with postgres_runtime("parking") as runtime:
         yield stories.Engine(runtime)
-    finally:
-        runtime.close()
-        drop_postgres_database(url)
 
 
 @pytest.mark.parametrize("story", STORIES, ids=[s.__name__[5:] for s in STORIES])
