@@ -51,13 +51,15 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (Connection, Engine, Integer, LargeBinary, and_, bindparam, case, cast, delete, func, insert,
-                        literal, literal_column, or_, select, text)
+from sqlalchemy import (Connection, Engine, Integer, LargeBinary, String, and_, bindparam, case, cast, delete, func,
+                        insert, literal, literal_column, or_, select, text)
+from sqlalchemy.sql.elements import BindParameter
 
 from dispatch.adapters.database import BINARY_RESULTS
 from dispatch.projections import measures as m
@@ -65,8 +67,8 @@ from dispatch.projections import tables as t
 from dispatch.projections.figures import DIMENSIONS, Window
 from dispatch.projections.verdicts import touched_query
 
-__all__ = ["DIMENSIONS", "Minutes", "Prefix", "RawPart", "RollupResult", "cut", "forget", "nearest_ranks", "or_after", "prefix",
-           "raw_rows", "roll_up", "rolled_readers"]
+__all__ = ["DIMENSIONS", "Among", "Minutes", "Prefix", "RawPart", "RollupResult", "cut", "forget", "nearest_ranks",
+           "or_after", "prefix", "raw_rows", "roll_up", "rolled_readers"]
 
 # a shorter run of days is read raw: its rows cost less than the rollups' parts around them
 # (the tickets still settling, those open when rolled up) — measured: a week, 100 ms raw vs 160 ms
@@ -373,9 +375,9 @@ class Prefix:
     settled_by: tuple[str, ...] = ()  # each day's latest settled day, in order
     weeks: tuple[tuple[str, str], ...] = ()  # the summed weeks among the days: (Monday, latest settled day)
 
-    @property
+    @cached_property
     def days(self) -> list[str]:
-        """Its days, in order (``settled_by``'s)."""
+        """Its days, in order (``settled_by``'s; worked out once: each reader of a question asks)."""
         first = date.fromisoformat(self.first)
         return [(first + timedelta(days=i)).isoformat() for i in range(len(self.settled_by))]
 
@@ -460,35 +462,68 @@ def raw_rows(conn: Connection, p: Prefix, as_of: datetime, tz: ZoneInfo) -> list
     start_of = {day: (late.get(day) or opened[day])[0] for day in days}
     dense = next(day for day in days if held[day] >= SPARSE * max(held.values()))
 
-    def among_of(chosen: list[str], *, named: bool) -> Any:
+    def among_of(chosen: list[str], *, named: bool) -> Among:
         ids = [late[day][2] for day in chosen if day in late]
-        settling = _OneOf(postgres, _joined(postgres, ids)) if ids else None
-        within = and_(o.day >= p.first, o.day <= p.last)
-        first_day, last_day = chosen[0], chosen[-1]
-
-        def among(ticket_id: Any, time: Any) -> Any:
-            open_then = select(o.ticket_id).where(o.ticket_id == ticket_id, within, o.day_start <= time,
-                                                  o.day_end > time).exists()
-            if named:  # the rows of the tickets named: through their key; most of them are settling,
-                # so that (a hashed look-up) is asked first and the open ones' days only of the rest
-                open_ids = select(o.ticket_id).where(o.day >= first_day, o.day <= last_day)
-                names = open_ids.union_all(settling.names) if settling is not None else open_ids
-                return and_(ticket_id.in_(names), or_(settling(ticket_id), open_then) if settling is not None
-                            else open_then)
-            opened_then = and_(ticket_id.in_(select(o.ticket_id).where(within)), open_then)
-            return or_(opened_then, settling(ticket_id)) if settling is not None else opened_then
-        return among
+        return Among(postgres, p.first, p.last, chosen[0], chosen[-1], named, _joined(postgres, ids) if ids else None)
 
     sparse = [day for day in days if day < dense]
     parts = [RawPart(start_of[sparse[0]], start_of[dense], among_of(sparse, named=True))] if sparse else []
     return parts + [RawPart(start_of[dense], p.end, among_of([day for day in days if day >= dense], named=False))]
 
 
-def or_after(among: Any, end: datetime) -> Any:
+@dataclass(frozen=True)
+class Among:
+    """The rows of a stretch of a prefix read raw, a ``measures.Question.among``: those of the
+    tickets open when their day (of the prefix's ``first`` to ``last``) was rolled up, at a time
+    in that day, and those of the tickets ``settling`` (their ids as one value, ``_OneOf``); with
+    ``named``, found through the tickets' keys (those open on ``first_day`` to ``last_day``, and
+    the settling ones); ``after``: every row from then on too. ``template``: the same with named
+    parameters, so the statements built from it serve every question (``measures.template``)."""
+
+    postgres: bool
+    first: Any
+    last: Any
+    first_day: Any
+    last_day: Any
+    named: bool
+    settling: Any = None
+    after: Any = None
+
+    def __call__(self, ticket_id: Any, time: Any) -> Any:
+        o = t.rollup_open.c
+        settling = _OneOf(self.postgres, self.settling) if self.settling is not None else None
+        within = and_(o.day >= self.first, o.day <= self.last)
+        open_then = select(o.ticket_id).where(o.ticket_id == ticket_id, within, o.day_start <= time,
+                                              o.day_end > time).exists()
+        if self.named:  # the rows of the tickets named: through their key; most of them are settling,
+            # so that (a hashed look-up) is asked first and the open ones' days only of the rest
+            open_ids = select(o.ticket_id).where(o.day >= self.first_day, o.day <= self.last_day)
+            names = open_ids.union_all(settling.names) if settling is not None else open_ids
+            found = and_(ticket_id.in_(names), or_(settling(ticket_id), open_then) if settling is not None
+                         else open_then)
+        else:
+            opened_then = and_(ticket_id.in_(select(o.ticket_id).where(within)), open_then)
+            found = or_(opened_then, settling(ticket_id)) if settling is not None else opened_then
+        return found if self.after is None else or_(time >= self.after, found)
+
+    def template(self) -> tuple[Any, Among, dict[str, Any]]:
+        """Its shape, itself with named parameters, and its values of them."""
+        values = {"a_first": self.first, "a_last": self.last, "a_first_day": self.first_day,
+                  "a_last_day": self.last_day}
+        day: Any = lambda name: bindparam(name, type_=_DAY)  # noqa: E731
+        like = Among(self.postgres, day("a_first"), day("a_last"), day("a_first_day"), day("a_last_day"), self.named)
+        if self.settling is not None:
+            values["late_ids"] = self.settling
+            like = replace(like, settling=bindparam("late_ids", type_=String()))
+        if self.after is not None:
+            values["a_after"] = self.after
+            like = replace(like, after=bindparam("a_after", type_=t.UtcDateTime()))
+        return (self.postgres, self.named, self.settling is not None, self.after is not None), like, values
+
+
+def or_after(among: Among, end: datetime) -> Among:
     """A raw part's rows (``among``) and every row from ``end`` on."""
-    def either(ticket_id: Any, time: Any) -> Any:
-        return or_(time >= end, among(ticket_id, time))
-    return either
+    return replace(among, after=end)
 
 
 def _joined(postgres: bool, lists: list[str]) -> str:
@@ -504,22 +539,13 @@ class _OneOf:
     (A text array bound from Python is quoted id by id: 15 ms for 7,000 ids, in each statement.)
     ``names``: the ids, a subquery."""
 
-    def __init__(self, postgres: bool, listed: str) -> None:
-        ids: Any = bindparam("late_ids", listed)
+    def __init__(self, postgres: bool, listed: Any) -> None:
+        ids: Any = listed if isinstance(listed, BindParameter) else bindparam("late_ids", listed)
         self.names: Any = select(func.unnest(func.string_to_array(ids, ","))) if postgres \
             else select(literal_column("value")).select_from(func.json_each(ids))
 
     def __call__(self, ticket_id: Any) -> Any:
         return ticket_id.in_(self.names)
-
-
-def _day_bucket(q: m.Question, tz: ZoneInfo, day: Any) -> Any:
-    """The bucket index of a rollup row's day (the question's buckets are local days' starts)."""
-    if len(q.buckets) <= 1:
-        return literal_column("0")
-    ends = [w.end.astimezone(tz).date().isoformat() for w in q.buckets[:-1] if w.end is not None]
-    return case(*[(day < end, literal_column(str(i))) for i, end in enumerate(ends)],
-                else_=literal_column(str(len(q.buckets) - 1)))
 
 
 def _bucket_starts(q: m.Question, tz: ZoneInfo) -> list[str]:
@@ -561,25 +587,7 @@ def _weeks(q: m.Question, p: Prefix, tz: ZoneInfo, cut_day: str) -> list[str]:
             if by < cut_day and not any(week < s <= _week_days(week)[-1] for s in starts)]
 
 
-def _settled_before(c: Any, p: Prefix, cut_day: str, weeks: Sequence[str] = ()) -> Any:
-    """A rollup table's rows, in the prefix's days, of the tickets settled before ``cut_day``: the
-    summed ``weeks``' rows, the other days' whole rows where all of their tickets had settled,
-    and the other days' rows of the settled days before it — each part through an index of its
-    own (PostgreSQL ORs their bitmaps), read in one statement, so no group comes twice."""
-    split = _split_days(p, cut_day)
-    parts = []
-    if weeks:
-        parts.append(and_(c.settled_day == WEEK, c.day.in_(weeks)))
-        covered = {day for week in weeks for day in _week_days(week)} | set(split)
-        rest = [day for day in p.days if day not in covered]
-        if rest:
-            parts.append(and_(c.settled_day == WHOLE, c.day.in_(rest)))
-    else:
-        whole = and_(c.settled_day == WHOLE, c.day >= p.first, c.day <= p.last)
-        parts.append(and_(whole, c.day.not_in(split)) if split else whole)
-    if split:
-        parts.append(and_(c.day.in_(split), c.settled_day != WHOLE, c.settled_day < cut_day))
-    return or_(*parts) if len(parts) > 1 else parts[0]
+_TWO_FLOATS = struct.Struct("=dd")  # a group's p50 and p90, as ``nearest_ranks`` sends them
 
 
 @dataclass
@@ -603,19 +611,62 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo, raw_from: da
     take nothing from raw rows. ``roles``: as ``measures.call_counts``'."""
     _, cut_day = cut(q.as_of, tz)
     weeks = _weeks(q, p, tz, cut_day)
-    closed_before = _closed_before(q, tz, raw_from)
+    split = _split_days(p, cut_day)
+    covered = {day for week in weeks for day in _week_days(week)} | set(split)
+    # every value a parameter (each statement is built once per shape: ``measures.statement``)
+    found_values: dict[str, Any] = {
+        "r_first": p.first, "r_last": p.last, "r_cut": cut_day, "r_weeks": weeks, "r_split": split,
+        "r_rest": [day for day in p.days if day not in covered] if weeks else [],
+        "r_closed": _closed_before(q, tz, raw_from),
+        **{f"r_end{i}": w.end.astimezone(tz).date().isoformat()
+           for i, w in enumerate(q.buckets[:-1]) if w.end is not None},
+        **{f"r_start{i}": start for i, start in enumerate(_bucket_starts(q, tz))}}
+    values = {name: value for name, value in found_values.items() if value is not None and value != []}
+    shape = (by, roles, len(q.buckets), tuple(sorted(values)))
+    params = {name: bindparam(name, type_=_DAY, expanding=isinstance(value, list)) for name, value in values.items()}
+
+    def day_bucket() -> Any:  # a row's bucket, by its day
+        if len(q.buckets) <= 1:
+            return literal_column("0")
+        day = literal_column("day", _DAY)  # (each family's table is read alone)
+        ends = [name for name in params if name.startswith("r_end")]
+        return case(*[(day < params[name], literal_column(str(i))) for i, name in enumerate(ends)],
+                    else_=literal_column(str(len(q.buckets) - 1)))
+
+    def settled(c: Any) -> Any:
+        """The table's rows, in the prefix's days, of the tickets settled before the cut's day:
+        the summed weeks' rows, the other days' whole rows where all of their tickets had
+        settled, and the split days' rows of the days settled before it — each part through an
+        index of its own (PostgreSQL ORs their bitmaps), in one statement, so no group comes
+        twice."""
+        parts = []
+        if "r_weeks" in params:
+            parts.append(and_(c.settled_day == WEEK, c.day.in_(params["r_weeks"])))
+            if "r_rest" in params:
+                parts.append(and_(c.settled_day == WHOLE, c.day.in_(params["r_rest"])))
+        else:
+            whole = and_(c.settled_day == WHOLE, c.day >= params["r_first"], c.day <= params["r_last"])
+            parts.append(and_(whole, c.day.not_in(params["r_split"])) if "r_split" in params else whole)
+        if "r_split" in params:
+            parts.append(and_(c.day.in_(params["r_split"]), c.settled_day != WHOLE, c.settled_day < params["r_cut"]))
+        return or_(*parts) if len(parts) > 1 else parts[0]
+
+    def ask(conn: Connection, family: Any, build: Callable[[], Any]) -> Any:
+        return conn.execute(m.statement(conn, ("rollups", family, shape), build), values).all()
 
     def grouped(table: Any, columns: Sequence[str], *extra: str) -> Callable[[Connection], dict[Any, dict[str, Any]]]:
-        def read(conn: Connection) -> dict[Any, dict[str, Any]]:
+        def build() -> Any:
             c = table.c
-            query = (select(c.unit, _day_bucket(q, tz, c.day).label("b"), *[c[e] for e in extra],
-                            *[func.sum(c[n]).label(n) for n in columns])
-                     .where(c.dim == by, _settled_before(c, p, cut_day, weeks))
-                     .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+            return (select(c.unit, day_bucket().label("b"), *[c[e] for e in extra],
+                           *[func.sum(c[n]).label(n) for n in columns])
+                    .where(c.dim == by, settled(c))
+                    .group_by(c.unit, literal_column("b"), *[c[e] for e in extra]))
+
+        def read(conn: Connection) -> dict[Any, dict[str, Any]]:
             at = 2 + len(extra)  # the sums follow the unit, the bucket and the extra keys
             # (a sum of a group's NOT NULL counts: never NULL)
             return {(row[0], int(row[1]), *row[2:at]): dict(zip(columns, row[at:]))
-                    for row in conn.execute(query).all()}
+                    for row in ask(conn, table.name, build)}
         return read
 
     def counted(read: Callable[[Connection], dict[Any, dict[str, Any]]]) -> Callable[[Connection], dict[Any, Any]]:
@@ -626,17 +677,20 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo, raw_from: da
 
     def firsts(conn: Connection) -> dict[Any, dict[str, int]]:
         # distinct tickets: the rows whose previous one of the unit came before their bucket's start
-        f = t.rollup_firsts.c
-        starts = _bucket_starts(q, tz)  # (consecutive: each bucket ends where the next starts)
-        start_of = case(*[(f.day < nxt, literal_column(f"'{s}'")) for s, nxt in zip(starts, starts[1:])],
-                        else_=literal_column(f"'{starts[-1]}'")) if len(starts) > 1 else literal_column(f"'{starts[0]}'")
-        found: dict[Any, dict[str, int]] = defaultdict(lambda: {"tickets_evaluated": 0, "reopened": 0})
-        query = (select(f.unit, _day_bucket(q, tz, f.day).label("b"), f.kind, func.sum(f.n))
-                 .where(f.dim == by, _settled_before(f, p, cut_day, weeks), f.prev_day < start_of)
-                 .group_by(f.unit, literal_column("b"), f.kind))
-        for unit, b, kind, n in conn.execute(query).all():
-            found[(unit, int(b))]["tickets_evaluated" if kind == "evaluated" else "reopened"] += int(n or 0)
-        return dict(found)
+        def build() -> Any:
+            f = t.rollup_firsts.c
+            starts = [params[name] for name in params if name.startswith("r_start")]
+            # (consecutive: each bucket ends where the next starts)
+            start_of = case(*[(f.day < nxt, s) for s, nxt in zip(starts, starts[1:])],
+                            else_=starts[-1]) if len(starts) > 1 else starts[0]
+            evaluated = f.kind == "evaluated"
+            return (select(f.unit, day_bucket().label("b"),
+                           func.sum(case((evaluated, f.n), else_=literal_column("0"))),
+                           func.sum(case((evaluated, literal_column("0")), else_=f.n)))
+                    .where(f.dim == by, settled(f), f.prev_day < start_of)
+                    .group_by(f.unit, literal_column("b")))
+        return {(unit, int(b)): {"tickets_evaluated": int(n), "reopened": int(reopened)}
+                for unit, b, n, reopened in ask(conn, "firsts", build)}
 
     def minutes(conn: Connection) -> Minutes:
         # each group's sorted days or weeks, concatenated (PostgreSQL joins each group's into one
@@ -645,24 +699,29 @@ def rolled_readers(q: m.Question, by: str, p: Prefix, tz: ZoneInfo, raw_from: da
         # group of one row in a bucket no raw row reaches (before ``raw_from``) is whole here:
         # PostgreSQL sends its p50 and p90 alone, read off where they sit (8 bytes each, not the
         # ~4,500 of a community's week)
-        mn = t.rollup_minutes.c
-        b = _day_bucket(q, tz, mn.day).label("b")
-        if conn.dialect.name == "postgresql":
-            joined = func.string_agg(mn.sorted, literal(b"", LargeBinary))
-            whole = and_(func.count() == 1, *([func.max(mn.day) < closed_before] if closed_before is not None else []))
-            query = (select(mn.unit, b, mn.metric, case((whole, None), else_=joined), func.count(),
-                            case((whole, nearest_ranks(joined, func.sum(mn.n))), else_=None))
-                     .group_by(mn.unit, literal_column("b"), mn.metric))
-        else:
-            query = select(mn.unit, b, mn.metric, mn.sorted, literal_column("1"), literal_column("NULL"))
-        query = query.where(mn.dim == by, _settled_before(mn, p, cut_day, weeks))
-        found = Minutes()
-        for unit, bucket, metric, blob, rows, picked in conn.execute(
-                query.execution_options(**{BINARY_RESULTS: True})).all():
-            if picked is not None:
-                found.picked[((unit, int(bucket)), metric)] = struct.unpack("=dd", bytes(picked))
+        postgres = conn.dialect.name == "postgresql"
+
+        def build() -> Any:
+            mn = t.rollup_minutes.c
+            b = day_bucket().label("b")
+            if postgres:
+                joined = func.string_agg(mn.sorted, literal(b"", LargeBinary))
+                whole = and_(func.count() == 1,
+                             *([func.max(mn.day) < params["r_closed"]] if "r_closed" in params else []))
+                query = (select(mn.unit, b, mn.metric, case((whole, None), else_=joined), func.count(),
+                                case((whole, nearest_ranks(joined, func.sum(mn.n))), else_=None))
+                         .group_by(mn.unit, literal_column("b"), mn.metric))
             else:
-                found.chunks[((unit, int(bucket)), metric)].append((bytes(blob), rows == 1))
+                query = select(mn.unit, b, mn.metric, mn.sorted, literal_column("1"), literal_column("NULL"))
+            return query.where(mn.dim == by, settled(mn)).execution_options(**{BINARY_RESULTS: True})
+
+        found = Minutes()
+        picked_of, chunks, two = found.picked, found.chunks, _TWO_FLOATS.unpack
+        for unit, bucket, metric, blob, rows, picked in ask(conn, "minutes", build):
+            if picked is not None:
+                picked_of[((unit, int(bucket)), metric)] = two(picked)
+            else:
+                chunks[((unit, int(bucket)), metric)].append((bytes(blob), rows == 1))
         return found
 
     readers: dict[str, Callable[[Connection], Any]] = {

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from dispatch.bootstrap import Runtime, bootstrap
 from dispatch.domain.clock import SimulatedClock
 from dispatch.domain.commands import parse_command
-from dispatch.projections import catch_up, rollups, sla_stats
+from dispatch.projections import catch_up, measures, rollups, sla_stats
 from dispatch.projections import tables as t
 from dispatch.projections.measures import Question
 from dispatch.service.simulation import simulate
@@ -105,6 +105,31 @@ def test_rolled_up_figures_equal_the_raw_rows_exactly(history: Runtime, monkeypa
     with history.engine.connect() as conn:
         assert conn.execute(select(func.count()).where(s.settles_at > _days(7.25), s.day_end <= _days(7.25))
                             ).scalar()
+
+
+def test_a_statement_built_once_answers_every_question_of_its_shape(history: Runtime,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each family's statement is built once per shape of question and asked again with each
+    question's own times, days and tickets: questions asked one after the other, most of them of
+    a shape asked before, get the very figures they get with every statement built for them."""
+    rollups.roll_up(history.engine, history.reference.timezone, END)
+    measures._MADE.clear()
+    built, wanted, made = [], [], measures.statement
+
+    def counting(conn: Any, key: Any, build: Any) -> Any:
+        wanted.append(key)
+        return made(conn, key, lambda: built.append(key) or build())
+    monkeypatch.setattr(measures, "statement", counting)
+    asked = []
+    for s, e, a in [*QUESTIONS, (0, DAYS, 9.5), (0, DAYS, 12.75), (0, 10, 10.5)]:
+        for by in ("department", "community"):
+            for period in (None, "week"):
+                question = {"by": by, "period": period, "as_of": _days(a), "start": _days(s), "end": _days(e)}
+                asked.append((question, sla_stats.sla_statistics(history.engine, history.reference, **question)))
+    assert 0 < len(built) * 5 < len(wanted) * 3  # some 2 in 5 were built before, for another question
+    monkeypatch.setattr(measures, "statement", lambda conn, key, build: build())  # each built for its question
+    for question, answer in asked:
+        assert sla_stats.sla_statistics(history.engine, history.reference, **question) == answer, question
 
 
 def test_an_event_in_a_rolled_up_day_takes_it_out_until_it_is_rolled_up_again(history: Runtime) -> None:
