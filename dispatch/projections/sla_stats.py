@@ -15,6 +15,7 @@ from dispatch.domain.errors import DispatchError
 from dispatch.domain.reference import Reference
 from dispatch.projections import measures as m
 from dispatch.projections import rollups
+from dispatch.projections.decode import paused_gc
 from dispatch.projections.figures import (DIMENSIONS, PERIODS, Settings, Window, add_counts, call_figures, centre_figures,
                                           close_figures, evaluation_figures)
 from dispatch.projections.side_by_side import side_by_side
@@ -88,6 +89,19 @@ def sla_statistics(engine: Engine, reference: Reference, *, by: str, as_of: date
         raise DispatchError(f"cannot group SLA statistics by {by!r}; one of {', '.join(DIMENSIONS)}")
     if period is not None and period not in PERIODS:
         raise DispatchError(f"unknown period {period!r}; one of {', '.join(PERIODS)}")
+    # no cyclic collection while the figures are read and formed: a district's quarter by week
+    # makes ~90,000 short-lived rows, tuples and dicts (none in a cycle, all freed by their
+    # reference counts), which set off ~9 collections a question at 10,000 (``freeze_startup``),
+    # each walking what is alive then — ~10 ms a question (measured: 171 → 161, 165 → 157 ms p50)
+    with paused_gc():
+        return _statistics(engine, reference, by=by, as_of=as_of, period=period, start=start, end=end,
+                           settings=settings, street=street, community=community, percentiles=percentiles,
+                           use_rollups=use_rollups, adapt=adapt)
+
+
+def _statistics(engine: Engine, reference: Reference, *, by: str, as_of: datetime, period: str | None,
+                start: datetime | None, end: datetime | None, settings: Settings | None, street: str | None,
+                community: str | None, percentiles: bool, use_rollups: bool, adapt: Any) -> dict[str, Any]:
     settings = settings or Settings()
     window = Window(start, end)
     q = m.Question(as_of, start, end, street=street, community=community, adapt=adapt)
