@@ -274,7 +274,8 @@ def main() -> None:
     parser.add_argument("--pg-tickets", type=int, default=1_000_000)
     parser.add_argument("--sqlite-tickets", type=int, default=100_000)
     parser.add_argument("--per-day", type=float, default=300, help="template tickets a day per street")
-    parser.add_argument("--n", type=int, default=15)
+    parser.add_argument("--n", type=int, default=40, help="runs of each question (a nearest-rank p95 of 15 "
+                        "runs is their slowest; of 40, the 38th)")
     parser.add_argument("--workers", type=int, default=2, help="processes laying down copies on PostgreSQL")
     parser.add_argument("--keep", help="folder to keep the SQLite files in (and reuse them)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
