@@ -133,10 +133,15 @@ class Question:
         if self.classes is not None:
             return self.classes(column.table.c.ticket_id)  # type: ignore[no-any-return]
         first, last = self.reached()
-        if first >= last:
+        if self.one_bucket():
             return literal_column(str(last))
         return case(*[(column < self.buckets[i].end, literal_column(str(i))) for i in range(first, last)],
                     else_=literal_column(str(last)))
+
+    def one_bucket(self) -> bool:
+        """Whether its rows all fall in one bucket (``bucket`` is then a constant)."""
+        first, last = self.reached()
+        return self.classes is None and first >= last
 
     def place(self, columns: Any = None, *, driving: bool = True) -> list[ColumnElement[bool]]:
         """The place's conditions on ``columns`` (a table's ``.c`` with ``street`` and
@@ -287,7 +292,7 @@ def _call_counts(conn: Connection, q: Question, by: str, minutes: bool = False, 
         bucket = q.bucket(c.dispatched_at)
         # a constant (one bucket reached, no roles) is written in the counting statement itself, not
         # grouped by: a planner would sort by it, not knowing it is one value
-        constant = {_B: bucket if q.classes is None and q.reached()[0] >= q.reached()[1] else None,
+        constant = {_B: bucket if q.one_bucket() else None,
                     "g_role": None if roles else literal_column(f"'{ALL_ROLES}'")}
         grouped = [c.role.label("g_role") if name == "g_role" else bucket.label(_B)
                    for name, value in constant.items() if value is None]
